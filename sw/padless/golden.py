@@ -1,0 +1,75 @@
+"""The bit-exact integer golden model: the executable specification every backend must equal.
+
+It composes the integer operations of :mod:`padless.quant.intops` over a *packed* batch (sequences end
+to end, ``offsets`` in the cu_seqlens convention, never padded). Linear layers, LayerNorm and GELU are
+row-wise, so they run on the whole pack at once; attention runs per sequence inside the pack. The
+result of a sequence therefore never depends on which sequences share its pack, nor on their order.
+
+Host edges (float): :func:`quantize_input` turns the host embedding into the int8 layer-0 input, and
+:func:`dequantize_output` turns the int8 output back into floats for pooling and task heads.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .packing import check_offsets
+from .quant import intops
+from .quant.quantize import QLayer, QuantizedEncoder
+from .sparse.attention import attention_heads
+
+
+def quantize_input(x: np.ndarray, scale: float) -> np.ndarray:
+    """Host: float embedding ``(tokens, hidden)`` -> int8 with the calibrated input scale
+    (round half to even, saturate at +-127)."""
+    return np.clip(np.rint(np.asarray(x, np.float64) / scale), -127, 127).astype(np.int8)
+
+
+def dequantize_output(x: np.ndarray, scale: float) -> np.ndarray:
+    """Host: int8 hidden states -> float32 real values."""
+    return (np.asarray(x, np.float32) * np.float32(scale)).astype(np.float32)
+
+
+def run_layer(layer: QLayer, x: np.ndarray, offsets: np.ndarray, num_heads: int,
+              attention: dict | None = None) -> np.ndarray:
+    """One integer encoder layer (BERT post-norm) over a packed batch.
+
+    Args:
+        layer: the quantized layer.
+        x: ``(tokens, hidden)`` int8 values, packed.
+        offsets: ``(B + 1,)`` int64 sequence offsets into ``x``.
+        num_heads: attention heads.
+        attention: attention sparsity config (None/{} dense; see sparse.attention.keep_count).
+    Returns:
+        ``(tokens, hidden)`` int8 output.
+    """
+    x = np.asarray(x, dtype=np.int64)
+    q, k, v = layer.q(x), layer.k(x), layer.v(x)
+    ctx = np.empty_like(q)
+    for b in range(len(offsets) - 1):
+        s, e = offsets[b], offsets[b + 1]
+        ctx[s:e] = attention_heads(q[s:e], k[s:e], v[s:e], num_heads, layer.score_m, layer.score_shift,
+                                   layer.ctx_m, layer.ctx_shift, attention)
+    res = layer.o(ctx) + intops.requantize(x, layer.res_attn_m, layer.res_attn_shift, intops.RESIDUAL_BITS)
+    h = intops.i_layernorm(res, layer.ln_attn_m, layer.ln_attn_b, layer.ln_attn_shift)
+    up = layer.up(h)
+    if layer.act == "gelu":
+        a = intops.i_gelu(up, layer.gelu_b, layer.gelu_c, layer.gelu_r, layer.gelu_one)
+        act = intops.requantize(a, layer.act_m, layer.act_shift, 8)
+    else:
+        act = intops.requantize(intops.relu(up), layer.act_m, layer.act_shift, 8)
+    res2 = layer.down(act) + intops.requantize(h, layer.res_ffn_m, layer.res_ffn_shift, intops.RESIDUAL_BITS)
+    return intops.i_layernorm(res2, layer.ln_ffn_m, layer.ln_ffn_b, layer.ln_ffn_shift)
+
+
+def run_encoder(qe: QuantizedEncoder, x: np.ndarray, offsets: np.ndarray,
+                sparsity: dict | None = None) -> np.ndarray:
+    """All layers over a packed batch: ``(tokens, hidden)`` int8 in -> ``(tokens, hidden)`` int8 out.
+
+    Raises PackingError for offsets that do not describe ``x``.
+    """
+    offsets = check_offsets(offsets, len(x))
+    attention = (sparsity or {}).get("attention") or None
+    h = np.asarray(x, dtype=np.int64)
+    for layer in qe.layers:
+        h = run_layer(layer, h, offsets, qe.model["num_heads"], attention)
+    return h.astype(np.int8)

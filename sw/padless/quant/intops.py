@@ -1,0 +1,242 @@
+"""THE integer operations of padless: each is defined once, here.
+
+The golden model (``padless.golden``) composes these; the HLS C++ library
+(``hw/hls/include/padless/intops.h``) and the RTL implement the same operations and must match them
+bit for bit. docs/numerics.md gives every formula, bit width and overflow bound.
+
+Conventions (all backends):
+- Integers are held in int64 here; the bound of each intermediate is stated per function and checked by
+  tests, so a C++ implementation knows which native width suffices.
+- ``>>`` is an arithmetic shift (floor division by a power of two, toward -inf). Every division is a
+  floor division (``//``); C++ implementations must use :func:`floor_div` semantics, not truncation.
+- Rounding to nearest is ``(v + 2^(s-1)) >> s`` (round half up).
+
+Method sources: I-BERT (Kim et al., ICML 2021, arXiv 2101.01321), sections 3.2-3.5 and its reference code
+(``IntSoftmax``, ``IntGELU``, ``IntLayerNorm``, ``batch_frexp`` dyadic requantization).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+# --- fixed-point formats shared by every backend -------------------------------------------------
+EXP_FRAC_BITS = 10          # attention scores enter i-exp as fixed point with scale 2^-10
+EXP_CLAMP_LN2 = 30          # inputs of i-exp clamp at -30 ln2 (I-BERT)
+SOFTMAX_K = 32              # factor = floor(2^32 / sum exp)  (I-BERT)
+PROB_BITS = 8               # probabilities: uint8 with scale 2^-8, saturated at 255
+LN_K = 31                   # LayerNorm: factor = floor(2^31 / std)
+LN_FRAC_BITS = 14           # normalised value (x - mean) / std as fixed point with scale 2^-14
+RESIDUAL_BITS = 22          # residual stream entering LayerNorm: signed 22-bit per addend (I-BERT)
+GELU_IN_BITS = 16           # GELU input: signed 16-bit
+ERF_ONE_BITS = 14           # i-erf output rescaled so that 1.0 is in [2^14, 2^15)
+
+# i-exp second-order polynomial on (-ln2, 0]: L(p) = a (p + b)^2 + c  (I-BERT, section 3.4)
+EXP_A, EXP_B, EXP_C = 0.3585, 1.353, 0.344
+# i-erf: erf(x) ~ sgn(x) [a (min(|x|, -b) + b)^2 + 1]  (I-BERT, section 3.5)
+ERF_A, ERF_B = -0.2888, -1.769
+
+Q_LN2 = int(math.floor(math.log(2) * 2 ** EXP_FRAC_BITS))                      # 709
+Q_EXP_B = int(math.floor(EXP_B * 2 ** EXP_FRAC_BITS))                           # 1385
+Q_EXP_C = int(math.floor(EXP_C / (EXP_A * 2.0 ** (-2 * EXP_FRAC_BITS))))        # 1006164
+
+
+def floor_div(a, b):
+    """Floor division (toward -inf), the one division of the numerics contract."""
+    return np.floor_divide(a, b)
+
+
+def saturate(x: np.ndarray, bits: int, signed: bool = True) -> np.ndarray:
+    """Clamp to the range of a ``bits``-wide integer (two's complement when ``signed``)."""
+    if signed:
+        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    else:
+        lo, hi = 0, (1 << bits) - 1
+    return np.clip(x, lo, hi)
+
+
+def dyadic(scale, acc_bits: int, max_mult_bits: int = 31) -> tuple[np.ndarray, np.ndarray]:
+    """Dyadic approximation ``scale ~ m / 2^shift`` for requantization (I-BERT ``batch_frexp``).
+
+    Args:
+        scale: positive float or array (per channel).
+        acc_bits: bits of the signed value that will be multiplied by ``m`` (so |acc * m| < 2^62).
+        max_mult_bits: at most this many bits in ``m`` (31: a signed 32-bit multiplier).
+    Returns:
+        ``(m, shift)`` int64 arrays of scale's shape, ``0 <= m < 2^mult_bits``, ``0 <= shift <= 62``.
+    Raises:
+        ValueError for a non-positive or non-finite scale, or no room for a multiplier.
+    """
+    scale = np.asarray(scale, dtype=np.float64)
+    if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+        raise ValueError("requantization scales must be positive and finite")
+    mult_bits = min(max_mult_bits, 62 - acc_bits)
+    if mult_bits < 8:
+        raise ValueError(f"accumulator of {acc_bits} bits leaves no room for a multiplier")
+    # Largest shift with round(scale * 2^shift) < 2^mult_bits.
+    shift = np.floor(mult_bits - np.log2(scale)).astype(np.int64) - 1
+    shift = np.clip(shift, 0, 62)
+    m = np.round(scale * np.exp2(shift.astype(np.float64))).astype(np.int64)
+    over = m >= (1 << mult_bits)
+    if np.any(over):
+        shift = np.where(over, shift - 1, shift)
+        m = np.round(scale * np.exp2(shift.astype(np.float64))).astype(np.int64)
+    return m, shift
+
+
+def requantize(acc: np.ndarray, m, shift, bits: int = 8) -> np.ndarray:
+    """``saturate(round(acc * m / 2^shift), bits)`` with round half up; int64 in and out.
+
+    ``m``/``shift`` broadcast against ``acc`` (per-channel along the last axis). The caller guarantees
+    ``|acc * m| < 2^62`` (see :func:`dyadic`'s ``acc_bits``).
+    """
+    acc = np.asarray(acc, dtype=np.int64)
+    m = np.asarray(m, dtype=np.int64)
+    shift = np.asarray(shift, dtype=np.int64)
+    rnd = np.where(shift > 0, np.left_shift(np.int64(1), np.maximum(shift - 1, 0)), 0)
+    return saturate((acc * m + rnd) >> shift, bits)
+
+
+def i_exp(x: np.ndarray) -> np.ndarray:
+    """Integer exp of ``x <= 0`` given as fixed point with scale 2^-EXP_FRAC_BITS (I-BERT i-exp).
+
+    x is clamped at -30 ln2; ``z = floor(-x / q_ln2)``, ``p = x + z q_ln2`` in (-q_ln2, 0],
+    ``L = (p + q_b)^2 + q_c`` (scale a 2^-20), result ``L >> z``. Returns int64 in [0, 2924389]
+    (< 2^22) with scale ``EXP_A * 2^-20``; exp(0) -> 2924389 (1.0003 in real units).
+    """
+    x = np.maximum(np.asarray(x, dtype=np.int64), -EXP_CLAMP_LN2 * Q_LN2)
+    z = floor_div(-x, Q_LN2)
+    p = x + z * Q_LN2
+    poly = (p + Q_EXP_B) * (p + Q_EXP_B) + Q_EXP_C
+    return poly >> z
+
+
+def i_softmax(scores: np.ndarray) -> np.ndarray:
+    """Integer softmax over the last axis (I-BERT ``IntSoftmax``).
+
+    Args:
+        scores: ``(..., n)`` int64 fixed point with scale 2^-EXP_FRAC_BITS (n >= 1, n <= 4096).
+    Returns:
+        ``(..., n)`` int64 probabilities in [0, 255], scale 2^-8:
+        ``floor(e * floor(2^32 / sum e) / 2^24)`` saturated at 255, where ``e = i_exp(s - max s)``.
+        Bounds: e < 2^22, sum e < 2^34, factor <= 2^11, e * factor <= 2^32.
+    """
+    s = np.asarray(scores, dtype=np.int64)
+    e = i_exp(s - s.max(axis=-1, keepdims=True))
+    total = e.sum(axis=-1, keepdims=True)
+    factor = floor_div(np.int64(1) << SOFTMAX_K, total)
+    return saturate((e * factor) >> (SOFTMAX_K - PROB_BITS), PROB_BITS, signed=False)
+
+
+def isqrt(n: np.ndarray) -> np.ndarray:
+    """Integer square root ``floor(sqrt(n))`` of ``n >= 0`` (I-BERT's Newton iteration).
+
+    ``x0 = 2^ceil(bits(n) / 2)``; ``x <- floor((x + floor(n / x)) / 2)`` while it decreases. Exact for
+    n < 2^62. int64 in and out.
+    """
+    n = np.asarray(n, dtype=np.int64)
+    if np.any(n < 0):
+        raise ValueError("isqrt of a negative number")
+    bits = np.zeros(n.shape, dtype=np.int64)
+    v = n.copy()
+    while np.any(v > 0):
+        nz = v > 0
+        bits += nz
+        v >>= 1
+    x = np.left_shift(np.int64(1), (bits + 1) // 2)
+    x = np.where(n == 0, 1, x)
+    while True:
+        y = (x + floor_div(n, x)) >> 1
+        dec = y < x
+        if not np.any(dec):
+            break
+        x = np.where(dec, y, x)
+    return np.where(n == 0, 0, x)
+
+
+def i_layernorm(y: np.ndarray, m: np.ndarray, b: np.ndarray, shift: int) -> np.ndarray:
+    """Integer LayerNorm over the last axis (I-BERT ``IntLayerNorm`` with gamma/beta folded into an
+    output requantization).
+
+    Args:
+        y: ``(rows, H)`` int64, the residual sum: two signed 22-bit addends, so |y| < 2^22.
+        m: ``(H,)`` int64 per-channel multipliers ``round(gamma_c / s_out * 2^(shift - 14))``.
+        b: ``(H,)`` int64 per-channel offsets ``round(beta_c / s_out * 2^shift)``.
+        shift: output shift (int).
+    Returns:
+        ``(rows, H)`` int64 int8 values with scale s_out.
+    Steps: ``mean = floor(sum y / H)``; ``c = y - mean`` (|c| < 2^23); ``var = floor(sum c^2 / H)``
+    (< 2^46); ``std = isqrt(var)``; ``factor = floor(2^31 / max(std, 1))``; ``z = (c * factor) >> 17``
+    (scale 2^-14, |z| <= sqrt(H) 2^15); ``out = saturate((z m + b + 2^(shift-1)) >> shift, 8)``.
+    """
+    y = np.asarray(y, dtype=np.int64)
+    H = y.shape[-1]
+    mean = floor_div(y.sum(axis=-1, keepdims=True), H)
+    c = y - mean
+    var = floor_div((c * c).sum(axis=-1, keepdims=True), H)
+    std = np.maximum(isqrt(var), 1)
+    factor = floor_div(np.int64(1) << LN_K, std)
+    z = (c * factor) >> (LN_K - LN_FRAC_BITS)
+    return saturate((z * m + b + (np.int64(1) << (shift - 1))) >> shift, 8)
+
+
+def layernorm_params(gamma: np.ndarray, beta: np.ndarray, out_scale: float,
+                     mult_bits: int = 24) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(m, b, shift)`` for :func:`i_layernorm` from float gamma, beta ``(H,)`` and the int8 output
+    scale (scalar or ``(H,)`` per channel). One shift for all channels, chosen so that max |m| < 2^mult_bits (z m < 2^45)."""
+    out_scale = np.asarray(out_scale, dtype=np.float64)
+    g = np.asarray(gamma, dtype=np.float64) * 2.0 ** -LN_FRAC_BITS / out_scale
+    gmax = max(float(np.abs(g).max()), 1e-30)
+    shift = int(np.clip(np.floor(mult_bits - 1 - np.log2(gmax)), 1, 62))
+    m = np.round(g * 2.0 ** shift).astype(np.int64)
+    b = np.round(np.asarray(beta, dtype=np.float64) / out_scale * 2.0 ** shift).astype(np.int64)
+    return m, b, shift
+
+
+def gelu_constants(in_scale: float) -> dict:
+    """Integer constants of :func:`i_gelu` for int16 inputs of real scale ``in_scale`` (I-BERT IntGELU).
+
+    With ``S = in_scale / sqrt(2)`` (the erf argument's scale): ``b_int = floor(ERF_B / S)``,
+    ``c_int = floor(1 / (ERF_A S^2))`` (negative; I-BERT's c = 1/a), erf scale ``a S^2``; then the erf
+    value is shifted right by ``r`` so that ``one = floor(1 / (a S^2 2^r))`` (>= 2^14) fits 16 bits.
+    Returns ``{"b_int", "c_int", "shift", "one", "out_scale"}``; out_scale = in_scale * |a| S^2 2^r / 2
+    is the real scale of :func:`i_gelu`'s result.
+    """
+    S = in_scale / math.sqrt(2.0)
+    b_int = int(math.floor(ERF_B / S))
+    c_int = int(math.floor(1.0 / (ERF_A * S * S)))
+    erf_scale = abs(ERF_A) * S * S
+    r = max(0, int(math.floor(math.log2(1.0 / erf_scale))) - ERF_ONE_BITS)
+    one = int(math.floor(1.0 / (erf_scale * 2 ** r)))
+    return {"b_int": b_int, "c_int": c_int, "shift": r, "one": one,
+            "out_scale": in_scale * erf_scale * 2 ** r / 2.0}
+
+
+def i_gelu(x: np.ndarray, b_int: int, c_int: int, shift: int, one: int) -> np.ndarray:
+    """Integer GELU of signed 16-bit ``x`` (I-BERT i-GELU); constants from :func:`gelu_constants`.
+
+    ``erf = sgn(x) * ((min(|x|, -b) + b)^2 + c)`` (the polynomial times -1/a, so its sign follows
+    I-BERT's negative a), ``erf = floor(-erf / 2^shift)`` in [-one, one], ``out = x * (erf + one)``.
+    Bounds: (min(|x|,-b)+b)^2 and |c| < 2^(15+shift+1); |erf| <= one < 2^16; |out| < 2^33.
+    """
+    x = np.asarray(x, dtype=np.int64)
+    sign = np.sign(x)
+    a = np.minimum(np.abs(x), -b_int)
+    poly = sign * ((a + b_int) * (a + b_int) + c_int)
+    erf = floor_div(-poly, np.int64(1) << shift)
+    return x * (erf + one)
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """Integer ReLU."""
+    return np.maximum(np.asarray(x, dtype=np.int64), 0)
+
+
+def int_matmul(x: np.ndarray, w_t: np.ndarray) -> np.ndarray:
+    """Exact integer product ``(rows, in) @ (in, out)`` -> int64.
+
+    The operands are small integers (int8 x int8, uint8 x int8); the product is computed in float64,
+    which is exact while every partial sum stays below 2^53 (true for in < 2^37 with 8-bit operands),
+    so BLAS can be used.
+    """
+    return (np.asarray(x, dtype=np.float64) @ np.asarray(w_t, dtype=np.float64)).astype(np.int64)

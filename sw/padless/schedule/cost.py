@@ -1,0 +1,235 @@
+"""Cycle and resource model of the generated layer engine (docs/performance-model.md).
+
+The layer engine is a coarse-grained dataflow pipeline of six compute stages, shared by all encoder
+layers (a sequence passes the six stages once per layer):
+
+====  ==========  ===========================================================================
+ s    stage       work per sequence pass of ``t`` tokens, ``k`` kept keys
+====  ==========  ===========================================================================
+ 0    qkv         matrix-vector unit (MVU), ``(3H, H)`` int8 weights (kept per row ``H'``)
+ 1    select      RTL 4-bit selection engine: one (query, key, head) estimate per lane per cycle
+ 2    attn        exact attention on kept keys: QK^T then AV on one PE x SIMD array (i-softmax inline)
+ 3    out         MVU ``(H, H)`` + residual + LayerNorm
+ 4    ffn_up      MVU ``(F, H)`` + i-GELU
+ 5    ffn_down    MVU ``(H, F)`` + residual + LayerNorm
+ -    weights     m_axi loader: one layer's weights (values, in-bank indices, bias) per layer switch
+====  ==========  ===========================================================================
+
+A matrix-vector unit with ``PE`` output rows and ``SIMD`` input lanes (FINN's MVAU folding) takes
+``ceil(out / PE) * ceil(in' / SIMD)`` cycles per token at II=1, ``in'`` the kept weights per row.
+Each stage also pays a fixed pipeline depth per sequence. All counts are integer cycles of the
+kernel clock. Operation counts come from :mod:`padless.opcount`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..boards import Board, int8_peak_macs, load_board
+from ..errors import InputError
+from ..opcount import attention_k, check_model, check_sparsity, layer_tokens, weight_layout
+
+__all__ = ["STAGES", "MVU_STAGES", "Allocation", "CostParams", "mvu_shapes", "sequence_cycles",
+           "sequence_cycles_many", "weight_load_cycles", "layer_weight_bytes", "resources",
+           "activation_bytes_per_token", "dsp_for_macs"]
+
+#: Compute stages of the layer engine, in pipeline order.
+STAGES = ("qkv", "select", "attn", "out", "ffn_up", "ffn_down")
+#: Stages that are matrix-vector units (int8 weights, DSP MACs).
+MVU_STAGES = ("qkv", "out", "ffn_up", "ffn_down")
+
+
+@dataclass(frozen=True)
+class CostParams:
+    """Constants of the cycle and resource model (each one documented in docs/performance-model.md).
+
+    Attributes:
+        mvu_depth: fixed pipeline depth of an MVU per sequence, cycles (read, DSP cascade, requantize).
+        attn_depth: fixed depth of the attention array per sequence (i-exp, divide, requantize).
+        select_depth: fixed depth of the selection engine (4-bit products, adder tree, top-k insert).
+        ln_depth: extra depth of a LayerNorm tail (mean/variance pass, i-sqrt Newton iterations).
+        gelu_depth: depth of the i-GELU polynomial.
+        mem_efficiency: fraction of the theoretical off-chip bandwidth an m_axi burst reader sustains.
+        lut_per_mac_lane: LUTs around each int8 MAC lane (operand muxes, accumulator, control).
+        lut_per_4b_mult: LUTs of one 4b x 4b table multiplier plus its adder-tree share.
+        lut_per_topk_entry: LUTs per entry of a streaming top-k insertion sorter (compare + shift).
+        lut_fixed: LUTs of control, AXI interfaces (m_axi, s_axilite) and the length dispatcher.
+        bram_bytes: data bytes per 36 Kb block RAM used 8 bits wide (4,096).
+        uram_bytes: data bytes per 288 Kb UltraRAM used 64 bits wide (32,768).
+    """
+
+    mvu_depth: int = 8
+    attn_depth: int = 24
+    select_depth: int = 12
+    ln_depth: int = 32
+    gelu_depth: int = 6
+    mem_efficiency: float = 0.8
+    lut_per_mac_lane: int = 24
+    lut_per_4b_mult: int = 20
+    lut_per_topk_entry: int = 24
+    lut_fixed: int = 20000
+    bram_bytes: int = 4096
+    uram_bytes: int = 32768
+
+
+@dataclass
+class Allocation:
+    """Parallelism of each stage and the operating point.
+
+    Attributes:
+        pe, simd: per stage in ``MVU_STAGES`` + ``"attn"``: output rows (keys for attn) and input lanes
+            (head-dim lanes for attn) computed per cycle.
+        select_lanes: (query, key, head) estimates per cycle of the 4-bit selection engine.
+        clock_MHz: kernel clock.
+        bandwidth_GBps: off-chip bandwidth available to the weight loader (theoretical).
+        resident: all layers' weights stay on chip (loaded once); else streamed per layer, double-buffered.
+        wave_tokens: tokens in flight at once (activation buffer capacity).
+    """
+
+    pe: dict = field(default_factory=lambda: {s: 1 for s in MVU_STAGES + ("attn",)})
+    simd: dict = field(default_factory=lambda: {s: 1 for s in MVU_STAGES + ("attn",)})
+    select_lanes: int = 1
+    clock_MHz: float = 200.0
+    bandwidth_GBps: float = 19.2
+    resident: bool = False
+    wave_tokens: int = 4096
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Allocation":
+        """Rebuild from :meth:`to_dict` output (or a plan's ``allocation`` entry)."""
+        keys = cls.__dataclass_fields__
+        return cls(**{k: (dict(v) if isinstance(v, Mapping) else v) for k, v in d.items() if k in keys})
+
+
+def mvu_shapes(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None = None) -> dict:
+    """``{stage: (out, in_kept)}`` of the four MVU stages (``in_kept``: kept weights per row)."""
+    dims = check_model(model)
+    w = check_sparsity(sparsity)["weights"]
+    H, F = dims["H"], dims["F"]
+    return {"qkv": (3 * H, weight_layout(H, H, w)["kept_per_row"]),
+            "out": (H, weight_layout(H, H, w)["kept_per_row"]),
+            "ffn_up": (F, weight_layout(F, H, w)["kept_per_row"]),
+            "ffn_down": (H, weight_layout(H, F, w)["kept_per_row"])}
+
+
+def sequence_cycles_many(model: Mapping[str, Any], lengths, sparsity: Mapping[str, Any] | None,
+                         alloc: Allocation, params: CostParams = CostParams()) -> np.ndarray:
+    """Cycles of every (sequence, layer, stage) pass: ``(B, L, 6)`` int64 for ``(B,)`` lengths.
+
+    Per pass of ``t`` tokens (after token reduction) with ``k`` kept keys, ``h`` heads of ``d``:
+
+    * MVU stage ``(out, in')``: ``t * ceil(out/PE) * ceil(in'/SIMD) + mvu_depth``
+      (+ ``ceil(H/PE) + ln_depth`` LayerNorm tail for out/ffn_down, + ``gelu_depth`` for ffn_up);
+    * select: ``ceil(h * t * t / lanes) + select_depth`` when attention is sparse, else 0;
+    * attn: ``2 * t * h * ceil(k/PE) * ceil(d/SIMD) + attn_depth``.
+
+    Raises:
+        InputError: a length < 1, or a bad model/sparsity.
+    """
+    dims = check_model(model)
+    sp = check_sparsity(sparsity)
+    lengths = np.asarray(lengths, dtype=np.int64).reshape(-1)
+    if lengths.size and lengths.min() < 1:
+        raise InputError(f"every sequence needs at least one token; got length {int(lengths.min())}")
+    L, H, h, d = dims["L"], dims["H"], dims["h"], dims["d"]
+    shapes = mvu_shapes(model, sparsity)
+    uniq, inverse = np.unique(lengths, return_inverse=True)
+    table = np.zeros((len(uniq), L, len(STAGES)), dtype=np.int64)
+    selecting = bool(sp["attention"])
+    for u, n in enumerate(uniq.tolist()):
+        for l, t in enumerate(layer_tokens(int(n), L, sp["tokens"])):
+            k = attention_k(t, sp["attention"])
+            row = table[u, l]
+            for s in MVU_STAGES:
+                o, i = shapes[s]
+                row[STAGES.index(s)] = (t * math.ceil(o / alloc.pe[s]) * math.ceil(i / alloc.simd[s])
+                                        + params.mvu_depth)
+            row[STAGES.index("out")] += math.ceil(H / alloc.pe["out"]) + params.ln_depth
+            row[STAGES.index("ffn_down")] += math.ceil(H / alloc.pe["ffn_down"]) + params.ln_depth
+            row[STAGES.index("ffn_up")] += params.gelu_depth
+            row[1] = (math.ceil(h * t * t / alloc.select_lanes) + params.select_depth) if selecting else 0
+            row[2] = 2 * t * h * math.ceil(k / alloc.pe["attn"]) * math.ceil(d / alloc.simd["attn"]) \
+                + params.attn_depth
+    return table[inverse]
+
+
+def sequence_cycles(model, n: int, sparsity, alloc: Allocation, params: CostParams = CostParams()) -> np.ndarray:
+    """Cycles of one sequence of ``n`` tokens: ``(L, 6)`` int64 (see :func:`sequence_cycles_many`)."""
+    return sequence_cycles_many(model, [n], sparsity, alloc, params)[0]
+
+
+def layer_weight_bytes(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None = None) -> int:
+    """Off-chip bytes of one layer's weights: int8 values + in-bank index bits + int32 bias."""
+    dims = check_model(model)
+    w = check_sparsity(sparsity)["weights"]
+    H, F = dims["H"], dims["F"]
+    return sum(weight_layout(o, i, w)["bytes"] for o, i in ((H, H),) * 4 + ((F, H), (H, F)))
+
+
+def weight_load_cycles(model, sparsity, alloc: Allocation, params: CostParams = CostParams()) -> int:
+    """Cycles to stream one layer's weights: ``ceil(bytes / (BW * mem_efficiency / f_clk))``."""
+    per_cycle = alloc.bandwidth_GBps * 1e9 * params.mem_efficiency / (alloc.clock_MHz * 1e6)
+    return int(math.ceil(layer_weight_bytes(model, sparsity) / per_cycle))
+
+
+def activation_bytes_per_token(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None = None,
+                               max_k: int = 0) -> int:
+    """On-chip bytes a token in flight holds: its int8 residual row (``H``) plus the largest
+    stage-boundary tensor: max(Q, K, V int8 + 4-bit Q', K' (``4H``), FFN intermediate (``F``), top-k
+    key indices (``h * k * 10`` bits, 10-bit key indices for up to 1,024 positions))."""
+    dims = check_model(model)
+    H, F, h = dims["H"], dims["F"], dims["h"]
+    idx_bytes = math.ceil(h * max_k * 10 / 8)
+    return H + max(4 * H, F, idx_bytes)
+
+
+def dsp_for_macs(lanes: int, dsp_type: str) -> int:
+    """DSP slices for ``lanes`` int8 MACs per cycle: two per DSP48E2 (WP486), one per DSP48E1."""
+    return math.ceil(lanes / 2) if dsp_type == "DSP48E2" else lanes
+
+
+def resources(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None, alloc: Allocation,
+              board: Board | str, max_tokens: int, params: CostParams = CostParams()) -> dict:
+    """Resources of an allocation on a board.
+
+    DSP: ``sum over MAC arrays of dsp_for_macs(PE * SIMD)``. LUT: ``lut_per_mac_lane`` per MAC lane,
+    selection lanes ``d * lut_per_4b_mult + k * lut_per_topk_entry`` each, plus ``lut_fixed``.
+    On-chip memory (bytes): weights (all layers if resident, else two layers: double buffer) +
+    ``wave_tokens * activation_bytes_per_token``; mapped to URAM first for the weights, block RAM for
+    the rest. ``max_tokens`` sizes the top-k index buffers.
+
+    Returns ``{"dsp", "lut", "bram_36k", "uram", "onchip_bytes", "weight_bytes", "activation_bytes"}``.
+    """
+    board = load_board(board)
+    dims = check_model(model)
+    sp = check_sparsity(sparsity)
+    lanes = {s: alloc.pe[s] * alloc.simd[s] for s in MVU_STAGES + ("attn",)}
+    dsp = sum(dsp_for_macs(v, board.dsp_type) for v in lanes.values())
+    selecting = bool(sp["attention"])
+    k = attention_k(max_tokens, sp["attention"]) if selecting else 0
+    lut = params.lut_fixed + params.lut_per_mac_lane * sum(lanes.values())
+    if selecting:
+        lut += alloc.select_lanes * (dims["d"] * params.lut_per_4b_mult + k * params.lut_per_topk_entry)
+    layer_bytes = layer_weight_bytes(model, sparsity)
+    weight_bytes = layer_bytes * (dims["L"] if alloc.resident else 2)
+    act_bytes = alloc.wave_tokens * activation_bytes_per_token(model, sparsity, k)
+    uram_w = min(board.uram, math.ceil(weight_bytes / params.uram_bytes))
+    rest = max(0, weight_bytes - uram_w * params.uram_bytes) + act_bytes
+    uram_a = min(board.uram - uram_w, rest // params.uram_bytes)
+    rest -= uram_a * params.uram_bytes
+    bram = math.ceil(rest / params.bram_bytes)
+    return {"dsp": int(dsp), "lut": int(lut), "bram_36k": int(bram), "uram": int(uram_w + uram_a),
+            "onchip_bytes": int(weight_bytes + act_bytes), "weight_bytes": int(weight_bytes),
+            "activation_bytes": int(act_bytes)}
+
+
+def peak_macs(board: Board | str, alloc: Allocation | None = None) -> float:
+    """INT8 peak MAC/s of the board at the allocation's clock (see :func:`padless.boards.int8_peak_macs`)."""
+    board = load_board(board)
+    return int8_peak_macs(board, None if alloc is None else alloc.clock_MHz)

@@ -1,0 +1,422 @@
+"""Length-aware scheduling of variable-length sequences on the layer engine, and its baselines.
+
+Two levels (docs/performance-model.md, section "Scheduling"):
+
+* :func:`flow_shop_starts` -- the permutation flow shop the RTL length dispatcher (hw/rtl) implements
+  in hardware: each stage processes one job at a time in a fixed order. The dispatcher is checked cycle
+  for cycle against this function.
+* :func:`simulate` -- the host-side length-aware coarse-grained dynamic pipeline (Peng et al., DAC 2022,
+  section 4.2, Fig. 5), simulated event by event on the cycle model of :mod:`padless.schedule.cost`,
+  and the baselines a user would otherwise pick (pad to the maximum, pad to each batch's maximum, sort
+  into length buckets), all on the same engine so the figures compare.
+
+The dynamic pipeline (our design of the procedure the paper does not spell out):
+
+1. *Grouping.* Sequences are taken in arrival order into waves whose real (unpadded) token count fits
+   the engine's activation buffers (``wave_tokens``); a wave is the unit of weight streaming.
+2. *Operator graph.* Each sequence is a chain of ``L x 6`` operators (layer l, stage s) plus, when
+   weights are streamed, one load operator per (wave, layer) on the m_axi loader, double-buffered:
+   load q waits for every operator of load q-2 to finish (its buffer is reused).
+3. *Priority.* The critical-path priority of ALGORITHMS.md section 1,
+   ``P(v, s_avg) = W(v, s_avg) + max_succ P(v_j, s_avg)``, W the operator's cycles at the mean length of
+   the input; for a chain it is the work left from v to the sink. Ties go to the sequence with more
+   work left at its own length (longest remaining first), then to arrival order.
+4. *Dispatch.* List scheduling, event by event: whenever a stage is free and operators are ready (their
+   predecessor done, their layer's weights loaded), the stage starts the ready operator of the earliest
+   wave with the highest priority. No stage is ever idle while a ready operator waits for it.
+
+Baselines use the same engine and dispatcher with first-in-first-out priority (arrival order, then
+layer, then stage) and padded lengths: the padded tokens cost cycles but do no useful work.
+"""
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import InputError
+from .cost import STAGES, Allocation, CostParams, sequence_cycles_many, weight_load_cycles
+
+__all__ = ["flow_shop_starts", "simulate", "SimResult", "METHODS", "BASELINES", "make_waves",
+           "run_method", "compare"]
+
+BASELINES = ("padded_max", "padded_batch", "bucketed")
+METHODS = ("padless",) + BASELINES
+
+
+def flow_shop_starts(latencies, order: Sequence[int] | None = None, handoff_cycles: int = 0) -> np.ndarray:
+    """Start cycles of a permutation flow shop.
+
+    Each stage processes one job at a time, jobs in ``order``; job ``j`` starts stage ``s`` at
+    ``max(finish(j, s - 1), finish(prev, s)) + handoff_cycles``, ``prev`` the job before ``j`` in
+    ``order``, ``finish(j, s) = start(j, s) + latencies[j, s]``; the first job starts stage 0 at
+    ``handoff_cycles``. This is exactly what the RTL length dispatcher does (one descriptor queue,
+    per-stage start/done handshakes).
+
+    Args:
+        latencies: ``(jobs, stages)`` non-negative integer cycles.
+        order: permutation of ``range(jobs)``; default ``0..jobs-1``.
+        handoff_cycles: cycles between a stage's done and the next start it enables (>= 0).
+
+    Returns:
+        ``(jobs, stages)`` int64 start cycles, indexed by job (not by position in ``order``).
+
+    Raises:
+        InputError: latencies not 2-D non-negative integers, ``order`` not a permutation, negative handoff.
+    """
+    lat = np.asarray(latencies)
+    if lat.ndim != 2:
+        raise InputError(f"latencies must be (jobs, stages), got shape {lat.shape}")
+    if lat.size and (not np.issubdtype(lat.dtype, np.integer) or lat.min() < 0):
+        raise InputError("latencies must be non-negative integer cycles")
+    lat = lat.astype(np.int64)
+    jobs, stages = lat.shape
+    order = list(range(jobs)) if order is None else [int(j) for j in order]
+    if sorted(order) != list(range(jobs)):
+        raise InputError(f"order must be a permutation of 0..{jobs - 1}")
+    if int(handoff_cycles) < 0:
+        raise InputError("handoff_cycles must be >= 0")
+    hand = int(handoff_cycles)
+    starts = np.zeros((jobs, stages), dtype=np.int64)
+    stage_free = np.zeros(stages, dtype=np.int64)  # finish of the previous job at each stage
+    for j in order:
+        ready = 0  # finish of job j at the previous stage
+        for s in range(stages):
+            t = max(ready, int(stage_free[s])) + hand
+            starts[j, s] = t
+            ready = t + int(lat[j, s])
+            stage_free[s] = ready
+    return starts
+
+
+@dataclass
+class SimResult:
+    """Outcome of one simulated run.
+
+    Attributes:
+        starts: ``(B, L, S)`` int64 start cycle of every (sequence, layer, stage) operator (-1: skipped,
+            zero-length operator).
+        durations: ``(B, L, S)`` cycles the operators took (padded lengths for baselines).
+        useful: ``(B, L, S)`` cycles the same operators take at the real lengths.
+        makespan: cycles from the first start to the last finish.
+        load_starts: ``[(wave, layer, start, duration)]`` of weight-load operators (streamed weights).
+        waves: sequence indices of each wave, in order.
+    """
+
+    starts: np.ndarray
+    durations: np.ndarray
+    useful: np.ndarray
+    makespan: int
+    load_starts: list = field(default_factory=list)
+    waves: list = field(default_factory=list)
+
+    def stage_busy(self) -> np.ndarray:
+        """``(S,)`` busy cycles of each stage (padding included)."""
+        return self.durations.sum(axis=(0, 1))
+
+    def stage_useful(self) -> np.ndarray:
+        """``(S,)`` cycles of each stage spent on real tokens."""
+        return self.useful.sum(axis=(0, 1))
+
+
+def simulate(durations: np.ndarray, waves: Sequence[Sequence[int]], policy: str = "critical_path",
+             useful: np.ndarray | None = None, load_cycles: int = 0,
+             avg_cycles: np.ndarray | None = None) -> SimResult:
+    """Event-by-event list scheduling of ``B`` operator chains on ``S`` stages (+ a weight loader).
+
+    Args:
+        durations: ``(B, L, S)`` int cycles of each operator; 0 = the operator does not exist (skipped).
+        waves: partition of ``range(B)`` into waves, in processing order; within a wave, arrival order.
+        policy: ``"critical_path"`` (P(v, s_avg), then work left at the sequence's own length) or
+            ``"fifo"`` (arrival order, then layer, then stage).
+        useful: ``(B, L, S)`` cycles at real lengths (default: ``durations``).
+        load_cycles: cycles to stream one layer's weights; 0 = weights resident on chip.
+        avg_cycles: ``(L, S)`` cycles at the mean length, for P(v, s_avg) (default: mean of durations).
+
+    Returns:
+        :class:`SimResult`.
+    """
+    dur = np.asarray(durations, dtype=np.int64)
+    if dur.ndim != 3:
+        raise InputError(f"durations must be (sequences, layers, stages), got {dur.shape}")
+    B, L, S = dur.shape
+    useful = dur if useful is None else np.asarray(useful, dtype=np.int64)
+    seen = sorted(j for w in waves for j in w)
+    if seen != list(range(B)):
+        raise InputError("waves must partition the sequences 0..B-1, each exactly once")
+    if policy not in ("critical_path", "fifo"):
+        raise InputError(f"unknown policy {policy!r}")
+
+    # static priority P(v, s_avg): work left from (l, s) to the sink at the mean length
+    avg = dur.mean(axis=0) if avg_cycles is None else np.asarray(avg_cycles, dtype=np.float64)
+    p_static = np.cumsum(avg.reshape(-1)[::-1])[::-1].reshape(L, S)
+    p_dyn = np.cumsum(dur.reshape(B, -1)[:, ::-1], axis=1)[:, ::-1].reshape(B, L, S)
+
+    wave_of = np.empty(B, dtype=np.int64)
+    pos_of = np.empty(B, dtype=np.int64)
+    pos = 0
+    for w, members in enumerate(waves):
+        for j in members:
+            wave_of[j] = w
+            pos_of[j] = pos
+            pos += 1
+
+    # operator chains (existing operators only)
+    chains = [[(l, s) for l in range(L) for s in range(S) if dur[j, l, s] > 0] for j in range(B)]
+    starts = np.full((B, L, S), -1, dtype=np.int64)
+
+    streamed = load_cycles > 0
+    n_loads = len(waves) * L if streamed else 0
+    load_done = np.zeros(n_loads, dtype=bool)
+    remaining = np.zeros(n_loads, dtype=np.int64)  # unfinished operators of each (wave, layer)
+    waiting: dict[int, list] = {}  # load id -> heads of chains blocked on it
+    if streamed:
+        for j in range(B):
+            for (l, s) in chains[j]:
+                remaining[wave_of[j] * L + l] += 1
+
+    def key(j: int, l: int, s: int) -> tuple:
+        if policy == "fifo":
+            return (int(wave_of[j]), int(pos_of[j]), l, s)
+        return (int(wave_of[j]), -float(p_static[l, s]), -int(p_dyn[j, l, s]), int(pos_of[j]))
+
+    ready = [[] for _ in range(S)]
+    busy_until = [0] * S
+    unit_busy = [False] * S
+    events: list = []  # (time, kind, payload)
+    nxt = [0] * B  # index into chain of the next operator of each sequence
+    loader_q = 0  # next load id to start
+    loader_busy = False
+    load_log = []
+
+    def make_ready(j: int, now: int) -> None:
+        if nxt[j] >= len(chains[j]):
+            return
+        l, s = chains[j][nxt[j]]
+        if streamed:
+            q = wave_of[j] * L + l
+            if not load_done[q]:
+                waiting.setdefault(q, []).append(j)
+                return
+        heapq.heappush(ready[s], (key(j, l, s), j, l, s))
+
+    def load_allowed(q: int) -> bool:
+        return q < n_loads and (q < 2 or remaining[q - 2] == 0)
+
+    for j in range(B):
+        make_ready(j, 0)
+    now = 0
+    while True:
+        # start the loader
+        if streamed and not loader_busy and load_allowed(loader_q):
+            loader_busy = True
+            heapq.heappush(events, (now + load_cycles, 0, loader_q))
+            load_log.append((loader_q // L, loader_q % L, now, load_cycles))
+        # dispatch every free stage
+        for s in range(S):
+            if not unit_busy[s] and ready[s]:
+                _, j, l, s_ = heapq.heappop(ready[s])
+                starts[j, l, s] = now
+                unit_busy[s] = True
+                busy_until[s] = now + int(dur[j, l, s])
+                heapq.heappush(events, (busy_until[s], 1, (j, l, s)))
+        if not events:
+            break
+        now = events[0][0]
+        while events and events[0][0] == now:
+            _, kind, payload = heapq.heappop(events)
+            if kind == 0:
+                q = payload
+                load_done[q] = True
+                loader_busy = False
+                loader_q += 1
+                for j in waiting.pop(q, []):
+                    l, s = chains[j][nxt[j]]
+                    heapq.heappush(ready[s], (key(j, l, s), j, l, s))
+            else:
+                j, l, s = payload
+                unit_busy[s] = False
+                nxt[j] += 1
+                if streamed:
+                    remaining[wave_of[j] * L + l] -= 1
+                make_ready(j, now)
+    if any(nxt[j] < len(chains[j]) for j in range(B)):
+        raise RuntimeError("simulation ended with unscheduled operators (dependency cycle)")
+    finish = np.where(starts >= 0, starts + dur, 0)
+    makespan = int(max(finish.max(initial=0), max((a + d for _, _, a, d in load_log), default=0)))
+    return SimResult(starts=starts, durations=np.where(starts >= 0, dur, 0), useful=np.where(starts >= 0, useful, 0),
+                     makespan=makespan, load_starts=load_log, waves=[list(w) for w in waves])
+
+
+def make_waves(tokens: Sequence[int], wave_tokens: int, max_sequences: int | None = None) -> list[list[int]]:
+    """Greedy consecutive grouping: each wave holds as many sequences as fit ``wave_tokens`` (and
+    ``max_sequences``); ``tokens`` are the tokens each sequence occupies (padded for baselines).
+
+    Raises:
+        InputError: a single sequence needs more than ``wave_tokens``.
+    """
+    waves, cur, used = [], [], 0
+    for j, t in enumerate(tokens):
+        t = int(t)
+        if t > wave_tokens:
+            raise InputError(f"sequence {j} needs {t} tokens of activation buffer; the engine holds "
+                             f"{wave_tokens}. Re-plan with longer lengths (padless compile) or truncate.")
+        if cur and (used + t > wave_tokens or (max_sequences and len(cur) >= max_sequences)):
+            waves.append(cur)
+            cur, used = [], 0
+        cur.append(j)
+        used += t
+    if cur:
+        waves.append(cur)
+    return waves
+
+
+def _bucket_bounds(max_len: int) -> list[int]:
+    bounds, b = [], 16
+    while b < max_len:
+        bounds.append(b)
+        b *= 2
+    bounds.append(max_len)
+    return bounds
+
+
+def run_method(method: str, model: Mapping[str, Any], lengths: Sequence[int], sparsity: Mapping[str, Any] | None,
+               alloc: Allocation, params: CostParams = CostParams(), batch_size: int = 32,
+               pad_to: int | None = None) -> SimResult:
+    """Simulate ``method`` (one of :data:`METHODS`) on ``lengths`` with the cycle model.
+
+    * ``padless``: no padding; waves of real tokens <= ``alloc.wave_tokens``; critical-path priority.
+    * ``padded_max``: every sequence padded to ``pad_to`` (default: the longest in ``lengths``);
+      batches of ``batch_size`` in arrival order; FIFO.
+    * ``padded_batch``: batches of ``batch_size`` in arrival order, each padded to its longest; FIFO.
+    * ``bucketed``: sequences sorted (stably) into length buckets (16, 32, 64, ... up to the longest),
+      batches of ``batch_size`` inside a bucket, each padded to its longest; FIFO.
+
+    Batches of the baselines are also capped by ``alloc.wave_tokens`` padded tokens.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64).reshape(-1)
+    if lengths.size == 0:
+        raise InputError("no sequences to schedule")
+    if lengths.min() < 1:
+        raise InputError("every sequence needs at least one token")
+    real = sequence_cycles_many(model, lengths, sparsity, alloc, params)
+    load = 0 if alloc.resident else weight_load_cycles(model, sparsity, alloc, params)
+    avg_n = max(1, int(round(float(lengths.mean()))))
+    if method == "padless":
+        avg = sequence_cycles_many(model, [avg_n], sparsity, alloc, params)[0]
+        waves = make_waves(lengths, alloc.wave_tokens)
+        return simulate(real, waves, "critical_path", useful=real, load_cycles=load, avg_cycles=avg)
+    if method not in BASELINES:
+        raise InputError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    B = len(lengths)
+    if method == "padded_max":
+        target = int(pad_to or lengths.max())
+        if target < lengths.max():
+            raise InputError(f"pad_to {target} is shorter than the longest sequence {int(lengths.max())}")
+        order = list(range(B))
+        padded = np.full(B, target, dtype=np.int64)
+        waves = make_waves(padded, alloc.wave_tokens, batch_size)
+    else:
+        if method == "bucketed":
+            bounds = _bucket_bounds(int(lengths.max()))
+            bucket = np.searchsorted(bounds, lengths, side="left")
+            order = [int(j) for j in np.argsort(bucket, kind="stable")]
+        else:
+            order = list(range(B))
+        padded = np.zeros(B, dtype=np.int64)
+        waves, cur = [], []
+
+        def close(batch):
+            mx = max(int(lengths[j]) for j in batch)
+            for j in batch:
+                padded[j] = mx
+            waves.append(batch)
+
+        for j in order:
+            trial = cur + [j]
+            mx = max(int(lengths[i]) for i in trial)
+            same_bucket = method != "bucketed" or not cur or bucket[cur[0]] == bucket[j]
+            if cur and (len(trial) > batch_size or mx * len(trial) > alloc.wave_tokens or not same_bucket):
+                close(cur)
+                cur = [j]
+            else:
+                cur = trial
+        if cur:
+            close(cur)
+        if int(padded.max()) > alloc.wave_tokens:
+            raise InputError(f"a sequence of {int(padded.max())} tokens exceeds the engine's "
+                             f"{alloc.wave_tokens}-token activation buffer")
+    dur = sequence_cycles_many(model, padded, sparsity, alloc, params)
+    # waves index sequences by their arrival index; the FIFO key uses position inside the wave order
+    return simulate(dur, waves, "fifo", useful=real, load_cycles=load)
+
+
+def metrics(result: SimResult, lengths: Sequence[int], useful_macs: float, clock_MHz: float,
+            peak_macs: float) -> dict:
+    """Figures of one run.
+
+    ``utilization`` = useful busy stage-cycles / (active stages x makespan) (padding cycles count as
+    bubbles); ``bubble_fraction`` = 1 - utilization, split into ``padding_fraction`` and
+    ``idle_fraction``; throughputs over makespan / f_clk; ``efficiency_vs_peak`` = useful MAC/s over
+    the board's INT8 peak; ``stage_utilization`` per stage.
+    """
+    active = result.durations.sum(axis=(0, 1)) > 0
+    n_active = max(1, int(active.sum()))
+    span = max(1, result.makespan)
+    busy = result.stage_busy()
+    use = result.stage_useful()
+    seconds = span / (clock_MHz * 1e6)
+    util = float(use.sum()) / (n_active * span)
+    idle = 1.0 - float(busy.sum()) / (n_active * span)
+    B = len(lengths)
+    return {
+        "sequences": B,
+        "tokens": int(np.sum(lengths)),
+        "makespan_cycles": int(result.makespan),
+        "seconds": seconds,
+        "utilization": util,
+        "bubble_fraction": 1.0 - util,
+        "padding_fraction": max(0.0, 1.0 - util - idle),
+        "idle_fraction": idle,
+        "throughput_seq_s": B / seconds,
+        "throughput_tokens_s": float(np.sum(lengths)) / seconds,
+        "useful_macs_s": useful_macs / seconds,
+        "efficiency_vs_peak": useful_macs / seconds / peak_macs,
+        "stage_utilization": {STAGES[s]: float(use[s]) / span for s in range(len(STAGES)) if active[s]},
+        "waves": len(result.waves),
+    }
+
+
+def compare(model: Mapping[str, Any], lengths: Sequence[int], sparsity: Mapping[str, Any] | None,
+            alloc: Allocation, peak_macs: float, params: CostParams = CostParams(), batch_size: int = 32,
+            pad_to: int | None = None, keep_results: bool = False) -> dict:
+    """Run padless and every baseline on the same lengths; the ``padless schedule --json`` object.
+
+    Returns ``{utilization, bubble_fraction, throughput_seq_s, throughput_tokens_s, efficiency_vs_peak,
+    ..., speedup_vs: {baseline: x}, baselines: {name: {same keys}}}`` (plus ``_results`` with the
+    :class:`SimResult` of each method when ``keep_results``).
+    """
+    from ..opcount import model_ops
+
+    lengths = [int(n) for n in lengths]
+    macs = {}
+    for n in set(lengths):
+        macs[n] = model_ops(model, n, sparsity)["totals"]["dsp_macs"]
+    useful_macs = float(sum(macs[n] for n in lengths))
+    results, figs = {}, {}
+    for m in METHODS:
+        results[m] = run_method(m, model, lengths, sparsity, alloc, params, batch_size, pad_to)
+        figs[m] = metrics(results[m], lengths, useful_macs, alloc.clock_MHz, peak_macs)
+    out = dict(figs["padless"])
+    out["speedup_vs"] = {b: figs["padless"]["throughput_seq_s"] / figs[b]["throughput_seq_s"] for b in BASELINES}
+    out["baselines"] = {}
+    for b in BASELINES:
+        fb = dict(figs[b])
+        fb["speedup_vs"] = {o: fb["throughput_seq_s"] / figs[o]["throughput_seq_s"] for o in METHODS if o != b}
+        out["baselines"][b] = fb
+    if keep_results:
+        out["_results"] = results
+    return out
