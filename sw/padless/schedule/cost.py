@@ -33,7 +33,7 @@ from ..errors import InputError
 from ..opcount import attention_k, check_model, check_sparsity, layer_tokens, weight_layout
 
 __all__ = ["STAGES", "MVU_STAGES", "Allocation", "CostParams", "mvu_shapes", "sequence_cycles",
-           "sequence_cycles_many", "weight_load_cycles", "layer_weight_bytes", "resources",
+           "sequence_cycles_many", "weight_load_cycles", "stage_weight_bytes", "layer_weight_bytes", "resources",
            "activation_bytes_per_token", "dsp_for_macs"]
 
 #: Compute stages of the layer engine, in pipeline order.
@@ -140,22 +140,31 @@ def sequence_cycles_many(model: Mapping[str, Any], lengths, sparsity: Mapping[st
     L, H, h, d = dims["L"], dims["H"], dims["h"], dims["d"]
     shapes = mvu_shapes(model, sparsity)
     uniq, inverse = np.unique(lengths, return_inverse=True)
+    tcfg, att = sp["tokens"], sp["attention"]
+    sel, keep = set(tcfg.get("layers", ())), float(tcfg.get("keep", 1.0))
     table = np.zeros((len(uniq), L, len(STAGES)), dtype=np.int64)
-    selecting = bool(sp["attention"])
-    for u, n in enumerate(uniq.tolist()):
-        for l, t in enumerate(layer_tokens(int(n), L, sp["tokens"])):
-            k = attention_k(t, sp["attention"])
-            row = table[u, l]
-            for s in MVU_STAGES:
-                o, i = shapes[s]
-                row[STAGES.index(s)] = (t * math.ceil(o / alloc.pe[s]) * math.ceil(i / alloc.simd[s])
-                                        + params.mvu_depth)
-            row[STAGES.index("out")] += math.ceil(H / alloc.pe["out"]) + params.ln_depth
-            row[STAGES.index("ffn_down")] += math.ceil(H / alloc.pe["ffn_down"]) + params.ln_depth
-            row[STAGES.index("ffn_up")] += params.gelu_depth
-            row[1] = (math.ceil(h * t * t / alloc.select_lanes) + params.select_depth) if selecting else 0
-            row[2] = 2 * t * h * math.ceil(k / alloc.pe["attn"]) * math.ceil(d / alloc.simd["attn"]) \
-                + params.attn_depth
+    t = uniq.astype(np.int64)
+    for l in range(L):
+        if l in sel:  # token reduction before layer l (opcount.layer_tokens, vectorised)
+            t = np.maximum(1, np.ceil(keep * t - 1e-9).astype(np.int64))
+        if "topk" in att:
+            k = np.minimum(t, int(att["topk"]))
+        elif "density" in att:
+            k = np.minimum(t, np.maximum(int(att.get("min_k", 1)),
+                                         np.ceil(float(att["density"]) * t - 1e-9).astype(np.int64)))
+        else:
+            k = t
+        for s in MVU_STAGES:
+            o, i = shapes[s]
+            table[:, l, STAGES.index(s)] = (t * (-(-o // alloc.pe[s])) * (-(-i // alloc.simd[s]))
+                                            + params.mvu_depth)
+        table[:, l, STAGES.index("out")] += -(-H // alloc.pe["out"]) + params.ln_depth
+        table[:, l, STAGES.index("ffn_down")] += -(-H // alloc.pe["ffn_down"]) + params.ln_depth
+        table[:, l, STAGES.index("ffn_up")] += params.gelu_depth
+        if att:
+            table[:, l, 1] = -(-(h * t * t) // alloc.select_lanes) + params.select_depth
+        table[:, l, 2] = (2 * t * h * (-(-k // alloc.pe["attn"])) * (-(-d // alloc.simd["attn"]))
+                          + params.attn_depth)
     return table[inverse]
 
 
@@ -172,10 +181,22 @@ def layer_weight_bytes(model: Mapping[str, Any], sparsity: Mapping[str, Any] | N
     return sum(weight_layout(o, i, w)["bytes"] for o, i in ((H, H),) * 4 + ((F, H), (H, F)))
 
 
-def weight_load_cycles(model, sparsity, alloc: Allocation, params: CostParams = CostParams()) -> int:
-    """Cycles to stream one layer's weights: ``ceil(bytes / (BW * mem_efficiency / f_clk))``."""
+def stage_weight_bytes(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None = None) -> dict:
+    """Off-chip weight bytes of each MVU stage for one layer (qkv holds Q, K and V)."""
+    dims = check_model(model)
+    w = check_sparsity(sparsity)["weights"]
+    H, F = dims["H"], dims["F"]
+    one = lambda o, i: weight_layout(o, i, w)["bytes"]  # noqa: E731
+    return {"qkv": 3 * one(H, H), "out": one(H, H), "ffn_up": one(F, H), "ffn_down": one(H, F)}
+
+
+def weight_load_cycles(model, sparsity, alloc: Allocation, params: CostParams = CostParams(),
+                       stage: str | None = None) -> int:
+    """Cycles to stream one layer's weights (or one MVU ``stage``'s):
+    ``ceil(bytes / (BW * mem_efficiency / f_clk))``."""
     per_cycle = alloc.bandwidth_GBps * 1e9 * params.mem_efficiency / (alloc.clock_MHz * 1e6)
-    return int(math.ceil(layer_weight_bytes(model, sparsity) / per_cycle))
+    nbytes = layer_weight_bytes(model, sparsity) if stage is None else stage_weight_bytes(model, sparsity)[stage]
+    return int(math.ceil(nbytes / per_cycle))
 
 
 def activation_bytes_per_token(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None = None,

@@ -38,7 +38,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import InputError
-from .cost import STAGES, Allocation, CostParams, sequence_cycles_many, weight_load_cycles
+from .cost import MVU_STAGES, STAGES, Allocation, CostParams, sequence_cycles_many, weight_load_cycles
 
 __all__ = ["flow_shop_starts", "simulate", "SimResult", "METHODS", "BASELINES", "make_waves",
            "run_method", "compare"]
@@ -102,7 +102,7 @@ class SimResult:
         durations: ``(B, L, S)`` cycles the operators took (padded lengths for baselines).
         useful: ``(B, L, S)`` cycles the same operators take at the real lengths.
         makespan: cycles from the first start to the last finish.
-        load_starts: ``[(wave, layer, start, duration)]`` of weight-load operators (streamed weights).
+        load_starts: ``[(wave, layer, stage, start, duration)]`` of weight loads (streamed weights).
         waves: sequence indices of each wave, in order.
     """
 
@@ -123,7 +123,7 @@ class SimResult:
 
 
 def simulate(durations: np.ndarray, waves: Sequence[Sequence[int]], policy: str = "critical_path",
-             useful: np.ndarray | None = None, load_cycles: int = 0,
+             useful: np.ndarray | None = None, load_cycles: Mapping[int, int] | int = 0,
              avg_cycles: np.ndarray | None = None) -> SimResult:
     """Event-by-event list scheduling of ``B`` operator chains on ``S`` stages (+ a weight loader).
 
@@ -133,7 +133,8 @@ def simulate(durations: np.ndarray, waves: Sequence[Sequence[int]], policy: str 
         policy: ``"critical_path"`` (P(v, s_avg), then work left at the sequence's own length) or
             ``"fifo"`` (arrival order, then layer, then stage).
         useful: ``(B, L, S)`` cycles at real lengths (default: ``durations``).
-        load_cycles: cycles to stream one layer's weights; 0 = weights resident on chip.
+        load_cycles: ``{stage index: cycles}`` to stream one layer's weights of that stage (an int: the
+            same for every stage); empty / 0 = weights resident on chip.
         avg_cycles: ``(L, S)`` cycles at the mean length, for P(v, s_avg) (default: mean of durations).
 
     Returns:
@@ -168,15 +169,24 @@ def simulate(durations: np.ndarray, waves: Sequence[Sequence[int]], policy: str 
     chains = [[(l, s) for l in range(L) for s in range(S) if dur[j, l, s] > 0] for j in range(B)]
     starts = np.full((B, L, S), -1, dtype=np.int64)
 
-    streamed = load_cycles > 0
-    n_loads = len(waves) * L if streamed else 0
-    load_done = np.zeros(n_loads, dtype=bool)
-    remaining = np.zeros(n_loads, dtype=np.int64)  # unfinished operators of each (wave, layer)
-    waiting: dict[int, list] = {}  # load id -> heads of chains blocked on it
+    # weight streaming: one load per (wave, layer, stage) for the stages that hold weights, issued in
+    # (wave, layer, stage) order on one m_axi loader; stage s double-buffers its weights, so the load
+    # of its pass r = wave * L + layer waits until every operator of its pass r - 2 has finished.
+    if isinstance(load_cycles, Mapping):
+        load_map = {int(k): int(v) for k, v in load_cycles.items() if int(v) > 0}
+    else:
+        load_map = {s: int(load_cycles) for s in range(S)} if int(load_cycles) > 0 else {}
+    streamed = bool(load_map)
+    wstages = sorted(load_map)
+    loads = [(w, l, s) for w in range(len(waves)) for l in range(L) for s in wstages] if streamed else []
+    n_loads = len(loads)
+    load_done = np.zeros((len(waves) * L, S), dtype=bool)
+    remaining = np.zeros((len(waves) * L, S), dtype=np.int64)  # unfinished operators of each pass
+    waiting: dict[tuple, list] = {}  # (pass, stage) -> sequences blocked on that load
     if streamed:
         for j in range(B):
             for (l, s) in chains[j]:
-                remaining[wave_of[j] * L + l] += 1
+                remaining[wave_of[j] * L + l, s] += 1
 
     def key(j: int, l: int, s: int) -> tuple:
         if policy == "fifo":
@@ -184,11 +194,10 @@ def simulate(durations: np.ndarray, waves: Sequence[Sequence[int]], policy: str 
         return (int(wave_of[j]), -float(p_static[l, s]), -int(p_dyn[j, l, s]), int(pos_of[j]))
 
     ready = [[] for _ in range(S)]
-    busy_until = [0] * S
     unit_busy = [False] * S
-    events: list = []  # (time, kind, payload)
+    events: list = []  # (time, kind, payload): kind 0 load done, 1 operator done
     nxt = [0] * B  # index into chain of the next operator of each sequence
-    loader_q = 0  # next load id to start
+    loader_q = 0  # next load to start
     loader_busy = False
     load_log = []
 
@@ -196,15 +205,19 @@ def simulate(durations: np.ndarray, waves: Sequence[Sequence[int]], policy: str 
         if nxt[j] >= len(chains[j]):
             return
         l, s = chains[j][nxt[j]]
-        if streamed:
-            q = wave_of[j] * L + l
-            if not load_done[q]:
-                waiting.setdefault(q, []).append(j)
+        if s in load_map:
+            r = wave_of[j] * L + l
+            if not load_done[r, s]:
+                waiting.setdefault((r, s), []).append(j)
                 return
         heapq.heappush(ready[s], (key(j, l, s), j, l, s))
 
     def load_allowed(q: int) -> bool:
-        return q < n_loads and (q < 2 or remaining[q - 2] == 0)
+        if q >= n_loads:
+            return False
+        w, l, s = loads[q]
+        r = w * L + l
+        return r < 2 or remaining[r - 2, s] == 0
 
     for j in range(B):
         make_ready(j, 0)
@@ -213,40 +226,40 @@ def simulate(durations: np.ndarray, waves: Sequence[Sequence[int]], policy: str 
         # start the loader
         if streamed and not loader_busy and load_allowed(loader_q):
             loader_busy = True
-            heapq.heappush(events, (now + load_cycles, 0, loader_q))
-            load_log.append((loader_q // L, loader_q % L, now, load_cycles))
+            w, l, s = loads[loader_q]
+            heapq.heappush(events, (now + load_map[s], 0, loader_q))
+            load_log.append((w, l, s, now, load_map[s]))
         # dispatch every free stage
         for s in range(S):
             if not unit_busy[s] and ready[s]:
                 _, j, l, s_ = heapq.heappop(ready[s])
                 starts[j, l, s] = now
                 unit_busy[s] = True
-                busy_until[s] = now + int(dur[j, l, s])
-                heapq.heappush(events, (busy_until[s], 1, (j, l, s)))
+                heapq.heappush(events, (now + int(dur[j, l, s]), 1, (j, l, s)))
         if not events:
             break
         now = events[0][0]
         while events and events[0][0] == now:
             _, kind, payload = heapq.heappop(events)
             if kind == 0:
-                q = payload
-                load_done[q] = True
+                w, l, s = loads[payload]
+                r = w * L + l
+                load_done[r, s] = True
                 loader_busy = False
                 loader_q += 1
-                for j in waiting.pop(q, []):
-                    l, s = chains[j][nxt[j]]
+                for j in waiting.pop((r, s), []):
                     heapq.heappush(ready[s], (key(j, l, s), j, l, s))
             else:
                 j, l, s = payload
                 unit_busy[s] = False
                 nxt[j] += 1
                 if streamed:
-                    remaining[wave_of[j] * L + l] -= 1
+                    remaining[wave_of[j] * L + l, s] -= 1
                 make_ready(j, now)
     if any(nxt[j] < len(chains[j]) for j in range(B)):
         raise RuntimeError("simulation ended with unscheduled operators (dependency cycle)")
     finish = np.where(starts >= 0, starts + dur, 0)
-    makespan = int(max(finish.max(initial=0), max((a + d for _, _, a, d in load_log), default=0)))
+    makespan = int(max(finish.max(initial=0), max((a + d for _, _, _, a, d in load_log), default=0)))
     return SimResult(starts=starts, durations=np.where(starts >= 0, dur, 0), useful=np.where(starts >= 0, useful, 0),
                      makespan=makespan, load_starts=load_log, waves=[list(w) for w in waves])
 
@@ -303,7 +316,8 @@ def run_method(method: str, model: Mapping[str, Any], lengths: Sequence[int], sp
     if lengths.min() < 1:
         raise InputError("every sequence needs at least one token")
     real = sequence_cycles_many(model, lengths, sparsity, alloc, params)
-    load = 0 if alloc.resident else weight_load_cycles(model, sparsity, alloc, params)
+    load = {} if alloc.resident else {STAGES.index(s): weight_load_cycles(model, sparsity, alloc, params, s)
+                                      for s in MVU_STAGES}
     avg_n = max(1, int(round(float(lengths.mean()))))
     if method == "padless":
         avg = sequence_cycles_many(model, [avg_n], sparsity, alloc, params)[0]

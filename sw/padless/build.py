@@ -1,0 +1,180 @@
+"""``padless compile`` as a sequence of build steps (FINN's ``step_*`` shape).
+
+Each step takes and returns the :class:`BuildState`; ``compile_project`` runs them in order:
+load model -> sparsify weights -> calibrate -> quantize -> write project -> schedule (DSE) -> codegen.
+"""
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import InputError
+
+DEFAULT_BOARD = "u280"
+
+
+@dataclass
+class BuildState:
+    """Everything the steps share. ``log`` collects (step, seconds, note) rows for the summary."""
+
+    model: str
+    board_name: str
+    out: Path
+    config: dict = field(default_factory=dict)
+    calib_texts: list | None = None
+    calib_count: int | None = None
+    alpha: float = 1.0
+    progress: bool = False
+    spec: object = None
+    recipe: object = None
+    board: object = None
+    ranges: dict | None = None
+    quantized: object = None
+    sparsity: dict = field(default_factory=dict)
+    calibration: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+    log: list = field(default_factory=list)
+
+
+def load_config(path) -> dict:
+    """Read a compile config YAML (keys ``attention``, ``weights``, ``tokens``, ``calibration``).
+
+    Raises InputError for a missing file, bad YAML or unknown top-level keys."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"config file {p} does not exist")
+    try:
+        cfg = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"config file {p} is not valid YAML: {exc}") from exc
+    if not isinstance(cfg, dict):
+        raise InputError(f"config file {p} must be a mapping with keys attention/weights/tokens/calibration")
+    unknown = set(cfg) - {"attention", "weights", "tokens", "calibration", "sparsity"}
+    if unknown:
+        raise InputError(f"config file {p}: unknown keys {sorted(unknown)} (allowed: attention, weights, tokens, calibration)")
+    if "sparsity" in cfg:
+        cfg = {**cfg.pop("sparsity"), **cfg}
+    return cfg
+
+
+def _optional(module: str, attr: str):
+    """``module.attr`` if that module exists in this build, else None (for steps other modules add)."""
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name == module:
+            return None
+        raise
+    return getattr(mod, attr, None)
+
+
+def step_load_board(st: BuildState) -> BuildState:
+    from .boards import load_board
+    st.board = load_board(st.board_name)
+    return st
+
+
+def step_load_model(st: BuildState) -> BuildState:
+    from .models import resolve_model
+    st.spec, st.recipe = resolve_model(st.model)
+    return st
+
+
+def step_sparsity_config(st: BuildState) -> BuildState:
+    sparsity = {k: (st.config.get(k) or (st.recipe.sparsity or {}).get(k) or {})
+                for k in ("attention", "weights", "tokens")}
+    parse = _optional("padless.sparse.config", "parse_sparsity")
+    st.sparsity = parse(sparsity) if parse else sparsity
+    if st.sparsity.get("attention"):
+        from .sparse.attention import keep_count
+        try:
+            keep_count(8, st.sparsity["attention"])
+        except ValueError as exc:
+            raise InputError(f"attention config: {exc}") from exc
+    return st
+
+
+def step_sparsify_weights(st: BuildState) -> BuildState:
+    w = st.sparsity.get("weights") or {}
+    if float(w.get("sparsity", 0) or 0) > 0:
+        prune = _optional("padless.sparse.weights", "prune_spec")
+        if prune is None:
+            raise InputError("weight sparsity is not available in this padless build; remove `weights:` from the config")
+        st.spec = prune(st.spec, w)
+    return st
+
+
+def step_calibrate(st: BuildState) -> BuildState:
+    from .quant.calibrate import calibrate
+    cal_cfg = {**(st.recipe.calibration or {}), **(st.config.get("calibration") or {})}
+    count = int(st.calib_count or cal_cfg.get("count", 256))
+    if st.calib_texts is not None:
+        texts, source = st.calib_texts[:count], "file"
+    else:
+        from .data.datasets import load_dataset
+        name = cal_cfg.get("dataset", "vader-tweets")
+        texts, source = load_dataset(name, limit=count).texts, name
+    if not texts:
+        raise InputError("no calibration text: give real sentences with --calib FILE")
+    from .models import Tokenizer
+    if not st.spec.tokenizer_path:
+        raise InputError(f"model {st.spec.name} has no tokenizer to calibrate with")
+    ids = Tokenizer(st.spec.tokenizer_path, st.spec.max_positions).encode(texts, truncate=True)
+    st.ranges = calibrate(st.spec, ids, progress=st.progress)
+    st.calibration = {"dataset": source, "count": len(ids), "tokens": st.ranges["tokens"], "alpha": st.alpha}
+    return st
+
+
+def step_quantize(st: BuildState) -> BuildState:
+    from .quant.quantize import quantize_encoder
+    st.quantized = quantize_encoder(st.spec, st.ranges, alpha=st.alpha)
+    return st
+
+
+def step_write_project(st: BuildState) -> BuildState:
+    from .project import write_project
+    recipe = {"name": st.recipe.name, "source": st.recipe.source}
+    write_project(st.out, st.spec, st.quantized, st.board.name, recipe, st.sparsity, st.calibration, st.extra)
+    return st
+
+
+def step_schedule(st: BuildState) -> BuildState:
+    plan = _optional("padless.schedule.dse", "plan")
+    if plan is not None:
+        from .project import update_manifest
+        update_manifest(st.out, {"schedule": plan(st.spec.shape_summary(), st.board, st.sparsity)})
+    return st
+
+
+def step_codegen(st: BuildState) -> BuildState:
+    generate = _optional("padless.codegen.hls", "generate")
+    if generate is not None:
+        from .project import load_project
+        generate(load_project(st.out), st.board)
+    return st
+
+
+STEPS = [step_load_board, step_load_model, step_sparsity_config, step_sparsify_weights, step_calibrate,
+         step_quantize, step_write_project, step_schedule, step_codegen]
+
+
+def compile_project(model: str, board: str = DEFAULT_BOARD, out=None, config: dict | None = None,
+                    calib_texts: list | None = None, calib_count: int | None = None, alpha: float = 1.0,
+                    progress: bool = False) -> BuildState:
+    """Compile ``model`` (recipe name or path) for ``board`` into the project folder ``out``.
+
+    Raises UnknownModelError, UnknownBoardError, InputError, DataError, BoardTooSmallError.
+    """
+    if out is None:
+        raise InputError("give an output folder (--out DIR)")
+    st = BuildState(model=model, board_name=board, out=Path(out), config=config or {}, calib_texts=calib_texts,
+                    calib_count=calib_count, alpha=alpha, progress=progress)
+    for step in STEPS:
+        t = time.perf_counter()
+        st = step(st)
+        st.log.append((step.__name__.removeprefix("step_"), time.perf_counter() - t))
+    return st
