@@ -58,8 +58,8 @@ module selection_engine #(
     wire rst = !ap_rst_n;
 
     // Constants at the widths they are used (yosys 0.23 takes no size casts).
-    localparam logic [IDX_W-1:0] LANES_I = LANES;
-    localparam logic [KW-1:0]    K_K     = K;
+    localparam logic [IDX_W-1:0] LANES_I = LANES[IDX_W-1:0];
+    localparam logic [KW-1:0]    K_K     = K[KW-1:0];
     localparam logic [KW-1:0]    ONE_KW  = 1;
     localparam logic [K-1:0]     ONE_K   = 1;
 
@@ -135,7 +135,7 @@ module selection_engine #(
     logic [LANES*K*IDX_W-1:0] lane_i;
 
     for (genvar l = 0; l < LANES; l++) begin : g_lane
-        localparam logic [IDX_W-1:0] LANE_I = l;
+        localparam logic [IDX_W-1:0] LANE_I = l[IDX_W-1:0];
         wire signed [SW-1:0] score;
         selection_score #(.HEAD_DIM(HEAD_DIM), .SW(SW)) u_score (
             .clk(ap_clk), .en(pipe_en),
@@ -183,12 +183,12 @@ module selection_engine #(
     assign m_axis_idx_tlast  = ((fin_v & (fin_v - ONE_K)) == '0);   // exactly one index left
     wire   m_fire = m_axis_idx_tvalid && m_axis_idx_tready;
     assign fin_free = !merging && (fin_v == '0);
-    // Thermometer mask of the first k slots of the finishing row.
-    wire [K-1:0] kmask = ~({K{1'b1}} << tail_k);
 
     if (LANES == 1) begin : g_direct
         // One lane: the sorter already holds the row's top K, best first; keep the first k slots.
         assign merging = 1'b0;
+        // Thermometer mask of the first k slots of the finishing row.
+        wire [K-1:0] kmask = ~({K{1'b1}} << tail_k);
         always_ff @(posedge ap_clk) begin
             if (rst) begin
                 fin_v <= '0;

@@ -54,8 +54,8 @@ module selection_score #(
     endfunction
 
     // Heap-ordered adder tree: node[P2 + i] are the registered products (leaves), node[i] =
-    // node[2i] + node[2i+1] registered, node[1] is the score. node[0] is not used.
-    logic [2*P2*SW-1:0] node;
+    // node[2i] + node[2i+1] registered, node[1] is the score.
+    logic [2*P2*SW-1:SW] node;   // node[0] does not exist
 
     always_ff @(posedge clk) begin
         if (en) begin
@@ -72,7 +72,6 @@ module selection_score #(
         end
     end
 
-    assign node[SW-1:0] = '0;
     assign score = $signed(node[SW +: SW]);
 endmodule
 

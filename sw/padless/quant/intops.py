@@ -147,7 +147,7 @@ def isqrt(n: np.ndarray) -> np.ndarray:
     x = np.where(n == 0, 1, x)
     while True:
         y = (x + floor_div(n, x)) >> 1
-        dec = y < x
+        dec = (y < x) & (n > 0)
         if not np.any(dec):
             break
         x = np.where(dec, y, x)

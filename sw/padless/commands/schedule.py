@@ -1,0 +1,143 @@
+"""``padless schedule DIR (--dataset NAME | --input FILE | --lengths FILE) [--json]``.
+
+Simulates, on the project's cycle model, the length-aware pipeline and the baselines (pad to the
+maximum, pad to each batch's maximum, length buckets) on a real length mix, and prints utilization,
+bubbles, throughput, efficiency against the board's INT8 peak and the speedups (modeled figures).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import InputError, ProjectError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "schedule", help="model padless vs padded scheduling on a length mix (cycle model)",
+        description="Simulate the length-aware pipeline and the padded baselines on the project's cycle "
+                    "model. Figures are modeled, not measured.")
+    p.add_argument("project", metavar="DIR", help="project folder written by `padless compile`")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--dataset", metavar="NAME", help="a real dataset (vader-movie, vader-tweets, fortunes, reuters)")
+    src.add_argument("--input", metavar="FILE", help="one text per line (tokenized with the model's tokenizer)")
+    src.add_argument("--lengths", metavar="FILE", help="one sequence length (tokens) per line")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N sequences")
+    p.add_argument("--batch-size", type=int, default=32, help="batch size of the padded baselines (default 32)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def read_manifest(project_dir: str | Path) -> dict:
+    """``DIR/manifest.json`` as a dict (keys used here: model, board, sparsity, schedule).
+
+    Raises:
+        ProjectError: no folder, no manifest, not JSON, or no ``model``/``board`` entry.
+    """
+    path = Path(project_dir)
+    mpath = path / "manifest.json"
+    if not mpath.is_file():
+        raise ProjectError(f"{path} has no manifest.json; create the project with "
+                           f"`padless compile MODEL --board BOARD --out {path}`")
+    try:
+        manifest = json.loads(mpath.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ProjectError(f"{mpath} is not valid JSON ({exc}); recompile the project") from exc
+    for key in ("model", "board"):
+        if key not in manifest:
+            raise ProjectError(f"{mpath} has no {key!r} entry; recompile the project")
+    return manifest
+
+
+def read_lengths(path: str | Path) -> list[int]:
+    """One positive integer per line (blank lines skipped). Raises InputError naming the bad line."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"lengths file {p} does not exist")
+    out = []
+    for i, line in enumerate(p.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            n = int(line)
+        except ValueError:
+            raise InputError(f"{p}:{i}: {line!r} is not an integer length") from None
+        if n < 1:
+            raise InputError(f"{p}:{i}: a sequence needs at least one token, got {n}")
+        out.append(n)
+    if not out:
+        raise InputError(f"{p} holds no lengths")
+    return out
+
+
+def _texts_lengths(project_dir: str, texts: list[str]) -> list[int]:
+    from ..project import load_project
+
+    texts = [t for t in texts if t.strip()]
+    if not texts:
+        raise InputError("no non-empty texts to schedule")
+    ids = load_project(project_dir).tokenize(texts, truncate=True)
+    return [len(x) for x in ids]
+
+
+def lengths_from_args(args, manifest: dict) -> list[int]:
+    """Sequence lengths from --lengths, --input or --dataset (first ``--limit``)."""
+    if args.lengths:
+        lengths = read_lengths(args.lengths)
+    elif args.input:
+        p = Path(args.input)
+        if not p.is_file():
+            raise InputError(f"input file {p} does not exist")
+        lengths = _texts_lengths(args.project, p.read_text().splitlines())
+    else:
+        from ..data.datasets import load_dataset
+
+        lengths = _texts_lengths(args.project, list(load_dataset(args.dataset, limit=args.limit).texts))
+    if args.limit:
+        lengths = lengths[: args.limit]
+    max_pos = int(manifest["model"].get("max_positions", 0) or 0)
+    if max_pos and max(lengths) > max_pos:
+        raise InputError(f"a sequence of {max(lengths)} tokens exceeds the model's {max_pos} positions")
+    return lengths
+
+
+def schedule_figures(manifest: dict, lengths: list[int], batch_size: int = 32, keep_results: bool = False) -> dict:
+    """The ``--json`` object for a manifest and lengths (plan from ``manifest["schedule"]``, or planned
+    now for the board when the manifest has none)."""
+    from ..boards import int8_peak_macs, load_board
+    from ..schedule.cost import Allocation
+    from ..schedule.dse import plan
+    from ..schedule.scheduler import compare
+
+    board = load_board(manifest["board"])
+    sched = manifest.get("schedule") or plan(manifest["model"], board, manifest.get("sparsity") or {}, lengths)
+    if "allocation" not in sched:
+        raise ProjectError("manifest schedule has no allocation; recompile the project")
+    alloc = Allocation.from_dict(sched["allocation"])
+    peak = int8_peak_macs(board, alloc.clock_MHz)
+    out = compare(manifest["model"], lengths, manifest.get("sparsity") or {}, alloc, peak,
+                  batch_size=batch_size, keep_results=keep_results)
+    out["board"] = board.name
+    out["clock_MHz"] = alloc.clock_MHz
+    out["peak_int8_macs"] = peak
+    out["modeled"] = True
+    return out
+
+
+def run(args) -> int:
+    manifest = read_manifest(args.project)
+    lengths = lengths_from_args(args, manifest)
+    out = schedule_figures(manifest, lengths, args.batch_size)
+    if args.json:
+        print(json.dumps(out, indent=2, sort_keys=True))
+        return 0
+    print(f"padless schedule: {len(lengths)} sequences, {sum(lengths)} tokens on {out['board']} at "
+          f"{out['clock_MHz']:.0f} MHz (modeled)")
+    print(f"{'method':<14}{'util':>7}{'bubbles':>9}{'seq/s':>12}{'tokens/s':>13}{'eff/peak':>10}{'padless x':>11}")
+    rows = [("padless", out)] + list(out["baselines"].items())
+    for name, f in rows:
+        sp = "" if name == "padless" else f"{out['speedup_vs'][name]:.2f}"
+        print(f"{name:<14}{f['utilization']:>7.1%}{f['bubble_fraction']:>9.1%}{f['throughput_seq_s']:>12.1f}"
+              f"{f['throughput_tokens_s']:>13.0f}{f['efficiency_vs_peak']:>10.1%}{sp:>11}")
+    return 0

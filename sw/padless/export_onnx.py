@@ -1,0 +1,315 @@
+"""Export a compiled project's integer model to ONNX, so that onnxruntime (or any ONNX tool) can run and
+inspect the exact quantized model padless built.
+
+The graph reproduces :func:`padless.golden.run_layer` operation for operation with ONNX integer ops:
+
+* int8 x int8 (and uint8 probabilities x int8 V) products are ``MatMulInteger`` (int32 accumulators,
+  exact: |acc| < 2^31 for every layer padless quantizes), followed by int64 bias ``Add``.
+* Every requantization ``saturate((acc * m + 2^(s-1)) >> s)`` is int64 ``Mul``/``Add``, an exact floor
+  division by ``2^s`` (``Div`` for values known non-negative, else ``(v - Mod(v, 2^s)) / 2^s``: ONNX
+  integer ``Div`` truncates toward zero, the numerics contract floors) and ``Max``/``Min``.
+* i-exp / i-softmax (I-BERT section 3.4): ``ReduceMax``, integer polynomial, ``BitShift`` (uint64, the
+  shift amount varies per element), ``ReduceSum``, ``Div``.
+* i-LayerNorm (section 3.5 + folded gamma/beta): ``ReduceSum``, floor divisions, and the integer square
+  root as ``floor(sqrt(double(n)))`` followed by an exact integer correction step in each direction
+  (``var < 2^46``, so double's correctly rounded sqrt is within one of the answer and the correction
+  makes it exact).
+* i-GELU (section 3.3): ``Sign``/``Abs``/``Min`` and the integer polynomial; ReLU is ``Max``.
+
+So the *integer core* (int8 layer-0 input -> int8 last hidden state) equals the golden model bit for bit;
+``tests/test_export_onnx.py`` asserts it. What stays float, as on padless's own host:
+
+* the embedding (``Gather`` of the word / position / token-type tables, sum, ``LayerNormalization``),
+  then ``QuantizeLinear`` per channel with the calibrated input scale (and a clamp to +-127, the
+  symmetric int8 range of the golden model). ORT computes the embedding LayerNorm and ``x / scale`` in
+  float32 where the host uses numpy, so an input element can round to the other neighbour in rare ties:
+  the end-to-end outputs then differ from golden by a few int8 steps in that sequence (documented
+  tolerance: mean cosine of pooled embeddings >= 0.999, measured ~1.0, see docs/interchange.md);
+* the output ``DequantizeLinear`` per channel, mean / [CLS] pooling and L2 normalisation.
+
+Limitations: dense attention only (a project compiled with attention top-k or token reduction is refused
+with a clear error); one call takes a ``(batch, seq)`` batch of sequences of the *same* length with no
+attention mask (padless never pads: run sequences of different lengths in separate calls).
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .errors import InputError, ProjectError
+from .quant import intops
+
+#: ONNX opset of the exported graph (per-axis Quantize/DequantizeLinear, axes-as-input reductions).
+OPSET = 21
+_I64 = np.int64
+
+
+class _Builder:
+    """Minimal ONNX graph builder: unique names, int64/float constants as initializers."""
+
+    def __init__(self):
+        import onnx
+        from onnx import helper, numpy_helper
+
+        self.onnx, self.helper, self.nh = onnx, helper, numpy_helper
+        self.nodes, self.inits = [], []
+        self._n = 0
+        self._consts: dict = {}
+        self.prefix = ""
+
+    def name(self, base: str) -> str:
+        self._n += 1
+        return f"{self.prefix}{base}_{self._n}"
+
+    def const(self, value, dtype=None, name: Optional[str] = None) -> str:
+        arr = np.asarray(value, dtype=dtype) if dtype is not None else np.asarray(value)
+        key = None
+        if name is None and arr.size <= 64:  # share small constants
+            key = (arr.dtype.str, arr.shape, arr.tobytes())
+            if key in self._consts:
+                return self._consts[key]
+        nm = name or self.name("c")
+        self.inits.append(self.nh.from_array(arr, nm))
+        if key is not None:
+            self._consts[key] = nm
+        return nm
+
+    def op(self, op_type: str, *inputs: str, out: Optional[str] = None, **attrs) -> str:
+        o = out or self.name(op_type)
+        self.nodes.append(self.helper.make_node(op_type, list(inputs), [o], name=self.name(op_type + "_n"),
+                                                **attrs))
+        return o
+
+    # ---- int64 integer arithmetic of padless.quant.intops ----
+    def i64(self, v) -> str:
+        return self.const(np.asarray(v, dtype=_I64))
+
+    def cast(self, x: str, to: int) -> str:
+        return self.op("Cast", x, to=to)
+
+    def floor_div(self, v: str, d, nonneg: bool = False) -> str:
+        """``floor(v / d)`` for int64 ``v`` and positive int64 ``d`` (scalar or per channel)."""
+        dc = self.i64(d)
+        if nonneg:
+            return self.op("Div", v, dc)
+        return self.op("Div", self.op("Sub", v, self.op("Mod", v, dc, fmod=0)), dc)
+
+    def saturate(self, x: str, bits: int, signed: bool = True) -> str:
+        lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+        return self.op("Min", self.op("Max", x, self.i64(lo)), self.i64(hi))
+
+    def requantize(self, acc: str, m, shift, bits: int) -> str:
+        """:func:`padless.quant.intops.requantize`: ``saturate((acc m + 2^(s-1)) >> s, bits)``."""
+        m = np.asarray(m, _I64)
+        shift = np.asarray(shift, _I64)
+        rnd = np.where(shift > 0, np.left_shift(np.int64(1), np.maximum(shift - 1, 0)), 0).astype(_I64)
+        v = self.op("Add", self.op("Mul", acc, self.i64(m)), self.i64(rnd))
+        return self.saturate(self.floor_div(v, np.left_shift(np.int64(1), shift).astype(_I64)), bits)
+
+    def matmul_int(self, x: str, w_t_int8: np.ndarray, tag: str) -> str:
+        """``x`` int64 (int8-valued) ``(..., in)`` @ constant int8 ``(in, out)`` -> int64 (exact)."""
+        P = self.onnx.TensorProto
+        w = self.const(np.ascontiguousarray(w_t_int8.astype(np.int8)), name=f"{self.prefix}{tag}.weight_int8")
+        acc = self.op("MatMulInteger", self.cast(x, P.INT8), w)
+        return self.cast(acc, P.INT64)
+
+    def qlinear(self, x: str, lin, tag: str, requant: bool = True) -> str:
+        acc = self.op("Add", self.matmul_int(x, np.asarray(lin.w).T, tag),
+                      self.const(np.asarray(lin.bias, _I64), name=f"{self.prefix}{tag}.bias_int32"))
+        return self.requantize(acc, lin.m, lin.shift, int(lin.out_bits)) if requant else acc
+
+    def i_exp(self, x: str) -> str:
+        P = self.onnx.TensorProto
+        x = self.op("Max", x, self.i64(-intops.EXP_CLAMP_LN2 * intops.Q_LN2))
+        z = self.op("Div", self.op("Neg", x), self.i64(intops.Q_LN2))  # -x >= 0: truncation == floor
+        p = self.op("Add", x, self.op("Mul", z, self.i64(intops.Q_LN2)))
+        t = self.op("Add", p, self.i64(intops.Q_EXP_B))
+        poly = self.op("Add", self.op("Mul", t, t), self.i64(intops.Q_EXP_C))  # > 0
+        shifted = self.op("BitShift", self.cast(poly, P.UINT64), self.cast(z, P.UINT64), direction="RIGHT")
+        return self.cast(shifted, P.INT64)
+
+    def i_softmax(self, s: str) -> str:
+        ax = self.i64([-1])
+        e = self.i_exp(self.op("Sub", s, self.op("ReduceMax", s, ax, keepdims=1)))
+        total = self.op("ReduceSum", e, ax, keepdims=1)
+        factor = self.op("Div", self.i64(1 << intops.SOFTMAX_K), total)
+        p = self.op("Div", self.op("Mul", e, factor), self.i64(1 << (intops.SOFTMAX_K - intops.PROB_BITS)))
+        return self.op("Min", p, self.i64((1 << intops.PROB_BITS) - 1))
+
+    def isqrt(self, n: str) -> str:
+        P = self.onnx.TensorProto
+        r = self.cast(self.op("Floor", self.op("Sqrt", self.cast(n, P.DOUBLE))), P.INT64)
+        r = self.op("Sub", r, self.cast(self.op("Greater", self.op("Mul", r, r), n), P.INT64))
+        r1 = self.op("Add", r, self.i64(1))
+        return self.op("Add", r, self.cast(self.op("LessOrEqual", self.op("Mul", r1, r1), n), P.INT64))
+
+    def i_layernorm(self, y: str, m, b, shift: int, H: int) -> str:
+        ax = self.i64([-1])
+        mean = self.floor_div(self.op("ReduceSum", y, ax, keepdims=1), H)
+        c = self.op("Sub", y, mean)
+        var = self.floor_div(self.op("ReduceSum", self.op("Mul", c, c), ax, keepdims=1), H, nonneg=True)
+        std = self.op("Max", self.isqrt(var), self.i64(1))
+        factor = self.op("Div", self.i64(1 << intops.LN_K), std)
+        z = self.floor_div(self.op("Mul", c, factor), 1 << (intops.LN_K - intops.LN_FRAC_BITS))
+        v = self.op("Add", self.op("Add", self.op("Mul", z, self.i64(m)), self.i64(b)),
+                    self.i64(1 << (int(shift) - 1)))
+        return self.saturate(self.floor_div(v, 1 << int(shift)), 8)
+
+    def i_gelu(self, x: str, b_int: int, c_int: int, shift: int, one: int) -> str:
+        a = self.op("Min", self.op("Abs", x), self.i64(-b_int))
+        ab = self.op("Add", a, self.i64(b_int))
+        poly = self.op("Mul", self.op("Sign", x), self.op("Add", self.op("Mul", ab, ab), self.i64(c_int)))
+        erf = self.floor_div(self.op("Neg", poly), 1 << int(shift))
+        return self.op("Mul", x, self.op("Add", erf, self.i64(one)))
+
+
+def _attention(B: _Builder, q: str, k: str, v: str, L, num_heads: int, H: int) -> str:
+    """Dense integer attention of :func:`padless.sparse.attention.attention_heads` over ``(batch, seq, H)``."""
+    P = B.onnx.TensorProto
+    d = H // num_heads
+    split = B.i64([0, 0, num_heads, d])  # Reshape: 0 copies batch and seq
+
+    def heads(t: str, perm) -> str:
+        return B.op("Transpose", B.op("Reshape", B.cast(t, P.INT8), split), perm=perm)
+
+    qh, kt, vh = heads(q, [0, 2, 1, 3]), heads(k, [0, 2, 3, 1]), heads(v, [0, 2, 1, 3])
+    acc = B.cast(B.op("MatMulInteger", qh, kt), P.INT64)                        # (b, h, n, n)
+    scores = B.requantize(acc, L.score_m, L.score_shift, 32)
+    p = B.i_softmax(scores)                                                     # uint8-valued
+    ctx = B.cast(B.op("MatMulInteger", B.cast(p, P.UINT8), vh), P.INT64)        # (b, h, n, d)
+    ctx = B.op("Reshape", B.op("Transpose", ctx, perm=[0, 2, 1, 3]), B.i64([0, 0, H]))
+    return B.requantize(ctx, L.ctx_m, L.ctx_shift, 8)
+
+
+def _layer(B: _Builder, x: str, L, num_heads: int, H: int) -> str:
+    """One layer of :func:`padless.golden.run_layer` (int64 tensors holding int8 values)."""
+    q, k, v = B.qlinear(x, L.q, "q"), B.qlinear(x, L.k, "k"), B.qlinear(x, L.v, "v")
+    ctx = _attention(B, q, k, v, L, num_heads, H)
+    res = B.op("Add", B.qlinear(ctx, L.o, "o"),
+               B.requantize(x, L.res_attn_m, L.res_attn_shift, intops.RESIDUAL_BITS))
+    h = B.i_layernorm(res, L.ln_attn_m, L.ln_attn_b, L.ln_attn_shift, H)
+    up = B.qlinear(h, L.up, "ffn_up")
+    if L.act == "gelu":
+        act = B.requantize(B.i_gelu(up, L.gelu_b, L.gelu_c, L.gelu_r, L.gelu_one), L.act_m, L.act_shift, 8)
+    else:
+        act = B.requantize(B.op("Max", up, B.i64(0)), L.act_m, L.act_shift, 8)
+    res2 = B.op("Add", B.qlinear(act, L.down, "ffn_down"),
+                B.requantize(h, L.res_ffn_m, L.res_ffn_shift, intops.RESIDUAL_BITS))
+    return B.i_layernorm(res2, L.ln_ffn_m, L.ln_ffn_b, L.ln_ffn_shift, H)
+
+
+def _check_dense(project) -> None:
+    sp = project.sparsity or {}
+    for key in ("attention", "tokens"):
+        if sp.get(key):
+            raise InputError(
+                f"{project.path}: the ONNX export implements dense attention without token reduction, but this "
+                f"project uses {key} sparsity {sp[key]}; recompile without `{key}:` to export it")
+
+
+def build_onnx_model(project, core_only: bool = False):
+    """The ONNX ``ModelProto`` of a loaded :class:`padless.project.Project`.
+
+    Full model (default): input ``input_ids`` ``(batch, seq)`` int64; outputs ``last_hidden_state``
+    ``(batch, seq, hidden)`` float32 (dequantized), ``hidden_int8`` ``(batch, seq, hidden)`` int8 and
+    ``sentence_embedding`` ``(batch, hidden)`` float32 (the project's pooling and L2 normalisation).
+    ``core_only``: input ``hidden_in`` ``(batch, seq, hidden)`` int8 (the quantized layer-0 input, as
+    :func:`padless.golden.quantize_input` makes it), output ``hidden_int8``.
+
+    Raises InputError for a project with attention top-k or token reduction (not exported).
+    """
+    import onnx
+    from onnx import TensorProto as P, helper
+
+    _check_dense(project)
+    qe = project.quantized
+    m = project.model
+    H, heads = int(m["hidden_size"]), int(m["num_heads"])
+    B = _Builder()
+    in_scale = np.asarray(qe.input_scale, np.float64).reshape(-1)
+    out_scale = np.asarray(qe.output_scale, np.float64).reshape(-1)
+    if core_only:
+        inputs = [helper.make_tensor_value_info("hidden_in", P.INT8, ["batch", "seq", H])]
+        x = B.cast("hidden_in", P.INT64)
+    else:
+        inputs = [helper.make_tensor_value_info("input_ids", P.INT64, ["batch", "seq"])]
+        e = project.host.embeddings
+        B.prefix = "embeddings."
+        emb = B.op("Gather", B.const(e.word.astype(np.float32), name="embeddings.word"), "input_ids", axis=0)
+        if e.scale != 1.0:
+            emb = B.op("Mul", emb, B.const(np.float32(e.scale)))
+        if e.position is not None:
+            seq = B.op("Gather", B.op("Shape", "input_ids"), B.i64(1), axis=0)
+            start = B.i64(int(e.position_offset))
+            pos_ids = B.op("Range", start, B.op("Add", seq, start), B.i64(1))
+            emb = B.op("Add", emb, B.op("Gather", B.const(e.position.astype(np.float32), name="embeddings.position"),
+                                        pos_ids, axis=0))
+        if e.token_type is not None:
+            emb = B.op("Add", emb, B.const(e.token_type[0].astype(np.float32), name="embeddings.token_type_0"))
+        if e.ln is not None:
+            emb = B.op("LayerNormalization", emb, B.const(e.ln.gamma.astype(np.float32), name="embeddings.ln.gamma"),
+                       B.const(e.ln.beta.astype(np.float32), name="embeddings.ln.beta"), axis=-1,
+                       epsilon=float(e.ln.eps))
+        q8 = B.op("QuantizeLinear", emb, B.const(in_scale.astype(np.float32), name="input_scale"),
+                  B.const(np.zeros(H, np.int8), name="input_zero_point"), axis=2, out="hidden_in_int8")
+        x = B.op("Max", B.cast(q8, P.INT64), B.i64(-127))  # the golden model's symmetric int8 range
+    for i, L in enumerate(qe.layers):
+        B.prefix = f"layer{i}."
+        x = _layer(B, x, L, heads, H)
+    B.prefix = "output."
+    y8 = B.op("Cast", x, to=P.INT8, out="hidden_int8")
+    outputs = [helper.make_tensor_value_info("hidden_int8", P.INT8, ["batch", "seq", H])]
+    if not core_only:
+        hid = B.op("DequantizeLinear", y8, B.const(out_scale.astype(np.float32), name="output_scale"),
+                   B.const(np.zeros(H, np.int8), name="output_zero_point"), axis=2, out="last_hidden_state")
+        if m.get("pooling", "mean") == "cls":
+            pooled = B.op("Squeeze", B.op("Gather", hid, B.i64([0]), axis=1), B.i64([1]))
+        else:
+            pooled = B.op("ReduceMean", hid, B.i64([1]), keepdims=0)
+        if m.get("normalize", True):
+            norm = B.op("Max", B.op("ReduceL2", pooled, B.i64([-1]), keepdims=1), B.const(np.float32(1e-12)))
+            pooled = B.op("Div", pooled, norm)
+        B.op("Identity", pooled, out="sentence_embedding")
+        outputs = [helper.make_tensor_value_info("last_hidden_state", P.FLOAT, ["batch", "seq", H]), outputs[0],
+                   helper.make_tensor_value_info("sentence_embedding", P.FLOAT, ["batch", H])]
+    graph = helper.make_graph(B.nodes, f"padless_{m.get('name', 'encoder')}_int8", inputs, outputs, B.inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="padless", producer_version=_version())
+    model.ir_version = min(model.ir_version, 10)  # onnxruntime 1.2x reads IR <= 10
+    helper.set_model_props(model, {"padless.format": "ibert-int8", "padless.model": str(m.get("name")),
+                                   "padless.core_only": str(core_only)})
+    onnx.checker.check_model(model, full_check=False) if model.ByteSize() < 2**31 else None
+    return model
+
+
+def _version() -> str:
+    from . import __version__
+    return __version__
+
+
+def export_onnx(project_dir: str | os.PathLike, out: str | os.PathLike, core_only: bool = False) -> Path:
+    """Write the quantized model of the project at ``project_dir`` to ``out`` (.onnx); returns the path.
+
+    Raises ProjectError for a missing / corrupted project, InputError for an unsupported project or an
+    output path that is a folder, and InputError when the onnx package is missing.
+    """
+    try:
+        import onnx
+    except ImportError as exc:
+        raise InputError("ONNX export needs the onnx package: pip install 'padless[onnx]'") from exc
+    from .project import load_project
+
+    project = load_project(project_dir)
+    out = Path(out)
+    if out.is_dir():
+        raise InputError(f"--onnx {out} is a folder; give a file name like model.onnx")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model = build_onnx_model(project, core_only=core_only)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    onnx.save_model(model, str(tmp))
+    tmp.replace(out)
+    return out

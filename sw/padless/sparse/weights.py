@@ -1,0 +1,221 @@
+"""Bank-balanced weight sparsity: magnitude pruning of every Linear and the packed storage the kernel reads.
+
+Pattern (Cao et al., "Efficient and Effective Sparse LSTM on FPGA with Bank-Balanced Sparsity", FPGA 2019,
+section 3): each row of an ``(out, in)`` weight matrix is split into ``in / B`` banks of ``B`` consecutive
+weights, and every bank keeps the same number of non-zeros, ``per_bank = ceil((1 - s) * B)``
+(:func:`kept_per_bank`, the formula of :func:`padless.opcount.weight_layout`). Every PE that owns one bank
+therefore does the same work and reads its own slice of the activation vector, with no bank conflicts.
+Within a bank the ``per_bank`` weights of largest magnitude are kept; equal magnitudes go to the lower
+in-bank index (a stable sort), so pruning is deterministic.
+
+Storage (docs/sparsity.md, "Packed weight format"), for one ``(out, in)`` int8 matrix with bank ``B``,
+``nb = in / B`` banks per row and ``P = per_bank`` entries per bank:
+
+* ``values``: ``(out, nb, P)`` int8, row-major (row, then bank, then slot): ``out * nb * P`` bytes. In each
+  bank the slots hold the kept weights in ascending in-bank index order.
+* ``indices``: the in-bank index (``0 .. B-1``) of every slot, same (row, bank, slot) order, each
+  ``b = ceil(log2 B)`` bits, packed little-endian into one bit stream: entry ``j`` occupies stream bits
+  ``[j*b, (j+1)*b)``, stream bit ``t`` is bit ``t % 8`` of byte ``t // 8``; the last byte is zero-padded.
+  For ``B = 16`` this is two 4-bit indices per byte, the lower slot in the low nibble.
+
+The int8 quantizer maps a pruned (zero) float weight to 0, but it can also round a small kept weight to 0;
+such a bank then has fewer non-zeros than ``P``, and :func:`pack_bank_balanced` fills its spare slots with
+zero values at the lowest unused in-bank indices (so indices stay strictly ascending in every bank).
+"""
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..errors import InputError
+from ..ir import EncoderSpec, LinearSpec
+
+__all__ = ["kept_per_bank", "index_bits", "layer_ratios", "bank_balanced_mask", "prune_weight", "prune_spec",
+           "pack_bank_balanced", "unpack_bank_balanced", "packed_nbytes", "LINEAR_NAMES"]
+
+#: The Linears of one encoder layer that are pruned (every one of them).
+LINEAR_NAMES = ("q", "k", "v", "o", "ffn_up", "ffn_down")
+
+
+def kept_per_bank(bank: int, sparsity: float) -> int:
+    """Non-zeros kept in every bank of ``bank`` weights at pruning ratio ``sparsity``:
+    ``ceil((1 - sparsity) * bank)`` (>= 1). Raises InputError for bank < 1 or sparsity outside [0, 1)."""
+    if not isinstance(bank, (int, np.integer)) or bank < 1:
+        raise InputError(f"bank size must be a positive integer, got {bank!r}")
+    if not 0 <= float(sparsity) < 1:
+        raise InputError(f"weight sparsity must be in [0, 1), got {sparsity!r}")
+    return max(1, math.ceil((1.0 - float(sparsity)) * int(bank)))
+
+
+def index_bits(bank: int) -> int:
+    """Bits of one in-bank index: ``ceil(log2 bank)`` (0 for bank 1)."""
+    return (int(bank) - 1).bit_length()
+
+
+def layer_ratios(weights_cfg: Mapping[str, Any] | None, num_layers: int) -> list[float]:
+    """Pruning ratio of each layer: ``weights_cfg["layers"][i]`` where given, else ``weights_cfg["sparsity"]``.
+
+    ``(num_layers,)`` list of floats. Raises InputError for a per-layer index outside the model."""
+    cfg = weights_cfg or {}
+    base = float(cfg.get("sparsity", 0.0) or 0.0)
+    out = [base] * num_layers
+    for key, val in (cfg.get("layers") or {}).items():
+        i = int(key)
+        if not 0 <= i < num_layers:
+            raise InputError(f"weights layers: layer {i} does not exist (the model has {num_layers} layers)")
+        out[i] = float(val)
+    return out
+
+
+def _check_banks(shape: tuple, bank: int) -> int:
+    if len(shape) != 2:
+        raise InputError(f"a weight matrix must be 2-D (out, in), got shape {shape}")
+    if shape[1] % bank:
+        raise InputError(f"weight bank {bank} does not divide the input width {shape[1]}; choose a bank size "
+                         "that divides every layer width (e.g. 8 or 16)")
+    return shape[1] // bank
+
+
+def bank_balanced_mask(w: np.ndarray, bank: int, sparsity: float) -> np.ndarray:
+    """Keep-mask of bank-balanced magnitude pruning.
+
+    Args:
+        w: ``(out, in)`` weights (float or int); ``in`` must be a multiple of ``bank``.
+        bank: weights per bank (B).
+        sparsity: fraction pruned; each bank keeps :func:`kept_per_bank` weights of largest ``|w|``,
+            equal magnitudes going to the lower in-bank index.
+    Returns:
+        ``(out, in)`` bool, True where the weight is kept; exactly ``kept_per_bank`` True per bank.
+    Raises:
+        InputError: a bank size that does not divide ``in``, a bad ratio.
+    """
+    w = np.asarray(w)
+    nb = _check_banks(w.shape, bank)
+    p = kept_per_bank(bank, sparsity)
+    mag = np.abs(w.astype(np.float64)).reshape(w.shape[0], nb, bank)
+    order = np.argsort(-mag, axis=2, kind="stable")[:, :, :p]
+    mask = np.zeros(mag.shape, dtype=bool)
+    np.put_along_axis(mask, order, True, axis=2)
+    return mask.reshape(w.shape)
+
+
+def prune_weight(w: np.ndarray, bank: int, sparsity: float) -> np.ndarray:
+    """``(out, in)`` weights -> a copy with the pruned entries set to zero (same dtype)."""
+    w = np.asarray(w)
+    if sparsity == 0:
+        return w.copy()
+    return np.where(bank_balanced_mask(w, bank, sparsity), w, np.zeros((), dtype=w.dtype)).astype(w.dtype)
+
+
+def prune_spec(spec: EncoderSpec, weights_cfg: Mapping[str, Any]) -> EncoderSpec:
+    """Bank-balanced magnitude pruning of every Linear (Q, K, V, O, FFN up, FFN down) of every layer.
+
+    Args:
+        spec: the float model (not modified).
+        weights_cfg: ``{"sparsity": s, "bank": B[, "layers": {"<i>": s_i}]}`` (normalised by
+            :func:`padless.sparse.config.parse_sparsity`); per-layer ratios override ``s``.
+    Returns:
+        a copy of ``spec`` whose Linear weights are pruned (biases, LayerNorms and embeddings untouched);
+        ``spec.source["weight_sparsity"]`` records the config. Quantizing it keeps every pruned weight 0.
+    Raises:
+        InputError: no bank size, a bank that does not divide a layer width, a bad ratio.
+    """
+    cfg = dict(weights_cfg or {})
+    if "bank" not in cfg:
+        raise InputError("weights config needs a bank size (weights: {sparsity: 0.5, bank: 16})")
+    bank = int(cfg["bank"])
+    ratios = layer_ratios(cfg, len(spec.layers))
+    out = copy.copy(spec)
+    out.layers = []
+    for layer, s in zip(spec.layers, ratios):
+        new = copy.copy(layer)
+        for name in LINEAR_NAMES:
+            lin: LinearSpec = getattr(layer, name)
+            setattr(new, name, LinearSpec(weight=prune_weight(lin.weight, bank, s).astype(np.float32),
+                                          bias=lin.bias))
+        out.layers.append(new)
+    out.source = {**spec.source, "weight_sparsity": {**cfg, "ratios": ratios}}
+    return out
+
+
+def _pack_bits(entries: np.ndarray, bits: int) -> np.ndarray:
+    """Flat unsigned ``entries`` (< 2^bits) -> little-endian bit stream as ``(ceil(n*bits/8),)`` uint8."""
+    n = entries.size
+    if bits == 0 or n == 0:
+        return np.zeros(0, dtype=np.uint8)
+    e = entries.reshape(-1).astype(np.uint64)
+    stream = ((e[:, None] >> np.arange(bits, dtype=np.uint64)[None, :]) & np.uint64(1)).astype(np.uint8)
+    return np.packbits(stream.reshape(-1), bitorder="little")
+
+
+def _unpack_bits(data: np.ndarray, n: int, bits: int) -> np.ndarray:
+    if bits == 0:
+        return np.zeros(n, dtype=np.int64)
+    stream = np.unpackbits(np.asarray(data, dtype=np.uint8), bitorder="little")[: n * bits]
+    if stream.size < n * bits:
+        raise InputError(f"index stream holds {stream.size} bits, {n * bits} needed for {n} indices")
+    return (stream.reshape(n, bits).astype(np.int64) << np.arange(bits, dtype=np.int64)[None, :]).sum(axis=1)
+
+
+def pack_bank_balanced(w_int8: np.ndarray, bank: int, per_bank: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Pack a bank-balanced sparse int8 matrix into the kernel's storage (module docstring, exact layout).
+
+    Args:
+        w_int8: ``(out, in)`` int8 weights, at most ``per_bank`` non-zeros in every bank of ``bank``.
+        bank: weights per bank (B); must divide ``in``.
+        per_bank: slots per bank (P); default the largest non-zero count of any bank (at least 1). Give
+            :func:`kept_per_bank` of the configured ratio so every matrix of a layer has the same P.
+    Returns:
+        ``(values, indices)``: ``values`` ``(out, in / B, P)`` int8; ``indices`` ``(ceil(out * in / B * P *
+        index_bits(B) / 8),)`` uint8, the in-bank indices as a little-endian bit stream.
+    Raises:
+        InputError: a bank with more than ``per_bank`` non-zeros, a bank size that does not divide ``in``,
+            values outside int8.
+    """
+    w = np.asarray(w_int8)
+    nb = _check_banks(w.shape, bank)
+    if w.size and (w.min() < -128 or w.max() > 127):
+        raise InputError("pack_bank_balanced expects int8 weights (quantize first)")
+    banks = w.reshape(w.shape[0], nb, bank).astype(np.int64)
+    nz = banks != 0
+    counts = nz.sum(axis=2)
+    p = int(per_bank) if per_bank is not None else max(1, int(counts.max(initial=0)))
+    if not 1 <= p <= bank:
+        raise InputError(f"per_bank must be in [1, {bank}], got {p}")
+    if counts.size and counts.max() > p:
+        r, b = np.unravel_index(int(np.argmax(counts)), counts.shape)
+        raise InputError(f"row {r} bank {b} has {int(counts[r, b])} non-zeros, more than {p} per bank: the matrix "
+                         "is not bank-balanced at this ratio (prune it with prune_weight first)")
+    # Slots: the non-zeros, then the lowest zero positions as padding; a stable sort on "is zero" puts the
+    # non-zeros first, each group in ascending index order; the chosen P positions are then sorted.
+    order = np.argsort(~nz, axis=2, kind="stable")[:, :, :p]
+    idx = np.sort(order, axis=2)
+    values = np.take_along_axis(banks, idx, axis=2).astype(np.int8)
+    return values, _pack_bits(idx, index_bits(bank))
+
+
+def unpack_bank_balanced(values: np.ndarray, indices: np.ndarray, in_features: int, bank: int) -> np.ndarray:
+    """Inverse of :func:`pack_bank_balanced`: ``(out, in / B, P)`` int8 values + index bit stream ->
+    ``(out, in_features)`` int8 dense matrix. Raises InputError for inconsistent shapes or indices."""
+    values = np.asarray(values)
+    if values.ndim != 3:
+        raise InputError(f"values must be (out, in / bank, per_bank), got shape {values.shape}")
+    out, nb, p = values.shape
+    if nb * bank != in_features:
+        raise InputError(f"{nb} banks of {bank} do not make {in_features} input features")
+    idx = _unpack_bits(indices, values.size, index_bits(bank)).reshape(values.shape)
+    if idx.size and idx.max() >= bank:
+        raise InputError(f"an in-bank index {int(idx.max())} is outside the bank of {bank}")
+    dense = np.zeros((out, nb, bank), dtype=np.int8)
+    np.put_along_axis(dense, idx, values.astype(np.int8), axis=2)
+    return dense.reshape(out, in_features)
+
+
+def packed_nbytes(out_features: int, in_features: int, bank: int, per_bank: int) -> dict:
+    """Bytes of the packed format: ``{"values", "indices", "total"}`` (bias not included)."""
+    kept = out_features * (in_features // bank) * per_bank
+    idx = (kept * index_bits(bank) + 7) // 8
+    return {"values": kept, "indices": idx, "total": kept + idx}

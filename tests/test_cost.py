@@ -1,0 +1,26 @@
+from padless.schedule.cost import Allocation, CostParams, resources, sequence_cycles, weight_load_cycles
+
+M = dict(hidden_size=8, num_heads=2, head_dim=4, intermediate_size=16, num_layers=1)
+P = CostParams()
+
+
+def test_cycles_by_hand():
+    a = Allocation(pe={"qkv": 4, "out": 2, "ffn_up": 4, "ffn_down": 8, "attn": 2},
+                   simd={"qkv": 8, "out": 4, "ffn_up": 3, "ffn_down": 4, "attn": 4}, select_lanes=3)
+    c = sequence_cycles(M, 5, {"attention": {"topk": 3}}, a)[0]
+    assert c[0] == 5 * (24 // 4) * 1 + P.mvu_depth                            # qkv: 3H=24 rows, 8 in
+    assert c[1] == -(-2 * 5 * 5 // 3) + P.select_depth                        # ceil(50 / 3) = 17
+    assert c[2] == 2 * 5 * 2 * 2 * 1 + P.attn_depth                           # ceil(3/2)=2, ceil(4/4)=1
+    assert c[3] == 5 * 4 * 2 + P.mvu_depth + 4 + P.ln_depth                   # + ceil(H/PE) LN tail
+    assert c[4] == 5 * 4 * 3 + P.mvu_depth + P.gelu_depth                     # ceil(8/3) = 3
+    assert c[5] == 5 * 1 * 4 + P.mvu_depth + 1 + P.ln_depth
+    assert sequence_cycles(M, 5, {}, a)[0][1] == 0                            # dense: no selection
+
+
+def test_weight_load_and_resources():
+    a = Allocation(clock_MHz=100, bandwidth_GBps=1.0)
+    nbytes = 4 * 64 + 2 * 128 + 4 * (4 * 8 + 16 + 8)
+    assert weight_load_cycles(M, {}, a) == -(-nbytes // int(1e9 * P.mem_efficiency / 100e6))
+    r = resources(M, {}, a, "u280", 16)
+    assert r["dsp"] == 5  # five MAC arrays of one lane, two MACs per DSP48E2 -> ceil(1/2) each
+    assert resources(M, {}, a, "pynq-z2", 16)["dsp"] == 5
