@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import InputError
 from .packing import check_offsets
 from .quant import intops
 from .quant.quantize import QLayer, QuantizedEncoder
 from .sparse.attention import attention_heads
+from .sparse.tokens import carry_requant, carry_rows, select_tokens
 
 
 def quantize_input(x: np.ndarray, scale: float) -> np.ndarray:
@@ -30,7 +32,7 @@ def dequantize_output(x: np.ndarray, scale: float) -> np.ndarray:
 
 
 def run_layer(layer: QLayer, x: np.ndarray, offsets: np.ndarray, num_heads: int,
-              attention: dict | None = None) -> np.ndarray:
+              attention: dict | None = None, received: np.ndarray | None = None) -> np.ndarray:
     """One integer encoder layer (BERT post-norm) over a packed batch.
 
     Args:
@@ -39,6 +41,9 @@ def run_layer(layer: QLayer, x: np.ndarray, offsets: np.ndarray, num_heads: int,
         offsets: ``(B + 1,)`` int64 sequence offsets into ``x``.
         num_heads: attention heads.
         attention: attention sparsity config (None/{} dense; see sparse.attention.keep_count).
+        received: optional ``(tokens,)`` int64 array; when given it is overwritten with the attention
+            each token received in this layer, ``sum over heads and queries`` of the uint8 softmax
+            probabilities of its sequence (token reduction's importance, :mod:`padless.sparse.tokens`).
     Returns:
         ``(tokens, hidden)`` int8 output.
     """
@@ -47,8 +52,11 @@ def run_layer(layer: QLayer, x: np.ndarray, offsets: np.ndarray, num_heads: int,
     ctx = np.empty_like(q)
     for b in range(len(offsets) - 1):
         s, e = offsets[b], offsets[b + 1]
+        probs = [] if received is not None else None
         ctx[s:e] = attention_heads(q[s:e], k[s:e], v[s:e], num_heads, layer.score_m, layer.score_shift,
-                                   layer.ctx_m, layer.ctx_shift, attention)
+                                   layer.ctx_m, layer.ctx_shift, attention, probs_out=probs)
+        if probs is not None:
+            received[s:e] = probs[0].sum(axis=(0, 1))
     res = layer.o(ctx) + intops.requantize(x, layer.res_attn_m, layer.res_attn_shift, intops.RESIDUAL_BITS)
     h = intops.i_layernorm(res, layer.ln_attn_m, layer.ln_attn_b, layer.ln_attn_shift)
     up = layer.up(h)
@@ -65,11 +73,49 @@ def run_encoder(qe: QuantizedEncoder, x: np.ndarray, offsets: np.ndarray,
                 sparsity: dict | None = None) -> np.ndarray:
     """All layers over a packed batch: ``(tokens, hidden)`` int8 in -> ``(tokens, hidden)`` int8 out.
 
-    Raises PackingError for offsets that do not describe ``x``.
+    ``sparsity`` is the normalised config (:func:`padless.sparse.config.parse_sparsity`): ``attention``
+    selects top-k attention in every layer; ``tokens`` (``{"layers": [...], "keep": r}``) enables cascade
+    token pruning (:mod:`padless.sparse.tokens`): before each listed layer every sequence keeps
+    ``max(1, ceil(r * n))`` of its surviving tokens ([CLS] always), ranked by the attention they received,
+    accumulated over the layers run so far. A removed row keeps its hidden state from the layer before,
+    requantized to the output scale, so the output still has every input row, in input order. Without
+    ``tokens`` (or with an empty one) the result is the plain dense/top-k encoder. Weight sparsity is
+    already in ``qe`` (the pruned weights are zero).
+
+    Raises PackingError for offsets that do not describe ``x``; InputError for a token selection point
+    outside ``1 .. L-1``.
     """
     offsets = check_offsets(offsets, len(x))
-    attention = (sparsity or {}).get("attention") or None
+    sp = sparsity or {}
+    attention = sp.get("attention") or None
+    tokens = sp.get("tokens") or {}
+    heads = qe.model["num_heads"]
     h = np.asarray(x, dtype=np.int64)
-    for layer in qe.layers:
-        h = run_layer(layer, h, offsets, qe.model["num_heads"], attention)
-    return h.astype(np.int8)
+    select_at = sorted(set(tokens.get("layers") or [])) if float(tokens.get("keep", 1.0)) < 1 else []
+    if not select_at:
+        for layer in qe.layers:
+            h = run_layer(layer, h, offsets, heads, attention)
+        return h.astype(np.int8)
+
+    bad = [i for i in select_at if not 1 <= i < len(qe.layers)]
+    if bad:
+        raise InputError(f"token selection layers {bad} are outside 1..{len(qe.layers) - 1} for this "
+                         f"{len(qe.layers)}-layer model; fix `tokens: layers:` in the config")
+    out = np.empty(h.shape, dtype=np.int64)
+    alive = np.arange(len(h))                       # original row of each surviving row
+    cur = offsets.copy()                            # offsets of the surviving pack
+    importance = np.zeros(len(h), dtype=np.int64)   # accumulated over layers, per original row
+    keep = float(tokens["keep"])
+    for i, layer in enumerate(qe.layers):
+        if i in select_at:
+            m, shift = carry_requant(qe, i)
+            mask = select_tokens(importance[alive], cur, keep)
+            out[alive[~mask]] = carry_rows(h[~mask], m, shift)
+            cur = np.concatenate([[0], np.cumsum(mask)]).astype(np.int64)[cur]
+            h, alive = h[mask], alive[mask]
+        received = np.zeros(len(h), dtype=np.int64) if any(j > i for j in select_at) else None
+        h = run_layer(layer, h, cur, heads, attention, received)
+        if received is not None:
+            importance[alive] += received
+    out[alive] = h
+    return out.astype(np.int8)

@@ -1,0 +1,121 @@
+"""Token reduction between encoder layers: cascade token pruning by accumulated attention (integer only).
+
+Method: SpAtten's cascade token pruning (Wang et al., HPCA 2021, arXiv 2012.09852, section 3.1; summarised
+in ALGORITHMS.md section 3), with TR-BERT's conventions for what happens to a removed token (Ye et al.,
+NAACL 2021): [CLS] is always kept, and a removed token's hidden state at the layer where it was removed is
+carried to the output.
+
+The specification that hardware reproduces bit for bit (docs/sparsity.md, "Token reduction"):
+
+1. Importance. After each layer ``l`` that runs attention, every surviving token ``j`` of a sequence gets
+   ``r_l[j] = sum over heads h and queries i of P_l[h, i, j]``, the uint8 softmax probabilities (scale
+   2^-8; zero for keys that top-k selection dropped). Importance accumulates over layers:
+   ``A[j] = sum over l of r_l[j]`` (SpAtten: "cumulative importance"). Bounds: ``r_l[j] <= heads * n * 255``,
+   so ``A`` fits an unsigned 32-bit accumulator for ``layers * heads * n * 255 < 2^32``
+   (e.g. 24 layers x 16 heads x 4096 tokens).
+2. Selection before layer ``i`` (``i`` in ``tokens.layers``, ``i >= 1``), per sequence of ``n`` surviving
+   tokens: keep ``c = max(1, ceil(keep * n))`` tokens (:func:`keep_tokens`, exact rational arithmetic).
+   [CLS] (the sequence's first surviving row, always original position 0) is kept unconditionally; the
+   other ``c - 1`` are the tokens of largest ``A``; equal ``A`` goes to the lower position (the earlier
+   token). Kept tokens stay in their original order, so the pack stays a valid packed batch.
+3. Removed tokens. A token removed before layer ``i`` keeps the int8 output of layer ``i - 1``. The encoder
+   output is one int8 tensor at the last layer's output scale, so the carried row is requantized per
+   channel from layer ``i - 1``'s output scale to the last layer's, with the dyadic multiplier
+   :func:`carry_requant` (a compile-time constant; saturates at +-127). The output has every original row
+   in its original position, so mean pooling still sees all tokens.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+
+from ..errors import InputError, ProjectError
+from ..quant import intops
+
+__all__ = ["keep_tokens", "keep_fraction", "select_tokens", "carry_requant", "carry_rows", "max_importance",
+           "IMPORTANCE_BITS"]
+
+#: Width of the importance accumulator in hardware (unsigned).
+IMPORTANCE_BITS = 32
+#: Largest denominator of the keep ratio as an exact fraction (0.7 -> 7/10).
+KEEP_DENOMINATOR_MAX = 1 << 16
+
+
+def keep_fraction(keep: float) -> tuple[int, int]:
+    """The keep ratio as the integers ``(p, q)`` with ``keep ~= p / q``, ``q <= 2^16`` (0.7 -> (7, 10)).
+
+    The hardware computes ``ceil(p * n / q)`` with an integer division; the ratio is a compile-time
+    constant. Raises InputError outside (0, 1]."""
+    if not 0 < float(keep) <= 1:
+        raise InputError(f"token keep ratio must be in (0, 1], got {keep!r}")
+    f = Fraction(float(keep)).limit_denominator(KEEP_DENOMINATOR_MAX)
+    return f.numerator, f.denominator
+
+
+def keep_tokens(n: int, keep: float) -> int:
+    """Tokens kept from ``n`` at one selection point: ``max(1, ceil(keep * n))`` with exact integer
+    arithmetic on :func:`keep_fraction` (equal to :func:`padless.opcount.layer_tokens`'s float formula for
+    every ratio with at most 4 decimals and n <= 4096)."""
+    p, q = keep_fraction(keep)
+    return max(1, -(-p * int(n) // q))
+
+
+def select_tokens(importance: np.ndarray, offsets: np.ndarray, keep: float) -> np.ndarray:
+    """Which rows of a packed batch survive one selection point.
+
+    Args:
+        importance: ``(tokens,)`` non-negative integer accumulated attention received (item 1 above).
+        offsets: ``(B + 1,)`` int64 sequence offsets into the packed rows (cu_seqlens).
+        keep: keep ratio in (0, 1].
+    Returns:
+        ``(tokens,)`` bool, True for kept rows: per sequence exactly :func:`keep_tokens` of its length,
+        always including its first row ([CLS]); ties in importance go to the lower row.
+    Raises:
+        InputError: a negative importance, or a ratio outside (0, 1].
+    """
+    imp = np.asarray(importance, dtype=np.int64)
+    if imp.size and imp.min() < 0:
+        raise InputError("token importance must be non-negative (sums of uint8 probabilities)")
+    mask = np.zeros(imp.shape[0], dtype=bool)
+    for b in range(len(offsets) - 1):
+        s, e = int(offsets[b]), int(offsets[b + 1])
+        n = e - s
+        if n == 0:
+            continue
+        c = keep_tokens(n, keep)
+        mask[s] = True
+        if c > 1:
+            # Stable sort on -importance: among equal importance the lower position ranks first.
+            order = np.argsort(-imp[s + 1:e], kind="stable")[: c - 1]
+            mask[s + 1 + order] = True
+    return mask
+
+
+def carry_requant(qe, layer: int) -> tuple[np.ndarray, np.ndarray]:
+    """Dyadic per-channel requantization of a row removed before ``layer``: int8 at layer ``layer - 1``'s
+    output scale -> int8 at the encoder's output scale.
+
+    Returns ``(m, shift)`` ``(hidden,)`` int64 (``x * m >> shift``, round half up, saturate to int8; see
+    :func:`padless.quant.intops.requantize`). Raises InputError for ``layer`` outside ``1 .. L-1`` and
+    ProjectError when the integer model lacks its per-layer scales."""
+    if not 1 <= int(layer) < len(qe.layers):
+        raise InputError(f"token selection before layer {layer} is not possible in a {len(qe.layers)}-layer model")
+    try:
+        s_src = np.asarray(qe.layers[int(layer) - 1].scales["out"], dtype=np.float64)
+    except (KeyError, TypeError) as exc:
+        raise ProjectError("the integer model has no per-layer output scales; recompile the project") from exc
+    s_dst = np.asarray(qe.output_scale, dtype=np.float64)
+    s_src = np.broadcast_to(s_src, s_dst.shape)
+    return intops.dyadic(s_src / s_dst, 8)
+
+
+def carry_rows(x: np.ndarray, m: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """``(rows, hidden)`` int8 -> int8 at the output scale (``requantize(x, m, shift, 8)``), int64 out."""
+    return intops.requantize(np.asarray(x, dtype=np.int64), m, shift, 8)
+
+
+def max_importance(num_layers: int, num_heads: int, n: int) -> int:
+    """Upper bound of the accumulated importance of one token (for sizing the accumulator)."""
+    return int(num_layers) * int(num_heads) * int(n) * ((1 << intops.PROB_BITS) - 1)
+
