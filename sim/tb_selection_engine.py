@@ -32,8 +32,12 @@ def pause_pattern(seed: int, p: float):
 
 @cocotb.test()
 async def selection_matches_golden(dut):
-    """Stream every row through the engine; record the kept indices and cycle counts."""
-    stim = stimulus_in()
+    """Stream every row of the stimulus through the engine and hand back what came out."""
+    results_out(await stream_rows(dut, stimulus_in()))
+
+
+async def stream_rows(dut, stim) -> dict:
+    """Drive the query and key streams, collect the kept indices and cycle counts (see module doc)."""
     rows = stim["rows"]
     cocotb.start_soon(Clock(dut.ap_clk, 10, unit="ns").start())
     dut.ap_rst_n.value = 0
@@ -73,11 +77,12 @@ async def selection_matches_golden(dut):
         await qsrc.send(AxiStreamFrame(pack4(row["q"]), tuser=int(row["k"])))
         await ksrc.send(AxiStreamFrame(b"".join(pack4(key) for key in row["keys"])))
     kept = []
+    nb = len(dut.m_axis_idx_tdata) // 8   # bytes per index beat
     for _ in rows:
         frame = await sink.recv()
-        data = bytes(frame.tdata)
-        kept.append([int.from_bytes(data[i:i + 2], "little") for i in range(0, len(data), 2)])
+        data = bytes(frame.tdata)   # no TKEEP: every byte of every beat, little endian
+        kept.append([int.from_bytes(data[i:i + nb], "little") for i in range(0, len(data), nb)])
     await ClockCycles(dut.ap_clk, 2)
-    results_out({"kept": kept, "key_beats": stats["beats"], "first_key_cycle": stats["first_key"],
+    return ({"kept": kept, "key_beats": stats["beats"], "first_key_cycle": stats["first_key"],
                  "last_key_cycle": stats["last_key"], "last_out_cycle": stats["last_out"],
                  "key_stall_cycles": stats["stall"], "cycles": stats["cycle"]})

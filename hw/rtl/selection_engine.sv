@@ -76,6 +76,14 @@ module selection_engine #(
     assign s_axis_query_tready = !q_loaded || (key_fire && s_axis_key_tlast);
     wire q_fire = s_axis_query_tready && s_axis_query_tvalid;
 
+    // k of the arriving row: TUSER, with 0 or > K meaning K.
+    logic [KW-1:0] k_in;
+    if (K == (1 << KW) - 1) begin : g_k_full   // TUSER cannot exceed K
+        assign k_in = (s_axis_query_tuser == '0) ? K_K : s_axis_query_tuser;
+    end else begin : g_k_clamp
+        assign k_in = (s_axis_query_tuser == '0 || s_axis_query_tuser > K_K) ? K_K : s_axis_query_tuser;
+    end
+
     always_ff @(posedge ap_clk) begin
         if (rst) begin
             q_loaded <= 1'b0;
@@ -92,7 +100,7 @@ module selection_engine #(
         end
         if (q_fire) begin
             q_reg <= s_axis_query_tdata;
-            k_reg <= (s_axis_query_tuser == '0 || s_axis_query_tuser > K_K) ? K_K : s_axis_query_tuser;
+            k_reg <= k_in;
         end
     end
 

@@ -27,20 +27,22 @@ So the *integer core* (int8 layer-0 input -> int8 last hidden state) equals the 
   tolerance: mean cosine of pooled embeddings >= 0.999, measured ~1.0, see docs/interchange.md);
 * the output ``DequantizeLinear`` per channel, mean / [CLS] pooling and L2 normalisation.
 
-Limitations: dense attention only (a project compiled with attention top-k or token reduction is refused
-with a clear error); one call takes a ``(batch, seq)`` batch of sequences of the *same* length with no
+Attention sparsity (4-bit Q/K top-k selection, DAC 2022 section 3.2, ``topk`` or ``density``) is
+exported too: ``quantize4`` per (sequence, head), a ``MatMulInteger`` estimate, ``TopK`` (ties to the
+lower key index, as the ONNX contract and :func:`padless.sparse.selection.topk_indices` both say) and a
+``ScatterElements`` mask over which the integer softmax runs. Limitations: token reduction is refused
+with a clear error; one call takes a ``(batch, seq)`` batch of sequences of the *same* length with no
 attention mask (padless never pads: run sequences of different lengths in separate calls).
 """
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from .errors import InputError, ProjectError
+from .errors import InputError
 from .quant import intops
 
 #: ONNX opset of the exported graph (per-axis Quantize/DequantizeLinear, axes-as-input reductions).
@@ -78,11 +80,12 @@ class _Builder:
             self._consts[key] = nm
         return nm
 
-    def op(self, op_type: str, *inputs: str, out: Optional[str] = None, **attrs) -> str:
-        o = out or self.name(op_type)
-        self.nodes.append(self.helper.make_node(op_type, list(inputs), [o], name=self.name(op_type + "_n"),
+    def op(self, op_type: str, *inputs: str, out: Optional[str] = None, nout: int = 1, **attrs):
+        """Append a node; returns its output name (a list of ``nout`` names when ``nout > 1``)."""
+        outs = [out or self.name(op_type)] + [self.name(op_type) for _ in range(nout - 1)]
+        self.nodes.append(self.helper.make_node(op_type, list(inputs), outs, name=self.name(op_type + "_n"),
                                                 **attrs))
-        return o
+        return outs[0] if nout == 1 else outs
 
     # ---- int64 integer arithmetic of padless.quant.intops ----
     def i64(self, v) -> str:
@@ -167,8 +170,44 @@ class _Builder:
         return self.op("Mul", x, self.op("Add", erf, self.i64(one)))
 
 
-def _attention(B: _Builder, q: str, k: str, v: str, L, num_heads: int, H: int) -> str:
-    """Dense integer attention of :func:`padless.sparse.attention.attention_heads` over ``(batch, seq, H)``."""
+def _keep_count(B: _Builder, n: str, cfg: dict) -> str:
+    """:func:`padless.sparse.attention.keep_count` on the run-time length ``n`` (int64 scalar tensor)."""
+    P = B.onnx.TensorProto
+    if cfg.get("topk") is not None:
+        return B.op("Min", B.i64(int(cfg["topk"])), n)
+    dn = B.op("Ceil", B.op("Mul", B.cast(n, P.DOUBLE), B.const(np.float64(cfg["density"]))))
+    return B.op("Min", n, B.op("Max", B.i64(int(cfg.get("min_k", 1))), B.cast(dn, P.INT64)))
+
+
+def _quantize4(B: _Builder, x: str) -> str:
+    """:func:`padless.sparse.selection.quantize4` per (sequence, head) of ``(b, h, n, d)`` int64 -> int8."""
+    P = B.onnx.TensorProto
+    ax = B.i64([2, 3])
+    m = B.op("Max", B.op("ReduceMax", B.op("Abs", x), ax, keepdims=1), B.i64(1))  # M = 0 -> all zeros anyway
+    mag = B.op("Div", B.op("Add", B.op("Mul", B.op("Abs", x), B.i64(2 * 7)), m), B.op("Mul", m, B.i64(2)))
+    return B.cast(B.op("Mul", B.op("Sign", x), mag), P.INT8)
+
+
+def _selection_mask(B: _Builder, qh8: str, kh8: str, scores: str, cfg: dict) -> str:
+    """0/1 int64 ``(b, h, n, n)`` mask of the top-k keys per query from the 4-bit estimate (DAC 2022
+    section 3.2): ``TopK`` ranks larger first and, on equal values, the lower index first (the ONNX
+    TopK contract), which is :func:`padless.sparse.selection.topk_indices`'s tie rule."""
+    P = B.onnx.TensorProto
+    q4 = _quantize4(B, B.cast(qh8, P.INT64))
+    k4 = _quantize4(B, B.cast(kh8, P.INT64))
+    est = B.cast(B.op("MatMulInteger", q4, B.op("Transpose", k4, perm=[0, 1, 3, 2])), P.INT64)
+    n = B.op("Gather", B.op("Shape", scores), B.i64(3), axis=0)
+    kk = B.op("Reshape", _keep_count(B, n, cfg), B.i64([1]))
+    _, idx = B.op("TopK", est, kk, axis=-1, largest=1, sorted=1, nout=2)
+    zeros = B.op("ConstantOfShape", B.op("Shape", scores), value=B.helper.make_tensor("z", P.INT64, [1], [0]))
+    ones = B.op("ConstantOfShape", B.op("Shape", idx), value=B.helper.make_tensor("o", P.INT64, [1], [1]))
+    return B.op("ScatterElements", zeros, idx, ones, axis=3)
+
+
+def _attention(B: _Builder, q: str, k: str, v: str, L, num_heads: int, H: int, cfg: dict | None) -> str:
+    """Integer attention of :func:`padless.sparse.attention.attention_heads` over ``(batch, seq, H)``:
+    dense, or top-k with the softmax over the kept keys only (masked: dropped keys get probability 0,
+    the max and the denominator cover the kept keys, so the integers equal the gathered form)."""
     P = B.onnx.TensorProto
     d = H // num_heads
     split = B.i64([0, 0, num_heads, d])  # Reshape: 0 copies batch and seq
@@ -179,16 +218,27 @@ def _attention(B: _Builder, q: str, k: str, v: str, L, num_heads: int, H: int) -
     qh, kt, vh = heads(q, [0, 2, 1, 3]), heads(k, [0, 2, 3, 1]), heads(v, [0, 2, 1, 3])
     acc = B.cast(B.op("MatMulInteger", qh, kt), P.INT64)                        # (b, h, n, n)
     scores = B.requantize(acc, L.score_m, L.score_shift, 32)
-    p = B.i_softmax(scores)                                                     # uint8-valued
+    if cfg:
+        mask = _selection_mask(B, qh, heads(k, [0, 2, 1, 3]), scores, cfg)
+        keep = B.cast(mask, P.BOOL)
+        ax = B.i64([-1])
+        mx = B.op("ReduceMax", B.op("Where", keep, scores, B.i64(-(1 << 40))), ax, keepdims=1)
+        e = B.op("Mul", B.i_exp(B.op("Sub", scores, mx)), mask)
+        total = B.op("ReduceSum", e, ax, keepdims=1)
+        factor = B.op("Div", B.i64(1 << intops.SOFTMAX_K), total)
+        p = B.op("Div", B.op("Mul", e, factor), B.i64(1 << (intops.SOFTMAX_K - intops.PROB_BITS)))
+        p = B.op("Min", p, B.i64((1 << intops.PROB_BITS) - 1))
+    else:
+        p = B.i_softmax(scores)                                                 # uint8-valued
     ctx = B.cast(B.op("MatMulInteger", B.cast(p, P.UINT8), vh), P.INT64)        # (b, h, n, d)
     ctx = B.op("Reshape", B.op("Transpose", ctx, perm=[0, 2, 1, 3]), B.i64([0, 0, H]))
     return B.requantize(ctx, L.ctx_m, L.ctx_shift, 8)
 
 
-def _layer(B: _Builder, x: str, L, num_heads: int, H: int) -> str:
+def _layer(B: _Builder, x: str, L, num_heads: int, H: int, attention: dict | None = None) -> str:
     """One layer of :func:`padless.golden.run_layer` (int64 tensors holding int8 values)."""
     q, k, v = B.qlinear(x, L.q, "q"), B.qlinear(x, L.k, "k"), B.qlinear(x, L.v, "v")
-    ctx = _attention(B, q, k, v, L, num_heads, H)
+    ctx = _attention(B, q, k, v, L, num_heads, H, attention)
     res = B.op("Add", B.qlinear(ctx, L.o, "o"),
                B.requantize(x, L.res_attn_m, L.res_attn_shift, intops.RESIDUAL_BITS))
     h = B.i_layernorm(res, L.ln_attn_m, L.ln_attn_b, L.ln_attn_shift, H)
@@ -202,13 +252,15 @@ def _layer(B: _Builder, x: str, L, num_heads: int, H: int) -> str:
     return B.i_layernorm(res2, L.ln_ffn_m, L.ln_ffn_b, L.ln_ffn_shift, H)
 
 
-def _check_dense(project) -> None:
+def _check_supported(project) -> dict | None:
+    """The attention config to export (None: dense); refuses token reduction."""
     sp = project.sparsity or {}
-    for key in ("attention", "tokens"):
-        if sp.get(key):
-            raise InputError(
-                f"{project.path}: the ONNX export implements dense attention without token reduction, but this "
-                f"project uses {key} sparsity {sp[key]}; recompile without `{key}:` to export it")
+    tokens = sp.get("tokens") or {}
+    if tokens and float(tokens.get("keep", 1.0)) < 1 and tokens.get("layers"):
+        raise InputError(
+            f"{project.path}: the ONNX export does not implement token reduction (this project drops tokens "
+            f"with {tokens}); recompile without `tokens:` to export it")
+    return sp.get("attention") or None
 
 
 def build_onnx_model(project, core_only: bool = False):
@@ -225,7 +277,7 @@ def build_onnx_model(project, core_only: bool = False):
     import onnx
     from onnx import TensorProto as P, helper
 
-    _check_dense(project)
+    attention = _check_supported(project)
     qe = project.quantized
     m = project.model
     H, heads = int(m["hidden_size"]), int(m["num_heads"])
@@ -259,7 +311,7 @@ def build_onnx_model(project, core_only: bool = False):
         x = B.op("Max", B.cast(q8, P.INT64), B.i64(-127))  # the golden model's symmetric int8 range
     for i, L in enumerate(qe.layers):
         B.prefix = f"layer{i}."
-        x = _layer(B, x, L, heads, H)
+        x = _layer(B, x, L, heads, H, attention)
     B.prefix = "output."
     y8 = B.op("Cast", x, to=P.INT8, out="hidden_int8")
     outputs = [helper.make_tensor_value_info("hidden_int8", P.INT8, ["batch", "seq", H])]

@@ -70,7 +70,7 @@ def run_layer(layer: QLayer, x: np.ndarray, offsets: np.ndarray, num_heads: int,
 
 
 def run_encoder(qe: QuantizedEncoder, x: np.ndarray, offsets: np.ndarray,
-                sparsity: dict | None = None) -> np.ndarray:
+                sparsity: dict | None = None, kept_out: list | None = None) -> np.ndarray:
     """All layers over a packed batch: ``(tokens, hidden)`` int8 in -> ``(tokens, hidden)`` int8 out.
 
     ``sparsity`` is the normalised config (:func:`padless.sparse.config.parse_sparsity`): ``attention``
@@ -81,6 +81,9 @@ def run_encoder(qe: QuantizedEncoder, x: np.ndarray, offsets: np.ndarray,
     requantized to the output scale, so the output still has every input row, in input order. Without
     ``tokens`` (or with an empty one) the result is the plain dense/top-k encoder. Weight sparsity is
     already in ``qe`` (the pruned weights are zero).
+
+    If ``kept_out`` is a list, a ``(tokens,)`` bool array is appended to it: True for the rows that ran
+    through every layer (all True without token reduction), for hosts that pool the survivors only.
 
     Raises PackingError for offsets that do not describe ``x``; InputError for a token selection point
     outside ``1 .. L-1``.
@@ -95,6 +98,8 @@ def run_encoder(qe: QuantizedEncoder, x: np.ndarray, offsets: np.ndarray,
     if not select_at:
         for layer in qe.layers:
             h = run_layer(layer, h, offsets, heads, attention)
+        if kept_out is not None:
+            kept_out.append(np.ones(len(h), dtype=bool))
         return h.astype(np.int8)
 
     bad = [i for i in select_at if not 1 <= i < len(qe.layers)]
@@ -118,4 +123,8 @@ def run_encoder(qe: QuantizedEncoder, x: np.ndarray, offsets: np.ndarray,
         if received is not None:
             importance[alive] += received
     out[alive] = h
+    if kept_out is not None:
+        survived = np.zeros(len(out), dtype=bool)
+        survived[alive] = True
+        kept_out.append(survived)
     return out.astype(np.int8)

@@ -17,7 +17,8 @@ def register(sub) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", help="TSV file: label<TAB>text per line")
     src.add_argument("--dataset", help="vader-movie, vader-tweets or reuters (fetched into a cache on first use)")
-    p.add_argument("--limit", type=int, help="use the first N examples")
+    p.add_argument("--limit", type=int, help="use a stratified random sample of N examples (deterministic, --seed)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the --limit sample")
     p.add_argument("--backend", default="golden")
     p.add_argument("--json", action="store_true")
     p.add_argument("--truncate", action="store_true", default=True,
@@ -76,10 +77,10 @@ def run(args) -> int:
     from ..errors import InputError
     from ..project import load_project
     project = load_project(args.project)
-    ds = read_tsv(args.data) if args.data else load_dataset(args.dataset, limit=args.limit)
+    ds = read_tsv(args.data) if args.data else load_dataset(args.dataset)
+    if args.limit:
+        ds = ds.sample(args.limit, seed=args.seed)
     texts, labels = ds.texts, ds.labels
-    if args.data and args.limit:
-        texts, labels = texts[: args.limit], labels[: args.limit]
     if labels is None:
         raise InputError(f"{ds.name} has no labels; eval needs label<TAB>text data")
     res = evaluate(project, texts, labels, args.backend, args.truncate, args.max_tokens, show=not args.json)

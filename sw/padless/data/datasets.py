@@ -122,6 +122,34 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.texts)
 
+    def sample(self, n: int, seed: int = 0) -> "Dataset":
+        """A deterministic random sample of ``n`` texts (all when ``n >= len``), in the original order.
+
+        Labelled data is sampled stratified (each class keeps its share), so a file sorted by label still
+        gives a representative sample. Raises InputError for n < 1.
+        """
+        import numpy as np
+
+        if n < 1:
+            raise InputError(f"sample size must be >= 1, got {n}")
+        if n >= len(self.texts):
+            return self
+        rng = np.random.default_rng(seed)
+        if self.labels is None:
+            keep = np.sort(rng.choice(len(self.texts), size=n, replace=False))
+        else:
+            labels = np.asarray(self.labels)
+            keep = []
+            classes = np.unique(labels)
+            for j, c in enumerate(classes):
+                idx = np.flatnonzero(labels == c)
+                share = round(n * len(idx) / len(labels)) if j < len(classes) - 1 else n - len(keep)
+                keep.extend(rng.choice(idx, size=min(len(idx), max(share, 0)), replace=False).tolist())
+            keep = np.sort(np.asarray(keep, dtype=np.int64))
+        return Dataset(name=self.name, texts=[self.texts[i] for i in keep],
+                       labels=None if self.labels is None else [self.labels[i] for i in keep],
+                       source=f"{self.source}; stratified sample of {len(keep)} (seed {seed})")
+
 
 # --------------------------------------------------------------------------------------------- text
 

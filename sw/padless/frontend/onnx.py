@@ -647,7 +647,8 @@ def _attention(G: _Graph, ctx: str, H: int, block: str) -> _Attn:
         lin = _match_linear(G, t)
         spec = lin.spec
         if spec.out_features == 3 * H and ch is not None:
-            spec = LinearSpec(weight=spec.weight[ch * H:(ch + 1) * H].copy(), bias=spec.bias[ch * H:(ch + 1) * H].copy())
+            rows = slice(ch * H, (ch + 1) * H)  # chunk ch of torch's packed in_proj (q, k, v order)
+            spec = LinearSpec(weight=spec.weight[rows].copy(), bias=spec.bias[rows].copy())
         if spec.out_features != H:
             raise MatchError(lin.node, f"{block}: {what} projection has {spec.out_features} outputs, expected {H}")
         lins.append((G.strip(lin.x), spec))
@@ -682,26 +683,27 @@ def _embedding(G: _Graph, t: str) -> _Emb:
     m = _match_ln(G, t)
     if m is not None:
         t, ln = m
-    leaves: list[str] = []
+    leaves: list[tuple[str, Any]] = []
 
-    def collect(v: str):
+    def collect(v: str, parent: Any):
         n = G.prod(G.strip(v, {"Identity", "Dropout", "Cast"}))
         if n is not None and n.op_type == "Add" and G.full_const(G.strip(v)) is None:
             for i in n.input:
-                collect(i)
+                collect(i, n)
         else:
-            leaves.append(v)
+            leaves.append((v, parent))
 
-    collect(t)
+    collect(t, G.prod(t))
     word = pos = tt = None
     scale, offset, ids_input = 1.0, 0, None
-    for leaf in leaves:
+    for leaf, parent in leaves:
         const = G.full_const(leaf)
         if const is not None:  # a constant added vector: token type 0 folded by the exporter
             c = const.reshape(-1, const.shape[-1]) if const.ndim else None
             if c is None or c.shape[0] != 1:
-                raise MatchError(G.prod(leaf), f"embedding: a constant of shape {const.shape} is added; a "
-                                 "folded positional table? export with a dynamic sequence axis")
+                raise MatchError(parent, f"embedding: adds a constant of shape {const.shape} (the exporter "
+                                 "folded the positional lookup for a fixed sequence length, so the table is "
+                                 "lost): export with a dynamic sequence axis (dynamic_shapes / dynamic_axes)")
             tt = c.astype(np.float32)
             continue
         s = G.strip(leaf)
@@ -730,7 +732,7 @@ def _embedding(G: _Graph, t: str) -> _Emb:
             continue
         if leaf_scale != 1.0:
             raise MatchError(n, "embedding: a scale on a non-word table")
-        if idx in G.inputs and "token_type" in name or "segment" in name:
+        if idx in G.inputs and ("token_type" in name or "segment" in name):
             tt = table
             continue
         if idx in G.inputs:
@@ -815,13 +817,13 @@ def _parse(G: _Graph, out: str):
     m = _match_ln(G, t)
     if m is not None and _split_residual(G, m[0]) is not None:
         try:
-            if ffn(m[0], "last layer")[4] is not None:
+            if ffn(m[0], "layer -1 (counted back from the output)")[4] is not None:
                 final_ln, t = m[1], m[0]
         except MatchError:
             pass
     idx = 0
     while True:
-        block = f"layer {idx} from the output"
+        block = f"layer -{idx + 1} (counted back from the output)"
         m = _match_ln(G, t)
         if m is not None and _split_residual(G, m[0]) is not None:  # post-norm layer
             ln2 = m[1]

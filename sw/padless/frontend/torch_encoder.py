@@ -406,6 +406,8 @@ def load_torch_path(path: str | os.PathLike, name: Optional[str] = None) -> Enco
     kwargs.setdefault("name", name or p.stem)
     if name:
         kwargs["name"] = name
+    if (p.parent / "tokenizer.json").is_file():  # a tokenizer saved next to the model file
+        kwargs["tokenizer_path"] = str(p.parent)
     spec = load_torch_encoder(get("encoder"), embedding, **kwargs)
     spec.source["path"] = str(p)
     return spec

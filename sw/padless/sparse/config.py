@@ -5,7 +5,8 @@
     attention: {topk: 16}                  # keep 16 keys per query (4-bit Q/K selection, DAC 2022 s3.2)
              | {density: 0.25, min_k: 8}   # keep max(min_k, ceil(0.25 n)) keys per query
     weights:   {sparsity: 0.5, bank: 16,   # bank-balanced magnitude pruning (Cao et al. FPGA 2019)
-                layers: {0: 0.3, 5: 0.6}}  # optional per-layer ratios overriding `sparsity`
+                layers: {0: 0.3, 5: 0.6},  # optional per-layer ratios overriding `sparsity`
+                criterion: activation}     # optional: rank by |w| * ||x|| (Wanda) instead of |w|
     tokens:    {layers: [2, 4], keep: 0.7} # cascade token pruning before layers 2 and 4 (SpAtten, HPCA 2021)
 
 :func:`parse_sparsity` returns the normalised dict that ``manifest.json["sparsity"]`` stores and the golden
@@ -13,7 +14,8 @@ model, the operation counts (:mod:`padless.opcount`) and the scheduler read. The
 stable (writing and re-reading the manifest gives an equal dict, and parsing it again is the identity)::
 
     {"attention": {} | {"topk": k} | {"density": d, "min_k": m},
-     "weights":   {} | {"sparsity": s, "bank": B[, "layers": {"<i>": s_i, ...}]},
+     "weights":   {} | {"sparsity": s, "bank": B, "criterion": "magnitude" | "activation"
+                         [, "layers": {"<i>": s_i, ...}]},
      "tokens":    {} | {"layers": [i, ...], "keep": r, "method": "cascade"}}
 
 Parts that do nothing are normalised to ``{}``: weight sparsity 0 (with no per-layer ratio above 0),
@@ -26,10 +28,12 @@ from typing import Any, Mapping
 
 from ..errors import InputError
 
-__all__ = ["parse_sparsity", "DEFAULT_BANK", "TOKEN_METHODS"]
+__all__ = ["parse_sparsity", "DEFAULT_BANK", "TOKEN_METHODS", "WEIGHT_CRITERIA"]
 
 #: Bank size used when ``weights.sparsity`` is given without ``bank`` (16 int8 weights: one 128-bit word).
 DEFAULT_BANK = 16
+#: Weight-pruning ranking: |w| (magnitude) or |w| * ||x|| over calibration tokens (activation, Wanda).
+WEIGHT_CRITERIA = ("magnitude", "activation")
 #: Token-reduction methods: training-free cascade pruning (SpAtten).
 TOKEN_METHODS = ("cascade",)
 
@@ -81,9 +85,13 @@ def _weights(w: Any, num_layers: int | None) -> dict:
         return {}
     if not isinstance(w, Mapping):
         raise InputError(f"weights config must be a mapping like {{sparsity: 0.5, bank: 16}}, got {w!r}")
-    unknown = set(w) - {"sparsity", "bank", "layers"}
+    unknown = set(w) - {"sparsity", "bank", "layers", "criterion"}
     if unknown:
-        raise InputError(f"weights config: unknown keys {sorted(unknown)} (allowed: sparsity, bank, layers)")
+        raise InputError(f"weights config: unknown keys {sorted(unknown)} (allowed: sparsity, bank, layers, "
+                         "criterion)")
+    criterion = w.get("criterion", "magnitude")
+    if criterion not in WEIGHT_CRITERIA:
+        raise InputError(f"weights criterion {criterion!r} is not available; choose one of {', '.join(WEIGHT_CRITERIA)}")
     s = _ratio(w.get("sparsity", 0.0), "weights sparsity")
     per_layer: dict[str, float] = {}
     layers = w.get("layers")
@@ -110,7 +118,7 @@ def _weights(w: Any, num_layers: int | None) -> dict:
     bank = w.get("bank", DEFAULT_BANK)
     if not _is_int(bank) or bank < 2:
         raise InputError(f"weights bank must be an integer >= 2 (weights per bank; 16 is usual), got {bank!r}")
-    out = {"sparsity": s, "bank": int(bank)}
+    out = {"sparsity": s, "bank": int(bank), "criterion": criterion}
     if per_layer:
         out["layers"] = dict(sorted(per_layer.items(), key=lambda kv: int(kv[0])))
     return out

@@ -34,7 +34,8 @@ from ..errors import InputError
 from ..ir import EncoderSpec, LinearSpec
 
 __all__ = ["kept_per_bank", "index_bits", "layer_ratios", "bank_balanced_mask", "prune_weight", "prune_spec",
-           "pack_bank_balanced", "unpack_bank_balanced", "packed_nbytes", "LINEAR_NAMES"]
+           "pack_bank_balanced", "unpack_bank_balanced", "packed_nbytes", "input_norms",
+           "default_calibration_ids", "LINEAR_NAMES"]
 
 #: The Linears of one encoder layer that are pruned (every one of them).
 LINEAR_NAMES = ("q", "k", "v", "o", "ffn_up", "ffn_down")
@@ -79,14 +80,17 @@ def _check_banks(shape: tuple, bank: int) -> int:
     return shape[1] // bank
 
 
-def bank_balanced_mask(w: np.ndarray, bank: int, sparsity: float) -> np.ndarray:
+def bank_balanced_mask(w: np.ndarray, bank: int, sparsity: float, input_norm: np.ndarray | None = None) -> np.ndarray:
     """Keep-mask of bank-balanced magnitude pruning.
 
     Args:
         w: ``(out, in)`` weights (float or int); ``in`` must be a multiple of ``bank``.
         bank: weights per bank (B).
-        sparsity: fraction pruned; each bank keeps :func:`kept_per_bank` weights of largest ``|w|``,
-            equal magnitudes going to the lower in-bank index.
+        sparsity: fraction pruned; each bank keeps :func:`kept_per_bank` weights of largest score,
+            equal scores going to the lower in-bank index.
+        input_norm: optional ``(in,)`` L2 norm of each input channel over calibration tokens; the score is
+            then ``|w_ij| * ||x_j||`` (activation-aware magnitude, Wanda: Sun et al., arXiv 2306.11695,
+            section 3), else ``|w_ij|``.
     Returns:
         ``(out, in)`` bool, True where the weight is kept; exactly ``kept_per_bank`` True per bank.
     Raises:
@@ -95,28 +99,78 @@ def bank_balanced_mask(w: np.ndarray, bank: int, sparsity: float) -> np.ndarray:
     w = np.asarray(w)
     nb = _check_banks(w.shape, bank)
     p = kept_per_bank(bank, sparsity)
-    mag = np.abs(w.astype(np.float64)).reshape(w.shape[0], nb, bank)
+    mag = np.abs(w.astype(np.float64))
+    if input_norm is not None:
+        norm = np.asarray(input_norm, dtype=np.float64)
+        if norm.shape != (w.shape[1],):
+            raise InputError(f"input_norm must be ({w.shape[1]},), got {norm.shape}")
+        mag = mag * norm[None, :]
+    mag = mag.reshape(w.shape[0], nb, bank)
     order = np.argsort(-mag, axis=2, kind="stable")[:, :, :p]
     mask = np.zeros(mag.shape, dtype=bool)
     np.put_along_axis(mask, order, True, axis=2)
     return mask.reshape(w.shape)
 
 
-def prune_weight(w: np.ndarray, bank: int, sparsity: float) -> np.ndarray:
-    """``(out, in)`` weights -> a copy with the pruned entries set to zero (same dtype)."""
+def prune_weight(w: np.ndarray, bank: int, sparsity: float, input_norm: np.ndarray | None = None) -> np.ndarray:
+    """``(out, in)`` weights -> a copy with the pruned entries set to zero (same dtype); see
+    :func:`bank_balanced_mask`."""
     w = np.asarray(w)
     if sparsity == 0:
         return w.copy()
-    return np.where(bank_balanced_mask(w, bank, sparsity), w, np.zeros((), dtype=w.dtype)).astype(w.dtype)
+    mask = bank_balanced_mask(w, bank, sparsity, input_norm)
+    return np.where(mask, w, np.zeros((), dtype=w.dtype)).astype(w.dtype)
 
 
-def prune_spec(spec: EncoderSpec, weights_cfg: Mapping[str, Any]) -> EncoderSpec:
+#: Which calibration site of :func:`padless.reference.layer_fp32` feeds each Linear.
+_INPUT_SITE = {"q": "in", "k": "in", "v": "in", "o": "ctx", "ffn_up": "h", "ffn_down": "act"}
+
+
+#: Sentences for activation-aware pruning when the caller gives none (the compile's default calibration set).
+CALIB_DATASET, CALIB_COUNT = "vader-tweets", 64
+
+
+def default_calibration_ids(spec: EncoderSpec) -> list:
+    """Token ids of the first :data:`CALIB_COUNT` sentences of :data:`CALIB_DATASET` (real text from the
+    registry cache). Raises InputError when the model has no tokenizer, DataError when the data is missing."""
+    from ..data.datasets import load_dataset
+    from ..models import Tokenizer
+    if not spec.tokenizer_path:
+        raise InputError(f"model {spec.name} has no tokenizer: activation-aware pruning needs calibration "
+                         "sentences; use criterion: magnitude")
+    texts = load_dataset(CALIB_DATASET, limit=CALIB_COUNT).texts
+    return Tokenizer(spec.tokenizer_path, spec.max_positions).encode(texts, truncate=True)
+
+
+def input_norms(spec: EncoderSpec, token_ids) -> list[dict]:
+    """Per layer, per Linear: ``(in,)`` float64 L2 norm of each input channel over every token of
+    ``token_ids`` (real sentences), from the fp32 reference of the *dense* model. Raises InputError
+    for no sequence or a post-norm-only site missing (pre-norm models)."""
+    from ..reference import embed, layer_fp32
+    seqs = list(token_ids)
+    if not seqs:
+        raise InputError("activation-aware pruning needs calibration sentences")
+    sq = [{site: 0.0 for site in set(_INPUT_SITE.values())} for _ in spec.layers]
+    for ids in seqs:
+        x = embed(spec, ids)
+        for i, layer in enumerate(spec.layers):
+            def observe(site, value, acc=sq[i]):
+                if site in acc:
+                    acc[site] = acc[site] + np.square(np.asarray(value, np.float64)).sum(axis=0)
+            x = layer_fp32(spec, layer, x, observe)
+    return [{name: np.sqrt(np.asarray(acc[site], np.float64)) for name, site in _INPUT_SITE.items()} for acc in sq]
+
+
+def prune_spec(spec: EncoderSpec, weights_cfg: Mapping[str, Any], token_ids=None) -> EncoderSpec:
     """Bank-balanced magnitude pruning of every Linear (Q, K, V, O, FFN up, FFN down) of every layer.
 
     Args:
         spec: the float model (not modified).
         weights_cfg: ``{"sparsity": s, "bank": B[, "layers": {"<i>": s_i}]}`` (normalised by
             :func:`padless.sparse.config.parse_sparsity`); per-layer ratios override ``s``.
+        token_ids: optional real sentences (token id lists) for ``criterion: activation``: the ranking
+            score is then ``|w| * ||x||`` (:func:`input_norms`; Wanda, Sun et al. arXiv 2306.11695) instead
+            of ``|w|``. With ``criterion: activation`` and no ids, :func:`default_calibration_ids`.
     Returns:
         a copy of ``spec`` whose Linear weights are pruned (biases, LayerNorms and embeddings untouched);
         ``spec.source["weight_sparsity"]`` records the config. Quantizing it keeps every pruned weight 0.
@@ -128,16 +182,26 @@ def prune_spec(spec: EncoderSpec, weights_cfg: Mapping[str, Any]) -> EncoderSpec
         raise InputError("weights config needs a bank size (weights: {sparsity: 0.5, bank: 16})")
     bank = int(cfg["bank"])
     ratios = layer_ratios(cfg, len(spec.layers))
+    criterion = cfg.get("criterion", "magnitude")
+    if criterion not in ("magnitude", "activation"):
+        raise InputError(f"weights criterion {criterion!r} is not available; choose magnitude or activation")
+    norms, cal_source = [{} for _ in spec.layers], None
+    if criterion == "activation":
+        if token_ids is None:
+            token_ids, cal_source = default_calibration_ids(spec), f"{CALIB_DATASET} (first {CALIB_COUNT})"
+        else:
+            cal_source = f"{len(token_ids)} given sentences"
+        norms = input_norms(spec, token_ids)
     out = copy.copy(spec)
     out.layers = []
-    for layer, s in zip(spec.layers, ratios):
+    for layer, s, nrm in zip(spec.layers, ratios, norms):
         new = copy.copy(layer)
         for name in LINEAR_NAMES:
             lin: LinearSpec = getattr(layer, name)
-            setattr(new, name, LinearSpec(weight=prune_weight(lin.weight, bank, s).astype(np.float32),
-                                          bias=lin.bias))
+            w = prune_weight(lin.weight, bank, s, nrm.get(name)).astype(np.float32)
+            setattr(new, name, LinearSpec(weight=w, bias=lin.bias))
         out.layers.append(new)
-    out.source = {**spec.source, "weight_sparsity": {**cfg, "ratios": ratios}}
+    out.source = {**spec.source, "weight_sparsity": {**cfg, "ratios": ratios, "norms_from": cal_source}}
     return out
 
 

@@ -44,7 +44,7 @@ template <int BITS> inline int64_t saturate(int64_t x) {
 // saturate(round(acc * m / 2^shift), BITS), round half up. The caller guarantees |acc * m| < 2^62.
 template <int BITS> inline int64_t requantize(int64_t acc, int64_t m, int shift) {
 #pragma HLS INLINE
-    int64_t rnd = shift > 0 ? (int64_t(1) << (shift - 1)) : 0;
+    int64_t rnd = (int64_t(1) << shift) >> 1;  // 2^(shift-1), 0 for shift 0
     return saturate<BITS>((acc * m + rnd) >> shift);
 }
 
@@ -107,59 +107,6 @@ isqrt_loop:
         bit >>= 2;
     }
     return (int64_t)root;
-}
-
-// Integer LayerNorm of one row of H residual sums (|y| < 2^22), gamma/beta folded into (m, b, shift)
-// (intops.i_layernorm): mean = floor(sum/H), c = y - mean, var = floor(sum c^2 / H) (< 2^46),
-// std = max(isqrt(var), 1), factor = floor(2^31 / std), z = (c * factor) >> 17,
-// out = saturate8((z m + b + 2^(shift-1)) >> shift).
-template <int H> void i_layernorm(const int32_t y[H], const int64_t m[H], const int64_t b[H], int shift,
-                                  act_t out[H]) {
-    int64_t sum = 0;
-ln_sum:
-    for (int c = 0; c < H; c++) {
-#pragma HLS PIPELINE II = 1
-        sum += y[c];
-    }
-    int64_t mean = floor_div(sum, H);
-    int64_t sq = 0;
-ln_var:
-    for (int c = 0; c < H; c++) {
-#pragma HLS PIPELINE II = 1
-        int64_t d = (int64_t)y[c] - mean;
-        sq += d * d;
-    }
-    int64_t var = sq / H;  // sq >= 0
-    int64_t sd = isqrt<24>(var);
-    if (sd < 1) sd = 1;
-    int64_t factor = (int64_t(1) << LN_K) / sd;
-    int64_t rnd = int64_t(1) << (shift - 1);
-ln_out:
-    for (int c = 0; c < H; c++) {
-#pragma HLS PIPELINE II = 1
-        int64_t z = (((int64_t)y[c] - mean) * factor) >> (LN_K - LN_FRAC_BITS);
-        out[c] = (act_t)saturate<8>((z * m[c] + b[c] + rnd) >> shift);
-    }
-}
-
-// Integer GELU of a signed 16-bit value (I-BERT i-GELU, intops.i_gelu):
-// erf = floor(-sgn(x) ((min(|x|, -b) + b)^2 + c) / 2^r), out = x (erf + one); |out| < 2^33.
-inline int64_t i_gelu(int64_t x, int64_t b_int, int64_t c_int, int r, int64_t one) {
-#pragma HLS INLINE
-    int64_t ax = x < 0 ? -x : x;
-    int64_t a = ax < -b_int ? ax : -b_int;
-    int64_t t = a + b_int;
-    int64_t poly = t * t + c_int;
-    if (x < 0) poly = -poly;
-    else if (x == 0) poly = 0;
-    int64_t erf = (-poly) >> r;  // arithmetic shift: floor division by 2^r
-    return x * (erf + one);
-}
-
-// Integer ReLU.
-inline int64_t relu(int64_t x) {
-#pragma HLS INLINE
-    return x > 0 ? x : 0;
 }
 
 }  // namespace padless

@@ -1,0 +1,138 @@
+"""Bitstream flow of a generated project: ``make -C DIR bitstream`` / ``padless bitstream DIR``.
+
+Writes, from the board file and the kernel the HLS code generator emitted (``hls/``):
+
+- Alveo (``flow: vitis``): ``bitstream/connectivity.cfg`` for ``v++ -l`` mapping each m_axi bundle of the
+  kernel to its own HBM pseudo channel or DDR bank (UG1393) and setting the kernel clock; the flow exports
+  the kernel as ``.xo`` (``vitis_hls -f run_hls.tcl``), links ``v++ -l --platform <board.platform>`` ->
+  ``deploy/padless_encoder.xclbin``;
+- Zynq (``flow: vivado``): ``bitstream/zynq_bd.tcl``, a Vivado block design (PS with the board preset, the
+  HLS IP from the ``ip_catalog`` export, AXI interconnect for s_axi_control and the m_axi masters to a PS
+  HP port, the PL clock, the address map) run with ``vivado -mode batch`` -> ``deploy/padless_encoder.bit``
+  + ``.hwh`` for ``pynq.Overlay``;
+- ``bitstream.mk``: the ``bitstream`` target (included by the project Makefile, or run with
+  ``make -f bitstream.mk``). Each step checks its tool first and stops naming it (exit 3).
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import jinja2
+
+from .. import __version__
+from ..errors import ProjectError, ToolMissingError
+
+TEMPLATES = Path(__file__).parent / "templates" / "bitstream"
+
+# Zynq processing systems: (IP VLNV, board automation rule, control master port, HP slave port, clock props).
+_PS = {
+    "zynq_ultrascale_plus": ("xilinx.com:ip:zynq_ultra_ps_e:3.4", "xilinx.com:bd_rule:zynq_ultra_ps_e",
+                             "M_AXI_HPM0_FPD", "S_AXI_HP0_FPD", "CONFIG.PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ"),
+    "zynq_7000": ("xilinx.com:ip:processing_system7:5.5", "xilinx.com:bd_rule:processing_system7",
+                  "M_AXI_GP0", "S_AXI_HP0", "CONFIG.PCW_FPGA0_PERIPHERAL_FREQMHZ"),
+}
+
+
+def m_axi_bundles(kernel_source: str) -> list[str]:
+    """The m_axi bundles of a kernel, in first-use order, from its ``#pragma HLS INTERFACE m_axi`` lines
+    (a port without ``bundle=`` uses Vitis HLS's default ``gmem``)."""
+    out = []
+    for m in re.finditer(r"#pragma\s+HLS\s+INTERFACE\s+m_axi\b([^\n]*)", kernel_source, flags=re.I):
+        b = re.search(r"bundle\s*=\s*(\w+)", m.group(1))
+        name = b.group(1) if b else "gmem"
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def memory_banks(board, bundles: list[str]) -> list[tuple[str, str]]:
+    """(bundle, v++ bank) pairs: HBM boards spread bundles over pseudo channels ``HBM[i]``; DDR boards
+    over ``DDR[i]`` round robin. Raises ProjectError for a board with no off-chip memory for v++."""
+    mem = next((m for m in board.memories if m.kind.upper().startswith("HBM")), None)
+    kind = "HBM"
+    if mem is None:
+        mem = next((m for m in board.memories if m.kind.upper().startswith("DDR")), None)
+        kind = "DDR"
+    if mem is None:
+        raise ProjectError(f"board {board.name} has no HBM or DDR memory for the v++ link")
+    return [(b, f"{kind}[{i % mem.banks}]") for i, b in enumerate(bundles)]
+
+
+def generate(project, board) -> dict:
+    """Write ``bitstream.mk`` and ``bitstream/`` into ``project.path`` for ``board`` (name or Board).
+
+    Returns ``{"flow", "kernel", "export", "files"}``. Raises ProjectError when the project has no
+    generated HLS kernel (``padless compile`` with the HLS code generator writes it)."""
+    from ..boards import load_board
+    board = load_board(board) if isinstance(board, str) else board
+    root = Path(project.path)
+    hls = project.manifest.get("hls") or {}
+    kernel = hls.get("top") or "padless_encoder"
+    src = root / "hls" / f"{kernel}.cpp"
+    tcl = root / "hls" / "run_hls.tcl"
+    if not src.is_file() or not tcl.is_file():
+        raise ProjectError(f"{root} has no generated HLS kernel ({src.name}, run_hls.tcl); recompile it with "
+                           f"`padless compile MODEL --board {board.name} --out {root}`")
+    ext = "xo" if board.flow == "vitis" else "zip"
+    m = re.search(r"export_design\s+-format\s+\S+\s+-output\s+(\S+\." + ext + r")", tcl.read_text())
+    if m is None:
+        raise ProjectError(f"{tcl} exports no .{ext} for the {board.flow} flow of {board.name}: it was generated "
+                           "for another board; recompile the project for this board")
+    export = m.group(1)
+    bundles = m_axi_bundles(src.read_text())
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True)
+    (root / "bitstream").mkdir(exist_ok=True)
+    files = ["bitstream.mk"]
+    common = {"version": __version__, "board": board, "kernel": kernel, "export": export}
+    if board.flow == "vitis":
+        tools = ["vitis_hls", "v++"]
+        text = env.get_template("connectivity.cfg.j2").render(banks=memory_banks(board, bundles),
+                                                             memory=memory_banks(board, bundles)[0][1].split("[")[0], **common)
+        (root / "bitstream" / "connectivity.cfg").write_text(text)
+        files.append("bitstream/connectivity.cfg")
+    else:
+        if board.family not in _PS:
+            raise ProjectError(f"board {board.name} (family {board.family}) has no Zynq processing system preset")
+        vlnv, rule, master, slave, clk = _PS[board.family]
+        tools = ["vitis_hls", "vivado"]
+        text = env.get_template("zynq_bd.tcl.j2").render(
+            ip_zip=f"hls/{export}", ps_vlnv=vlnv, ps_rule=rule, ps_master=master, ps_slave=slave,
+            ps_props=[(clk, "{%g}" % board.clock_MHz)], bundles=bundles, **common)
+        (root / "bitstream" / "zynq_bd.tcl").write_text(text)
+        files.append("bitstream/zynq_bd.tcl")
+    (root / "bitstream.mk").write_text(env.get_template("bitstream.mk.j2").render(tools=tools, **common))
+    return {"flow": board.flow, "kernel": kernel, "export": export, "files": files, "tools": tools}
+
+
+def required_tools(board) -> list[str]:
+    """Vendor tools the board's flow needs, in order."""
+    return ["vitis_hls", "v++"] if board.flow == "vitis" else ["vitis_hls", "vivado"]
+
+
+def build(project_dir, board=None, dry_run: bool = False) -> subprocess.CompletedProcess:
+    """Run ``make -f bitstream.mk bitstream`` in the project (``-n`` with ``dry_run``), generating the flow
+    first when missing. Raises ToolMissingError naming the first missing vendor tool (not for dry runs),
+    ProjectError for a project without an HLS kernel."""
+    from ..boards import load_board
+    from ..project import load_project
+    project = load_project(project_dir)
+    board = load_board(board or project.board)
+    root = Path(project.path)
+    if not (root / "bitstream.mk").is_file():
+        generate(project, board)
+    if shutil.which("make") is None:
+        raise ToolMissingError("make not found on PATH: install it (apt-get install make)")
+    if not dry_run:
+        for tool in required_tools(board):
+            if shutil.which(tool) is None:
+                raise ToolMissingError(
+                    f"{tool} not found on PATH: the {board.name} bitstream flow needs "
+                    f"{' and '.join(required_tools(board))} (AMD Vitis / Vivado 2022.2 or later; source "
+                    f"settings64.sh). Everything else (csim, the simulated device) runs without them; "
+                    f"`make -n -C {root} -f bitstream.mk bitstream` shows the commands")
+    cmd = ["make", "-C", str(root), "-f", "bitstream.mk", "bitstream"] + (["-n"] if dry_run else [])
+    return subprocess.run(cmd, text=True, capture_output=dry_run)

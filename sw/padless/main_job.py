@@ -1,0 +1,171 @@
+"""The main job (``make run``): compile, run real sentences through the board path, report.
+
+``python -m padless.main_job [--model minilm-l6] [--board u280] [--out DIR] [--limit 1000]``
+
+1. compiles the model with the default sparse config (4-bit Q/K top-k attention, density 0.25) for the
+   board into a project folder (integer model, schedule, HLS project, bitstream flow);
+2. runs real VADER movie-review snippets through the pynq backend on the simulated device (the pynq code
+   path a board runs: Overlay-free binding, pynq.allocate, ap_ctrl_hs registers; the kernel executed by
+   the csim library of the generated HLS C++), or on a real board when pynq finds one;
+3. prints decision agreement and cosine against fp32 (linear probes, :func:`padless.data.metrics.probe_eval`),
+   modeled board throughput and utilization against the padded baseline (cycle model, labelled modeled),
+   measured torch fp32 throughput on this machine (labelled measured), the project folder and the command
+   that builds its bitstream; writes ``DIR/report/run.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_SPARSITY = {"attention": {"density": 0.25, "min_k": 8}}
+
+
+def torch_fp32_throughput(project, texts, batch_size: int = 32, limit: int | None = 256) -> dict | None:
+    """Measured torch fp32 sentences/s of the project's original model on this machine (transformers
+    ``AutoModel``, batches of ``batch_size`` padded to the batch maximum, as a user would run it,
+    ``torch.inference_mode``). None when the model has no saved weights to load (random recipes)."""
+    import torch
+    import transformers
+
+    from .models import _package_model_path, load_recipe
+    src = project.model.get("source") or {}
+    path = src.get("path")
+    if not path and src.get("recipe"):
+        rsrc = load_recipe(src["recipe"]).source
+        if rsrc.get("kind") == "package":
+            path = _package_model_path(rsrc["package"])
+    if not path:
+        return None
+    tok = transformers.AutoTokenizer.from_pretrained(path)
+    model = transformers.AutoModel.from_pretrained(path).eval()
+    texts = list(texts)[:limit] if limit else list(texts)
+    with torch.inference_mode():
+        enc = tok(texts[:batch_size], padding=True, truncation=True, return_tensors="pt")
+        model(**enc)  # warm-up
+        t0 = time.perf_counter()
+        for i in range(0, len(texts), batch_size):
+            enc = tok(texts[i:i + batch_size], padding=True, truncation=True, return_tensors="pt")
+            out = model(**enc).last_hidden_state
+            m = enc["attention_mask"].unsqueeze(-1).to(out.dtype)
+            emb = (out * m).sum(1) / m.sum(1)
+            torch.nn.functional.normalize(emb, dim=1)
+        sec = time.perf_counter() - t0
+    return {"sentences": len(texts), "seconds": round(sec, 3), "sentences_per_s": round(len(texts) / sec, 1),
+            "batch_size": batch_size, "threads": torch.get_num_threads(), "padding": "batch maximum",
+            "measured": True}
+
+
+def bitstream_command(out: Path) -> str:
+    return f"make -C {out} bitstream   (or: padless bitstream {out})"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m padless.main_job", description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="minilm-l6")
+    ap.add_argument("--board", default=None, help="default: the build default (u280)")
+    ap.add_argument("--out", default=None, help="project folder (default out/MODEL-BOARD)")
+    ap.add_argument("--dataset", default="vader-movie")
+    ap.add_argument("--limit", type=int, default=1000, help="sentences to run (default 1000)")
+    ap.add_argument("--backend", default="pynq", help="pynq (board, else the simulated device), csim or golden")
+    ap.add_argument("--no-compile", action="store_true", help="reuse an existing project folder")
+    ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = ap.parse_args(argv)
+
+    from .build import DEFAULT_BOARD, compile_project
+    from .commands.eval import evaluate
+    from .commands.schedule import schedule_figures
+    from .data.datasets import load_dataset
+    from .errors import InputError, PadlessError
+    from .project import load_project, update_manifest
+
+    board = args.board or DEFAULT_BOARD
+    out = Path(args.out or f"out/{args.model}-{board}")
+    show = not args.quiet
+    t_start = time.perf_counter()
+    try:
+        if args.limit is not None and args.limit < 2:
+            raise InputError("--limit must be at least 2 (the probes need both classes)")
+        if not args.no_compile:
+            print(f"[1/4] compiling {args.model} for {board} (sparsity {DEFAULT_SPARSITY}) -> {out}", flush=True)
+            compile_project(args.model, board=board, out=out, config=dict(DEFAULT_SPARSITY), progress=show)
+        project = load_project(out)
+        _bitstream_flow(project, board)
+        ds = load_dataset(args.dataset)
+        if ds.labels is None:
+            raise InputError(f"{ds.name} has no labels")
+        # The dataset files are ordered (e.g. by valence): take a seeded random sample, not the head.
+        import numpy as np
+        pick = np.random.default_rng(0).permutation(len(ds.texts))[: args.limit]
+        ds.texts, ds.labels = [ds.texts[i] for i in pick], [ds.labels[i] for i in pick]
+        backend, device_note = args.backend, ""
+        if backend == "pynq":
+            from .runtime import simdevice
+            dev = simdevice.find_device()
+            if dev is None:
+                dev = simdevice.enable()
+            device_note = f"pynq device {dev.tag}" + (" (simulated: kernel executed by csim)" if isinstance(dev, simdevice.SimDevice) else "")
+        hls_max = int((project.manifest.get("hls") or {}).get("max_tokens") or 2048)
+        print(f"[2/4] running {len(ds.texts)} {ds.name} sentences: fp32 reference and the {backend} backend "
+              f"{device_note}", flush=True)
+        res = evaluate(project, ds.texts, ds.labels, backend, True, hls_max, show=show)
+        print("[3/4] modeled board throughput (cycle model) on the same length mix", flush=True)
+        lengths = [len(i) for i in project.tokenize(ds.texts, truncate=True)]
+        sched = schedule_figures(project.manifest, lengths)
+        print("[4/4] measuring torch fp32 on this machine", flush=True)
+        fp32 = torch_fp32_throughput(project, ds.texts)
+    except PadlessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    padded = sched["baselines"]["padded_max"]
+    report = {
+        "model": project.model["name"], "board": sched["board"], "project": str(out.resolve()),
+        "dataset": ds.name, "sentences": res["n"], "tokens_mean": res["tokens_mean"],
+        "sparsity": project.sparsity, "backend": backend, "device": device_note,
+        "fidelity": {k: res[k] for k in ("accuracy_fp32", "accuracy", "agreement", "cosine_mean", "cosine_min") if k in res},
+        "host_seconds": {"fp32_reference": res["seconds_fp32_reference"], "backend": res["seconds_backend"]},
+        "modeled": {"clock_MHz": sched["clock_MHz"],
+                    "padless": {k: sched[k] for k in ("utilization", "throughput_seq_s", "throughput_tokens_s", "efficiency_vs_peak")},
+                    "padded_max": {k: padded[k] for k in ("utilization", "throughput_seq_s", "throughput_tokens_s", "efficiency_vs_peak")},
+                    "speedup_vs": sched["speedup_vs"]},
+        "measured_torch_fp32": fp32,
+        "bitstream_command": bitstream_command(out),
+        "machine": {"platform": platform.platform(), "python": platform.python_version()},
+        "seconds_total": round(time.perf_counter() - t_start, 1),
+    }
+    rdir = Path(out) / "report"
+    rdir.mkdir(parents=True, exist_ok=True)
+    (rdir / "run.json").write_text(json.dumps(report, indent=2, default=float))
+    f = report["fidelity"]
+    m = report["modeled"]
+    print(f"\npadless main job: {report['model']} on {report['board']}, {res['n']} real {ds.name} sentences "
+          f"(mean {res['tokens_mean']:.1f} tokens), sparsity {project.sparsity.get('attention') or 'dense'}")
+    print(f"  backend {backend} {device_note}")
+    print(f"  fidelity vs fp32: decision agreement {100 * f['agreement']:.2f}%, cosine mean {f['cosine_mean']:.4f} "
+          f"(min {f['cosine_min']:.4f}); probe accuracy fp32 {100 * f['accuracy_fp32']:.2f}% / int8 {100 * f['accuracy']:.2f}%")
+    print(f"  modeled on {report['board']} at {m['clock_MHz']:.0f} MHz: padless {m['padless']['throughput_seq_s']:.0f} seq/s, "
+          f"utilization {m['padless']['utilization']:.1%}; padded-to-max {m['padded_max']['throughput_seq_s']:.0f} seq/s, "
+          f"utilization {m['padded_max']['utilization']:.1%}; speedup {m['speedup_vs']['padded_max']:.2f}x")
+    if fp32:
+        print(f"  measured torch fp32 on this machine: {fp32['sentences_per_s']:.0f} sentences/s "
+              f"({fp32['sentences']} sentences, batch {fp32['batch_size']}, {fp32['threads']} threads)")
+    else:
+        print("  measured torch fp32: not available for this model (no saved weights)")
+    print(f"  project folder: {report['project']}")
+    print(f"  build the bitstream (needs Vitis / Vivado): {report['bitstream_command']}")
+    print(f"  figures written to {rdir / 'run.json'} ({report['seconds_total']:.0f} s)")
+    return 0
+
+
+def _bitstream_flow(project, board) -> None:
+    """Generate the project's bitstream flow when the project has an HLS kernel and lacks it."""
+    if (project.path / "hls").is_dir() and not (project.path / "bitstream.mk").is_file():
+        from .codegen.bitstream import generate
+        generate(project, board)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

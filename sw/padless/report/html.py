@@ -1,0 +1,343 @@
+"""The HTML report of a compiled project: modeled scheduling figures, plots, plan, measured run figures.
+
+:func:`build_report` simulates padless and the padded baselines on a length mix with the project's
+cycle model (:func:`padless.commands.schedule.schedule_figures`, the same code as ``padless schedule``),
+draws the plots of :mod:`padless.schedule.plots` and renders ``templates/report.html.j2`` with jinja2
+(autoescaped). The report folder is self-contained: the HTML links its PNGs (and the figures as JSON)
+by relative path, so it can be copied or served as is.
+
+Measured figures: when ``DIR/report/run.json`` exists (written by ``make run``: decision agreement,
+cosine against fp32, accuracy, the backend, the torch fp32 throughput on the host), the report adds a
+table of them, labelled *measured*, beside the *modeled* board figures.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .. import __version__
+from ..errors import InputError, ProjectError
+
+__all__ = ["RUN_JSON", "MEASURED_FIELDS", "build_report", "flatten_run", "read_run_json", "render_report", "report_paths"]
+
+#: Measured figures of a run, relative to the project folder (written by ``make run``).
+RUN_JSON = Path("report") / "run.json"
+
+#: Figures of ``run.json`` the report knows: ``(key, label, format, tag)``. Each key is looked up at the
+#: top level and in the nested groups ``make run`` writes (``fidelity``, ``measured_torch_fp32``,
+#: ``host_seconds``, ``machine``; see :func:`flatten_run`). Format: ``pct`` (fraction shown as a
+#: percentage), ``f4`` (4 decimals), ``rate`` (per second), ``sec``, ``int``, ``str``. Tag
+#: ``measured``: measured on the host; ``run``: describes the run. Other scalar entries are listed as
+#: ``recorded``; the run's ``modeled`` group is left out (the report's own tables hold the modeled figures).
+MEASURED_FIELDS: tuple[tuple[str, str, str, str], ...] = (
+    ("dataset", "input", "str", "run"),
+    ("sentences", "sentences run", "int", "run"),
+    ("tokens_mean", "mean tokens per sentence", "f1", "run"),
+    ("backend", "backend that produced the integer outputs", "str", "run"),
+    ("device", "device", "str", "run"),
+    ("agreement", "decision agreement with fp32", "pct", "measured"),
+    ("cosine_mean", "cosine to fp32 embeddings, mean", "f4", "measured"),
+    ("cosine_min", "cosine to fp32 embeddings, minimum", "f4", "measured"),
+    ("accuracy", "probe accuracy, integer model", "pct", "measured"),
+    ("accuracy_fp32", "probe accuracy, fp32 model", "pct", "measured"),
+    ("torch_fp32_sentences_s", "torch fp32 throughput on this host, sentences/s", "rate", "measured"),
+    ("torch_fp32_setup", "torch fp32 measurement", "str", "run"),
+    ("host_seconds.fp32_reference", "host time, fp32 reference, s", "sec", "measured"),
+    ("host_seconds.backend", "host time, integer backend, s", "sec", "measured"),
+    ("seconds_total", "host time, whole run, s", "sec", "measured"),
+    ("machine.platform", "host", "str", "run"),
+    ("bitstream_command", "build the bitstream with", "str", "run"),
+)
+_RUN_SKIP = {"modeled", "project", "model", "board", "sparsity", "fidelity", "measured_torch_fp32",
+             "host_seconds", "machine"}
+
+
+def flatten_run(run: Mapping[str, Any]) -> dict[str, Any]:
+    """The figures of a ``run.json`` as one flat dict keyed like :data:`MEASURED_FIELDS`.
+
+    Accepts the flat form (``agreement``, ``cosine_mean``, ..., ``torch_fp32_sentences_s`` at the top
+    level) and the nested form of :mod:`padless.main_job` (``fidelity: {...}``,
+    ``measured_torch_fp32: {sentences_per_s, sentences, batch_size, threads, padding}``,
+    ``host_seconds: {...}``, ``machine: {...}``); nested entries become ``group.key``.
+    """
+    flat: dict[str, Any] = {}
+    for k, v in run.items():
+        if k in _RUN_SKIP:
+            continue
+        flat[k] = v
+    fid = run.get("fidelity")
+    if isinstance(fid, Mapping):
+        for k, v in fid.items():
+            flat.setdefault(k, v)
+    torch = run.get("measured_torch_fp32")
+    if isinstance(torch, Mapping):
+        if "sentences_per_s" in torch:
+            flat.setdefault("torch_fp32_sentences_s", torch["sentences_per_s"])
+        bits = [f"{torch['sentences']} sentences" if "sentences" in torch else "",
+                f"batch {torch['batch_size']}" if "batch_size" in torch else "",
+                f"padded to the {torch['padding']}" if "padding" in torch else "",
+                f"{torch['threads']} threads" if "threads" in torch else ""]
+        if any(bits):
+            flat.setdefault("torch_fp32_setup", ", ".join(b for b in bits if b))
+    for group in ("host_seconds", "machine"):
+        g = run.get(group)
+        if isinstance(g, Mapping):
+            for k, v in g.items():
+                flat.setdefault(f"{group}.{k}", v)
+    return flat
+
+
+def report_paths(project_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> dict[str, Path]:
+    """Where a report and its files go: ``{"html", "gantt", "utilization", "throughput", "json"}``.
+
+    Default ``DIR/report/index.html`` with ``gantt.png``, ``utilization.png``, ``throughput.png`` and
+    ``schedule.json`` beside it; for ``out=path/NAME.html`` the files are ``path/NAME-gantt.png`` etc.
+
+    Raises:
+        InputError: ``out`` does not end in ``.html`` / ``.htm``.
+    """
+    html = Path(project_dir) / "report" / "index.html" if out is None else Path(out)
+    if html.suffix.lower() not in (".html", ".htm"):
+        raise InputError(f"the report is HTML; give --out a path ending in .html, not {html.name!r}")
+    prefix = "" if html.stem == "index" else f"{html.stem}-"
+    d = html.parent
+    return {"html": html, "gantt": d / f"{prefix}gantt.png", "utilization": d / f"{prefix}utilization.png",
+            "throughput": d / f"{prefix}throughput.png", "json": d / f"{prefix}schedule.json"}
+
+
+def read_run_json(project_dir: str | os.PathLike) -> dict | None:
+    """The measured figures ``DIR/report/run.json`` as a dict, or ``None`` when there is none.
+
+    Raises:
+        ProjectError: the file exists but is not a JSON object.
+    """
+    path = Path(project_dir) / RUN_JSON
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ProjectError(f"{path} is not valid JSON ({exc}); delete it or run `make run` again") from exc
+    if not isinstance(data, dict):
+        raise ProjectError(f"{path} must hold one JSON object, got {type(data).__name__}; "
+                           f"delete it or run `make run` again")
+    return data
+
+
+def _fmt(value: Any, kind: str) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool) or kind == "str":
+        return str(value)
+    if isinstance(value, (int, float)) and not math.isfinite(float(value)):
+        return str(value)
+    if kind == "pct":
+        return f"{float(value):.2%}"
+    if kind == "f4":
+        return f"{float(value):.4f}"
+    if kind == "rate":
+        return f"{float(value):,.1f}"
+    if kind == "f1":
+        return f"{float(value):.1f}"
+    if kind == "sec":
+        return f"{float(value):,.2f}"
+    if kind == "int":
+        return f"{int(value):,}"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def _flatten(d: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """``[(dotted key, value text)]`` of a nested mapping (lists and scalars as JSON)."""
+    rows = []
+    if isinstance(d, Mapping):
+        for k in d:
+            rows += _flatten(d[k], f"{prefix}{k}.")
+        return rows
+    return [(prefix[:-1], d if isinstance(d, str) else json.dumps(d))]
+
+
+def _measured_rows(run: Mapping[str, Any]) -> list[dict]:
+    flat = flatten_run(run)
+    rows, known = [], set()
+    for key, label, kind, tag in MEASURED_FIELDS:
+        known.add(key)
+        if key in flat and flat[key] is not None:
+            rows.append({"key": key, "label": label, "value": _fmt(flat[key], kind), "tag": tag})
+    for key in sorted(k for k in flat if k not in known):
+        if flat[key] is None or isinstance(flat[key], (dict, list)):
+            continue
+        rows.append({"key": key, "label": key.replace("_", " "), "value": _fmt(flat[key], ""), "tag": "recorded"})
+    return rows
+
+
+def _length_stats(lengths: Sequence[int]) -> dict:
+    a = np.asarray(lengths, dtype=np.int64)
+    return {"count": int(a.size), "tokens": int(a.sum()), "min": int(a.min()), "mean": float(a.mean()),
+            "p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)), "max": int(a.max())}
+
+
+def _method_rows(figures: Mapping[str, Any]) -> list[dict]:
+    from ..schedule.plots import METHOD_LABELS
+
+    rows = []
+    for name, f in [("padless", figures)] + list(figures["baselines"].items()):
+        rows.append({
+            "name": name, "label": METHOD_LABELS.get(name, name),
+            "utilization": f"{f['utilization']:.1%}", "bubbles": f"{f['bubble_fraction']:.1%}",
+            "padding": f"{f.get('padding_fraction', 0.0):.1%}", "idle": f"{f.get('idle_fraction', 0.0):.1%}",
+            "seq_s": f"{f['throughput_seq_s']:,.0f}", "tokens_s": f"{f['throughput_tokens_s']:,.0f}",
+            "efficiency": f"{f['efficiency_vs_peak']:.1%}", "makespan": f"{f['makespan_cycles']:,}",
+            "waves": f.get("waves", ""),
+            "speedup": "" if name == "padless" else f"{figures['speedup_vs'][name]:.2f}x",
+        })
+    return rows
+
+
+def _allocation_rows(schedule: Mapping[str, Any]) -> list[dict]:
+    from ..schedule.cost import STAGES
+
+    stages = schedule.get("stages") or {}
+    rows = []
+    for s in list(STAGES) + [k for k in stages if k not in STAGES]:
+        if s not in stages:
+            continue
+        e = stages[s]
+        cyc = e.get("expected_cycles")
+        rows.append({"stage": s, "pe": e.get("pe", ""), "simd": e.get("simd", ""), "lanes": e.get("lanes", ""),
+                     "dsp": e.get("dsp", ""), "cycles": "" if cyc is None else f"{float(cyc):,.0f}"})
+    return rows
+
+
+def _resource_rows(schedule: Mapping[str, Any]) -> list[dict]:
+    res = schedule.get("resources") or {}
+    used, avail = res.get("used") or {}, res.get("available") or {}
+    rows = []
+    for k, v in used.items():
+        a = avail.get(k)
+        rows.append({"name": k, "used": f"{v:,}" if isinstance(v, (int, float)) else str(v),
+                     "available": "" if a is None else f"{a:,}",
+                     "fraction": f"{v / a:.1%}" if a else ""})
+    return rows
+
+
+def render_report(context: Mapping[str, Any]) -> str:
+    """Render ``templates/report.html.j2`` with ``context`` (autoescaped HTML, undefined names are errors)."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+                             autoescape=jinja2.select_autoescape(["html", "j2"]),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return env.get_template("report.html.j2").render(**context)
+
+
+def build_report(project_dir: str | os.PathLike, lengths: Sequence[int], *, source: str = "lengths",
+                 out: str | os.PathLike | None = None, batch_size: int = 32,
+                 gantt_sequences: int | None = None) -> Path:
+    """Simulate, plot and write the HTML report of a compiled project; return the HTML path.
+
+    Args:
+        project_dir: folder written by ``padless compile`` (reads ``manifest.json`` and, if present,
+            ``report/run.json``).
+        lengths: ``(B,)`` token counts of the input sequences, in arrival order (>= 1 each).
+        source: one line describing where the lengths came from (shown in the report).
+        out: HTML path (default ``DIR/report/index.html``); plots and ``schedule.json`` go beside it
+            (:func:`report_paths`).
+        batch_size: batch size of the padded baselines.
+        gantt_sequences: sequences in the Gantt chart (default
+            :data:`padless.schedule.plots.GANTT_SEQUENCES`); the chart is a separate simulation of the
+            first ``gantt_sequences`` sequences, the padded-to-maximum baseline padded to the longest
+            sequence of the *whole* input, as in the full comparison.
+
+    Returns:
+        Path of the HTML file.
+
+    Raises:
+        ProjectError: no project / manifest, or a corrupt ``report/run.json``.
+        InputError: no lengths, a non-positive length, a sequence longer than the engine's buffers,
+            a bad ``out`` suffix, ``gantt_sequences < 1``.
+    """
+    from ..commands.schedule import read_manifest, schedule_figures
+    from ..schedule import plots
+    from ..schedule.cost import Allocation
+    from ..schedule.dse import plan
+    from ..schedule.scheduler import run_method
+
+    manifest = read_manifest(project_dir)
+    lengths = [int(n) for n in lengths]
+    if not lengths:
+        raise InputError("no sequences to report on: the input holds no lengths")
+    if min(lengths) < 1:
+        raise InputError(f"every sequence needs at least one token, got a length of {min(lengths)}")
+    n_gantt = plots.GANTT_SEQUENCES if gantt_sequences is None else int(gantt_sequences)
+    if n_gantt < 1:
+        raise InputError(f"gantt_sequences must be >= 1, got {n_gantt}")
+    paths = report_paths(project_dir, out)
+    run = read_run_json(project_dir)
+
+    sparsity = manifest.get("sparsity") or {}
+    if not manifest.get("schedule"):
+        # the same plan schedule_figures() would make; fixed here so the Gantt uses it as well
+        manifest = dict(manifest, schedule=plan(manifest["model"], manifest["board"], sparsity, lengths))
+    schedule = manifest["schedule"]
+    figures = schedule_figures(manifest, lengths, batch_size, keep_results=True)
+    alloc = Allocation.from_dict(schedule["allocation"])
+    head = lengths[:n_gantt]
+    gantt = {m: run_method(m, manifest["model"], head, sparsity, alloc, batch_size=batch_size,
+                           pad_to=max(lengths) if m == "padded_max" else None)
+             for m in ("padless", "padded_max")}
+
+    paths["html"].parent.mkdir(parents=True, exist_ok=True)
+    model_name = manifest["model"].get("name", "model")
+    plots.gantt_chart(gantt, paths["gantt"], clock_MHz=alloc.clock_MHz, lengths=head,
+                      title=f"{model_name} on {figures['board']}: first {len(head)} of {len(lengths)} sequences "
+                            f"(padded baseline padded to {max(lengths)} tokens), modeled")
+    plots.utilization_chart(figures, paths["utilization"],
+                            title=f"Utilization per stage, {model_name} on {figures['board']}, "
+                                  f"{len(lengths)} sequences (modeled)")
+    plots.throughput_chart(figures, paths["throughput"],
+                           title=f"Throughput, {model_name} on {figures['board']}, {len(lengths)} sequences "
+                                 f"(modeled)")
+    public = {k: v for k, v in figures.items() if not k.startswith("_")}
+    paths["json"].write_text(json.dumps(public, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+    board_info = {k: schedule.get(k, "") for k in ("part", "platform", "flow")}
+    comparison = None
+    torch_rate = flatten_run(run).get("torch_fp32_sentences_s") if run else None
+    if isinstance(torch_rate, (int, float)) and not isinstance(torch_rate, bool) and torch_rate > 0:
+        comparison = {"modeled": f"{figures['throughput_seq_s']:,.0f}", "measured": f"{float(torch_rate):,.1f}",
+                      "ratio": f"{figures['throughput_seq_s'] / float(torch_rate):,.1f}x"}
+    quant = manifest.get("quant") or {}
+    context = {
+        "title": f"padless report: {model_name} on {figures['board']}",
+        "generated": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "padless_version": __version__,
+        "project": str(Path(project_dir).resolve()),
+        "model": manifest["model"],
+        "board": figures["board"], "board_info": board_info,
+        "clock_MHz": f"{alloc.clock_MHz:g}",
+        "peak": f"{figures['peak_int8_macs'] / 1e12:,.2f}",
+        "weights": schedule.get("weights", "resident" if alloc.resident else "streamed"),
+        "bandwidth": f"{alloc.bandwidth_GBps:g}", "wave_tokens": f"{alloc.wave_tokens:,}",
+        "source": source, "batch_size": batch_size, "stats": _length_stats(lengths),
+        "methods": _method_rows(figures), "speedup_max": f"{figures['speedup_vs']['padded_max']:.2f}",
+        "allocation": _allocation_rows(schedule), "resources": _resource_rows(schedule),
+        "planned_for": schedule.get("lengths") or {}, "estimate": schedule.get("estimate") or {},
+        "sparsity": _flatten(sparsity), "quant": _flatten(quant),
+        "images": {k: paths[k].name for k in ("gantt", "utilization", "throughput")},
+        "json_name": paths["json"].name,
+        "gantt_sequences": len(head),
+        "measured": _measured_rows(run) if run else None,
+        "run_json": str(RUN_JSON), "comparison": comparison,
+    }
+    paths["html"].write_text(render_report(context), encoding="utf-8")
+    return paths["html"]
