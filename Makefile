@@ -15,12 +15,15 @@ PYTEST_ARGS ?=
 # Debian tools the tests and flows use: C++ compiler for csim, tclsh to check generated TCL.
 APT_TOOLS := g++:g++ make:make tclsh:tcl
 
-.PHONY: install test test-fast run bench clean distclean help
+.PHONY: install test test-fast run csim bitstream report sim bench bench-csim clean distclean help
 
 help:
 	@echo "make install   - create $(VENV) and install padless with pinned dependencies"
 	@echo "make test      - run the whole test suite (unit, cross-backend, CLI)"
-	@echo "make run       - the main job: minilm-l6 on real VADER movie snippets, golden vs fp32"
+	@echo "make run       - the main job: minilm-l6, real VADER movie snippets, pynq path on the simulated device"
+	@echo "make csim      - generate the HLS project and check the g++ C-simulation against the golden vectors"
+	@echo "make bitstream - build the bitstream (needs Vitis/Vivado; MODEL=minilm-l6 BOARD=u280)"
+	@echo "make report    - HTML report of the modeled schedule (and the run's figures) for OUT"
 	@echo "make bench     - run the benchmarks and rewrite docs/benchmarks.md"
 
 install: $(STAMP)
@@ -49,11 +52,27 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile -q -m "not slow" $(PYTEST_ARGS)
 
 run: $(STAMP)
-	$(VENV)/bin/padless compile $(MODEL) --board $(BOARD) --out $(OUT)
-	$(VENV)/bin/padless eval $(OUT) --dataset vader-movie --limit 1000 --backend golden
+	$(PY) -m padless.main_job --model $(MODEL) --board $(BOARD) --out $(OUT) --limit 1000
+
+csim: $(STAMP)
+	$(VENV)/bin/padless compile $(MODEL) --board $(BOARD) --out $(OUT) --quiet
+	$(MAKE) -C $(OUT) csim
+	$(VENV)/bin/padless run $(OUT) --backend csim --text "a gripping, beautifully acted film."
+
+bitstream: $(STAMP)
+	$(VENV)/bin/padless compile $(MODEL) --board $(BOARD) --out $(OUT) --quiet
+	$(VENV)/bin/padless bitstream $(OUT)
+
+report: $(STAMP)
+	$(VENV)/bin/padless report $(OUT)
 
 bench: $(STAMP)
 	$(PY) bench/golden_vs_fp32.py
+	$(PY) bench/csim_bench.py
+	$(PY) bench/schedule_bench.py
+
+bench-csim: $(STAMP)
+	$(PY) bench/csim_bench.py
 
 clean:
 	rm -rf out build .pytest_cache

@@ -44,8 +44,7 @@ from padless.reference import pool  # noqa: E402
 from padless.runtime.backends.golden import GoldenBackend  # noqa: E402
 from padless.runtime.host import embeddings_from_hidden, run_hidden  # noqa: E402
 from padless.sparse.config import parse_sparsity  # noqa: E402
-from padless.sparse.weights import (LINEAR_NAMES, kept_per_bank, pack_bank_balanced,  # noqa: E402
-                                    unpack_bank_balanced)
+from padless.sparse.weights import kept_per_bank, pack_bank_balanced, unpack_bank_balanced  # noqa: E402
 
 WEIGHTS = {"sparsity": 0.5, "bank": 16}
 WEIGHTS_ACT = {"sparsity": 0.5, "bank": 16, "criterion": "activation"}

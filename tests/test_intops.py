@@ -65,7 +65,7 @@ def test_i_exp_error_bound():
 
 def test_i_softmax_hand_and_bounds():
     p = I.i_softmax(np.array([[0, 0, 0, 0], [1024, 0, 0, 0]]))
-    assert p.tolist() == [[63, 63, 63, 63], [121, 44, 44, 44]]
+    assert p.tolist() == [[64, 64, 64, 64], [122, 45, 45, 45]]  # factor 367: (2924389 * 367 + 2^23) >> 24 = 64
     assert I.i_softmax(np.array([[5]])).tolist() == [[255]]  # one key: 256 saturates at 255
     rng = np.random.default_rng(1)
     s = rng.integers(-8000, 8000, (200, 37))
@@ -73,7 +73,7 @@ def test_i_softmax_hand_and_bounds():
     ref = np.exp(s / 1024.0 - (s / 1024.0).max(1, keepdims=True))
     ref /= ref.sum(1, keepdims=True)
     assert np.abs(got - ref).max() < 8e-3
-    assert np.all(got.sum(1) <= 1.0 + 1e-9)
+    assert np.all(np.abs(got.sum(1) - 1.0) <= s.shape[1] * 0.5 / 256 + 1e-9)  # half a step per key
 
 
 def test_isqrt_exact():

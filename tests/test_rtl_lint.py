@@ -34,3 +34,17 @@ def test_lint_wall_clean(block, params):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "%Warning" not in proc.stderr and "%Error" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.skipif(__import__("shutil").which("yosys") is None,
+                    reason="yosys not installed (optional: apt-get install yosys; bench/rtl_bench.py uses it)")
+@pytest.mark.parametrize("block", sorted(DEFAULT_PARAMS))
+def test_yosys_accepts_the_rtl(block):
+    """The RTL stays in the SystemVerilog subset yosys 0.23 reads (no size casts, no `return`), so the
+    resource figures of bench/rtl_bench.py can be reproduced."""
+    files = " ".join(str(p) for p in sources(block))
+    chparam = " ".join(f"-set {k} {v}" for k, v in DEFAULT_PARAMS[block].items())
+    proc = subprocess.run(["yosys", "-q", "-p", f"read_verilog -sv {files}; chparam {chparam} {block}; "
+                           f"hierarchy -check -top {block}; proc; check -assert"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -12,15 +12,19 @@ def test_normalised_forms():
     assert parse_sparsity(None) == {"attention": {}, "weights": {}, "tokens": {}}
     got = parse_sparsity({"attention": {"density": 0.25}, "weights": {"sparsity": 0.5},
                           "tokens": {"layers": [4, 2, 2], "keep": 0.7}})
-    assert got == {"attention": {"density": 0.25, "min_k": 1}, "weights": {"sparsity": 0.5, "bank": 16},
+    assert got == {"attention": {"density": 0.25, "min_k": 1}, "weights": {"sparsity": 0.5, "bank": 16, "criterion": "magnitude"},
                    "tokens": {"layers": [2, 4], "keep": 0.7, "method": "cascade"}}
     assert parse_sparsity({"attention": {"topk": 16}})["attention"] == {"topk": 16}
     # No-ops normalise to empty parts.
     assert parse_sparsity({"weights": {"sparsity": 0}, "tokens": {"layers": [2], "keep": 1.0}}) == \
         {"attention": {}, "weights": {}, "tokens": {}}
     per = parse_sparsity({"weights": {"sparsity": 0.5, "bank": 8, "layers": {5: 0.6, 0: 0.3}}}, num_layers=6)
-    assert per["weights"] == {"sparsity": 0.5, "bank": 8, "layers": {"0": 0.3, "5": 0.6}}
-    assert parse_sparsity({"weights": {"bank": 8, "layers": [0.1, 0.2]}})["weights"]["layers"] == {"0": 0.1, "1": 0.2}
+    assert per["weights"] == {"sparsity": 0.5, "bank": 8, "criterion": "magnitude",
+                              "layers": {"0": 0.3, "5": 0.6}}
+    assert parse_sparsity({"weights": {"sparsity": 0.5, "criterion": "activation"}})["weights"]["criterion"] == \
+        "activation"
+    listed = parse_sparsity({"weights": {"bank": 8, "layers": [0.1, 0.2]}})
+    assert listed["weights"]["layers"] == {"0": 0.1, "1": 0.2}
 
 
 @pytest.mark.parametrize("cfg", [
@@ -46,6 +50,7 @@ def test_idempotent_json_stable_and_accepted_by_opcount(cfg):
     ({"attention": {"k": 8}}, "unknown"),
     ({"weights": {"sparsity": 1.0}}, "sparsity"),
     ({"weights": {"sparsity": 0.5, "bank": 1}}, "bank"),
+    ({"weights": {"sparsity": 0.5, "criterion": "random"}}, "criterion"),
     ({"weights": {"sparsity": 0.5, "layers": {"x": 0.1}}}, "layer index"),
     ({"tokens": {"layers": [0], "keep": 0.5}}, "layer 1"),
     ({"tokens": {"layers": [2], "keep": 0}}, "keep"),

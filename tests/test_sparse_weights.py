@@ -5,7 +5,7 @@ import pytest
 from padless.errors import InputError
 from padless.opcount import weight_layout
 from padless.quant.quantize import _qlinear, quantize_weights
-from padless.sparse.weights import (bank_balanced_mask, index_bits, kept_per_bank, layer_ratios,
+from padless.sparse.weights import (bank_balanced_mask, index_bits, input_norms, kept_per_bank, layer_ratios,
                                     pack_bank_balanced, packed_nbytes, prune_spec, prune_weight,
                                     unpack_bank_balanced)
 
@@ -96,9 +96,35 @@ def test_compiled_project_is_bank_balanced(tmp_path):
     from padless.project import load_project
     compile_project("tiny", out=tmp_path / "p", config={"weights": {"sparsity": 0.5, "bank": 16}})
     proj = load_project(tmp_path / "p")
-    assert proj.sparsity["weights"] == {"sparsity": 0.5, "bank": 16}
+    assert proj.sparsity["weights"] == {"sparsity": 0.5, "bank": 16, "criterion": "magnitude"}
     for layer in proj.quantized.layers:
         for name in ("q", "k", "v", "o", "up", "down"):
             w = getattr(layer, name).w
             values, idx = pack_bank_balanced(w, 16, per_bank=8)
             assert np.array_equal(unpack_bank_balanced(values, idx, w.shape[1], 16), w)
+
+
+def test_activation_aware_score():
+    """|w| * ||x||: a small weight on a loud input channel outranks a larger weight on a quiet one."""
+    w = np.array([[1.0, 2.0, 3.0, 4.0]])
+    assert bank_balanced_mask(w, 4, 0.5).tolist() == [[False, False, True, True]]
+    norm = np.array([10.0, 1.0, 1.0, 1.0])
+    assert bank_balanced_mask(w, 4, 0.5, norm).tolist() == [[True, False, False, True]]
+    with pytest.raises(InputError, match="input_norm"):
+        bank_balanced_mask(w, 4, 0.5, np.ones(3))
+
+
+def test_activation_aware_prune_spec_on_real_text(tiny_spec, movie_texts):
+    from padless.models import Tokenizer
+    ids = Tokenizer(tiny_spec.tokenizer_path, tiny_spec.max_positions).encode(movie_texts.texts[:6], truncate=True)
+    norms = input_norms(tiny_spec, ids)
+    assert norms[0]["q"].shape == (tiny_spec.hidden_size,) and norms[1]["ffn_down"].shape == (
+        tiny_spec.intermediate_size,)
+    cfg = {"sparsity": 0.5, "bank": 16, "criterion": "activation"}
+    act = prune_spec(tiny_spec, cfg, token_ids=ids)
+    mag = prune_spec(tiny_spec, {"sparsity": 0.5, "bank": 16})
+    w0 = tiny_spec.layers[1].ffn_down.weight
+    assert np.array_equal(act.layers[1].ffn_down.weight, prune_weight(w0, 16, 0.5, norms[1]["ffn_down"]))
+    assert not np.array_equal(act.layers[1].ffn_down.weight != 0, mag.layers[1].ffn_down.weight != 0)
+    assert ((act.layers[0].o.weight != 0).reshape(-1, 16).sum(axis=1) == 8).all()
+    assert act.source["weight_sparsity"]["norms_from"] == "6 given sentences"

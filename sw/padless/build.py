@@ -158,8 +158,17 @@ def step_codegen(st: BuildState) -> BuildState:
     return st
 
 
+def step_bitstream_flow(st: BuildState) -> BuildState:
+    """Generate the vendor build scripts (v++ link config or Vivado block design, bitstream.mk)."""
+    gen = _optional("padless.codegen.bitstream", "generate")
+    if gen is not None and (Path(st.out) / "hls").is_dir():
+        from .project import load_project
+        gen(load_project(st.out), st.board)
+    return st
+
+
 STEPS = [step_load_board, step_load_model, step_sparsity_config, step_sparsify_weights, step_calibrate,
-         step_quantize, step_write_project, step_schedule, step_codegen]
+         step_quantize, step_write_project, step_schedule, step_codegen, step_bitstream_flow]
 
 
 def compile_project(model: str, board: str = DEFAULT_BOARD, out=None, config: dict | None = None,

@@ -135,12 +135,20 @@ class _Builder:
         shifted = self.op("BitShift", self.cast(poly, P.UINT64), self.cast(z, P.UINT64), direction="RIGHT")
         return self.cast(shifted, P.INT64)
 
-    def i_softmax(self, s: str) -> str:
+    def i_softmax(self, s: str, mask: str | None = None) -> str:
+        """intops.i_softmax over the last axis; with ``mask`` (int64 0/1) over the kept keys only
+        (dropped keys get probability 0; the max and the denominator cover the kept keys)."""
         ax = self.i64([-1])
-        e = self.i_exp(self.op("Sub", s, self.op("ReduceMax", s, ax, keepdims=1)))
+        if mask is None:
+            e = self.i_exp(self.op("Sub", s, self.op("ReduceMax", s, ax, keepdims=1)))
+        else:
+            keep = self.cast(mask, self.onnx.TensorProto.BOOL)
+            mx = self.op("ReduceMax", self.op("Where", keep, s, self.i64(-(1 << 40))), ax, keepdims=1)
+            e = self.op("Mul", self.i_exp(self.op("Sub", s, mx)), mask)
         total = self.op("ReduceSum", e, ax, keepdims=1)
         factor = self.op("Div", self.i64(1 << intops.SOFTMAX_K), total)
-        p = self.op("Div", self.op("Mul", e, factor), self.i64(1 << (intops.SOFTMAX_K - intops.PROB_BITS)))
+        sh = intops.SOFTMAX_K - intops.PROB_BITS
+        p = self.op("Div", self.op("Add", self.op("Mul", e, factor), self.i64(1 << (sh - 1))), self.i64(1 << sh))
         return self.op("Min", p, self.i64((1 << intops.PROB_BITS) - 1))
 
     def isqrt(self, n: str) -> str:
@@ -219,15 +227,7 @@ def _attention(B: _Builder, q: str, k: str, v: str, L, num_heads: int, H: int, c
     acc = B.cast(B.op("MatMulInteger", qh, kt), P.INT64)                        # (b, h, n, n)
     scores = B.requantize(acc, L.score_m, L.score_shift, 32)
     if cfg:
-        mask = _selection_mask(B, qh, heads(k, [0, 2, 1, 3]), scores, cfg)
-        keep = B.cast(mask, P.BOOL)
-        ax = B.i64([-1])
-        mx = B.op("ReduceMax", B.op("Where", keep, scores, B.i64(-(1 << 40))), ax, keepdims=1)
-        e = B.op("Mul", B.i_exp(B.op("Sub", scores, mx)), mask)
-        total = B.op("ReduceSum", e, ax, keepdims=1)
-        factor = B.op("Div", B.i64(1 << intops.SOFTMAX_K), total)
-        p = B.op("Div", B.op("Mul", e, factor), B.i64(1 << (intops.SOFTMAX_K - intops.PROB_BITS)))
-        p = B.op("Min", p, B.i64((1 << intops.PROB_BITS) - 1))
+        p = B.i_softmax(scores, _selection_mask(B, qh, heads(k, [0, 2, 1, 3]), scores, cfg))
     else:
         p = B.i_softmax(scores)                                                 # uint8-valued
     ctx = B.cast(B.op("MatMulInteger", B.cast(p, P.UINT8), vh), P.INT64)        # (b, h, n, d)

@@ -101,7 +101,17 @@ def resolve_model(name_or_path: str) -> tuple[EncoderSpec, Recipe]:
         if p.is_dir() and (p / "config.json").is_file():
             spec = load_hf(p)
             return spec, Recipe(name=spec.name, source={"kind": "path", "path": str(p.resolve())})
-        raise UnknownModelError(f"{p} is not a model padless can read (expected a transformers folder with config.json)")
+        from .frontend.onnx import load_onnx, looks_like_onnx
+        from .frontend.torch_encoder import load_torch_path, looks_like_torch
+        if looks_like_onnx(p):
+            spec = load_onnx(p)
+            return spec, Recipe(name=spec.name, source={"kind": "onnx", "path": str(p.resolve())})
+        if looks_like_torch(p):
+            spec = load_torch_path(p)
+            return spec, Recipe(name=spec.name, source={"kind": "torch", "path": str(p.resolve())})
+        raise UnknownModelError(
+            f"{p} is not a model padless can read (expected a transformers folder with config.json, an .onnx "
+            "file or a saved torch module .pt)")
     recipe = load_recipe(name_or_path)
     src = recipe.source
     kind = src.get("kind")

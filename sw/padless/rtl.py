@@ -208,38 +208,41 @@ def yosys_path() -> str:
 
 
 def synth_resources(block: str, parameters: Mapping[str, int] | None = None, family: str = "xcup",
-                    timeout_s: float = 1800.0) -> Resources:
+                    timeout_s: float = 1800.0) -> tuple[Resources, dict[str, Resources]]:
     """Synthesise ``block`` with yosys ``synth_xilinx -family <family>`` and count its cells.
+
+    The hierarchy is kept (no ``-flatten``) so each sub-module is counted on its own.
 
     Args:
         block: a key of :data:`BLOCKS`.
         parameters: overrides of :data:`DEFAULT_PARAMS` for the block.
         family: yosys Xilinx family (``xc7``, ``xcu``, ``xcup``).
 
+    Returns:
+        ``(total, {module: resources})``; a module instantiated several times is counted once in the
+        per-module table and as often as used in ``total``.
+
     Raises:
         ToolMissingError: no yosys. RuntimeError: yosys failed (its last lines are in the message).
     """
-    params = dict(DEFAULT_PARAMS[block]) if block in DEFAULT_PARAMS else {}
+    params = dict(DEFAULT_PARAMS.get(block, {}))
     params.update(parameters or {})
     files = " ".join(str(p) for p in sources(block))
     chparam = " ".join(f"-set {k} {int(v)}" for k, v in params.items())
     script = (f"read_verilog -sv {files}; chparam {chparam} {block}; "
-              f"synth_xilinx -family {family} -top {block} -flatten; stat")
-    proc = subprocess.run([yosys_path(), "-q", "-p", script, "-l", "/dev/stdout"], capture_output=True,
-                          text=True, timeout=timeout_s)
+              f"synth_xilinx -family {family} -top {block}; tee -o /dev/stdout stat")
+    proc = subprocess.run([yosys_path(), "-q", "-p", script], capture_output=True, text=True,
+                          timeout=timeout_s)
     if proc.returncode != 0:
         raise RuntimeError(f"yosys failed on {block}: {(proc.stdout + proc.stderr)[-2000:]}")
-    return parse_yosys_stat(proc.stdout)
+    sections = parse_yosys_stat(proc.stdout)
+    total = sections.pop("design hierarchy", None)
+    if total is None:
+        total = sections[block]
+    return total, sections
 
 
-def parse_yosys_stat(log: str) -> Resources:
-    """Cell counts from the last ``stat`` table in a yosys log."""
-    start = log.rfind("Number of cells:")
-    if start < 0:
-        raise RuntimeError("no `stat` table in the yosys output")
-    cells: dict[str, int] = {}
-    for m in re.finditer(r"^\s+([A-Za-z_$][\w$]*)\s+(\d+)\s*$", log[start:], re.M):
-        cells[m.group(1)] = cells.get(m.group(1), 0) + int(m.group(2))
+def _counts(cells: dict[str, int]) -> Resources:
     lut = sum(v for k, v in cells.items() if re.fullmatch(r"LUT[1-6]", k))
     ff = sum(v for k, v in cells.items() if re.fullmatch(r"FD[A-Z]*", k))
     dsp = sum(v for k, v in cells.items() if k.startswith("DSP"))
@@ -248,3 +251,23 @@ def parse_yosys_stat(log: str) -> Resources:
     lutram = sum(v for k, v in cells.items() if re.match(r"RAM\d+[MSX]", k))
     carry = sum(v for k, v in cells.items() if k.startswith("CARRY"))
     return Resources(lut=lut, ff=ff, dsp=dsp, bram=bram, lutram=lutram, carry=carry, cells=cells)
+
+
+def parse_yosys_stat(log: str) -> dict[str, Resources]:
+    """``{module: Resources}`` from the ``stat`` tables in a yosys log (the last table of each name).
+
+    Module names lose yosys' ``$paramod$<hash>\\`` prefix; the hierarchy total is ``"design hierarchy"``.
+    """
+    out: dict[str, Resources] = {}
+    parts = re.split(r"^=== (.+?) ===\s*$", log, flags=re.M)
+    for name, body in zip(parts[1::2], parts[2::2]):
+        start = body.find("Number of cells:")
+        if start < 0:
+            continue
+        cells: dict[str, int] = {}
+        for m in re.finditer(r"^\s+([A-Za-z_$][\w$]*)\s+(\d+)\s*$", body[start:], re.M):
+            cells[m.group(1)] = cells.get(m.group(1), 0) + int(m.group(2))
+        out[name.split("\\")[-1]] = _counts(cells)
+    if not out:
+        raise RuntimeError("no `stat` table in the yosys output")
+    return out

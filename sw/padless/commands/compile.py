@@ -6,7 +6,8 @@ def register(sub) -> None:
     p = sub.add_parser("compile", help="quantize (and sparsify) a model and write a project folder",
                        description="Quantize MODEL to integer-only int8 (I-BERT), apply the sparsity "
                                    "config, plan the hardware for BOARD and write a project folder.")
-    p.add_argument("model", help="recipe name (minilm-l6, tiny, bert-base) or path to a saved transformers model")
+    p.add_argument("model", help="recipe name (minilm-l6, tiny, bert-base), a transformers model folder, an .onnx file, "
+                        "or a saved torch module (.pt)")
     p.add_argument("--board", default="u280", help="target board (u200 u250 u280 u55c zcu102 zcu104 kv260 pynq-z2)")
     p.add_argument("--out", required=True, help="project folder to write")
     p.add_argument("--config", help="YAML with attention / weights / tokens / calibration settings")

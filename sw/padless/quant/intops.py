@@ -118,14 +118,18 @@ def i_softmax(scores: np.ndarray) -> np.ndarray:
         scores: ``(..., n)`` int64 fixed point with scale 2^-EXP_FRAC_BITS (n >= 1, n <= 4096).
     Returns:
         ``(..., n)`` int64 probabilities in [0, 255], scale 2^-8:
-        ``floor(e * floor(2^32 / sum e) / 2^24)`` saturated at 255, where ``e = i_exp(s - max s)``.
-        Bounds: e < 2^22, sum e < 2^34, factor <= 2^11, e * factor <= 2^32.
+        ``(e * floor(2^32 / sum e) + 2^23) >> 24`` saturated at 255, where ``e = i_exp(s - max s)``.
+        Bounds: e < 2^22, sum e < 2^34, factor <= 2^11, e * factor + 2^23 < 2^33.
+        Rounding to nearest (not I-BERT's floor) *(padless)*: floor biases every probability down by half
+        a step, so the probabilities of a 27-token row sum to about 0.95 and every context vector shrinks;
+        on MiniLM it moves the mean cosine to fp32 from 0.9936 to 0.9955 (docs/numerics.md).
     """
     s = np.asarray(scores, dtype=np.int64)
     e = i_exp(s - s.max(axis=-1, keepdims=True))
     total = e.sum(axis=-1, keepdims=True)
     factor = floor_div(np.int64(1) << SOFTMAX_K, total)
-    return saturate((e * factor) >> (SOFTMAX_K - PROB_BITS), PROB_BITS, signed=False)
+    sh = SOFTMAX_K - PROB_BITS
+    return saturate((e * factor + (np.int64(1) << (sh - 1))) >> sh, PROB_BITS, signed=False)
 
 
 def isqrt(n: np.ndarray) -> np.ndarray:

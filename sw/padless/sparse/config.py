@@ -91,7 +91,8 @@ def _weights(w: Any, num_layers: int | None) -> dict:
                          "criterion)")
     criterion = w.get("criterion", "magnitude")
     if criterion not in WEIGHT_CRITERIA:
-        raise InputError(f"weights criterion {criterion!r} is not available; choose one of {', '.join(WEIGHT_CRITERIA)}")
+        raise InputError(f"weights criterion {criterion!r} is not available; choose one of "
+                         f"{', '.join(WEIGHT_CRITERIA)}")
     s = _ratio(w.get("sparsity", 0.0), "weights sparsity")
     per_layer: dict[str, float] = {}
     layers = w.get("layers")

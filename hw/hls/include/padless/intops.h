@@ -61,7 +61,8 @@ inline int32_t i_exp(int64_t x) {
 }
 
 // Integer softmax of n scores (scale 2^-10) into uint8 probabilities (scale 2^-8), I-BERT IntSoftmax:
-// e = i_exp(s - max s), factor = floor(2^32 / sum e), p = min(255, (e * factor) >> 24).
+// e = i_exp(s - max s), factor = floor(2^32 / sum e), p = min(255, (e * factor + 2^23) >> 24)
+// (round to nearest, intops.i_softmax).
 // N_MAX bounds n for synthesis (loop trip counts, buffer sizes); 1 <= n <= N_MAX.
 template <int N_MAX> void i_softmax(const score_t *s, int n, prob_t *p) {
     int32_t e[N_MAX];
@@ -85,7 +86,7 @@ norm_loop:
     for (int j = 0; j < n; j++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = N_MAX
 #pragma HLS PIPELINE II = 1
-        int64_t v = ((int64_t)e[j] * factor) >> (SOFTMAX_K - PROB_BITS);
+        int64_t v = ((int64_t)e[j] * factor + (int64_t(1) << (SOFTMAX_K - PROB_BITS - 1))) >> (SOFTMAX_K - PROB_BITS);
         p[j] = (prob_t)(v > 255 ? 255 : v);
     }
 }
