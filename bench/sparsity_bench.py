@@ -62,6 +62,7 @@ ROWS = [
     ("int8 + 50% bank-balanced weights (B=16), magnitude", "magnitude", {"weights": WEIGHTS}),
     ("int8 + 50% bank-balanced weights (B=16), activation-aware", "activation", {"weights": WEIGHTS_ACT}),
     ("int8 + token reduction (keep 0.7 @ layers 2, 4)", "dense", {"tokens": TOKENS}),
+    ("int8 + density 0.25 + tokens 0.7", "dense", {"attention": {"density": 0.25}, "tokens": TOKENS}),
     ("all together: top-k 32 + 50% act.-aware weights + tokens 0.7", "activation",
      {"attention": DEFAULT_ATTENTION, "weights": WEIGHTS_ACT, "tokens": TOKENS}),
     ("all together: density 0.25 + 50% act.-aware weights + tokens 0.7", "activation",
@@ -119,12 +120,19 @@ class _SurvivorBackend:
         pass
 
 
-def survivor_embeddings(view, ids) -> np.ndarray:
-    """Sentence embeddings pooled over the tokens that survived token reduction only (TR-BERT's
-    classification convention), for comparison with the carried-token pooling of the golden output."""
+def both_embeddings(view, ids) -> tuple[np.ndarray, np.ndarray]:
+    """One golden run -> sentence embeddings pooled over every row (removed tokens carried: the encoder
+    contract) and over the survivors only (TR-BERT's classification convention)."""
     rows = run_hidden(view, _SurvivorBackend(view), ids, max_tokens=2048)
     scale = np.asarray(view.quantized.output_scale)
-    return np.stack([pool(view.host, dequantize_output(r[r[:, -1] == 1, :-1], scale)) for r in rows])
+    carried = np.stack([pool(view.host, dequantize_output(r[:, :-1], scale)) for r in rows])
+    survivors = np.stack([pool(view.host, dequantize_output(r[r[:, -1] == 1, :-1], scale)) for r in rows])
+    return carried, survivors
+
+
+def _row(label: str, res: dict, macs: dict, secs: float) -> dict:
+    return {"row": label, **{k: res[k] for k in ("accuracy", "agreement", "cosine_mean", "cosine_min")},
+            **macs, "seconds": secs}
 
 
 def evaluate_rows(projects: dict, ids, labels, ref, progress: str) -> list[dict]:
@@ -133,24 +141,23 @@ def evaluate_rows(projects: dict, ids, labels, ref, progress: str) -> list[dict]
     lengths = [len(s) for s in ids]
     rows.append({"row": "fp32 (reference)", "accuracy": None, "agreement": 1.0, "cosine_mean": 1.0,
                  "cosine_min": 1.0, "att_x": 1.0, "tot_x": 1.0, "select_4b_rel": 0.0, "seconds": 0.0})
-    for label, pruned, cfg in ROWS:
+    for label, key, cfg in ROWS:
         sp = parse_sparsity(cfg)
-        base = projects[pruned]
+        base = projects[key]
         view = dataclasses.replace(base, manifest={**base.manifest, "sparsity": sp})
+        macs = mac_ratios(model, lengths, sp)
         t0 = time.perf_counter()
-        hidden = run_hidden(view, GoldenBackend(view), ids, max_tokens=2048)
-        secs = time.perf_counter() - t0
-        res = probe_eval(ref, embeddings_from_hidden(view, hidden), labels)
-        rows[0]["accuracy"] = res["accuracy_fp32"]
-        rows.append({"row": label, **{k: res[k] for k in ("accuracy", "agreement", "cosine_mean", "cosine_min")},
-                     **mac_ratios(model, lengths, sp), "seconds": secs})
         if sp["tokens"]:
-            t0 = time.perf_counter()
-            res = probe_eval(ref, survivor_embeddings(view, ids), labels)
-            rows.append({"row": label.replace("token reduction", "token reduction, survivors pooled")
-                         .replace("tokens 0.7", "tokens 0.7, survivors pooled"),
-                         **{k: res[k] for k in ("accuracy", "agreement", "cosine_mean", "cosine_min")},
-                         **mac_ratios(model, lengths, sp), "seconds": time.perf_counter() - t0})
+            carried, survivors = both_embeddings(view, ids)
+        else:
+            carried = embeddings_from_hidden(view, run_hidden(view, GoldenBackend(view), ids, max_tokens=2048))
+        secs = time.perf_counter() - t0
+        res = probe_eval(ref, carried, labels)
+        rows[0]["accuracy"] = res["accuracy_fp32"]
+        rows.append(_row(label, res, macs, secs))
+        if sp["tokens"]:
+            res2 = probe_eval(ref, survivors, labels)
+            rows.append(_row(label + ", survivors pooled", res2, macs, secs))
         print(f"[{progress}] {label}: acc {res['accuracy']:.4f} agree {res['agreement']:.4f} "
               f"cos {res['cosine_mean']:.4f} ({secs:.0f} s)", file=sys.stderr, flush=True)
     return rows

@@ -77,6 +77,15 @@ def test_sparse_weights_equal_golden(tmp_path, sentences, csim_cache):
     _compare(p, sentences[:60] + sentences[-5:], csim_cache)
 
 
+def test_ibert_gelu_equals_golden(tmp_path, sentences, csim_cache):
+    """The I-BERT i-GELU path (quant: {gelu: ibert}) is bit-exact too, not only the default PWL GELU."""
+    out = tmp_path / "ibert"
+    compile_project("tiny", board="u280", out=out, config={"quant": {"gelu": "ibert"}})
+    p = load_project(out)
+    assert p.manifest["quant"]["gelu"] == "ibert" and p.quantized.layers[0].act == "gelu"
+    _compare(p, sentences[:60], csim_cache)
+
+
 def test_pack_split_and_limits(tiny_dir, csim_cache):
     """Packs beyond the compiled max_tokens are split; a sequence beyond max_seq is refused clearly."""
     p = load_project(tiny_dir)

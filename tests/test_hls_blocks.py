@@ -36,6 +36,8 @@ void t_layernorm(const int32_t *y, int rows, const int64_t *m, const int64_t *b,
     for (int r = 0; r < rows; r++) i_layernorm<64>(y + r * 64, m, b, sh, o + r * 64); }
 void t_gelu(const int64_t *x, int n, int64_t b, int64_t c, int r, int64_t one, int64_t *o) {
     for (int i = 0; i < n; i++) o[i] = i_gelu(x[i], b, c, r, one); }
+void t_gelu_pwl(const int64_t *x, int n, int64_t lo, int k, const int64_t *sl, const int64_t *ic, int64_t *o) {
+    for (int i = 0; i < n; i++) o[i] = i_gelu_pwl(x[i], lo, k, sl, ic); }
 void t_quantize4(const int8_t *x, int n, int col0, int8_t *q4) { quantize4<64, 16, 512>(x, n, col0, q4); }
 void t_topk(const int32_t *est, int n, int k, uint16_t *out) {
     hls::stream<idx_t> s; topk_row<512, 512>(est, n, k, s); for (int t = 0; t < k; t++) out[t] = s.read(); }
@@ -66,6 +68,8 @@ def _build(tmp, fast: int):
     L = ctypes.CDLL(str(lib))
     L.t_floor_div.restype = ctypes.c_int64
     L.t_floor_div.argtypes = [ctypes.c_int64, ctypes.c_int64]
+    L.t_gelu_pwl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_int, ctypes.c_void_p,
+                             ctypes.c_void_p, ctypes.c_void_p]
     for name in ("t_requantize", "t_gelu", "t_attention"):
         getattr(L, name).restype = None
     L.t_requantize.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
@@ -135,6 +139,15 @@ def test_gelu(fastlib):
     out = np.empty_like(x)
     fastlib.t_gelu(P(x), len(x), g["b_int"], g["c_int"], g["shift"], g["one"], P(out))
     np.testing.assert_array_equal(out, intops.i_gelu(x, g["b_int"], g["c_int"], g["shift"], g["one"]))
+
+
+@pytest.mark.parametrize("scale", [0.002, 12.0 / 32767, 1.0 / 1024])
+def test_gelu_pwl(fastlib, scale):
+    t = intops.gelu_pwl_table(scale)
+    x = np.arange(-(1 << 15), 1 << 15, dtype=np.int64)
+    out = np.empty_like(x)
+    fastlib.t_gelu_pwl(P(x), len(x), t["lo"], t["k"], P(t["slope"]), P(t["icpt"]), P(out))
+    np.testing.assert_array_equal(out, intops.i_gelu_pwl(x, t["lo"], t["k"], t["slope"], t["icpt"]))
 
 
 def test_quantize4(fastlib):

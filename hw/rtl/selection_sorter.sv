@@ -31,6 +31,9 @@ module selection_sorter #(
     logic [K-1:0]       beats;   // the new entry ranks before slot i
 
     always_comb begin
+        // Full ranking (score, then lower index). Keys reach a lane in ascending index order, so the
+        // index term never decides here; it is kept because yosys 0.23 maps this form to fewer LUTs
+        // (688 LUT + 48 CARRY4 at K = 16, against 1534 LUT + 990 MUXF7/8 with a score-only compare).
         for (int i = 0; i < K; i++) begin
             beats[i] = in_valid && (!v[i]
                         || (in_score > $signed(s[i * SW +: SW]))

@@ -41,7 +41,8 @@ class BuildState:
 
 
 def load_config(path) -> dict:
-    """Read a compile config YAML (keys ``attention``, ``weights``, ``tokens``, ``calibration``).
+    """Read a compile config YAML (keys ``attention``, ``weights``, ``tokens``, ``calibration``,
+    ``quant`` (``{gelu: pwl | ibert}``)).
 
     Raises InputError for a missing file, bad YAML or unknown top-level keys."""
     p = Path(path)
@@ -53,9 +54,10 @@ def load_config(path) -> dict:
         raise InputError(f"config file {p} is not valid YAML: {exc}") from exc
     if not isinstance(cfg, dict):
         raise InputError(f"config file {p} must be a mapping with keys attention/weights/tokens/calibration")
-    unknown = set(cfg) - {"attention", "weights", "tokens", "calibration", "sparsity"}
+    unknown = set(cfg) - {"attention", "weights", "tokens", "calibration", "sparsity", "quant"}
     if unknown:
-        raise InputError(f"config file {p}: unknown keys {sorted(unknown)} (allowed: attention, weights, tokens, calibration)")
+        raise InputError(f"config file {p}: unknown keys {sorted(unknown)} "
+                         "(allowed: attention, weights, tokens, calibration, quant)")
     if "sparsity" in cfg:
         cfg = {**cfg.pop("sparsity"), **cfg}
     return cfg
@@ -130,8 +132,12 @@ def step_calibrate(st: BuildState) -> BuildState:
 
 
 def step_quantize(st: BuildState) -> BuildState:
-    from .quant.quantize import quantize_encoder
-    st.quantized = quantize_encoder(st.spec, st.ranges, alpha=st.alpha)
+    from .quant.quantize import GELU_METHODS, quantize_encoder
+    gelu = (st.config.get("quant") or {}).get("gelu", "pwl")
+    if gelu not in GELU_METHODS:
+        raise InputError(f"quant.gelu {gelu!r} is not a GELU method; choose one of {', '.join(GELU_METHODS)}")
+    st.quantized = quantize_encoder(st.spec, st.ranges, alpha=st.alpha, gelu=gelu)
+    st.calibration["gelu"] = gelu
     return st
 
 

@@ -177,6 +177,19 @@ class _Builder:
         erf = self.floor_div(self.op("Neg", poly), 1 << int(shift))
         return self.op("Mul", x, self.op("Add", erf, self.i64(one)))
 
+    def i_gelu_pwl(self, x: str, lo: int, k: int, slope, icpt) -> str:
+        """intops.i_gelu_pwl: segment index, Gather of the chord, identity above and 0 below the range."""
+        n = intops.GELU_SEGMENTS
+        seg = self.op("Clip", self.floor_div(self.op("Sub", x, self.i64(int(lo))), 1 << int(k)),
+                      self.i64(0), self.i64(n - 1))
+        sl = self.op("Gather", self.i64(np.asarray(slope, np.int64)), seg, axis=0)
+        ic = self.op("Gather", self.i64(np.asarray(icpt, np.int64)), seg, axis=0)
+        y = self.floor_div(self.op("Add", self.op("Add", self.op("Mul", sl, x), ic),
+                                   self.i64(1 << (intops.GELU_FRAC_BITS - 1))), 1 << intops.GELU_FRAC_BITS)
+        y = self.op("Where", self.op("Less", x, self.i64(int(lo))), self.i64(0), y)
+        top = self.op("GreaterOrEqual", x, self.i64(int(lo) + (n << int(k))))
+        return self.op("Where", top, x, y)
+
 
 def _keep_count(B: _Builder, n: str, cfg: dict) -> str:
     """:func:`padless.sparse.attention.keep_count` on the run-time length ``n`` (int64 scalar tensor)."""
@@ -243,7 +256,9 @@ def _layer(B: _Builder, x: str, L, num_heads: int, H: int, attention: dict | Non
                B.requantize(x, L.res_attn_m, L.res_attn_shift, intops.RESIDUAL_BITS))
     h = B.i_layernorm(res, L.ln_attn_m, L.ln_attn_b, L.ln_attn_shift, H)
     up = B.qlinear(h, L.up, "ffn_up")
-    if L.act == "gelu":
+    if L.act == "gelu-pwl":
+        act = B.requantize(B.i_gelu_pwl(up, L.gelu_lo, L.gelu_k, L.gelu_slope, L.gelu_icpt), L.act_m, L.act_shift, 8)
+    elif L.act == "gelu":
         act = B.requantize(B.i_gelu(up, L.gelu_b, L.gelu_c, L.gelu_r, L.gelu_one), L.act_m, L.act_shift, 8)
     else:
         act = B.requantize(B.op("Max", up, B.i64(0)), L.act_m, L.act_shift, 8)

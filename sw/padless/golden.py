@@ -60,7 +60,10 @@ def run_layer(layer: QLayer, x: np.ndarray, offsets: np.ndarray, num_heads: int,
     res = layer.o(ctx) + intops.requantize(x, layer.res_attn_m, layer.res_attn_shift, intops.RESIDUAL_BITS)
     h = intops.i_layernorm(res, layer.ln_attn_m, layer.ln_attn_b, layer.ln_attn_shift)
     up = layer.up(h)
-    if layer.act == "gelu":
+    if layer.act == "gelu-pwl":
+        a = intops.i_gelu_pwl(up, layer.gelu_lo, layer.gelu_k, layer.gelu_slope, layer.gelu_icpt)
+        act = intops.requantize(a, layer.act_m, layer.act_shift, 8)
+    elif layer.act == "gelu":
         a = intops.i_gelu(up, layer.gelu_b, layer.gelu_c, layer.gelu_r, layer.gelu_one)
         act = intops.requantize(a, layer.act_m, layer.act_shift, 8)
     else:

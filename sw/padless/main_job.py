@@ -25,38 +25,13 @@ DEFAULT_SPARSITY = {"attention": {"density": 0.25, "min_k": 8}}
 
 
 def torch_fp32_throughput(project, texts, batch_size: int = 32, limit: int | None = 256) -> dict | None:
-    """Measured torch fp32 sentences/s of the project's original model on this machine (transformers
-    ``AutoModel``, batches of ``batch_size`` padded to the batch maximum, as a user would run it,
-    ``torch.inference_mode``). None when the model has no saved weights to load (random recipes)."""
-    import torch
-    import transformers
-
-    from .models import _package_model_path, load_recipe
-    src = project.model.get("source") or {}
-    path = src.get("path")
-    if not path and src.get("recipe"):
-        rsrc = load_recipe(src["recipe"]).source
-        if rsrc.get("kind") == "package":
-            path = _package_model_path(rsrc["package"])
+    """Measured torch fp32 sentences/s of the project's original model on this machine
+    (:func:`padless.baseline.torch_fp32_throughput`); None for random-weight recipes."""
+    from .baseline import model_path_of, torch_fp32_throughput as measure
+    path = model_path_of(project)
     if not path:
         return None
-    tok = transformers.AutoTokenizer.from_pretrained(path)
-    model = transformers.AutoModel.from_pretrained(path).eval()
-    texts = list(texts)[:limit] if limit else list(texts)
-    with torch.inference_mode():
-        enc = tok(texts[:batch_size], padding=True, truncation=True, return_tensors="pt")
-        model(**enc)  # warm-up
-        t0 = time.perf_counter()
-        for i in range(0, len(texts), batch_size):
-            enc = tok(texts[i:i + batch_size], padding=True, truncation=True, return_tensors="pt")
-            out = model(**enc).last_hidden_state
-            m = enc["attention_mask"].unsqueeze(-1).to(out.dtype)
-            emb = (out * m).sum(1) / m.sum(1)
-            torch.nn.functional.normalize(emb, dim=1)
-        sec = time.perf_counter() - t0
-    return {"sentences": len(texts), "seconds": round(sec, 3), "sentences_per_s": round(len(texts) / sec, 1),
-            "batch_size": batch_size, "threads": torch.get_num_threads(), "padding": "batch maximum",
-            "measured": True}
+    return measure(path, list(texts)[:limit] if limit else list(texts), batch_size)
 
 
 def bitstream_command(out: Path) -> str:

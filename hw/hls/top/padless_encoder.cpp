@@ -51,6 +51,7 @@ static LinearBuf<H, H> lq, lk, lv, lo;
 static LinearBuf<H, F> lup;
 static LinearBuf<F, H> ldown;
 static int64_t ctx_m[H], ctx_sh[H], ra_m[H], ra_sh[H], ln1_m[H], ln1_b[H], act_m[F], act_sh[F];
+static int64_t gelu_slope[GELU_SEGMENTS], gelu_icpt[GELU_SEGMENTS];
 static int64_t rf_m[H], rf_sh[H], ln2_m[H], ln2_b[H], scal[PADLESS_N_SCALARS];
 
 // --- weight loading: 64-bit words -> typed on-chip buffers ------------------------------------------
@@ -118,7 +119,9 @@ static void load_layer(const uint64_t *mem, int layer) {
     const uint64_t *sec = PADLESS_SECTIONS[layer];
     int64_t *vec[12] = {ctx_m, ctx_sh, ra_m, ra_sh, ln1_m, ln1_b, act_m, act_sh, rf_m, rf_sh, ln2_m, ln2_b};
     for (int i = 0; i < 12; i++) load_i64(mem, sec[30 + i], (i == 6 || i == 7) ? F : H, vec[i]);
-    load_i64(mem, sec[42], PADLESS_N_SCALARS, scal);
+    load_i64(mem, sec[42], GELU_SEGMENTS, gelu_slope);
+    load_i64(mem, sec[43], GELU_SEGMENTS, gelu_icpt);
+    load_i64(mem, sec[44], PADLESS_N_SCALARS, scal);
 }
 
 template <int IN, int OUT, int PE, int SIMD, int OUT_BITS, typename OUT_T>
@@ -150,8 +153,8 @@ ln1_rows:
 act_rows:
     for (int r = 0; r < rows; r++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = TILE
-        activation_row<F>(ubuf + r * F, scal[8] != 0, scal[4], scal[5], (int)scal[6], scal[7], act_m, act_sh,
-                          abuf + r * F);
+        activation_row<F>(ubuf + r * F, (int)scal[8], scal[4], scal[5], (int)scal[6], scal[7], scal[9],
+                          (int)scal[10], gelu_slope, gelu_icpt, act_m, act_sh, abuf + r * F);
     }
     linear<F, H, PADLESS_PE_DOWN, PADLESS_SIMD_DOWN, RESIDUAL_BITS>(ldown, abuf, rows, oacc);
 ln2_rows:

@@ -11,8 +11,9 @@ Layout (version 1; every offset is in bytes and a multiple of 64, so the kernel 
   values ``(out, in / bank, per_bank)`` int8 of :func:`padless.sparse.weights.pack_bank_balanced`),
   ``idx`` (sparse only: its in-bank index bit stream, ``index_bits`` per entry, little-endian; empty when
   dense), ``bias`` ``(out,)`` int32, ``m`` ``(out,)`` int32, ``shift`` ``(out,)`` int32; then the
-  per-channel int64 vectors of :data:`VECTORS` (``(hidden,)``, or ``(ffn,)`` for ``act_m``/``act_shift``),
-  then ``scalars``: :data:`SCALARS` as int64.
+  per-channel int64 vectors of :data:`VECTORS` (``(hidden,)``, ``(ffn,)`` for ``act_m``/``act_shift``,
+  ``(GELU_SEGMENTS,)`` for the piecewise-linear GELU table ``gelu_slope``/``gelu_icpt``), then
+  ``scalars``: :data:`SCALARS` as int64 (``act_kind``: :data:`ACT_KIND`).
 
 The section byte offsets are also written into the generated ``config.h`` (as 64-bit word offsets), so
 the kernel needs no parsing; the table lets any reader check an image (:func:`read_header`).
@@ -34,9 +35,11 @@ HEADER_BYTES = 64
 LINEARS = ("q", "k", "v", "o", "up", "down")
 LINEAR_PARTS = ("w", "idx", "bias", "m", "shift")
 VECTORS = ("ctx_m", "ctx_shift", "res_attn_m", "res_attn_shift", "ln_attn_m", "ln_attn_b", "act_m", "act_shift",
-           "res_ffn_m", "res_ffn_shift", "ln_ffn_m", "ln_ffn_b")
+           "res_ffn_m", "res_ffn_shift", "ln_ffn_m", "ln_ffn_b", "gelu_slope", "gelu_icpt")
 SCALARS = ("score_m", "score_shift", "ln_attn_shift", "ln_ffn_shift", "gelu_b", "gelu_c", "gelu_r", "gelu_one",
-           "is_gelu")
+           "act_kind", "gelu_lo", "gelu_k")
+# act_kind: the FFN activation of a layer in weights.bin.
+ACT_KIND = {"relu": 0, "gelu": 1, "gelu-pwl": 2}
 SECTIONS = tuple(f"{lin}.{p}" for lin in LINEARS for p in LINEAR_PARTS) + VECTORS + ("scalars",)
 
 
@@ -89,7 +92,7 @@ def _layer_sections(layer, sparse: dict | None, layer_idx: int) -> list[bytes]:
     for name in VECTORS:
         out.append(np.asarray(getattr(layer, name), "<i8").tobytes())
     sc = [layer.score_m, layer.score_shift, layer.ln_attn_shift, layer.ln_ffn_shift, layer.gelu_b, layer.gelu_c,
-          layer.gelu_r, layer.gelu_one, 1 if layer.act == "gelu" else 0]
+          layer.gelu_r, layer.gelu_one, ACT_KIND[layer.act], layer.gelu_lo, layer.gelu_k]
     out.append(np.asarray(sc, "<i8").tobytes())
     return out
 

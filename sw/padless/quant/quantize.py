@@ -79,11 +79,15 @@ class QLayer:
     ln_attn_m: np.ndarray
     ln_attn_b: np.ndarray
     ln_attn_shift: int
-    act: str                   # "gelu" or "relu"
+    act: str                   # "gelu-pwl" (default), "gelu" (I-BERT i-GELU) or "relu"
     gelu_b: int
     gelu_c: int
     gelu_r: int
     gelu_one: int
+    gelu_lo: int               # piecewise-linear GELU (intops.gelu_pwl_table)
+    gelu_k: int
+    gelu_slope: np.ndarray     # (GELU_SEGMENTS,) int64
+    gelu_icpt: np.ndarray
     act_m: int                 # activation output -> int8
     act_shift: int
     res_ffn_m: int             # int8 h -> residual domain
@@ -156,14 +160,22 @@ def _scalar_dyadic(scale: float, acc_bits: int) -> tuple[int, int]:
     return int(m), int(sh)
 
 
-def quantize_encoder(spec: EncoderSpec, ranges: dict, alpha: float = 1.0) -> QuantizedEncoder:
+GELU_METHODS = ("pwl", "ibert")
+
+
+def quantize_encoder(spec: EncoderSpec, ranges: dict, alpha: float = 1.0, gelu: str = "pwl") -> QuantizedEncoder:
     """Quantize ``spec`` with calibrated activation ``ranges`` (from :func:`calibrate.calibrate`).
 
     Args:
         alpha: per-channel strength of the int8 activation scales that fold into weights (layer
             input, V, context, LayerNorm-1 output, activation output); 1 per channel, 0 per tensor.
-    Raises QuantizationError for pre-norm layers (the integer path implements BERT's post-norm).
+        gelu: ``"pwl"`` (64-segment piecewise-linear integer GELU, the default: max error < 4e-3) or
+            ``"ibert"`` (I-BERT's i-GELU polynomial, max error 1.8e-2; docs/numerics.md compares them).
+    Raises QuantizationError for pre-norm layers (the integer path implements BERT's post-norm) or an
+    unknown ``gelu`` method.
     """
+    if gelu not in GELU_METHODS:
+        raise QuantizationError(f"unknown GELU method {gelu!r}; choose one of {', '.join(GELU_METHODS)}")
     res_max = float((1 << (intops.RESIDUAL_BITS - 1)) - 1)
     in16 = float((1 << (intops.GELU_IN_BITS - 1)) - 1)
     mx = lambda a: float(np.max(a))  # noqa: E731
@@ -189,11 +201,19 @@ def quantize_encoder(spec: EncoderSpec, ranges: dict, alpha: float = 1.0) -> Qua
         rf_m, rf_sh = intops.dyadic(s_h / s_rf, 8)
         ln1_m, ln1_b, ln1_sh = intops.layernorm_params(L.ln_attn.gamma, L.ln_attn.beta, s_h)
         ln2_m, ln2_b, ln2_sh = intops.layernorm_params(L.ln_ffn.gamma, L.ln_ffn.beta, s_out)
-        if spec.activation == "gelu":
+        g = {"b_int": 0, "c_int": 0, "shift": 0, "one": 0}
+        pwl = {"lo": 0, "k": 0, "slope": np.zeros(intops.GELU_SEGMENTS, np.int64),
+               "icpt": np.zeros(intops.GELU_SEGMENTS, np.int64)}
+        if spec.activation == "gelu" and gelu == "ibert":
+            act = "gelu"
             g = intops.gelu_constants(s_up)
             act_m, act_sh = intops.dyadic(g["out_scale"] / s_act, 34)
+        elif spec.activation == "gelu":
+            act = "gelu-pwl"
+            pwl = intops.gelu_pwl_table(s_up)
+            act_m, act_sh = intops.dyadic(s_up / s_act, 17)
         else:
-            g = {"b_int": 0, "c_int": 0, "shift": 0, "one": 0}
+            act = "relu"
             act_m, act_sh = intops.dyadic(s_up / s_act, 16)
         layers.append(QLayer(
             q=_qlinear(L.q, s_in, s_q, 8), k=_qlinear(L.k, s_in, s_k, 8), v=_qlinear(L.v, s_in, s_v, 8),
@@ -203,7 +223,8 @@ def quantize_encoder(spec: EncoderSpec, ranges: dict, alpha: float = 1.0) -> Qua
             score_m=score_m, score_shift=score_sh, ctx_m=ctx_m, ctx_shift=ctx_sh,
             res_attn_m=ra_m, res_attn_shift=ra_sh,
             ln_attn_m=ln1_m, ln_attn_b=ln1_b, ln_attn_shift=ln1_sh,
-            act=spec.activation, gelu_b=g["b_int"], gelu_c=g["c_int"], gelu_r=g["shift"], gelu_one=g["one"],
+            act=act, gelu_b=g["b_int"], gelu_c=g["c_int"], gelu_r=g["shift"], gelu_one=g["one"],
+            gelu_lo=pwl["lo"], gelu_k=pwl["k"], gelu_slope=pwl["slope"], gelu_icpt=pwl["icpt"],
             act_m=act_m, act_shift=act_sh, res_ffn_m=rf_m, res_ffn_shift=rf_sh,
             ln_ffn_m=ln2_m, ln_ffn_b=ln2_b, ln_ffn_shift=ln2_sh,
             scales={"in": s_in.tolist(), "q": s_q, "k": s_k, "v": s_v.tolist(), "ctx": s_ctx.tolist(),

@@ -63,13 +63,13 @@ class CostParams:
 
     mvu_depth: int = 8
     attn_depth: int = 24
-    select_depth: int = 12
+    select_depth: int = 7        # measured: hw/rtl selection engine, LANES 1 (bench/rtl_bench.py)
     ln_depth: int = 32
     gelu_depth: int = 6
     mem_efficiency: float = 0.8
     lut_per_mac_lane: int = 24
-    lut_per_4b_mult: int = 20
-    lut_per_topk_entry: int = 24
+    lut_per_4b_mult: int = 30    # measured: yosys synth_xilinx xcup, 30.1 incl. adder tree share
+    lut_per_topk_entry: int = 43  # measured: yosys, score-then-index comparator sorter
     lut_fixed: int = 20000
     bram_bytes: int = 4096
     uram_bytes: int = 32768
