@@ -1,0 +1,172 @@
+"""The student: a transformers ``BertModel`` with bank-balanced weight masks and top-k sparse attention.
+
+* :func:`bert_from_spec` builds a ``BertModel`` from any :class:`padless.ir.EncoderSpec` (recipe, transformers
+  folder, ONNX or torch frontends), so teacher and student start from the exact weights ``padless compile``
+  reads.
+* :class:`SparseStudent` keeps one ``(out, in)`` bool mask per pruned Linear (Q, K, V, O, FFN up, FFN down
+  of every layer; :data:`padless.sparse.weights.LINEAR_NAMES`). Masked weights are zero in the forward pass
+  and their gradients are zeroed, so the optimizer never revives them (the masking of Zhu & Gupta,
+  arXiv 1710.01878, section 3).
+* Top-k attention: a registered transformers attention function computes exact scores, then adds ``-inf``
+  for every key the 4-bit Q/K selection drops (:func:`padless.finetune.masks.attention_keep_mask`); the
+  softmax denominator covers the kept keys only, as in the golden model. The selection is not
+  differentiable: gradients flow through the kept keys only (straight-through on the selection).
+
+Training on the CPU uses a padded batch with a key-padding mask; the hardware and the golden model run
+packed (unpadded) batches. Dropout is off so that a run is a pure function of the seed.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import InputError
+from ..ir import EncoderSpec
+from ..sparse.weights import LINEAR_NAMES, layer_ratios
+from .masks import attention_keep_mask, weight_mask
+
+__all__ = ["bert_from_spec", "SparseStudent", "bert_linears"]
+
+_ATTN_NAME = "padless_topk"
+_counter = itertools.count()
+
+
+def bert_from_spec(spec: EncoderSpec):
+    """``EncoderSpec`` (post-norm BERT family) -> ``transformers.BertModel`` in float32 with the same weights,
+    dropout 0, eager attention. Raises InputError for pre-norm encoders (no BERT equivalent)."""
+    import transformers
+    if spec.final_ln is not None or any(layer.norm_first for layer in spec.layers):
+        raise InputError(f"{spec.name} is a pre-norm encoder; finetune supports post-norm BERT-family models")
+    emb = spec.embeddings
+    cfg = transformers.BertConfig(
+        vocab_size=spec.vocab_size, hidden_size=spec.hidden_size, num_attention_heads=spec.num_heads,
+        intermediate_size=spec.intermediate_size, num_hidden_layers=spec.num_layers,
+        max_position_embeddings=emb.position.shape[0] if emb.position is not None else spec.max_positions,
+        type_vocab_size=emb.token_type.shape[0] if emb.token_type is not None else 2,
+        hidden_act=spec.activation, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        layer_norm_eps=float(emb.ln.eps) if emb.ln is not None else 1e-12,
+        pad_token_id=spec.pad_token_id if spec.pad_token_id is not None else 0, add_pooling_layer=False)
+    cfg._attn_implementation = "eager"
+    model = transformers.BertModel(cfg, add_pooling_layer=False)
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
+    with torch.no_grad():
+        e = model.embeddings
+        e.word_embeddings.weight.copy_(t(emb.word) * float(emb.scale))
+        if emb.position is not None:
+            e.position_embeddings.weight.copy_(t(emb.position))
+        if emb.token_type is not None:
+            e.token_type_embeddings.weight.copy_(t(emb.token_type))
+        else:
+            e.token_type_embeddings.weight.zero_()
+        e.LayerNorm.weight.copy_(t(emb.ln.gamma))
+        e.LayerNorm.bias.copy_(t(emb.ln.beta))
+        for blk, layer in zip(model.encoder.layer, spec.layers):
+            for mod, lin in zip(_block_linears(blk), (getattr(layer, n) for n in LINEAR_NAMES)):
+                mod.weight.copy_(t(lin.weight))
+                mod.bias.copy_(t(lin.bias))
+            for mod, ln in ((blk.attention.output.LayerNorm, layer.ln_attn), (blk.output.LayerNorm, layer.ln_ffn)):
+                mod.weight.copy_(t(ln.gamma))
+                mod.bias.copy_(t(ln.beta))
+                mod.eps = float(ln.eps)
+    return model.eval()
+
+
+def _block_linears(blk) -> list:
+    a = blk.attention
+    return [a.self.query, a.self.key, a.self.value, a.output.dense, blk.intermediate.dense, blk.output.dense]
+
+
+def bert_linears(model) -> list[list[nn.Linear]]:
+    """Per layer, the six pruned ``nn.Linear`` of a BertModel in :data:`LINEAR_NAMES` order."""
+    return [_block_linears(blk) for blk in model.encoder.layer]
+
+
+class SparseStudent(nn.Module):
+    """A BertModel plus weight masks and an optional top-k attention config.
+
+    Args:
+        bert: the ``BertModel`` to train (modified in place).
+        weights_cfg: normalised ``weights`` part of a sparsity config (``{}`` = dense weights).
+        attention_cfg: normalised ``attention`` part (``{}`` = dense attention).
+    Forward: ``input_ids`` ``(B, n)`` int64, ``attention_mask`` ``(B, n)`` {0,1} -> last hidden states
+    ``(B, n, hidden)`` float32.
+    """
+
+    def __init__(self, bert, weights_cfg: dict | None = None, attention_cfg: dict | None = None):
+        super().__init__()
+        self.bert = bert
+        self.weights_cfg = dict(weights_cfg or {})
+        self.attention_cfg = dict(attention_cfg or {})
+        self.linears = bert_linears(bert)
+        self.ratios = layer_ratios(self.weights_cfg, len(self.linears)) if self.weights_cfg else [0.0] * len(self.linears)
+        for i, mods in enumerate(self.linears):
+            for name, mod in zip(LINEAR_NAMES, mods):
+                self.register_buffer(f"mask_{i}_{name}", torch.ones(mod.weight.shape, dtype=torch.bool))
+        self._lengths = None
+        if self.attention_cfg:
+            from transformers import AttentionInterface
+            self._attn_name = f"{_ATTN_NAME}_{next(_counter)}"
+            AttentionInterface.register(self._attn_name, self._topk_attention)
+            bert.config._attn_implementation = self._attn_name
+
+    # -- weight masks -----------------------------------------------------------------------------------
+    def mask(self, layer: int, name: str) -> torch.Tensor:
+        """``(out, in)`` bool keep-mask of Linear ``name`` of layer ``layer``."""
+        return getattr(self, f"mask_{layer}_{name}")
+
+    def update_masks(self, fraction: float) -> None:
+        """Recompute every mask at ``fraction`` of each layer's final ratio (``fraction`` in [0, 1], from the
+        cubic schedule) from the current (already masked) weights, and zero the pruned weights. A weight
+        pruned earlier is 0, so it stays pruned while the ratio grows."""
+        bank = int(self.weights_cfg.get("bank", 16)) if self.weights_cfg else 16
+        with torch.no_grad():
+            for i, mods in enumerate(self.linears):
+                s = self.ratios[i] * float(fraction)
+                for name, mod in zip(LINEAR_NAMES, mods):
+                    m = weight_mask(mod.weight, bank, s)
+                    self.mask(i, name).copy_(m)
+                    mod.weight.mul_(m)
+
+    def apply_masks(self) -> None:
+        """Zero the pruned weights (after an optimizer step)."""
+        with torch.no_grad():
+            for i, mods in enumerate(self.linears):
+                for name, mod in zip(LINEAR_NAMES, mods):
+                    mod.weight.mul_(self.mask(i, name))
+
+    def mask_grads(self) -> None:
+        """Zero the gradients of pruned weights (before an optimizer step)."""
+        for i, mods in enumerate(self.linears):
+            for name, mod in zip(LINEAR_NAMES, mods):
+                if mod.weight.grad is not None:
+                    mod.weight.grad.mul_(self.mask(i, name))
+
+    def sparsity(self) -> float:
+        """Fraction of zero weights over every pruned Linear."""
+        z = n = 0
+        for mods in self.linears:
+            for mod in mods:
+                z += int((mod.weight == 0).sum())
+                n += mod.weight.numel()
+        return z / n
+
+    # -- attention ----------------------------------------------------------------------------------------
+    def _topk_attention(self, module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+        """transformers attention function: ``(B, H, n, d)`` Q/K/V -> ``((B, n, H, d), (B, H, n, n) probs)``."""
+        if scaling is None:
+            scaling = query.size(-1) ** -0.5
+        scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+        keep = attention_keep_mask(query.detach(), key.detach(), self._lengths, self.attention_cfg)
+        scores = scores.masked_fill(~keep, float("-inf"))
+        probs = torch.softmax(scores, dim=-1)
+        out = torch.matmul(probs, value).transpose(1, 2).contiguous()
+        return out, probs
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, output_attentions: bool = False):
+        self._lengths = attention_mask.sum(dim=1).long()
+        out = self.bert(input_ids=input_ids, attention_mask=attention_mask,
+                        token_type_ids=torch.zeros_like(input_ids), output_attentions=output_attentions)
+        return (out.last_hidden_state, out.attentions) if output_attentions else out.last_hidden_state

@@ -1,0 +1,330 @@
+"""Sparse progressive distillation on unlabelled real text (``padless finetune``).
+
+Method (ALGORITHMS.md section 4; Zhu & Gupta arXiv 1710.01878 for the schedule; TinyBERT, Jiao et al.
+arXiv 1909.10351 section 3.1, for hidden-state distillation): the dense fp32 model is the teacher; the
+student starts as a copy of it and, over ``ramp`` of the steps, its bank-balanced weight masks grow on the
+cubic schedule to the configured ratio (masks recomputed every ``mask_every`` steps), then it keeps
+training at the final ratio. The student runs the configured top-k attention (4-bit Q/K selection) in its
+forward pass. Loss per batch:
+
+* hidden: ``sum over real tokens ||h_s - h_t||^2 / sum over real tokens ||h_t||^2`` (last hidden states,
+  relative MSE, padding excluded);
+* cosine: ``mean over sentences (1 - cos(e_s, e_t))`` of mean-pooled sentence embeddings;
+* attention (optional, weight 0 by default): ``KL(P_t || P_s)`` of the last layer's attention
+  probabilities over real queries (TinyBERT's attention loss).
+
+Data: texts of the training datasets (default fortunes, Reuters-21578 and VADER tweets; never the VADER
+movie evaluation snippets), tokenized with truncation at ``max_len``, shuffled once per epoch by a
+generator seeded with ``seed + epoch``. Batches are padded (CPU training only). Determinism: dropout 0,
+torch seeded, the data order a function of (seed, step); a checkpoint holds the student, the masks, the
+optimizer, the step and the torch RNG state, so a resumed run reproduces the uninterrupted one exactly.
+
+Output folder: ``config.json`` + ``model.safetensors`` (transformers ``save_pretrained``), the tokenizer
+files, ``padless_sparsity.json`` (the normalised sparsity config ``padless compile --config`` takes, and the
+training record) and ``checkpoint.pt``.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ..sparse.config import parse_sparsity
+from .masks import cubic_sparsity
+
+__all__ = ["TrainConfig", "load_finetune_config", "finetune", "training_ids", "SPARSITY_FILE", "CHECKPOINT"]
+
+SPARSITY_FILE = "padless_sparsity.json"
+CHECKPOINT = "checkpoint.pt"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
+#: Datasets the trainer may read. vader-movie is the evaluation set and is refused.
+TRAIN_DATASETS = ("fortunes", "reuters", "vader-tweets")
+
+
+@dataclass
+class TrainConfig:
+    """The ``train:`` section of a finetune config (defaults sized for minilm-l6 on 2 CPU cores, ~15 min)."""
+
+    steps: int = 400                 # optimizer steps (the schedule length)
+    batch_size: int = 16             # sentences per step
+    max_len: int = 64                # tokens per sentence (truncation, [SEP] kept)
+    lr: float = 1e-4                 # AdamW peak learning rate (linear warm-up 5%, linear decay to 10%)
+    ramp: float = 0.5                # fraction of the steps over which sparsity grows (cubic)
+    mask_every: int = 10             # steps between mask updates during the ramp
+    checkpoint_every: int = 50       # steps between checkpoints
+    seed: int = 0
+    datasets: list = field(default_factory=lambda: list(TRAIN_DATASETS))
+    texts_per_dataset: int = 4000    # first N texts of each dataset
+    loss_hidden: float = 1.0
+    loss_cosine: float = 1.0
+    loss_attention: float = 0.0
+
+    def check(self) -> "TrainConfig":
+        """Raise InputError naming the first bad field."""
+        for name in ("steps", "batch_size", "max_len", "mask_every", "checkpoint_every", "texts_per_dataset"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise InputError(f"train.{name} must be a positive integer, got {v!r}")
+        if self.max_len < 3:
+            raise InputError("train.max_len must be >= 3 ([CLS], one token, [SEP])")
+        if not 0 <= float(self.ramp) <= 1:
+            raise InputError(f"train.ramp must be a fraction of the steps in [0, 1], got {self.ramp!r}")
+        if not float(self.lr) > 0:
+            raise InputError(f"train.lr must be > 0, got {self.lr!r}")
+        for d in self.datasets:
+            if d == "vader-movie":
+                raise InputError("vader-movie is the evaluation set; train on fortunes, reuters or vader-tweets")
+            if d not in TRAIN_DATASETS:
+                raise InputError(f"train.datasets: {d!r} is not a training dataset ({', '.join(TRAIN_DATASETS)})")
+        if min(self.loss_hidden, self.loss_cosine, self.loss_attention) < 0 or \
+                self.loss_hidden + self.loss_cosine + self.loss_attention == 0:
+            raise InputError("train loss weights must be >= 0 and not all 0")
+        return self
+
+
+def load_finetune_config(cfg: str | Path | Mapping[str, Any] | None) -> tuple[dict, TrainConfig]:
+    """A YAML path or a mapping ``{attention, weights, tokens, train}`` -> ``(sparsity, TrainConfig)``.
+
+    The sparsity part is normalised by :func:`padless.sparse.config.parse_sparsity`. Raises InputError for
+    unknown keys, bad values, or a ``tokens`` section (the trained token policy is not implemented: apply
+    cascade token pruning at compile time instead)."""
+    import yaml
+    if cfg is None:
+        data: dict = {}
+    elif isinstance(cfg, Mapping):
+        data = dict(cfg)
+    else:
+        p = Path(cfg)
+        if not p.is_file():
+            raise InputError(f"finetune config {p} does not exist")
+        data = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(data, Mapping):
+            raise InputError(f"{p}: a finetune config is a mapping with attention / weights / train")
+    unknown = set(data) - {"attention", "weights", "tokens", "train"}
+    if unknown:
+        raise InputError(f"finetune config: unknown keys {sorted(unknown)} (allowed: attention, weights, train)")
+    sp = parse_sparsity({k: data.get(k) for k in ("attention", "weights", "tokens")})
+    if sp["tokens"]:
+        raise InputError("finetune does not train a token policy yet; remove `tokens:` here and give it to "
+                         "`padless compile --config` (training-free cascade pruning)")
+    if sp["weights"].get("criterion") == "activation":
+        raise InputError("finetune prunes by magnitude during training; use criterion: magnitude")
+    train = data.get("train") or {}
+    if not isinstance(train, Mapping):
+        raise InputError("train: must be a mapping (steps, batch_size, lr, ...)")
+    known = {f for f in TrainConfig.__dataclass_fields__}
+    bad = set(train) - known
+    if bad:
+        raise InputError(f"train: unknown keys {sorted(bad)} (allowed: {', '.join(sorted(known))})")
+    tc = TrainConfig(**{k: (list(v) if k == "datasets" else v) for k, v in train.items()})
+    for k in ("lr", "ramp", "loss_hidden", "loss_cosine", "loss_attention"):
+        setattr(tc, k, float(getattr(tc, k)))
+    return sp, tc.check()
+
+
+def training_ids(spec, tc: TrainConfig) -> list[list[int]]:
+    """Token ids of the training texts (first ``texts_per_dataset`` of each dataset, file order), truncated
+    at ``max_len`` with the final [SEP] kept. Raises DataError when a dataset is missing and cannot be fetched."""
+    from ..data.datasets import load_dataset
+    from ..models import Tokenizer
+    if not spec.tokenizer_path:
+        raise InputError(f"model {spec.name} has no tokenizer; finetune needs one to read the training text")
+    tok = Tokenizer(spec.tokenizer_path, min(tc.max_len, spec.max_positions))
+    ids = []
+    for name in tc.datasets:
+        texts = [t for t in load_dataset(name, limit=tc.texts_per_dataset).texts if t.strip()]
+        ids += tok.encode(texts, truncate=True)
+    if not ids:
+        raise InputError("no training text")
+    return ids
+
+
+def _batch(ids: list[list[int]], order: np.ndarray, step: int, bs: int, pad: int):
+    per_epoch = len(order) // bs
+    epoch, j = divmod(step, per_epoch)
+    perm = np.random.default_rng(int(order[0]) + epoch).permutation(len(ids)) if epoch else order
+    sel = [ids[i] for i in perm[j * bs:(j + 1) * bs]]
+    n = max(map(len, sel))
+    x = torch.full((bs, n), pad, dtype=torch.long)
+    m = torch.zeros((bs, n), dtype=torch.long)
+    for b, s in enumerate(sel):
+        x[b, :len(s)] = torch.tensor(s)
+        m[b, :len(s)] = 1
+    return x, m
+
+
+def _losses(hs, ht, mask, tc: TrainConfig, att_s=None, att_t=None) -> dict:
+    m = mask[..., None].float()
+    hidden = (((hs - ht) ** 2) * m).sum() / ((ht ** 2) * m).sum()
+    es = (hs * m).sum(1) / m.sum(1)
+    et = (ht * m).sum(1) / m.sum(1)
+    cosine = (1 - torch.nn.functional.cosine_similarity(es, et, dim=-1)).mean()
+    out = {"hidden": hidden, "cosine": cosine}
+    total = tc.loss_hidden * hidden + tc.loss_cosine * cosine
+    if tc.loss_attention > 0:
+        ps, pt = att_s[-1], att_t[-1]  # (B, H, n, n)
+        kl = (pt * (torch.log(pt.clamp_min(1e-9)) - torch.log(ps.clamp_min(1e-9)))).sum(-1)  # (B, H, n)
+        q = mask[:, None, :].float()
+        out["attention"] = (kl * q).sum() / (q.sum() * ps.shape[1])
+        total = total + tc.loss_attention * out["attention"]
+    out["total"] = total
+    return out
+
+
+def _lr_factor(step: int, steps: int) -> float:
+    warm = max(1, steps // 20)
+    if step < warm:
+        return (step + 1) / warm
+    return max(0.1, 1.0 - 0.9 * (step - warm) / max(1, steps - warm))
+
+
+def finetune(model: str, config=None, out: str | Path | None = None, steps: int | None = None,
+             resume: bool = False, stop_after: int | None = None, progress: bool = True) -> dict:
+    """Distil the dense fp32 ``model`` into a sparse student and write it to ``out``.
+
+    Args:
+        model: recipe name (``minilm-l6``, ``tiny``) or a transformers folder (:func:`padless.models.resolve_model`).
+        config: YAML path or mapping (:func:`load_finetune_config`).
+        out: output folder (created).
+        steps: override ``train.steps`` (the schedule is sized from it).
+        resume: continue from ``out/checkpoint.pt`` (its config must match; InputError otherwise).
+        stop_after: stop (after checkpointing) once this many steps are done, without writing the final
+            student: an interrupted run, resumable with ``resume=True``.
+        progress: tqdm bar (loss, sparsity, ETA) on stderr.
+    Returns:
+        ``{"out", "steps", "seconds", "loss_first", "loss_last", "sparsity", "losses": [(step, total), ...],
+        "finished"}``; losses are means over ``checkpoint_every`` windows.
+    Raises:
+        InputError: bad config, no ``out``, a checkpoint that does not match; UnknownModelError; DataError.
+    """
+    from tqdm import tqdm
+
+    from ..models import resolve_model
+    from .student import SparseStudent, bert_from_spec
+    if out is None:
+        raise InputError("give an output folder (--out DIR)")
+    out = Path(out)
+    sp, tc = load_finetune_config(config)
+    if steps is not None:
+        tc.steps = int(steps)
+        tc.check()
+    torch.manual_seed(tc.seed)
+    spec, _ = resolve_model(model)
+    teacher = bert_from_spec(spec)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    bank = sp["weights"].get("bank")
+    if bank and any(w % bank for w in (spec.hidden_size, spec.intermediate_size)):
+        raise InputError(f"weight bank {bank} does not divide the layer widths {spec.hidden_size} / "
+                         f"{spec.intermediate_size}; choose a bank size that divides both (e.g. 8 or 16)")
+    student = SparseStudent(copy.deepcopy(teacher), sp["weights"], sp["attention"])
+    for p in student.parameters():
+        p.requires_grad_(True)
+    student.train()
+    opt = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=tc.lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, tc.steps))
+    ids = training_ids(spec, tc)
+    if len(ids) < tc.batch_size:
+        raise InputError(f"{len(ids)} training texts is fewer than one batch of {tc.batch_size}")
+    order = np.random.default_rng(tc.seed).permutation(len(ids))
+    order_seed = np.random.default_rng(tc.seed).integers(1 << 30)
+    order = np.concatenate([[order_seed], order[1:]]) if False else order  # first epoch: seeded permutation
+    ramp_steps = int(round(tc.ramp * tc.steps))
+    final = float(sp["weights"].get("sparsity", 0.0))
+    run_id = {"model": model, "sparsity": sp, "train": asdict(tc)}
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = out / CHECKPOINT
+    step, history, window = 0, [], []
+    if resume:
+        if not ckpt.is_file():
+            raise InputError(f"--resume: no checkpoint at {ckpt}; start without --resume")
+        state = torch.load(ckpt, weights_only=False)
+        if state["run"] != run_id:
+            raise InputError(f"--resume: {ckpt} was written by a different model/config; use a new --out or "
+                             "the same config")
+        student.load_state_dict(state["student"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        step, history = state["step"], state["history"]
+    else:
+        student.update_masks(cubic_sparsity(0, ramp_steps, final) / final if final else 0.0)
+
+    def save_ckpt():
+        torch.save({"run": run_id, "student": student.state_dict(), "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(), "step": step,
+                    "history": history}, ckpt)
+
+    pad = spec.pad_token_id if spec.pad_token_id is not None else 0
+    # Per-epoch seeding uses (seed, epoch): a deterministic function of the step.
+    order = np.random.default_rng(tc.seed).permutation(len(ids))
+    t0 = time.perf_counter()
+    end = tc.steps if stop_after is None else min(tc.steps, int(stop_after))
+    with tqdm(total=tc.steps, initial=step, desc="finetune", unit="step", disable=not progress,
+              dynamic_ncols=True) as bar:
+        while step < end:
+            x, m = _batch(ids, _epoch_order(order, tc.seed, step, tc.batch_size, len(ids)), step % max(1, len(ids) // tc.batch_size), tc.batch_size, pad)
+            with torch.no_grad():
+                t_out = teacher(input_ids=x, attention_mask=m, token_type_ids=torch.zeros_like(x),
+                                output_attentions=tc.loss_attention > 0)
+            if tc.loss_attention > 0:
+                hs, att_s = student(x, m, output_attentions=True)
+                losses = _losses(hs, t_out.last_hidden_state, m, tc, att_s, t_out.attentions)
+            else:
+                losses = _losses(student(x, m), t_out.last_hidden_state, m, tc)
+            opt.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            student.mask_grads()
+            opt.step()
+            sched.step()
+            student.apply_masks()
+            step += 1
+            if final and step <= ramp_steps and (step % tc.mask_every == 0 or step == ramp_steps):
+                student.update_masks(cubic_sparsity(step, ramp_steps, final) / final)
+            window.append(float(losses["total"]))
+            if step % tc.checkpoint_every == 0 or step == end:
+                history.append((step, float(np.mean(window))))
+                window = []
+                save_ckpt()
+            bar.set_postfix(loss=f"{float(losses['total']):.4f}", cos=f"{float(losses['cosine']):.4f}",
+                            sparsity=f"{student.sparsity():.3f}" if final else "0")
+            bar.update(1)
+    seconds = time.perf_counter() - t0
+    finished = step >= tc.steps
+    if finished:
+        if final:
+            student.update_masks(1.0)  # exactly the final bank-balanced masks (a no-op after the ramp)
+        _write_student(student, spec, sp, out, {"teacher": model, "steps": tc.steps, "train": asdict(tc),
+                                                "losses": history})
+    return {"out": str(out), "steps": step, "seconds": seconds, "loss_first": history[0][1] if history else None,
+            "loss_last": history[-1][1] if history else None, "sparsity": student.sparsity(),
+            "losses": history, "finished": finished}
+
+
+def _epoch_order(order0: np.ndarray, seed: int, step: int, bs: int, n: int) -> np.ndarray:
+    epoch = step // max(1, n // bs)
+    return order0 if epoch == 0 else np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def _write_student(student, spec, sp: dict, out: Path, record: dict) -> None:
+    bert = student.bert
+    bert.config._attn_implementation = "eager"
+    bert.config.architectures = ["BertModel"]
+    bert.save_pretrained(str(out), safe_serialization=True)
+    if student.attention_cfg:
+        bert.config._attn_implementation = student._attn_name
+    if spec.tokenizer_path:
+        for f in TOKENIZER_FILES:
+            src = Path(spec.tokenizer_path) / f
+            if src.is_file():
+                shutil.copyfile(src, out / f)
+    (out / SPARSITY_FILE).write_text(json.dumps({"sparsity": sp, **record}, indent=1) + "\n")
