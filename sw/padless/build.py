@@ -27,6 +27,7 @@ class BuildState:
     config: dict = field(default_factory=dict)
     calib_texts: list | None = None
     calib_count: int | None = None
+    calib_lengths: list = field(default_factory=list)
     alpha: float = 1.0
     progress: bool = False
     spec: object = None
@@ -90,7 +91,7 @@ def step_sparsity_config(st: BuildState) -> BuildState:
     sparsity = {k: (st.config.get(k) or (st.recipe.sparsity or {}).get(k) or {})
                 for k in ("attention", "weights", "tokens")}
     parse = _optional("padless.sparse.config", "parse_sparsity")
-    st.sparsity = parse(sparsity) if parse else sparsity
+    st.sparsity = parse(sparsity, num_layers=st.spec.num_layers) if parse else sparsity
     if st.sparsity.get("attention"):
         from .sparse.attention import keep_count
         try:
@@ -106,7 +107,11 @@ def step_sparsify_weights(st: BuildState) -> BuildState:
         prune = _optional("padless.sparse.weights", "prune_spec")
         if prune is None:
             raise InputError("weight sparsity is not available in this padless build; remove `weights:` from the config")
-        st.spec = prune(st.spec, w)
+        token_ids = None
+        if w.get("criterion") == "activation" and st.calib_texts is not None:
+            from .models import Tokenizer
+            token_ids = Tokenizer(st.spec.tokenizer_path, st.spec.max_positions).encode(st.calib_texts[:64], truncate=True)
+        st.spec = prune(st.spec, w, token_ids=token_ids)
     return st
 
 
@@ -126,6 +131,7 @@ def step_calibrate(st: BuildState) -> BuildState:
     if not st.spec.tokenizer_path:
         raise InputError(f"model {st.spec.name} has no tokenizer to calibrate with")
     ids = Tokenizer(st.spec.tokenizer_path, st.spec.max_positions).encode(texts, truncate=True)
+    st.calib_lengths = [len(i) for i in ids]
     st.ranges = calibrate(st.spec, ids, progress=st.progress)
     st.calibration = {"dataset": source, "count": len(ids), "tokens": st.ranges["tokens"], "alpha": st.alpha}
     return st
@@ -149,10 +155,13 @@ def step_write_project(st: BuildState) -> BuildState:
 
 
 def step_schedule(st: BuildState) -> BuildState:
+    """DSE for the board, balanced for the length mix of the calibration text (real sentences of the
+    kind the model will see; calibrate on long documents to plan for long documents)."""
     plan = _optional("padless.schedule.dse", "plan")
     if plan is not None:
         from .project import update_manifest
-        update_manifest(st.out, {"schedule": plan(st.spec.shape_summary(), st.board, st.sparsity)})
+        update_manifest(st.out, {"schedule": plan(st.spec.shape_summary(), st.board, st.sparsity,
+                                                  lengths=st.calib_lengths or None)})
     return st
 
 

@@ -4,6 +4,9 @@ It composes the integer operations of :mod:`padless.quant.intops` over a *packed
 to end, ``offsets`` in the cu_seqlens convention, never padded). Linear layers, LayerNorm and GELU are
 row-wise, so they run on the whole pack at once; attention runs per sequence inside the pack. The
 result of a sequence therefore never depends on which sequences share its pack, nor on their order.
+Token reduction (``sparsity["tokens"]``, :mod:`padless.sparse.tokens`) shrinks every sequence of the pack
+between layers (per sequence, so the same holds) and writes removed rows back in place: the output always
+has every input row, in input order (docs/sparsity.md).
 
 Host edges (float): :func:`quantize_input` turns the host embedding into the int8 layer-0 input, and
 :func:`dequantize_output` turns the int8 output back into floats for pooling and task heads.

@@ -1,0 +1,130 @@
+"""padless finetune: schedule, 4-bit selection parity with the golden spec, and a short real fine-tune of `tiny`
+(balanced masks, target sparsity, decreasing loss, compile + golden, exact resume)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from padless.errors import InputError
+from padless.finetune import (SPARSITY_FILE, attention_keep_mask, cubic_sparsity, finetune, is_bank_balanced,
+                              load_finetune_config)
+from padless.sparse.attention import keep_count
+from padless.sparse.selection import estimate_scores, quantize4, topk_indices
+from padless.sparse.weights import LINEAR_NAMES, prune_spec
+
+torch.set_num_threads(2)
+
+CFG = {"weights": {"sparsity": 0.5, "bank": 16}, "attention": {"topk": 6},
+       "train": {"steps": 24, "batch_size": 8, "max_len": 24, "lr": 1e-3, "ramp": 0.34, "mask_every": 4,
+                 "checkpoint_every": 8, "texts_per_dataset": 40, "seed": 3}}
+
+
+def test_cubic_schedule():
+    assert cubic_sparsity(0, 100, 0.5) == 0.0
+    assert cubic_sparsity(50, 100, 0.5) == pytest.approx(0.5 * (1 - 0.5 ** 3))
+    assert cubic_sparsity(100, 100, 0.5) == 0.5 and cubic_sparsity(500, 100, 0.5) == 0.5
+    assert cubic_sparsity(3, 0, 0.75) == 0.75
+    vals = [cubic_sparsity(t, 40, 0.6) for t in range(41)]
+    assert all(b >= a for a, b in zip(vals, vals[1:]))
+    with pytest.raises(InputError):
+        cubic_sparsity(1, 10, 1.0)
+
+
+@pytest.mark.parametrize("cfg", [{"topk": 5}, {"density": 0.25, "min_k": 3}])
+def test_attention_selection_matches_golden_spec(cfg):
+    """On int8-valued Q/K the torch selection keeps exactly the keys of padless.sparse.selection."""
+    rng = np.random.default_rng(0)
+    B, H, n, d = 3, 2, 19, 8
+    q = rng.integers(-127, 128, (B, H, n, d))
+    k = rng.integers(-127, 128, (B, H, n, d))
+    q[..., :2] = 3  # plenty of ties in the estimate
+    k[..., :2] = 3
+    lengths = torch.tensor([19, 11, 4])
+    keep = attention_keep_mask(torch.tensor(q, dtype=torch.float32), torch.tensor(k, dtype=torch.float32),
+                               lengths, cfg).numpy()
+    for b, L in enumerate(lengths.tolist()):
+        assert not keep[b, :, :, L:].any()
+        for h in range(H):
+            idx = topk_indices(estimate_scores(quantize4(q[b, h, :L]), quantize4(k[b, h, :L])), keep_count(L, cfg))
+            ref = np.zeros((L, L), dtype=bool)
+            np.put_along_axis(ref, idx, True, axis=1)
+            assert np.array_equal(keep[b, h, :L, :L], ref)
+
+
+def test_config_errors(tmp_path):
+    with pytest.raises(InputError, match="evaluation set"):
+        load_finetune_config({"train": {"datasets": ["vader-movie"]}})
+    with pytest.raises(InputError, match="token policy"):
+        load_finetune_config({"tokens": {"layers": [1], "keep": 0.5}})
+    with pytest.raises(InputError, match="unknown keys"):
+        load_finetune_config({"train": {"stepz": 3}})
+    with pytest.raises(InputError, match="steps"):
+        load_finetune_config({"train": {"steps": 0}})
+    with pytest.raises(InputError, match="no checkpoint"):
+        finetune("tiny", CFG, tmp_path / "x", resume=True, progress=False)
+
+
+def _weights(folder):
+    from safetensors.torch import load_file
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_finetune_tiny_end_to_end(tmp_path):
+    from padless.build import compile_project
+    from padless.models import resolve_model
+    from padless.project import load_project
+    from padless.reference import encode_fp32, pool
+    from padless.runtime.backends.golden import GoldenBackend
+    from padless.runtime.host import embeddings_from_hidden, run_hidden
+
+    full = finetune("tiny", CFG, tmp_path / "full", progress=False)
+    assert full["finished"] and full["steps"] == 24
+    # Loss at the final sparsity falls as training goes on (ramp ends at step 8).
+    losses = [v for _, v in full["losses"]]
+    assert losses[-1] < losses[1]
+    record = json.loads((tmp_path / "full" / SPARSITY_FILE).read_text())
+    assert record["sparsity"]["weights"] == {"sparsity": 0.5, "bank": 16, "criterion": "magnitude"}
+    assert record["sparsity"]["attention"] == {"topk": 6}
+
+    spec, _ = resolve_model(str(tmp_path / "full"))
+    zeros = total = 0
+    for layer in spec.layers:
+        for name in LINEAR_NAMES:
+            w = getattr(layer, name).weight
+            assert is_bank_balanced(w, 16, 0.5)
+            zeros += int((w == 0).sum())
+            total += w.size
+    assert zeros / total == pytest.approx(0.5, abs=1e-4)
+    again = prune_spec(spec, record["sparsity"]["weights"])  # compile-time pruning is a no-op
+    for a, b in zip(spec.layers, again.layers):
+        for name in LINEAR_NAMES:
+            assert np.array_equal(getattr(a, name).weight, getattr(b, name).weight)
+
+    # Interrupted at step 16 (CLI), then resumed: the same student, bit for bit.
+    cfg_file = tmp_path / "cfg.json"
+    cfg_file.write_text(json.dumps(CFG))  # YAML is a superset of JSON
+    cli = [sys.executable, "-m", "padless.cli", "finetune", "tiny", "--config", str(cfg_file),
+           "--out", str(tmp_path / "resumed"), "--quiet"]
+    subprocess.run(cli + ["--stop-after", "16"], check=True)
+    assert not (tmp_path / "resumed" / "model.safetensors").exists()
+    subprocess.run(cli + ["--resume"], check=True)
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "resumed")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+    # The student compiles with its recorded sparsity and the golden integer model runs it.
+    compile_project(str(tmp_path / "full"), board="u280", out=tmp_path / "prj", config=record["sparsity"],
+                    calib_count=16)
+    prj = load_project(tmp_path / "prj")
+    ids = prj.tokenize(["the film was a delight", "dull, slow and far too long", "an honest small story"])
+    emb = embeddings_from_hidden(prj, run_hidden(prj, GoldenBackend(prj), ids, max_tokens=2048))
+    ref = np.stack([pool(spec, encode_fp32(spec, [s])[0]) for s in ids])
+    cos = (emb * ref).sum(1) / np.linalg.norm(emb, axis=1) / np.linalg.norm(ref, axis=1)
+    assert emb.shape == (3, spec.hidden_size) and np.all(np.isfinite(emb))
+    assert cos.min() > 0.8  # int8 golden vs the student's own fp32 (top-k differences included)
