@@ -104,7 +104,7 @@ Model minilm-l6, reference = the dense fp32 model (the teacher). Evaluation: {le
 trained on fp32 embeddings (stratified 5-fold CV, fp32 accuracy {100 * rows[0][1]['accuracy_fp32']:.2f}%).
 Every int8 row is the golden integer model of a compiled project (default calibration, 256 VADER tweets).
 
-Training: `padless finetune minilm-l6` with `weights: {{sparsity: 0.5, bank: 16}}` and the default schedule
+Training: `padless finetune minilm-l6` with `weights: {{sparsity: 0.5, bank: 16}}`, schedule
 (steps {tc['steps']}, batch {tc['batch_size']}, max_len {tc['max_len']}, AdamW lr {tc['lr']}, cubic ramp over
 {int(round(tc['ramp'] * tc['steps']))} steps, masks every {tc['mask_every']} steps; losses: relative hidden-state
 MSE + (1 - cosine) of mean-pooled embeddings; data: first {tc['texts_per_dataset']} texts of

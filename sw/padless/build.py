@@ -87,8 +87,20 @@ def step_load_model(st: BuildState) -> BuildState:
     return st
 
 
+def _student_sparsity(st: BuildState) -> dict:
+    """The sparsity a fine-tuned student was trained with (``padless_sparsity.json`` beside its weights)."""
+    import json
+    path = (st.recipe.source or {}).get("path")
+    f = Path(path) / "padless_sparsity.json" if path else None
+    if f is not None and f.is_file():
+        return json.loads(f.read_text()).get("sparsity") or {}
+    return {}
+
+
 def step_sparsity_config(st: BuildState) -> BuildState:
-    sparsity = {k: (st.config.get(k) or (st.recipe.sparsity or {}).get(k) or {})
+    """Sparsity from the config, else the recipe's, else (a fine-tuned student) what it was trained with."""
+    trained = _student_sparsity(st)
+    sparsity = {k: (st.config.get(k) or (st.recipe.sparsity or {}).get(k) or trained.get(k) or {})
                 for k in ("attention", "weights", "tokens")}
     parse = _optional("padless.sparse.config", "parse_sparsity")
     st.sparsity = parse(sparsity, num_layers=st.spec.num_layers) if parse else sparsity

@@ -2,7 +2,7 @@
 
 ``python -m padless.main_job [--model minilm-l6] [--board u280] [--out DIR] [--limit 1000]``
 
-1. compiles the model with the default sparse config (4-bit Q/K top-k attention, density 0.25) for the
+1. compiles the model with the default sparse config (4-bit Q/K top-k attention, k = max(32, 0.25 n)) for the
    board into a project folder (integer model, schedule, HLS project, bitstream flow);
 2. runs real VADER movie-review snippets through the pynq backend on the simulated device (the pynq code
    path a board runs: Overlay-free binding, pynq.allocate, ap_ctrl_hs registers; the kernel executed by
@@ -21,7 +21,11 @@ import sys
 import time
 from pathlib import Path
 
-DEFAULT_SPARSITY = {"attention": {"density": 0.25, "min_k": 8}}
+# Length-adaptive top-k: k = max(32, ceil(0.25 n)). Sentences up to 32 tokens keep every key (their n^2
+# attention is cheap and dense keeps full fidelity); a 256-token document keeps 64 keys per query (4x fewer
+# attention MACs), a 512-token one 128. Measured on 1,000 VADER movie snippets: min_k 8 gave 94.0%
+# agreement / 0.977 cosine, min_k 16 96.4% / 0.9915, dense 98.2% / 0.9966 (docs/sparsity.md).
+DEFAULT_SPARSITY = {"attention": {"density": 0.25, "min_k": 32}}
 
 
 def torch_fp32_throughput(project, texts, batch_size: int = 32, limit: int | None = 256) -> dict | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 
 
 def register(sub) -> None:
@@ -28,13 +29,18 @@ def register(sub) -> None:
 
 
 def fp32_embeddings(project, ids, progress=None):
-    """fp32 sentence embeddings of the project's original model (re-resolved from the manifest)."""
+    """fp32 sentence embeddings of the project's original dense model (re-resolved from the manifest;
+    for a fine-tuned student, its teacher)."""
     import numpy as np
 
     from ..models import resolve_model
     from ..reference import encode_fp32, pool
     src = project.model.get("source", {})
     name = src.get("recipe") or src.get("path")
+    student = Path(src.get("path") or "") / "padless_sparsity.json"
+    if src.get("path") and student.is_file():
+        # a fine-tuned sparse student (padless finetune): measure against its dense teacher
+        name = json.loads(student.read_text())["teacher"]
     spec, _ = resolve_model(name)
     out = []
     for seq in ids:

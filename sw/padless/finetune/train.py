@@ -210,6 +210,8 @@ def finetune(model: str, config=None, out: str | Path | None = None, steps: int 
     if out is None:
         raise InputError("give an output folder (--out DIR)")
     out = Path(out)
+    if resume and not (out / CHECKPOINT).is_file():
+        raise InputError(f"--resume: no checkpoint at {out / CHECKPOINT}; start without --resume")
     sp, tc = load_finetune_config(config)
     if steps is not None:
         tc.steps = int(steps)

@@ -99,6 +99,9 @@ def load_hf(path: str | os.PathLike, name: str | None = None) -> EncoderSpec:
     try:
         if any(a.endswith("ForSequenceClassification") for a in archs):
             model = transformers.AutoModelForSequenceClassification.from_pretrained(str(path), local_files_only=True)
+        elif getattr(config, "model_type", "") in ("bert", "roberta"):
+            # the pooler is a task head padless does not use; a saved encoder may not carry one
+            model = transformers.AutoModel.from_pretrained(str(path), local_files_only=True, add_pooling_layer=False)
         else:
             model = transformers.AutoModel.from_pretrained(str(path), local_files_only=True)
     except (OSError, ValueError) as exc:
