@@ -136,6 +136,9 @@ def main(argv=None) -> int:
     print(f"  project folder: {report['project']}")
     print(f"  build the bitstream (needs Vitis / Vivado): {report['bitstream_command']}")
     print(f"  figures written to {rdir / 'run.json'} ({report['seconds_total']:.0f} s)")
+    from .report import build_report
+    html = build_report(out, lengths, source=f"dataset {ds.name}, {len(lengths)} sentences")
+    print(f"  HTML report (schedule, Gantt charts, measured vs modeled): {html}")
     return 0
 
 

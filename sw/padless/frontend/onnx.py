@@ -511,16 +511,7 @@ def _walk_select(G: _Graph, t: str, H: Optional[int]) -> tuple[str, Optional[int
                 reshapes.append(n)
             t = n.input[0]
         elif op in ("Mul", "Div"):
-            c = [G.scalar(i) for i in n.input]
-            if op == "Mul" and (c[0] is None) != (c[1] is None):
-                k = 0 if c[0] is not None else 1
-                scale *= c[k]
-                t = n.input[1 - k]
-            elif op == "Div" and c[1] is not None and c[0] is None:
-                scale /= c[1]
-                t = n.input[0]
-            else:
-                raise MatchError(n, f"attention: {op} by a non-constant factor on the Q/K path")
+            t, scale = _fold_constant_scale(G, n, scale, "on the Q/K path")
         elif op == "Gather":
             idx = G.full_const(n.input[1])
             if idx is None or idx.size != 1 or chunk is not None:
@@ -544,6 +535,19 @@ def _walk_select(G: _Graph, t: str, H: Optional[int]) -> tuple[str, Optional[int
             raise MatchError(n, f"attention: unexpected {op} between a projection and the attention MatMul")
 
 
+def _fold_constant_scale(G: _Graph, n, scale: float, where: str) -> tuple[str, float]:
+    """Walk back through ``Mul(x, c)`` / ``Mul(c, x)`` / ``Div(x, c)`` with a constant scalar ``c``:
+    returns ``(x, scale * c or scale / c)``; raises MatchError for a non-constant factor."""
+    op = n.op_type
+    c = [G.scalar(i) for i in n.input]
+    if op == "Mul" and (c[0] is None) != (c[1] is None):
+        k = 0 if c[0] is not None else 1
+        return n.input[1 - k], scale * c[k]
+    if op == "Div" and c[1] is not None and c[0] is None:
+        return n.input[0], scale / c[1]
+    raise MatchError(n, f"attention: {op} by a non-constant factor {where}")
+
+
 def _scores(G: _Graph, t: str) -> tuple[Any, float]:
     """From the Softmax input back to ``MatMul(Q, K^T)``; returns ``(matmul node, scale)``."""
     scale = 1.0
@@ -557,16 +561,7 @@ def _scores(G: _Graph, t: str) -> tuple[Any, float]:
         if op in ("Identity", "Cast", "Dropout"):
             t = n.input[0]
         elif op in ("Mul", "Div"):
-            c = [G.scalar(i) for i in n.input]
-            if op == "Mul" and (c[0] is None) != (c[1] is None):
-                k = 0 if c[0] is not None else 1
-                scale *= c[k]
-                t = n.input[1 - k]
-            elif op == "Div" and c[1] is not None and c[0] is None:
-                scale /= c[1]
-                t = n.input[0]
-            else:
-                raise MatchError(n, f"attention: {op} of the scores by a non-constant factor")
+            t, scale = _fold_constant_scale(G, n, scale, "of the scores")
         elif op in ("Add", "Where"):
             cands = list(n.input) if op == "Add" else [n.input[1], n.input[2]]
             for cand in cands:  # the branch that reaches MatMul(Q, K^T); the other is the mask
