@@ -139,3 +139,16 @@ def test_i_gelu_pwl_hand_cases():
     f = lambda v: int(I.i_gelu_pwl(np.array([v]), t["lo"], t["k"], t["slope"], t["icpt"])[0])  # noqa: E731
     assert f(-5000) == 0 and f(5000) == 5000 and f(0) == 0
     assert abs(f(1024) - round(0.8413447 * 1024)) <= 2      # GELU(1) = 0.8413
+
+
+def test_int_matmul_float32_path_exact_at_the_bound():
+    """float32 BLAS is used for dot products of up to 1023 int8 x int8 terms: exact even at the extremes."""
+    assert I.exact_float_dtype(1023) is np.float32 and I.exact_float_dtype(1024) is np.float64
+    rng = np.random.default_rng(5)
+    a = rng.choice(np.array([-128, 127]), (9, 1023))
+    w = rng.choice(np.array([-127, 127]), (1023, 7))
+    want = a.astype(object).dot(w.astype(object)).astype(np.int64)
+    assert np.array_equal(I.int_matmul(a, w.astype(np.float32)), want)
+    a[:] = -128
+    w[:] = -127
+    assert np.array_equal(I.int_matmul(a, w.astype(np.float32)), np.full((9, 7), 1023 * 128 * 127))

@@ -20,7 +20,7 @@ from .packing import check_offsets
 from .quant import intops
 from .quant.quantize import QLayer, QuantizedEncoder
 from .sparse.attention import attention_heads
-from .sparse.tokens import carry_requant, carry_rows, select_tokens
+from .sparse.tokens import carry_requant, carry_rows, policy_logits, select_by_logits, select_tokens
 
 
 def quantize_input(x: np.ndarray, scale: float) -> np.ndarray:
@@ -76,7 +76,7 @@ def run_layer(layer: QLayer, x: np.ndarray, offsets: np.ndarray, num_heads: int,
 
 
 def run_encoder(qe: QuantizedEncoder, x: np.ndarray, offsets: np.ndarray,
-                sparsity: dict | None = None, kept_out: list | None = None) -> np.ndarray:
+                sparsity: dict | None = None, kept_out: list | None = None, policy=None) -> np.ndarray:
     """All layers over a packed batch: ``(tokens, hidden)`` int8 in -> ``(tokens, hidden)`` int8 out.
 
     ``sparsity`` is the normalised config (:func:`padless.sparse.config.parse_sparsity`): ``attention``
@@ -88,11 +88,16 @@ def run_encoder(qe: QuantizedEncoder, x: np.ndarray, offsets: np.ndarray,
     ``tokens`` (or with an empty one) the result is the plain dense/top-k encoder. Weight sparsity is
     already in ``qe`` (the pruned weights are zero).
 
+    ``tokens.method == "policy"`` uses the learned TR-BERT policy instead of the attention ranking: ``policy``
+    (a :class:`padless.sparse.policy.QuantPolicy`, or ``qe.token_policy`` when the argument is None) gives
+    one integer MLP per selection layer; a surviving row is kept iff its integer logit reaches the point's
+    threshold ([CLS] always; :func:`padless.sparse.tokens.select_by_logits`).
+
     If ``kept_out`` is a list, a ``(tokens,)`` bool array is appended to it: True for the rows that ran
     through every layer (all True without token reduction), for hosts that pool the survivors only.
 
     Raises PackingError for offsets that do not describe ``x``; InputError for a token selection point
-    outside ``1 .. L-1``.
+    outside ``1 .. L-1``, or a policy config without a policy (or without a point for a selection layer).
     """
     offsets = check_offsets(offsets, len(x))
     sp = sparsity or {}
@@ -100,7 +105,11 @@ def run_encoder(qe: QuantizedEncoder, x: np.ndarray, offsets: np.ndarray,
     tokens = sp.get("tokens") or {}
     heads = qe.model["num_heads"]
     h = np.asarray(x, dtype=np.int64)
-    select_at = sorted(set(tokens.get("layers") or [])) if float(tokens.get("keep", 1.0)) < 1 else []
+    use_policy = tokens.get("method") == "policy"
+    if use_policy:
+        select_at = sorted(set(tokens.get("layers") or []))
+    else:
+        select_at = sorted(set(tokens.get("layers") or [])) if float(tokens.get("keep", 1.0)) < 1 else []
     if not select_at:
         for layer in qe.layers:
             h = run_layer(layer, h, offsets, heads, attention)
@@ -112,6 +121,15 @@ def run_encoder(qe: QuantizedEncoder, x: np.ndarray, offsets: np.ndarray,
     if bad:
         raise InputError(f"token selection layers {bad} are outside 1..{len(qe.layers) - 1} for this "
                          f"{len(qe.layers)}-layer model; fix `tokens: layers:` in the config")
+    if use_policy:
+        policy = policy if policy is not None else getattr(qe, "token_policy", None)
+        if policy is None:
+            raise InputError("tokens method 'policy' needs the trained policy (policy.npz in the project); "
+                             "load it with padless.sparse.policy.load_policy and pass policy=")
+        missing = [i for i in select_at if i not in policy.points]
+        if missing:
+            raise InputError(f"the token policy has no selection point for layer(s) {missing} "
+                             f"(it has {sorted(policy.points)}); retrain it for `tokens: layers: {select_at}`")
     out = np.empty(h.shape, dtype=np.int64)
     alive = np.arange(len(h))                       # original row of each surviving row
     cur = offsets.copy()                            # offsets of the surviving pack
@@ -120,11 +138,16 @@ def run_encoder(qe: QuantizedEncoder, x: np.ndarray, offsets: np.ndarray,
     for i, layer in enumerate(qe.layers):
         if i in select_at:
             m, shift = carry_requant(qe, i)
-            mask = select_tokens(importance[alive], cur, keep)
+            if use_policy:
+                pt = policy.points[i]
+                mask = select_by_logits(policy_logits(pt, h), cur, pt.threshold)
+            else:
+                mask = select_tokens(importance[alive], cur, keep)
             out[alive[~mask]] = carry_rows(h[~mask], m, shift)
             cur = np.concatenate([[0], np.cumsum(mask)]).astype(np.int64)[cur]
             h, alive = h[mask], alive[mask]
-        received = np.zeros(len(h), dtype=np.int64) if any(j > i for j in select_at) else None
+        need = not use_policy and any(j > i for j in select_at)
+        received = np.zeros(len(h), dtype=np.int64) if need else None
         h = run_layer(layer, h, cur, heads, attention, received)
         if received is not None:
             importance[alive] += received

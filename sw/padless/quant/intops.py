@@ -280,11 +280,20 @@ def relu(x: np.ndarray) -> np.ndarray:
     return np.maximum(np.asarray(x, dtype=np.int64), 0)
 
 
+def exact_float_dtype(inner: int, max_product: int = 128 * 128) -> type:
+    """The float type whose matrix product of small integers is exact for ``inner``-long dot products:
+    float32 while every partial sum stays below 2^24 (``inner * max_product < 2^24``: int8 x int8 with
+    inner <= 1023), else float64 (exact below 2^53)."""
+    return np.float32 if inner * max_product < (1 << 24) else np.float64
+
+
 def int_matmul(x: np.ndarray, w_t: np.ndarray) -> np.ndarray:
     """Exact integer product ``(rows, in) @ (in, out)`` -> int64.
 
-    The operands are small integers (int8 x int8, uint8 x int8); the product is computed in float64,
-    which is exact while every partial sum stays below 2^53 (true for in < 2^37 with 8-bit operands),
-    so BLAS can be used.
+    The operands are small integers (int8 x int8, uint8 x int8); the product runs in floating point
+    through BLAS, which is exact while every partial sum is representable: ``w_t``'s dtype should come
+    from :func:`exact_float_dtype` (float64 when in doubt); ``x`` is converted to the same dtype.
     """
-    return (np.asarray(x, dtype=np.float64) @ np.asarray(w_t, dtype=np.float64)).astype(np.int64)
+    w_t = np.asarray(w_t)
+    dt = w_t.dtype if w_t.dtype in (np.float32, np.float64) else np.float64
+    return (np.asarray(x, dtype=dt) @ np.asarray(w_t, dtype=dt)).astype(np.int64)

@@ -45,9 +45,11 @@ class QLinear:
 
     @property
     def w_t(self) -> np.ndarray:
-        """``(in, out)`` float64 copy of the weights for exact BLAS products (cached)."""
+        """``(in, out)`` float copy of the weights for exact BLAS products (cached; float32 when the
+        dot products are short enough to stay exact, :func:`intops.exact_float_dtype`)."""
         if getattr(self, "_wt", None) is None:
-            self._wt = np.ascontiguousarray(self.w.T.astype(np.float64))
+            dt = intops.exact_float_dtype(self.w.shape[1])
+            self._wt = np.ascontiguousarray(self.w.T.astype(dt))
         return self._wt
 
     def __call__(self, x: np.ndarray) -> np.ndarray:

@@ -17,7 +17,10 @@ layers (a sequence passes the six stages once per layer):
 
 A matrix-vector unit with ``PE`` output rows and ``SIMD`` input lanes (FINN's MVAU folding) takes
 ``ceil(out / PE) * ceil(in' / SIMD)`` cycles per token at II=1, ``in'`` the kept weights per row.
-Each stage also pays a fixed pipeline depth per sequence. All counts are integer cycles of the
+The row-wise stages (qkv, out, ffn_up, ffn_down) process a sequence in row tiles of ``row_tile`` rows,
+as the generated HLS kernel does (``TILE`` in hw/hls/top/padless_encoder.cpp), and pay their fixed
+pipeline depth (and LayerNorm tail) once per tile; select and attn need the whole sequence's K/V and
+pay their depth once per sequence. All counts are integer cycles of the
 kernel clock. Operation counts come from :mod:`padless.opcount`.
 """
 from __future__ import annotations
@@ -32,7 +35,7 @@ from ..boards import Board, int8_peak_macs, load_board
 from ..errors import InputError
 from ..opcount import attention_k, check_model, check_sparsity, layer_tokens, weight_layout
 
-__all__ = ["STAGES", "MVU_STAGES", "Allocation", "CostParams", "mvu_shapes", "sequence_cycles",
+__all__ = ["STAGES", "MVU_STAGES", "ROW_STAGES", "Allocation", "tile_cycles_many", "CostParams", "mvu_shapes", "sequence_cycles",
            "sequence_cycles_many", "weight_load_cycles", "stage_weight_bytes", "layer_weight_bytes", "resources",
            "activation_bytes_per_token", "dsp_for_macs"]
 
@@ -40,6 +43,10 @@ __all__ = ["STAGES", "MVU_STAGES", "Allocation", "CostParams", "mvu_shapes", "se
 STAGES = ("qkv", "select", "attn", "out", "ffn_up", "ffn_down")
 #: Stages that are matrix-vector units (int8 weights, DSP MACs).
 MVU_STAGES = ("qkv", "out", "ffn_up", "ffn_down")
+#: Stages that work row by row (a row tile at a time); select and attn need the whole sequence.
+ROW_STAGES = MVU_STAGES
+#: Rows per tile of the generated kernel (``PADLESS_ROW_TILE``, hw/hls/top/padless_encoder.cpp).
+DEFAULT_ROW_TILE = 32
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,7 @@ class Allocation:
         bandwidth_GBps: off-chip bandwidth available to the weight loader (theoretical).
         resident: all layers' weights stay on chip (loaded once); else streamed per layer, double-buffered.
         wave_tokens: tokens in flight at once (activation buffer capacity).
+        row_tile: rows per tile of the row-wise stages (the kernel's ``TILE``); 0 = whole sequence.
     """
 
     pe: dict = field(default_factory=lambda: {s: 1 for s in MVU_STAGES + ("attn",)})
@@ -96,6 +104,7 @@ class Allocation:
     bandwidth_GBps: float = 19.2
     resident: bool = False
     wave_tokens: int = 4096
+    row_tile: int = DEFAULT_ROW_TILE
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -118,32 +127,45 @@ def mvu_shapes(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None = No
             "ffn_down": (H, weight_layout(H, F, w)["kept_per_row"])}
 
 
-def sequence_cycles_many(model: Mapping[str, Any], lengths, sparsity: Mapping[str, Any] | None,
-                         alloc: Allocation, params: CostParams = CostParams()) -> np.ndarray:
-    """Cycles of every (sequence, layer, stage) pass: ``(B, L, 6)`` int64 for ``(B,)`` lengths.
+def tile_cycles_many(model: Mapping[str, Any], lengths, sparsity: Mapping[str, Any] | None,
+                     alloc: Allocation, params: CostParams = CostParams()) -> np.ndarray:
+    """Cycles of every (sequence, layer, stage, row tile): ``(B, L, 6, T)`` int64 for ``(B,)`` lengths.
 
-    Per pass of ``t`` tokens (after token reduction) with ``k`` kept keys, ``h`` heads of ``d``:
+    A pass of ``t`` tokens (after token reduction) through a row-wise stage (:data:`ROW_STAGES`) is
+    ``ceil(t / row_tile)`` tiles, tile ``i`` of ``r_i = min(row_tile, t - i row_tile)`` rows; select and
+    attn are one job per sequence, stored at tile 0. ``T`` is the most tiles of any pass; entries past
+    the last tile of a pass are 0. With ``k`` kept keys, ``h`` heads of ``d``:
 
-    * MVU stage ``(out, in')``: ``t * ceil(out/PE) * ceil(in'/SIMD) + mvu_depth``
+    * MVU stage ``(out, in')``, per tile: ``r * ceil(out/PE) * ceil(in'/SIMD) + mvu_depth``
       (+ ``ceil(H/PE) + ln_depth`` LayerNorm tail for out/ffn_down, + ``gelu_depth`` for ffn_up);
     * select: ``ceil(h * t * t / lanes) + select_depth`` when attention is sparse, else 0;
     * attn: ``2 * t * h * ceil(k/PE) * ceil(d/SIMD) + attn_depth``.
 
+    ``alloc.row_tile == 0`` makes every pass one tile (the whole sequence).
+
     Raises:
-        InputError: a length < 1, or a bad model/sparsity.
+        InputError: a length < 1, a negative ``row_tile``, or a bad model/sparsity.
     """
     dims = check_model(model)
     sp = check_sparsity(sparsity)
     lengths = np.asarray(lengths, dtype=np.int64).reshape(-1)
     if lengths.size and lengths.min() < 1:
         raise InputError(f"every sequence needs at least one token; got length {int(lengths.min())}")
+    row_tile = int(getattr(alloc, "row_tile", 0) or 0)
+    if row_tile < 0:
+        raise InputError(f"row_tile must be >= 0 (0: whole sequence), got {row_tile}")
     L, H, h, d = dims["L"], dims["H"], dims["h"], dims["d"]
     shapes = mvu_shapes(model, sparsity)
     uniq, inverse = np.unique(lengths, return_inverse=True)
     tcfg, att = sp["tokens"], sp["attention"]
     sel, keep = set(tcfg.get("layers", ())), float(tcfg.get("keep", 1.0))
-    table = np.zeros((len(uniq), L, len(STAGES)), dtype=np.int64)
+    n_tiles = 1 if row_tile == 0 or uniq.size == 0 else int(-(-int(uniq.max()) // row_tile))
+    table = np.zeros((len(uniq), L, len(STAGES), n_tiles), dtype=np.int64)
     t = uniq.astype(np.int64)
+    fixed = {s: params.mvu_depth for s in MVU_STAGES}
+    fixed["out"] += -(-H // alloc.pe["out"]) + params.ln_depth
+    fixed["ffn_down"] += -(-H // alloc.pe["ffn_down"]) + params.ln_depth
+    fixed["ffn_up"] += params.gelu_depth
     for l in range(L):
         if l in sel:  # token reduction before layer l (opcount.layer_tokens, vectorised)
             t = np.maximum(1, np.ceil(keep * t - 1e-9).astype(np.int64))
@@ -154,18 +176,37 @@ def sequence_cycles_many(model: Mapping[str, Any], lengths, sparsity: Mapping[st
                                          np.ceil(float(att["density"]) * t - 1e-9).astype(np.int64)))
         else:
             k = t
+        if row_tile:  # rows of each tile: (U, T)
+            rows = np.clip(t[:, None] - row_tile * np.arange(n_tiles)[None, :], 0, row_tile)
+        else:
+            rows = t[:, None]
         for s in MVU_STAGES:
             o, i = shapes[s]
-            table[:, l, STAGES.index(s)] = (t * (-(-o // alloc.pe[s])) * (-(-i // alloc.simd[s]))
-                                            + params.mvu_depth)
-        table[:, l, STAGES.index("out")] += -(-H // alloc.pe["out"]) + params.ln_depth
-        table[:, l, STAGES.index("ffn_down")] += -(-H // alloc.pe["ffn_down"]) + params.ln_depth
-        table[:, l, STAGES.index("ffn_up")] += params.gelu_depth
+            per_row = (-(-o // alloc.pe[s])) * (-(-i // alloc.simd[s]))
+            table[:, l, STAGES.index(s)] = np.where(rows > 0, rows * per_row + fixed[s], 0)
         if att:
-            table[:, l, 1] = -(-(h * t * t) // alloc.select_lanes) + params.select_depth
-        table[:, l, 2] = (2 * t * h * (-(-k // alloc.pe["attn"])) * (-(-d // alloc.simd["attn"]))
-                          + params.attn_depth)
+            table[:, l, 1, 0] = -(-(h * t * t) // alloc.select_lanes) + params.select_depth
+        table[:, l, 2, 0] = (2 * t * h * (-(-k // alloc.pe["attn"])) * (-(-d // alloc.simd["attn"]))
+                             + params.attn_depth)
     return table[inverse]
+
+
+def sequence_cycles_many(model: Mapping[str, Any], lengths, sparsity: Mapping[str, Any] | None,
+                         alloc: Allocation, params: CostParams = CostParams()) -> np.ndarray:
+    """Cycles of every (sequence, layer, stage) pass: ``(B, L, 6)`` int64 for ``(B,)`` lengths.
+
+    The sum over the row tiles of :func:`tile_cycles_many` (a row-wise stage pays its fixed depth once
+    per tile). For a pass of ``t <= row_tile`` tokens (or ``row_tile == 0``), with ``k`` kept keys:
+
+    * MVU stage ``(out, in')``: ``t * ceil(out/PE) * ceil(in'/SIMD) + mvu_depth``
+      (+ ``ceil(H/PE) + ln_depth`` LayerNorm tail for out/ffn_down, + ``gelu_depth`` for ffn_up);
+    * select: ``ceil(h * t * t / lanes) + select_depth`` when attention is sparse, else 0;
+    * attn: ``2 * t * h * ceil(k/PE) * ceil(d/SIMD) + attn_depth``.
+
+    Raises:
+        InputError: a length < 1, or a bad model/sparsity.
+    """
+    return tile_cycles_many(model, lengths, sparsity, alloc, params).sum(axis=3)
 
 
 def sequence_cycles(model, n: int, sparsity, alloc: Allocation, params: CostParams = CostParams()) -> np.ndarray:

@@ -38,7 +38,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import InputError
-from .cost import MVU_STAGES, STAGES, Allocation, CostParams, sequence_cycles_many, weight_load_cycles
+from .cost import (MVU_STAGES, ROW_STAGES, STAGES, Allocation, CostParams, sequence_cycles_many, tile_cycles_many,
+                   weight_load_cycles)
 
 __all__ = ["flow_shop_starts", "simulate", "SimResult", "METHODS", "BASELINES", "make_waves",
            "run_method", "compare"]
@@ -97,13 +98,16 @@ class SimResult:
     """Outcome of one simulated run.
 
     Attributes:
-        starts: ``(B, L, S)`` int64 start cycle of every (sequence, layer, stage) operator (-1: skipped,
-            zero-length operator).
-        durations: ``(B, L, S)`` cycles the operators took (padded lengths for baselines).
+        starts: ``(B, L, S)`` int64 start cycle of every (sequence, layer, stage) operator -- of its first
+            row tile when tiled (-1: skipped, zero-length operator).
+        durations: ``(B, L, S)`` busy cycles of the operators, summed over their tiles (padded lengths
+            for baselines).
         useful: ``(B, L, S)`` cycles the same operators take at the real lengths.
         makespan: cycles from the first start to the last finish.
         load_starts: ``[(wave, layer, stage, start, duration)]`` of weight loads (streamed weights).
         waves: sequence indices of each wave, in order.
+        segments: ``(jobs, 6)`` int64 rows ``(sequence, layer, stage, tile, start, duration)``, one per
+            job the stages ran (a row tile, or a whole-sequence operator at tile 0), in start order.
     """
 
     starts: np.ndarray
@@ -112,6 +116,7 @@ class SimResult:
     makespan: int
     load_starts: list = field(default_factory=list)
     waves: list = field(default_factory=list)
+    segments: np.ndarray = field(default_factory=lambda: np.zeros((0, 6), dtype=np.int64))
 
     def stage_busy(self) -> np.ndarray:
         """``(S,)`` busy cycles of each stage (padding included)."""
@@ -124,32 +129,58 @@ class SimResult:
 
 def simulate(durations: np.ndarray, waves: Sequence[Sequence[int]], policy: str = "critical_path",
              useful: np.ndarray | None = None, load_cycles: Mapping[int, int] | int = 0,
-             avg_cycles: np.ndarray | None = None) -> SimResult:
+             avg_cycles: np.ndarray | None = None, whole_sequence_stages: Sequence[int] = ()) -> SimResult:
     """Event-by-event list scheduling of ``B`` operator chains on ``S`` stages (+ a weight loader).
 
+    Jobs and precedence (docs/performance-model.md, "Scheduling"): operator ``(j, l, s)`` of sequence ``j``
+    is split into its row tiles (4-D ``durations``) unless ``s`` is in ``whole_sequence_stages`` (then it
+    is one job, tile 0). Consecutive existing operators ``a -> b`` of a sequence (in (layer, stage)
+    order) are linked tile to tile (tile ``i`` of ``b`` waits for tile ``i`` of ``a``) when both are
+    row-wise with the same number of tiles, else by a barrier (every job of ``b`` waits for every job of
+    ``a``): attention waits for all of its QKV tiles, the out tiles for attention.
+
     Args:
-        durations: ``(B, L, S)`` int cycles of each operator; 0 = the operator does not exist (skipped).
+        durations: ``(B, L, S)`` int cycles of each operator, or ``(B, L, S, T)`` cycles of each row tile
+            (a pass's tiles are a prefix of the last axis; the rest 0); 0 = does not exist (skipped).
         waves: partition of ``range(B)`` into waves, in processing order; within a wave, arrival order.
-        policy: ``"critical_path"`` (P(v, s_avg), then work left at the sequence's own length) or
-            ``"fifo"`` (arrival order, then layer, then stage).
-        useful: ``(B, L, S)`` cycles at real lengths (default: ``durations``).
+        policy: ``"critical_path"`` (P(v, s_avg), then work left at the sequence's own length, then
+            arrival, then tile) or ``"fifo"`` (arrival order, then layer, then stage, then tile).
+        useful: ``(B, L, S)`` cycles at real lengths (default: ``durations`` summed over tiles).
         load_cycles: ``{stage index: cycles}`` to stream one layer's weights of that stage (an int: the
             same for every stage); empty / 0 = weights resident on chip.
         avg_cycles: ``(L, S)`` cycles at the mean length, for P(v, s_avg) (default: mean of durations).
+        whole_sequence_stages: stage indices whose job needs the whole sequence (select, attn).
 
     Returns:
         :class:`SimResult`.
+
+    Raises:
+        InputError: bad shapes, ``waves`` not a partition of the sequences, unknown ``policy``, tiles of a
+            pass that are not a prefix, a tiled whole-sequence stage.
     """
-    dur = np.asarray(durations, dtype=np.int64)
-    if dur.ndim != 3:
-        raise InputError(f"durations must be (sequences, layers, stages), got {dur.shape}")
-    B, L, S = dur.shape
+    dur4 = np.asarray(durations, dtype=np.int64)
+    if dur4.ndim == 3:
+        dur4 = dur4[..., None]
+    if dur4.ndim != 4:
+        raise InputError(f"durations must be (sequences, layers, stages[, tiles]), got {dur4.shape}")
+    if dur4.size and dur4.min() < 0:
+        raise InputError("durations must be non-negative cycles")
+    B, L, S, _T = dur4.shape
+    dur = dur4.sum(axis=3)
     useful = dur if useful is None else np.asarray(useful, dtype=np.int64)
     seen = sorted(j for w in waves for j in w)
     if seen != list(range(B)):
         raise InputError("waves must partition the sequences 0..B-1, each exactly once")
     if policy not in ("critical_path", "fifo"):
         raise InputError(f"unknown policy {policy!r}")
+    whole = {int(s) for s in whole_sequence_stages}
+    ntiles = (dur4 > 0).sum(axis=3)  # (B, L, S)
+    if _T > 1:
+        if any((dur4[:, :, s, 1:] > 0).any() for s in whole):
+            raise InputError("a whole-sequence stage has more than one tile")
+        prefix = np.arange(_T)[None, None, None, :] < ntiles[..., None]
+        if ((dur4 > 0) != prefix).any():
+            raise InputError("the tiles of a pass must be a prefix of the tile axis (no zero-cycle tile inside)")
 
     # static priority P(v, s_avg): work left from (l, s) to the sink at the mean length
     avg = dur.mean(axis=0) if avg_cycles is None else np.asarray(avg_cycles, dtype=np.float64)
@@ -165,13 +196,25 @@ def simulate(durations: np.ndarray, waves: Sequence[Sequence[int]], policy: str 
             pos_of[j] = pos
             pos += 1
 
-    # operator chains (existing operators only)
-    chains = [[(l, s) for l in range(L) for s in range(S) if dur[j, l, s] > 0] for j in range(B)]
+    # operator chains (existing operators only): ops[j][o] = (l, s, tiles), tile cycles in tdur[j][o]
+    ops, tdur, linked, keys = [], [], [], []
+    for j in range(B):
+        oj = [(l, s, int(ntiles[j, l, s])) for l in range(L) for s in range(S) if dur[j, l, s] > 0]
+        ops.append(oj)
+        tdur.append([[int(c) for c in dur4[j, l, s, :n]] for l, s, n in oj])
+        # linked[j][o]: op o -> o + 1 tile to tile (both row-wise, same tiles), else a barrier
+        linked.append([oj[o][1] not in whole and oj[o + 1][1] not in whole and oj[o][2] == oj[o + 1][2]
+                       for o in range(len(oj) - 1)])
+        if policy == "fifo":
+            keys.append([(int(wave_of[j]), int(pos_of[j]), l, s) for l, s, _ in oj])
+        else:
+            keys.append([(int(wave_of[j]), -float(p_static[l, s]), -int(p_dyn[j, l, s]), int(pos_of[j]))
+                         for l, s, _ in oj])
     starts = np.full((B, L, S), -1, dtype=np.int64)
 
     # weight streaming: one load per (wave, layer, stage) for the stages that hold weights, issued in
     # (wave, layer, stage) order on one m_axi loader; stage s double-buffers its weights, so the load
-    # of its pass r = wave * L + layer waits until every operator of its pass r - 2 has finished.
+    # of its pass r = wave * L + layer waits until every job of its pass r - 2 has finished.
     if isinstance(load_cycles, Mapping):
         load_map = {int(k): int(v) for k, v in load_cycles.items() if int(v) > 0}
     else:
@@ -181,36 +224,31 @@ def simulate(durations: np.ndarray, waves: Sequence[Sequence[int]], policy: str 
     loads = [(w, l, s) for w in range(len(waves)) for l in range(L) for s in wstages] if streamed else []
     n_loads = len(loads)
     load_done = np.zeros((len(waves) * L, S), dtype=bool)
-    remaining = np.zeros((len(waves) * L, S), dtype=np.int64)  # unfinished operators of each pass
-    waiting: dict[tuple, list] = {}  # (pass, stage) -> sequences blocked on that load
+    remaining = np.zeros((len(waves) * L, S), dtype=np.int64)  # unfinished jobs of each pass
+    waiting: dict[tuple, list] = {}  # (pass, stage) -> jobs blocked on that load
     if streamed:
         for j in range(B):
-            for (l, s) in chains[j]:
-                remaining[wave_of[j] * L + l, s] += 1
-
-    def key(j: int, l: int, s: int) -> tuple:
-        if policy == "fifo":
-            return (int(wave_of[j]), int(pos_of[j]), l, s)
-        return (int(wave_of[j]), -float(p_static[l, s]), -int(p_dyn[j, l, s]), int(pos_of[j]))
+            for (l, s, n) in ops[j]:
+                remaining[wave_of[j] * L + l, s] += n
 
     ready = [[] for _ in range(S)]
     unit_busy = [False] * S
-    events: list = []  # (time, kind, payload): kind 0 load done, 1 operator done
-    nxt = [0] * B  # index into chain of the next operator of each sequence
+    events: list = []  # (time, kind, payload): kind 0 load done, 1 job done
+    left = [[n for _, _, n in oj] for oj in ops]  # unfinished tiles of each operator
+    done_ops = [0] * B
     loader_q = 0  # next load to start
     loader_busy = False
     load_log = []
+    seg = []
 
-    def make_ready(j: int, now: int) -> None:
-        if nxt[j] >= len(chains[j]):
-            return
-        l, s = chains[j][nxt[j]]
+    def make_ready(j: int, o: int, i: int) -> None:
+        l, s, _ = ops[j][o]
         if s in load_map:
             r = wave_of[j] * L + l
             if not load_done[r, s]:
-                waiting.setdefault((r, s), []).append(j)
+                waiting.setdefault((r, s), []).append((j, o, i))
                 return
-        heapq.heappush(ready[s], (key(j, l, s), j, l, s))
+        heapq.heappush(ready[s], (keys[j][o], i, j, o))
 
     def load_allowed(q: int) -> bool:
         if q >= n_loads:
@@ -220,7 +258,9 @@ def simulate(durations: np.ndarray, waves: Sequence[Sequence[int]], policy: str 
         return r < 2 or remaining[r - 2, s] == 0
 
     for j in range(B):
-        make_ready(j, 0)
+        if ops[j]:
+            for i in range(ops[j][0][2]):
+                make_ready(j, 0, i)
     now = 0
     while True:
         # start the loader
@@ -232,10 +272,14 @@ def simulate(durations: np.ndarray, waves: Sequence[Sequence[int]], policy: str 
         # dispatch every free stage
         for s in range(S):
             if not unit_busy[s] and ready[s]:
-                _, j, l, s_ = heapq.heappop(ready[s])
-                starts[j, l, s] = now
+                _, i, j, o = heapq.heappop(ready[s])
+                l = ops[j][o][0]
+                if starts[j, l, s] < 0:
+                    starts[j, l, s] = now
+                c = tdur[j][o][i]
+                seg.append((j, l, s, i, now, c))
                 unit_busy[s] = True
-                heapq.heappush(events, (now + int(dur[j, l, s]), 1, (j, l, s)))
+                heapq.heappush(events, (now + c, 1, (j, o, i)))
         if not events:
             break
         now = events[0][0]
@@ -247,21 +291,30 @@ def simulate(durations: np.ndarray, waves: Sequence[Sequence[int]], policy: str 
                 load_done[r, s] = True
                 loader_busy = False
                 loader_q += 1
-                for j in waiting.pop((r, s), []):
-                    heapq.heappush(ready[s], (key(j, l, s), j, l, s))
+                for (j, o, i) in waiting.pop((r, s), []):
+                    heapq.heappush(ready[s], (keys[j][o], i, j, o))
             else:
-                j, l, s = payload
+                j, o, i = payload
+                l, s, _ = ops[j][o]
                 unit_busy[s] = False
-                nxt[j] += 1
                 if streamed:
                     remaining[wave_of[j] * L + l, s] -= 1
-                make_ready(j, now)
-    if any(nxt[j] < len(chains[j]) for j in range(B)):
+                left[j][o] -= 1
+                if left[j][o] == 0:
+                    done_ops[j] += 1
+                if o + 1 < len(ops[j]):
+                    if linked[j][o]:
+                        make_ready(j, o + 1, i)
+                    elif left[j][o] == 0:
+                        for i2 in range(ops[j][o + 1][2]):
+                            make_ready(j, o + 1, i2)
+    if any(done_ops[j] < len(ops[j]) for j in range(B)):
         raise RuntimeError("simulation ended with unscheduled operators (dependency cycle)")
-    finish = np.where(starts >= 0, starts + dur, 0)
-    makespan = int(max(finish.max(initial=0), max((a + d for _, _, _, a, d in load_log), default=0)))
+    segments = np.asarray(seg, dtype=np.int64).reshape(-1, 6)
+    finish = int((segments[:, 4] + segments[:, 5]).max(initial=0)) if len(segments) else 0
+    makespan = int(max(finish, max((a + d for _, _, _, a, d in load_log), default=0)))
     return SimResult(starts=starts, durations=np.where(starts >= 0, dur, 0), useful=np.where(starts >= 0, useful, 0),
-                     makespan=makespan, load_starts=load_log, waves=[list(w) for w in waves])
+                     makespan=makespan, load_starts=load_log, waves=[list(w) for w in waves], segments=segments)
 
 
 def make_waves(tokens: Sequence[int], wave_tokens: int, max_sequences: int | None = None) -> list[list[int]]:
@@ -316,13 +369,16 @@ def run_method(method: str, model: Mapping[str, Any], lengths: Sequence[int], sp
     if lengths.min() < 1:
         raise InputError("every sequence needs at least one token")
     real = sequence_cycles_many(model, lengths, sparsity, alloc, params)
+    whole = tuple(i for i, s in enumerate(STAGES) if s not in ROW_STAGES)
     load = {} if alloc.resident else {STAGES.index(s): weight_load_cycles(model, sparsity, alloc, params, s)
                                       for s in MVU_STAGES}
     avg_n = max(1, int(round(float(lengths.mean()))))
     if method == "padless":
         avg = sequence_cycles_many(model, [avg_n], sparsity, alloc, params)[0]
         waves = make_waves(lengths, alloc.wave_tokens)
-        return simulate(real, waves, "critical_path", useful=real, load_cycles=load, avg_cycles=avg)
+        tiles = tile_cycles_many(model, lengths, sparsity, alloc, params)
+        return simulate(tiles, waves, "critical_path", useful=real, load_cycles=load, avg_cycles=avg,
+                        whole_sequence_stages=whole)
     if method not in BASELINES:
         raise InputError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     B = len(lengths)
@@ -363,9 +419,9 @@ def run_method(method: str, model: Mapping[str, Any], lengths: Sequence[int], sp
         if int(padded.max()) > alloc.wave_tokens:
             raise InputError(f"a sequence of {int(padded.max())} tokens exceeds the engine's "
                              f"{alloc.wave_tokens}-token activation buffer")
-    dur = sequence_cycles_many(model, padded, sparsity, alloc, params)
+    dur = tile_cycles_many(model, padded, sparsity, alloc, params)
     # waves index sequences by their arrival index; the FIFO key uses position inside the wave order
-    return simulate(dur, waves, "fifo", useful=real, load_cycles=load)
+    return simulate(dur, waves, "fifo", useful=real, load_cycles=load, whole_sequence_stages=whole)
 
 
 def metrics(result: SimResult, lengths: Sequence[int], useful_macs: float, clock_MHz: float,

@@ -8,6 +8,9 @@
                 layers: {0: 0.3, 5: 0.6},  # optional per-layer ratios overriding `sparsity`
                 criterion: activation}     # optional: rank by |w| * ||x|| (Wanda) instead of |w|
     tokens:    {layers: [2, 4], keep: 0.7} # cascade token pruning before layers 2 and 4 (SpAtten, HPCA 2021)
+             | {layers: [2, 4], keep: 0.7, method: policy}  # learned TR-BERT policy (policy.npz in the
+                                           # project; `keep` is the ratio its integer thresholds were
+                                           # calibrated for, padless.sparse.policy)
 
 :func:`parse_sparsity` returns the normalised dict that ``manifest.json["sparsity"]`` stores and the golden
 model, the operation counts (:mod:`padless.opcount`) and the scheduler read. The normalised form is JSON
@@ -16,10 +19,11 @@ stable (writing and re-reading the manifest gives an equal dict, and parsing it 
     {"attention": {} | {"topk": k} | {"density": d, "min_k": m},
      "weights":   {} | {"sparsity": s, "bank": B, "criterion": "magnitude" | "activation"
                          [, "layers": {"<i>": s_i, ...}]},
-     "tokens":    {} | {"layers": [i, ...], "keep": r, "method": "cascade"}}
+     "tokens":    {} | {"layers": [i, ...], "keep": r, "method": "cascade" | "policy"}}
 
 Parts that do nothing are normalised to ``{}``: weight sparsity 0 (with no per-layer ratio above 0),
-token keep 1.0 or no selection layer.
+token keep 1.0 (cascade) or no selection layer. A ``policy`` part with keep 1.0 stays: the learned policy
+still decides per token (threshold 0, i.e. sigmoid >= 0.5).
 """
 from __future__ import annotations
 
@@ -34,8 +38,8 @@ __all__ = ["parse_sparsity", "DEFAULT_BANK", "TOKEN_METHODS", "WEIGHT_CRITERIA"]
 DEFAULT_BANK = 16
 #: Weight-pruning ranking: |w| (magnitude) or |w| * ||x|| over calibration tokens (activation, Wanda).
 WEIGHT_CRITERIA = ("magnitude", "activation")
-#: Token-reduction methods: training-free cascade pruning (SpAtten).
-TOKEN_METHODS = ("cascade",)
+#: Token-reduction methods: training-free cascade pruning (SpAtten) and the learned TR-BERT policy.
+TOKEN_METHODS = ("cascade", "policy")
 
 
 def _is_int(x) -> bool:
@@ -147,12 +151,14 @@ def _tokens(t: Any, num_layers: int | None) -> dict:
         raise InputError(f"tokens layers must be a list of layer indices like [2, 4], got {layers!r}")
     for i in layers:
         if i < 1:
-            raise InputError(f"tokens layers: {i} is not allowed; cascade pruning ranks tokens by the attention "
-                             "they received in earlier layers, so the first selection point is layer 1")
+            why = ("cascade pruning ranks tokens by the attention they received in earlier layers"
+                   if method == "cascade" else
+                   "a removed token carries the output of the layer before its selection point")
+            raise InputError(f"tokens layers: {i} is not allowed; {why}, so the first selection point is layer 1")
         if num_layers is not None and i >= num_layers:
             raise InputError(f"tokens layers: layer {i} does not exist (the model has {num_layers} layers, "
                              f"0..{num_layers - 1})")
-    if not layers or float(keep) == 1.0:
+    if not layers or (float(keep) == 1.0 and method == "cascade"):
         return {}
     return {"layers": sorted(set(int(i) for i in layers)), "keep": float(keep), "method": method}
 

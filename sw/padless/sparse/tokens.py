@@ -23,6 +23,22 @@ The specification that hardware reproduces bit for bit (docs/sparsity.md, "Token
    channel from layer ``i - 1``'s output scale to the last layer's, with the dyadic multiplier
    :func:`carry_requant` (a compile-time constant; saturates at +-127). The output has every original row
    in its original position, so mean pooling still sees all tokens.
+
+Learned selection (``method: policy``; TR-BERT, Ye et al., NAACL 2021, arXiv 2105.11618, section 3; the
+float policy and its training are in :mod:`padless.sparse.policy`). Before each selection layer ``i``, on
+the int8 hidden state entering layer ``i`` (layer ``i - 1``'s output, per-channel scale folded into the
+weights), per surviving row, :func:`policy_logits` computes
+
+    ``u = requantize(W1 x + b1)`` (int8 x int8 -> int32 accumulator, dyadic per channel -> int16, 32 channels);
+    ``g = requantize(i_gelu_pwl(u))`` (the encoder's piecewise-linear integer GELU, -> int8);
+    ``z = w2 . g + b2`` (int32 logit; real logit = z * logit_scale).
+
+A row is kept iff ``z >= threshold`` (:func:`select_by_logits`): sigmoid(logit) >= 0.5 is logit >= 0, so
+threshold 0 is TR-BERT's inference rule; a calibrated integer threshold sets the kept ratio instead. [CLS]
+(the sequence's first surviving row) is kept whatever its logit; ``z == threshold`` keeps the row; a
+sequence whose other rows all fall below keeps [CLS] alone. The decision is per row, so it does not depend
+on the other sequences of the pack or on their order; kept rows keep their order, and removed rows are
+carried as in item 3.
 """
 from __future__ import annotations
 
@@ -30,11 +46,13 @@ from fractions import Fraction
 
 import numpy as np
 
+from dataclasses import dataclass
+
 from ..errors import InputError, ProjectError
 from ..quant import intops
 
 __all__ = ["keep_tokens", "keep_fraction", "select_tokens", "carry_requant", "carry_rows", "max_importance",
-           "IMPORTANCE_BITS"]
+           "IMPORTANCE_BITS", "PolicyPoint", "policy_logits", "select_by_logits", "POLICY_MID_BITS"]
 
 #: Width of the importance accumulator in hardware (unsigned).
 IMPORTANCE_BITS = 32
@@ -119,3 +137,68 @@ def max_importance(num_layers: int, num_heads: int, n: int) -> int:
     """Upper bound of the accumulated importance of one token (for sizing the accumulator)."""
     return int(num_layers) * int(num_heads) * int(n) * ((1 << intops.PROB_BITS) - 1)
 
+
+
+#: Width of the policy's hidden (GELU input) activations: int16, as the encoder's FFN GELU input.
+POLICY_MID_BITS = 16
+
+
+@dataclass
+class PolicyPoint:
+    """The integer TR-BERT policy of one selection point (made by :func:`padless.sparse.policy.quantize_policy`).
+
+    w1: ``(32, hidden)`` int8 per-output-channel weights (the int8 input's per-channel scale folded in);
+    b1: ``(32,)`` int64 holding int32 biases at the accumulator scale; m1, shift1: ``(32,)`` int64 dyadic
+    requantization accumulator -> int16 (scale ``mid_scale``); gelu_lo, gelu_k, gelu_slope, gelu_icpt: the
+    :func:`padless.quant.intops.gelu_pwl_table` of ``mid_scale``; m_act, shift_act: int64 scalars, GELU
+    output (units of ``mid_scale``) -> int8 (scale ``act_scale``); w2: ``(32,)`` int8; b2: int32 bias at
+    scale ``logit_scale = act_scale * w2_scale``; threshold: int32, keep iff logit >= threshold.
+    """
+
+    layer: int
+    w1: np.ndarray
+    b1: np.ndarray
+    m1: np.ndarray
+    shift1: np.ndarray
+    gelu_lo: int
+    gelu_k: int
+    gelu_slope: np.ndarray
+    gelu_icpt: np.ndarray
+    m_act: int
+    shift_act: int
+    w2: np.ndarray
+    b2: int
+    threshold: int
+    logit_scale: float
+
+
+def policy_logits(pt: PolicyPoint, x: np.ndarray) -> np.ndarray:
+    """Integer policy logits of ``(rows, hidden)`` int8 hidden states -> ``(rows,)`` int64 (int32 range).
+
+    Bounds: the first accumulator is ``hidden`` int8 x int8 products plus an int32 bias (< 2^31 for
+    hidden <= 2^16); the second is 32 int8 x int8 products plus an int32 bias. Row-wise: no row depends
+    on another."""
+    x = np.asarray(x, dtype=np.int64)
+    acc = intops.int_matmul(x, pt.w1.T.astype(np.int64)) + pt.b1
+    u = intops.requantize(acc, pt.m1, pt.shift1, POLICY_MID_BITS)
+    g = intops.i_gelu_pwl(u, pt.gelu_lo, pt.gelu_k, pt.gelu_slope, pt.gelu_icpt)
+    a = intops.requantize(g, pt.m_act, pt.shift_act, 8)
+    return intops.int_matmul(a, np.asarray(pt.w2, np.int64)[:, None])[:, 0] + int(pt.b2)
+
+
+def select_by_logits(logits: np.ndarray, offsets: np.ndarray, threshold: int) -> np.ndarray:
+    """Rows kept by a learned policy: ``logit >= threshold``, and every sequence's first row ([CLS]).
+
+    Args:
+        logits: ``(tokens,)`` integer policy logits of a packed batch (:func:`policy_logits`).
+        offsets: ``(B + 1,)`` int64 cu_seqlens of the packed rows.
+        threshold: int keep threshold (0: TR-BERT's sigmoid >= 0.5).
+    Returns:
+        ``(tokens,)`` bool mask (kept rows stay in order when the pack is compressed with it).
+    """
+    z = np.asarray(logits, dtype=np.int64)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    mask = z >= int(threshold)
+    starts = offsets[:-1][offsets[:-1] < offsets[1:]]
+    mask[starts] = True
+    return mask
