@@ -60,11 +60,13 @@ def main() -> None:
     from padless.schedule.scheduler import compare
 
     tok = tokenizer()
-    rows, notes = [], []
+    rows, notes, loads = [], [], []
     for mix in MIXES:
         texts = [t for t in load_dataset(mix).texts if t.strip()][: args.sequences]
         lengths = [min(512, len(e.ids)) for e in tok.encode_batch(texts)]
+        load_before = os.getloadavg()[0]
         cpu = torch_cpu_seq_s(texts[: args.cpu_sequences])
+        loads.append(f"{mix} {load_before:.1f}")
         for bname in BOARDS:
             board = load_board(bname)
             try:
@@ -82,7 +84,10 @@ def main() -> None:
         "tokenizer, truncated at 512. **Modeled** = cycle model + event-by-event simulation "
         "(docs/performance-model.md) at the board's default clock; **measured** = torch fp32 on this "
         f"machine's CPU, first {args.cpu_sequences} texts, length-sorted batches of 32 padded to each "
-        "batch's maximum (the best CPU practice).", "",
+        "batch's maximum (the best CPU practice). 1-minute load average of the machine before each CPU "
+        f"measurement (2 cores; above about 1 other work shared them): {', '.join(loads)}. "
+        "Padless runs every method on the row-tiled engine (row-wise stages in tiles of 32 rows, select "
+        "and attn per sequence) and packs streamed-weight waves first fit.", "",
         "| mix | board | tokens p50 / p90 / max | weights | padless util (modeled) | bubbles | "
         "padless seq/s (modeled) | x padded_max | x padded_batch | x bucketed | eff. vs INT8 peak | "
         "torch fp32 CPU seq/s (measured) | modeled / measured |",

@@ -24,3 +24,22 @@ def test_weight_load_and_resources():
     r = resources(M, {}, a, "u280", 16)
     assert r["dsp"] == 5  # five MAC arrays of one lane, two MACs per DSP48E2 -> ceil(1/2) each
     assert resources(M, {}, a, "pynq-z2", 16)["dsp"] == 5
+
+
+def test_tile_cycles_by_hand():
+    from padless.schedule.cost import tile_cycles_many
+
+    a = Allocation(pe={"qkv": 4, "out": 2, "ffn_up": 4, "ffn_down": 8, "attn": 2},
+                   simd={"qkv": 8, "out": 4, "ffn_up": 3, "ffn_down": 4, "attn": 4}, select_lanes=3, row_tile=4)
+    sp = {"attention": {"topk": 3}}
+    t = tile_cycles_many(M, [10, 3], sp, a)
+    assert t.shape == (2, 1, 6, 3)                                            # ceil(10 / 4) = 3 tiles
+    assert t[0, 0, 0].tolist() == [4 * 6 + P.mvu_depth, 4 * 6 + P.mvu_depth, 2 * 6 + P.mvu_depth]
+    assert t[0, 0, 3].tolist() == [r * 4 * 2 + P.mvu_depth + 4 + P.ln_depth for r in (4, 4, 2)]
+    assert t[0, 0, 1].tolist() == [-(-2 * 10 * 10 // 3) + P.select_depth, 0, 0]  # whole sequence
+    assert t[0, 0, 2].tolist() == [2 * 10 * 2 * 2 * 1 + P.attn_depth, 0, 0]
+    assert t[1, 0, 4].tolist() == [3 * 4 * 3 + P.mvu_depth + P.gelu_depth, 0, 0]  # 3 rows: one tile
+    # the per-pass cycles are the tile sums; row_tile 0 is the untiled (whole-sequence) engine
+    assert (sequence_cycles(M, 10, sp, a) == t[0].sum(axis=2)).all()
+    a.row_tile = 0
+    assert sequence_cycles(M, 10, sp, a)[0][0] == 10 * 6 + P.mvu_depth

@@ -33,30 +33,102 @@ def _alloc(**kw):
     return a
 
 
+WHOLE = (1, 2)  # select, attn: one job per sequence; the other stages run in row tiles
+
+
+def _job_ready_times(r, tiles):
+    """Ready time of every job (j, l, s, i) from the precedence rules, using the simulated finishes."""
+    B, L, S, _ = tiles.shape
+    fin = {(j, l, s, i): a + d for j, l, s, i, a, d in r.segments.tolist()}
+    ready = {}
+    for j in range(B):
+        ops = [(l, s, int((tiles[j, l, s] > 0).sum())) for l in range(L) for s in range(S) if tiles[j, l, s].sum()]
+        for i in range(ops[0][2]):
+            ready[(j, *ops[0][:2], i)] = 0
+        for (la, sa, na), (lb, sb, nb) in zip(ops, ops[1:]):
+            tile_to_tile = sa not in WHOLE and sb not in WHOLE and na == nb
+            done_all = max(fin[(j, la, sa, i)] for i in range(na))
+            for i in range(nb):
+                ready[(j, lb, sb, i)] = fin[(j, la, sa, i)] if tile_to_tile else done_all
+    return ready
+
+
 @pytest.mark.parametrize("resident", [True, False])
 def test_invariants(resident):
+    from padless.schedule.cost import tile_cycles_many
+
     rng = np.random.default_rng(1)
     lengths = rng.integers(2, 120, size=40)
     sp = {"attention": {"topk": 8}}
-    r = run_method("padless", M, lengths, sp, _alloc(resident=resident, bandwidth_GBps=2.0))
+    alloc = _alloc(resident=resident, bandwidth_GBps=2.0, row_tile=16)
+    r = run_method("padless", M, lengths, sp, alloc)
+    tiles = tile_cycles_many(M, lengths, sp, alloc)
     B, L, S = r.starts.shape
-    assert (r.starts >= 0).all()                                      # every operator scheduled once
-    fin = r.starts + r.durations
-    flat_s = r.starts.reshape(B, -1)
-    flat_f = fin.reshape(B, -1)
-    assert (flat_s[:, 1:] >= flat_f[:, :-1]).all()                     # stage (and layer) order
-    for s in range(S):                                                 # no double booking
-        iv = sorted(zip(r.starts[:, :, s].ravel(), fin[:, :, s].ravel()))
+    seg = r.segments
+    assert (r.starts >= 0).all()
+    # every job scheduled exactly once, with its tile's cycles
+    jobs = {(j, l, s, i): d for j, l, s, i, _, d in seg.tolist()}
+    assert len(jobs) == len(seg) == int((tiles > 0).sum())
+    assert all(tiles[k] == d for k, d in jobs.items())
+    assert np.array_equal(r.durations, tiles.sum(axis=3))
+    assert seg[:, 3].max() > 0  # sequences longer than a tile were split
+    # precedence: a job starts after its predecessors (tile to tile, or a whole-sequence barrier)
+    ready = _job_ready_times(r, tiles)
+    start = {(j, l, s, i): a for j, l, s, i, a, _ in seg.tolist()}
+    assert all(start[k] >= ready[k] for k in start)
+    # no double booking: each stage runs one job at a time
+    for s in range(S):
+        iv = sorted((a, a + d) for _, _, s_, _, a, d in seg.tolist() if s_ == s)
         assert all(a2 >= f1 for (_, f1), (a2, _) in zip(iv, iv[1:]))
-    if resident:  # work conserving: no stage idle while an operator of it is ready
+    # streamed: a job of pass (wave, layer) starts after its stage's weights for that pass are loaded
+    if not resident:
+        wave_of = {j: w for w, members in enumerate(r.waves) for j in members}
+        loaded = {(w, l, s): a + d for w, l, s, a, d in r.load_starts}
+        assert all(start[(j, l, s, i)] >= loaded[(wave_of[j], l, s)]
+                   for j, l, s, i in start if (wave_of[j], l, s) in loaded)
+        assert {s for _, _, s, _, _ in r.load_starts} == {0, 3, 4, 5}
+    else:  # work conserving: no stage idle while a job of it is ready
         for s in range(S):
-            busy = sorted(zip(r.starts[:, :, s].ravel(), fin[:, :, s].ravel()))
-            ready = np.concatenate([np.zeros((B, 1), int), flat_f[:, :-1]], axis=1).reshape(B, L, S)[:, :, s]
-            for j in range(B):
-                for l in range(L):
-                    t0, t1 = ready[j, l], r.starts[j, l, s]
-                    covered = sum(max(0, min(f, t1) - max(a, t0)) for a, f in busy)
-                    assert covered == t1 - t0
+            busy = [(a, a + d) for _, _, s_, _, a, d in seg.tolist() if s_ == s]
+            for k, t1 in start.items():
+                if k[2] != s:
+                    continue
+                t0 = ready[k]
+                covered = sum(max(0, min(f, t1) - max(a, t0)) for a, f in busy)
+                assert covered == t1 - t0
+
+
+def test_tiled_overlap_and_barriers():
+    """One sequence of 3 tiles, 1 layer: the row stages overlap tile by tile; attn waits for all qkv."""
+    dur = np.zeros((1, 1, 6, 3), dtype=int)
+    dur[0, 0, [0, 3, 4, 5], :] = 10
+    dur[0, 0, 1, 0], dur[0, 0, 2, 0] = 5, 7
+    r = simulate(dur, [[0]], "fifo", whole_sequence_stages=WHOLE)
+    st = {(s, i): a for _, _, s, i, a, _ in r.segments.tolist()}
+    assert [st[(0, i)] for i in range(3)] == [0, 10, 20]
+    assert st[(1, 0)] == 30 and st[(2, 0)] == 35                    # select after every qkv tile
+    assert [st[(3, i)] for i in range(3)] == [42, 52, 62]           # out tiles after attn
+    assert [st[(4, i)] for i in range(3)] == [52, 62, 72]           # ffn_up tile i after out tile i
+    assert r.makespan == 92 and r.starts[0, 0].tolist() == [0, 30, 35, 42, 52, 62]
+    assert r.durations[0, 0].tolist() == [30, 5, 7, 30, 30, 30]
+    with pytest.raises(InputError):                                 # a tile gap inside a pass
+        bad = dur.copy()
+        bad[0, 0, 0, 1] = 0
+        simulate(bad, [[0]], whole_sequence_stages=WHOLE)
+
+
+def test_make_waves_ffd():
+    from padless.schedule.scheduler import make_waves
+
+    toks = [60, 30, 50, 40, 20]
+    assert make_waves(toks, 100) == [[0, 1], [2, 3], [4]]
+    assert make_waves(toks, 100, order="ffd") == [[0, 3], [1, 2, 4]]   # 60+40, 50+30+20: full waves
+    assert make_waves(toks, 100, order="ff") == [[0, 1], [2, 3], [4]]  # 60+30 | 50+40 | 20 (nothing fits)
+    assert make_waves([60, 50, 30, 40], 100, order="ff") == [[0, 2], [1, 3]]  # 30 back-fills wave 0
+    with pytest.raises(InputError):
+        make_waves(toks, 100, order="lifo")
+    with pytest.raises(InputError):
+        make_waves([101], 100, order="ffd")
 
 
 def test_padless_never_slower_than_baselines():

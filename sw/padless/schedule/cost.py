@@ -35,8 +35,8 @@ from ..boards import Board, int8_peak_macs, load_board
 from ..errors import InputError
 from ..opcount import attention_k, check_model, check_sparsity, layer_tokens, weight_layout
 
-__all__ = ["STAGES", "MVU_STAGES", "ROW_STAGES", "Allocation", "tile_cycles_many", "CostParams", "mvu_shapes", "sequence_cycles",
-           "sequence_cycles_many", "weight_load_cycles", "stage_weight_bytes", "layer_weight_bytes", "resources",
+__all__ = ["STAGES", "MVU_STAGES", "ROW_STAGES", "DEFAULT_ROW_TILE", "Allocation", "CostParams", "mvu_shapes",
+           "tile_cycles_many", "sequence_cycles", "sequence_cycles_many", "weight_load_cycles", "stage_weight_bytes", "layer_weight_bytes", "resources",
            "activation_bytes_per_token", "dsp_for_macs"]
 
 #: Compute stages of the layer engine, in pipeline order.

@@ -11,7 +11,9 @@ Procedure (greedy bottleneck relief, the classic FINN-style folding search):
    ("resident"); else stream one layer at a time, double-buffered ("streamed"); else the board is too
    small (:class:`BoardTooSmallError` with the numbers). The remaining memory sets ``wave_tokens``.
 2. Start every stage at PE = SIMD = 1 (one selection lane).
-3. Repeat: take the stage with the most expected cycles (mean over the lengths, summed over layers);
+3. Repeat: take the stage with the most expected cycles (mean over the lengths, summed over layers;
+   the row-tiled pass cycles of :func:`~padless.schedule.cost.sequence_cycles_many` at the allocation's
+   ``row_tile``, the kernel's ``TILE``, so the plan balances the engine the scheduler simulates);
    step it to its next larger parallelism (MVU: PE dividing the output rows, SIMD dividing the kept
    weights per row; attention: PE over keys, SIMD dividing the head dimension; selection: lanes x 2).
    If the step breaks the DSP or LUT budget, the stage is frozen; stop when the bottleneck is frozen.

@@ -174,25 +174,39 @@ def gantt_chart(results: Mapping[str, Any], path: str | os.PathLike, *,
         Bm, L, _ = r.starts.shape
         # one bar collection per (row, kind): a few artists per panel, not one per operator
         bars = {(s, k): ([], []) for s in active for k in ("useful", "padding")}
-        for j in range(Bm):
+        def jobs():
+            """(sequence, layer, stage, start, cycles): one per row tile when the engine tiles rows
+            (SimResult.segments), else one per (sequence, layer, stage)."""
+            segments = getattr(r, "segments", None)
+            if segments is not None and len(segments):
+                for j, l, s, _tile, t0, d in segments:
+                    yield int(j), int(l), int(s), int(t0), int(d)
+                return
+            for j in range(Bm):
+                for l in range(L):
+                    for s in range(r.starts.shape[2]):
+                        yield j, l, s, int(r.starts[j, l, s]), int(r.durations[j, l, s])
+
+        for j, l, s, t0, d in jobs():
+            if s not in active or t0 < 0 or t0 >= t_end:
+                continue
             color = colors[j] if j < shown else _OTHER_COLOR
             light = _lighten(color) if j < shown else _OTHER_COLOR
-            for l in range(L):
-                for s in active:
-                    t0 = int(r.starts[j, l, s])
-                    if t0 < 0 or t0 >= t_end:
-                        continue
-                    d, u = int(r.durations[j, l, s]), int(r.useful[j, l, s])
-                    segs, cols = bars[(s, "useful")]
-                    segs.append((t0 * scale, u * scale))
-                    cols.append(color)
-                    if d > u:
-                        segs, cols = bars[(s, "padding")]
-                        segs.append(((t0 + u) * scale, (d - u) * scale))
-                        cols.append(light)
+            total = int(r.durations[j, l, s])
+            # the useful share of this job (a padded baseline's tile is part padding)
+            u = d if total == 0 else int(round(d * int(r.useful[j, l, s]) / total))
+            segs, cols = bars[(s, "useful")]
+            segs.append((t0 * scale, u * scale))
+            cols.append(color)
+            if d > u:
+                segs, cols = bars[(s, "padding")]
+                segs.append(((t0 + u) * scale, (d - u) * scale))
+                cols.append(light)
         for (s, kind), (segs, cols) in bars.items():
             if segs:
-                ax.broken_barh(segs, (row_of[s] - bar_h / 2, bar_h), facecolors=cols, edgecolors="black",
+                # outlines only while bars are wide enough to see their fill (row tiles are narrow)
+                edge = "black" if len(segs) < 200 else "none"
+                ax.broken_barh(segs, (row_of[s] - bar_h / 2, bar_h), facecolors=cols, edgecolors=edge,
                                linewidth=0.25, hatch="////" if kind == "padding" else None)
         if has_loads:
             segs = [(t0 * scale, d * scale) for (_w, _l, _s, t0, d) in r.load_starts if t0 < t_end]

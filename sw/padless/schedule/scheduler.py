@@ -12,21 +12,28 @@ Two levels (docs/performance-model.md, section "Scheduling"):
 
 The dynamic pipeline (our design of the procedure the paper does not spell out):
 
-1. *Grouping.* Sequences are taken in arrival order into waves whose real (unpadded) token count fits
-   the engine's activation buffers (``wave_tokens``); a wave is the unit of weight streaming.
-2. *Operator graph.* Each sequence is a chain of ``L x 6`` operators (layer l, stage s) plus, when
-   weights are streamed, one load operator per (wave, layer) on the m_axi loader, double-buffered:
-   load q waits for every operator of load q-2 to finish (its buffer is reused).
+1. *Grouping.* Sequences are grouped into waves whose real (unpadded) token count fits the engine's
+   activation buffers (``wave_tokens``); a wave is the unit of weight streaming. Streamed weights: waves
+   are packed first fit in arrival order (one weight load per (wave, layer) and a wave's sequences are
+   what the stages can overlap, so full waves matter); resident weights: arrival order.
+2. *Jobs.* Each sequence is a chain of ``L x 6`` operators (layer l, stage s). The row-wise stages
+   (qkv, out, ffn_up, ffn_down) run in row tiles of ``row_tile`` rows, as the generated HLS kernel does
+   (one job per (sequence, layer, stage, tile)); select and attn need all of a sequence's K/V and run
+   once per sequence. Precedence: tile i of a row-wise operator waits for tile i of the row-wise
+   operator before it (out -> ffn_up -> ffn_down -> next layer's qkv); select waits for every qkv tile
+   of its sequence, attn for select, every out tile for attn. When weights are streamed, one load
+   operator per (wave, layer, MVU stage) runs on the m_axi loader, double-buffered: the load of pass
+   q waits for every job of pass q-2 at that stage to finish (its buffer is reused).
 3. *Priority.* The critical-path priority of ALGORITHMS.md section 1,
    ``P(v, s_avg) = W(v, s_avg) + max_succ P(v_j, s_avg)``, W the operator's cycles at the mean length of
    the input; for a chain it is the work left from v to the sink. Ties go to the sequence with more
-   work left at its own length (longest remaining first), then to arrival order.
-4. *Dispatch.* List scheduling, event by event: whenever a stage is free and operators are ready (their
-   predecessor done, their layer's weights loaded), the stage starts the ready operator of the earliest
-   wave with the highest priority. No stage is ever idle while a ready operator waits for it.
+   work left at its own length (longest remaining first), then to arrival order, then to the lower tile.
+4. *Dispatch.* List scheduling, event by event: whenever a stage is free and jobs are ready (their
+   predecessors done, their layer's weights loaded), the stage starts the ready job of the earliest
+   wave with the highest priority. No stage is ever idle while a ready job waits for it.
 
-Baselines use the same engine and dispatcher with first-in-first-out priority (arrival order, then
-layer, then stage) and padded lengths: the padded tokens cost cycles but do no useful work.
+Baselines use the same tiled engine and dispatcher with first-in-first-out priority (arrival order,
+then layer, then stage, then tile) and padded lengths: the padded tokens cost cycles but do no useful work.
 """
 from __future__ import annotations
 
@@ -317,19 +324,44 @@ def simulate(durations: np.ndarray, waves: Sequence[Sequence[int]], policy: str 
                      makespan=makespan, load_starts=load_log, waves=[list(w) for w in waves], segments=segments)
 
 
-def make_waves(tokens: Sequence[int], wave_tokens: int, max_sequences: int | None = None) -> list[list[int]]:
-    """Greedy consecutive grouping: each wave holds as many sequences as fit ``wave_tokens`` (and
-    ``max_sequences``); ``tokens`` are the tokens each sequence occupies (padded for baselines).
+def make_waves(tokens: Sequence[int], wave_tokens: int, max_sequences: int | None = None,
+               order: str = "arrival") -> list[list[int]]:
+    """Group sequences into waves of at most ``wave_tokens`` tokens (and ``max_sequences`` sequences);
+    ``tokens`` are the tokens each sequence occupies (padded for baselines).
+
+    ``order="arrival"``: greedy consecutive grouping in arrival order (a wave closes when the next
+    sequence does not fit). ``order="ff"``: first-fit bin packing (Johnson 1974) in arrival order: each
+    sequence goes into the first wave with room for it, so later short sequences fill the gaps the
+    long ones left and waves fill to the token budget while keeping the input's length mix.
+    ``order="ffd"``: first-fit decreasing (sequences by decreasing length, ties: arrival): the fullest
+    waves, but the long sequences end up together in the first waves. In both bin packings each wave
+    lists its members in arrival order, waves ordered by their first member.
 
     Raises:
-        InputError: a single sequence needs more than ``wave_tokens``.
+        InputError: a single sequence needs more than ``wave_tokens``; an unknown ``order``.
     """
-    waves, cur, used = [], [], 0
-    for j, t in enumerate(tokens):
-        t = int(t)
+    toks = [int(t) for t in tokens]
+    for j, t in enumerate(toks):
         if t > wave_tokens:
             raise InputError(f"sequence {j} needs {t} tokens of activation buffer; the engine holds "
                              f"{wave_tokens}. Re-plan with longer lengths (padless compile) or truncate.")
+    if order in ("ffd", "ff"):
+        bins: list[list[int]] = []
+        free: list[int] = []
+        for j in (sorted(range(len(toks)), key=lambda j: (-toks[j], j)) if order == "ffd" else range(len(toks))):
+            for b, f in enumerate(free):
+                if toks[j] <= f and not (max_sequences and len(bins[b]) >= max_sequences):
+                    bins[b].append(j)
+                    free[b] -= toks[j]
+                    break
+            else:
+                bins.append([j])
+                free.append(wave_tokens - toks[j])
+        return sorted((sorted(b) for b in bins), key=lambda b: b[0])
+    if order != "arrival":
+        raise InputError(f"unknown wave order {order!r}; choose 'arrival', 'ff' or 'ffd'")
+    waves, cur, used = [], [], 0
+    for j, t in enumerate(toks):
         if cur and (used + t > wave_tokens or (max_sequences and len(cur) >= max_sequences)):
             waves.append(cur)
             cur, used = [], 0
@@ -354,14 +386,17 @@ def run_method(method: str, model: Mapping[str, Any], lengths: Sequence[int], sp
                pad_to: int | None = None) -> SimResult:
     """Simulate ``method`` (one of :data:`METHODS`) on ``lengths`` with the cycle model.
 
-    * ``padless``: no padding; waves of real tokens <= ``alloc.wave_tokens``; critical-path priority.
+    * ``padless``: no padding; waves of real tokens <= ``alloc.wave_tokens`` (first fit in arrival order when
+      weights are streamed, arrival order when resident); critical-path priority.
     * ``padded_max``: every sequence padded to ``pad_to`` (default: the longest in ``lengths``);
       batches of ``batch_size`` in arrival order; FIFO.
     * ``padded_batch``: batches of ``batch_size`` in arrival order, each padded to its longest; FIFO.
     * ``bucketed``: sequences sorted (stably) into length buckets (16, 32, 64, ... up to the longest),
       batches of ``batch_size`` inside a bucket, each padded to its longest; FIFO.
 
-    Batches of the baselines are also capped by ``alloc.wave_tokens`` padded tokens.
+    Batches of the baselines are also capped by ``alloc.wave_tokens`` padded tokens. Every method runs on
+    the same tiled engine: row-wise stages in tiles of ``alloc.row_tile`` rows, select and attn once per
+    sequence (:func:`padless.schedule.cost.tile_cycles_many`); padded tokens make more and fuller tiles.
     """
     lengths = np.asarray(lengths, dtype=np.int64).reshape(-1)
     if lengths.size == 0:
@@ -375,7 +410,9 @@ def run_method(method: str, model: Mapping[str, Any], lengths: Sequence[int], sp
     avg_n = max(1, int(round(float(lengths.mean()))))
     if method == "padless":
         avg = sequence_cycles_many(model, [avg_n], sparsity, alloc, params)[0]
-        waves = make_waves(lengths, alloc.wave_tokens)
+        # streamed weights: one load per (wave, layer), so fill every wave to the token budget (first
+        # fit in arrival order); resident weights: arrival order (the waves only order the work)
+        waves = make_waves(lengths, alloc.wave_tokens, order="arrival" if alloc.resident else "ff")
         tiles = tile_cycles_many(model, lengths, sparsity, alloc, params)
         return simulate(tiles, waves, "critical_path", useful=real, load_cycles=load, avg_cycles=avg,
                         whole_sequence_stages=whole)
