@@ -271,7 +271,7 @@ def _check_supported(project) -> dict | None:
     """The attention config to export (None: dense); refuses token reduction."""
     sp = project.sparsity or {}
     tokens = sp.get("tokens") or {}
-    if tokens and float(tokens.get("keep", 1.0)) < 1 and tokens.get("layers"):
+    if tokens and tokens.get("layers") and (tokens.get("method") == "policy" or float(tokens.get("keep", 1.0)) < 1):
         raise InputError(
             f"{project.path}: the ONNX export does not implement token reduction (this project drops tokens "
             f"with {tokens}); recompile without `tokens:` to export it")

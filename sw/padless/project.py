@@ -97,6 +97,9 @@ class Project:
                 self._quantized = load_quantized(self.file("quant"))
             except (KeyError, ValueError, OSError) as exc:
                 raise ProjectError(f"{self.file('quant')} is corrupted ({exc}); recompile the project") from exc
+            if "token_policy" in self.manifest.get("files", {}):
+                from .sparse.policy import load_policy
+                self._quantized.token_policy = load_policy(self.file("token_policy"))
         return self._quantized
 
     @property

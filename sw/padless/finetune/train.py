@@ -113,8 +113,9 @@ def load_finetune_config(cfg: str | Path | Mapping[str, Any] | None) -> tuple[di
         raise InputError(f"finetune config: unknown keys {sorted(unknown)} (allowed: attention, weights, train)")
     sp = parse_sparsity({k: data.get(k) for k in ("attention", "weights", "tokens")})
     if sp["tokens"]:
-        raise InputError("finetune does not train a token policy yet; remove `tokens:` here and give it to "
-                         "`padless compile --config` (training-free cascade pruning)")
+        raise InputError("finetune does not train token selection; remove `tokens:` here and give it to "
+                         "`padless compile --config` (cascade pruning), then train a learned policy with "
+                         "`padless train-policy PROJECT --layers ...`")
     if sp["weights"].get("criterion") == "activation":
         raise InputError("finetune prunes by magnitude during training; use criterion: magnitude")
     train = data.get("train") or {}
