@@ -59,7 +59,7 @@ def test_attention_selection_matches_golden_spec(cfg):
 def test_config_errors(tmp_path):
     with pytest.raises(InputError, match="evaluation set"):
         load_finetune_config({"train": {"datasets": ["vader-movie"]}})
-    with pytest.raises(InputError, match="token policy"):
+    with pytest.raises(InputError, match="does not train token selection"):
         load_finetune_config({"tokens": {"layers": [1], "keep": 0.5}})
     with pytest.raises(InputError, match="unknown keys"):
         load_finetune_config({"train": {"stepz": 3}})
