@@ -178,10 +178,16 @@ def step_schedule(st: BuildState) -> BuildState:
 
 
 def step_codegen(st: BuildState) -> BuildState:
+    """Generate the HLS project; its row tile is the one the schedule was planned with."""
     generate = _optional("padless.codegen.hls", "generate")
     if generate is not None:
         from .project import load_project
-        generate(load_project(st.out), st.board)
+        project = load_project(st.out)
+        tile = ((project.manifest.get("schedule") or {}).get("allocation") or {}).get("row_tile")
+        if tile:
+            generate(project, st.board, row_tile=int(tile))
+        else:
+            generate(project, st.board)
     return st
 
 
