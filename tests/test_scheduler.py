@@ -146,20 +146,18 @@ def test_too_long_sequence():
         run_method("padless", M, [700], {}, _alloc())
 
 
-def test_cli_schedule_lengths(tmp_path, capsys):
+def test_cli_schedule_lengths(tmp_path, capsys, tiny_project):
     import json
 
     from padless.cli import main
 
-    (tmp_path / "manifest.json").write_text(json.dumps(
-        {"model": M, "board": "zcu104", "sparsity": {"attention": {"topk": 8}}}))
     lens = tmp_path / "lengths.txt"
     lens.write_text("\n".join(str(n) for n in [5, 17, 60, 9, 120, 33, 8, 12]))
-    assert main(["schedule", str(tmp_path), "--lengths", str(lens), "--json"]) == 0
+    assert main(["schedule", str(tiny_project), "--lengths", str(lens), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     for key in ("utilization", "bubble_fraction", "throughput_seq_s", "throughput_tokens_s", "efficiency_vs_peak"):
         assert key in out and all(key in out["baselines"][b] for b in ("padded_max", "padded_batch", "bucketed"))
     assert set(out["speedup_vs"]) == {"padded_max", "padded_batch", "bucketed"}
     lens.write_text("5\nabc\n")
-    assert main(["schedule", str(tmp_path), "--lengths", str(lens)]) == 2
+    assert main(["schedule", str(tiny_project), "--lengths", str(lens)]) == 2
     assert "not an integer" in capsys.readouterr().err

@@ -29,23 +29,22 @@ def register(subparsers) -> None:
 
 
 def read_manifest(project_dir: str | Path) -> dict:
-    """``DIR/manifest.json`` as a dict (keys used here: model, board, sparsity, schedule).
+    """``DIR/manifest.json`` of a validated project (:func:`padless.project.load_project`: format
+    version, files, checksums), as a dict (keys used here: model, board, sparsity, schedule).
 
     Raises:
-        ProjectError: no folder, no manifest, not JSON, or no ``model``/``board`` entry.
+        ProjectError: no folder or no manifest, a manifest that is not JSON or from another version, a
+            missing or modified file, or no ``model``/``board`` entry.
     """
+    from ..project import load_project
     path = Path(project_dir)
-    mpath = path / "manifest.json"
-    if not mpath.is_file():
+    if not (path / "manifest.json").is_file():
         raise ProjectError(f"{path} has no manifest.json; create the project with "
                            f"`padless compile MODEL --board BOARD --out {path}`")
-    try:
-        manifest = json.loads(mpath.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ProjectError(f"{mpath} is not valid JSON ({exc}); recompile the project") from exc
+    manifest = load_project(path).manifest
     for key in ("model", "board"):
         if key not in manifest:
-            raise ProjectError(f"{mpath} has no {key!r} entry; recompile the project")
+            raise ProjectError(f"{path / 'manifest.json'} has no {key!r} entry; recompile the project")
     return manifest
 
 
