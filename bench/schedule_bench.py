@@ -86,8 +86,9 @@ def main() -> None:
         f"machine's CPU, first {args.cpu_sequences} texts, length-sorted batches of 32 padded to each "
         "batch's maximum (the best CPU practice). 1-minute load average of the machine before each CPU "
         f"measurement (2 cores; above about 1 other work shared them): {', '.join(loads)}. "
-        "Padless runs every method on the row-tiled engine (row-wise stages in tiles of 32 rows, select "
-        "and attn per sequence) and packs streamed-weight waves first fit.", "",
+        "Every method runs on the same engine: row-wise stages in tiles of 32 rows, select and attn one "
+        "job per head (the kernel's head loop); padless packs streamed-weight waves first fit and deals "
+        "resident-weight waves by length (each wave holds the input's length mix).", "",
         "| mix | board | tokens p50 / p90 / max | weights | padless util (modeled) | bubbles | "
         "padless seq/s (modeled) | x padded_max | x padded_batch | x bucketed | eff. vs INT8 peak | "
         "torch fp32 CPU seq/s (measured) | modeled / measured |",

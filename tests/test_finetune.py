@@ -128,3 +128,13 @@ def test_finetune_tiny_end_to_end(tmp_path):
     cos = (emb * ref).sum(1) / np.linalg.norm(emb, axis=1) / np.linalg.norm(ref, axis=1)
     assert emb.shape == (3, spec.hidden_size) and np.all(np.isfinite(emb))
     assert cos.min() > 0.8  # int8 golden vs the student's own fp32 (top-k differences included)
+
+
+def test_magnitude_init_cubic_ramp_reaches_target(tmp_path):
+    """``init: magnitude``: the dense copy, masks grown on the cubic schedule to the final ratio."""
+    cfg = json.loads(json.dumps(CFG))
+    cfg["train"].update(steps=8, checkpoint_every=8, ramp=0.5, mask_every=2, init="magnitude")
+    res = finetune("tiny", cfg, tmp_path / "mag", progress=False)
+    assert res["finished"] and res["sparsity"] == pytest.approx(0.5, abs=1e-4)
+    with pytest.raises(InputError, match="train.init must be one of"):
+        load_finetune_config({"train": {"init": "random"}})

@@ -38,6 +38,7 @@ import torch
 
 from ..errors import InputError
 from ..sparse.config import parse_sparsity
+from ..sparse.weights import prune_spec
 from .masks import cubic_sparsity
 
 __all__ = ["TrainConfig", "load_finetune_config", "finetune", "training_ids", "SPARSITY_FILE", "CHECKPOINT"]
@@ -47,6 +48,8 @@ CHECKPOINT = "checkpoint.pt"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
 #: Datasets the trainer may read. vader-movie is the evaluation set and is refused.
 TRAIN_DATASETS = ("fortunes", "reuters", "vader-tweets")
+#: How the student's weights start: SparseGPT one-shot (fixed masks) or the dense copy (cubic magnitude ramp).
+INITS = ("sparsegpt", "magnitude")
 
 
 @dataclass
@@ -66,10 +69,16 @@ class TrainConfig:
     loss_hidden: float = 1.0
     loss_cosine: float = 1.0
     loss_attention: float = 0.0
+    init: str = "sparsegpt"          # sparsegpt: one-shot OBS masks + reconstruction, then fixed masks;
+                                     # magnitude: cubic ramp of magnitude masks (Zhu & Gupta)
+    calib_sentences: int = 512       # training sentences (seeded sample) for the sparsegpt init
 
     def check(self) -> "TrainConfig":
         """Raise InputError naming the first bad field."""
-        for name in ("steps", "batch_size", "max_len", "mask_every", "checkpoint_every", "texts_per_dataset"):
+        if self.init not in INITS:
+            raise InputError(f"train.init must be one of {', '.join(INITS)}, got {self.init!r}")
+        for name in ("steps", "batch_size", "max_len", "mask_every", "checkpoint_every", "texts_per_dataset",
+                     "calib_sentences"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise InputError(f"train.{name} must be a positive integer, got {v!r}")
@@ -226,17 +235,26 @@ def finetune(model: str, config=None, out: str | Path | None = None, steps: int 
     if bank and any(w % bank for w in (spec.hidden_size, spec.intermediate_size)):
         raise InputError(f"weight bank {bank} does not divide the layer widths {spec.hidden_size} / "
                          f"{spec.intermediate_size}; choose a bank size that divides both (e.g. 8 or 16)")
-    student = SparseStudent(copy.deepcopy(teacher), sp["weights"], sp["attention"])
+    ids = training_ids(spec, tc)
+    if len(ids) < tc.batch_size:
+        raise InputError(f"{len(ids)} training texts is fewer than one batch of {tc.batch_size}")
+    final = float(sp["weights"].get("sparsity", 0.0))
+    one_shot = bool(sp["weights"]) and tc.init == "sparsegpt"
+    if one_shot and not resume:
+        # SparseGPT at the final ratio on a seeded sample of the training sentences; masks then stay fixed.
+        pick = np.random.default_rng([tc.seed, 1]).choice(len(ids), min(len(ids), tc.calib_sentences),
+                                                          replace=False)
+        pruned = prune_spec(spec, {**sp["weights"], "criterion": "sparsegpt"}, token_ids=[ids[i] for i in pick])
+        start = bert_from_spec(pruned)
+    else:
+        start = copy.deepcopy(teacher)
+    student = SparseStudent(start, sp["weights"], sp["attention"])
     for p in student.parameters():
         p.requires_grad_(True)
     student.train()
     opt = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=tc.lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, tc.steps))
-    ids = training_ids(spec, tc)
-    if len(ids) < tc.batch_size:
-        raise InputError(f"{len(ids)} training texts is fewer than one batch of {tc.batch_size}")
-    ramp_steps = int(round(tc.ramp * tc.steps))
-    final = float(sp["weights"].get("sparsity", 0.0))
+    ramp_steps = 0 if one_shot else int(round(tc.ramp * tc.steps))
     run_id = {"model": model, "sparsity": sp, "train": asdict(tc)}
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / CHECKPOINT

@@ -35,9 +35,10 @@ from ..boards import Board, int8_peak_macs, load_board
 from ..errors import InputError
 from ..opcount import attention_k, check_model, check_sparsity, layer_tokens, weight_layout
 
-__all__ = ["STAGES", "MVU_STAGES", "ROW_STAGES", "DEFAULT_ROW_TILE", "Allocation", "CostParams", "mvu_shapes",
-           "tile_cycles_many", "sequence_cycles", "sequence_cycles_many", "weight_load_cycles", "stage_weight_bytes", "layer_weight_bytes", "resources",
-           "activation_bytes_per_token", "dsp_for_macs"]
+__all__ = ["STAGES", "MVU_STAGES", "ROW_STAGES", "HEAD_STAGES", "DEFAULT_ROW_TILE", "DEFAULT_HEADS_PER_JOB", "Allocation", "CostParams", "mvu_shapes",
+           "tile_cycles_many", "head_jobs", "sequence_cycles", "sequence_cycles_many", "weight_load_cycles", "stage_weight_bytes", "layer_weight_bytes", "resources",
+           "activation_bytes_per_token", "working_bytes_per_token", "fixed_buffer_bytes", "spill_io_cycles",
+           "pass_tokens_many", "dsp_for_macs"]
 
 #: Compute stages of the layer engine, in pipeline order.
 STAGES = ("qkv", "select", "attn", "out", "ffn_up", "ffn_down")
@@ -45,8 +46,14 @@ STAGES = ("qkv", "select", "attn", "out", "ffn_up", "ffn_down")
 MVU_STAGES = ("qkv", "out", "ffn_up", "ffn_down")
 #: Stages that work row by row (a row tile at a time); select and attn need the whole sequence.
 ROW_STAGES = MVU_STAGES
+#: Stages that need a whole sequence's K (and V) and run one job per head group.
+HEAD_STAGES = ("select", "attn")
 #: Rows per tile of the generated kernel (``PADLESS_ROW_TILE``, hw/hls/top/padless_encoder.cpp).
 DEFAULT_ROW_TILE = 32
+#: Heads per select / attn job: the kernel's attention (hw/hls/include/padless/attention.h,
+#: ``attention_seq``) loops over heads, each head's 4-bit quantization, estimate, top-k and exact
+#: attention needing only that head's columns of Q, K and V.
+DEFAULT_HEADS_PER_JOB = 1
 
 
 @dataclass(frozen=True)
@@ -93,8 +100,15 @@ class Allocation:
         clock_MHz: kernel clock.
         bandwidth_GBps: off-chip bandwidth available to the weight loader (theoretical).
         resident: all layers' weights stay on chip (loaded once); else streamed per layer, double-buffered.
-        wave_tokens: tokens in flight at once (activation buffer capacity).
+        wave_tokens: on-chip activation capacity in tokens. Without ``spill``: the tokens of a wave (every
+            token of a wave keeps its residual row and a stage-boundary tensor on chip). With ``spill``:
+            the working set, tokens of the sequences between their qkv and ffn_down of one layer.
+        spill: layer-major engine with activations in off-chip memory between layers (streamed weights):
+            each (sequence, layer) reads its ``t`` input rows over m_axi before qkv and writes its output
+            rows after ffn_down; one weight pass per layer serves every sequence of the input.
         row_tile: rows per tile of the row-wise stages (the kernel's ``TILE``); 0 = whole sequence.
+        heads_per_job: attention heads per select / attn job (the kernel's ``head_loop`` runs one head
+            at a time); ``ceil(h / heads_per_job)`` jobs per sequence pass; 0 = all heads in one job.
     """
 
     pe: dict = field(default_factory=lambda: {s: 1 for s in MVU_STAGES + ("attn",)})
@@ -105,6 +119,8 @@ class Allocation:
     resident: bool = False
     wave_tokens: int = 4096
     row_tile: int = DEFAULT_ROW_TILE
+    heads_per_job: int = DEFAULT_HEADS_PER_JOB
+    spill: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -127,24 +143,58 @@ def mvu_shapes(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None = No
             "ffn_down": (H, weight_layout(H, F, w)["kept_per_row"])}
 
 
+def head_jobs(model: Mapping[str, Any], alloc: Allocation) -> list[int]:
+    """Heads in each select / attn job of one sequence pass: ``ceil(h / heads_per_job)`` jobs of
+    ``heads_per_job`` heads (the last one the remainder); ``heads_per_job == 0``: one job of all heads.
+
+    Raises:
+        InputError: a negative ``heads_per_job``.
+    """
+    h = check_model(model)["h"]
+    g = int(getattr(alloc, "heads_per_job", 0) or 0)
+    if g < 0:
+        raise InputError(f"heads_per_job must be >= 0 (0: all heads in one job), got {g}")
+    if g == 0 or g >= h:
+        return [h]
+    return [min(g, h - i) for i in range(0, h, g)]
+
+
+def pass_tokens_many(model: Mapping[str, Any], lengths, sparsity: Mapping[str, Any] | None) -> np.ndarray:
+    """Tokens of every (sequence, layer) pass after token reduction: ``(B, L)`` int64
+    (:func:`padless.opcount.layer_tokens`, vectorised: ``t = max(1, ceil(keep * t))`` before each
+    selection layer)."""
+    dims = check_model(model)
+    tcfg = check_sparsity(sparsity)["tokens"]
+    sel, keep = set(tcfg.get("layers", ())), float(tcfg.get("keep", 1.0))
+    t = np.asarray(lengths, dtype=np.int64).reshape(-1)
+    out = np.zeros((t.size, dims["L"]), dtype=np.int64)
+    for l in range(dims["L"]):
+        if l in sel:
+            t = np.maximum(1, np.ceil(keep * t - 1e-9).astype(np.int64))
+        out[:, l] = t
+    return out
+
+
 def tile_cycles_many(model: Mapping[str, Any], lengths, sparsity: Mapping[str, Any] | None,
                      alloc: Allocation, params: CostParams = CostParams()) -> np.ndarray:
-    """Cycles of every (sequence, layer, stage, row tile): ``(B, L, 6, T)`` int64 for ``(B,)`` lengths.
+    """Cycles of every (sequence, layer, stage, job): ``(B, L, 6, T)`` int64 for ``(B,)`` lengths.
 
     A pass of ``t`` tokens (after token reduction) through a row-wise stage (:data:`ROW_STAGES`) is
-    ``ceil(t / row_tile)`` tiles, tile ``i`` of ``r_i = min(row_tile, t - i row_tile)`` rows; select and
-    attn are one job per sequence, stored at tile 0. ``T`` is the most tiles of any pass; entries past
-    the last tile of a pass are 0. With ``k`` kept keys, ``h`` heads of ``d``:
+    ``ceil(t / row_tile)`` row-tile jobs, tile ``i`` of ``r_i = min(row_tile, t - i row_tile)`` rows;
+    select and attn are one job per head group (:func:`head_jobs`: ``g_i`` heads each, the kernel's
+    ``head_loop``). ``T`` is the most jobs of any pass; entries past a pass's last job are 0. With ``k``
+    kept keys, ``d`` the head dimension:
 
     * MVU stage ``(out, in')``, per tile: ``r * ceil(out/PE) * ceil(in'/SIMD) + mvu_depth``
       (+ ``ceil(H/PE) + ln_depth`` LayerNorm tail for out/ffn_down, + ``gelu_depth`` for ffn_up);
-    * select: ``ceil(h * t * t / lanes) + select_depth`` when attention is sparse, else 0;
-    * attn: ``2 * t * h * ceil(k/PE) * ceil(d/SIMD) + attn_depth``.
+    * select, per head group: ``ceil(g * t * t / lanes) + select_depth`` when attention is sparse, else 0;
+    * attn, per head group: ``2 * t * g * ceil(k/PE) * ceil(d/SIMD) + attn_depth``.
 
-    ``alloc.row_tile == 0`` makes every pass one tile (the whole sequence).
+    ``alloc.row_tile == 0`` makes every row-wise pass one tile (the whole sequence); the fixed depths are
+    paid once per job.
 
     Raises:
-        InputError: a length < 1, a negative ``row_tile``, or a bad model/sparsity.
+        InputError: a length < 1, a negative ``row_tile`` or ``heads_per_job``, or a bad model/sparsity.
     """
     dims = check_model(model)
     sp = check_sparsity(sparsity)
@@ -154,12 +204,15 @@ def tile_cycles_many(model: Mapping[str, Any], lengths, sparsity: Mapping[str, A
     row_tile = int(getattr(alloc, "row_tile", 0) or 0)
     if row_tile < 0:
         raise InputError(f"row_tile must be >= 0 (0: whole sequence), got {row_tile}")
-    L, H, h, d = dims["L"], dims["H"], dims["h"], dims["d"]
+    groups = np.asarray(head_jobs(model, alloc), dtype=np.int64)
+    L, H, d = dims["L"], dims["H"], dims["d"]
     shapes = mvu_shapes(model, sparsity)
     uniq, inverse = np.unique(lengths, return_inverse=True)
     tcfg, att = sp["tokens"], sp["attention"]
     sel, keep = set(tcfg.get("layers", ())), float(tcfg.get("keep", 1.0))
-    n_tiles = 1 if row_tile == 0 or uniq.size == 0 else int(-(-int(uniq.max()) // row_tile))
+    row_jobs = 1 if row_tile == 0 or uniq.size == 0 else int(-(-int(uniq.max()) // row_tile))
+    n_tiles = max(row_jobs, len(groups))
+    G = len(groups)
     table = np.zeros((len(uniq), L, len(STAGES), n_tiles), dtype=np.int64)
     t = uniq.astype(np.int64)
     fixed = {s: params.mvu_depth for s in MVU_STAGES}
@@ -176,18 +229,18 @@ def tile_cycles_many(model: Mapping[str, Any], lengths, sparsity: Mapping[str, A
                                          np.ceil(float(att["density"]) * t - 1e-9).astype(np.int64)))
         else:
             k = t
-        if row_tile:  # rows of each tile: (U, T)
-            rows = np.clip(t[:, None] - row_tile * np.arange(n_tiles)[None, :], 0, row_tile)
+        if row_tile:  # rows of each tile: (U, row_jobs)
+            rows = np.clip(t[:, None] - row_tile * np.arange(row_jobs)[None, :], 0, row_tile)
         else:
             rows = t[:, None]
         for s in MVU_STAGES:
             o, i = shapes[s]
             per_row = (-(-o // alloc.pe[s])) * (-(-i // alloc.simd[s]))
-            table[:, l, STAGES.index(s)] = np.where(rows > 0, rows * per_row + fixed[s], 0)
+            table[:, l, STAGES.index(s), :row_jobs] = np.where(rows > 0, rows * per_row + fixed[s], 0)
         if att:
-            table[:, l, 1, 0] = -(-(h * t * t) // alloc.select_lanes) + params.select_depth
-        table[:, l, 2, 0] = (2 * t * h * (-(-k // alloc.pe["attn"])) * (-(-d // alloc.simd["attn"]))
-                             + params.attn_depth)
+            table[:, l, 1, :G] = -(-(groups[None, :] * (t * t)[:, None]) // alloc.select_lanes) + params.select_depth
+        table[:, l, 2, :G] = (2 * (t * (-(-k // alloc.pe["attn"])))[:, None] * groups[None, :]
+                              * (-(-d // alloc.simd["attn"])) + params.attn_depth)
     return table[inverse]
 
 
@@ -195,8 +248,9 @@ def sequence_cycles_many(model: Mapping[str, Any], lengths, sparsity: Mapping[st
                          alloc: Allocation, params: CostParams = CostParams()) -> np.ndarray:
     """Cycles of every (sequence, layer, stage) pass: ``(B, L, 6)`` int64 for ``(B,)`` lengths.
 
-    The sum over the row tiles of :func:`tile_cycles_many` (a row-wise stage pays its fixed depth once
-    per tile). For a pass of ``t <= row_tile`` tokens (or ``row_tile == 0``), with ``k`` kept keys:
+    The sum over the jobs of :func:`tile_cycles_many` (a row-wise stage pays its fixed depth once per
+    row tile; select and attn once per head group). For a pass of ``t <= row_tile`` tokens (or
+    ``row_tile == 0``) and one head group (``heads_per_job == 0``), with ``k`` kept keys:
 
     * MVU stage ``(out, in')``: ``t * ceil(out/PE) * ceil(in'/SIMD) + mvu_depth``
       (+ ``ceil(H/PE) + ln_depth`` LayerNorm tail for out/ffn_down, + ``gelu_depth`` for ffn_up);
@@ -251,6 +305,43 @@ def activation_bytes_per_token(model: Mapping[str, Any], sparsity: Mapping[str, 
     return H + max(4 * H, F, idx_bytes)
 
 
+def working_bytes_per_token(model: Mapping[str, Any]) -> int:
+    """On-chip bytes a token of a sequence inside its layer window (first qkv tile to last ffn_down tile)
+    holds in the spill engine: its input row (``H``, the residual of out + LayerNorm), Q, K, V (``3H``)
+    and the attention context (``H``): ``5H``. The LayerNorm-1 output (``H``) replaces the input row
+    after out, so ``5H`` bounds the whole window."""
+    return 5 * check_model(model)["H"]
+
+
+def fixed_buffer_bytes(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None, alloc: Allocation,
+                       max_tokens: int) -> int:
+    """On-chip buffers of the spill engine that do not scale with the tokens in flight, double-buffered
+    (ping-pong) between the stages they connect:
+
+    * per head-group job: 4-bit Q' and K' of ``max_tokens`` rows (``max_tokens * g * d`` bytes for both)
+      and the top-k key indices (``max_tokens * g * k * 10`` bits);
+    * per row tile (``row_tile`` rows, the whole sequence when 0): the LayerNorm-1 output and the FFN
+      intermediate (``H + F`` int8) and the int32 accumulator and residual (``8H``).
+    """
+    dims = check_model(model)
+    sp = check_sparsity(sparsity)
+    H, F, d = dims["H"], dims["F"], dims["d"]
+    g = max(head_jobs(model, alloc))
+    k = attention_k(max_tokens, sp["attention"]) if sp["attention"] else 0
+    per_head = max_tokens * g * d + math.ceil(max_tokens * g * k * 10 / 8) if sp["attention"] else 0
+    rows = int(alloc.row_tile or max_tokens)
+    return int(2 * (per_head + rows * (H + F + 8 * H)))
+
+
+def spill_io_cycles(model: Mapping[str, Any], rows, alloc: Allocation, params: CostParams = CostParams()):
+    """Cycles to move ``rows`` int8 activation rows (``H`` bytes each) over m_axi in the spill engine:
+    ``ceil(rows * H / (BW * mem_efficiency / f_clk))`` (int or array, as ``rows``)."""
+    per_cycle = alloc.bandwidth_GBps * 1e9 * params.mem_efficiency / (alloc.clock_MHz * 1e6)
+    nbytes = np.asarray(rows, dtype=np.float64) * check_model(model)["H"]
+    out = np.ceil(nbytes / per_cycle).astype(np.int64)
+    return int(out) if out.ndim == 0 else out
+
+
 def dsp_for_macs(lanes: int, dsp_type: str) -> int:
     """DSP slices for ``lanes`` int8 MACs per cycle: two per DSP48E2 (WP486), one per DSP48E1."""
     return math.ceil(lanes / 2) if dsp_type == "DSP48E2" else lanes
@@ -263,7 +354,8 @@ def resources(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None, allo
     DSP: ``sum over MAC arrays of dsp_for_macs(PE * SIMD)``. LUT: ``lut_per_mac_lane`` per MAC lane,
     selection lanes ``d * lut_per_4b_mult + k * lut_per_topk_entry`` each, plus ``lut_fixed``.
     On-chip memory (bytes): weights (all layers if resident, else two layers: double buffer) +
-    ``wave_tokens * activation_bytes_per_token``; mapped to URAM first for the weights, block RAM for
+    ``wave_tokens * activation_bytes_per_token`` (or, with ``alloc.spill``, ``wave_tokens *
+    working_bytes_per_token + fixed_buffer_bytes``); mapped to URAM first for the weights, block RAM for
     the rest. ``max_tokens`` sizes the top-k index buffers.
 
     Returns ``{"dsp", "lut", "bram_36k", "uram", "onchip_bytes", "weight_bytes", "activation_bytes"}``.
@@ -280,7 +372,11 @@ def resources(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None, allo
         lut += alloc.select_lanes * (dims["d"] * params.lut_per_4b_mult + k * params.lut_per_topk_entry)
     layer_bytes = layer_weight_bytes(model, sparsity)
     weight_bytes = layer_bytes * (dims["L"] if alloc.resident else 2)
-    act_bytes = alloc.wave_tokens * activation_bytes_per_token(model, sparsity, k)
+    if getattr(alloc, "spill", False):
+        act_bytes = (alloc.wave_tokens * working_bytes_per_token(model)
+                     + fixed_buffer_bytes(model, sparsity, alloc, max_tokens))
+    else:
+        act_bytes = alloc.wave_tokens * activation_bytes_per_token(model, sparsity, k)
     uram_w = min(board.uram, math.ceil(weight_bytes / params.uram_bytes))
     rest = max(0, weight_bytes - uram_w * params.uram_bytes) + act_bytes
     uram_a = min(board.uram - uram_w, rest // params.uram_bytes)

@@ -15,13 +15,17 @@ The dynamic pipeline (our design of the procedure the paper does not spell out):
 1. *Grouping.* Sequences are grouped into waves whose real (unpadded) token count fits the engine's
    activation buffers (``wave_tokens``); a wave is the unit of weight streaming. Streamed weights: waves
    are packed first fit in arrival order (one weight load per (wave, layer) and a wave's sequences are
-   what the stages can overlap, so full waves matter); resident weights: arrival order.
+   what the stages can overlap, so full waves matter); resident weights: dealt by decreasing length to
+   the wave with the least quadratic work (every wave keeps the input's length mix). The optional spill
+   engine (``Allocation.spill``) runs one weight pass per layer for the whole input and bounds the
+   working set with a token pool instead.
 2. *Jobs.* Each sequence is a chain of ``L x 6`` operators (layer l, stage s). The row-wise stages
    (qkv, out, ffn_up, ffn_down) run in row tiles of ``row_tile`` rows, as the generated HLS kernel does
    (one job per (sequence, layer, stage, tile)); select and attn need all of a sequence's K/V and run
-   once per sequence. Precedence: tile i of a row-wise operator waits for tile i of the row-wise
-   operator before it (out -> ffn_up -> ffn_down -> next layer's qkv); select waits for every qkv tile
-   of its sequence, attn for select, every out tile for attn. When weights are streamed, one load
+   one job per head group (the kernel's head loop). Precedence: tile i of a row-wise operator waits for
+   tile i of the row-wise operator before it (out -> ffn_up -> ffn_down -> next layer's qkv); each
+   select head waits for every qkv tile of its sequence, attn head i for select head i, every out tile
+   for every attn head. When weights are streamed, one load
    operator per (wave, layer, MVU stage) runs on the m_axi loader, double-buffered: the load of pass
    q waits for every job of pass q-2 at that stage to finish (its buffer is reused).
 3. *Priority.* The critical-path priority of ALGORITHMS.md section 1,
@@ -45,12 +49,14 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import InputError
-from .cost import (MVU_STAGES, ROW_STAGES, STAGES, Allocation, CostParams, sequence_cycles_many, tile_cycles_many,
-                   weight_load_cycles)
+from .cost import (MVU_STAGES, ROW_STAGES, STAGES, Allocation, CostParams, pass_tokens_many, sequence_cycles_many,
+                   spill_io_cycles, tile_cycles_many, weight_load_cycles)
 
 __all__ = ["flow_shop_starts", "simulate", "SimResult", "METHODS", "BASELINES", "make_waves",
            "run_method", "compare"]
 
+_WAVE_ORDER = {True: "dealt", False: "ff"}
+_SPILL_POLICY = "critical_path_arrival"
 BASELINES = ("padded_max", "padded_batch", "bucketed")
 METHODS = ("padless",) + BASELINES
 
@@ -114,7 +120,8 @@ class SimResult:
         load_starts: ``[(wave, layer, stage, start, duration)]`` of weight loads (streamed weights).
         waves: sequence indices of each wave, in order.
         segments: ``(jobs, 6)`` int64 rows ``(sequence, layer, stage, tile, start, duration)``, one per
-            job the stages ran (a row tile, or a whole-sequence operator at tile 0), in start order.
+            job the stages ran (a row tile, or a head group of select / attn), in start order.
+        pool_peak: most working-set tokens held at once (0 without a pool).
     """
 
     starts: np.ndarray
@@ -124,6 +131,7 @@ class SimResult:
     load_starts: list = field(default_factory=list)
     waves: list = field(default_factory=list)
     segments: np.ndarray = field(default_factory=lambda: np.zeros((0, 6), dtype=np.int64))
+    pool_peak: int = 0
 
     def stage_busy(self) -> np.ndarray:
         """``(S,)`` busy cycles of each stage (padding included)."""
@@ -136,7 +144,8 @@ class SimResult:
 
 def simulate(durations: np.ndarray, waves: Sequence[Sequence[int]], policy: str = "critical_path",
              useful: np.ndarray | None = None, load_cycles: Mapping[int, int] | int = 0,
-             avg_cycles: np.ndarray | None = None, whole_sequence_stages: Sequence[int] = ()) -> SimResult:
+             avg_cycles: np.ndarray | None = None, whole_sequence_stages: Sequence[int] = (),
+             pool_tokens: int = 0, window_tokens: np.ndarray | None = None) -> SimResult:
     """Event-by-event list scheduling of ``B`` operator chains on ``S`` stages (+ a weight loader).
 
     Jobs and precedence (docs/performance-model.md, "Scheduling"): operator ``(j, l, s)`` of sequence ``j``
@@ -156,14 +165,21 @@ def simulate(durations: np.ndarray, waves: Sequence[Sequence[int]], policy: str 
         load_cycles: ``{stage index: cycles}`` to stream one layer's weights of that stage (an int: the
             same for every stage); empty / 0 = weights resident on chip.
         avg_cycles: ``(L, S)`` cycles at the mean length, for P(v, s_avg) (default: mean of durations).
-        whole_sequence_stages: stage indices whose job needs the whole sequence (select, attn).
+        whole_sequence_stages: stage indices whose jobs need the whole sequence's K/V (select, attn): one
+            job per head group, linked job to job among themselves, by a barrier to the row-wise stages.
+        pool_tokens: on-chip working-set capacity in tokens (0: unbounded). A sequence's layer ``l`` holds
+            ``window_tokens[j, l]`` of it from the dispatch of the first job of that layer's first operator
+            until its last operator's last job finishes; a first job that does not fit waits (admission in
+            priority order: only the best waiting first job may be admitted, so a long sequence is not
+            starved by shorter ones; jobs of admitted windows are never held back).
+        window_tokens: ``(B, L)`` tokens each (sequence, layer) window holds; required with ``pool_tokens``.
 
     Returns:
         :class:`SimResult`.
 
     Raises:
         InputError: bad shapes, ``waves`` not a partition of the sequences, unknown ``policy``, tiles of a
-            pass that are not a prefix, a tiled whole-sequence stage.
+            pass that are not a prefix, a window larger than ``pool_tokens``.
     """
     dur4 = np.asarray(durations, dtype=np.int64)
     if dur4.ndim == 3:
@@ -178,13 +194,21 @@ def simulate(durations: np.ndarray, waves: Sequence[Sequence[int]], policy: str 
     seen = sorted(j for w in waves for j in w)
     if seen != list(range(B)):
         raise InputError("waves must partition the sequences 0..B-1, each exactly once")
-    if policy not in ("critical_path", "fifo"):
+    if policy not in ("critical_path", "critical_path_arrival", "fifo"):
         raise InputError(f"unknown policy {policy!r}")
     whole = {int(s) for s in whole_sequence_stages}
+    pool = int(pool_tokens)
+    win = np.zeros((B, L), dtype=np.int64)
+    if pool:
+        if window_tokens is None:
+            raise InputError("pool_tokens needs window_tokens (tokens of every (sequence, layer) window)")
+        win = np.asarray(window_tokens, dtype=np.int64)
+        if win.shape != (B, L):
+            raise InputError(f"window_tokens must be (sequences, layers) = {(B, L)}, got {win.shape}")
+        if win.size and int(win.max()) > pool:
+            raise InputError(f"a sequence needs {int(win.max())} tokens of working set; the engine holds {pool}")
     ntiles = (dur4 > 0).sum(axis=3)  # (B, L, S)
     if _T > 1:
-        if any((dur4[:, :, s, 1:] > 0).any() for s in whole):
-            raise InputError("a whole-sequence stage has more than one tile")
         prefix = np.arange(_T)[None, None, None, :] < ntiles[..., None]
         if ((dur4 > 0) != prefix).any():
             raise InputError("the tiles of a pass must be a prefix of the tile axis (no zero-cycle tile inside)")
@@ -209,15 +233,28 @@ def simulate(durations: np.ndarray, waves: Sequence[Sequence[int]], policy: str 
         oj = [(l, s, int(ntiles[j, l, s])) for l in range(L) for s in range(S) if dur[j, l, s] > 0]
         ops.append(oj)
         tdur.append([[int(c) for c in dur4[j, l, s, :n]] for l, s, n in oj])
-        # linked[j][o]: op o -> o + 1 tile to tile (both row-wise, same tiles), else a barrier
-        linked.append([oj[o][1] not in whole and oj[o + 1][1] not in whole and oj[o][2] == oj[o + 1][2]
+        # linked[j][o]: op o -> o + 1 job to job (both row-wise or both whole-sequence, same job
+        # count: row tile i -> row tile i, head group i -> head group i), else a barrier
+        linked.append([(oj[o][1] in whole) == (oj[o + 1][1] in whole) and oj[o][2] == oj[o + 1][2]
                        for o in range(len(oj) - 1)])
         if policy == "fifo":
             keys.append([(int(wave_of[j]), int(pos_of[j]), l, s) for l, s, _ in oj])
         else:
-            keys.append([(int(wave_of[j]), -float(p_static[l, s]), -int(p_dyn[j, l, s]), int(pos_of[j]))
+            keys.append([(int(wave_of[j]), -float(p_static[l, s]),
+                          0 if policy == "critical_path_arrival" else -int(p_dyn[j, l, s]), int(pos_of[j]))
                          for l, s, _ in oj])
     starts = np.full((B, L, S), -1, dtype=np.int64)
+    # layer windows: the first and last operator of each (sequence, layer)
+    first_op = [{} for _ in range(B)]
+    last_op = [{} for _ in range(B)]
+    for j in range(B):
+        for o, (l, _, _) in enumerate(ops[j]):
+            first_op[j].setdefault(l, o)
+            last_op[j][l] = o
+    admitted = np.zeros((B, L), dtype=bool)
+    admit_q = [[] for _ in range(S)]  # first jobs of windows not yet admitted, per stage
+    pool_free = pool
+    pool_peak = 0
 
     # weight streaming: one load per (wave, layer, stage) for the stages that hold weights, issued in
     # (wave, layer, stage) order on one m_axi loader; stage s double-buffers its weights, so the load
@@ -248,6 +285,13 @@ def simulate(durations: np.ndarray, waves: Sequence[Sequence[int]], policy: str 
     load_log = []
     seg = []
 
+    def enqueue(j: int, o: int, i: int) -> None:
+        l, s, _ = ops[j][o]
+        if pool and not admitted[j, l] and first_op[j][l] == o:
+            heapq.heappush(admit_q[s], (keys[j][o], i, j, o))
+        else:
+            heapq.heappush(ready[s], (keys[j][o], i, j, o))
+
     def make_ready(j: int, o: int, i: int) -> None:
         l, s, _ = ops[j][o]
         if s in load_map:
@@ -255,7 +299,7 @@ def simulate(durations: np.ndarray, waves: Sequence[Sequence[int]], policy: str 
             if not load_done[r, s]:
                 waiting.setdefault((r, s), []).append((j, o, i))
                 return
-        heapq.heappush(ready[s], (keys[j][o], i, j, o))
+        enqueue(j, o, i)
 
     def load_allowed(q: int) -> bool:
         if q >= n_loads:
@@ -278,15 +322,28 @@ def simulate(durations: np.ndarray, waves: Sequence[Sequence[int]], policy: str 
             load_log.append((w, l, s, now, load_map[s]))
         # dispatch every free stage
         for s in range(S):
-            if not unit_busy[s] and ready[s]:
+            if unit_busy[s]:
+                continue
+            q = admit_q[s]
+            while q and admitted[q[0][2], ops[q[0][2]][q[0][3]][0]]:  # its window was admitted meanwhile
+                heapq.heappush(ready[s], heapq.heappop(q))
+            if q and win[q[0][2], ops[q[0][2]][q[0][3]][0]] <= pool_free and (not ready[s] or q[0] < ready[s][0]):
+                _, i, j, o = heapq.heappop(q)
+                l = ops[j][o][0]
+                admitted[j, l] = True
+                pool_free -= int(win[j, l])
+                pool_peak = max(pool_peak, pool - pool_free)
+            elif ready[s]:
                 _, i, j, o = heapq.heappop(ready[s])
                 l = ops[j][o][0]
-                if starts[j, l, s] < 0:
-                    starts[j, l, s] = now
-                c = tdur[j][o][i]
-                seg.append((j, l, s, i, now, c))
-                unit_busy[s] = True
-                heapq.heappush(events, (now + c, 1, (j, o, i)))
+            else:
+                continue
+            if starts[j, l, s] < 0:
+                starts[j, l, s] = now
+            c = tdur[j][o][i]
+            seg.append((j, l, s, i, now, c))
+            unit_busy[s] = True
+            heapq.heappush(events, (now + c, 1, (j, o, i)))
         if not events:
             break
         now = events[0][0]
@@ -299,7 +356,7 @@ def simulate(durations: np.ndarray, waves: Sequence[Sequence[int]], policy: str 
                 loader_busy = False
                 loader_q += 1
                 for (j, o, i) in waiting.pop((r, s), []):
-                    heapq.heappush(ready[s], (keys[j][o], i, j, o))
+                    enqueue(j, o, i)
             else:
                 j, o, i = payload
                 l, s, _ = ops[j][o]
@@ -309,6 +366,8 @@ def simulate(durations: np.ndarray, waves: Sequence[Sequence[int]], policy: str 
                 left[j][o] -= 1
                 if left[j][o] == 0:
                     done_ops[j] += 1
+                    if pool and last_op[j][l] == o:
+                        pool_free += int(win[j, l])
                 if o + 1 < len(ops[j]):
                     if linked[j][o]:
                         make_ready(j, o + 1, i)
@@ -321,7 +380,8 @@ def simulate(durations: np.ndarray, waves: Sequence[Sequence[int]], policy: str 
     finish = int((segments[:, 4] + segments[:, 5]).max(initial=0)) if len(segments) else 0
     makespan = int(max(finish, max((a + d for _, _, _, a, d in load_log), default=0)))
     return SimResult(starts=starts, durations=np.where(starts >= 0, dur, 0), useful=np.where(starts >= 0, useful, 0),
-                     makespan=makespan, load_starts=load_log, waves=[list(w) for w in waves], segments=segments)
+                     makespan=makespan, load_starts=load_log, waves=[list(w) for w in waves], segments=segments,
+                     pool_peak=int(pool_peak))
 
 
 def make_waves(tokens: Sequence[int], wave_tokens: int, max_sequences: int | None = None,
@@ -345,6 +405,24 @@ def make_waves(tokens: Sequence[int], wave_tokens: int, max_sequences: int | Non
         if t > wave_tokens:
             raise InputError(f"sequence {j} needs {t} tokens of activation buffer; the engine holds "
                              f"{wave_tokens}. Re-plan with longer lengths (padless compile) or truncate.")
+    if order == "dealt":
+        n_waves = max(1, -(-sum(toks) // int(wave_tokens)))
+        bins = [[] for _ in range(n_waves)]
+        free = [int(wave_tokens)] * n_waves
+        quad = [0] * n_waves
+        for j in sorted(range(len(toks)), key=lambda j: (-toks[j], j)):
+            fits = [b for b in range(len(bins)) if toks[j] <= free[b]
+                    and not (max_sequences and len(bins[b]) >= max_sequences)]
+            if not fits:
+                bins.append([])
+                free.append(int(wave_tokens))
+                quad.append(0)
+                fits = [len(bins) - 1]
+            b = min(fits, key=lambda b: (quad[b], -free[b], b))
+            bins[b].append(j)
+            free[b] -= toks[j]
+            quad[b] += toks[j] * toks[j]
+        return sorted((sorted(b) for b in bins if b), key=lambda b: b[0])
     if order in ("ffd", "ff"):
         bins: list[list[int]] = []
         free: list[int] = []
@@ -359,7 +437,7 @@ def make_waves(tokens: Sequence[int], wave_tokens: int, max_sequences: int | Non
                 free.append(wave_tokens - toks[j])
         return sorted((sorted(b) for b in bins), key=lambda b: b[0])
     if order != "arrival":
-        raise InputError(f"unknown wave order {order!r}; choose 'arrival', 'ff' or 'ffd'")
+        raise InputError(f"unknown wave order {order!r}; choose 'arrival', 'ff', 'ffd' or 'dealt'")
     waves, cur, used = [], [], 0
     for j, t in enumerate(toks):
         if cur and (used + t > wave_tokens or (max_sequences and len(cur) >= max_sequences)):
@@ -387,7 +465,8 @@ def run_method(method: str, model: Mapping[str, Any], lengths: Sequence[int], sp
     """Simulate ``method`` (one of :data:`METHODS`) on ``lengths`` with the cycle model.
 
     * ``padless``: no padding; waves of real tokens <= ``alloc.wave_tokens`` (first fit in arrival order when
-      weights are streamed, arrival order when resident); critical-path priority.
+      weights are streamed, dealt by length when resident; one wave and a working-set pool with
+      ``alloc.spill``); critical-path priority (ties by arrival with ``alloc.spill``).
     * ``padded_max``: every sequence padded to ``pad_to`` (default: the longest in ``lengths``);
       batches of ``batch_size`` in arrival order; FIFO.
     * ``padded_batch``: batches of ``batch_size`` in arrival order, each padded to its longest; FIFO.
@@ -408,14 +487,38 @@ def run_method(method: str, model: Mapping[str, Any], lengths: Sequence[int], sp
     load = {} if alloc.resident else {STAGES.index(s): weight_load_cycles(model, sparsity, alloc, params, s)
                                       for s in MVU_STAGES}
     avg_n = max(1, int(round(float(lengths.mean()))))
+    spill = bool(getattr(alloc, "spill", False))
+
+    def engine(tokens):
+        """Job cycles of sequences occupying ``tokens`` (padded for baselines), with the spill engine's
+        activation reads (before each qkv tile) and writes (after each ffn_down tile) as stall cycles,
+        and the pool arguments of :func:`simulate`."""
+        tiles = tile_cycles_many(model, tokens, sparsity, alloc, params)
+        if not spill:
+            return tiles, {}
+        win = pass_tokens_many(model, tokens, sparsity)
+        tile = int(alloc.row_tile or 0)
+        ntile = tiles.shape[3]
+        rows = (np.clip(win[..., None] - tile * np.arange(ntile), 0, tile) if tile
+                else np.pad(win[..., None], ((0, 0), (0, 0), (0, ntile - 1))))
+        io = spill_io_cycles(model, rows, alloc, params)
+        for st in ("qkv", "ffn_down"):
+            si = STAGES.index(st)
+            tiles[:, :, si] += np.where(tiles[:, :, si] > 0, io, 0)
+        return tiles, {"pool_tokens": int(alloc.wave_tokens), "window_tokens": win}
+
     if method == "padless":
         avg = sequence_cycles_many(model, [avg_n], sparsity, alloc, params)[0]
-        # streamed weights: one load per (wave, layer), so fill every wave to the token budget (first
-        # fit in arrival order); resident weights: arrival order (the waves only order the work)
-        waves = make_waves(lengths, alloc.wave_tokens, order="arrival" if alloc.resident else "ff")
-        tiles = tile_cycles_many(model, lengths, sparsity, alloc, params)
-        return simulate(tiles, waves, "critical_path", useful=real, load_cycles=load, avg_cycles=avg,
-                        whole_sequence_stages=whole)
+        if spill:  # layer-major: one weight pass per layer for the whole input, arrival order
+            waves = [list(range(len(lengths)))]
+        else:
+            # streamed weights: one load per (wave, layer), so fill every wave to the token budget
+            # (first fit in arrival order); resident weights: waves dealt by length so each holds the
+            # input's mix (the waves only order the work)
+            waves = make_waves(lengths, alloc.wave_tokens, order=_WAVE_ORDER[alloc.resident])
+        tiles, pool = engine(lengths)
+        return simulate(tiles, waves, _SPILL_POLICY if spill else "critical_path", useful=real, load_cycles=load, avg_cycles=avg,
+                        whole_sequence_stages=whole, **pool)
     if method not in BASELINES:
         raise InputError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     B = len(lengths)
@@ -456,9 +559,11 @@ def run_method(method: str, model: Mapping[str, Any], lengths: Sequence[int], sp
         if int(padded.max()) > alloc.wave_tokens:
             raise InputError(f"a sequence of {int(padded.max())} tokens exceeds the engine's "
                              f"{alloc.wave_tokens}-token activation buffer")
-    dur = tile_cycles_many(model, padded, sparsity, alloc, params)
+    dur, pool = engine(padded)
+    if spill:  # the same layer-major engine: one weight pass per layer, batches in order (FIFO)
+        waves = [[j for w in waves for j in w]]
     # waves index sequences by their arrival index; the FIFO key uses position inside the wave order
-    return simulate(dur, waves, "fifo", useful=real, load_cycles=load, whole_sequence_stages=whole)
+    return simulate(dur, waves, "fifo", useful=real, load_cycles=load, whole_sequence_stages=whole, **pool)
 
 
 def metrics(result: SimResult, lengths: Sequence[int], useful_macs: float, clock_MHz: float,

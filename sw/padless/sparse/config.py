@@ -6,7 +6,9 @@
              | {density: 0.25, min_k: 8}   # keep max(min_k, ceil(0.25 n)) keys per query
     weights:   {sparsity: 0.5, bank: 16,   # bank-balanced magnitude pruning (Cao et al. FPGA 2019)
                 layers: {0: 0.3, 5: 0.6},  # optional per-layer ratios overriding `sparsity`
-                criterion: activation}     # optional: rank by |w| * ||x|| (Wanda) instead of |w|
+                criterion: activation}     # optional: rank by |w| * ||x|| (Wanda) instead of |w|,
+                                           # or sparsegpt: OBS mask + weight reconstruction on real
+                                           # sentences (Frantar & Alistarh 2023, padless.sparse.sparsegpt)
     tokens:    {layers: [2, 4], keep: 0.7} # cascade token pruning before layers 2 and 4 (SpAtten, HPCA 2021)
              | {layers: [2, 4], keep: 0.7, method: policy}  # learned TR-BERT policy (policy.npz in the
                                            # project; `keep` is the ratio its integer thresholds were
@@ -17,7 +19,7 @@ model, the operation counts (:mod:`padless.opcount`) and the scheduler read. The
 stable (writing and re-reading the manifest gives an equal dict, and parsing it again is the identity)::
 
     {"attention": {} | {"topk": k} | {"density": d, "min_k": m},
-     "weights":   {} | {"sparsity": s, "bank": B, "criterion": "magnitude" | "activation"
+     "weights":   {} | {"sparsity": s, "bank": B, "criterion": "magnitude" | "activation" | "sparsegpt"
                          [, "layers": {"<i>": s_i, ...}]},
      "tokens":    {} | {"layers": [i, ...], "keep": r, "method": "cascade" | "policy"}}
 
@@ -37,7 +39,7 @@ __all__ = ["parse_sparsity", "DEFAULT_BANK", "TOKEN_METHODS", "WEIGHT_CRITERIA"]
 #: Bank size used when ``weights.sparsity`` is given without ``bank`` (16 int8 weights: one 128-bit word).
 DEFAULT_BANK = 16
 #: Weight-pruning ranking: |w| (magnitude) or |w| * ||x|| over calibration tokens (activation, Wanda).
-WEIGHT_CRITERIA = ("magnitude", "activation")
+WEIGHT_CRITERIA = ("magnitude", "activation", "sparsegpt")
 #: Token-reduction methods: training-free cascade pruning (SpAtten) and the learned TR-BERT policy.
 TOKEN_METHODS = ("cascade", "policy")
 

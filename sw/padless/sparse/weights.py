@@ -128,17 +128,20 @@ _INPUT_SITE = {"q": "in", "k": "in", "v": "in", "o": "ctx", "ffn_up": "h", "ffn_
 
 #: Sentences for activation-aware pruning when the caller gives none (the compile's default calibration set).
 CALIB_DATASET, CALIB_COUNT = "vader-tweets", 64
+#: Calibration sentences for ``criterion: sparsegpt`` (about 16k tokens of tweets: several times the widest
+#: Linear input, 1536 for MiniLM's FFN down, so every Hessian is well conditioned).
+SPARSEGPT_CALIB_COUNT = 1024
 
 
-def default_calibration_ids(spec: EncoderSpec) -> list:
-    """Token ids of the first :data:`CALIB_COUNT` sentences of :data:`CALIB_DATASET` (real text from the
-    registry cache). Raises InputError when the model has no tokenizer, DataError when the data is missing."""
+def default_calibration_ids(spec: EncoderSpec, count: int = CALIB_COUNT) -> list:
+    """Token ids of the first ``count`` sentences of :data:`CALIB_DATASET` (real text from the registry
+    cache). Raises InputError when the model has no tokenizer, DataError when the data is missing."""
     from ..data.datasets import load_dataset
     from ..models import Tokenizer
     if not spec.tokenizer_path:
         raise InputError(f"model {spec.name} has no tokenizer: activation-aware pruning needs calibration "
                          "sentences; use criterion: magnitude")
-    texts = load_dataset(CALIB_DATASET, limit=CALIB_COUNT).texts
+    texts = load_dataset(CALIB_DATASET, limit=count).texts
     return Tokenizer(spec.tokenizer_path, spec.max_positions).encode(texts, truncate=True)
 
 
@@ -168,9 +171,13 @@ def prune_spec(spec: EncoderSpec, weights_cfg: Mapping[str, Any], token_ids=None
         spec: the float model (not modified).
         weights_cfg: ``{"sparsity": s, "bank": B[, "layers": {"<i>": s_i}]}`` (normalised by
             :func:`padless.sparse.config.parse_sparsity`); per-layer ratios override ``s``.
-        token_ids: optional real sentences (token id lists) for ``criterion: activation``: the ranking
-            score is then ``|w| * ||x||`` (:func:`input_norms`; Wanda, Sun et al. arXiv 2306.11695) instead
-            of ``|w|``. With ``criterion: activation`` and no ids, :func:`default_calibration_ids`.
+        token_ids: optional real sentences (token id lists) for the data-aware criteria. ``activation``:
+            the ranking score is ``|w| * ||x||`` (:func:`input_norms`; Wanda, Sun et al. arXiv 2306.11695)
+            instead of ``|w|``. ``sparsegpt``: masks chosen by OBS saliency and the kept weights
+            reconstructed to preserve each Linear's outputs on these sentences
+            (:mod:`padless.sparse.sparsegpt`). With no ids, :func:`default_calibration_ids`
+            (``SPARSEGPT_CALIB_COUNT`` sentences for sparsegpt: its FFN-down Hessian is 1536 x 1536 on
+            MiniLM and needs many more tokens than that).
     Returns:
         a copy of ``spec`` whose Linear weights are pruned (biases, LayerNorms and embeddings untouched);
         ``spec.source["weight_sparsity"]`` records the config. Quantizing it keeps every pruned weight 0.
@@ -183,16 +190,24 @@ def prune_spec(spec: EncoderSpec, weights_cfg: Mapping[str, Any], token_ids=None
     bank = int(cfg["bank"])
     ratios = layer_ratios(cfg, len(spec.layers))
     criterion = cfg.get("criterion", "magnitude")
-    if criterion not in ("magnitude", "activation"):
-        raise InputError(f"weights criterion {criterion!r} is not available; choose magnitude or activation")
+    if criterion not in ("magnitude", "activation", "sparsegpt"):
+        raise InputError(f"weights criterion {criterion!r} is not available; choose magnitude, activation "
+                         "or sparsegpt")
     norms, cal_source = [{} for _ in spec.layers], None
-    if criterion == "activation":
+    if criterion in ("activation", "sparsegpt"):
+        count = CALIB_COUNT if criterion == "activation" else SPARSEGPT_CALIB_COUNT
         if token_ids is None:
-            token_ids, cal_source = default_calibration_ids(spec), f"{CALIB_DATASET} (first {CALIB_COUNT})"
+            token_ids, cal_source = default_calibration_ids(spec, count), f"{CALIB_DATASET} (first {count})"
         else:
             cal_source = f"{len(token_ids)} given sentences"
-        norms = input_norms(spec, token_ids)
     out = copy.copy(spec)
+    out.source = {**spec.source, "weight_sparsity": {**cfg, "ratios": ratios, "norms_from": cal_source}}
+    if criterion == "sparsegpt":
+        from .sparsegpt import sparsegpt_layers
+        out.layers = sparsegpt_layers(spec, ratios, bank, token_ids)
+        return out
+    if criterion == "activation":
+        norms = input_norms(spec, token_ids)
     out.layers = []
     for layer, s, nrm in zip(spec.layers, ratios, norms):
         new = copy.copy(layer)
@@ -201,7 +216,6 @@ def prune_spec(spec: EncoderSpec, weights_cfg: Mapping[str, Any], token_ids=None
             w = prune_weight(lin.weight, bank, s, nrm.get(name)).astype(np.float32)
             setattr(new, name, LinearSpec(weight=w, bias=lin.bias))
         out.layers.append(new)
-    out.source = {**spec.source, "weight_sparsity": {**cfg, "ratios": ratios, "norms_from": cal_source}}
     return out
 
 
