@@ -30,7 +30,7 @@ void t_requantize(const int64_t *a, int n, int64_t m, int s, int bits, int64_t *
     for (int i = 0; i < n; i++) o[i] = bits == 8 ? requantize<8>(a[i], m, s) : bits == 22 ? requantize<22>(a[i], m, s)
                                                                     : requantize<32>(a[i], m, s); }
 void t_i_exp(const int64_t *x, int n, int64_t *o) { for (int i = 0; i < n; i++) o[i] = i_exp(x[i]); }
-void t_softmax(const int32_t *s, int n, uint8_t *p) { i_softmax<4096>(s, n, p); }
+void t_softmax(const int32_t *s, int n, prob_t *p) { i_softmax<4096>(s, n, p); }
 void t_isqrt(const int64_t *x, int n, int64_t *o) { for (int i = 0; i < n; i++) o[i] = isqrt<24>(x[i]); }
 void t_layernorm(const int32_t *y, int rows, const int64_t *m, const int64_t *b, int sh, int8_t *o) {
     for (int r = 0; r < rows; r++) i_layernorm<64>(y + r * 64, m, b, sh, o + r * 64); }
@@ -112,7 +112,7 @@ def test_i_exp_and_softmax(fastlib):
     cases += [np.full(9, 1234), np.array([2**31 - 1, -(2**31)]), np.zeros(300, np.int64)]  # all-equal, extremes
     for s in cases:
         s32 = np.ascontiguousarray(s, dtype=np.int32)
-        p = np.empty(len(s32), np.uint8)
+        p = np.empty(len(s32), np.uint16)  # prob_t: uint12 values in a uint16
         fastlib.t_softmax(P(s32), len(s32), P(p))
         np.testing.assert_array_equal(p, intops.i_softmax(s32.astype(np.int64)))
 

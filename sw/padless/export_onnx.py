@@ -3,8 +3,9 @@ inspect the exact quantized model padless built.
 
 The graph reproduces :func:`padless.golden.run_layer` operation for operation with ONNX integer ops:
 
-* int8 x int8 (and uint8 probabilities x int8 V) products are ``MatMulInteger`` (int32 accumulators,
-  exact: |acc| < 2^31 for every layer padless quantizes), followed by int64 bias ``Add``.
+* int8 x int8 products are ``MatMulInteger`` (int32 accumulators, exact: |acc| < 2^31 for every layer
+  padless quantizes), followed by int64 bias ``Add``; uint12 probabilities x int8 V are two uint8 x int8
+  ``MatMulInteger`` (``p = 256 p_hi + p_lo``), recombined exactly in int64.
 * Every requantization ``saturate((acc * m + 2^(s-1)) >> s)`` is int64 ``Mul``/``Add``, an exact floor
   division by ``2^s`` (``Div`` for values known non-negative, else ``(v - Mod(v, 2^s)) / 2^s``: ONNX
   integer ``Div`` truncates toward zero, the numerics contract floors) and ``Max``/``Min``.
@@ -242,8 +243,13 @@ def _attention(B: _Builder, q: str, k: str, v: str, L, num_heads: int, H: int, c
     if cfg:
         p = B.i_softmax(scores, _selection_mask(B, qh, heads(k, [0, 2, 1, 3]), scores, cfg))
     else:
-        p = B.i_softmax(scores)                                                 # uint8-valued
-    ctx = B.cast(B.op("MatMulInteger", B.cast(p, P.UINT8), vh), P.INT64)        # (b, h, n, d)
+        p = B.i_softmax(scores)                                                 # uint12-valued
+    # P (uint12) x V (int8) as two exact uint8 x int8 MatMulInteger: p = 256 p_hi + p_lo
+    # (ONNX has no 16-bit MatMulInteger; both int32 sums are exact, so the result is the golden int32).
+    p_hi = B.cast(B.op("Div", p, B.i64(256)), P.UINT8)
+    p_lo = B.cast(B.op("Mod", p, B.i64(256)), P.UINT8)
+    ctx = B.op("Add", B.op("Mul", B.cast(B.op("MatMulInteger", p_hi, vh), P.INT64), B.i64(256)),
+               B.cast(B.op("MatMulInteger", p_lo, vh), P.INT64))                # (b, h, n, d)
     ctx = B.op("Reshape", B.op("Transpose", ctx, perm=[0, 2, 1, 3]), B.i64([0, 0, H]))
     return B.requantize(ctx, L.ctx_m, L.ctx_shift, 8)
 

@@ -45,7 +45,7 @@ def run_layer(layer: QLayer, x: np.ndarray, offsets: np.ndarray, num_heads: int,
         num_heads: attention heads.
         attention: attention sparsity config (None/{} dense; see sparse.attention.keep_count).
         received: optional ``(tokens,)`` int64 array; when given it is overwritten with the attention
-            each token received in this layer, ``sum over heads and queries`` of the uint8 softmax
+            each token received in this layer, ``sum over heads and queries`` of the uint12 softmax
             probabilities of its sequence (token reduction's importance, :mod:`padless.sparse.tokens`).
     Returns:
         ``(tokens, hidden)`` int8 output.

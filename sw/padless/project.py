@@ -27,7 +27,7 @@ from .errors import InputError, ProjectError
 from .ir import EmbeddingSpec, EncoderSpec, LayerNormSpec
 
 FORMAT = "padless-project"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2   # 2: 12-bit softmax probabilities (docs/numerics.md); projects of format 1 must be recompiled
 MANIFEST = "manifest.json"
 
 

@@ -165,8 +165,13 @@ class SparseStudent(nn.Module):
         out = torch.matmul(probs, value).transpose(1, 2).contiguous()
         return out, probs
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, output_attentions: bool = False):
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, output_attentions: bool = False,
+                output_hidden_states: bool = False):
+        """``(B, n)`` ids and {0,1} mask -> last hidden states ``(B, n, hidden)``; with ``output_attentions`` or
+        ``output_hidden_states`` the transformers output object instead (``.last_hidden_state``,
+        ``.attentions`` per layer ``(B, heads, n, n)``, ``.hidden_states`` embeddings + every layer)."""
         self._lengths = attention_mask.sum(dim=1).long()
         out = self.bert(input_ids=input_ids, attention_mask=attention_mask,
-                        token_type_ids=torch.zeros_like(input_ids), output_attentions=output_attentions)
-        return (out.last_hidden_state, out.attentions) if output_attentions else out.last_hidden_state
+                        token_type_ids=torch.zeros_like(input_ids), output_attentions=output_attentions,
+                        output_hidden_states=output_hidden_states)
+        return out if (output_attentions or output_hidden_states) else out.last_hidden_state

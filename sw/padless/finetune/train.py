@@ -38,7 +38,7 @@ import torch
 
 from ..errors import InputError
 from ..sparse.config import parse_sparsity
-from ..sparse.weights import prune_spec
+from ..sparse.weights import LINEAR_NAMES, prune_spec
 from .masks import cubic_sparsity
 
 __all__ = ["TrainConfig", "load_finetune_config", "finetune", "training_ids", "SPARSITY_FILE", "CHECKPOINT"]
@@ -69,6 +69,7 @@ class TrainConfig:
     loss_hidden: float = 1.0
     loss_cosine: float = 1.0
     loss_attention: float = 0.0
+    loss_layers: float = 0.0         # relative MSE of every intermediate layer's hidden states (TinyBERT)
     init: str = "sparsegpt"          # sparsegpt: one-shot OBS masks + reconstruction, then fixed masks;
                                      # magnitude: cubic ramp of magnitude masks (Zhu & Gupta)
     calib_sentences: int = 512       # training sentences (seeded sample) for the sparsegpt init
@@ -93,8 +94,8 @@ class TrainConfig:
                 raise InputError("vader-movie is the evaluation set; train on fortunes, reuters or vader-tweets")
             if d not in TRAIN_DATASETS:
                 raise InputError(f"train.datasets: {d!r} is not a training dataset ({', '.join(TRAIN_DATASETS)})")
-        if min(self.loss_hidden, self.loss_cosine, self.loss_attention) < 0 or \
-                self.loss_hidden + self.loss_cosine + self.loss_attention == 0:
+        weights = (self.loss_hidden, self.loss_cosine, self.loss_attention, self.loss_layers)
+        if min(weights) < 0 or sum(weights) == 0:
             raise InputError("train loss weights must be >= 0 and not all 0")
         return self
 
@@ -135,7 +136,7 @@ def load_finetune_config(cfg: str | Path | Mapping[str, Any] | None) -> tuple[di
     if bad:
         raise InputError(f"train: unknown keys {sorted(bad)} (allowed: {', '.join(sorted(known))})")
     tc = TrainConfig(**{k: (list(v) if k == "datasets" else v) for k, v in train.items()})
-    for k in ("lr", "ramp", "loss_hidden", "loss_cosine", "loss_attention"):
+    for k in ("lr", "ramp", "loss_hidden", "loss_cosine", "loss_attention", "loss_layers"):
         setattr(tc, k, float(getattr(tc, k)))
     return sp, tc.check()
 
@@ -169,16 +170,26 @@ def _batch(ids: list[list[int]], perm: np.ndarray, j: int, bs: int, pad: int):
     return x, m
 
 
-def _losses(hs, ht, mask, tc: TrainConfig, att_s=None, att_t=None) -> dict:
+def _relative_mse(hs, ht, m):
+    return (((hs - ht) ** 2) * m).sum() / ((ht ** 2) * m).sum()
+
+
+def _losses(s_out, t_out, mask, tc: TrainConfig) -> dict:
+    """Distillation losses of one batch: student / teacher transformers outputs, ``(B, n)`` {0,1} mask."""
     m = mask[..., None].float()
-    hidden = (((hs - ht) ** 2) * m).sum() / ((ht ** 2) * m).sum()
+    hs, ht = s_out.last_hidden_state, t_out.last_hidden_state
+    hidden = _relative_mse(hs, ht, m)
     es = (hs * m).sum(1) / m.sum(1)
     et = (ht * m).sum(1) / m.sum(1)
     cosine = (1 - torch.nn.functional.cosine_similarity(es, et, dim=-1)).mean()
     out = {"hidden": hidden, "cosine": cosine}
     total = tc.loss_hidden * hidden + tc.loss_cosine * cosine
+    if tc.loss_layers > 0:  # embeddings output and layers 1 .. L-1 (the last one is `hidden`)
+        pairs = list(zip(s_out.hidden_states[:-1], t_out.hidden_states[:-1]))
+        out["layers"] = sum(_relative_mse(a, b, m) for a, b in pairs) / len(pairs)
+        total = total + tc.loss_layers * out["layers"]
     if tc.loss_attention > 0:
-        ps, pt = att_s[-1], att_t[-1]  # (B, H, n, n)
+        ps, pt = s_out.attentions[-1], t_out.attentions[-1]  # (B, H, n, n)
         kl = (pt * (torch.log(pt.clamp_min(1e-9)) - torch.log(ps.clamp_min(1e-9)))).sum(-1)  # (B, H, n)
         q = mask[:, None, :].float()
         out["attention"] = (kl * q).sum() / (q.sum() * ps.shape[1])
@@ -244,7 +255,10 @@ def finetune(model: str, config=None, out: str | Path | None = None, steps: int 
         # SparseGPT at the final ratio on a seeded sample of the training sentences; masks then stay fixed.
         pick = np.random.default_rng([tc.seed, 1]).choice(len(ids), min(len(ids), tc.calib_sentences),
                                                           replace=False)
-        pruned = prune_spec(spec, {**sp["weights"], "criterion": "sparsegpt"}, token_ids=[ids[i] for i in pick])
+        with tqdm(total=spec.num_layers * len(LINEAR_NAMES), desc="sparsegpt init", unit="linear",
+                  disable=not progress, dynamic_ncols=True) as bar:
+            pruned = prune_spec(spec, {**sp["weights"], "criterion": "sparsegpt"},
+                                token_ids=[ids[i] for i in pick], progress=lambda i, name: bar.update(1))
         start = bert_from_spec(pruned)
     else:
         start = copy.deepcopy(teacher)
@@ -288,14 +302,11 @@ def finetune(model: str, config=None, out: str | Path | None = None, steps: int 
         while step < end:
             perm = np.random.default_rng([tc.seed, step // per_epoch]).permutation(len(ids))
             x, m = _batch(ids, perm, step % per_epoch, tc.batch_size, pad)
+            want = {"output_attentions": tc.loss_attention > 0, "output_hidden_states": tc.loss_layers > 0}
             with torch.no_grad():
-                t_out = teacher(input_ids=x, attention_mask=m, token_type_ids=torch.zeros_like(x),
-                                output_attentions=tc.loss_attention > 0)
-            if tc.loss_attention > 0:
-                hs, att_s = student(x, m, output_attentions=True)
-                losses = _losses(hs, t_out.last_hidden_state, m, tc, att_s, t_out.attentions)
-            else:
-                losses = _losses(student(x, m), t_out.last_hidden_state, m, tc)
+                t_out = teacher(input_ids=x, attention_mask=m, token_type_ids=torch.zeros_like(x), **want)
+            want["output_hidden_states"] = True  # the output object (hidden states are kept by the graph anyway)
+            losses = _losses(student(x, m, **want), t_out, m, tc)
             opt.zero_grad(set_to_none=True)
             losses["total"].backward()
             student.mask_grads()
@@ -319,7 +330,7 @@ def finetune(model: str, config=None, out: str | Path | None = None, steps: int 
         if final:
             student.update_masks(1.0)  # exactly the final bank-balanced masks (a no-op after the ramp)
         _write_student(student, spec, sp, out, {"teacher": model, "steps": tc.steps, "train": asdict(tc),
-                                                "losses": history})
+                                                "losses": history, "seconds": round(seconds, 1)})
     return {"out": str(out), "steps": step, "seconds": seconds, "loss_first": history[0][1] if history else None,
             "loss_last": history[-1][1] if history else None, "sparsity": student.sparsity(),
             "losses": history, "finished": finished}

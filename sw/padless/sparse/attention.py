@@ -47,7 +47,7 @@ def attention_heads(q: np.ndarray, k: np.ndarray, v: np.ndarray, num_heads: int,
             ``head_dim`` column blocks.
         score_m, score_shift: dyadic requantization of the int32 Q.K^T accumulator to the i-exp input
             format (scale 2^-10).
-        ctx_m, ctx_shift: dyadic requantization of the P.V accumulator (probabilities at scale 2^-8) to
+        ctx_m, ctx_shift: dyadic requantization of the P.V accumulator (probabilities at scale 2^-12) to
             the int8 context.
         cfg: attention config for :func:`keep_count` (None = dense).
         probs_out: if a list is given, ``(heads, n, n)`` int64 probabilities (dense layout, zeros for

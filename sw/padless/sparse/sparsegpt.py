@@ -108,8 +108,13 @@ def obs_prune(weight: np.ndarray, hessian: np.ndarray, bank: int, sparsity: floa
     return w32
 
 
+class _Seen(Exception):
+    """Raised by the observer once the wanted site is recorded: the rest of the layer is not needed."""
+
+
 def _hessian(spec: EncoderSpec, layer, xs: Sequence[np.ndarray], site: str) -> np.ndarray:
-    """``X^T X`` (float64) of the inputs at calibration ``site`` of ``layer`` over every sequence of ``xs``."""
+    """``X^T X`` (float64) of the inputs at calibration ``site`` of ``layer`` over every sequence of ``xs``
+    (the layer runs only up to that site)."""
     from ..reference import layer_fp32
     acc = {"h": None}
 
@@ -117,8 +122,12 @@ def _hessian(spec: EncoderSpec, layer, xs: Sequence[np.ndarray], site: str) -> n
         if name == site:
             v = np.asarray(value, np.float64)
             acc["h"] = v.T @ v if acc["h"] is None else acc["h"] + v.T @ v
+            raise _Seen
     for x in xs:
-        layer_fp32(spec, layer, x, observe)
+        try:
+            layer_fp32(spec, layer, x, observe)
+        except _Seen:
+            pass
     return acc["h"]
 
 

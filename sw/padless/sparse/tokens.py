@@ -8,8 +8,8 @@ carried to the output.
 The specification that hardware reproduces bit for bit (docs/sparsity.md, "Token reduction"):
 
 1. Importance. After each layer ``l`` that runs attention, every surviving token ``j`` of a sequence gets
-   ``r_l[j] = sum over heads h and queries i of P_l[h, i, j]``, the uint8 softmax probabilities (scale
-   2^-8; zero for keys that top-k selection dropped). Importance accumulates over layers:
+   ``r_l[j] = sum over heads h and queries i of P_l[h, i, j]``, the uint12 softmax probabilities (scale
+   2^-12; zero for keys that top-k selection dropped). Importance accumulates over layers:
    ``A[j] = sum over l of r_l[j]`` (SpAtten: "cumulative importance"). Bounds: ``r_l[j] <= heads * n * 255``,
    so ``A`` fits an unsigned 32-bit accumulator for ``layers * heads * n * 255 < 2^32``
    (e.g. 24 layers x 16 heads x 4096 tokens).
@@ -94,7 +94,7 @@ def select_tokens(importance: np.ndarray, offsets: np.ndarray, keep: float) -> n
     """
     imp = np.asarray(importance, dtype=np.int64)
     if imp.size and imp.min() < 0:
-        raise InputError("token importance must be non-negative (sums of uint8 probabilities)")
+        raise InputError("token importance must be non-negative (sums of uint12 probabilities)")
     mask = np.zeros(imp.shape[0], dtype=bool)
     for b in range(len(offsets) - 1):
         s, e = int(offsets[b]), int(offsets[b + 1])

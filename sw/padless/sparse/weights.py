@@ -164,7 +164,7 @@ def input_norms(spec: EncoderSpec, token_ids) -> list[dict]:
     return [{name: np.sqrt(np.asarray(acc[site], np.float64)) for name, site in _INPUT_SITE.items()} for acc in sq]
 
 
-def prune_spec(spec: EncoderSpec, weights_cfg: Mapping[str, Any], token_ids=None) -> EncoderSpec:
+def prune_spec(spec: EncoderSpec, weights_cfg: Mapping[str, Any], token_ids=None, progress=None) -> EncoderSpec:
     """Bank-balanced magnitude pruning of every Linear (Q, K, V, O, FFN up, FFN down) of every layer.
 
     Args:
@@ -178,6 +178,7 @@ def prune_spec(spec: EncoderSpec, weights_cfg: Mapping[str, Any], token_ids=None
             (:mod:`padless.sparse.sparsegpt`). With no ids, :func:`default_calibration_ids`
             (``SPARSEGPT_CALIB_COUNT`` sentences for sparsegpt: its FFN-down Hessian is 1536 x 1536 on
             MiniLM and needs many more tokens than that).
+        progress: optional callable ``(layer_index, linear_name)`` after each Linear (sparsegpt only).
     Returns:
         a copy of ``spec`` whose Linear weights are pruned (biases, LayerNorms and embeddings untouched);
         ``spec.source["weight_sparsity"]`` records the config. Quantizing it keeps every pruned weight 0.
@@ -204,7 +205,7 @@ def prune_spec(spec: EncoderSpec, weights_cfg: Mapping[str, Any], token_ids=None
     out.source = {**spec.source, "weight_sparsity": {**cfg, "ratios": ratios, "norms_from": cal_source}}
     if criterion == "sparsegpt":
         from .sparsegpt import sparsegpt_layers
-        out.layers = sparsegpt_layers(spec, ratios, bank, token_ids)
+        out.layers = sparsegpt_layers(spec, ratios, bank, token_ids, progress=progress)
         return out
     if criterion == "activation":
         norms = input_norms(spec, token_ids)

@@ -168,7 +168,7 @@ head_loop:
                 if (sparse) {
                     for (int t = 0; t < m; t++) acc += (int32_t)prow[t] * (int32_t)v[kid[t] * H + c0 + c];
                 } else {
-                    acc = dot_u8s8(prow, vt + c * N_MAX, m);
+                    acc = dot_p_s8(prow, vt + c * N_MAX, m);
                 }
                 ctx[i * H + c0 + c] = (act_t)requantize<8>(acc, ctx_m[c0 + c], (int)ctx_shift[c0 + c]);
             }

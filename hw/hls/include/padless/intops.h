@@ -18,8 +18,8 @@ namespace padless {
 // Fixed-point formats shared by every backend (must equal intops.py's constants).
 static const int EXP_FRAC_BITS = 10;
 static const int EXP_CLAMP_LN2 = 30;
-static const int SOFTMAX_K = 32;
-static const int PROB_BITS = 8;
+static const int SOFTMAX_K = 44;
+static const int PROB_BITS = 12;
 static const int LN_K = 31;
 static const int LN_FRAC_BITS = 14;
 static const int RESIDUAL_BITS = 22;
@@ -62,9 +62,9 @@ inline int32_t i_exp(int64_t x) {
     return (int32_t)(poly >> z);
 }
 
-// Integer softmax of n scores (scale 2^-10) into uint8 probabilities (scale 2^-8), I-BERT IntSoftmax:
-// e = i_exp(s - max s), factor = floor(2^32 / sum e), p = min(255, (e * factor + 2^23) >> 24)
-// (round to nearest, intops.i_softmax).
+// Integer softmax of n scores (scale 2^-10) into uint12 probabilities (scale 2^-12), I-BERT IntSoftmax
+// with padless's precision: e = i_exp(s - max s), factor = floor(2^44 / sum e),
+// p = min(4095, (e * factor + 2^31) >> 32) (round to nearest, intops.i_softmax).
 // N_MAX bounds n for synthesis (loop trip counts, buffer sizes); 1 <= n <= N_MAX.
 template <int N_MAX> void i_softmax(const score_t *s, int n, prob_t *p) {
     int32_t e[N_MAX];
@@ -89,7 +89,8 @@ norm_loop:
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = N_MAX
 #pragma HLS PIPELINE II = 1
         int64_t v = ((int64_t)e[j] * factor + (int64_t(1) << (SOFTMAX_K - PROB_BITS - 1))) >> (SOFTMAX_K - PROB_BITS);
-        p[j] = (prob_t)(v > 255 ? 255 : v);
+        const int64_t pmax = (int64_t(1) << PROB_BITS) - 1;
+        p[j] = (prob_t)(v > pmax ? pmax : v);
     }
 }
 

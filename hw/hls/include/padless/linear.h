@@ -46,6 +46,13 @@ inline int32_t dot_u8s8(const uint8_t *xu, const int8_t *w, int n) {
     return s;
 }
 
+// sum over i of p[i] * v[i] (uint12 softmax probabilities x int8 -> int32): |sum| <= 128 * sum p < 2^20.
+inline int32_t dot_p_s8(const prob_t *p, const int8_t *v, int n) {
+    int32_t s = 0;
+    for (int i = 0; i < n; i++) s += (int32_t)p[i] * (int32_t)v[i];
+    return s;
+}
+
 // Row sums of a (rows, n) int8 matrix: the -128 * sum(w) correction of the C-simulation dot product.
 inline void row_sums(const int8_t *w, int rows, int n, int32_t *sums) {
     for (int r = 0; r < rows; r++) {

@@ -17,7 +17,7 @@ typedef int8_t wgt_t;     // int8 weight, symmetric per output channel
 typedef int32_t acc_t;    // int8 x int8 dot-product accumulator (|acc| < 2^31 for in <= 2^14)
 typedef int64_t wide_t;   // requantization intermediate (|acc * m| < 2^62)
 typedef int16_t up_t;     // FFN up-projection output, the 16-bit GELU input
-typedef uint8_t prob_t;   // softmax probability, scale 2^-8, in [0, 255]
+typedef uint16_t prob_t;  // softmax probability, scale 2^-12, in [0, 4095] (PROB_BITS = 12)
 typedef int32_t score_t;  // exact attention score, i-exp input (scale 2^-10), saturated to 32 bits
 typedef ap_int<22> res_t; // residual stream entering LayerNorm: signed 22-bit addends (I-BERT)
 typedef ap_int<23> ressum_t; // sum of two 22-bit residual addends (|y| < 2^22)
