@@ -65,6 +65,8 @@ def test_config_errors(tmp_path):
         load_finetune_config({"train": {"stepz": 3}})
     with pytest.raises(InputError, match="steps"):
         load_finetune_config({"train": {"steps": 0}})
+    with pytest.raises(InputError, match="train.init"):
+        load_finetune_config({"weights": {"sparsity": 0.5, "bank": 16, "criterion": "sparsegpt"}})
     with pytest.raises(InputError, match="no checkpoint"):
         finetune("tiny", CFG, tmp_path / "x", resume=True, progress=False)
 

@@ -48,3 +48,15 @@ def test_bad_input():
         model_ops(M, 3, {"weights": {"sparsity": 0.5, "bank": 3}})
     with pytest.raises(InputError):
         model_ops(M, 3, {"attention": {"topk": 0}})
+
+
+def test_per_layer_weight_ratios():
+    """``weights.layers`` overrides the global ratio layer by layer (the kernel's per-layer P)."""
+    model = {"hidden_size": 64, "num_heads": 4, "head_dim": 16, "intermediate_size": 128, "num_layers": 3}
+    glob = model_ops(model, 10, {"weights": {"sparsity": 0.5, "bank": 16}})
+    mixed = model_ops(model, 10, {"weights": {"sparsity": 0.5, "bank": 16, "layers": {"2": 0.75, 0: 0.0}}})
+    per = [lay["macs"]["ffn_up"] for lay in mixed["layers"]]
+    assert per == [10 * 128 * 64, 10 * 128 * 32, 10 * 128 * 16]           # dense, 8 of 16, 4 of 16
+    assert glob["layers"][1]["macs"] == mixed["layers"][1]["macs"]
+    with pytest.raises(InputError, match="per-layer weight ratios"):
+        model_ops(model, 10, {"weights": {"sparsity": 0.5, "bank": 16, "layers": {"1": 1.5}}})

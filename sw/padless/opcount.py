@@ -12,7 +12,8 @@ Sparsity config (every part optional; empty or missing = dense)::
     {"attention": {"topk": k}                      # keep k keys per query (min(k, n))
                 | {"density": r, "min_k": m}       # keep min(n, max(m, ceil(r * n))) keys per query
                 | {},                              # dense attention, no 4-bit selection stage
-     "weights":   {"sparsity": s, "bank": B},      # bank-balanced: ceil((1 - s) * B) kept per bank of B
+     "weights":   {"sparsity": s, "bank": B,       # bank-balanced: ceil((1 - s) * B) kept per bank of B
+                  ["layers": {"<i>": s_i}]},       # per-layer ratios override s for layer i
      "tokens":    {"layers": [i, ...], "keep": r}} # before layer i keep max(1, ceil(r * tokens)) tokens
 
 Sources: 4-bit Q/K selection, Peng et al. DAC 2022 section 3.2; bank-balanced sparsity, Cao et al.
@@ -87,7 +88,13 @@ def check_sparsity(sparsity: Mapping[str, Any] | None) -> dict:
         b = w.get("bank", 1)
         if not isinstance(b, int) or b < 1:
             raise InputError(f"weight bank must be a positive integer, got {b!r}")
+        layers = w.get("layers") or {}
+        if not isinstance(layers, Mapping) or not all(
+                isinstance(r, (int, float)) and 0 <= r < 1 for r in layers.values()):
+            raise InputError(f"per-layer weight ratios must map layer index -> ratio in [0, 1), got {layers!r}")
         w = {"sparsity": float(s), "bank": b}
+        if layers:
+            w["layers"] = {str(int(i)): float(r) for i, r in layers.items()}
     t = dict(sp.get("tokens") or {})
     if t:
         keep = t.get("keep", 1.0)
@@ -153,6 +160,13 @@ def weight_layout(out_features: int, in_features: int, weights_cfg: Mapping[str,
     return {"kept_per_row": kept_per_row, "kept": kept, "value_bytes": kept, "index_bits": index_bits,
             "index_bytes": (index_bits + 7) // 8, "bias_bytes": bias,
             "bytes": kept + (index_bits + 7) // 8 + bias}
+
+
+def _layer_weights(w: dict, i: int) -> dict:
+    """The weights config of layer ``i``: its per-layer ratio (``layers``) where given, else the global one."""
+    if not w or "layers" not in w:
+        return w
+    return {"sparsity": w["layers"].get(str(i), w["sparsity"]), "bank": w["bank"]}
 
 
 def _layer(dims: dict, n_in: int, n: int, sp: dict) -> dict:
@@ -223,8 +237,8 @@ def model_ops(model: Mapping[str, Any], n: int, sparsity: Mapping[str, Any] | No
     toks = layer_tokens(n, dims["L"], sp["tokens"])
     prev = n
     layers = []
-    for t in toks:
-        layers.append(_layer(dims, prev, t, sp))
+    for i, t in enumerate(toks):
+        layers.append(_layer(dims, prev, t, {**sp, "weights": _layer_weights(sp["weights"], i)}))
         prev = t
     dense = [_layer(dims, n, n, check_sparsity(None)) for _ in range(dims["L"])]
     return {"n": n, "layers": layers, "totals": _totals(layers), "dense_baseline": _totals(dense)}

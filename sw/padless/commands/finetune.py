@@ -1,17 +1,18 @@
 """``padless finetune MODEL --config CFG --out DIR [--steps N] [--resume]``: sparse distillation on real text.
 
 Distils the dense fp32 MODEL (teacher) into a student with the config's bank-balanced weight sparsity and
-top-k attention (docs/finetune.md) and writes a transformers folder that ``padless compile DIR --config
-DIR/padless_sparsity.json``-style configs accept.
+top-k attention (docs/finetune.md) and writes a transformers folder that ``padless compile DIR`` accepts
+(it reads the sparsity from ``DIR/padless_sparsity.json``).
 """
 from __future__ import annotations
 
 
 def register(sub) -> None:
     p = sub.add_parser("finetune", help="distil a model into a sparse student (weights / top-k attention) on real text",
-                       description="Sparse progressive distillation: bank-balanced weight masks on a cubic "
-                                   "schedule and 4-bit top-k attention, trained to match the dense fp32 "
-                                   "model's hidden states and sentence embeddings on unlabelled real text.")
+                       description="Sparse distillation: bank-balanced weight masks (SparseGPT one-shot, or "
+                                   "a cubic magnitude schedule) and 4-bit top-k attention, trained to match "
+                                   "the dense fp32 model's hidden states and sentence embeddings on "
+                                   "unlabelled real text.")
     p.add_argument("model", help="recipe name (minilm-l6, tiny) or a transformers model folder")
     p.add_argument("--config", help="YAML with weights / attention / train sections (docs/finetune.md)")
     p.add_argument("--out", required=True, help="output folder (student model, tokenizer, checkpoint)")
