@@ -222,7 +222,7 @@ these texts: {d / t:.2f}x fewer.
 
 
 def run_attention(args, tmp: Path) -> str:
-    att = parse_sparsity(EXPERIMENTS["attention"])["attention"]
+    att = parse_sparsity({"attention": EXPERIMENTS["attention"]["attention"]})["attention"]
     dense = compile_quiet("minilm-l6", tmp / "dense")
     ids, labels = pick_long_test(dense, args.long, args.seed)
     ref = fp32_embeddings(dense, ids)
