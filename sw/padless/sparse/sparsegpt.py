@@ -50,8 +50,8 @@ def obs_prune(weight: np.ndarray, hessian: np.ndarray, bank: int, sparsity: floa
         block: columns per lazy-update block (rounded down to a multiple of ``bank``, at least ``bank``).
         damp: dampening fraction of the mean diagonal.
     Returns:
-        ``(out, in)`` float32: the pruned and reconstructed weight. Exactly ``P`` entries of every bank may
-        be non-zero; the others are exactly 0.
+        ``(out, in)`` float32: the pruned and reconstructed weight. At most ``P`` entries of every bank are
+        non-zero (exactly ``P`` unless a calibration input channel was always 0); the others are exactly 0.
     Raises:
         InputError: shapes that do not match, a bank that does not divide ``in``, a bad ratio, or a Hessian
         that is not positive definite after dampening (calibration inputs that are all zero or not finite).
