@@ -76,11 +76,12 @@ def pick_movie(n: int, seed: int):
     return [ds.texts[i] for i in idx], np.asarray([ds.labels[i] for i in idx])
 
 
-def pick_long(project, n: int, min_len: int, max_len: int, seed: int):
-    """Balanced grain / not-grain Reuters articles of >= min_len tokens, ids truncated at max_len."""
+def pick_long(project, n: int, min_len: int, max_len: int, seed: int, first: int = 0):
+    """Balanced grain / not-grain Reuters articles of >= min_len tokens, ids truncated at max_len; only
+    articles from index ``first`` on (e.g. the test split)."""
     ds = load_dataset("reuters")
-    ids = project.tokenize(ds.texts, truncate=True)
-    labels = np.asarray(ds.labels)
+    ids = project.tokenize(ds.texts[first:], truncate=True)
+    labels = np.asarray(ds.labels[first:])
     rng = np.random.default_rng(seed)
     chosen = []
     for c in (0, 1):

@@ -130,6 +130,10 @@ def read_run_json(project_dir: str | os.PathLike) -> dict | None:
     return data
 
 
+#: Display format of each numeric column kind of the report tables.
+_FLOAT_FORMATS = {"pct": ".2%", "f4": ".4f", "rate": ",.1f", "f1": ".1f", "sec": ",.2f"}
+
+
 def _fmt(value: Any, kind: str) -> str:
     if value is None:
         return "n/a"
@@ -137,18 +141,10 @@ def _fmt(value: Any, kind: str) -> str:
         return str(value)
     if isinstance(value, (int, float)) and not math.isfinite(float(value)):
         return str(value)
-    if kind == "pct":
-        return f"{float(value):.2%}"
-    if kind == "f4":
-        return f"{float(value):.4f}"
-    if kind == "rate":
-        return f"{float(value):,.1f}"
-    if kind == "f1":
-        return f"{float(value):.1f}"
-    if kind == "sec":
-        return f"{float(value):,.2f}"
     if kind == "int":
         return f"{int(value):,}"
+    if kind in _FLOAT_FORMATS:
+        return format(float(value), _FLOAT_FORMATS[kind])
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, (dict, list)):

@@ -208,20 +208,18 @@ def tile_cycles_many(model: Mapping[str, Any], lengths, sparsity: Mapping[str, A
     L, H, d = dims["L"], dims["H"], dims["d"]
     shapes = mvu_shapes(model, sparsity)
     uniq, inverse = np.unique(lengths, return_inverse=True)
-    tcfg, att = sp["tokens"], sp["attention"]
-    sel, keep = set(tcfg.get("layers", ())), float(tcfg.get("keep", 1.0))
+    att = sp["attention"]
+    passes = pass_tokens_many(model, uniq, sparsity)  # (U, L) tokens after token reduction
     row_jobs = 1 if row_tile == 0 or uniq.size == 0 else int(-(-int(uniq.max()) // row_tile))
     n_tiles = max(row_jobs, len(groups))
     G = len(groups)
     table = np.zeros((len(uniq), L, len(STAGES), n_tiles), dtype=np.int64)
-    t = uniq.astype(np.int64)
     fixed = {s: params.mvu_depth for s in MVU_STAGES}
     fixed["out"] += -(-H // alloc.pe["out"]) + params.ln_depth
     fixed["ffn_down"] += -(-H // alloc.pe["ffn_down"]) + params.ln_depth
     fixed["ffn_up"] += params.gelu_depth
     for l in range(L):
-        if l in sel:  # token reduction before layer l (opcount.layer_tokens, vectorised)
-            t = np.maximum(1, np.ceil(keep * t - 1e-9).astype(np.int64))
+        t = passes[:, l]
         if "topk" in att:
             k = np.minimum(t, int(att["topk"]))
         elif "density" in att:

@@ -139,8 +139,8 @@ def default_calibration_ids(spec: EncoderSpec, count: int = CALIB_COUNT) -> list
     from ..data.datasets import load_dataset
     from ..models import Tokenizer
     if not spec.tokenizer_path:
-        raise InputError(f"model {spec.name} has no tokenizer: activation-aware pruning needs calibration "
-                         "sentences; use criterion: magnitude")
+        raise InputError(f"model {spec.name} has no tokenizer: data-aware pruning (criterion activation or "
+                         "sparsegpt) needs calibration sentences; use criterion: magnitude")
     texts = load_dataset(CALIB_DATASET, limit=count).texts
     return Tokenizer(spec.tokenizer_path, spec.max_positions).encode(texts, truncate=True)
 
