@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from _report import write_section  # noqa: E402
+from sparsity_bench import pick_long, pick_movie  # noqa: E402
 from padless.build import compile_project  # noqa: E402
 from padless.commands.eval import fp32_embeddings  # noqa: E402
 from padless.data.datasets import load_dataset  # noqa: E402
@@ -84,28 +85,6 @@ class _Golden(GoldenBackend):
 def golden(project, ids, sparsity=None):
     backend = GoldenBackend(project) if sparsity is None else _Golden(project, sparsity)
     return embeddings_from_hidden(project, run_hidden(project, backend, ids, max_tokens=4096))
-
-
-def pick_movie(n: int, seed: int):
-    ds = load_dataset("vader-movie")
-    pick = np.random.default_rng(seed).choice(len(ds.texts), size=min(n, len(ds.texts)), replace=False)
-    return [ds.texts[i] for i in pick], np.asarray([ds.labels[i] for i in pick])
-
-
-def pick_long_test(project, n: int, seed: int, min_len: int = 200, max_len: int = 256):
-    """Reuters *test-split* articles of >= min_len tokens (half grain where possible), truncated at max_len."""
-    ds = load_dataset("reuters")
-    ids = project.tokenize(ds.texts[REUTERS_TRAIN:], truncate=True)
-    labels = np.asarray(ds.labels[REUTERS_TRAIN:])
-    rng = np.random.default_rng(seed)
-    chosen = []
-    for c in (1, 0):
-        pool_c = [i for i in range(len(ids)) if labels[i] == c and len(ids[i]) >= min_len]
-        want = n // 2 if c == 1 else n - len(chosen)
-        chosen += list(rng.choice(pool_c, size=min(want, len(pool_c)), replace=False))
-    chosen.sort()
-    cut = [ids[i] if len(ids[i]) <= max_len else ids[i][: max_len - 1] + ids[i][-1:] for i in chosen]
-    return cut, labels[chosen]
 
 
 def student_fp32(model: str, ids, attention: dict) -> np.ndarray:
@@ -178,26 +157,27 @@ def rows_table(rows, extra_col: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def compile_quiet(model, out, config=None):
-    compile_project(model, board=ARGS.board, out=out, config=config)
+def compiled(args, model, out, config=None):
+    """Compile ``model`` for ``args.board`` into ``out`` and load the project."""
+    compile_project(model, board=args.board, out=out, config=config)
     return load_project(out)
 
 
 def run_weights(args, tmp: Path) -> str:
     texts, labels = pick_movie(args.movie, args.seed)
-    dense = compile_quiet("minilm-l6", tmp / "dense")
+    dense = compiled(args, "minilm-l6", tmp / "dense")
     ids = dense.tokenize(texts, truncate=True)
     ref = fp32_embeddings(dense, ids)
-    oneshot = compile_quiet("minilm-l6", tmp / "oneshot", {"weights": WEIGHTS})
+    oneshot = compiled(args, "minilm-l6", tmp / "oneshot", {"weights": WEIGHTS})
     t0 = time.perf_counter()
-    sgpt = compile_quiet("minilm-l6", tmp / "sgpt", {"weights": {**WEIGHTS, "criterion": "sparsegpt"}})
+    sgpt = compiled(args, "minilm-l6", tmp / "sgpt", {"weights": {**WEIGHTS, "criterion": "sparsegpt"}})
     t_sgpt = time.perf_counter() - t0
     student, record = train_or_load("weights", args, tmp)
     sspec, _ = resolve_model(str(student))
     again = prune_spec(sspec, record["sparsity"]["weights"])
     noop = all(np.array_equal(getattr(a, n).weight, getattr(b, n).weight)
                for a, b in zip(sspec.layers, again.layers) for n in LINEAR_NAMES)
-    sprj = compile_quiet(str(student), tmp / "student_prj")  # reads padless_sparsity.json
+    sprj = compiled(args, str(student), tmp / "student_prj")  # reads padless_sparsity.json
     steps = record["train"]["steps"]
     rows = [("int8 dense", probe_eval(ref, golden(dense, ids), labels)),
             ("int8 + 50% weights, one-shot magnitude (no training)", probe_eval(ref, golden(oneshot, ids), labels)),
@@ -223,12 +203,12 @@ these texts: {d / t:.2f}x fewer.
 
 def run_attention(args, tmp: Path) -> str:
     att = parse_sparsity({"attention": EXPERIMENTS["attention"]["attention"]})["attention"]
-    dense = compile_quiet("minilm-l6", tmp / "dense")
-    ids, labels = pick_long_test(dense, args.long, args.seed)
+    dense = compiled(args, "minilm-l6", tmp / "dense")
+    ids, labels = pick_long(dense, args.long, 200, 256, args.seed, first=REUTERS_TRAIN)
     ref = fp32_embeddings(dense, ids)
-    topk = compile_quiet("minilm-l6", tmp / "topk", {"attention": att})
+    topk = compiled(args, "minilm-l6", tmp / "topk", {"attention": att})
     student, record = train_or_load("attention", args, tmp)
-    sprj = compile_quiet(str(student), tmp / "student_prj")
+    sprj = compiled(args, str(student), tmp / "student_prj")
     steps = record["train"]["steps"]
     rows = [("int8 dense attention", probe_eval(ref, golden(dense, ids), labels)),
             ("fp32, top-k density 0.25, no training", probe_eval(ref, student_fp32("minilm-l6", ids, att), labels)),
@@ -259,14 +239,14 @@ def run_combined(args, tmp: Path) -> str:
     from padless.reference import embed
     from padless.sparse.policy import PolicyTrainConfig, install_policy, quantize_policy, train_policy
     texts, labels = pick_movie(args.movie, args.seed)
-    dense = compile_quiet("minilm-l6", tmp / "dense")
+    dense = compiled(args, "minilm-l6", tmp / "dense")
     ids = dense.tokenize(texts, truncate=True)
     ref = fp32_embeddings(dense, ids)
     sp_all = parse_sparsity({**EXPERIMENTS["combined"], "tokens": TOKENS})
-    oneshot = compile_quiet("minilm-l6", tmp / "oneshot", {k: v for k, v in sp_all.items()})
+    oneshot = compiled(args, "minilm-l6", tmp / "oneshot", sp_all)
     student, record = train_or_load("combined", args, tmp)
     prj_dir = tmp / "student_prj"
-    sprj = compile_quiet(str(student), prj_dir)
+    sprj = compiled(args, str(student), prj_dir)
     sspec, _ = resolve_model(str(student))
     t0 = time.perf_counter()
     tc = PolicyTrainConfig(keep=TOKENS["keep"], seed=args.seed)
@@ -306,7 +286,6 @@ these texts, with the nominal keep ratio (the policy's kept fraction varies per 
 
 
 def main() -> None:
-    global ARGS
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("experiment", choices=sorted(EXPERIMENTS))
     ap.add_argument("--movie", type=int, default=200, help="VADER movie snippets (seeded random sample)")
@@ -316,7 +295,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--board", default="u280")
     ap.add_argument("--no-write", action="store_true")
-    ARGS = args = ap.parse_args()
+    args = ap.parse_args()
     torch.set_num_threads(2)
     tmp = Path(tempfile.mkdtemp(prefix=f"padless-finetune-{args.experiment}-"))
     body = {"weights": run_weights, "attention": run_attention, "combined": run_combined}[args.experiment](args, tmp)
@@ -324,8 +303,6 @@ def main() -> None:
     if not args.no_write:
         write_section(*TITLES[args.experiment], body)
 
-
-ARGS = None
 
 if __name__ == "__main__":
     main()
