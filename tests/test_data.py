@@ -323,7 +323,7 @@ def test_fetch_failures_say_command_and_remedy(tmp_path, offline):
 
 @pytest.fixture(scope="session")
 def vader_cache(tmp_path_factory):
-    """One real fetch of the vaderSentiment sdist from PyPI per test session (it fills both VADER sets)."""
+    """One real fetch of the vaderSentiment sdist from PyPI per test session (it fills all four VADER sets)."""
     return tmp_path_factory.mktemp("vader-cache")
 
 
@@ -333,6 +333,16 @@ def test_real_vader_tweets(vader_cache):
     assert ds.texts[0].startswith("Somehow I was blessed with some really amazing friends")
     assert "4200 rated texts" in ds.source and "MIT" in ds.source
     assert D.load_dataset("vader-tweets", limit=5, cache_dir=vader_cache).texts == ds.texts[:5]
+
+
+def test_real_vader_amazon_and_nyt(vader_cache):
+    """The same sdist's review and editorial snippets (training text for padless finetune)."""
+    amazon = D.load_dataset("vader-amazon", cache_dir=vader_cache)
+    assert len(amazon) == 2985 and sum(amazon.labels) == 1750 and "3708 rated texts" in amazon.source
+    assert amazon.texts[0].startswith("troubleshooting ad-2500 and ad-2600 no picture")
+    nyt = D.load_dataset("vader-nyt", cache_dir=vader_cache)
+    assert len(nyt) == 2970 and sum(nyt.labels) == 1187 and "5190 rated texts" in nyt.source
+    assert nyt.texts[0].startswith("It's mainly a holiday celebration")
 
 
 @pytest.mark.slow

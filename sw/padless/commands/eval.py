@@ -11,13 +11,16 @@ import sys
 import time
 from pathlib import Path
 
+from ..data.datasets import DATASETS
+
 
 def register(sub) -> None:
     p = sub.add_parser("eval", help="accuracy and fidelity of a backend against fp32 on labelled real text")
     p.add_argument("project", help="project folder written by `padless compile`")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", help="TSV file: label<TAB>text per line")
-    src.add_argument("--dataset", help="vader-movie, vader-tweets or reuters (fetched into a cache on first use)")
+    labelled = ", ".join(n for n in DATASETS if n != "fortunes")
+    src.add_argument("--dataset", help=f"a labelled real dataset ({labelled}; fetched into a cache on first use)")
     p.add_argument("--limit", type=int, help="use a stratified random sample of N examples (deterministic, --seed)")
     p.add_argument("--seed", type=int, default=0, help="seed of the --limit sample")
     p.add_argument("--backend", default="golden")

@@ -7,6 +7,8 @@ the tables into ``DIR/report/index.html`` (:mod:`padless.report`). Adds the meas
 """
 from __future__ import annotations
 
+from ..data.datasets import DATASETS
+
 DEFAULT_DATASET = "vader-movie"
 
 
@@ -21,7 +23,7 @@ def register(subparsers) -> None:
     p.add_argument("project", metavar="DIR", help="project folder written by `padless compile`")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--dataset", metavar="NAME", default=DEFAULT_DATASET,
-                     help=f"a real dataset (vader-movie, vader-tweets, fortunes, reuters; default {DEFAULT_DATASET})")
+                     help=f"a real dataset ({', '.join(DATASETS)}; default {DEFAULT_DATASET})")
     src.add_argument("--input", metavar="FILE", help="one text per line (tokenized with the model's tokenizer)")
     src.add_argument("--lengths", metavar="FILE", help="one sequence length (tokens) per line")
     p.add_argument("--limit", type=int, default=None, help="use only the first N sequences")

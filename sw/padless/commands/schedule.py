@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..data.datasets import DATASETS
 from ..errors import InputError, ProjectError
 
 
@@ -19,7 +20,7 @@ def register(subparsers) -> None:
                     "model. Figures are modeled, not measured.")
     p.add_argument("project", metavar="DIR", help="project folder written by `padless compile`")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--dataset", metavar="NAME", help="a real dataset (vader-movie, vader-tweets, fortunes, reuters)")
+    src.add_argument("--dataset", metavar="NAME", help=f"a real dataset ({', '.join(DATASETS)})")
     src.add_argument("--input", metavar="FILE", help="one text per line (tokenized with the model's tokenizer)")
     src.add_argument("--lengths", metavar="FILE", help="one sequence length (tokens) per line")
     p.add_argument("--limit", type=int, default=None, help="use only the first N sequences")

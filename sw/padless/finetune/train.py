@@ -56,7 +56,7 @@ SPARSITY_FILE = "padless_sparsity.json"
 CHECKPOINT = "checkpoint.pt"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
 #: Datasets the trainer may read. vader-movie is the evaluation set and is refused.
-TRAIN_DATASETS = ("fortunes", "reuters", "vader-tweets")
+TRAIN_DATASETS = ("fortunes", "reuters", "vader-tweets", "vader-amazon", "vader-nyt")
 #: How the student's weights start: SparseGPT one-shot (fixed masks) or the dense copy (cubic magnitude ramp).
 INITS = ("sparsegpt", "magnitude")
 
@@ -83,6 +83,9 @@ class TrainConfig:
     init: str = "sparsegpt"          # sparsegpt: one-shot OBS masks + reconstruction, then fixed masks;
                                      # magnitude: cubic ramp of magnitude masks (Zhu & Gupta)
     calib_sentences: int = 512       # training sentences (seeded sample) for the sparsegpt init
+    qat_steps: int = 0               # the last N steps train with the simulated int8 data path (finetune/qat.py)
+    qat_calibrate_every: int = 100   # QAT steps between re-calibrations of the int8 scales
+    init_from: str = ""              # start from this student folder (a finetune output) instead of `init`
 
     def check(self) -> "TrainConfig":
         """Raise InputError naming the first bad field."""
@@ -93,6 +96,13 @@ class TrainConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise InputError(f"train.{name} must be a positive integer, got {v!r}")
+        if not isinstance(self.qat_steps, int) or isinstance(self.qat_steps, bool) or not 0 <= self.qat_steps <= self.steps:
+            raise InputError(f"train.qat_steps must be an integer in [0, steps={self.steps}], got {self.qat_steps!r}")
+        if not isinstance(self.qat_calibrate_every, int) or self.qat_calibrate_every < 1:
+            raise InputError(f"train.qat_calibrate_every must be a positive integer, got {self.qat_calibrate_every!r}")
+        if self.init_from and not (Path(self.init_from) / "config.json").is_file():
+            raise InputError(f"train.init_from: {self.init_from} is not a student folder (no config.json); give "
+                             "the --out folder of an earlier `padless finetune`")
         if self.max_len < 3:
             raise InputError("train.max_len must be >= 3 ([CLS], one token, [SEP])")
         if not 0 <= float(self.ramp) <= 1:
@@ -101,7 +111,7 @@ class TrainConfig:
             raise InputError(f"train.lr must be > 0, got {self.lr!r}")
         for d in self.datasets:
             if d == "vader-movie":
-                raise InputError("vader-movie is the evaluation set; train on fortunes, reuters or vader-tweets")
+                raise InputError(f"vader-movie is the evaluation set; train on {', '.join(TRAIN_DATASETS)}")
             if d not in TRAIN_DATASETS:
                 raise InputError(f"train.datasets: {d!r} is not a training dataset ({', '.join(TRAIN_DATASETS)})")
         weights = (self.loss_hidden, self.loss_cosine, self.loss_attention, self.loss_layers)
@@ -249,7 +259,7 @@ def finetune(model: str, config=None, out: str | Path | None = None, steps: int 
         tc.steps = int(steps)
         tc.check()
     torch.manual_seed(tc.seed)
-    spec, _ = resolve_model(model)
+    spec, recipe = resolve_model(model)
     teacher = bert_from_spec(spec)
     for p in teacher.parameters():
         p.requires_grad_(False)
@@ -261,8 +271,11 @@ def finetune(model: str, config=None, out: str | Path | None = None, steps: int 
     if len(ids) < tc.batch_size:
         raise InputError(f"{len(ids)} training texts is fewer than one batch of {tc.batch_size}")
     final = float(sp["weights"].get("sparsity", 0.0))
-    one_shot = bool(sp["weights"]) and tc.init == "sparsegpt"
-    if one_shot and not resume:
+    one_shot = bool(sp["weights"]) and (tc.init == "sparsegpt" or bool(tc.init_from))
+    if tc.init_from:  # an earlier student: its zero pattern is the (fixed) mask
+        from ..frontend.hf import load_hf
+        start = bert_from_spec(load_hf(tc.init_from))
+    elif one_shot and not resume:
         # SparseGPT at the final ratio on a seeded sample of the training sentences; masks then stay fixed.
         pick = np.random.default_rng([tc.seed, 1]).choice(len(ids), min(len(ids), tc.calib_sentences),
                                                           replace=False)
@@ -297,12 +310,31 @@ def finetune(model: str, config=None, out: str | Path | None = None, steps: int 
         torch.set_rng_state(state["torch_rng"])
         step, history = state["step"], state["history"]
     else:
+        nonzero = sum(int((mod.weight != 0).sum()) for mods in student.linears for mod in mods)
         student.update_masks(cubic_sparsity(0, ramp_steps, final) / final if final else 0.0)
+        kept = sum(int((mod.weight != 0).sum()) for mods in student.linears for mod in mods)
+        if tc.init_from and kept < nonzero:
+            raise InputError(f"train.init_from: {tc.init_from} keeps {nonzero} weights, but the config's "
+                             f"bank-balanced masks keep {kept}: give the `weights:` section it was trained with")
+    qat_start = tc.steps - tc.qat_steps
+    fq = None
+    if tc.qat_steps:
+        from ..data.datasets import load_dataset
+        from ..models import Tokenizer
+        from .qat import FakeQuant
+        cal = recipe.calibration or {}
+        texts = load_dataset(cal.get("dataset", "vader-tweets"), limit=int(cal.get("count", 256))).texts
+        fq = FakeQuant(student, Tokenizer(spec.tokenizer_path, spec.max_positions).encode(texts, truncate=True),
+                       name=spec.name, tokenizer_path=spec.tokenizer_path)
+        if resume and step > qat_start:
+            fq.load_state(state["qat"])
+            fq.attach(calibrate=False)
 
     def save_ckpt():
         torch.save({"run": run_id, "student": student.state_dict(), "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(), "step": step,
-                    "history": history}, ckpt)
+                    "history": history, "qat": fq.state() if fq is not None and step > qat_start else None},
+                   ckpt)
 
     pad = spec.pad_token_id if spec.pad_token_id is not None else 0
     per_epoch = len(ids) // tc.batch_size
@@ -311,6 +343,8 @@ def finetune(model: str, config=None, out: str | Path | None = None, steps: int 
     with tqdm(total=tc.steps, initial=step, desc="finetune", unit="step", disable=not progress,
               dynamic_ncols=True) as bar:
         while step < end:
+            if fq is not None and step >= qat_start and (step - qat_start) % tc.qat_calibrate_every == 0:
+                fq.attach()  # calibrate the int8 scales on the current weights (hooks installed once)
             perm = np.random.default_rng([tc.seed, step // per_epoch]).permutation(len(ids))
             x, m = _batch(ids, perm, step % per_epoch, tc.batch_size, pad)
             want = {"output_attentions": tc.loss_attention > 0, "output_hidden_states": tc.loss_layers > 0}
@@ -337,6 +371,8 @@ def finetune(model: str, config=None, out: str | Path | None = None, steps: int 
             bar.update(1)
     seconds = time.perf_counter() - t0
     finished = step >= tc.steps
+    if fq is not None:
+        fq.remove()
     if finished:
         if final:
             student.update_masks(1.0)  # exactly the final bank-balanced masks (a no-op after the ramp)
@@ -352,8 +388,7 @@ def _write_student(student, spec, sp: dict, out: Path, record: dict) -> None:
     bert.config._attn_implementation = "eager"
     bert.config.architectures = ["BertModel"]
     bert.save_pretrained(str(out), safe_serialization=True)
-    if student.attention_cfg:
-        bert.config._attn_implementation = student._attn_name
+    bert.config._attn_implementation = student._attn_name
     if spec.tokenizer_path:
         for f in TOKENIZER_FILES:
             src = Path(spec.tokenizer_path) / f

@@ -17,6 +17,13 @@ Procedure (greedy bottleneck relief, the classic FINN-style folding search):
    step it to its next larger parallelism (MVU: PE dividing the output rows, SIMD dividing the kept
    weights per row; attention: PE over keys, SIMD dividing the head dimension; selection: lanes x 2).
    If the step breaks the DSP or LUT budget, the stage is frozen; stop when the bottleneck is frozen.
+4. Streamed weights with top-k attention only: critical-path refinement of the selection lanes. Balanced
+   mean cycles do not make a balanced pipeline when a wave holds a long sequence: its quadratic select
+   chain outlasts the wave's matrix work. The planner simulates the scheduler
+   (:func:`padless.schedule.scheduler.run_method`, ``padless``) on a seeded sample of the expected
+   lengths (``REFINE_SEQUENCES``) with the selection lanes at 1, 1.5, 2 and 3 times step 3's (within
+   the LUT budget) and keeps the count with the highest simulated utilization (selection engines are
+   LUT-only: this spends no DSPs).
 """
 from __future__ import annotations
 
@@ -37,6 +44,10 @@ __all__ = ["plan", "BoardTooSmallError", "DEFAULT_LENGTH"]
 DEFAULT_LENGTH = 128
 #: Most tokens in flight the planner provisions (activation buffers beyond this buy nothing).
 MAX_WAVE_TOKENS = 16384
+#: Sequences of the expected lengths simulated by the select-lane refinement (step 4).
+REFINE_SEQUENCES = 300
+#: Multiples of step 3's select lanes the refinement simulates.
+REFINE_LANES = (1.0, 1.5, 2.0, 3.0)
 
 
 class BoardTooSmallError(PadlessError):
@@ -79,7 +90,8 @@ def _candidates(stage: str, shapes: dict, head_dim: int, max_k: int) -> list[tup
 
 def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, Any] | None = None,
          lengths: Sequence[int] | None = None, clock_MHz: float | None = None,
-         utilization_cap: float = 0.8, memory_cap: float = 0.95, params: CostParams = CostParams()) -> dict:
+         utilization_cap: float = 0.8, memory_cap: float = 0.95, params: CostParams = CostParams(),
+         refine: bool = True) -> dict:
     """Choose PE/SIMD per stage for ``model`` on ``board``; JSON-serialisable.
 
     Args:
@@ -91,13 +103,16 @@ def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, An
         clock_MHz: kernel clock; default the board's.
         utilization_cap: fraction of DSPs and LUTs the plan may use (the rest: shell, routing slack).
         memory_cap: fraction of block RAM + UltraRAM the plan may use (buffers pack densely).
+        refine: run step 4 (simulated select-lane refinement; streamed weights with top-k attention).
 
     Returns:
         ``{"board", "part", "flow", "platform", "clock_MHz", "weights" ("resident"|"streamed"),
         "allocation" (Allocation.to_dict()), "stages" {stage: {pe, simd | lanes, dsp, expected_cycles}},
         "resources" {"used", "available", "cap"}, "lengths" {count, mean, p50, p90, max},
         "max_tokens", "weight_load_cycles", "estimate" {bottleneck_stage, cycles_per_sequence,
-        throughput_seq_s, useful_macs_s, efficiency_vs_peak}, "peak_int8_macs"}``.
+        throughput_seq_s, useful_macs_s, efficiency_vs_peak}, "peak_int8_macs", "select_refinement"
+        (step 4's sample size, lanes tried with their simulated utilization and the lanes kept; None when
+        step 4 did not run)}``.
 
     Raises:
         BoardTooSmallError: the weights (double-buffered) plus a buffer for the longest sequence do not
@@ -222,6 +237,9 @@ def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, An
     for _ in range(3):
         alloc = shrink(grow(alloc))
     alloc = grow(alloc)
+    refinement = None
+    if selecting and not resident and refine:
+        alloc, refinement = _refine_select(model, sparsity, alloc, lens, params, fits)
 
     used = resources(model, sparsity, alloc, board, max_tokens, params)
     exp = expected(alloc)
@@ -258,4 +276,27 @@ def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, An
                      "throughput_seq_s": thr, "useful_macs_s": macs * thr,
                      "efficiency_vs_peak": macs * thr / peak},
         "peak_int8_macs": peak,
+        "select_refinement": refinement,
     }
+
+
+def _refine_select(model, sparsity, alloc: Allocation, lens: np.ndarray, params: CostParams, fits):
+    """Step 4: simulate select-lane multiples on a seeded sample of ``lens`` (arrival order kept) and keep
+    the best simulated utilization -> ``(allocation, {"sequences", "tried" [{lanes, utilization}], "lanes"})``."""
+    from .scheduler import metrics, run_method  # imported here: the scheduler module is heavier than dse needs
+    rng = np.random.default_rng(0)
+    sample = lens if lens.size <= REFINE_SEQUENCES else lens[np.sort(rng.choice(lens.size, REFINE_SEQUENCES,
+                                                                                    replace=False))]
+    base = alloc.select_lanes
+    tried, best = [], None
+    for lanes in sorted({max(1, int(math.ceil(base * f))) for f in REFINE_LANES}):
+        trial = Allocation.from_dict(alloc.to_dict())
+        trial.select_lanes = lanes
+        if lanes != base and not fits(trial):
+            continue
+        res = run_method("padless", model, sample, sparsity, trial, params)
+        util = metrics(res, sample, 0.0, alloc.clock_MHz, 1.0)["utilization"]
+        tried.append({"lanes": lanes, "utilization": util})
+        if best is None or util > best[0] + 1e-9:
+            best = (util, trial)
+    return best[1], {"sequences": int(sample.size), "tried": tried, "lanes": best[1].select_lanes}
