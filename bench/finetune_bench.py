@@ -63,7 +63,7 @@ EXPERIMENTS = {
                             "texts_per_dataset": REUTERS_TRAIN}},
     "combined": {"weights": WEIGHTS, "attention": {"density": 0.25, "min_k": 32}},
 }
-TOKENS = {"layers": [4], "keep": 0.7}
+TOKEN_KEEP = 0.7
 TITLES = {
     "weights": ("finetune", "Sparse distillation (padless finetune): 50% bank-balanced weights, minilm-l6"),
     "attention": ("finetune-attention", "Sparse distillation: top-k attention at density 0.25 on long texts"),
@@ -132,14 +132,24 @@ def training_text(record: dict, student: Path) -> str:
         losses.append(f"per-layer relative hidden MSE x {tc['loss_layers']:g}")
     if tc.get("loss_attention"):
         losses.append(f"last-layer attention KL x {tc['loss_attention']:g}")
+    if tc.get("qat_steps"):
+        losses.append(f"the last {tc['qat_steps']} steps quantization-aware (simulated int8 path, scales "
+                      f"re-calibrated every {tc['qat_calibrate_every']} steps)")
     init = ("SparseGPT one-shot at the final ratio on "
             f"{tc['calib_sentences']} training sentences, then fixed masks" if tc.get("init") == "sparsegpt"
             and record["sparsity"]["weights"] else
             (f"dense copy, cubic magnitude ramp over {int(round(tc['ramp'] * tc['steps']))} steps"
              if record["sparsity"]["weights"] else "dense copy (no weight sparsity)"))
+    parent = ""
+    if tc.get("init_from"):
+        prev = Path(tc["init_from"])
+        init = f"the student `{prev}` (its zeros are the fixed masks)"
+        prec = prev / SPARSITY_FILE
+        parent = (f"Stage 1 ({prev.name}): " + training_text(json.loads(prec.read_text()), prev) + " Stage 2: "
+                  if prec.is_file() else "")
     secs = record.get("seconds")
     took = f"**{secs / 60:.1f} min**" if secs else "not recorded (a student trained before the record kept it)"
-    return (f"Training: `padless finetune minilm-l6` with sparsity `{json.dumps(record['sparsity'])}`; "
+    return parent + (f"Training: `padless finetune minilm-l6` with sparsity `{json.dumps(record['sparsity'])}`; "
             f"steps {tc['steps']}, batch {tc['batch_size']}, max_len {tc['max_len']}, AdamW lr {tc['lr']:g} "
             f"(warm-up 5%, linear decay to 10%); init: {init}; losses: {', '.join(losses)}; data: first "
             f"{tc['texts_per_dataset']} texts of {', '.join(tc['datasets'])}. Training time: {took} on this "
@@ -242,31 +252,32 @@ def run_combined(args, tmp: Path) -> str:
     dense = compiled(args, "minilm-l6", tmp / "dense")
     ids = dense.tokenize(texts, truncate=True)
     ref = fp32_embeddings(dense, ids)
-    sp_all = parse_sparsity({**EXPERIMENTS["combined"], "tokens": TOKENS})
+    tokens = {"layers": [args.token_layer], "keep": TOKEN_KEEP}
+    sp_all = parse_sparsity({**EXPERIMENTS["combined"], "tokens": tokens})
     oneshot = compiled(args, "minilm-l6", tmp / "oneshot", sp_all)
     student, record = train_or_load("combined", args, tmp)
     prj_dir = tmp / "student_prj"
     sprj = compiled(args, str(student), prj_dir)
     sspec, _ = resolve_model(str(student))
     t0 = time.perf_counter()
-    tc = PolicyTrainConfig(keep=TOKENS["keep"], seed=args.seed)
-    policy, prec = train_policy(sspec, TOKENS["layers"], tc)
+    tc = PolicyTrainConfig(keep=TOKEN_KEEP, seed=args.seed)
+    policy, prec = train_policy(sspec, tokens["layers"], tc)
     tweets = load_dataset("vader-tweets", limit=4000).texts[-128:]
     xs = [quantize_input(embed(sprj.host, i), sprj.quantized.input_scale) for i in sprj.tokenize(tweets, truncate=True)]
-    install_policy(prj_dir, quantize_policy(policy, sprj.quantized, xs, keep=TOKENS["keep"], record=prec),
-                   TOKENS["keep"])
+    install_policy(prj_dir, quantize_policy(policy, sprj.quantized, xs, keep=TOKEN_KEEP, record=prec), TOKEN_KEEP)
     t_pol = time.perf_counter() - t0
     pprj = load_project(prj_dir)
     a = np.asarray([len(s) for s in ids])
     no_tok = {**sp_all, "tokens": {}}
-    cascade = parse_sparsity({**sp_all, "tokens": {**TOKENS, "method": "cascade"}})
+    cascade = parse_sparsity({**sp_all, "tokens": {**tokens, "method": "cascade"}})
     steps = record["train"]["steps"]
     rows = []
     for label, prj, sp in [("int8 dense", dense, {}),
                            ("int8, all three one-shot (magnitude weights, top-k, cascade tokens), no training", oneshot, sp_all),
                            (f"int8 student (weights + attention, {steps} steps), no token reduction", sprj, no_tok),
-                           (f"int8 student + cascade tokens keep 0.7 @ layer 4", sprj, cascade),
-                           (f"int8 student + TR-BERT policy keep 0.7 @ layer 4", pprj, pprj.sparsity)]:
+                           (f"int8 student + cascade tokens keep {TOKEN_KEEP} @ layer {args.token_layer}", sprj, cascade),
+                           (f"int8 student + TR-BERT policy keep {TOKEN_KEEP} @ layer {args.token_layer}", pprj,
+                            pprj.sparsity)]:
         emb = golden(prj, ids, sp if prj is not pprj else None)
         d, t = total_macs(dense.model, a, sp)
         rows.append((label, probe_eval(ref, emb, labels), f"{d / t:.2f}x"))
@@ -274,7 +285,7 @@ def run_combined(args, tmp: Path) -> str:
 Model minilm-l6, reference = the dense fp32 model (the teacher). Evaluation: {len(ids)} VADER movie snippets
 (seeded sample, seed {args.seed}; tokens mean {a.mean():.1f}, max {a.max()}). Sparsity: weights
 `{json.dumps(WEIGHTS)}`, attention `{json.dumps(EXPERIMENTS['combined']['attention'])}` (min_k 32: on these
-short texts most rows keep every key), tokens `{json.dumps(TOKENS)}` (selection before layer 4; removed tokens
+short texts most rows keep every key), tokens `{json.dumps(tokens)}` (selection before layer {args.token_layer}; removed tokens
 carry their hidden state into the mean pooling). MACs = total DSP MACs (int8 x int8) against dense int8 over
 these texts, with the nominal keep ratio (the policy's kept fraction varies per text around it).
 
@@ -293,6 +304,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="training steps (default: the finetune default)")
     ap.add_argument("--student", default=None, help="evaluate this student folder instead of training one")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--token-layer", type=int, default=4, help="combined: token selection before this layer")
     ap.add_argument("--board", default="u280")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()

@@ -75,3 +75,21 @@ def test_head_jobs_and_spill_memory():
     assert fixed_buffer_bytes(M, sp, a, 16) == 2 * (16 * 4 + 60 + 4 * (8 + 16 + 64))
     b = Allocation(clock_MHz=100, bandwidth_GBps=1.0)                        # 8 bytes per cycle
     assert spill_io_cycles(M, 3, b) == 3 and spill_io_cycles(M, np.array([1, 4]), b).tolist() == [1, 4]
+
+
+def test_per_layer_weight_ratios():
+    """``weights.layers`` ratios: each layer's MVU cycles use its own kept weights per row; a streamed
+    weight buffer holds every stage's largest layer; resident weights are the sum over the layers."""
+    from padless.schedule.cost import layer_weight_bytes, model_weight_bytes, stage_weight_bytes
+    m2 = {**M, "num_layers": 2}
+    sp = {"weights": {"sparsity": 0.5, "bank": 4, "layers": {"1": 0.0}}}  # layer 1 stays dense
+    a = Allocation(row_tile=0, heads_per_job=0)
+    c = sequence_cycles(m2, 5, sp, a)
+    assert c[0, 0] == 5 * 24 * 4 + P.mvu_depth and c[1, 0] == 5 * 24 * 8 + P.mvu_depth  # qkv: 4 vs 8 kept
+    assert c[0, 4] == 5 * 16 * 4 + P.mvu_depth + P.gelu_depth and c[1, 4] == 5 * 16 * 8 + P.mvu_depth + P.gelu_depth
+    dense, half = layer_weight_bytes(m2, sp, 1), layer_weight_bytes(m2, sp, 0)
+    assert dense == layer_weight_bytes(m2, {}) and half < dense
+    assert layer_weight_bytes(m2, sp) == dense and model_weight_bytes(m2, sp) == dense + half
+    assert stage_weight_bytes(m2, sp)["ffn_up"] == stage_weight_bytes(m2, sp, 1)["ffn_up"]
+    assert resources(m2, sp, Allocation(resident=True, wave_tokens=0), "u280", 16)["weight_bytes"] == dense + half
+    assert resources(m2, sp, Allocation(resident=False, wave_tokens=0), "u280", 16)["weight_bytes"] == 2 * dense

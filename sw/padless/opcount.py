@@ -162,7 +162,7 @@ def weight_layout(out_features: int, in_features: int, weights_cfg: Mapping[str,
             "bytes": kept + (index_bits + 7) // 8 + bias}
 
 
-def _layer_weights(w: dict, i: int) -> dict:
+def layer_weight_config(w: dict, i: int) -> dict:
     """The weights config of layer ``i``: its per-layer ratio (``layers``) where given, else the global one."""
     if not w or "layers" not in w:
         return w
@@ -238,7 +238,7 @@ def model_ops(model: Mapping[str, Any], n: int, sparsity: Mapping[str, Any] | No
     prev = n
     layers = []
     for i, t in enumerate(toks):
-        layers.append(_layer(dims, prev, t, {**sp, "weights": _layer_weights(sp["weights"], i)}))
+        layers.append(_layer(dims, prev, t, {**sp, "weights": layer_weight_config(sp["weights"], i)}))
         prev = t
     dense = [_layer(dims, n, n, check_sparsity(None)) for _ in range(dims["L"])]
     return {"n": n, "layers": layers, "totals": _totals(layers), "dense_baseline": _totals(dense)}

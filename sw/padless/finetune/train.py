@@ -28,6 +28,10 @@ generator seeded with ``seed + epoch``. Batches are padded (CPU training only). 
 torch seeded, the data order a function of (seed, step); a checkpoint holds the student, the masks, the
 optimizer, the step and the torch RNG state, so a resumed run reproduces the uninterrupted one exactly.
 
+Quantization-aware training (``qat_steps``, :mod:`padless.finetune.qat`): the last steps run the student
+through the simulated int8 data path with the scales ``padless compile`` would use. ``init_from`` starts
+from an earlier student folder (its zeros are the fixed masks), e.g. to add QAT or top-k attention.
+
 Output folder: ``config.json`` + ``model.safetensors`` (transformers ``save_pretrained``), the tokenizer
 files, ``padless_sparsity.json`` (the normalised sparsity config ``padless compile`` reads from the folder,
 and the training record with its time in seconds) and ``checkpoint.pt``.
@@ -367,7 +371,8 @@ def finetune(model: str, config=None, out: str | Path | None = None, steps: int 
                 window = []
                 save_ckpt()
             bar.set_postfix(loss=f"{losses['total'].item():.4f}", cos=f"{losses['cosine'].item():.4f}",
-                            sparsity=f"{student.sparsity():.3f}" if final else "0")
+                            sparsity=f"{student.sparsity():.3f}" if final else "0",
+                            **({"qat": "int8"} if fq is not None and step > qat_start else {}))
             bar.update(1)
     seconds = time.perf_counter() - t0
     finished = step >= tc.steps

@@ -33,10 +33,10 @@ import numpy as np
 
 from ..boards import Board, int8_peak_macs, load_board
 from ..errors import InputError
-from ..opcount import attention_k, check_model, check_sparsity, layer_tokens, weight_layout
+from ..opcount import attention_k, check_model, check_sparsity, layer_tokens, layer_weight_config, weight_layout
 
 __all__ = ["STAGES", "MVU_STAGES", "ROW_STAGES", "HEAD_STAGES", "DEFAULT_ROW_TILE", "DEFAULT_HEADS_PER_JOB", "Allocation", "CostParams", "mvu_shapes",
-           "tile_cycles_many", "head_jobs", "sequence_cycles", "sequence_cycles_many", "weight_load_cycles", "stage_weight_bytes", "layer_weight_bytes", "resources",
+           "tile_cycles_many", "head_jobs", "sequence_cycles", "sequence_cycles_many", "weight_load_cycles", "stage_weight_bytes", "layer_weight_bytes", "model_weight_bytes", "resources",
            "activation_bytes_per_token", "working_bytes_per_token", "fixed_buffer_bytes", "spill_io_cycles",
            "pass_tokens_many", "dsp_for_macs"]
 
@@ -132,10 +132,14 @@ class Allocation:
         return cls(**{k: (dict(v) if isinstance(v, Mapping) else v) for k, v in d.items() if k in keys})
 
 
-def mvu_shapes(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None = None) -> dict:
-    """``{stage: (out, in_kept)}`` of the four MVU stages (``in_kept``: kept weights per row)."""
+def mvu_shapes(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None = None,
+               layer: int | None = None) -> dict:
+    """``{stage: (out, in_kept)}`` of the four MVU stages (``in_kept``: kept weights per row) of ``layer``
+    (its per-layer ratio from ``weights.layers`` where given; ``None``: the global ratio)."""
     dims = check_model(model)
     w = check_sparsity(sparsity)["weights"]
+    if layer is not None:
+        w = layer_weight_config(w, layer)
     H, F = dims["H"], dims["F"]
     return {"qkv": (3 * H, weight_layout(H, H, w)["kept_per_row"]),
             "out": (H, weight_layout(H, H, w)["kept_per_row"]),
@@ -206,7 +210,6 @@ def tile_cycles_many(model: Mapping[str, Any], lengths, sparsity: Mapping[str, A
         raise InputError(f"row_tile must be >= 0 (0: whole sequence), got {row_tile}")
     groups = np.asarray(head_jobs(model, alloc), dtype=np.int64)
     L, H, d = dims["L"], dims["H"], dims["d"]
-    shapes = mvu_shapes(model, sparsity)
     uniq, inverse = np.unique(lengths, return_inverse=True)
     att = sp["attention"]
     passes = pass_tokens_many(model, uniq, sparsity)  # (U, L) tokens after token reduction
@@ -231,6 +234,7 @@ def tile_cycles_many(model: Mapping[str, Any], lengths, sparsity: Mapping[str, A
             rows = np.clip(t[:, None] - row_tile * np.arange(row_jobs)[None, :], 0, row_tile)
         else:
             rows = t[:, None]
+        shapes = mvu_shapes(model, sparsity, l)  # per-layer weight ratios (weights.layers)
         for s in MVU_STAGES:
             o, i = shapes[s]
             per_row = (-(-o // alloc.pe[s])) * (-(-i // alloc.simd[s]))
@@ -266,21 +270,34 @@ def sequence_cycles(model, n: int, sparsity, alloc: Allocation, params: CostPara
     return sequence_cycles_many(model, [n], sparsity, alloc, params)[0]
 
 
-def layer_weight_bytes(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None = None) -> int:
-    """Off-chip bytes of one layer's weights: int8 values + in-bank index bits + int32 bias."""
+def layer_weight_bytes(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None = None,
+                       layer: int | None = None) -> int:
+    """Off-chip bytes of one layer's weights: int8 values + in-bank index bits + int32 bias. ``layer``:
+    that layer (its per-layer ratio); ``None``: every stage's largest layer, summed (what one set of the
+    per-stage weight buffers must hold; equal to any layer's bytes without per-layer ratios)."""
+    return sum(stage_weight_bytes(model, sparsity, layer).values())
+
+
+def model_weight_bytes(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None = None) -> int:
+    """Bytes of every layer's weights (resident weights), per-layer ratios included."""
+    return sum(layer_weight_bytes(model, sparsity, l) for l in range(check_model(model)["L"]))
+
+
+def stage_weight_bytes(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None = None,
+                       layer: int | None = None) -> dict:
+    """Off-chip weight bytes of each MVU stage (qkv holds Q, K and V) of ``layer``; ``None``: the most
+    over the layers, per stage (a stage's weight buffer and its slowest load)."""
     dims = check_model(model)
     w = check_sparsity(sparsity)["weights"]
     H, F = dims["H"], dims["F"]
-    return sum(weight_layout(o, i, w)["bytes"] for o, i in ((H, H),) * 4 + ((F, H), (H, F)))
 
-
-def stage_weight_bytes(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None = None) -> dict:
-    """Off-chip weight bytes of each MVU stage for one layer (qkv holds Q, K and V)."""
-    dims = check_model(model)
-    w = check_sparsity(sparsity)["weights"]
-    H, F = dims["H"], dims["F"]
-    one = lambda o, i: weight_layout(o, i, w)["bytes"]  # noqa: E731
-    return {"qkv": 3 * one(H, H), "out": one(H, H), "ffn_up": one(F, H), "ffn_down": one(H, F)}
+    def one_layer(cfg):
+        one = lambda o, i: weight_layout(o, i, cfg)["bytes"]  # noqa: E731
+        return {"qkv": 3 * one(H, H), "out": one(H, H), "ffn_up": one(F, H), "ffn_down": one(H, F)}
+    if layer is not None:
+        return one_layer(layer_weight_config(w, layer))
+    per = [one_layer(layer_weight_config(w, l)) for l in range(dims["L"])]
+    return {s: max(p[s] for p in per) for s in per[0]}
 
 
 def weight_load_cycles(model, sparsity, alloc: Allocation, params: CostParams = CostParams(),
@@ -368,8 +385,7 @@ def resources(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None, allo
     lut = params.lut_fixed + params.lut_per_mac_lane * sum(lanes.values())
     if selecting:
         lut += alloc.select_lanes * (dims["d"] * params.lut_per_4b_mult + k * params.lut_per_topk_entry)
-    layer_bytes = layer_weight_bytes(model, sparsity)
-    weight_bytes = layer_bytes * (dims["L"] if alloc.resident else 2)
+    weight_bytes = model_weight_bytes(model, sparsity) if alloc.resident else 2 * layer_weight_bytes(model, sparsity)
     if getattr(alloc, "spill", False):
         act_bytes = (alloc.wave_tokens * working_bytes_per_token(model)
                      + fixed_buffer_bytes(model, sparsity, alloc, max_tokens))

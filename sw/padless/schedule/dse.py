@@ -36,7 +36,7 @@ from ..boards import Board, int8_peak_macs, load_board
 from ..errors import PadlessError
 from ..opcount import attention_k, check_model, check_sparsity, model_ops
 from .cost import (MVU_STAGES, STAGES, Allocation, CostParams, activation_bytes_per_token, layer_weight_bytes,
-                   mvu_shapes, resources, sequence_cycles_many, weight_load_cycles)
+                   model_weight_bytes, mvu_shapes, resources, sequence_cycles_many, weight_load_cycles)
 
 __all__ = ["plan", "BoardTooSmallError", "DEFAULT_LENGTH"]
 
@@ -139,10 +139,11 @@ def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, An
     budget_mem = float(memory_cap) * onchip
     k_max = attention_k(max_tokens, sp["attention"]) if sp["attention"] else 0
     per_tok = activation_bytes_per_token(model, sparsity, k_max)
-    layer_bytes = layer_weight_bytes(model, sparsity)
+    layer_bytes = layer_weight_bytes(model, sparsity)  # per-stage largest layer (per-layer ratios)
     need_min_act = max_tokens * per_tok
-    if dims["L"] * layer_bytes + need_min_act <= budget_mem:
-        resident, wbytes = True, dims["L"] * layer_bytes
+    all_bytes = model_weight_bytes(model, sparsity)
+    if all_bytes + need_min_act <= budget_mem:
+        resident, wbytes = True, all_bytes
     elif 2 * layer_bytes + need_min_act <= budget_mem:
         resident, wbytes = False, 2 * layer_bytes
     else:
