@@ -41,6 +41,28 @@ def test_files_and_manifest(project):
     cfg = (project.path / "hls" / "config.h").read_text()
     assert f"#define PADLESS_HIDDEN {project.model['hidden_size']}" in cfg
     assert f"#define PADLESS_MAX_SEQ {project.model['max_positions']}" in cfg
+    # the activation buffer is the plan's wave (capped at 2048, never below one maximal sequence)
+    wave = project.manifest["schedule"]["allocation"]["wave_tokens"]
+    assert hls["max_tokens"] == max(min(2048, wave), project.model["max_positions"])
+    assert f"#define PADLESS_MAX_TOKENS {hls['max_tokens']}" in cfg
+
+
+def test_kernel_buffer_follows_the_plan(project, tmp_path):
+    """A plan with a small wave (a small board) shrinks the kernel's activation buffer and the runtime's packs."""
+    from padless.codegen.hls import generate
+    from padless.project import update_manifest
+    from padless.runtime.accelerator import Accelerator
+    d = tmp_path / "small"
+    shutil.copytree(project.path, d)
+    sched = project.manifest["schedule"]
+    update_manifest(d, {"schedule": {**sched, "allocation": {**sched["allocation"], "wave_tokens": 300}}})
+    p = load_project(d)
+    generate(p, p.board)
+    p = load_project(d)
+    want = max(300, p.model["max_positions"])
+    assert p.manifest["hls"]["max_tokens"] == want
+    assert f"#define PADLESS_MAX_TOKENS {want}" in (d / "hls" / "config.h").read_text()
+    assert Accelerator(d, backend="golden").max_tokens == want
 
 
 def test_weights_bin_layout(project):

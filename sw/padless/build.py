@@ -178,16 +178,12 @@ def step_schedule(st: BuildState) -> BuildState:
 
 
 def step_codegen(st: BuildState) -> BuildState:
-    """Generate the HLS project; its row tile is the one the schedule was planned with."""
+    """Generate the HLS project; its row tile and activation buffer (``wave_tokens``, capped at 2048) are
+    the ones the schedule planned (:func:`padless.codegen.hls.generate`)."""
     generate = _optional("padless.codegen.hls", "generate")
     if generate is not None:
         from .project import load_project
-        project = load_project(st.out)
-        tile = ((project.manifest.get("schedule") or {}).get("allocation") or {}).get("row_tile")
-        if tile:
-            generate(project, st.board, row_tile=int(tile))
-        else:
-            generate(project, st.board)
+        generate(load_project(st.out), st.board)
     return st
 
 

@@ -103,15 +103,18 @@ def test_vectors(project, out_dir: Path, texts=TV_TEXTS) -> dict:
     return {"sequences": len(xs), "tokens": int(len(x))}
 
 
-def generate(project, board, max_tokens: int = DEFAULT_MAX_TOKENS, row_tile: int = DEFAULT_ROW_TILE) -> dict:
+def generate(project, board, max_tokens: int | None = None, row_tile: int | None = None) -> dict:
     """Write the HLS project into ``project.path`` (layout in the module docstring) and register the
     files in the manifest (``manifest["hls"]``).
 
     Args:
         project: a loaded :class:`padless.project.Project`.
         board: a :class:`padless.boards.Board` (or name): part, clock and flow for the TCL.
-        max_tokens: tokens of one packed batch the kernel accepts (on-chip activation buffer).
-        row_tile: token rows per tile of the row-wise stages.
+        max_tokens: tokens of one packed batch the kernel accepts (on-chip activation buffer); default:
+            the planned ``wave_tokens`` of the project's schedule (``manifest["schedule"]["allocation"]``)
+            capped at ``DEFAULT_MAX_TOKENS``, or ``DEFAULT_MAX_TOKENS`` without a plan; never below the
+            model's maximum sequence length.
+        row_tile: token rows per tile of the row-wise stages; default: the plan's, else ``DEFAULT_ROW_TILE``.
     Returns the ``manifest["hls"]`` dict. Raises ProjectError when the HLS sources are missing from this
     padless checkout, or the model does not fit the kernel (hidden size not divisible by heads).
     """
@@ -123,6 +126,12 @@ def generate(project, board, max_tokens: int = DEFAULT_MAX_TOKENS, row_tile: int
     model = project.model
     if model["hidden_size"] % model["num_heads"]:
         raise ProjectError("hidden size must be a multiple of the number of heads for the HLS kernel")
+    planned = (project.manifest.get("schedule") or {}).get("allocation") or {}
+    if max_tokens is None:
+        wave = int(planned.get("wave_tokens") or 0)
+        max_tokens = min(DEFAULT_MAX_TOKENS, wave) if wave else DEFAULT_MAX_TOKENS
+    if row_tile is None:
+        row_tile = int(planned.get("row_tile") or DEFAULT_ROW_TILE)
     root = Path(project.path)
     hls = root / "hls"
     if hls.exists():
