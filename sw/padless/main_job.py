@@ -92,7 +92,7 @@ def main(argv=None) -> int:
               f"{device_note}", flush=True)
         res = evaluate(project, ds.texts, ds.labels, backend, True, hls_max, show=show)
         print("[3/4] modeled board throughput (cycle model) on the same length mix", flush=True)
-        lengths = [len(i) for i in project.tokenize(ds.texts, truncate=True)]
+        lengths = res["lengths"]
         sched = schedule_figures(project.manifest, lengths)
         print("[4/4] measuring torch fp32 on this machine", flush=True)
         fp32 = torch_fp32_throughput(project, ds.texts)

@@ -54,7 +54,8 @@ def fp32_embeddings(project, ids, progress=None):
 
 
 def evaluate(project, texts, labels, backend_name="golden", truncate=True, max_tokens=2048, show=True) -> dict:
-    """The eval figures as a dict (keys of :func:`padless.data.metrics.probe_eval` plus timings)."""
+    """The eval figures as a dict (keys of :func:`padless.data.metrics.probe_eval`, timings, and
+    ``lengths``: the token count of every text after tokenization)."""
     from tqdm import tqdm
 
     from ..data.metrics import probe_eval
@@ -77,6 +78,7 @@ def evaluate(project, texts, labels, backend_name="golden", truncate=True, max_t
     emb = embeddings_from_hidden(project, hidden)
     res = probe_eval(ref, emb, labels)
     res.update({"backend": backend_name, "tokens_mean": float(sum(map(len, ids)) / len(ids)),
+                "lengths": [len(i) for i in ids],
                 "seconds_fp32_reference": round(t_ref, 3), "seconds_backend": round(t_b, 3)})
     return res
 
@@ -94,7 +96,7 @@ def run(args) -> int:
         raise InputError(f"{ds.name} has no labels; eval needs label<TAB>text data")
     res = evaluate(project, texts, labels, args.backend, args.truncate, args.max_tokens, show=not args.json)
     if args.json:
-        print(json.dumps(res))
+        print(json.dumps({k: v for k, v in res.items() if k != "lengths"}))
     else:
         print(f"{res['n']} examples ({ds.name}), backend {args.backend}")
         print(f"  probe accuracy: fp32 {100 * res['accuracy_fp32']:.2f}%   {args.backend} {100 * res['accuracy']:.2f}%")
