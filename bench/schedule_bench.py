@@ -109,6 +109,12 @@ def main() -> None:
         lines.append(f"| {mix} | {bname} | " + " | ".join(
             f"{b[k]['utilization']:.1%}, {b[k]['throughput_seq_s']:,.0f}" for k in ("padded_max", "padded_batch", "bucketed"))
             + " |")
+    refined = [(mix, bname, p["select_refinement"]) for mix, bname, _, p, _, _ in rows if p.get("select_refinement")]
+    if refined:
+        lines += ["", "DSE step 4 (streamed weights: select lanes chosen by simulating a 300-sequence sample of "
+                  "the mix; docs/performance-model.md): " + "; ".join(
+                      f"{mix} on {bname}: " + ", ".join(f"{t['lanes']} lanes {t['utilization']:.1%}" for t in r["tried"])
+                      + f" -> {r['lanes']}" for mix, bname, r in refined) + "."]
     if notes:
         lines += ["", "Did not fit:", *notes]
     lines += ["", "Against the DAC 2022 paper (80.2x over CPU, 2.6x over GPU): the modeled/measured column "
