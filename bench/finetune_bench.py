@@ -156,6 +156,15 @@ def training_text(record: dict, student: Path) -> str:
             f"machine (2 shared cores, torch CPU). Loss (window means, step: loss): {curve}.")
 
 
+def steps_label(record: dict) -> str:
+    """``"3600"``, or for a chain of students (``init_from``) ``"300 + 100 QAT"``: the steps of every stage."""
+    tc = record["train"]
+    own = f"{tc['steps']}" + (" QAT" if tc.get("qat_steps") == tc["steps"] else
+                               f" ({tc['qat_steps']} QAT)" if tc.get("qat_steps") else "")
+    prev = Path(tc["init_from"]) / SPARSITY_FILE if tc.get("init_from") else None
+    return f"{steps_label(json.loads(prev.read_text()))} + {own}" if prev and prev.is_file() else own
+
+
 def rows_table(rows, extra_col: str | None = None) -> str:
     head = "| configuration | probe acc. | agreement w/ fp32 | cosine mean (min) |" + (f" {extra_col} |" if extra_col else "")
     lines = [head, "|---|---|---|---|" + ("---|" if extra_col else "")]
@@ -188,7 +197,7 @@ def run_weights(args, tmp: Path) -> str:
     noop = all(np.array_equal(getattr(a, n).weight, getattr(b, n).weight)
                for a, b in zip(sspec.layers, again.layers) for n in LINEAR_NAMES)
     sprj = compiled(args, str(student), tmp / "student_prj")  # reads padless_sparsity.json
-    steps = record["train"]["steps"]
+    steps = steps_label(record)
     rows = [("int8 dense", probe_eval(ref, golden(dense, ids), labels)),
             ("int8 + 50% weights, one-shot magnitude (no training)", probe_eval(ref, golden(oneshot, ids), labels)),
             ("int8 + 50% weights, one-shot SparseGPT (no training)", probe_eval(ref, golden(sgpt, ids), labels)),
@@ -219,7 +228,7 @@ def run_attention(args, tmp: Path) -> str:
     topk = compiled(args, "minilm-l6", tmp / "topk", {"attention": att})
     student, record = train_or_load("attention", args, tmp)
     sprj = compiled(args, str(student), tmp / "student_prj")
-    steps = record["train"]["steps"]
+    steps = steps_label(record)
     rows = [("int8 dense attention", probe_eval(ref, golden(dense, ids), labels)),
             ("fp32, top-k density 0.25, no training", probe_eval(ref, student_fp32("minilm-l6", ids, att), labels)),
             ("int8 + top-k density 0.25, no training", probe_eval(ref, golden(topk, ids), labels)),
@@ -270,7 +279,7 @@ def run_combined(args, tmp: Path) -> str:
     a = np.asarray([len(s) for s in ids])
     no_tok = {**sp_all, "tokens": {}}
     cascade = parse_sparsity({**sp_all, "tokens": {**tokens, "method": "cascade"}})
-    steps = record["train"]["steps"]
+    steps = steps_label(record)
     rows = []
     for label, prj, sp in [("int8 dense", dense, {}),
                            ("int8, all three one-shot (magnitude weights, top-k, cascade tokens), no training", oneshot, sp_all),
