@@ -37,6 +37,7 @@ from ..errors import PadlessError
 from ..opcount import attention_k, check_model, check_sparsity, model_ops
 from .cost import (MVU_STAGES, STAGES, Allocation, CostParams, activation_bytes_per_token, layer_weight_bytes,
                    model_weight_bytes, mvu_shapes, resources, sequence_cycles_many, weight_load_cycles)
+from .scheduler import metrics, run_method
 
 __all__ = ["plan", "BoardTooSmallError", "DEFAULT_LENGTH"]
 
@@ -284,7 +285,6 @@ def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, An
 def _refine_select(model, sparsity, alloc: Allocation, lens: np.ndarray, params: CostParams, fits):
     """Step 4: simulate select-lane multiples on a seeded sample of ``lens`` (arrival order kept) and keep
     the best simulated utilization -> ``(allocation, {"sequences", "tried" [{lanes, utilization}], "lanes"})``."""
-    from .scheduler import metrics, run_method  # imported here: the scheduler module is heavier than dse needs
     rng = np.random.default_rng(0)
     sample = lens if lens.size <= REFINE_SEQUENCES else lens[np.sort(rng.choice(lens.size, REFINE_SEQUENCES,
                                                                                     replace=False))]
