@@ -91,3 +91,19 @@ def test_qat_finetune_resumes_exactly_and_init_from(tmp_path):
     with pytest.raises(InputError, match="not a student folder"):
         finetune("tiny", {**CFG, "train": {**CFG["train"], "init_from": str(tmp_path)}}, tmp_path / "bad3",
                  progress=False)
+
+
+def test_dense_student_masks_padding_like_the_teacher():
+    """The student's own attention function (used for dense attention too) masks padded keys from the
+    lengths, so on a padded batch it equals the transformers teacher exactly."""
+    from padless.finetune.student import SparseStudent, bert_from_spec
+    from padless.models import resolve_model
+    spec, _ = resolve_model("tiny")
+    teacher = bert_from_spec(spec)
+    student = SparseStudent(bert_from_spec(spec), {}, {})
+    x = torch.tensor([[2, 5, 6, 7, 3], [2, 8, 3, 0, 0]])
+    m = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    with torch.no_grad():
+        want = teacher(input_ids=x, attention_mask=m, token_type_ids=torch.zeros_like(x)).last_hidden_state
+        got = student(x, m)
+    assert torch.equal(got[0], want[0]) and torch.equal(got[1, :3], want[1, :3])
