@@ -18,7 +18,7 @@ with this experiment's config; its training record gives the time) instead of tr
 
     .venv/bin/python bench/finetune_bench.py weights [--steps N] [--movie 200]
     .venv/bin/python bench/finetune_bench.py attention [--steps N] [--long 64]
-    .venv/bin/python bench/finetune_bench.py combined [--steps N] [--movie 200]
+    .venv/bin/python bench/finetune_bench.py combined [--steps N] [--movie 200] [--token-layer 4]
 """
 from __future__ import annotations
 
@@ -299,7 +299,7 @@ carry their hidden state into the mean pooling). MACs = total DSP MACs (int8 x i
 these texts, with the nominal keep ratio (the policy's kept fraction varies per text around it).
 
 {training_text(record, student)} TR-BERT policy trained on the student (imitation + REINFORCE,
-{tc.imitation_steps} + {tc.rl_steps} steps, thresholds calibrated on 128 VADER tweets for keep 0.7): {t_pol:.0f} s.
+{tc.imitation_steps} + {tc.rl_steps} steps, thresholds calibrated on 128 VADER tweets for keep {TOKEN_KEEP}): {t_pol:.0f} s.
 
 {rows_table(rows, 'total MACs vs dense int8')}
 """

@@ -60,3 +60,5 @@ def test_per_layer_weight_ratios():
     assert glob["layers"][1]["macs"] == mixed["layers"][1]["macs"]
     with pytest.raises(InputError, match="per-layer weight ratios"):
         model_ops(model, 10, {"weights": {"sparsity": 0.5, "bank": 16, "layers": {"1": 1.5}}})
+    with pytest.raises(InputError, match="layer index"):  # a clear error, not a ValueError from int()
+        model_ops(model, 10, {"weights": {"sparsity": 0.5, "bank": 16, "layers": {"first": 0.5}}})

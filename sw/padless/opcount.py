@@ -90,8 +90,9 @@ def check_sparsity(sparsity: Mapping[str, Any] | None) -> dict:
             raise InputError(f"weight bank must be a positive integer, got {b!r}")
         layers = w.get("layers") or {}
         if not isinstance(layers, Mapping) or not all(
-                isinstance(r, (int, float)) and 0 <= r < 1 for r in layers.values()):
-            raise InputError(f"per-layer weight ratios must map layer index -> ratio in [0, 1), got {layers!r}")
+                str(i).isdigit() and isinstance(r, (int, float)) and 0 <= r < 1 for i, r in layers.items()):
+            raise InputError(f"per-layer weight ratios must map a layer index (0, 1, ...) -> ratio in [0, 1), "
+                             f"got {layers!r}")
         w = {"sparsity": float(s), "bank": b}
         if layers:
             w["layers"] = {str(int(i)): float(r) for i, r in layers.items()}

@@ -8,9 +8,9 @@ that ``padless compile`` would compute for the current weights:
 
 * the scales come from :func:`padless.quant.calibrate.calibrate` on the current student (converted with
   :func:`padless.frontend.hf.spec_from_transformers`) over the compile recipe's calibration sentences,
-  turned into scales by the formulas of :func:`padless.quant.quantize.quantize_encoder` (per channel
-  where they fold into the next layer, ``alpha`` 1; per tensor for Q and K), refreshed every
-  ``recalibrate_every`` steps as the weights move;
+  and :func:`padless.quant.quantize.quantize_encoder` itself (per channel where they fold into the next
+  layer, ``alpha`` 1; per tensor for Q and K), refreshed every ``qat_calibrate_every`` steps as the
+  weights move;
 * activations: the layer-0 input (embedding output), Q, K (per tensor), V, the attention context, the
   LayerNorm-1 output ``h``, the GELU output and every layer output (per channel), all int8 in [-127, 127];
   attention probabilities on the 12-bit grid (``PROB_BITS``);
@@ -31,10 +31,13 @@ import torch.nn.functional as F
 
 from ..quant import intops
 from ..quant.calibrate import calibrate
-from ..quant.quantize import channel_scales
+from ..quant.quantize import quantize_encoder
 from ..sparse.weights import LINEAR_NAMES
 
 __all__ = ["FakeQuant", "fake_quant"]
+
+#: Scales of :attr:`padless.quant.quantize.QLayer.scales` the simulation rounds to (int8 tensors).
+_SITES = ("in", "q", "k", "v", "ctx", "h", "act", "out")
 
 
 def fake_quant(x: torch.Tensor, scale: torch.Tensor, qmax: int = 127) -> torch.Tensor:
@@ -75,21 +78,15 @@ class FakeQuant:
 
     # -- scales ---------------------------------------------------------------------------------------------
     def calibrate(self) -> None:
-        """Recompute every scale from the student's current weights (fp32 reference over ``calib_ids``)."""
+        """Recompute every scale from the student's current weights: the fp32 reference over ``calib_ids``
+        (:func:`padless.quant.calibrate.calibrate`), then :func:`padless.quant.quantize.quantize_encoder`
+        itself, whose per-layer ``scales`` are read back -- one definition of the scales for compile and QAT."""
         from ..frontend.hf import spec_from_transformers
         spec = spec_from_transformers(self.student.bert, self.name, self.tokenizer_path)
-        r = calibrate(spec, self.calib_ids)
+        qe = quantize_encoder(spec, calibrate(spec, self.calib_ids))
         t = lambda a: torch.tensor(np.asarray(a, np.float64), dtype=torch.float32)  # noqa: E731
-        mx = lambda a: float(np.max(a))  # noqa: E731
-        s_in = channel_scales(r["embedding"])
-        self.input_scale = t(s_in)
-        self.scales = []
-        for lr in r["layers"]:
-            sc = {"in": t(s_in), "q": t(mx(lr["q"]) / 127.0), "k": t(mx(lr["k"]) / 127.0)}
-            for site in ("v", "ctx", "h", "act", "out"):
-                sc[site] = t(channel_scales(lr[site]))
-            self.scales.append(sc)
-            s_in = channel_scales(lr["out"])
+        self.input_scale = t(qe.input_scale)
+        self.scales = [{site: t(layer.scales[site]) for site in _SITES} for layer in qe.layers]
 
     # -- hooks ------------------------------------------------------------------------------------------------
     def state(self) -> dict:

@@ -32,6 +32,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..ir import EncoderSpec, LinearSpec
+from ..opcount import check_sparsity, layer_weight_config
 
 __all__ = ["kept_per_bank", "index_bits", "layer_ratios", "bank_balanced_mask", "prune_weight", "prune_spec",
            "pack_bank_balanced", "unpack_bank_balanced", "packed_nbytes", "input_norms",
@@ -60,15 +61,11 @@ def layer_ratios(weights_cfg: Mapping[str, Any] | None, num_layers: int) -> list
     """Pruning ratio of each layer: ``weights_cfg["layers"][i]`` where given, else ``weights_cfg["sparsity"]``.
 
     ``(num_layers,)`` list of floats. Raises InputError for a per-layer index outside the model."""
-    cfg = weights_cfg or {}
-    base = float(cfg.get("sparsity", 0.0) or 0.0)
-    out = [base] * num_layers
-    for key, val in (cfg.get("layers") or {}).items():
-        i = int(key)
-        if not 0 <= i < num_layers:
-            raise InputError(f"weights layers: layer {i} does not exist (the model has {num_layers} layers)")
-        out[i] = float(val)
-    return out
+    cfg = check_sparsity({"weights": weights_cfg})["weights"] if weights_cfg else {}
+    for key in cfg.get("layers", {}):
+        if int(key) >= num_layers:
+            raise InputError(f"weights layers: layer {key} does not exist (the model has {num_layers} layers)")
+    return [float(layer_weight_config(cfg, i).get("sparsity", 0.0)) for i in range(num_layers)]
 
 
 def _check_banks(shape: tuple, bank: int) -> int:
