@@ -98,7 +98,7 @@ def main() -> None:
         ln = np.asarray(lengths)
         lines.append(
             f"| {mix} | {bname} | {int(np.percentile(ln, 50))} / {int(np.percentile(ln, 90))} / {ln.max()} | "
-            f"{p['weights']} | {out['utilization']:.1%} | {out['bubble_fraction']:.1%} | "
+            f"{p['weights']}{' (single-buffered)' if p.get('weight_buffers') == 1 else ''} | {out['utilization']:.1%} | {out['bubble_fraction']:.1%} | "
             f"{out['throughput_seq_s']:,.0f} | {out['speedup_vs']['padded_max']:.2f} | "
             f"{out['speedup_vs']['padded_batch']:.2f} | {out['speedup_vs']['bucketed']:.2f} | "
             f"{out['efficiency_vs_peak']:.1%} | {cpu:,.1f} | {out['throughput_seq_s'] / cpu:,.0f}x |")
@@ -109,12 +109,16 @@ def main() -> None:
         lines.append(f"| {mix} | {bname} | " + " | ".join(
             f"{b[k]['utilization']:.1%}, {b[k]['throughput_seq_s']:,.0f}" for k in ("padded_max", "padded_batch", "bucketed"))
             + " |")
-    refined = [(mix, bname, p["select_refinement"]) for mix, bname, _, p, _, _ in rows if p.get("select_refinement")]
+    refined = [(mix, bname, p["refinement"]) for mix, bname, _, p, _, _ in rows if p.get("refinement")]
     if refined:
-        lines += ["", "DSE step 4 (streamed weights: select lanes chosen by simulating a 300-sequence sample of "
-                  "the mix; docs/performance-model.md): " + "; ".join(
-                      f"{mix} on {bname}: " + ", ".join(f"{t['lanes']} lanes {t['utilization']:.1%}" for t in r["tried"])
-                      + f" -> {r['lanes']}" for mix, bname, r in refined) + "."]
+        def cand(t):
+            return f"{'single' if t['weight_buffers'] == 1 else 'double'}/{t['wave_tokens']}/{t['lanes']}"
+        lines += ["", "DSE step 4 (streamed weights: weight buffering and select lanes chosen by simulating a "
+                  "300-sequence sample of the mix; docs/performance-model.md; candidates written "
+                  "buffering/wave tokens/select lanes: simulated utilization): " + "; ".join(
+                      f"{mix} on {bname}: " + ", ".join(f"{cand(t)} {t['utilization']:.1%}" for t in r["tried"])
+                      + f" -> **{cand(r)}**"
+                      for mix, bname, r in refined) + "."]
     if notes:
         lines += ["", "Did not fit:", *notes]
     lines += ["", "Against the DAC 2022 paper (80.2x over CPU, 2.6x over GPU): the modeled/measured column "

@@ -26,28 +26,53 @@ def test_plan_within_budget(board):
 def test_too_small_board():
     with pytest.raises(BoardTooSmallError) as e:
         plan(MINILM, "pynq-z2", {}, [64])
-    assert "MB" in str(e.value) and "pynq-z2" in str(e.value)
+    assert "MB" in str(e.value) and "pynq-z2" in str(e.value) and "single-buffered" in str(e.value)
 
 
-def test_select_refinement_simulates_lane_choices():
-    """Step 4 (streamed weights, top-k): the kept select lanes are the best simulated utilization among the
-    tried multiples, fit the LUT budget, and the record agrees with a fresh simulation of the plan."""
+def test_single_buffered_when_two_layers_do_not_fit():
+    """Dense minilm-l6 on ZCU104: two layers of int8 weights (3.57 MB) + a 512-token buffer exceed 95% of
+    the 4.4 MB on chip, one layer fits: step 1 streams single-buffered, with the rest for the wave."""
+    from padless.schedule.cost import layer_weight_bytes
+    p = plan(MINILM, "zcu104", {}, [64] * 20)
+    assert p["weights"] == "streamed" and p["weight_buffers"] == p["allocation"]["weight_buffers"] == 1
+    used = p["resources"]["used"]
+    assert used["weight_bytes"] == layer_weight_bytes(MINILM, {})
+    assert used["onchip_bytes"] <= 0.95 * p["resources"]["available"]["onchip_bytes"]
+    assert {t["weight_buffers"] for t in p["refinement"]["tried"]} == {1}
+
+
+def test_refinement_simulates_buffers_and_lanes():
+    """Step 4 (streamed weights): the kept (weight buffers, select lanes) is the first candidate within
+    REFINE_MARGIN of the best simulated utilization, fits the LUT and memory budgets, and the record agrees
+    with a fresh simulation of the plan; single buffering hands one layer of weights to the wave."""
     from padless.schedule.cost import Allocation
+    from padless.schedule.dse import REFINE_MARGIN
     from padless.schedule.scheduler import metrics, run_method
     rng = np.random.default_rng(1)  # a long-tailed mix: mostly short, a few long sequences
     lengths = np.where(rng.random(120) < 0.1, rng.integers(300, 512, 120), rng.integers(10, 60, 120))
     sp = {"attention": {"topk": 32}, "weights": {"sparsity": 0.5, "bank": 16}}
+    board = load_board("zcu104")
     p = plan(MINILM, "zcu104", sp, lengths)
-    ref = p["select_refinement"]
-    assert ref is not None and ref["sequences"] == 120 and len(ref["tried"]) >= 2
-    utils = {t["lanes"]: t["utilization"] for t in ref["tried"]}
-    assert p["allocation"]["select_lanes"] == ref["lanes"] == max(utils, key=utils.get)
-    assert p["resources"]["used"]["lut"] <= 0.8 * load_board("zcu104").lut
-    res = run_method("padless", MINILM, lengths, sp, Allocation.from_dict(p["allocation"]))
-    assert metrics(res, lengths, 0.0, 200.0, 1.0)["utilization"] == pytest.approx(utils[ref["lanes"]])
+    ref = p["refinement"]
+    assert ref is not None and ref["sequences"] == 120
+    assert {t["weight_buffers"] for t in ref["tried"]} == {1, 2} and len(ref["tried"]) >= 4
+    waves = {t["weight_buffers"]: t["wave_tokens"] for t in ref["tried"]}
+    assert waves[1] > waves[2]  # one layer of weights less on chip -> a larger wave
+    best = max(t["utilization"] for t in ref["tried"])
+    kept = next(t for t in ref["tried"] if t["utilization"] >= best - REFINE_MARGIN - 1e-12
+                and all(u["utilization"] <= t["utilization"] + REFINE_MARGIN for u in ref["tried"][:ref["tried"].index(t)]))
+    a = p["allocation"]
+    assert (a["weight_buffers"], a["select_lanes"], a["wave_tokens"]) == (kept["weight_buffers"], kept["lanes"], kept["wave_tokens"])
+    assert p["weight_buffers"] == a["weight_buffers"]
+    used = p["resources"]["used"]
+    assert used["lut"] <= 0.8 * board.lut
+    assert used["onchip_bytes"] <= p["resources"]["memory_cap"] * p["resources"]["available"]["onchip_bytes"]
+    res = run_method("padless", MINILM, lengths, sp, Allocation.from_dict(a))
+    assert metrics(res, lengths, 0.0, 200.0, 1.0)["utilization"] == pytest.approx(kept["utilization"])
     unrefined = plan(MINILM, "zcu104", sp, lengths, refine=False)
-    assert unrefined["select_refinement"] is None
-    assert unrefined["allocation"]["select_lanes"] == min(utils)  # step 3's lanes are the first tried
-    # resident weights (U280) and dense attention skip the step
-    assert plan(MINILM, "u280", sp, lengths)["select_refinement"] is None
-    assert plan(MINILM, "zcu104", {"weights": sp["weights"]}, lengths)["select_refinement"] is None
+    assert unrefined["refinement"] is None and unrefined["allocation"]["weight_buffers"] == 2
+    assert unrefined["allocation"]["select_lanes"] == ref["tried"][0]["lanes"]  # step 3's lanes come first
+    # resident weights (U280) skip the step; dense attention refines the buffering only
+    assert plan(MINILM, "u280", sp, lengths)["refinement"] is None
+    dense_att = plan(MINILM, "zcu104", {"weights": sp["weights"]}, lengths)["refinement"]
+    assert len({t["lanes"] for t in dense_att["tried"]}) == 1 and len(dense_att["tried"]) == 2

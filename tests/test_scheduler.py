@@ -98,6 +98,31 @@ def test_invariants(resident):
                 assert covered == t1 - t0
 
 
+@pytest.mark.parametrize("buffers", [1, 2])
+def test_weight_buffers_gate_loads(buffers):
+    """Streamed weights: a stage's load of pass r = wave * L + layer starts only after every job of its
+    pass r - buffers has finished (single buffering: the previous pass; double: the one before)."""
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(5, 90, size=30)
+    alloc = _alloc(resident=False, bandwidth_GBps=1.0, row_tile=16, wave_tokens=300, weight_buffers=buffers)
+    r = run_method("padless", M, lengths, {}, alloc)
+    L = r.starts.shape[1]
+    wave_of = {j: w for w, members in enumerate(r.waves) for j in members}
+    last = {}
+    for j, l, s, _, a, d in r.segments.tolist():
+        key = (wave_of[j] * L + l, s)
+        last[key] = max(last.get(key, 0), a + d)
+    gated = 0
+    for w, l, s, a, _ in r.load_starts:
+        prev = (w * L + l - buffers, s)
+        if prev in last:
+            assert a >= last[prev]
+            gated += 1
+    assert gated > 0 and len(r.waves) > 2
+    with pytest.raises(InputError, match="weight_buffers"):
+        simulate(np.ones((1, 1, 6), dtype=int), [[0]], weight_buffers=3)
+
+
 def test_tiled_overlap_and_barriers():
     """One sequence of 3 tiles, 1 layer: the row stages overlap tile by tile; attn waits for all qkv."""
     dur = np.zeros((1, 1, 6, 3), dtype=int)

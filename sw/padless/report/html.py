@@ -322,7 +322,8 @@ def build_report(project_dir: str | os.PathLike, lengths: Sequence[int], *, sour
         "board": figures["board"], "board_info": board_info,
         "clock_MHz": f"{alloc.clock_MHz:g}",
         "peak": f"{figures['peak_int8_macs'] / 1e12:,.2f}",
-        "weights": schedule.get("weights", "resident" if alloc.resident else "streamed"),
+        "weights": schedule.get("weights", "resident" if alloc.resident else "streamed")
+                   + (" (single-buffered)" if not alloc.resident and alloc.weight_buffers == 1 else ""),
         "bandwidth": f"{alloc.bandwidth_GBps:g}", "wave_tokens": f"{alloc.wave_tokens:,}",
         "source": source, "batch_size": batch_size, "stats": _length_stats(lengths),
         "methods": _method_rows(figures), "speedup_max": f"{figures['speedup_vs']['padded_max']:.2f}",

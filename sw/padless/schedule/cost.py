@@ -99,7 +99,11 @@ class Allocation:
         select_lanes: (query, key, head) estimates per cycle of the 4-bit selection engine.
         clock_MHz: kernel clock.
         bandwidth_GBps: off-chip bandwidth available to the weight loader (theoretical).
-        resident: all layers' weights stay on chip (loaded once); else streamed per layer, double-buffered.
+        resident: all layers' weights stay on chip (loaded once); else streamed per layer into
+            ``weight_buffers`` layer buffers per MVU stage.
+        weight_buffers: streamed weights: 2 = double-buffered (a stage's next layer loads while it works on
+            the current one), 1 = single-buffered (a stage stalls for each load, but one layer of weights
+            less on chip leaves room for a larger wave).
         wave_tokens: on-chip activation capacity in tokens. Without ``spill``: the tokens of a wave (every
             token of a wave keeps its residual row and a stage-boundary tensor on chip). With ``spill``:
             the working set, tokens of the sequences between their qkv and ffn_down of one layer.
@@ -121,6 +125,7 @@ class Allocation:
     row_tile: int = DEFAULT_ROW_TILE
     heads_per_job: int = DEFAULT_HEADS_PER_JOB
     spill: bool = False
+    weight_buffers: int = 2
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -368,7 +373,7 @@ def resources(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None, allo
 
     DSP: ``sum over MAC arrays of dsp_for_macs(PE * SIMD)``. LUT: ``lut_per_mac_lane`` per MAC lane,
     selection lanes ``d * lut_per_4b_mult + k * lut_per_topk_entry`` each, plus ``lut_fixed``.
-    On-chip memory (bytes): weights (all layers if resident, else two layers: double buffer) +
+    On-chip memory (bytes): weights (all layers if resident, else ``alloc.weight_buffers`` layers) +
     ``wave_tokens * activation_bytes_per_token`` (or, with ``alloc.spill``, ``wave_tokens *
     working_bytes_per_token + fixed_buffer_bytes``); mapped to URAM first for the weights, block RAM for
     the rest. ``max_tokens`` sizes the top-k index buffers.
@@ -385,7 +390,8 @@ def resources(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None, allo
     lut = params.lut_fixed + params.lut_per_mac_lane * sum(lanes.values())
     if selecting:
         lut += alloc.select_lanes * (dims["d"] * params.lut_per_4b_mult + k * params.lut_per_topk_entry)
-    weight_bytes = model_weight_bytes(model, sparsity) if alloc.resident else 2 * layer_weight_bytes(model, sparsity)
+    weight_bytes = (model_weight_bytes(model, sparsity) if alloc.resident
+                    else int(alloc.weight_buffers) * layer_weight_bytes(model, sparsity))
     if getattr(alloc, "spill", False):
         act_bytes = (alloc.wave_tokens * working_bytes_per_token(model)
                      + fixed_buffer_bytes(model, sparsity, alloc, max_tokens))

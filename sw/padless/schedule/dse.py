@@ -8,8 +8,9 @@ memory stay within ``utilization_cap`` of the board.
 Procedure (greedy bottleneck relief, the classic FINN-style folding search):
 
 1. Memory first: keep every layer's weights on chip if they fit with a buffer for the longest sequence
-   ("resident"); else stream one layer at a time, double-buffered ("streamed"); else the board is too
-   small (:class:`BoardTooSmallError` with the numbers). The remaining memory sets ``wave_tokens``.
+   ("resident"); else stream one layer at a time, double-buffered ("streamed"), or single-buffered when
+   only one layer fits; else the board is too small (:class:`BoardTooSmallError` with the numbers). The
+   remaining memory sets ``wave_tokens``.
 2. Start every stage at PE = SIMD = 1 (one selection lane).
 3. Repeat: take the stage with the most expected cycles (mean over the lengths, summed over layers;
    the row-tiled pass cycles of :func:`~padless.schedule.cost.sequence_cycles_many` at the allocation's
@@ -17,13 +18,15 @@ Procedure (greedy bottleneck relief, the classic FINN-style folding search):
    step it to its next larger parallelism (MVU: PE dividing the output rows, SIMD dividing the kept
    weights per row; attention: PE over keys, SIMD dividing the head dimension; selection: lanes x 2).
    If the step breaks the DSP or LUT budget, the stage is frozen; stop when the bottleneck is frozen.
-4. Streamed weights with top-k attention only: critical-path refinement of the selection lanes. Balanced
+4. Streamed weights: simulated refinement of the weight buffering and the selection lanes. Balanced
    mean cycles do not make a balanced pipeline when a wave holds a long sequence: its quadratic select
-   chain outlasts the wave's matrix work. The planner simulates the scheduler
-   (:func:`padless.schedule.scheduler.run_method`, ``padless``) on a seeded sample of the expected
-   lengths (``REFINE_SEQUENCES``) with the selection lanes at 1, 1.5, 2 and 3 times step 3's (within
-   the LUT budget) and keeps the count with the highest simulated utilization (selection engines are
-   LUT-only: this spends no DSPs).
+   chain outlasts the wave's matrix work, and only a larger wave lets short sequences fill the matrix
+   stages meanwhile. The planner simulates the scheduler (:func:`padless.schedule.scheduler.run_method`,
+   ``padless``) on a seeded sample of the expected lengths (``REFINE_SEQUENCES``) for each weight
+   buffering that fits (double-buffered, or single-buffered with the freed layer of weights given to
+   the wave) and, with top-k attention, the selection lanes at 1, 1.5, 2 and 3 times step 3's (within
+   the LUT budget), and keeps the highest simulated utilization (selection engines are LUT-only and
+   buffers are memory: this spends no DSPs).
 """
 from __future__ import annotations
 
@@ -49,6 +52,9 @@ MAX_WAVE_TOKENS = 16384
 REFINE_SEQUENCES = 300
 #: Multiples of step 3's select lanes the refinement simulates.
 REFINE_LANES = (1.0, 1.5, 2.0, 3.0)
+#: Utilization a later refinement candidate (single buffering, more lanes) must gain over the best so far
+#: to be kept: differences below it are sampling noise of the 300-sequence simulation.
+REFINE_MARGIN = 0.0025
 
 
 class BoardTooSmallError(PadlessError):
@@ -104,19 +110,20 @@ def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, An
         clock_MHz: kernel clock; default the board's.
         utilization_cap: fraction of DSPs and LUTs the plan may use (the rest: shell, routing slack).
         memory_cap: fraction of block RAM + UltraRAM the plan may use (buffers pack densely).
-        refine: run step 4 (simulated select-lane refinement; streamed weights with top-k attention).
+        refine: run step 4 (simulated refinement of weight buffering and select lanes; streamed weights).
 
     Returns:
         ``{"board", "part", "flow", "platform", "clock_MHz", "weights" ("resident"|"streamed"),
         "allocation" (Allocation.to_dict()), "stages" {stage: {pe, simd | lanes, dsp, expected_cycles}},
         "resources" {"used", "available", "cap"}, "lengths" {count, mean, p50, p90, max},
         "max_tokens", "weight_load_cycles", "estimate" {bottleneck_stage, cycles_per_sequence,
-        throughput_seq_s, useful_macs_s, efficiency_vs_peak}, "peak_int8_macs", "select_refinement"
-        (step 4's sample size, lanes tried with their simulated utilization and the lanes kept; None when
-        step 4 did not run)}``.
+        throughput_seq_s, useful_macs_s, efficiency_vs_peak}, "peak_int8_macs", "refinement"
+        (step 4's sample size, the (weight buffers, wave tokens, lanes) tried with their simulated
+        utilization, and what was kept; None when step 4 did not run), "weight_buffers" (streamed: 1 or
+        2; resident: 0)}``.
 
     Raises:
-        BoardTooSmallError: the weights (double-buffered) plus a buffer for the longest sequence do not
+        BoardTooSmallError: one layer of weights (single-buffered) plus a buffer for the longest sequence do not
             fit the on-chip memory, or one MAC lane per stage does not fit the DSPs.
     """
     board = load_board(board)
@@ -143,21 +150,27 @@ def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, An
     layer_bytes = layer_weight_bytes(model, sparsity)  # per-stage largest layer (per-layer ratios)
     need_min_act = max_tokens * per_tok
     all_bytes = model_weight_bytes(model, sparsity)
+    buffers = 2
     if all_bytes + need_min_act <= budget_mem:
         resident, wbytes = True, all_bytes
     elif 2 * layer_bytes + need_min_act <= budget_mem:
         resident, wbytes = False, 2 * layer_bytes
+    elif layer_bytes + need_min_act <= budget_mem:
+        resident, wbytes, buffers = False, layer_bytes, 1
     else:
         raise BoardTooSmallError(
             f"{model.get('name', 'the model')} does not fit {board.name}: streaming one layer at a time "
-            f"needs {2 * layer_bytes / 1e6:.2f} MB of double-buffered weights + {need_min_act / 1e6:.2f} MB "
-            f"of activations for a {max_tokens}-token sequence = {(2 * layer_bytes + need_min_act) / 1e6:.2f} MB, "
+            f"needs {layer_bytes / 1e6:.2f} MB of weights (single-buffered) + {need_min_act / 1e6:.2f} MB "
+            f"of activations for a {max_tokens}-token sequence = {(layer_bytes + need_min_act) / 1e6:.2f} MB, "
             f"but {memory_cap:.0%} of its block RAM + UltraRAM is {budget_mem / 1e6:.2f} MB "
             f"({board.bram_36k} BRAM36, {board.uram} URAM). Choose a larger board, more weight sparsity "
             f"or a smaller model.")
+
+    def wave_for(nbuf: int) -> int:
+        return int(min(MAX_WAVE_TOKENS, (budget_mem - nbuf * layer_bytes) // per_tok))
     wave_tokens = int(min(MAX_WAVE_TOKENS, (budget_mem - wbytes) // per_tok))
     alloc = Allocation(clock_MHz=clk, bandwidth_GBps=board.bandwidth_GBps, resident=resident,
-                       wave_tokens=wave_tokens)
+                       wave_tokens=wave_tokens, weight_buffers=buffers)
     dsp_budget = math.floor(cap * board.dsp)
     lut_budget = math.floor(cap * board.lut)
     selecting = bool(sp["attention"])
@@ -240,8 +253,10 @@ def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, An
         alloc = shrink(grow(alloc))
     alloc = grow(alloc)
     refinement = None
-    if selecting and not resident and refine:
-        alloc, refinement = _refine_select(model, sparsity, alloc, lens, params, fits)
+    if not resident and refine:
+        bufs = [b for b in (2, 1) if b <= buffers and b * layer_bytes + need_min_act <= budget_mem]
+        alloc, refinement = _refine(model, sparsity, alloc, lens, params, fits, selecting,
+                                    {b: wave_for(b) for b in bufs})
 
     used = resources(model, sparsity, alloc, board, max_tokens, params)
     exp = expected(alloc)
@@ -249,8 +264,12 @@ def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, An
     per_seq = float(exp[bott_i])
     load_cyc = 0 if resident else weight_load_cycles(model, sparsity, alloc, params)
     mean_len = float(np.dot(uniq, weights))
-    if load_cyc:  # a wave of wave_tokens amortizes one load per layer
-        per_seq = max(per_seq, load_cyc * dims["L"] * mean_len / wave_tokens)
+    if load_cyc and alloc.weight_buffers >= 2:  # a wave of wave_tokens amortizes one load per layer
+        per_seq = max(per_seq, load_cyc * dims["L"] * mean_len / alloc.wave_tokens)
+    elif load_cyc:  # single-buffered: each stage also stalls for its own load once per (wave, layer)
+        slowest = max(weight_load_cycles(model, sparsity, alloc, params, s) for s in MVU_STAGES)
+        per_seq = max(per_seq + slowest * dims["L"] * mean_len / alloc.wave_tokens,
+                      load_cyc * dims["L"] * mean_len / alloc.wave_tokens)
     macs = float(sum(w * model_ops(model, int(n), sparsity)["totals"]["dsp_macs"] for n, w in zip(uniq, weights)))
     thr = clk * 1e6 / per_seq
     peak = int8_peak_macs(board, clk)
@@ -278,26 +297,35 @@ def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, An
                      "throughput_seq_s": thr, "useful_macs_s": macs * thr,
                      "efficiency_vs_peak": macs * thr / peak},
         "peak_int8_macs": peak,
-        "select_refinement": refinement,
+        "refinement": refinement,
+        "weight_buffers": 0 if resident else alloc.weight_buffers,
     }
 
 
-def _refine_select(model, sparsity, alloc: Allocation, lens: np.ndarray, params: CostParams, fits):
-    """Step 4: simulate select-lane multiples on a seeded sample of ``lens`` (arrival order kept) and keep
-    the best simulated utilization -> ``(allocation, {"sequences", "tried" [{lanes, utilization}], "lanes"})``."""
+def _refine(model, sparsity, alloc: Allocation, lens: np.ndarray, params: CostParams, fits, selecting: bool,
+            waves: Mapping[int, int]):
+    """Step 4: simulate weight bufferings (``waves``: buffers -> wave tokens) x select-lane multiples (with
+    top-k) on a seeded sample of ``lens`` (arrival order kept) and keep the best simulated utilization ->
+    ``(allocation, {"sequences", "tried" [{weight_buffers, wave_tokens, lanes, utilization}], "lanes",
+    "weight_buffers", "wave_tokens"})``. Candidates run in order of preference (double buffering first,
+    fewer lanes first); a later one is kept only when it beats the best so far by ``REFINE_MARGIN``."""
     rng = np.random.default_rng(0)
     sample = lens if lens.size <= REFINE_SEQUENCES else lens[np.sort(rng.choice(lens.size, REFINE_SEQUENCES,
                                                                                     replace=False))]
     base = alloc.select_lanes
+    lane_opts = sorted({max(1, int(math.ceil(base * f))) for f in REFINE_LANES}) if selecting else [base]
     tried, best = [], None
-    for lanes in sorted({max(1, int(math.ceil(base * f))) for f in REFINE_LANES}):
-        trial = Allocation.from_dict(alloc.to_dict())
-        trial.select_lanes = lanes
-        if lanes != base and not fits(trial):
-            continue
-        res = run_method("padless", model, sample, sparsity, trial, params)
-        util = metrics(res, sample, 0.0, alloc.clock_MHz, 1.0)["utilization"]
-        tried.append({"lanes": lanes, "utilization": util})
-        if best is None or util > best[0] + 1e-9:
-            best = (util, trial)
-    return best[1], {"sequences": int(sample.size), "tried": tried, "lanes": best[1].select_lanes}
+    for nbuf, wave in waves.items():
+        for lanes in lane_opts:
+            trial = Allocation.from_dict(alloc.to_dict())
+            trial.select_lanes, trial.weight_buffers, trial.wave_tokens = lanes, nbuf, wave
+            if lanes != base and not fits(trial):
+                continue
+            res = run_method("padless", model, sample, sparsity, trial, params)
+            util = metrics(res, sample, 0.0, alloc.clock_MHz, 1.0)["utilization"]
+            tried.append({"weight_buffers": nbuf, "wave_tokens": wave, "lanes": lanes, "utilization": util})
+            if best is None or util > best[0] + REFINE_MARGIN:
+                best = (util, trial)
+    a = best[1]
+    return a, {"sequences": int(sample.size), "tried": tried, "lanes": a.select_lanes,
+               "weight_buffers": a.weight_buffers, "wave_tokens": a.wave_tokens}

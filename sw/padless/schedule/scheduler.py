@@ -26,8 +26,9 @@ The dynamic pipeline (our design of the procedure the paper does not spell out):
    tile i of the row-wise operator before it (out -> ffn_up -> ffn_down -> next layer's qkv); each
    select head waits for every qkv tile of its sequence, attn head i for select head i, every out tile
    for every attn head. When weights are streamed, one load
-   operator per (wave, layer, MVU stage) runs on the m_axi loader, double-buffered: the load of pass
-   q waits for every job of pass q-2 at that stage to finish (its buffer is reused).
+   operator per (wave, layer, MVU stage) runs on the m_axi loader into ``Allocation.weight_buffers``
+   buffers: double-buffered, the load of pass q waits for every job of pass q-2 at that stage to finish
+   (its buffer is reused); single-buffered, for pass q-1 (the stage stalls for the load).
 3. *Priority.* The critical-path priority of ALGORITHMS.md section 1,
    ``P(v, s_avg) = W(v, s_avg) + max_succ P(v_j, s_avg)``, W the operator's cycles at the mean length of
    the input; for a chain it is the work left from v to the sink. Ties go to the sequence with more
@@ -145,7 +146,7 @@ class SimResult:
 def simulate(durations: np.ndarray, waves: Sequence[Sequence[int]], policy: str = "critical_path",
              useful: np.ndarray | None = None, load_cycles: Mapping[int, int] | int = 0,
              avg_cycles: np.ndarray | None = None, whole_sequence_stages: Sequence[int] = (),
-             pool_tokens: int = 0, window_tokens: np.ndarray | None = None) -> SimResult:
+             pool_tokens: int = 0, window_tokens: np.ndarray | None = None, weight_buffers: int = 2) -> SimResult:
     """Event-by-event list scheduling of ``B`` operator chains on ``S`` stages (+ a weight loader).
 
     Jobs and precedence (docs/performance-model.md, "Scheduling"): operator ``(j, l, s)`` of sequence ``j``
@@ -173,6 +174,9 @@ def simulate(durations: np.ndarray, waves: Sequence[Sequence[int]], policy: str 
             priority order: only the best waiting first job may be admitted, so a long sequence is not
             starved by shorter ones; jobs of admitted windows are never held back).
         window_tokens: ``(B, L)`` tokens each (sequence, layer) window holds; required with ``pool_tokens``.
+        weight_buffers: layer weight buffers per weight stage (streamed weights): 2 = double-buffered (the
+            load of pass ``r`` waits for pass ``r - 2`` at that stage), 1 = single-buffered (it waits for
+            every job of pass ``r - 1``: the stage stalls for each load).
 
     Returns:
         :class:`SimResult`.
@@ -198,6 +202,9 @@ def simulate(durations: np.ndarray, waves: Sequence[Sequence[int]], policy: str 
         raise InputError(f"unknown policy {policy!r}")
     whole = {int(s) for s in whole_sequence_stages}
     pool = int(pool_tokens)
+    nbuf = int(weight_buffers)
+    if nbuf not in (1, 2):
+        raise InputError(f"weight_buffers must be 1 or 2, got {weight_buffers!r}")
     win = np.zeros((B, L), dtype=np.int64)
     if pool:
         if window_tokens is None:
@@ -257,8 +264,8 @@ def simulate(durations: np.ndarray, waves: Sequence[Sequence[int]], policy: str 
     pool_peak = 0
 
     # weight streaming: one load per (wave, layer, stage) for the stages that hold weights, issued in
-    # (wave, layer, stage) order on one m_axi loader; stage s double-buffers its weights, so the load
-    # of its pass r = wave * L + layer waits until every job of its pass r - 2 has finished.
+    # (wave, layer, stage) order on one m_axi loader; stage s holds nbuf passes of weights, so the load
+    # of its pass r = wave * L + layer waits until every job of its pass r - nbuf has finished.
     if isinstance(load_cycles, Mapping):
         load_map = {int(k): int(v) for k, v in load_cycles.items() if int(v) > 0}
     else:
@@ -306,7 +313,7 @@ def simulate(durations: np.ndarray, waves: Sequence[Sequence[int]], policy: str 
             return False
         w, l, s = loads[q]
         r = w * L + l
-        return r < 2 or remaining[r - 2, s] == 0
+        return r < nbuf or remaining[r - nbuf, s] == 0
 
     for j in range(B):
         if ops[j]:
@@ -518,7 +525,7 @@ def run_method(method: str, model: Mapping[str, Any], lengths: Sequence[int], sp
             waves = make_waves(lengths, alloc.wave_tokens, order=_WAVE_ORDER[alloc.resident])
         tiles, pool = engine(lengths)
         return simulate(tiles, waves, _SPILL_POLICY if spill else "critical_path", useful=real, load_cycles=load, avg_cycles=avg,
-                        whole_sequence_stages=whole, **pool)
+                        whole_sequence_stages=whole, weight_buffers=alloc.weight_buffers, **pool)
     if method not in BASELINES:
         raise InputError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     B = len(lengths)
@@ -563,7 +570,8 @@ def run_method(method: str, model: Mapping[str, Any], lengths: Sequence[int], sp
     if spill:  # the same layer-major engine: one weight pass per layer, batches in order (FIFO)
         waves = [[j for w in waves for j in w]]
     # waves index sequences by their arrival index; the FIFO key uses position inside the wave order
-    return simulate(dur, waves, "fifo", useful=real, load_cycles=load, whole_sequence_stages=whole, **pool)
+    return simulate(dur, waves, "fifo", useful=real, load_cycles=load, whole_sequence_stages=whole,
+                    weight_buffers=alloc.weight_buffers, **pool)
 
 
 def metrics(result: SimResult, lengths: Sequence[int], useful_macs: float, clock_MHz: float,
