@@ -354,6 +354,23 @@ def test_real_vader_movie(vader_cache):
     assert ds.texts[2] == "Effective but too tepid biopic" and ds.labels[:3] == [1, 1, 0]
 
 
+@pytest.mark.slow
+def test_real_vader_movie_split(vader_cache):
+    """The train / test views partition vader-movie by a hash of the text: disjoint, complete, about 1:4,
+    order kept, and a text's side does not depend on where it sits in the file."""
+    full = D.load_dataset("vader-movie", cache_dir=vader_cache)
+    train = D.load_dataset("vader-movie-train", cache_dir=vader_cache)
+    test = D.load_dataset("vader-movie-test", cache_dir=vader_cache)
+    assert (len(train), len(test)) == (7974, 2098) and sum(test.labels) == 1026
+    assert not set(train.texts) & set(test.texts)
+    assert sorted(train.texts + test.texts) == sorted(full.texts)
+    assert all(D.in_test_split(t) for t in test.texts) and not any(D.in_test_split(t) for t in train.texts)
+    assert test.texts == [t for t in full.texts if D.in_test_split(t)]  # file order kept
+    assert train.labels == [y for t, y in zip(full.texts, full.labels) if not D.in_test_split(t)]
+    assert D.load_dataset("vader-movie-test", limit=3, cache_dir=vader_cache).texts == test.texts[:3]
+    assert "test split" in test.source and "train split" in train.source
+
+
 def _apt_usable() -> bool:
     return shutil.which("apt-get") is not None and shutil.which("dpkg") is not None and (
         D._apt_lists_present() or os.geteuid() == 0

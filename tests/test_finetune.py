@@ -57,8 +57,10 @@ def test_attention_selection_matches_golden_spec(cfg):
 
 
 def test_config_errors(tmp_path):
-    with pytest.raises(InputError, match="evaluation set"):
-        load_finetune_config({"train": {"datasets": ["vader-movie"]}})
+    for held_out in ("vader-movie", "vader-movie-test"):
+        with pytest.raises(InputError, match="evaluation snippets"):
+            load_finetune_config({"train": {"datasets": [held_out]}})
+    assert load_finetune_config({"train": {"datasets": ["vader-movie-train"]}})[1].datasets == ["vader-movie-train"]
     with pytest.raises(InputError, match="does not train token selection"):
         load_finetune_config({"tokens": {"layers": [1], "keep": 0.5}})
     with pytest.raises(InputError, match="unknown keys"):
@@ -140,3 +142,64 @@ def test_magnitude_init_cubic_ramp_reaches_target(tmp_path):
     assert res["finished"] and res["sparsity"] == pytest.approx(0.5, abs=1e-4)
     with pytest.raises(InputError, match="train.init must be one of"):
         load_finetune_config({"train": {"init": "random"}})
+
+
+def test_module_replacement_stands_in_for_student_layers():
+    """enable_replacement: a replaced layer is the teacher's module on the student's input (padding masked
+    like the teacher's), hidden states are recorded once per layer, and the copy is neither saved nor trained."""
+    from padless.finetune.student import SparseStudent, bert_from_spec
+    from padless.models import resolve_model
+    spec, _ = resolve_model("tiny")
+    teacher = bert_from_spec(spec).eval()
+    student = SparseStudent(bert_from_spec(spec), {}, {}).eval()
+    with torch.no_grad():
+        for p in student.bert.encoder.parameters():
+            p.mul_(0.5)  # a student that differs from the teacher in every layer
+    L = spec.num_layers
+    keys = set(student.state_dict())
+    student.enable_replacement(teacher)
+    assert set(student.state_dict()) == keys
+    assert all(not p.requires_grad for c in student._teacher_layers for p in c.parameters())
+    x = torch.tensor([[101, 2023, 2003, 1037, 3231, 102], [101, 7592, 102, 0, 0, 0]])
+    m = (x != 0).long()
+    with torch.no_grad():
+        t = teacher(input_ids=x, attention_mask=m, token_type_ids=torch.zeros_like(x), output_hidden_states=True)
+        student.set_replaced([True] * L)
+        s = student(x, m, output_hidden_states=True)
+        assert len(s.hidden_states) == L + 1
+        for a, b in zip(s.hidden_states, t.hidden_states):
+            assert torch.allclose(a * m[..., None], b * m[..., None], atol=1e-5)
+        student.set_replaced([False] * L)
+        own = student(x, m)
+        assert not torch.allclose(own * m[..., None], t.last_hidden_state * m[..., None], atol=1e-3)
+        if L > 1:  # only layer 0 replaced: its output is the teacher layer's, the rest the student's
+            student.set_replaced([True] + [False] * (L - 1))
+            s = student(x, m, output_hidden_states=True)
+            assert torch.allclose(s.hidden_states[1] * m[..., None], t.hidden_states[1] * m[..., None], atol=1e-5)
+            assert not torch.allclose(s.hidden_states[2] * m[..., None], t.hidden_states[2] * m[..., None], atol=1e-3)
+    with pytest.raises(InputError, match="flags"):
+        student.set_replaced([True])
+
+
+def test_replacement_schedule_and_training(tmp_path):
+    from padless.finetune.train import replaced_layers, replacement_probability
+    _, tc = load_finetune_config({"train": {"steps": 100, "replace_rate": 0.6, "replace_until": 0.5}})
+    assert replacement_probability(tc, 0) == pytest.approx(0.6)
+    assert replacement_probability(tc, 25) == pytest.approx(0.3)
+    assert replacement_probability(tc, 50) == 0 and replacement_probability(tc, 99) == 0
+    draws = np.array([replaced_layers(tc, 0, 6) for _ in range(2)])
+    assert (draws[0] == draws[1]).all()  # a function of (seed, step): a resumed run draws the same
+    share = np.mean([replaced_layers(tc, s, 6) for s in range(10)])
+    assert 0.3 < share < 0.8
+    assert not any(any(replaced_layers(tc, s, 6)) for s in range(50, 100))
+    for bad in ({"replace_rate": 1.5}, {"replace_until": 0}, {"steps": 10, "qat_steps": 6, "replace_rate": 0.5}):
+        with pytest.raises(InputError, match="replace"):
+            load_finetune_config({"train": bad})
+    cfg = json.loads(json.dumps(CFG))
+    cfg["train"].update(steps=8, checkpoint_every=4, replace_rate=0.5, replace_until=0.75)
+    full = finetune("tiny", cfg, tmp_path / "full", progress=False)
+    finetune("tiny", cfg, tmp_path / "resumed", progress=False, stop_after=4)
+    finetune("tiny", cfg, tmp_path / "resumed", progress=False, resume=True)
+    assert full["finished"]
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "resumed")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -87,14 +87,23 @@ def step_load_model(st: BuildState) -> BuildState:
     return st
 
 
-def _student_sparsity(st: BuildState) -> dict:
-    """The sparsity a fine-tuned student was trained with (``padless_sparsity.json`` beside its weights)."""
+def _student_record(st: BuildState) -> dict:
+    """The training record of a fine-tuned student (``padless_sparsity.json`` beside its weights), or {}."""
     import json
     path = (st.recipe.source or {}).get("path")
     f = Path(path) / "padless_sparsity.json" if path else None
     if f is not None and f.is_file():
-        return json.loads(f.read_text()).get("sparsity") or {}
+        try:
+            return json.loads(f.read_text())
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{f} is not valid JSON ({exc}); re-run `padless finetune` or delete the file "
+                             "and give the sparsity with --config") from exc
     return {}
+
+
+def _student_sparsity(st: BuildState) -> dict:
+    """The sparsity a fine-tuned student was trained with."""
+    return _student_record(st).get("sparsity") or {}
 
 
 def step_sparsity_config(st: BuildState) -> BuildState:
@@ -129,7 +138,9 @@ def step_sparsify_weights(st: BuildState) -> BuildState:
 
 def step_calibrate(st: BuildState) -> BuildState:
     from .quant.calibrate import calibrate
-    cal_cfg = {**(st.recipe.calibration or {}), **(st.config.get("calibration") or {})}
+    # the config's, else the one a fine-tuned student was trained (QAT) with, else the recipe's
+    cal_cfg = {**(st.recipe.calibration or {}), **(_student_record(st).get("calibration") or {}),
+               **(st.config.get("calibration") or {})}
     count = int(st.calib_count or cal_cfg.get("count", 256))
     if st.calib_texts is not None:
         texts, source = st.calib_texts[:count], "file"

@@ -11,6 +11,8 @@ vader-movie    PyPI sdist ``vaderSentiment==3.3.2``,            0/1       MIT
 vader-tweets   same sdist, ``tweets_GroundTruth.txt``           0/1       MIT
 vader-amazon   same sdist, ``amazonReviewSnippets_GroundTruth``  0/1       MIT
 vader-nyt      same sdist, ``nytEditorialSnippets_GroundTruth``  0/1       MIT
+vader-movie-   views of ``vader-movie``: a fixed split by a hash  0/1       MIT
+train / -test  of each text (test: about 1 in 5), see below
 fortunes       Debian package ``fortunes`` (``fortune-mod``     none      BSD-4-Clause (fortune-mod)
                data files, ``/usr/share/games/fortunes``)
 reuters        Debian package ``weka``,                         0/1       Reuters-21578 (research
@@ -27,6 +29,11 @@ Text normalisation (all datasets): HTML/SGML character references are unescaped 
 are dropped (fortune files use backspace overstrikes) and every run of whitespace becomes one space. A
 BERT/WordPiece normaliser does the same whitespace and control-character cleaning, so token ids are
 unchanged, and every text fits on one line of the TSV cache.
+
+Splits (padless): ``vader-movie-test`` holds the snippets whose normalised text has a SHA-1 digest with first
+byte < 52 (about 20%: 2,098 of the 10,072 binary-labelled snippets), ``vader-movie-train`` the rest. A hash of the text, not the position,
+decides, so the split never depends on file order or sampling and duplicate snippets fall on the same side:
+a student may distil on ``vader-movie-train`` and be evaluated on ``vader-movie-test`` without overlap.
 
 Cache: ``$PADLESS_CACHE/data/<name>/`` (or ``~/.cache/padless/data/<name>/``) holds ``<name>.v1.tsv``
 (``label<TAB>text``, label empty when the dataset has none) and ``source.txt``, both written atomically.
@@ -55,6 +62,7 @@ __all__ = [
     "Dataset",
     "ArffData",
     "load_dataset",
+    "in_test_split",
     "read_tsv",
     "read_lines",
     "write_tsv",
@@ -83,6 +91,19 @@ _VADER_FILES = {
     "vader-nyt": "nytEditorialSnippets_GroundTruth.txt",
 }
 
+#: Derived datasets -> (base dataset, keep the test side?). A text is on the test side when the first
+#: byte of the SHA-1 of its UTF-8 text is < :data:`SPLIT_TEST_BYTE` (about 20%).
+SPLITS = {"vader-movie-train": ("vader-movie", False), "vader-movie-test": ("vader-movie", True)}
+SPLIT_TEST_BYTE = 52
+
+
+def in_test_split(text: str) -> bool:
+    """True when ``text`` belongs to the test side of a padless split (SHA-1 of the text, first byte < 52)."""
+    import hashlib
+
+    return hashlib.sha1(text.encode("utf-8")).digest()[0] < SPLIT_TEST_BYTE
+
+
 #: Known dataset names -> one-line description (registry artifact and license).
 DATASETS: dict[str, str] = {
     "vader-movie": (
@@ -104,6 +125,14 @@ DATASETS: dict[str, str] = {
         f"VADER ground truth, New York Times editorial snippets (PyPI sdist vaderSentiment=={VADER_VERSION},"
         " additional_resources/hutto_ICWSM_2014.tar.gz, nytEditorialSnippets_GroundTruth.txt; MIT license;"
         " Hutto & Gilbert, ICWSM 2014); binary labels valence > 0 after dropping abs(valence) < 0.5"
+    ),
+    "vader-movie-train": (
+        "vader-movie without its test split (SHA-1 of the text, first byte >= 52; about 80%): unlabelled"
+        " in-domain text for distillation"
+    ),
+    "vader-movie-test": (
+        "vader-movie's test split (SHA-1 of the text, first byte < 52; about 20%): held out from every"
+        " training set"
     ),
     "fortunes": (
         "fortune-mod quotation files (Debian package 'fortunes', /usr/share/games/fortunes; BSD license);"
@@ -784,7 +813,7 @@ def load_dataset(name: str, limit: int | None = None, cache_dir: str | os.PathLi
 
     Args:
         name: one of :data:`DATASETS` (``vader-movie``, ``vader-tweets``, ``vader-amazon``, ``vader-nyt``,
-            ``fortunes``, ``reuters``).
+            ``fortunes``, ``reuters``, and the split views ``vader-movie-train`` / ``vader-movie-test``).
         limit: keep only the first ``limit`` texts (file order), or all when ``None``.
         cache_dir: data cache root (a ``<name>/`` folder is made inside); default :func:`cache_root`.
 
@@ -802,6 +831,16 @@ def load_dataset(name: str, limit: int | None = None, cache_dir: str | os.PathLi
         raise DataError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
         raise InputError(f"limit must be a positive integer or None, got {limit!r}")
+    if name in SPLITS:
+        base_name, test = SPLITS[name]
+        base = load_dataset(base_name, cache_dir=cache_dir)
+        keep = [i for i, t in enumerate(base.texts) if in_test_split(t) == test]
+        ds = Dataset(name=name, texts=[base.texts[i] for i in keep],
+                     labels=None if base.labels is None else [base.labels[i] for i in keep],
+                     source=f"{base.source}; {'test' if test else 'train'} split (SHA-1 of the text)")
+        if limit is not None:
+            ds.texts, ds.labels = ds.texts[:limit], None if ds.labels is None else ds.labels[:limit]
+        return ds
     root = cache_root(cache_dir)
     ds = _load_cached(root, name)
     if ds is None:

@@ -11,12 +11,20 @@
   for every key the 4-bit Q/K selection drops (:func:`padless.finetune.masks.attention_keep_mask`); the
   softmax denominator covers the kept keys only, as in the golden model. The selection is not
   differentiable: gradients flow through the kept keys only (straight-through on the selection).
+* Progressive module replacement (BERT-of-Theseus, Xu et al., EMNLP 2020, section 3; used by sparse
+  progressive distillation, Huang et al., ACL 2022, section 3.2): :meth:`SparseStudent.enable_replacement`
+  keeps a frozen copy of the teacher's layers; each step the trainer picks which of the student's layers
+  the teacher's module stands in for (:meth:`SparseStudent.set_replaced`). A replaced layer's output is the
+  teacher module applied to the student's own input, so the student's other layers learn to work with
+  it; the replaced layer gets no gradient that step.
 
 Training on the CPU uses a padded batch with a key-padding mask; the hardware and the golden model run
 packed (unpadded) batches. Dropout is off so that a run is a pure function of the seed.
 """
 from __future__ import annotations
 
+import copy
+import functools
 import itertools
 
 import numpy as np
@@ -109,6 +117,7 @@ class SparseStudent(nn.Module):
         #: > 0 during quantization-aware training: attention probabilities on the ``2^-prob_bits`` grid
         #: (:class:`padless.finetune.qat.FakeQuant` sets it).
         self.prob_bits = 0
+        self._replaced: list[bool] = []
         from transformers import AttentionInterface
         self._attn_name = f"{_ATTN_NAME}_{next(_counter)}"
         AttentionInterface.register(self._attn_name, self._topk_attention)
@@ -154,6 +163,51 @@ class SparseStudent(nn.Module):
                 z += int((mod.weight == 0).sum())
                 n += mod.weight.numel()
         return z / n
+
+    # -- progressive module replacement ------------------------------------------------------------------
+    def enable_replacement(self, teacher_bert) -> None:
+        """Keep a frozen copy of ``teacher_bert``'s encoder layers (not submodules: never saved, never
+        trained) to stand in for the student's layers chosen by :meth:`set_replaced`. Raises InputError
+        when the layer counts differ."""
+        t_layers, s_layers = teacher_bert.encoder.layer, self.bert.encoder.layer
+        if len(t_layers) != len(s_layers):
+            raise InputError(f"module replacement needs a teacher with the student's {len(s_layers)} layers, "
+                             f"got {len(t_layers)}")
+        copies = []
+        for layer in t_layers:
+            c = copy.deepcopy(layer)
+            for m in c.modules():  # no transformers output-capture hooks: the student's own hook records it
+                m._forward_hooks.clear()
+                m._forward_pre_hooks.clear()
+            for p in c.parameters():
+                p.requires_grad_(False)
+            copies.append(c.eval())
+        object.__setattr__(self, "_teacher_layers", copies)
+        self._replaced = [False] * len(s_layers)
+        for i, layer in enumerate(s_layers):
+            # first of the layer's forward hooks, so transformers' hidden-state capture records the result
+            layer.register_forward_hook(functools.partial(self._replace_hook, i), prepend=True)
+
+    def set_replaced(self, replaced) -> None:
+        """Which layers the teacher's module stands in for in the next forward passes (``L`` bools)."""
+        if not self._replaced:
+            raise InputError("call enable_replacement(teacher) before set_replaced")
+        replaced = [bool(r) for r in replaced]
+        if len(replaced) != len(self._replaced):
+            raise InputError(f"set_replaced: {len(replaced)} flags for {len(self._replaced)} layers")
+        self._replaced = replaced
+
+    def _replace_hook(self, i, module, args, output):
+        if not self._replaced or not self._replaced[i]:
+            return None
+        x = args[0]  # (B, n, hidden): the student's input to layer i
+        valid = torch.arange(x.shape[1])[None, :] < self._lengths[:, None]
+        mask = torch.zeros(x.shape[0], 1, 1, x.shape[1], dtype=x.dtype)
+        mask = mask.masked_fill(~valid[:, None, None, :], torch.finfo(x.dtype).min)
+        out = self._teacher_layers[i](x, attention_mask=mask)
+        if isinstance(output, tuple):
+            return (out[0] if isinstance(out, tuple) else out,) + tuple(output[1:])
+        return out[0] if isinstance(out, tuple) else out
 
     # -- attention ----------------------------------------------------------------------------------------
     def _topk_attention(self, module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):

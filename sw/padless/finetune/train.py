@@ -12,6 +12,11 @@ losses): the dense fp32 model is the teacher. The student's weights start in one
   Gupta (arXiv 1710.01878) over ``ramp`` of the steps (recomputed every ``mask_every`` steps), then training
   at the final ratio (sparse progressive distillation's pruning schedule).
 
+Optionally (``replace_rate``) the other half of sparse progressive distillation: progressive module
+replacement (BERT-of-Theseus), where each layer runs the teacher's dense module instead of the student's
+with a probability that falls linearly to 0 at ``replace_until`` of the steps
+(:meth:`padless.finetune.student.SparseStudent.enable_replacement`, :func:`replaced_layers`).
+
 The student runs the configured top-k attention (4-bit Q/K selection) in its forward pass. Loss per batch:
 
 * hidden: ``sum over real tokens ||h_s - h_t||^2 / sum over real tokens ||h_t||^2`` (last hidden states,
@@ -22,8 +27,8 @@ The student runs the configured top-k attention (4-bit Q/K selection) in its for
 * attention (optional, weight 0 by default): ``KL(P_t || P_s)`` of the last layer's attention
   probabilities over real queries (TinyBERT's attention loss).
 
-Data: texts of the training datasets (default fortunes, Reuters-21578 and VADER tweets; never the VADER
-movie evaluation snippets), tokenized with truncation at ``max_len``, shuffled once per epoch by a
+Data: texts of the training datasets (default fortunes, Reuters-21578, VADER tweets, Amazon and NYT
+snippets; ``vader-movie-train`` adds in-domain movie snippets; never the VADER movie test split), tokenized with truncation at ``max_len``, shuffled once per epoch by a
 generator seeded with ``seed + epoch``. Batches are padded (CPU training only). Determinism: dropout 0,
 torch seeded, the data order a function of (seed, step); a checkpoint holds the student, the masks, the
 optimizer, the step and the torch RNG state, so a resumed run reproduces the uninterrupted one exactly.
@@ -61,6 +66,8 @@ CHECKPOINT = "checkpoint.pt"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
 #: Datasets the trainer may read. vader-movie is the evaluation set and is refused.
 TRAIN_DATASETS = ("fortunes", "reuters", "vader-tweets", "vader-amazon", "vader-nyt")
+#: Datasets a config may name: the default mix plus the training side of the VADER movie split.
+TRAINABLE = TRAIN_DATASETS + ("vader-movie-train",)
 #: How the student's weights start: SparseGPT one-shot (fixed masks) or the dense copy (cubic magnitude ramp).
 INITS = ("sparsegpt", "magnitude")
 
@@ -90,6 +97,11 @@ class TrainConfig:
     qat_steps: int = 0               # the last N steps train with the simulated int8 data path (finetune/qat.py)
     qat_calibrate_every: int = 100   # QAT steps between re-calibrations of the int8 scales
     init_from: str = ""              # start from this student folder (a finetune output) instead of `init`
+    replace_rate: float = 0.0        # progressive module replacement: probability that a layer runs the
+                                     # teacher's module at step 0, falling linearly to 0 at `replace_until`
+    replace_until: float = 0.5       # fraction of the steps after which only student modules run
+    calibration: dict = field(default_factory=dict)  # the config's top-level `calibration:` {dataset, count}:
+                                     # QAT's scales, and what `padless compile` of the student calibrates on
 
     def check(self) -> "TrainConfig":
         """Raise InputError naming the first bad field."""
@@ -111,13 +123,33 @@ class TrainConfig:
             raise InputError("train.max_len must be >= 3 ([CLS], one token, [SEP])")
         if not 0 <= float(self.ramp) <= 1:
             raise InputError(f"train.ramp must be a fraction of the steps in [0, 1], got {self.ramp!r}")
+        if not 0 <= float(self.replace_rate) <= 1:
+            raise InputError(f"train.replace_rate must be a probability in [0, 1], got {self.replace_rate!r}")
+        if not 0 < float(self.replace_until) <= 1:
+            raise InputError(f"train.replace_until must be a fraction of the steps in (0, 1], got {self.replace_until!r}")
+        if float(self.replace_rate) > 0 and self.qat_steps and \
+                self.replace_until * self.steps > self.steps - self.qat_steps:
+            raise InputError(f"train.replace_until ({self.replace_until:g} of {self.steps} steps) reaches into the "
+                             f"last {self.qat_steps} QAT steps; end module replacement before QAT")
         if not float(self.lr) > 0:
             raise InputError(f"train.lr must be > 0, got {self.lr!r}")
         for d in self.datasets:
-            if d == "vader-movie":
-                raise InputError(f"vader-movie is the evaluation set; train on {', '.join(TRAIN_DATASETS)}")
-            if d not in TRAIN_DATASETS:
-                raise InputError(f"train.datasets: {d!r} is not a training dataset ({', '.join(TRAIN_DATASETS)})")
+            if d in ("vader-movie", "vader-movie-test"):
+                raise InputError(f"{d} holds the evaluation snippets; train on {', '.join(TRAINABLE)} "
+                                 "(vader-movie-train is vader-movie without its test split)")
+            if d not in TRAINABLE:
+                raise InputError(f"train.datasets: {d!r} is not a training dataset ({', '.join(TRAINABLE)})")
+        if self.calibration:
+            from ..data.datasets import DATASETS
+            if not isinstance(self.calibration, Mapping) or set(self.calibration) - {"dataset", "count"}:
+                raise InputError("calibration: must be a mapping with keys dataset and count, e.g. "
+                                 "{dataset: reuters, count: 256}")
+            if self.calibration.get("dataset", "vader-tweets") not in DATASETS:
+                raise InputError(f"calibration.dataset {self.calibration.get('dataset')!r} is not a dataset "
+                                 f"({', '.join(DATASETS)})")
+            c = self.calibration.get("count", 256)
+            if not isinstance(c, int) or isinstance(c, bool) or c < 1:
+                raise InputError(f"calibration.count must be a positive integer, got {c!r}")
         weights = (self.loss_hidden, self.loss_cosine, self.loss_attention, self.loss_layers)
         if min(weights) < 0 or sum(weights) == 0:
             raise InputError("train loss weights must be >= 0 and not all 0")
@@ -125,9 +157,12 @@ class TrainConfig:
 
 
 def load_finetune_config(cfg: str | Path | Mapping[str, Any] | None) -> tuple[dict, TrainConfig]:
-    """A YAML path or a mapping ``{attention, weights, tokens, train}`` -> ``(sparsity, TrainConfig)``.
+    """A YAML path or a mapping ``{attention, weights, tokens, train, calibration}`` -> ``(sparsity, TrainConfig)``.
 
-    The sparsity part is normalised by :func:`padless.sparse.config.parse_sparsity`. Raises InputError for
+    ``calibration: {dataset, count}`` (default: the model recipe's) names the sentences QAT calibrates its
+    int8 scales on; it is saved with the student, and ``padless compile`` of the student calibrates on the
+    same sentences unless told otherwise (calibrate on the lengths the model will serve: long-text
+    activations overflow ranges calibrated on tweets). The sparsity part is normalised by :func:`padless.sparse.config.parse_sparsity`. Raises InputError for
     unknown keys, bad values, or a ``tokens`` section (the trained token policy is not implemented: apply
     cascade token pruning at compile time instead)."""
     import yaml
@@ -142,9 +177,10 @@ def load_finetune_config(cfg: str | Path | Mapping[str, Any] | None) -> tuple[di
         data = yaml.safe_load(p.read_text()) or {}
         if not isinstance(data, Mapping):
             raise InputError(f"{p}: a finetune config is a mapping with attention / weights / train")
-    unknown = set(data) - {"attention", "weights", "tokens", "train"}
+    unknown = set(data) - {"attention", "weights", "tokens", "train", "calibration"}
     if unknown:
-        raise InputError(f"finetune config: unknown keys {sorted(unknown)} (allowed: attention, weights, train)")
+        raise InputError(f"finetune config: unknown keys {sorted(unknown)} "
+                         "(allowed: attention, weights, train, calibration)")
     sp = parse_sparsity({k: data.get(k) for k in ("attention", "weights", "tokens")})
     if sp["tokens"]:
         raise InputError("finetune does not train token selection; remove `tokens:` here and give it to "
@@ -156,12 +192,15 @@ def load_finetune_config(cfg: str | Path | Mapping[str, Any] | None) -> tuple[di
     train = data.get("train") or {}
     if not isinstance(train, Mapping):
         raise InputError("train: must be a mapping (steps, batch_size, lr, ...)")
-    known = {f for f in TrainConfig.__dataclass_fields__}
+    known = {f for f in TrainConfig.__dataclass_fields__} - {"calibration"}
     bad = set(train) - known
     if bad:
         raise InputError(f"train: unknown keys {sorted(bad)} (allowed: {', '.join(sorted(known))})")
-    tc = TrainConfig(**{k: (list(v) if k == "datasets" else v) for k, v in train.items()})
-    for k in ("lr", "ramp", "loss_hidden", "loss_cosine", "loss_attention", "loss_layers"):
+    cal = data.get("calibration") or {}
+    tc = TrainConfig(**{k: (list(v) if k == "datasets" else v) for k, v in train.items()},
+                     calibration=dict(cal) if isinstance(cal, Mapping) else cal)
+    for k in ("lr", "ramp", "loss_hidden", "loss_cosine", "loss_attention", "loss_layers", "replace_rate",
+              "replace_until"):
         setattr(tc, k, float(getattr(tc, k)))
     return sp, tc.check()
 
@@ -221,6 +260,23 @@ def _losses(s_out, t_out, mask, tc: TrainConfig) -> dict:
         total = total + tc.loss_attention * out["attention"]
     out["total"] = total
     return out
+
+
+def replacement_probability(tc: TrainConfig, step: int) -> float:
+    """Probability that a layer runs the teacher's module at ``step``: ``replace_rate`` falling linearly to 0
+    at ``replace_until * steps`` (the student's share rises linearly to 1: the replacement curriculum of
+    BERT-of-Theseus, Xu et al. 2020, section 3.3, as sparse progressive distillation uses it)."""
+    end = tc.replace_until * tc.steps
+    return float(tc.replace_rate) * max(0.0, 1.0 - step / end) if end > 0 else 0.0
+
+
+def replaced_layers(tc: TrainConfig, step: int, num_layers: int) -> list[bool]:
+    """The layers the teacher stands in for at ``step``: independent draws with
+    :func:`replacement_probability`, from a generator seeded by ``(seed, step)`` (a resumed run draws the same)."""
+    p = replacement_probability(tc, step)
+    if p <= 0:
+        return [False] * num_layers
+    return (np.random.default_rng([tc.seed, 2, step]).random(num_layers) < p).tolist()
 
 
 def _lr_factor(step: int, steps: int) -> float:
@@ -291,6 +347,8 @@ def finetune(model: str, config=None, out: str | Path | None = None, steps: int 
     else:
         start = copy.deepcopy(teacher)
     student = SparseStudent(start, sp["weights"], sp["attention"])
+    if tc.replace_rate > 0:
+        student.enable_replacement(teacher)
     for p in student.parameters():
         p.requires_grad_(True)
     student.train()
@@ -326,7 +384,7 @@ def finetune(model: str, config=None, out: str | Path | None = None, steps: int 
         from ..data.datasets import load_dataset
         from ..models import Tokenizer
         from .qat import FakeQuant
-        cal = recipe.calibration or {}
+        cal = {**(recipe.calibration or {}), **tc.calibration}
         texts = load_dataset(cal.get("dataset", "vader-tweets"), limit=int(cal.get("count", 256))).texts
         fq = FakeQuant(student, Tokenizer(spec.tokenizer_path, spec.max_positions).encode(texts, truncate=True),
                        name=spec.name, tokenizer_path=spec.tokenizer_path)
@@ -351,6 +409,8 @@ def finetune(model: str, config=None, out: str | Path | None = None, steps: int 
                 fq.attach()  # calibrate the int8 scales on the current weights (hooks installed once)
             perm = np.random.default_rng([tc.seed, step // per_epoch]).permutation(len(ids))
             x, m = _batch(ids, perm, step % per_epoch, tc.batch_size, pad)
+            if tc.replace_rate > 0:
+                student.set_replaced(replaced_layers(tc, step, spec.num_layers))
             want = {"output_attentions": tc.loss_attention > 0, "output_hidden_states": tc.loss_layers > 0}
             with torch.no_grad():
                 t_out = teacher(input_ids=x, attention_mask=m, token_type_ids=torch.zeros_like(x), **want)
@@ -378,10 +438,13 @@ def finetune(model: str, config=None, out: str | Path | None = None, steps: int 
     finished = step >= tc.steps
     if fq is not None:
         fq.remove()
+    if tc.replace_rate > 0:
+        student.set_replaced([False] * spec.num_layers)
     if finished:
         if final:
             student.update_masks(1.0)  # exactly the final bank-balanced masks (a no-op after the ramp)
         _write_student(student, spec, sp, out, {"teacher": model, "steps": tc.steps, "train": asdict(tc),
+                                                **({"calibration": tc.calibration} if tc.calibration else {}),
                                                 "losses": history, "seconds": round(seconds, 1)})
     return {"out": str(out), "steps": step, "seconds": seconds, "loss_first": history[0][1] if history else None,
             "loss_last": history[-1][1] if history else None, "sparsity": student.sparsity(),
