@@ -2,7 +2,7 @@
 
 Distils the dense fp32 MODEL (teacher) into a student with the config's bank-balanced weight sparsity and
 top-k attention (docs/finetune.md) and writes a transformers folder that ``padless compile DIR`` accepts
-(it reads the sparsity from ``DIR/padless_sparsity.json``).
+(it reads the sparsity, and the calibration when the config names one, from ``DIR/padless_sparsity.json``).
 """
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ def register(sub) -> None:
                        description="Sparse distillation: bank-balanced weight masks (SparseGPT one-shot, or "
                                    "a cubic magnitude schedule) and 4-bit top-k attention, trained to match "
                                    "the dense fp32 model's hidden states and sentence embeddings on "
-                                   "unlabelled real text.")
+                                   "unlabelled real text; optional progressive module replacement and "
+                                   "quantization-aware final steps.")
     p.add_argument("model", help="recipe name (minilm-l6, tiny) or a transformers model folder")
-    p.add_argument("--config", help="YAML with weights / attention / train sections (docs/finetune.md)")
+    p.add_argument("--config", help="YAML with weights / attention / train / calibration sections (docs/finetune.md)")
     p.add_argument("--out", required=True, help="output folder (student model, tokenizer, checkpoint)")
     p.add_argument("--steps", type=int, help="training steps (overrides train.steps; sizes the schedule)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")

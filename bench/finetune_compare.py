@@ -1,0 +1,102 @@
+"""Compare fine-tuned students side by side (ablations of ``padless finetune``), int8 golden model, real text.
+
+Every student is evaluated on the same held-out VADER movie snippets (``vader-movie-test``, stratified
+seeded sample) against the dense fp32 teacher: the fp32 student and the int8 golden model of its compiled
+project (default calibration unless the student recorded one). One row per student, with the training
+settings that differ between them, so an ablation (training data, module replacement, schedule length)
+reads off one table measured in one run.
+
+    .venv/bin/python bench/finetune_compare.py STUDENT_DIR [STUDENT_DIR ...] [--movie 1000] [--title T]
+
+Writes the ``finetune-compare`` section of docs/benchmarks.md (``--no-write``: print only).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from _report import write_section  # noqa: E402
+from finetune_bench import compiled, golden, pick_movie_test, steps_label, student_fp32  # noqa: E402
+from padless.commands.eval import fp32_embeddings  # noqa: E402
+from padless.data.metrics import probe_eval  # noqa: E402
+from padless.finetune import SPARSITY_FILE  # noqa: E402
+
+#: Training settings shown per student (those an ablation varies).
+KEYS = ("datasets", "lr", "replace_rate", "replace_until", "qat_steps")
+
+
+def chain(student: Path) -> list[dict]:
+    """The training records of ``student`` and of every ``init_from`` ancestor, oldest first."""
+    out, cur = [], student
+    while cur is not None and (cur / SPARSITY_FILE).is_file():
+        rec = json.loads((cur / SPARSITY_FILE).read_text())
+        out.insert(0, rec)
+        nxt = rec["train"].get("init_from")
+        cur = Path(nxt) if nxt else None
+    return out
+
+
+def describe(student: Path) -> str:
+    parts = []
+    for rec in chain(student):
+        tc = rec["train"]
+        bits = [f"{tc['steps']} steps"] + [f"{k} {tc[k]}" for k in KEYS if k in tc and tc[k] not in (0, 0.0, "", None)
+                                          and not (k == "replace_until" and not tc.get("replace_rate"))]
+        secs = rec.get("seconds")
+        parts.append(", ".join(bits) + (f" ({secs / 60:.1f} min)" if secs else ""))
+    return " then ".join(parts)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("students", nargs="+", help="student folders written by `padless finetune`")
+    ap.add_argument("--movie", type=int, default=1000, help="held-out VADER movie snippets (vader-movie-test)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--board", default="u280")
+    ap.add_argument("--title", default="Sparse distillation ablations (students side by side)")
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    tmp = Path(tempfile.mkdtemp(prefix="padless-finetune-compare-"))
+    texts, labels = pick_movie_test(args.movie, args.seed)
+    dense = compiled(args, "minilm-l6", tmp / "dense")
+    ids = dense.tokenize(texts, truncate=True)
+    ref = fp32_embeddings(dense, ids)
+    rows = [("int8 dense", "-", None, probe_eval(ref, golden(dense, ids), labels))]
+    for i, st in enumerate(args.students):
+        st = Path(st)
+        r32 = probe_eval(ref, student_fp32(str(st), ids, {}), labels)
+        prj = compiled(args, str(st), tmp / f"s{i}")
+        rows.append((f"`{st.name}` ({steps_label(chain(st)[-1])} steps)", describe(st), r32,
+                     probe_eval(ref, golden(prj, ids), labels)))
+        print(rows[-1][0], {k: round(float(rows[-1][3][k]), 4) for k in ("agreement", "cosine_mean")},
+              file=sys.stderr, flush=True)
+    a = np.asarray([len(s) for s in ids])
+    lines = [f"Evaluation: {len(ids)} VADER movie snippets of the held-out split `vader-movie-test` (stratified "
+             f"seeded sample, seed {args.seed}; tokens mean {a.mean():.1f}, max {a.max()}), reference = the dense "
+             "fp32 teacher, probes = logistic regression on fp32 embeddings (stratified 5-fold CV); int8 = the "
+             "golden integer model of the compiled student (default calibration). Students in the order given.",
+             "", "| student | training (stage by stage) | fp32 cosine | int8 cosine mean (min) | int8 agreement w/ fp32 |",
+             "|---|---|---|---|---|"]
+    for name, desc, r32, r8 in rows:
+        c32 = "-" if r32 is None else f"{r32['cosine_mean']:.4f}"
+        lines.append(f"| {name} | {desc} | {c32} | "
+                     f"{r8['cosine_mean']:.4f} ({r8['cosine_min']:.4f}) | {100 * r8['agreement']:.2f}% |")
+    body = "\n".join(lines) + "\n"
+    print(body)
+    if not args.no_write:
+        write_section("finetune-compare", args.title, body)
+
+
+if __name__ == "__main__":
+    main()
