@@ -55,3 +55,16 @@ def write_section(name: str, title: str, body: str) -> Path:
         text = text.rstrip() + "\n\n" + block + "\n"
     DOC.write_text(text)
     return DOC
+
+
+def calibration_label(model: str = "minilm-l6") -> str:
+    """What the recipe's default calibration is, in words: e.g. "256 sentences: the first 128 of vader-tweets
+    and of reuters"."""
+    from padless.models import load_recipe
+    cal = load_recipe(model).calibration or {}
+    names = cal.get("dataset", "vader-tweets")
+    names = [names] if isinstance(names, str) else list(names)
+    count = int(cal.get("count", 256))
+    if len(names) == 1:
+        return f"the first {count} texts of {names[0]}"
+    return f"{count} sentences: the first {count // len(names)} of " + " and of ".join(names)

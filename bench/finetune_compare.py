@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from _report import write_section  # noqa: E402
+from _report import calibration_label, write_section  # noqa: E402
 from finetune_bench import compiled, golden, pick_movie_test, steps_label, student_fp32  # noqa: E402
 from padless.commands.eval import fp32_embeddings  # noqa: E402
 from padless.data.metrics import probe_eval  # noqa: E402
@@ -85,7 +85,8 @@ def main() -> None:
     lines = [f"Evaluation: {len(ids)} VADER movie snippets of the held-out split `vader-movie-test` (stratified "
              f"seeded sample, seed {args.seed}; tokens mean {a.mean():.1f}, max {a.max()}), reference = the dense "
              "fp32 teacher, probes = logistic regression on fp32 embeddings (stratified 5-fold CV); int8 = the "
-             "golden integer model of the compiled student (default calibration). Students in the order given.",
+             f"golden integer model of the compiled student (the recipe's calibration, {calibration_label()}, unless "
+             "the student recorded one). Students in the order given.",
              "", "| student | training (stage by stage) | fp32 cosine | int8 cosine mean (min) | int8 agreement w/ fp32 |",
              "|---|---|---|---|---|"]
     for name, desc, r32, r8 in rows:

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 
-from _report import write_section  # noqa: E402
+from _report import calibration_label, write_section  # noqa: E402
 from padless.baseline import model_path_of, torch_fp32_throughput  # noqa: E402
 from padless.build import compile_project  # noqa: E402
 from padless.commands.eval import evaluate  # noqa: E402
@@ -46,7 +46,7 @@ def main() -> None:
     fp32_sps = torch_fp32_throughput(model_path_of(project), ds.texts)["sentences_per_s"]
     golden_sps = res["n"] / res["seconds_backend"]
     body = f"""Model minilm-l6 (all-MiniLM-L6-v2, real weights), int8 I-BERT integer-only golden model (per-channel
-folded activation scales, alpha 1, GELU method `{args.gelu}`), calibrated on 256 VADER tweets; evaluated on {res['n']} VADER movie snippets
+folded activation scales, alpha 1, GELU method `{args.gelu}`), calibrated on {calibration_label()}; evaluated on {res['n']} VADER movie snippets
 (stratified random sample, seed 0, of the 10,072 with |valence| >= 0.5 mean {res['tokens_mean']:.1f} tokens). Compile took {t_compile:.1f} s.
 
 | figure | value | target |

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
-from _report import write_section  # noqa: E402
+from _report import calibration_label, write_section  # noqa: E402
 from padless.build import compile_project  # noqa: E402
 from padless.commands.eval import fp32_embeddings  # noqa: E402
 from padless.data.datasets import load_dataset  # noqa: E402
@@ -245,7 +245,7 @@ def main() -> None:
     l_ids, l_lab = sets["long"]
     body = f"""
 Model minilm-l6 (6 layers, hidden 384, 12 heads), golden integer model (bit-exact specification) against
-the fp32 reference. Calibration: the default (256 VADER tweets); the 50%-weights projects are pruned one-shot, without any
+the fp32 reference. Calibration: the recipe's ({calibration_label()}); the 50%-weights projects are pruned one-shot, without any
 fine-tuning (bank-balanced, `padless.sparse.weights.prune_spec`; ranked by `|w|` ("magnitude") or by
 `|w| * ||x||` with input-channel norms from 64 VADER tweets ("activation-aware", Wanda)) before calibration
 and quantization.

@@ -295,6 +295,27 @@ def test_cache_round_trip_without_network(tmp_path, offline, monkeypatch):
     assert got.labels == [1] and got.texts == kept[:1]
 
 
+def test_calibration_texts_mixes_datasets(tmp_path, offline):
+    """calibration: {dataset: name | [names], count}: count sentences split evenly, first texts of each."""
+    root = tmp_path / "cache"
+    fortunes = D.parse_fortunes(FORTUNES)
+    texts, valences, _ = D.parse_vader_ground_truth(VADER_TWEETS)
+    tweets, labels = D.vader_binary(texts, valences)
+    D._store(root, D.Dataset("fortunes", fortunes, None, "fortunes excerpt"))
+    D._store(root, D.Dataset("vader-tweets", tweets, labels, "tweets excerpt"))
+    got, label = D.calibration_texts({"dataset": "fortunes", "count": 2}, cache_dir=root)
+    assert got == fortunes[:2] and label == "fortunes"
+    got, label = D.calibration_texts({"dataset": ["vader-tweets", "fortunes"], "count": 3}, cache_dir=root)
+    assert got == tweets[:2] + fortunes[:1] and label == "vader-tweets+fortunes"
+    assert D.calibration_texts({}, default="fortunes", default_count=1, cache_dir=root)[0] == fortunes[:1]
+    for bad in ({"dataset": [], "count": 4}, {"dataset": ["fortunes", "vader-tweets"], "count": 1},
+                {"dataset": "fortunes", "count": "many"}):
+        with pytest.raises(InputError, match="calibration"):
+            D.calibration_texts(bad, cache_dir=root)
+    with pytest.raises(D.DataError, match="unknown dataset"):
+        D.calibration_texts({"dataset": ["fortunes", "imdb"], "count": 4}, cache_dir=root)
+
+
 def test_unknown_name_lists_known_names(tmp_path):
     with pytest.raises(DataError) as e:
         D.load_dataset("imdb", cache_dir=tmp_path)

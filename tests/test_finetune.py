@@ -61,6 +61,11 @@ def test_config_errors(tmp_path):
         with pytest.raises(InputError, match="evaluation snippets"):
             load_finetune_config({"train": {"datasets": [held_out]}})
     assert load_finetune_config({"train": {"datasets": ["vader-movie-train"]}})[1].datasets == ["vader-movie-train"]
+    mix = {"dataset": ["vader-tweets", "reuters"], "count": 64}
+    assert load_finetune_config({"calibration": mix})[1].calibration == mix
+    for bad in ({"dataset": ["vader-tweets", "imdb"]}, {"count": 0}, {"datasets": "reuters"}, 3):
+        with pytest.raises(InputError, match="calibration"):
+            load_finetune_config({"calibration": bad})
     with pytest.raises(InputError, match="does not train token selection"):
         load_finetune_config({"tokens": {"layers": [1], "keep": 0.5}})
     with pytest.raises(InputError, match="unknown keys"):
@@ -203,3 +208,22 @@ def test_replacement_schedule_and_training(tmp_path):
     assert full["finished"]
     a, b = _weights(tmp_path / "full"), _weights(tmp_path / "resumed")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_student_compiles_with_its_calibration(tmp_path):
+    """padless compile STUDENT calibrates on the finetune config's `calibration:` when it recorded one, else
+    on its teacher recipe's (tiny: 64 VADER tweets), not the generic folder default (256)."""
+    from padless.build import compile_project
+    from padless.project import load_project
+    cfg = json.loads(json.dumps(CFG))
+    cfg["train"].update(steps=2, checkpoint_every=2)
+    finetune("tiny", cfg, tmp_path / "st", progress=False)
+    compile_project(str(tmp_path / "st"), board="u280", out=tmp_path / "p1")
+    cal = load_project(tmp_path / "p1").manifest["quant"]["calibration"]
+    assert (cal["dataset"], cal["count"]) == ("vader-tweets", 64)
+    rec_file = tmp_path / "st" / SPARSITY_FILE
+    rec = json.loads(rec_file.read_text())
+    rec_file.write_text(json.dumps({**rec, "calibration": {"dataset": ["vader-tweets", "fortunes"], "count": 20}}))
+    compile_project(str(tmp_path / "st"), board="u280", out=tmp_path / "p2")
+    cal = load_project(tmp_path / "p2").manifest["quant"]["calibration"]
+    assert (cal["dataset"], cal["count"]) == ("vader-tweets+fortunes", 20)

@@ -101,6 +101,12 @@ def _student_record(st: BuildState) -> dict:
     return {}
 
 
+def _recipe_calibration(name) -> dict:
+    """The calibration of recipe ``name`` (a fine-tuned student's teacher), or {} when it is not a recipe."""
+    from .models import list_recipes, load_recipe
+    return dict(load_recipe(name).calibration or {}) if isinstance(name, str) and name in list_recipes() else {}
+
+
 def _student_sparsity(st: BuildState) -> dict:
     """The sparsity a fine-tuned student was trained with."""
     return _student_record(st).get("sparsity") or {}
@@ -138,16 +144,17 @@ def step_sparsify_weights(st: BuildState) -> BuildState:
 
 def step_calibrate(st: BuildState) -> BuildState:
     from .quant.calibrate import calibrate
-    # the config's, else the one a fine-tuned student was trained (QAT) with, else the recipe's
-    cal_cfg = {**(st.recipe.calibration or {}), **(_student_record(st).get("calibration") or {}),
-               **(st.config.get("calibration") or {})}
+    # the config's, else the one a fine-tuned student was trained (QAT) with, else its teacher recipe's,
+    # else the recipe's
+    record = _student_record(st)
+    inherited = record.get("calibration") or _recipe_calibration(record.get("teacher"))
+    cal_cfg = {**(st.recipe.calibration or {}), **(inherited or {}), **(st.config.get("calibration") or {})}
     count = int(st.calib_count or cal_cfg.get("count", 256))
     if st.calib_texts is not None:
         texts, source = st.calib_texts[:count], "file"
     else:
-        from .data.datasets import load_dataset
-        name = cal_cfg.get("dataset", "vader-tweets")
-        texts, source = load_dataset(name, limit=count).texts, name
+        from .data.datasets import calibration_texts
+        texts, source = calibration_texts({**cal_cfg, "count": count})
     if not texts:
         raise InputError("no calibration text: give real sentences with --calib FILE")
     from .models import Tokenizer

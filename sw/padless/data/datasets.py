@@ -63,6 +63,8 @@ __all__ = [
     "ArffData",
     "load_dataset",
     "in_test_split",
+    "calibration_texts",
+    "check_calibration",
     "read_tsv",
     "read_lines",
     "write_tsv",
@@ -853,3 +855,49 @@ def load_dataset(name: str, limit: int | None = None, cache_dir: str | os.PathLi
         if ds.labels is not None:
             ds.labels = ds.labels[:limit]
     return ds
+
+
+def check_calibration(cfg, default: str = "vader-tweets", default_count: int = 256,
+                      known_only: bool = True) -> tuple[list[str], int]:
+    """Validate a ``calibration: {dataset, count}`` config without loading anything -> ``(names, count)``.
+
+    Raises InputError for a config that is not a mapping, keys other than dataset / count, a dataset that is
+    not a name or a list of names (with ``known_only``: of :data:`DATASETS`), or a count that is not an
+    integer >= the number of datasets."""
+    if cfg is not None and not isinstance(cfg, dict) and not hasattr(cfg, "keys"):
+        raise InputError(f"calibration: must be a mapping with keys dataset and count, e.g. "
+                         f"{{dataset: [vader-tweets, reuters], count: 256}}; got {cfg!r}")
+    cfg = dict(cfg or {})
+    if set(cfg) - {"dataset", "count"}:
+        raise InputError(f"calibration: unknown keys {sorted(set(cfg) - {'dataset', 'count'})} (allowed: dataset, count)")
+    names = cfg.get("dataset", default)
+    names = [names] if isinstance(names, str) else list(names) if isinstance(names, (list, tuple)) else []
+    if not names or not all(isinstance(n, str) for n in names):
+        raise InputError(f"calibration.dataset must be a dataset name or a list of them, got {cfg.get('dataset')!r}")
+    for n in names:
+        if known_only and n not in DATASETS:
+            raise InputError(f"calibration.dataset {n!r} is not a dataset ({', '.join(DATASETS)})")
+    count = cfg.get("count", default_count)
+    if not isinstance(count, int) or isinstance(count, bool) or count < len(names):
+        raise InputError(f"calibration.count must be an integer >= the number of datasets ({len(names)}), "
+                         f"got {count!r}")
+    return names, count
+
+
+def calibration_texts(cfg: "dict | None", default: str = "vader-tweets", default_count: int = 256,
+                      cache_dir: str | os.PathLike | None = None) -> tuple[list[str], str]:
+    """The calibration sentences a ``calibration: {dataset, count}`` config names.
+
+    ``dataset`` is one dataset name or a list of them; ``count`` sentences in all, split evenly over the
+    datasets (the first ``count // n`` texts of each, file order, the remainder to the first ones), so a
+    mix such as ``[vader-tweets, reuters]`` covers short and long texts.
+
+    Returns ``(texts, label)`` with ``label`` the dataset names joined by ``+`` (for the manifest).
+    Raises InputError for a bad ``count`` or an empty list, DataError for an unknown dataset.
+    """
+    names, count = check_calibration(cfg, default, default_count, known_only=False)
+    texts: list[str] = []
+    for i, name in enumerate(names):
+        share = count // len(names) + (1 if i < count % len(names) else 0)
+        texts += load_dataset(name, limit=share, cache_dir=cache_dir).texts
+    return texts, "+".join(names)

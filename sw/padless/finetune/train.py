@@ -28,7 +28,8 @@ The student runs the configured top-k attention (4-bit Q/K selection) in its for
   probabilities over real queries (TinyBERT's attention loss).
 
 Data: texts of the training datasets (default fortunes, Reuters-21578, VADER tweets, Amazon and NYT
-snippets; ``vader-movie-train`` adds in-domain movie snippets; never the VADER movie test split), tokenized with truncation at ``max_len``, shuffled once per epoch by a
+snippets; ``vader-movie-train`` adds in-domain movie snippets; never the VADER movie test split),
+tokenized with truncation at ``max_len``, shuffled once per epoch by a
 generator seeded with ``seed + epoch``. Batches are padded (CPU training only). Determinism: dropout 0,
 torch seeded, the data order a function of (seed, step); a checkpoint holds the student, the masks, the
 optimizer, the step and the torch RNG state, so a resumed run reproduces the uninterrupted one exactly.
@@ -140,16 +141,8 @@ class TrainConfig:
             if d not in TRAINABLE:
                 raise InputError(f"train.datasets: {d!r} is not a training dataset ({', '.join(TRAINABLE)})")
         if self.calibration:
-            from ..data.datasets import DATASETS
-            if not isinstance(self.calibration, Mapping) or set(self.calibration) - {"dataset", "count"}:
-                raise InputError("calibration: must be a mapping with keys dataset and count, e.g. "
-                                 "{dataset: reuters, count: 256}")
-            if self.calibration.get("dataset", "vader-tweets") not in DATASETS:
-                raise InputError(f"calibration.dataset {self.calibration.get('dataset')!r} is not a dataset "
-                                 f"({', '.join(DATASETS)})")
-            c = self.calibration.get("count", 256)
-            if not isinstance(c, int) or isinstance(c, bool) or c < 1:
-                raise InputError(f"calibration.count must be a positive integer, got {c!r}")
+            from ..data.datasets import check_calibration
+            check_calibration(self.calibration)
         weights = (self.loss_hidden, self.loss_cosine, self.loss_attention, self.loss_layers)
         if min(weights) < 0 or sum(weights) == 0:
             raise InputError("train loss weights must be >= 0 and not all 0")
@@ -159,10 +152,11 @@ class TrainConfig:
 def load_finetune_config(cfg: str | Path | Mapping[str, Any] | None) -> tuple[dict, TrainConfig]:
     """A YAML path or a mapping ``{attention, weights, tokens, train, calibration}`` -> ``(sparsity, TrainConfig)``.
 
-    ``calibration: {dataset, count}`` (default: the model recipe's) names the sentences QAT calibrates its
-    int8 scales on; it is saved with the student, and ``padless compile`` of the student calibrates on the
-    same sentences unless told otherwise (calibrate on the lengths the model will serve: long-text
-    activations overflow ranges calibrated on tweets). The sparsity part is normalised by :func:`padless.sparse.config.parse_sparsity`. Raises InputError for
+    ``calibration: {dataset, count}`` (default: the model recipe's; ``dataset`` one name or a list) names the
+    sentences QAT calibrates its int8 scales on; it is saved with the student, and ``padless compile`` of
+    the student calibrates on the same sentences unless told otherwise (calibrate on the lengths the model
+    will serve: long-text activations overflow ranges calibrated on tweets alone). The sparsity part is
+    normalised by :func:`padless.sparse.config.parse_sparsity`. Raises InputError for
     unknown keys, bad values, or a ``tokens`` section (the trained token policy is not implemented: apply
     cascade token pruning at compile time instead)."""
     import yaml
@@ -381,11 +375,11 @@ def finetune(model: str, config=None, out: str | Path | None = None, steps: int 
     qat_start = tc.steps - tc.qat_steps
     fq = None
     if tc.qat_steps:
-        from ..data.datasets import load_dataset
+        from ..data.datasets import calibration_texts
         from ..models import Tokenizer
         from .qat import FakeQuant
         cal = {**(recipe.calibration or {}), **tc.calibration}
-        texts = load_dataset(cal.get("dataset", "vader-tweets"), limit=int(cal.get("count", 256))).texts
+        texts, _ = calibration_texts(cal)
         fq = FakeQuant(student, Tokenizer(spec.tokenizer_path, spec.max_positions).encode(texts, truncate=True),
                        name=spec.name, tokenizer_path=spec.tokenizer_path)
         if resume and step > qat_start:
