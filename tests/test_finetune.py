@@ -227,3 +227,7 @@ def test_student_compiles_with_its_calibration(tmp_path):
     compile_project(str(tmp_path / "st"), board="u280", out=tmp_path / "p2")
     cal = load_project(tmp_path / "p2").manifest["quant"]["calibration"]
     assert (cal["dataset"], cal["count"]) == ("vader-tweets+fortunes", 20)
+    for bad, msg in (("reuters", "must be a mapping"), ({"dataset": ["imdb"]}, "not a dataset")):
+        with pytest.raises(InputError, match=msg):  # a clear error, not a TypeError from the merge
+            compile_project(str(tmp_path / "st"), board="u280", out=tmp_path / "p3", config={"calibration": bad})
+

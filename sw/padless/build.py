@@ -37,6 +37,7 @@ class BuildState:
     quantized: object = None
     sparsity: dict = field(default_factory=dict)
     calibration: dict = field(default_factory=dict)
+    student_record: dict = field(default_factory=dict)  # padless_sparsity.json of a fine-tuned student
     extra: dict = field(default_factory=dict)
     log: list = field(default_factory=list)
 
@@ -84,6 +85,7 @@ def step_load_board(st: BuildState) -> BuildState:
 def step_load_model(st: BuildState) -> BuildState:
     from .models import resolve_model
     st.spec, st.recipe = resolve_model(st.model)
+    st.student_record = _student_record(st)
     return st
 
 
@@ -107,14 +109,9 @@ def _recipe_calibration(name) -> dict:
     return dict(load_recipe(name).calibration or {}) if isinstance(name, str) and name in list_recipes() else {}
 
 
-def _student_sparsity(st: BuildState) -> dict:
-    """The sparsity a fine-tuned student was trained with."""
-    return _student_record(st).get("sparsity") or {}
-
-
 def step_sparsity_config(st: BuildState) -> BuildState:
     """Sparsity from the config, else the recipe's, else (a fine-tuned student) what it was trained with."""
-    trained = _student_sparsity(st)
+    trained = st.student_record.get("sparsity") or {}
     sparsity = {k: (st.config.get(k) or (st.recipe.sparsity or {}).get(k) or trained.get(k) or {})
                 for k in ("attention", "weights", "tokens")}
     parse = _optional("padless.sparse.config", "parse_sparsity")
@@ -146,14 +143,17 @@ def step_calibrate(st: BuildState) -> BuildState:
     from .quant.calibrate import calibrate
     # the config's, else the one a fine-tuned student was trained (QAT) with, else its teacher recipe's,
     # else the recipe's
-    record = _student_record(st)
+    from .data.datasets import calibration_texts, check_calibration
+    given = st.config.get("calibration") or {}
+    if given:
+        check_calibration(given)  # InputError for a config that is not {dataset, count}, before merging
+    record = st.student_record
     inherited = record.get("calibration") or _recipe_calibration(record.get("teacher"))
-    cal_cfg = {**(st.recipe.calibration or {}), **(inherited or {}), **(st.config.get("calibration") or {})}
+    cal_cfg = {**(st.recipe.calibration or {}), **(inherited or {}), **given}
     count = int(st.calib_count or cal_cfg.get("count", 256))
     if st.calib_texts is not None:
         texts, source = st.calib_texts[:count], "file"
     else:
-        from .data.datasets import calibration_texts
         texts, source = calibration_texts({**cal_cfg, "count": count})
     if not texts:
         raise InputError("no calibration text: give real sentences with --calib FILE")

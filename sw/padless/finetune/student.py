@@ -201,7 +201,7 @@ class SparseStudent(nn.Module):
         if not self._replaced or not self._replaced[i]:
             return None
         x = args[0]  # (B, n, hidden): the student's input to layer i
-        valid = torch.arange(x.shape[1])[None, :] < self._lengths[:, None]
+        valid = self._valid_keys(x.shape[1])
         mask = torch.zeros(x.shape[0], 1, 1, x.shape[1], dtype=x.dtype)
         mask = mask.masked_fill(~valid[:, None, None, :], torch.finfo(x.dtype).min)
         out = self._teacher_layers[i](x, attention_mask=mask)
@@ -210,6 +210,11 @@ class SparseStudent(nn.Module):
         return out[0] if isinstance(out, tuple) else out
 
     # -- attention ----------------------------------------------------------------------------------------
+    def _valid_keys(self, n: int) -> torch.Tensor:
+        """``(B, n)`` bool: True for the real (not padding) positions of the current batch, from its lengths
+        (transformers passes no padding mask to a registered attention function)."""
+        return torch.arange(n)[None, :] < self._lengths[:, None]
+
     def _topk_attention(self, module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
         """transformers attention function: ``(B, H, n, d)`` Q/K/V -> ``((B, n, H, d), (B, H, n, n) probs)``.
         Top-k attention when configured (padding keys never kept), else dense with the padding mask;
@@ -221,7 +226,7 @@ class SparseStudent(nn.Module):
             keep = attention_keep_mask(query.detach(), key.detach(), self._lengths, self.attention_cfg)
             scores = scores.masked_fill(~keep, float("-inf"))
         else:  # transformers passes no mask to a registered function: mask the padding keys from the lengths
-            valid = torch.arange(scores.shape[-1])[None, :] < self._lengths[:, None]  # (B, n)
+            valid = self._valid_keys(scores.shape[-1])
             scores = scores.masked_fill(~valid[:, None, None, :], float("-inf"))
         probs = torch.softmax(scores, dim=-1)
         if self.prob_bits:

@@ -166,9 +166,10 @@ def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, An
             f"({board.bram_36k} BRAM36, {board.uram} URAM). Choose a larger board, more weight sparsity "
             f"or a smaller model.")
 
-    def wave_for(nbuf: int) -> int:
-        return int(min(MAX_WAVE_TOKENS, (budget_mem - nbuf * layer_bytes) // per_tok))
-    wave_tokens = int(min(MAX_WAVE_TOKENS, (budget_mem - wbytes) // per_tok))
+    def wave_for(weight_bytes: float) -> int:
+        """Tokens of activation buffer the memory left after ``weight_bytes`` of weights holds."""
+        return int(min(MAX_WAVE_TOKENS, (budget_mem - weight_bytes) // per_tok))
+    wave_tokens = wave_for(wbytes)
     alloc = Allocation(clock_MHz=clk, bandwidth_GBps=board.bandwidth_GBps, resident=resident,
                        wave_tokens=wave_tokens, weight_buffers=buffers)
     dsp_budget = math.floor(cap * board.dsp)
@@ -256,7 +257,7 @@ def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, An
     if not resident and refine:
         bufs = [b for b in (2, 1) if b <= buffers and b * layer_bytes + need_min_act <= budget_mem]
         alloc, refinement = _refine(model, sparsity, alloc, lens, params, fits, selecting,
-                                    {b: wave_for(b) for b in bufs})
+                                    {b: wave_for(b * layer_bytes) for b in bufs})
 
     used = resources(model, sparsity, alloc, board, max_tokens, params)
     exp = expected(alloc)
