@@ -142,7 +142,14 @@ def training_text(record: dict, student: Path) -> str:
     if tc.get("loss_layers"):
         losses.append(f"per-layer relative hidden MSE x {tc['loss_layers']:g}")
     if tc.get("loss_attention"):
-        losses.append(f"last-layer attention KL x {tc['loss_attention']:g}")
+        losses.append(f"attention KL (every layer) x {tc['loss_attention']:g}")
+    if tc.get("loss_covariance"):
+        losses.append(f"covariance-weighted embedding error x {tc['loss_covariance']:g}")
+    if tc.get("loss_probe"):
+        losses.append(f"**task-specific** probe logit error x {tc['loss_probe']:g} (a probe fit with the labels "
+                      f"of {tc['probe_dataset']})")
+    if tc.get("augment"):
+        losses.append(f"data augmentation p {tc['augment']:g} (word drop / crop / splice)")
     if tc.get("qat_steps"):
         cal = tc.get("calibration") or {}
         on = f"; calibrated on the first {cal.get('count', 256)} texts of {cal['dataset']}" if cal.get("dataset") else ""

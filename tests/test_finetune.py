@@ -83,6 +83,20 @@ def _weights(folder):
     return load_file(str(folder / "model.safetensors"))
 
 
+def _resumes_exactly(tmp_path, **train) -> dict:
+    """An 8-step run of CFG with ``train`` overrides, uninterrupted and stopped at step 4 then resumed:
+    assert both write the same student, bit for bit; return the uninterrupted run's result."""
+    cfg = json.loads(json.dumps(CFG))
+    cfg["train"].update(steps=8, checkpoint_every=4, **train)
+    full = finetune("tiny", cfg, tmp_path / "full", progress=False)
+    finetune("tiny", cfg, tmp_path / "resumed", progress=False, stop_after=4)
+    finetune("tiny", cfg, tmp_path / "resumed", progress=False, resume=True)
+    assert full["finished"]
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "resumed")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    return full
+
+
 def test_finetune_tiny_end_to_end(tmp_path):
     from padless.build import compile_project
     from padless.models import resolve_model
@@ -200,14 +214,7 @@ def test_replacement_schedule_and_training(tmp_path):
     for bad in ({"replace_rate": 1.5}, {"replace_until": 0}, {"steps": 10, "qat_steps": 6, "replace_rate": 0.5}):
         with pytest.raises(InputError, match="replace"):
             load_finetune_config({"train": bad})
-    cfg = json.loads(json.dumps(CFG))
-    cfg["train"].update(steps=8, checkpoint_every=4, replace_rate=0.5, replace_until=0.75)
-    full = finetune("tiny", cfg, tmp_path / "full", progress=False)
-    finetune("tiny", cfg, tmp_path / "resumed", progress=False, stop_after=4)
-    finetune("tiny", cfg, tmp_path / "resumed", progress=False, resume=True)
-    assert full["finished"]
-    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "resumed")
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    _resumes_exactly(tmp_path, replace_rate=0.5, replace_until=0.75)
 
 
 def test_student_compiles_with_its_calibration(tmp_path):
@@ -231,3 +238,131 @@ def test_student_compiles_with_its_calibration(tmp_path):
         with pytest.raises(InputError, match=msg):  # a clear error, not a TypeError from the merge
             compile_project(str(tmp_path / "st"), board="u280", out=tmp_path / "p3", config={"calibration": bad})
 
+
+
+def test_covariance_loss_definition_and_resume(tmp_path):
+    """The covariance-weighted embedding loss: embeddings pooled exactly as the reference pools them, the
+    teacher covariance equal to numpy's over the same sentences, the loss a relative probe logit error
+    (zero for an exact student, E_w[(w.d)^2] / E_x[(w.(e-mu))^2] for probes w ~ N(0, S)), and a run that uses
+    it resumes bit for bit (the covariance is kept in the checkpoint)."""
+    from padless.finetune.student import bert_from_spec
+    from padless.finetune.train import _batch, _losses, embedding_covariance, sentence_embedding
+    from padless.models import Tokenizer, resolve_model
+    from padless.reference import encode_fp32, pool
+    spec, _ = resolve_model("minilm-l6")
+    tok = Tokenizer(spec.tokenizer_path, 64)
+    ids = tok.encode(["a gripping, beautifully shot film", "dull", "the plot never quite comes together, sadly",
+                      "one of the year's best", "I wanted to like it more than I did"])
+    ref = np.stack([pool(spec, encode_fp32(spec, [s])[0]) for s in ids]).astype(np.float64)
+    teacher = bert_from_spec(spec)
+    x, m = _batch(ids, np.arange(len(ids)), 0, len(ids), spec.pad_token_id)
+    with torch.no_grad():
+        out = teacher(input_ids=x, attention_mask=m, token_type_ids=torch.zeros_like(x))
+    e = sentence_embedding(out.last_hidden_state, m, spec.pooling, spec.normalize).numpy()
+    assert np.abs(e - ref).max() < 1e-5
+    cov = embedding_covariance(teacher, ids, spec, spec.pad_token_id, batch_size=2)
+    assert np.allclose(cov.numpy(), np.cov(ref.T), atol=1e-6)
+    with pytest.raises(InputError, match="two sentences"):
+        embedding_covariance(teacher, ids[:1], spec, spec.pad_token_id)
+
+    _, tc = load_finetune_config({"train": {"loss_covariance": 1.0, "loss_layers": 0}})
+    assert _losses(out, out, m, tc, cov, spec.pooling, spec.normalize)["covariance"].item() == 0.0
+    h2 = out.last_hidden_state + 0.05 * torch.randn(out.last_hidden_state.shape, generator=torch.Generator().manual_seed(0))
+    moved = type(out)(last_hidden_state=h2)
+    got = _losses(moved, out, m, tc, cov, spec.pooling, spec.normalize)["covariance"].item()
+    d = sentence_embedding(h2, m, spec.pooling, spec.normalize).numpy() - e
+    w = np.random.default_rng(0).multivariate_normal(np.zeros(len(cov)), cov.numpy().astype(np.float64), 20000)
+    mc = np.mean((d @ w.T) ** 2) / np.mean(((ref - ref.mean(0)) @ w.T) ** 2 * len(ids) / (len(ids) - 1))
+    assert got > 0 and got == pytest.approx(mc, rel=0.1)
+
+    with pytest.raises(InputError, match="covariance_texts"):
+        load_finetune_config({"train": {"covariance_texts": 0}})
+    full = _resumes_exactly(tmp_path, loss_covariance=5.0, covariance_texts=32)
+    assert full["losses"][-1][1] < full["losses"][0][1]
+
+
+def test_attention_distillation_loss(tmp_path):
+    """TinyBERT's attention loss: KL(P_teacher || P_student) over every layer, zero for the teacher itself,
+    positive for a pruned student, and a run that uses it trains (its total loss falls)."""
+    from padless.finetune.student import SparseStudent, bert_from_spec
+    from padless.finetune.train import _batch, _losses
+    from padless.models import Tokenizer, resolve_model
+    spec, _ = resolve_model("tiny")
+    ids = Tokenizer(spec.tokenizer_path, 24).encode(["a quiet, lovely film", "not worth the ticket at all"])
+    x, m = _batch(ids, np.arange(2), 0, 2, spec.pad_token_id)
+    teacher = bert_from_spec(spec)
+    teacher.config._attn_implementation = "eager"
+    student = SparseStudent(bert_from_spec(spec), {"sparsity": 0.5, "bank": 16}, {}).eval()
+    student.update_masks(1.0)
+    _, tc = load_finetune_config({"train": {"loss_attention": 1.0}})
+    with torch.no_grad():
+        t_out = teacher(input_ids=x, attention_mask=m, token_type_ids=torch.zeros_like(x), output_attentions=True,
+                        output_hidden_states=True)
+        s_out = student(x, m, output_attentions=True, output_hidden_states=True)
+    assert len(t_out.attentions) == spec.num_layers == len(s_out.attentions)
+    assert _losses(t_out, t_out, m, tc)["attention"].item() == pytest.approx(0.0, abs=1e-6)
+    assert _losses(s_out, t_out, m, tc)["attention"].item() > 1e-6
+    cfg = json.loads(json.dumps(CFG))
+    cfg["train"].update(steps=8, checkpoint_every=4, loss_attention=1.0)
+    run = finetune("tiny", cfg, tmp_path / "att", progress=False)
+    assert run["finished"] and run["losses"][-1][1] < run["losses"][0][1]
+
+
+def test_augmentation_keeps_whole_words_and_resumes(tmp_path):
+    """train.augment: drop / crop / splice at whole-word boundaries of real sentences (a ## piece never
+    starts a word), [CLS] ... [SEP] and max_len kept, seeded draws; a run with it resumes bit for bit."""
+    from padless.finetune.augment import KINDS, augment_batch, augment_sentence, continuation_mask, words
+    from padless.models import Tokenizer, resolve_model
+    spec, _ = resolve_model("tiny")
+    cont = continuation_mask(spec.tokenizer_path)
+    tok = Tokenizer(spec.tokenizer_path, 64)
+    a, b = tok.encode(["an unbelievably overwrought, self-indulgent melodrama about nothing much",
+                       "the cinematography is breathtaking and the performances are understated"])
+    wa, wb = words(a[1:-1], cont), words(b[1:-1], cont)
+    assert any(len(w) > 1 for w in wa)  # the test sentence has multi-piece words
+    seen = set()
+    for seed in range(40):
+        for kind in KINDS:
+            out = augment_sentence(a, b, kind, np.random.default_rng(seed), cont, 16)
+            assert out[0] == a[0] and out[-1] == a[-1] and 3 <= len(out) <= 16
+            got = words(out[1:-1], cont)
+            assert all(w in wa or w in wb for w in got)  # whole words only, never a split one
+            if kind == "drop":
+                assert [w for w in wa if w in got] == got  # order kept
+            seen.add((kind, tuple(out)))
+            assert out == augment_sentence(a, b, kind, np.random.default_rng(seed), cont, 16)
+    assert len(seen) > 3 * 10  # the draws vary
+    assert any(set(map(tuple, words(o[1:-1], cont))) & set(map(tuple, wb)) for k, o in seen if k == "splice")
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        augment_sentence(a, b, "shuffle", np.random.default_rng(0), cont, 16)
+    assert augment_batch([a, b], [a, b], 0.0, np.random.default_rng(0), cont, 64) == [a, b]
+    with pytest.raises(InputError, match="augment"):
+        load_finetune_config({"train": {"augment": 1.5}})
+
+    full = _resumes_exactly(tmp_path, augment=0.5)
+    plain = _resumes_exactly(tmp_path / "plain", augment=0.0)
+    assert full["losses"] != plain["losses"]  # the augmented batches differ
+
+
+def test_probe_loss_task_specific_distillation(tmp_path):
+    """loss_probe: a logistic-regression probe fit on the teacher's embeddings of a labelled training set
+    (never the evaluation split); its relative logit error is 0 for the teacher itself, and a run with it
+    resumes bit for bit (the probe is kept in the checkpoint)."""
+    from padless.finetune.student import bert_from_spec
+    from padless.finetune.train import _batch, _losses, fit_probe
+    from padless.models import Tokenizer, resolve_model
+    for bad in ("vader-movie-test", "imdb"):
+        with pytest.raises(InputError, match="probe_dataset"):
+            load_finetune_config({"train": {"loss_probe": 1.0, "probe_dataset": bad}})
+    spec, _ = resolve_model("tiny")
+    _, tc = load_finetune_config({"train": {"loss_probe": 1.0, "loss_layers": 0, "texts_per_dataset": 80,
+                                            "max_len": 24}})
+    teacher = bert_from_spec(spec)
+    probe = fit_probe(teacher, spec, tc, spec.pad_token_id)
+    assert probe["w"].shape == (spec.hidden_size,) and probe["var"] > 0
+    ids = Tokenizer(spec.tokenizer_path, 24).encode(["a quiet, lovely film", "not worth the ticket at all"])
+    x, m = _batch(ids, np.arange(2), 0, 2, spec.pad_token_id)
+    with torch.no_grad():
+        out = teacher(input_ids=x, attention_mask=m, token_type_ids=torch.zeros_like(x))
+    assert _losses(out, out, m, tc, None, spec.pooling, spec.normalize, probe)["probe"].item() == 0.0
+    _resumes_exactly(tmp_path, loss_probe=5.0, datasets=["vader-movie-train"])

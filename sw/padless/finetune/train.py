@@ -24,11 +24,25 @@ The student runs the configured top-k attention (4-bit Q/K selection) in its for
 * cosine: ``mean over sentences (1 - cos(e_s, e_t))`` of mean-pooled sentence embeddings;
 * layers (weight 1 by default): the same relative MSE for the embedding output and every intermediate
   layer, averaged (TinyBERT's hidden-state loss);
-* attention (optional, weight 0 by default): ``KL(P_t || P_s)`` of the last layer's attention
-  probabilities over real queries (TinyBERT's attention loss).
+* attention (optional, weight 0 by default): ``KL(P_t || P_s)`` of every layer's attention probabilities
+  over real queries, averaged over layers and heads (TinyBERT's attention loss, section 3.1).
+* covariance (optional, weight 0 by default): ``mean over sentences d^T S d / tr(S^2)``, where ``d`` is the
+  difference of the student's and the teacher's sentence embeddings (the model's own pooling and
+  normalisation) and ``S`` the covariance of the teacher's sentence embeddings over ``covariance_texts``
+  training sentences (no labels). ``d^T S d`` is the expected squared logit error of a linear probe whose
+  weight vector is drawn with covariance ``S``; ``tr(S^2)`` is the same probe's logit variance over the
+  teacher's embeddings, so the loss is a relative logit error. Why: a downstream linear probe reads the
+  high-variance directions of the embedding (on MiniLM's VADER movie probe the top 10 principal components
+  carry half of the logit error of a 50%-sparse student but 7% of its squared error), and the cosine loss
+  weighs every direction alike. ``S`` is computed once and kept in the checkpoint.
+* probe (optional, weight 0 by default; **uses labels**): task-specific distillation (TinyBERT's
+  prediction-layer loss with a linear probe as the prediction layer): ``mean (w.d)^2 / var(w.e_t)`` for
+  a logistic-regression probe ``w`` fit once on the teacher's embeddings of ``probe_dataset`` and its
+  labels (:func:`fit_probe`; a training dataset only, never the evaluation split).
 
 Data: texts of the training datasets (default fortunes, Reuters-21578, VADER tweets, Amazon and NYT
-snippets; ``vader-movie-train`` adds in-domain movie snippets; never the VADER movie test split),
+snippets; ``vader-movie-train`` adds in-domain movie snippets; never the VADER movie test split), optionally
+augmented (``augment``: word drop, crop or splice of a sentence, :mod:`padless.finetune.augment`),
 tokenized with truncation at ``max_len``, shuffled once per epoch by a
 generator seeded with ``seed + epoch``. Batches are padded (CPU training only). Determinism: dropout 0,
 torch seeded, the data order a function of (seed, step); a checkpoint holds the student, the masks, the
@@ -92,6 +106,10 @@ class TrainConfig:
     loss_cosine: float = 1.0
     loss_attention: float = 0.0
     loss_layers: float = 1.0         # relative MSE of every intermediate layer's hidden states (TinyBERT)
+    loss_covariance: float = 0.0     # covariance-weighted sentence-embedding loss (relative probe logit error)
+    covariance_texts: int = 2048     # training sentences (seeded sample) the teacher's embedding covariance uses
+    loss_probe: float = 0.0          # task-specific: a linear probe's logit error (uses the labels of probe_dataset)
+    probe_dataset: str = "vader-movie-train"  # labelled training dataset the probe is fit on (teacher embeddings)
     init: str = "sparsegpt"          # sparsegpt: one-shot OBS masks + reconstruction, then fixed masks;
                                      # magnitude: cubic ramp of magnitude masks (Zhu & Gupta)
     calib_sentences: int = 512       # training sentences (seeded sample) for the sparsegpt init
@@ -101,6 +119,8 @@ class TrainConfig:
     replace_rate: float = 0.0        # progressive module replacement: probability that a layer runs the
                                      # teacher's module at step 0, falling linearly to 0 at `replace_until`
     replace_until: float = 0.5       # fraction of the steps after which only student modules run
+    augment: float = 0.0             # probability that a training sentence is replaced by an augmented
+                                     # variant (word drop / crop / splice; finetune/augment.py)
     calibration: dict = field(default_factory=dict)  # the config's top-level `calibration:` {dataset, count}:
                                      # QAT's scales, and what `padless compile` of the student calibrates on
 
@@ -109,7 +129,7 @@ class TrainConfig:
         if self.init not in INITS:
             raise InputError(f"train.init must be one of {', '.join(INITS)}, got {self.init!r}")
         for name in ("steps", "batch_size", "max_len", "mask_every", "checkpoint_every", "texts_per_dataset",
-                     "calib_sentences"):
+                     "calib_sentences", "covariance_texts"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise InputError(f"train.{name} must be a positive integer, got {v!r}")
@@ -124,6 +144,8 @@ class TrainConfig:
             raise InputError("train.max_len must be >= 3 ([CLS], one token, [SEP])")
         if not 0 <= float(self.ramp) <= 1:
             raise InputError(f"train.ramp must be a fraction of the steps in [0, 1], got {self.ramp!r}")
+        if not 0 <= float(self.augment) <= 1:
+            raise InputError(f"train.augment must be a probability in [0, 1], got {self.augment!r}")
         if not 0 <= float(self.replace_rate) <= 1:
             raise InputError(f"train.replace_rate must be a probability in [0, 1], got {self.replace_rate!r}")
         if not 0 < float(self.replace_until) <= 1:
@@ -143,7 +165,11 @@ class TrainConfig:
         if self.calibration:
             from ..data.datasets import check_calibration
             check_calibration(self.calibration)
-        weights = (self.loss_hidden, self.loss_cosine, self.loss_attention, self.loss_layers)
+        if self.loss_probe and self.probe_dataset not in TRAINABLE:
+            raise InputError(f"train.probe_dataset: {self.probe_dataset!r} is not a training dataset "
+                             f"({', '.join(TRAINABLE)}); the evaluation snippets are never trained on")
+        weights = (self.loss_hidden, self.loss_cosine, self.loss_attention, self.loss_layers, self.loss_covariance,
+                   self.loss_probe)
         if min(weights) < 0 or sum(weights) == 0:
             raise InputError("train loss weights must be >= 0 and not all 0")
         return self
@@ -193,8 +219,8 @@ def load_finetune_config(cfg: str | Path | Mapping[str, Any] | None) -> tuple[di
     cal = data.get("calibration") or {}
     tc = TrainConfig(**{k: (list(v) if k == "datasets" else v) for k, v in train.items()},
                      calibration=dict(cal) if isinstance(cal, Mapping) else cal)
-    for k in ("lr", "ramp", "loss_hidden", "loss_cosine", "loss_attention", "loss_layers", "replace_rate",
-              "replace_until"):
+    for k in ("lr", "ramp", "loss_hidden", "loss_cosine", "loss_attention", "loss_layers", "loss_covariance",
+              "loss_probe", "replace_rate", "replace_until", "augment"):
         setattr(tc, k, float(getattr(tc, k)))
     return sp, tc.check()
 
@@ -216,9 +242,12 @@ def training_ids(spec, tc: TrainConfig) -> list[list[int]]:
     return ids
 
 
-def _batch(ids: list[list[int]], perm: np.ndarray, j: int, bs: int, pad: int):
-    """Batch ``j`` of an epoch in order ``perm`` -> padded ``(bs, n)`` ids and ``(bs, n)`` {0,1} mask."""
+def _batch(ids: list[list[int]], perm: np.ndarray, j: int, bs: int, pad: int, transform=None):
+    """Batch ``j`` of an epoch in order ``perm`` -> padded ``(bs, n)`` ids and ``(bs, n)`` {0,1} mask;
+    ``transform(sentences) -> sentences`` (data augmentation) runs before padding."""
     sel = [ids[i] for i in perm[j * bs:(j + 1) * bs]]
+    if transform is not None:
+        sel = transform(sel)
     n = max(map(len, sel))
     x = torch.full((bs, n), pad, dtype=torch.long)
     m = torch.zeros((bs, n), dtype=torch.long)
@@ -232,13 +261,83 @@ def _relative_mse(hs, ht, m):
     return (((hs - ht) ** 2) * m).sum() / ((ht ** 2) * m).sum()
 
 
-def _losses(s_out, t_out, mask, tc: TrainConfig) -> dict:
-    """Distillation losses of one batch: student / teacher transformers outputs, ``(B, n)`` {0,1} mask."""
+def sentence_embedding(h, mask, pooling: str = "mean", normalize: bool = False):
+    """Sentence embeddings of a padded batch, as :func:`padless.reference.pool` defines them.
+
+    Args:
+        h: ``(B, n, hidden)`` float tensor of last hidden states.
+        mask: ``(B, n)`` {0,1} tensor, 1 on real tokens.
+        pooling: ``mean`` (over real tokens) or ``cls`` (token 0).
+        normalize: L2-normalise each embedding (sentence-transformers models).
+    Returns:
+        ``(B, hidden)`` float tensor.
+    """
+    if pooling == "mean":
+        m = mask[..., None].to(h.dtype)
+        e = (h * m).sum(1) / m.sum(1)
+    else:
+        e = h[:, 0]
+    return torch.nn.functional.normalize(e, dim=-1) if normalize else e
+
+
+def embedding_covariance(teacher, ids: list[list[int]], spec, pad: int, batch_size: int = 64) -> torch.Tensor:
+    """Covariance of the teacher's sentence embeddings: ``(hidden, hidden)`` float32, computed in float64.
+
+    ``ids``: token id lists (each [CLS] ... [SEP]); the model's pooling and normalisation (``spec.pooling``,
+    ``spec.normalize``). Raises InputError for fewer than two sentences."""
+    if len(ids) < 2:
+        raise InputError("the embedding covariance needs at least two sentences (train.covariance_texts)")
+    e = teacher_embeddings(teacher, ids, spec, pad, batch_size)
+    e = e - e.mean(0)
+    return (e.T @ e / (e.shape[0] - 1)).float()
+
+
+def teacher_embeddings(teacher, ids: list[list[int]], spec, pad: int, batch_size: int = 64) -> torch.Tensor:
+    """The teacher's sentence embeddings ``(len(ids), hidden)`` float64 (the model's pooling and
+    normalisation), computed in batches of ``batch_size`` without gradients."""
+    out = []
+    with torch.no_grad():
+        for j in range(0, len(ids), batch_size):
+            x, m = _batch(ids, np.arange(len(ids)), j // batch_size, batch_size, pad)
+            n = min(batch_size, len(ids) - j)
+            x, m = x[:n], m[:n]
+            h = teacher(input_ids=x, attention_mask=m, token_type_ids=torch.zeros_like(x)).last_hidden_state
+            out.append(sentence_embedding(h, m, spec.pooling, spec.normalize).double())
+    return torch.cat(out)
+
+
+def fit_probe(teacher, spec, tc: "TrainConfig", pad: int) -> dict:
+    """Task-specific distillation target (TinyBERT's prediction-layer distillation, section 3.1, with a
+    linear probe as the prediction layer): a scikit-learn ``LogisticRegression(C=4)`` fit on the teacher's
+    sentence embeddings of ``tc.probe_dataset`` (its labels; the first ``texts_per_dataset`` texts).
+
+    Returns ``{"w": (hidden,) float32 tensor, "var": float}``: the probe's weights and the variance of its
+    logit over those embeddings. Raises InputError when the dataset has no labels."""
+    from sklearn.linear_model import LogisticRegression
+
+    from ..data.datasets import load_dataset
+    from ..models import Tokenizer
+    ds = load_dataset(tc.probe_dataset, limit=tc.texts_per_dataset)
+    if ds.labels is None:
+        raise InputError(f"train.probe_dataset: {tc.probe_dataset} has no labels; a probe needs a labelled set")
+    keep = [i for i, t in enumerate(ds.texts) if t.strip()]
+    ids = Tokenizer(spec.tokenizer_path, min(tc.max_len, spec.max_positions)).encode(
+        [ds.texts[i] for i in keep], truncate=True)
+    e = teacher_embeddings(teacher, ids, spec, pad).numpy()
+    clf = LogisticRegression(C=4.0, max_iter=2000).fit(e, np.asarray(ds.labels)[keep])
+    w = clf.coef_[0]
+    return {"w": torch.tensor(w, dtype=torch.float32), "var": float(np.var(e @ w))}
+
+
+def _losses(s_out, t_out, mask, tc: TrainConfig, cov=None, pooling: str = "mean", normalize: bool = False,
+            probe=None) -> dict:
+    """Distillation losses of one batch: student / teacher transformers outputs, ``(B, n)`` {0,1} mask;
+    ``cov`` the teacher's ``(hidden, hidden)`` embedding covariance (for ``loss_covariance``), ``probe``
+    the :func:`fit_probe` result (for ``loss_probe``)."""
     m = mask[..., None].float()
     hs, ht = s_out.last_hidden_state, t_out.last_hidden_state
     hidden = _relative_mse(hs, ht, m)
-    es = (hs * m).sum(1) / m.sum(1)
-    et = (ht * m).sum(1) / m.sum(1)
+    es, et = sentence_embedding(hs, mask), sentence_embedding(ht, mask)  # mean-pooled, not normalised
     cosine = (1 - torch.nn.functional.cosine_similarity(es, et, dim=-1)).mean()
     out = {"hidden": hidden, "cosine": cosine}
     total = tc.loss_hidden * hidden + tc.loss_cosine * cosine
@@ -247,11 +346,21 @@ def _losses(s_out, t_out, mask, tc: TrainConfig) -> dict:
         out["layers"] = sum(_relative_mse(a, b, m) for a, b in pairs) / len(pairs)
         total = total + tc.loss_layers * out["layers"]
     if tc.loss_attention > 0:
-        ps, pt = s_out.attentions[-1], t_out.attentions[-1]  # (B, H, n, n)
-        kl = (pt * (torch.log(pt.clamp_min(1e-9)) - torch.log(ps.clamp_min(1e-9)))).sum(-1)  # (B, H, n)
         q = mask[:, None, :].float()
-        out["attention"] = (kl * q).sum() / (q.sum() * ps.shape[1])
+        kls = []
+        for ps, pt in zip(s_out.attentions, t_out.attentions):  # (B, H, n, n) per layer
+            kl = (pt * (torch.log(pt.clamp_min(1e-9)) - torch.log(ps.clamp_min(1e-9)))).sum(-1)  # (B, H, n)
+            kls.append((kl * q).sum() / (q.sum() * ps.shape[1]))
+        out["attention"] = sum(kls) / len(kls)
         total = total + tc.loss_attention * out["attention"]
+    if tc.loss_covariance > 0:
+        d = sentence_embedding(hs, mask, pooling, normalize) - sentence_embedding(ht, mask, pooling, normalize)
+        out["covariance"] = ((d @ cov) * d).sum(-1).mean() / (cov * cov).sum()
+        total = total + tc.loss_covariance * out["covariance"]
+    if tc.loss_probe > 0:
+        d = sentence_embedding(hs, mask, pooling, normalize) - sentence_embedding(ht, mask, pooling, normalize)
+        out["probe"] = ((d @ probe["w"]) ** 2).mean() / probe["var"]
+        total = total + tc.loss_probe * out["probe"]
     out["total"] = total
     return out
 
@@ -372,6 +481,18 @@ def finetune(model: str, config=None, out: str | Path | None = None, steps: int 
         if tc.init_from and kept < nonzero:
             raise InputError(f"train.init_from: {tc.init_from} keeps {nonzero} weights, but the config's "
                              f"bank-balanced masks keep {kept}: give the `weights:` section it was trained with")
+    pad = spec.pad_token_id if spec.pad_token_id is not None else 0
+    cov = None
+    if tc.loss_covariance > 0:
+        if resume:
+            cov = state["covariance"]
+        else:
+            pick = np.random.default_rng([tc.seed, 2]).choice(len(ids), min(len(ids), tc.covariance_texts),
+                                                              replace=False)
+            cov = embedding_covariance(teacher, [ids[i] for i in np.sort(pick)], spec, pad)
+    probe = None
+    if tc.loss_probe > 0:
+        probe = state["probe"] if resume else fit_probe(teacher, spec, tc, pad)
     qat_start = tc.steps - tc.qat_steps
     fq = None
     if tc.qat_steps:
@@ -389,11 +510,14 @@ def finetune(model: str, config=None, out: str | Path | None = None, steps: int 
     def save_ckpt():
         torch.save({"run": run_id, "student": student.state_dict(), "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(), "step": step,
-                    "history": history, "qat": fq.state() if fq is not None and step > qat_start else None},
-                   ckpt)
+                    "history": history, "qat": fq.state() if fq is not None and step > qat_start else None,
+                    "covariance": cov, "probe": probe}, ckpt)
 
-    pad = spec.pad_token_id if spec.pad_token_id is not None else 0
     per_epoch = len(ids) // tc.batch_size
+    if tc.augment > 0:
+        from .augment import augment_batch, continuation_mask
+        cont = continuation_mask(spec.tokenizer_path)
+        max_len = min(tc.max_len, spec.max_positions)
     t0 = time.perf_counter()
     end = tc.steps if stop_after is None else min(tc.steps, int(stop_after))
     with tqdm(total=tc.steps, initial=step, desc="finetune", unit="step", disable=not progress,
@@ -402,14 +526,18 @@ def finetune(model: str, config=None, out: str | Path | None = None, steps: int 
             if fq is not None and step >= qat_start and (step - qat_start) % tc.qat_calibrate_every == 0:
                 fq.attach()  # calibrate the int8 scales on the current weights (hooks installed once)
             perm = np.random.default_rng([tc.seed, step // per_epoch]).permutation(len(ids))
-            x, m = _batch(ids, perm, step % per_epoch, tc.batch_size, pad)
+            aug = None
+            if tc.augment > 0:
+                rng = np.random.default_rng([tc.seed, 3, step])
+                aug = lambda sel: augment_batch(sel, ids, tc.augment, rng, cont, max_len)  # noqa: E731
+            x, m = _batch(ids, perm, step % per_epoch, tc.batch_size, pad, aug)
             if tc.replace_rate > 0:
                 student.set_replaced(replaced_layers(tc, step, spec.num_layers))
             want = {"output_attentions": tc.loss_attention > 0, "output_hidden_states": tc.loss_layers > 0}
             with torch.no_grad():
                 t_out = teacher(input_ids=x, attention_mask=m, token_type_ids=torch.zeros_like(x), **want)
             want["output_hidden_states"] = True  # the output object (hidden states are kept by the graph anyway)
-            losses = _losses(student(x, m, **want), t_out, m, tc)
+            losses = _losses(student(x, m, **want), t_out, m, tc, cov, spec.pooling, spec.normalize, probe)
             opt.zero_grad(set_to_none=True)
             losses["total"].backward()
             student.mask_grads()

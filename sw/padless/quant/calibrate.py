@@ -6,11 +6,12 @@ scale can be folded into the next layer's weights): no range is computed at run 
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..ir import EncoderSpec
+from ..ir import EncoderSpec, LayerNormSpec, LayerSpec, LinearSpec
 from ..reference import embed, layer_fp32
 
 SITES = ("in", "q", "k", "v", "ctx", "attn_out", "res_attn", "h", "up", "act", "down", "res_ffn", "out")
@@ -44,17 +45,31 @@ class Calibrator:
 
     def ranges(self) -> dict:
         """``{"embedding": (H,), "layers": [{site: (C,)}], ...}``: per-channel max |x| (floored at 1e-6),
-        as lists so the dict is JSON-serialisable."""
+        rounded to float32 precision, as lists so the dict is JSON-serialisable."""
         if self.embedding is None:
             raise ValueError("no calibration sequence was observed")
-        fl = lambda a: np.maximum(a, 1e-6).tolist()  # noqa: E731
+        fl = lambda a: np.maximum(a, 1e-6).astype(np.float32).astype(np.float64).tolist()  # noqa: E731
         return {"embedding": fl(self.embedding),
                 "layers": [{s: fl(v[s]) for s in SITES if s in v} for v in self._max],
                 "sequences": self.sequences, "tokens": self.tokens}
 
 
+def _float64(layer: LayerSpec) -> LayerSpec:
+    """A copy of one layer with float64 weights, biases and LayerNorm parameters."""
+    lin = lambda s: LinearSpec(s.weight.astype(np.float64), s.bias.astype(np.float64))  # noqa: E731
+    ln = lambda s: LayerNormSpec(s.gamma.astype(np.float64), s.beta.astype(np.float64), s.eps)  # noqa: E731
+    return replace(layer, q=lin(layer.q), k=lin(layer.k), v=lin(layer.v), o=lin(layer.o),
+                   ffn_up=lin(layer.ffn_up), ffn_down=lin(layer.ffn_down), ln_attn=ln(layer.ln_attn),
+                   ln_ffn=ln(layer.ln_ffn))
+
+
 def calibrate(spec: EncoderSpec, token_ids: Iterable[Sequence[int]], progress: bool = False) -> dict:
-    """Run the fp32 reference over calibration sequences and return the activation ranges.
+    """Run the float reference over calibration sequences and return the activation ranges.
+
+    The layers run in float64 (the fp32 weights, float64 activations) and the ranges are rounded to float32:
+    a multi-threaded BLAS sums float32 products in an order that depends on the thread count, which moved
+    the last bits of a range, and with them a scale, between machines; in float64 those differences stay
+    far below float32's precision, so the same sentences give the same int8 model on any machine.
 
     Args:
         spec: the float model.
@@ -65,14 +80,15 @@ def calibrate(spec: EncoderSpec, token_ids: Iterable[Sequence[int]], progress: b
         InputError (from the embedding) for an empty or too long sequence; ValueError for no sequence.
     """
     cal = Calibrator(spec.num_layers)
+    layers64 = [_float64(layer) for layer in spec.layers]  # cast once, not per sequence
     seqs = list(token_ids)
     it = seqs
     if progress:
         from tqdm import tqdm
         it = tqdm(seqs, desc="calibrating", unit="sent", leave=False)
     for ids in it:
-        x = embed(spec, ids)
+        x = embed(spec, ids).astype(np.float64)
         cal.observe_embedding(x)
-        for i, layer in enumerate(spec.layers):
-            x = layer_fp32(spec, layer, x, cal.observer(i)).astype(np.float32)
+        for i, layer in enumerate(layers64):
+            x = layer_fp32(spec, layer, x, cal.observer(i))
     return cal.ranges()
