@@ -10,6 +10,7 @@ import datetime as _dt
 import os
 import platform
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -37,7 +38,7 @@ def machine() -> str:
 
 def command() -> str:
     """The command line that is running, as a user would type it."""
-    return " ".join(["python"] + [a for a in sys.argv])
+    return shlex.join(["python"] + sys.argv)
 
 
 def write_section(name: str, title: str, body: str) -> Path:

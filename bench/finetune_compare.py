@@ -10,7 +10,8 @@ one table measured in one run.
 
     .venv/bin/python bench/finetune_compare.py STUDENT_DIR [STUDENT_DIR ...] [--movie 1000] [--seen 1000] [--title T]
 
-Writes the ``finetune-compare`` section of docs/benchmarks.md (``--no-write``: print only).
+Writes the ``finetune-compare`` section of docs/benchmarks.md (``--section KEY``: another one, for a second
+ablation table; ``--no-write``: print only).
 """
 from __future__ import annotations
 
@@ -71,6 +72,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--board", default="u280")
     ap.add_argument("--title", default="Sparse distillation ablations (students side by side)")
+    ap.add_argument("--section", default="finetune-compare",
+                    help="docs/benchmarks.md section key (one per ablation table)")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -111,7 +114,7 @@ def main() -> None:
     body = "\n".join(lines) + "\n"
     print(body)
     if not args.no_write:
-        write_section("finetune-compare", args.title, body)
+        write_section(args.section, args.title, body)
 
 
 if __name__ == "__main__":
