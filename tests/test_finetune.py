@@ -359,6 +359,9 @@ def test_probe_loss_task_specific_distillation(tmp_path):
                                             "max_len": 24}})
     teacher = bert_from_spec(spec)
     probe = fit_probe(teacher, spec, tc, spec.pad_token_id)
+    tc_unlabelled = load_finetune_config({"train": {"loss_probe": 1.0, "probe_dataset": "fortunes"}})[1]
+    with pytest.raises(InputError, match="two-class labels"):
+        fit_probe(teacher, spec, tc_unlabelled, spec.pad_token_id)
     assert probe["w"].shape == (spec.hidden_size,) and probe["var"] > 0
     ids = Tokenizer(spec.tokenizer_path, 24).encode(["a quiet, lovely film", "not worth the ticket at all"])
     x, m = _batch(ids, np.arange(2), 0, 2, spec.pad_token_id)

@@ -315,14 +315,15 @@ def fit_probe(teacher, spec, tc: "TrainConfig", pad: int) -> dict:
     sentence embeddings of ``tc.probe_dataset`` (its labels; the first ``texts_per_dataset`` texts).
 
     Returns ``{"w": (hidden,) float32 tensor, "var": float}``: the probe's weights and the variance of its
-    logit over those embeddings. Raises InputError when the dataset has no labels."""
+    logit over those embeddings. Raises InputError when the dataset has no two-class labels."""
     from sklearn.linear_model import LogisticRegression
 
     from ..data.datasets import load_dataset
     from ..models import Tokenizer
     ds = load_dataset(tc.probe_dataset, limit=tc.texts_per_dataset)
-    if ds.labels is None:
-        raise InputError(f"train.probe_dataset: {tc.probe_dataset} has no labels; a probe needs a labelled set")
+    if ds.labels is None or len(set(ds.labels)) != 2:
+        raise InputError(f"train.probe_dataset: {tc.probe_dataset} needs two-class labels (a binary probe); "
+                         "give a labelled training set such as vader-movie-train")
     keep = [i for i, t in enumerate(ds.texts) if t.strip()]
     ids = Tokenizer(spec.tokenizer_path, min(tc.max_len, spec.max_positions)).encode(
         [ds.texts[i] for i in keep], truncate=True)
@@ -356,12 +357,12 @@ def _losses(s_out, t_out, mask, tc: TrainConfig, cov=None, pooling: str = "mean"
             kls.append((kl * q).sum() / (q.sum() * ps.shape[1]))
         out["attention"] = sum(kls) / len(kls)
         total = total + tc.loss_attention * out["attention"]
-    if tc.loss_covariance > 0:
+    if tc.loss_covariance > 0 or tc.loss_probe > 0:  # the embeddings as the model pools them
         d = sentence_embedding(hs, mask, pooling, normalize) - sentence_embedding(ht, mask, pooling, normalize)
+    if tc.loss_covariance > 0:
         out["covariance"] = ((d @ cov) * d).sum(-1).mean() / (cov * cov).sum()
         total = total + tc.loss_covariance * out["covariance"]
     if tc.loss_probe > 0:
-        d = sentence_embedding(hs, mask, pooling, normalize) - sentence_embedding(ht, mask, pooling, normalize)
         out["probe"] = ((d @ probe["w"]) ** 2).mean() / probe["var"]
         total = total + tc.loss_probe * out["probe"]
     out["total"] = total

@@ -11,7 +11,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..ir import EncoderSpec, LayerNormSpec, LayerSpec, LinearSpec
+from ..ir import EncoderSpec, LayerSpec
 from ..reference import embed, layer_fp32
 
 SITES = ("in", "q", "k", "v", "ctx", "attn_out", "res_attn", "h", "up", "act", "down", "res_ffn", "out")
@@ -56,8 +56,8 @@ class Calibrator:
 
 def _float64(layer: LayerSpec) -> LayerSpec:
     """A copy of one layer with float64 weights, biases and LayerNorm parameters."""
-    lin = lambda s: LinearSpec(s.weight.astype(np.float64), s.bias.astype(np.float64))  # noqa: E731
-    ln = lambda s: LayerNormSpec(s.gamma.astype(np.float64), s.beta.astype(np.float64), s.eps)  # noqa: E731
+    lin = lambda s: replace(s, weight=s.weight.astype(np.float64), bias=s.bias.astype(np.float64))  # noqa: E731
+    ln = lambda s: replace(s, gamma=s.gamma.astype(np.float64), beta=s.beta.astype(np.float64))  # noqa: E731
     return replace(layer, q=lin(layer.q), k=lin(layer.k), v=lin(layer.v), o=lin(layer.o),
                    ffn_up=lin(layer.ffn_up), ffn_down=lin(layer.ffn_down), ln_attn=ln(layer.ln_attn),
                    ln_ffn=ln(layer.ln_ffn))
