@@ -72,6 +72,10 @@ def test_config_errors(tmp_path):
         load_finetune_config({"train": {"stepz": 3}})
     with pytest.raises(InputError, match="steps"):
         load_finetune_config({"train": {"steps": 0}})
+    for key, bad in (("augment", "abc"), ("loss_probe", [1]), ("lr", None), ("loss_covariance", True)):
+        with pytest.raises(InputError, match=f"train.{key} must be a number"):
+            load_finetune_config({"train": {key: bad}})
+    assert load_finetune_config({"train": {"lr": "2e-5"}})[1].lr == 2e-5  # YAML reads 2e-5 as a string
     with pytest.raises(InputError, match="train.init"):
         load_finetune_config({"weights": {"sparsity": 0.5, "bank": 16, "criterion": "sparsegpt"}})
     with pytest.raises(InputError, match="no checkpoint"):

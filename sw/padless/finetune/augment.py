@@ -84,7 +84,8 @@ def augment_sentence(ids: Sequence[int], other: Sequence[int], kind: str, rng: n
         w = w[s:s + n]
     else:
         v = words(other[1:-1], cont)
-        w = w[:int(rng.integers(1, len(w)))] + v[int(rng.integers(0, len(v))):] if v else w
+        if v:  # a partner with no words leaves the sentence as it is
+            w = w[:int(rng.integers(1, len(w)))] + v[int(rng.integers(0, len(v))):]
     out = [int(ids[0])]
     for x in w:
         if len(out) + len(x) > max_len - 1:

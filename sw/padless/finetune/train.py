@@ -224,7 +224,13 @@ def load_finetune_config(cfg: str | Path | Mapping[str, Any] | None) -> tuple[di
                      calibration=dict(cal) if isinstance(cal, Mapping) else cal)
     for k in ("lr", "ramp", "loss_hidden", "loss_cosine", "loss_attention", "loss_layers", "loss_covariance",
               "loss_probe", "replace_rate", "replace_until", "augment"):
-        setattr(tc, k, float(getattr(tc, k)))
+        v = getattr(tc, k)
+        if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+            raise InputError(f"train.{k} must be a number, got {v!r}")
+        try:
+            setattr(tc, k, float(v))
+        except ValueError:
+            raise InputError(f"train.{k} must be a number, got {v!r}") from None
     return sp, tc.check()
 
 
