@@ -4,6 +4,18 @@ The library is the very kernel of ``hls/`` (padless_encoder.cpp + config.h + the
 with the Xilinx ap_types headers that ship in the hls4ml wheel (located at run time; Vitis HLS's own
 headers when ``XILINX_HLS`` is set). Builds are cached by a content hash of every source, the compiler's
 version and the flags (which include ``-march=native``, so the CPU's model and flags are hashed too).
+
+Two forms of one kernel (docs/hls.md, "C-simulation"):
+
+* ``fast`` (default): the processes, loops, channels and cycle accounting of the synthesizable code, with
+  each row's dot products computed as whole-row integer products (VNNI through the compiler);
+* ``synth``: exactly the code Vitis HLS synthesizes (PE x SIMD unrolled folds, the packed two-MAC DSP
+  products, the top-k network), built with width-exact ``ap_int`` arithmetic (-DPADLESS_EXACT_WIDTHS=1),
+  so an operator narrower than its values shows up as a bit difference.
+
+A run is configured with :meth:`CsimLibrary.configure`: threaded (one thread per dataflow process over
+channels of the declared depths) or sequential (Vitis csim_design order), timed (per-process clocks:
+the cycle-annotated csim), port-checked.
 """
 from __future__ import annotations
 
@@ -12,12 +24,15 @@ import hashlib
 import os
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 from .errors import ProjectError, ToolMissingError
 
-DEFAULT_FLAGS = ("-O3", "-march=native", "-std=c++17", "-fPIC", "-shared", "-fno-strict-aliasing")
+DEFAULT_FLAGS = ("-O3", "-march=native", "-std=c++17", "-fPIC", "-shared", "-pthread", "-fno-strict-aliasing")
+#: Extra compiler flags of each C-simulation form.
+FORMS = {"fast": ("-DPADLESS_CSIM_FAST=1",), "synth": ("-DPADLESS_CSIM_FAST=0", "-DPADLESS_EXACT_WIDTHS=1")}
 
 
 def ap_types_dir() -> Path:
@@ -107,20 +122,78 @@ def build_library(hls_dir, extra_flags: tuple = (), cache: Path | None = None) -
 
 
 class CsimLibrary:
-    """A loaded csim library: ``run(x, offsets) -> status, y`` calls ``padless_encoder`` through ctypes."""
+    """A loaded csim library (one kernel build): the kernel call and the C-simulation instruments.
 
-    STATUS = {1: "too many tokens in one call", 2: "bad number of sequences", 3: "offsets do not describe the batch",
-              4: "a sequence is longer than the compiled maximum"}
+    Calls are serialized per library file (the kernel keeps its on-chip state -- resident weights,
+    the simulator's statistics -- in file-scope statics, as the hardware does): any number of threads and
+    objects may share a library, each call runs alone (:data:`_LOCKS`).
+    """
+
+    STATUS = {1: "too many tokens in one call", 2: "bad number of sequences",
+              3: "a descriptor lies outside the call's rows", 4: "a sequence is longer than the compiled maximum",
+              5: "the engine ran before its weights were loaded (init call)", 6: "the dataflow region deadlocked",
+              7: "unknown mode", 8: "a C-simulation check failed inside a process"}
+    MODE_RUN, MODE_INIT = 0, 1
 
     def __init__(self, path):
         self.path = Path(path)
         self.lib = ctypes.CDLL(str(self.path))
         fn = self.lib.padless_encoder
         fn.restype = ctypes.c_int
-        fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+        fn.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int] * 3
         self.fn = fn
+        cfg = self.lib.padless_sim_configure
+        cfg.restype = ctypes.c_int
+        cfg.argtypes = [ctypes.c_int] * 6
+        self._configure = cfg
+        rep = self.lib.padless_sim_report
+        rep.restype = ctypes.c_int64
+        rep.argtypes = [ctypes.c_char_p, ctypes.c_int64]
+        self._report = rep
+        jobs = self.lib.padless_sim_jobs
+        jobs.restype = ctypes.c_int64
+        jobs.argtypes = [ctypes.c_void_p, ctypes.c_int64]
+        self._jobs = jobs
+        with _LOCKS_GUARD:
+            self.lock = _LOCKS.setdefault(str(self.path.resolve()), threading.RLock())
 
-    def call(self, x, y, offsets, weights, num_seqs: int, num_tokens: int) -> int:
-        """Raw call on contiguous numpy arrays (int8, int8, int64, uint64); returns the kernel status."""
-        return int(self.fn(x.ctypes.data, y.ctypes.data, offsets.ctypes.data, weights.ctypes.data,
-                           int(num_seqs), int(num_tokens)))
+    def configure(self, threaded: bool = True, timed: bool = False, ports: bool = False, exact_depth: bool = False,
+                  record_jobs: bool = False, min_depth: int = 256) -> None:
+        """Set how the next calls simulate (see the module docstring). Hold :attr:`lock` around configure +
+        call when other threads may use the library."""
+        self._configure(int(threaded), int(timed), int(ports), int(exact_depth), int(record_jobs), int(min_depth))
+
+    def call(self, act, desc, weights, num_seqs: int, num_tokens: int, mode: int = 0) -> int:
+        """Raw kernel call on contiguous numpy arrays: ``act`` (2 * num_tokens, hidden) int8 (the three
+        activation ports), ``desc`` (num_seqs, 2) int32, ``weights`` the weights.bin image (uint8/uint64).
+        Returns the kernel status."""
+        a = act.ctypes.data
+        return int(self.fn(a, a, a, desc.ctypes.data if desc is not None else None, weights.ctypes.data,
+                           int(num_seqs), int(num_tokens), int(mode)))
+
+    def report(self) -> dict:
+        """The last call's C-simulation report: ``{"cycles", "deadlock", "port_violations", "violations",
+        "procs": [{"name", "busy", "stall_in", "stall_out", "first", "last", "runs"}]}``."""
+        import json
+        n = 1 << 16
+        while True:
+            buf = ctypes.create_string_buffer(n)
+            need = int(self._report(buf, n))
+            if need <= n:
+                return json.loads(buf.value.decode())
+            n = need
+
+    def jobs(self) -> "np.ndarray":
+        """``(n, 5)`` int64 rows (process index in report()["procs"], seq, layer, start, end) of the last
+        timed call with ``record_jobs``."""
+        import numpy as np
+        n = int(self._jobs(None, 0))
+        out = np.zeros((max(n, 0), 5), dtype=np.int64)
+        if n:
+            self._jobs(out.ctypes.data, n)
+        return out
+
+
+#: One lock per loaded library file: the kernel's statics are per process and file.
+_LOCKS: dict = {}
+_LOCKS_GUARD = threading.Lock()

@@ -1,238 +1,568 @@
-// padless top-level kernel: the integer Transformer encoder (all layers) over one packed batch of
-// variable-length sequences, never padded. Model shape, limits, parallelism and the weights.bin layout
-// come from the generated config.h (sw/padless/codegen/hls.py); the operators from the padless HLS
-// library (hw/hls/include/padless). Bit for bit padless.golden.run_encoder.
+// padless top-level kernel: the integer Transformer encoder over one packed call of variable-length
+// sequences, never padded, as a streaming dataflow engine (docs/hls.md has the block diagram).
+// Model shape, parallelism, limits and the weights.bin layout come from the generated config.h
+// (sw/padless/codegen/hls.py); the operators from the padless HLS library (hw/hls/include/padless).
+// Bit for bit padless.golden.run_encoder.
 //
-// Interface (Vitis HLS): four m_axi masters (packed activations in/out, offsets, weights image) and an
-// s_axilite slave holding their addresses, num_seqs, num_tokens and the return status; block-level
-// protocol ap_ctrl_hs (AP_START/AP_DONE/AP_IDLE at 0x00, arguments from 0x10).
+// Interface (Vitis HLS): m_axi masters act_rd / act_res (bundles gmem0 / gmem1, read) and act_wr
+// (gmem2, write) on one activation buffer, desc (gmem3) and weights (gmem4); s_axilite for the
+// arguments and the return status; block protocol ap_ctrl_hs (AP_START/AP_DONE/AP_IDLE at 0x00).
 //
-//   x_in:   (num_tokens, HIDDEN) int8, the sequences end to end (layer-0 input)
-//   x_out:  (num_tokens, HIDDEN) int8, the last layer's output, same packing
-//   offsets:(num_seqs + 1,) int64, cu_seqlens convention: offsets[0] = 0, offsets[num_seqs] = num_tokens
-//   weights: the weights.bin image as 64-bit little-endian words (docs/hls.md, "weights.bin")
-// Returns 0, or an error status (PADLESS_ERR_*) without touching x_out when a limit is exceeded.
+//   act_*:   the activation buffer, 2 x num_tokens rows of HIDDEN int8: the host writes the layer-0
+//            input into rows [0, num_tokens); layer l reads half l % 2 and writes half (l + 1) % 2, so
+//            the output is in half LAYERS % 2. The three ports carry the same address.
+//   desc:    num_seqs descriptors {int32 start, int32 len}, in the order the host's length-aware
+//            scheduler chose: the engine runs the sequences in that order.
+//   weights: the weights.bin image (docs/hls.md, "weights.bin version 2").
+//   mode:    PADLESS_MODE_INIT loads every layer's weights on chip (resident engines; the host calls it
+//            once after programming the device), PADLESS_MODE_RUN runs the call.
+// Returns 0, or an error status (PADLESS_ERR_*) before touching act when an argument is out of range.
 //
-// Data flow per layer: the layer's weights are read once into on-chip buffers; then, per sequence,
-// Q/K/V projections (row tiles) -> attention (4-bit selection + exact attention on kept keys) -> per row
-// tile: O projection + residual + LayerNorm -> FFN up + GELU -> FFN down + residual + LayerNorm
-// (a DATAFLOW region), written back in place into the on-chip activation buffer.
+// Engine: a layer loop around one DATAFLOW region. In the region the sequences flow through the
+// stage processes one behind another (docs/hls.md): desc_reader -> loader -> qkv MVU -> [Q/K/V blocks]
+// -> select -> [head blocks] -> attention (qk -> exp -> pv) -> [context block] -> ctx_stream -> O MVU
+// (+ residual rows from res_loader, + LayerNorm sums) -> LayerNorm -> FFN up + GELU -> FFN down
+// (+ residual, + sums) -> LayerNorm -> writer. Resident weights stay on chip across calls; streamed
+// weights (PADLESS_RESIDENT 0) are loaded per layer before the layer's region (single-buffered).
 #include "config.h"
 #include "padless/attention.h"
-#include "padless/gelu.h"
-#include "padless/layernorm.h"
-#include "padless/linear.h"
+#include "padless/io.h"
+#include "padless/layer.h"
 
 using namespace padless;
 
 #define H PADLESS_HIDDEN
 #define F PADLESS_FFN
-#define TILE PADLESS_ROW_TILE
+#define HD PADLESS_HEAD_DIM
+#define VEC PADLESS_VEC
+#define AXI PADLESS_AXI_BYTES
+#define LBUF (PADLESS_RESIDENT ? PADLESS_LAYERS : 1)
 
 enum {
     PADLESS_OK = 0,
-    PADLESS_ERR_TOKENS = 1,   // num_tokens < 1 or > PADLESS_MAX_TOKENS
-    PADLESS_ERR_SEQS = 2,     // num_seqs < 1 or > num_tokens
-    PADLESS_ERR_OFFSETS = 3,  // offsets not 0 .. num_tokens, or not increasing
-    PADLESS_ERR_SEQLEN = 4,   // a sequence longer than PADLESS_MAX_SEQ
+    PADLESS_ERR_TOKENS = 1,      // num_tokens < 1 or > PADLESS_MAX_TOKENS
+    PADLESS_ERR_SEQS = 2,        // num_seqs < 1 or > num_tokens
+    PADLESS_ERR_OFFSETS = 3,     // a descriptor outside rows [0, num_tokens)
+    PADLESS_ERR_SEQLEN = 4,      // a sequence longer than PADLESS_MAX_SEQ (or empty)
+    PADLESS_ERR_NO_WEIGHTS = 5,  // a resident engine run before its init call
+    PADLESS_ERR_DEADLOCK = 6,    // C-simulation only: the threaded run deadlocked (never in hardware)
+    PADLESS_ERR_MODE = 7,        // mode is neither RUN nor INIT
+    PADLESS_ERR_CSIM = 8,        // C-simulation only: a check failed inside a process (message in the report)
+};
+enum { PADLESS_MODE_RUN = 0, PADLESS_MODE_INIT = 1 };
+
+typedef mvu_cfg<H, 3 * H, PADLESS_PE_QKV, PADLESS_SIMD_QKV, VEC, LBUF, PADLESS_SPARSE_WEIGHTS, PADLESS_BANK,
+                PADLESS_P_MAX, PADLESS_INDEX_BITS>
+    C_QKV;
+typedef mvu_cfg<H, H, PADLESS_PE_OUT, PADLESS_SIMD_OUT, VEC, LBUF, PADLESS_SPARSE_WEIGHTS, PADLESS_BANK, PADLESS_P_MAX,
+                PADLESS_INDEX_BITS>
+    C_OUT;
+typedef mvu_cfg<H, F, PADLESS_PE_UP, PADLESS_SIMD_UP, VEC, LBUF, PADLESS_SPARSE_WEIGHTS, PADLESS_BANK, PADLESS_P_MAX,
+                PADLESS_INDEX_BITS>
+    C_UP;
+typedef mvu_cfg<F, H, PADLESS_PE_DOWN, PADLESS_SIMD_DOWN, VEC, LBUF, PADLESS_SPARSE_WEIGHTS, PADLESS_BANK,
+                PADLESS_P_MAX, PADLESS_INDEX_BITS>
+    C_DOWN;
+typedef att_cfg<H, PADLESS_HEADS, PADLESS_MAX_SEQ, PADLESS_K_MAX, PADLESS_ATT_PE, PADLESS_SEL_LANES, VEC, LBUF> A;
+
+typedef vec<act_t, VEC> word_t;
+typedef vec<act_t, AXI> abeat_t;
+typedef vec<uint8_t, AXI> wbeat_t;
+typedef score_w<PADLESS_ATT_PE> score_t;
+typedef e_w<PADLESS_ATT_PE> ew_t;
+typedef yword_t<PADLESS_PE_OUT> y1_t;
+typedef yword_t<PADLESS_PE_DOWN> y2_t;
+
+// Channel blocks (stream of blocks, two buffers each).
+PADLESS_BLOCK3D(qkv_blk_t, act_t, 1, PADLESS_MAX_SEQ * PADLESS_HEADS, HD);
+PADLESS_BLOCK3D(qh_blk_t, act_t, 1, PADLESS_MAX_SEQ, HD);
+PADLESS_BLOCK3D(kh_blk_t, act_t, PADLESS_ATT_PE, PADLESS_MAX_SEQ, HD);
+PADLESS_BLOCK3D(ix_blk_t, idx_t, 1, PADLESS_MAX_SEQ, PADLESS_K_MAX);
+PADLESS_BLOCK3D(ctx_blk_t, act_t, 1, PADLESS_MAX_SEQ * PADLESS_HEADS, HD);
+
+// FIFO depths (tokens). docs/hls.md, "Channels", gives the reasoning; the deadlock check verifies them.
+static const int DEPTH_DESC = 16;
+static const int DEPTH_DESC_RES = 32;
+static const int DEPTH_ROW = 2 * (H / VEC) + 2;
+static const int DEPTH_FFN_ROW = 2 * (F / VEC) + 2;
+static const int DEPTH_FWD = 3 * (H / VEC) + 2;
+static const int KF_MAX = (PADLESS_MAX_SEQ + PADLESS_ATT_PE - 1) / PADLESS_ATT_PE;
+static const int DEPTH_SCORE = 2 * KF_MAX + 4;
+static const int DEPTH_E = 2 * KF_MAX + D_EXP + 4;
+static const int DEPTH_ROWSTAT = 4;
+static const int DEPTH_Y1 = 2 * (H / PADLESS_PE_OUT) + 4;
+static const int DEPTH_Y2 = 2 * (H / PADLESS_PE_DOWN) + 4;
+
+// ---- on-chip weights and parameters ----------------------------------------------------------------
+#ifdef __SYNTHESIS__
+#define PADLESS_GLOBAL_RAM2D(T, NAME_, B_, N_, IMPL_) static T NAME_[B_][N_]
+#else
+#define PADLESS_GLOBAL_RAM2D(T, NAME_, B_, N_, IMPL_) static ::padless::sim::ram2d<T, B_, N_> NAME_(#NAME_, #IMPL_)
+#endif
+typedef mvu_words<C_QKV>::word_t qkv_word_t;
+typedef mvu_words<C_QKV>::iword_t qkv_iword_t;
+typedef mvu_words<C_OUT>::word_t out_word_t;
+typedef mvu_words<C_OUT>::iword_t out_iword_t;
+typedef mvu_words<C_UP>::word_t up_word_t;
+typedef mvu_words<C_UP>::iword_t up_iword_t;
+typedef mvu_words<C_DOWN>::word_t down_word_t;
+typedef mvu_words<C_DOWN>::iword_t down_iword_t;
+typedef mvu_words<C_QKV>::rq_t rq_t;
+#define IWORDS(C) (PADLESS_SPARSE_WEIGHTS ? C::WDEPTH : 1)
+
+PADLESS_GLOBAL_RAM2D(qkv_word_t, w_qkv, C_QKV::WBANKS, C_QKV::WDEPTH, PADLESS_WEIGHT_IMPL);
+PADLESS_GLOBAL_RAM2D(qkv_iword_t, i_qkv, C_QKV::WBANKS, IWORDS(C_QKV), PADLESS_WEIGHT_IMPL);
+PADLESS_GLOBAL_RAM2D(out_word_t, w_out, C_OUT::WBANKS, C_OUT::WDEPTH, PADLESS_WEIGHT_IMPL);
+PADLESS_GLOBAL_RAM2D(out_iword_t, i_out, C_OUT::WBANKS, IWORDS(C_OUT), PADLESS_WEIGHT_IMPL);
+PADLESS_GLOBAL_RAM2D(up_word_t, w_up, C_UP::WBANKS, C_UP::WDEPTH, PADLESS_WEIGHT_IMPL);
+PADLESS_GLOBAL_RAM2D(up_iword_t, i_up, C_UP::WBANKS, IWORDS(C_UP), PADLESS_WEIGHT_IMPL);
+PADLESS_GLOBAL_RAM2D(down_word_t, w_down, C_DOWN::WBANKS, C_DOWN::WDEPTH, PADLESS_WEIGHT_IMPL);
+PADLESS_GLOBAL_RAM2D(down_iword_t, i_down, C_DOWN::WBANKS, IWORDS(C_DOWN), PADLESS_WEIGHT_IMPL);
+PADLESS_GLOBAL_RAM2D(rq_t, rq_qkv, PADLESS_PE_QKV, LBUF *C_QKV::NF, bram);
+PADLESS_GLOBAL_RAM2D(rq_t, rq_out, PADLESS_PE_OUT, LBUF *C_OUT::NF, bram);
+PADLESS_GLOBAL_RAM2D(rq_t, rq_up, PADLESS_PE_UP, LBUF *C_UP::NF, bram);
+PADLESS_GLOBAL_RAM2D(rq_t, rq_down, PADLESS_PE_DOWN, LBUF *C_DOWN::NF, bram);
+PADLESS_GLOBAL_RAM2D(rrq_t, rrq_out, PADLESS_PE_OUT, LBUF *C_OUT::NF, bram);
+PADLESS_GLOBAL_RAM2D(rrq_t, rrq_down, PADLESS_PE_DOWN, LBUF *C_DOWN::NF, bram);
+PADLESS_GLOBAL_RAM2D(lnp_t, lnp_1, PADLESS_PE_OUT, LBUF *C_OUT::NF, bram);
+PADLESS_GLOBAL_RAM2D(lnp_t, lnp_2, PADLESS_PE_DOWN, LBUF *C_DOWN::NF, bram);
+PADLESS_GLOBAL_RAM2D(arq_t, arq_up, PADLESS_PE_UP, LBUF *C_UP::NF, bram);
+PADLESS_GLOBAL_RAM2D(ctxrq_t, crq, HD, LBUF *PADLESS_HEADS, bram);
+static layer_scalars_t scal[LBUF];
+static bool weights_loaded = false;
+
+#ifndef __SYNTHESIS__
+// C-simulation fast form: each MVU's weights of each on-chip layer as a dense row-major int8 matrix and
+// its row sums (sparse layers expanded with zeros): the same integers, multiplied by whole rows.
+#include <vector>
+struct dense_copy {
+    std::vector<int8_t> w;
+    std::vector<int32_t> sum;
+};
+static dense_copy dc_qkv[LBUF], dc_out[LBUF], dc_up[LBUF], dc_down[LBUF];
+template <class C, class W, class I> static void make_dense(W &w, I &ix, int slot, dense_copy &dc) {
+    dc.w.assign((size_t)C::OUT * C::IN, 0);
+    dc.sum.assign(C::OUT, 0);
+    for (int nf = 0; nf < C::NF; nf++)
+        for (int sf = 0; sf < C::SF; sf++)
+            for (int p = 0; p < C::PE; p++) {
+                const int64_t a = (p % 2) * C::REGION + (int64_t)slot * C::WORDS + nf * C::SF + sf;
+                const int o = nf * C::PE + p;
+                const int8_t *wv = w.data(p / 2, a)->v;
+                int8_t *row = dc.w.data() + (size_t)o * C::IN;
+                for (int j = 0; j < C::SIMD; j++) {
+                    if (C::SPARSE) {
+                        const int b = sf * C::NBPC + j / C::P_MAX;
+                        const int pos = b * C::BANK + ((int)ix.data(p / 2, (C::SPARSE ? a : 0))->v[j] & (C::BANK - 1));
+                        row[pos] = (int8_t)(row[pos] + wv[j]);
+                    } else {
+                        row[sf * C::SIMD + j] = wv[j];
+                    }
+                }
+            }
+    for (int o = 0; o < C::OUT; o++) {
+        int32_t s = 0;
+        for (int i = 0; i < C::IN; i++) s += dc.w[(size_t)o * C::IN + i];
+        dc.sum[o] = s;
+    }
+}
+#define DENSE_W(dc, slot) (dc)[slot].w.data()
+#define DENSE_S(dc, slot) (dc)[slot].sum.data()
+#else
+#define DENSE_W(dc, slot) ((const int8_t *)0)
+#define DENSE_S(dc, slot) ((const int32_t *)0)
+#endif
+
+// ---- weight loading (init call, or per layer when streamed) -----------------------------------------
+// weights.bin v2 sections of a layer (byte offsets in PADLESS_WSEC), in this order:
+enum {
+    WS_QKV_W, WS_QKV_RQ, WS_OUT_W, WS_OUT_RQ, WS_UP_W, WS_UP_RQ, WS_DOWN_W, WS_DOWN_RQ,
+    WS_CTX, WS_RES_ATTN, WS_LN_ATTN, WS_ACT, WS_RES_FFN, WS_LN_FFN, WS_GELU, WS_SCALARS
 };
 
-// On-chip buffers of one linear layer (dense weights, or packed bank-balanced values + indices).
-template <int IN, int OUT> struct LinearBuf {
-    wgt_t w[OUT * IN];
-#if PADLESS_SPARSE_WEIGHTS
-    uint16_t idx[OUT * IN];
-    int per_bank;
-#endif
-    int32_t bias[OUT], m[OUT], shift[OUT], wsum[OUT];
-};
-
-static LinearBuf<H, H> lq, lk, lv, lo;
-static LinearBuf<H, F> lup;
-static LinearBuf<F, H> ldown;
-static int64_t ctx_m[H], ctx_sh[H], ra_m[H], ra_sh[H], ln1_m[H], ln1_b[H], act_m[F], act_sh[F];
-static int64_t gelu_slope[GELU_SEGMENTS], gelu_icpt[GELU_SEGMENTS];
-static int64_t rf_m[H], rf_sh[H], ln2_m[H], ln2_b[H], scal[PADLESS_N_SCALARS];
-
-// --- weight loading: 64-bit words -> typed on-chip buffers ------------------------------------------
-static void load_i8(const uint64_t *mem, uint64_t word, int n, int8_t *dst) {
-ld8:
-    for (int i = 0; i < n; i++) {
-#pragma HLS PIPELINE II = 1
-        dst[i] = (int8_t)(uint8_t)(mem[word + (i >> 3)] >> (8 * (i & 7)));
-    }
-}
-static void load_i32(const uint64_t *mem, uint64_t word, int n, int32_t *dst) {
-ld32:
-    for (int i = 0; i < n; i++) {
-#pragma HLS PIPELINE II = 1
-        dst[i] = (int32_t)(uint32_t)(mem[word + (i >> 1)] >> (32 * (i & 1)));
-    }
-}
-static void load_i64(const uint64_t *mem, uint64_t word, int n, int64_t *dst) {
-ld64:
-    for (int i = 0; i < n; i++) {
-#pragma HLS PIPELINE II = 1
-        dst[i] = (int64_t)mem[word + i];
-    }
-}
-// n indices of `bits` bits each from a little-endian bit stream.
-static void load_bits(const uint64_t *mem, uint64_t word, int n, int bits, uint16_t *dst) {
-ldbits:
-    for (int i = 0; i < n; i++) {
-#pragma HLS PIPELINE II = 1
-        uint64_t bit = (uint64_t)i * bits;
-        uint64_t w0 = mem[word + (bit >> 6)];
-        uint64_t w1 = ((bit & 63) + bits > 64) ? mem[word + (bit >> 6) + 1] : 0;
-        int sh = (int)(bit & 63);
-        uint64_t v = (w0 >> sh) | (sh ? (w1 << (64 - sh)) : 0);
-        dst[i] = (uint16_t)(v & ((uint64_t(1) << bits) - 1));
-    }
-}
-
-template <int IN, int OUT>
-static void load_linear(const uint64_t *mem, int layer, int li, LinearBuf<IN, OUT> &b) {
-    const uint64_t *sec = PADLESS_SECTIONS[layer];
-#if PADLESS_SPARSE_WEIGHTS
-    b.per_bank = PADLESS_PER_BANK[layer];
-    const int nnz = OUT * (IN / PADLESS_BANK) * b.per_bank;
-    load_i8(mem, sec[li * 5 + 0], nnz, b.w);
-    load_bits(mem, sec[li * 5 + 1], nnz, PADLESS_INDEX_BITS, b.idx);
-#else
-    load_i8(mem, sec[li * 5 + 0], OUT * IN, b.w);
-#if PADLESS_CSIM_FAST
-    row_sums(b.w, OUT, IN, b.wsum);
-#endif
-#endif
-    load_i32(mem, sec[li * 5 + 2], OUT, b.bias);
-    load_i32(mem, sec[li * 5 + 3], OUT, b.m);
-    load_i32(mem, sec[li * 5 + 4], OUT, b.shift);
-}
-
-static void load_layer(const uint64_t *mem, int layer) {
-    load_linear(mem, layer, 0, lq);
-    load_linear(mem, layer, 1, lk);
-    load_linear(mem, layer, 2, lv);
-    load_linear(mem, layer, 3, lo);
-    load_linear(mem, layer, 4, lup);
-    load_linear(mem, layer, 5, ldown);
-    const uint64_t *sec = PADLESS_SECTIONS[layer];
-    int64_t *vec[12] = {ctx_m, ctx_sh, ra_m, ra_sh, ln1_m, ln1_b, act_m, act_sh, rf_m, rf_sh, ln2_m, ln2_b};
-    for (int i = 0; i < 12; i++) load_i64(mem, sec[30 + i], (i == 6 || i == 7) ? F : H, vec[i]);
-    load_i64(mem, sec[42], GELU_SEGMENTS, gelu_slope);
-    load_i64(mem, sec[43], GELU_SEGMENTS, gelu_icpt);
-    load_i64(mem, sec[44], PADLESS_N_SCALARS, scal);
-}
-
-template <int IN, int OUT, int PE, int SIMD, int OUT_BITS, typename OUT_T>
-static void linear(const LinearBuf<IN, OUT> &b, const act_t *x, int rows, OUT_T *y) {
-    Requant rq = {b.bias, b.m, b.shift};
-#if PADLESS_SPARSE_WEIGHTS
-    linear_sparse<IN, OUT, PADLESS_BANK, PADLESS_P_MAX, PE, TILE, OUT_BITS, OUT_T>(x, rows, b.w, b.idx, b.per_bank,
-                                                                                 rq, y);
-#else
-    linear_dense<IN, OUT, PE, SIMD, TILE, OUT_BITS, OUT_T>(x, rows, b.w, b.wsum, rq, y);
-#endif
-}
-
-// O projection + residual + LayerNorm, FFN up + activation, FFN down + residual + LayerNorm for a tile
-// of `rows` rows: x the layer input rows, c the attention context rows, out the layer output rows.
-static void layer_tail(const act_t x[TILE * H], const act_t c[TILE * H], int rows, act_t out[TILE * H]) {
-#pragma HLS DATAFLOW
-    static int32_t oacc[TILE * H], res[TILE * H];
-    static act_t hbuf[TILE * H], abuf[TILE * F];
-    static up_t ubuf[TILE * F];
-    linear<H, H, PADLESS_PE_OUT, PADLESS_SIMD_OUT, RESIDUAL_BITS>(lo, c, rows, oacc);
-ln1_rows:
-    for (int r = 0; r < rows; r++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = TILE
-        residual_add<H>(oacc + r * H, x + r * H, ra_m, ra_sh, res + r * H);
-        i_layernorm<H>(res + r * H, ln1_m, ln1_b, (int)scal[2], hbuf + r * H);
-    }
-    linear<H, F, PADLESS_PE_UP, PADLESS_SIMD_UP, GELU_IN_BITS>(lup, hbuf, rows, ubuf);
-act_rows:
-    for (int r = 0; r < rows; r++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = TILE
-        activation_row<F>(ubuf + r * F, (int)scal[8], scal[4], scal[5], (int)scal[6], scal[7], scal[9],
-                          (int)scal[10], gelu_slope, gelu_icpt, act_m, act_sh, abuf + r * F);
-    }
-    linear<F, H, PADLESS_PE_DOWN, PADLESS_SIMD_DOWN, RESIDUAL_BITS>(ldown, abuf, rows, oacc);
-ln2_rows:
-    for (int r = 0; r < rows; r++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = TILE
-        residual_add<H>(oacc + r * H, hbuf + r * H, rf_m, rf_sh, res + r * H);
-        i_layernorm<H>(res + r * H, ln2_m, ln2_b, (int)scal[3], out + r * H);
-    }
-}
-
-static act_t act[PADLESS_MAX_TOKENS * H];  // the packed activations of the current layer (in place)
-static act_t qb[PADLESS_MAX_SEQ * H], kb[PADLESS_MAX_SEQ * H], vb[PADLESS_MAX_SEQ * H];
-static act_t cb[PADLESS_MAX_SEQ * H];
-static act_t xt[TILE * H];
-
-// One layer of one sequence of n tokens whose rows start at xs (updated in place).
-static void sequence_layer(act_t *xs, int n) {
-qkv_tiles:
-    for (int t0 = 0; t0 < n; t0 += TILE) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = PADLESS_MAX_SEQ / TILE
-        int rows = n - t0 < TILE ? n - t0 : TILE;
-        linear<H, H, PADLESS_PE_QKV, PADLESS_SIMD_QKV, 8>(lq, xs + t0 * H, rows, qb + t0 * H);
-        linear<H, H, PADLESS_PE_QKV, PADLESS_SIMD_QKV, 8>(lk, xs + t0 * H, rows, kb + t0 * H);
-        linear<H, H, PADLESS_PE_QKV, PADLESS_SIMD_QKV, 8>(lv, xs + t0 * H, rows, vb + t0 * H);
-    }
-    attention_seq<H, PADLESS_HEADS, PADLESS_MAX_SEQ, PADLESS_K_MAX>(qb, kb, vb, n, PADLESS_KEEP[n], scal[0],
-                                                                    (int)scal[1], ctx_m, ctx_sh, cb);
-tail_tiles:
-    for (int t0 = 0; t0 < n; t0 += TILE) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = PADLESS_MAX_SEQ / TILE
-        int rows = n - t0 < TILE ? n - t0 : TILE;
-        for (int i = 0; i < rows * H; i++) xt[i] = xs[t0 * H + i];
-        layer_tail(xt, cb + t0 * H, rows, xs + t0 * H);
-    }
-}
-
-extern "C" int padless_encoder(const act_t *x_in, act_t *x_out, const int64_t *offsets, const uint64_t *weights,
-                               int num_seqs, int num_tokens) {
-#pragma HLS INTERFACE m_axi port = x_in offset = slave bundle = gmem0 depth = PADLESS_MAX_TOKENS * PADLESS_HIDDEN
-#pragma HLS INTERFACE m_axi port = x_out offset = slave bundle = gmem0 depth = PADLESS_MAX_TOKENS * PADLESS_HIDDEN
-#pragma HLS INTERFACE m_axi port = offsets offset = slave bundle = gmem1 depth = PADLESS_MAX_TOKENS + 1
-#pragma HLS INTERFACE m_axi port = weights offset = slave bundle = gmem2 depth = PADLESS_WEIGHT_WORDS
-#pragma HLS INTERFACE s_axilite port = x_in
-#pragma HLS INTERFACE s_axilite port = x_out
-#pragma HLS INTERFACE s_axilite port = offsets
-#pragma HLS INTERFACE s_axilite port = weights
-#pragma HLS INTERFACE s_axilite port = num_seqs
-#pragma HLS INTERFACE s_axilite port = num_tokens
-#pragma HLS INTERFACE s_axilite port = return
-#pragma HLS INTERFACE ap_ctrl_hs port = return
-    if (num_tokens < 1 || num_tokens > PADLESS_MAX_TOKENS) return PADLESS_ERR_TOKENS;
-    if (num_seqs < 1 || num_seqs > num_tokens) return PADLESS_ERR_SEQS;
-    if (offsets[0] != 0 || offsets[num_seqs] != num_tokens) return PADLESS_ERR_OFFSETS;
-check_offsets:
-    for (int b = 0; b < num_seqs; b++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = PADLESS_MAX_TOKENS
-        int64_t n = offsets[b + 1] - offsets[b];
-        if (n < 1) return PADLESS_ERR_OFFSETS;
-        if (n > PADLESS_MAX_SEQ) return PADLESS_ERR_SEQLEN;
-    }
-read_in:
-    for (int i = 0; i < num_tokens * H; i++) {
-#pragma HLS PIPELINE II = 1
-        act[i] = x_in[i];
-    }
-layers:
-    for (int l = 0; l < PADLESS_LAYERS; l++) {
-        load_layer(weights, l);
-    sequences:
-        for (int b = 0; b < num_seqs; b++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = PADLESS_MAX_TOKENS
-            sequence_layer(act + offsets[b] * H, (int)(offsets[b + 1] - offsets[b]));
+template <class C, class W, class I> struct store_words {
+    W &w;
+    I &ix;
+    int64_t base;
+    inline void operator()(int64_t k, const uint8_t *b) {
+        // element k: word (nf, sf) of bank p, k = (nf * SF + sf) * PE + p
+        const int p = (int)(k % C::PE);
+        const int64_t a = (p % 2) * C::REGION + base + k / C::PE;
+        typename mvu_words<C>::word_t wv;
+        for (int j = 0; j < C::SIMD; j++) wv.v[j] = (wgt_t)b[j];
+        w[p / 2][a] = wv;
+        if (C::SPARSE) {
+            typename mvu_words<C>::iword_t iv;
+            for (int j = 0; j < C::SIMD; j++) iv.v[j] = b[C::SIMD + j];
+            ix[p / 2][C::SPARSE ? a : 0] = iv;
         }
     }
-write_out:
-    for (int i = 0; i < num_tokens * H; i++) {
-#pragma HLS PIPELINE II = 1
-        x_out[i] = act[i];
+};
+template <class C, class RQ> struct store_rq {
+    RQ &rq;
+    int64_t base;
+    inline void operator()(int64_t o, const uint8_t *b) {
+        rq_t q;
+        q.bias = le32(b);
+        q.m = (uint32_t)le32(b + 4);
+        q.shift = (uint8_t)le32(b + 8);
+        rq[o % C::PE][base + o / C::PE] = q;
+    }
+};
+template <int PE, class T, class RQ> struct store_pair {  // {int64 m, int64 shift|b} per channel
+    RQ &rq;
+    int64_t base;
+    inline void operator()(int64_t c, const uint8_t *b) {
+        T q;
+        set(q, le64(b), le64(b + 8));
+        rq[c % PE][base + c / PE] = q;
+    }
+    static void set(rrq_t &q, int64_t m, int64_t s) {
+        q.m = (uint32_t)m;
+        q.shift = (uint8_t)s;
+    }
+    static void set(lnp_t &q, int64_t m, int64_t bb) {
+        q.m = (int32_t)m;
+        q.b = bb;
+    }
+    static void set(arq_t &q, int64_t m, int64_t s) {
+        q.m = (uint32_t)m;
+        q.shift = (uint8_t)s;
+    }
+};
+struct store_ctx {
+    int64_t base;
+    inline void operator()(int64_t c, const uint8_t *b) {
+        ctxrq_t q;
+        q.m = (uint32_t)le64(b);
+        q.shift = (uint8_t)le64(b + 8);
+        crq[c % HD][base + c / HD] = q;
+    }
+};
+struct store_gelu {
+    layer_scalars_t &s;
+    inline void operator()(int64_t k, const uint8_t *b) {
+        s.slope[k] = (int32_t)le64(b);
+        s.icpt[k] = le64(b + 8);
+    }
+};
+struct store_scalars {
+    layer_scalars_t &s;
+    inline void operator()(int64_t k, const uint8_t *b) {
+        const int64_t v = le64(b);
+        switch (k) {
+        case 0: s.score_m = (uint32_t)v; break;
+        case 1: s.score_shift = (uint8_t)v; break;
+        case 2: s.ln1_shift = (uint8_t)v; break;
+        case 3: s.ln2_shift = (uint8_t)v; break;
+        case 4: s.gelu_b = v; break;
+        case 5: s.gelu_c = v; break;
+        case 6: s.gelu_r = (int32_t)v; break;
+        case 7: s.gelu_one = v; break;
+        case 8: s.act_kind = (uint8_t)v; break;
+        case 9: s.gelu_lo = (int32_t)v; break;
+        case 10: s.gelu_k = (int32_t)v; break;
+        default: break;
+        }
+    }
+};
+
+template <class C, class W, class I, class RQ>
+static void load_mvu(const wbeat_t *mem, int64_t off_w, int64_t off_rq, int slot, W &w, I &ix, RQ &rq) {
+    const int E = C::SPARSE ? 2 * C::SIMD : C::SIMD;
+    store_words<C, W, I> sw{w, ix, (int64_t)slot * C::WORDS};
+    load_elems<E, AXI>(mem, off_w, (int64_t)C::WORDS * C::PE, sw);
+    store_rq<C, RQ> sr{rq, (int64_t)slot * C::NF};
+    load_elems<16, AXI>(mem, off_rq, C::OUT, sr);
+}
+
+static void load_layer(const wbeat_t *mem, int layer, int slot) {
+    const int64_t *sec = PADLESS_WSEC[layer];
+    load_mvu<C_QKV>(mem, sec[WS_QKV_W], sec[WS_QKV_RQ], slot, w_qkv, i_qkv, rq_qkv);
+    load_mvu<C_OUT>(mem, sec[WS_OUT_W], sec[WS_OUT_RQ], slot, w_out, i_out, rq_out);
+    load_mvu<C_UP>(mem, sec[WS_UP_W], sec[WS_UP_RQ], slot, w_up, i_up, rq_up);
+    load_mvu<C_DOWN>(mem, sec[WS_DOWN_W], sec[WS_DOWN_RQ], slot, w_down, i_down, rq_down);
+    store_ctx sc{(int64_t)slot * PADLESS_HEADS};
+    load_elems<16, AXI>(mem, sec[WS_CTX], H, sc);
+    store_pair<PADLESS_PE_OUT, rrq_t, decltype(rrq_out)> sra{rrq_out, (int64_t)slot * C_OUT::NF};
+    load_elems<16, AXI>(mem, sec[WS_RES_ATTN], H, sra);
+    store_pair<PADLESS_PE_OUT, lnp_t, decltype(lnp_1)> sl1{lnp_1, (int64_t)slot * C_OUT::NF};
+    load_elems<16, AXI>(mem, sec[WS_LN_ATTN], H, sl1);
+    store_pair<PADLESS_PE_UP, arq_t, decltype(arq_up)> sac{arq_up, (int64_t)slot * C_UP::NF};
+    load_elems<16, AXI>(mem, sec[WS_ACT], F, sac);
+    store_pair<PADLESS_PE_DOWN, rrq_t, decltype(rrq_down)> srf{rrq_down, (int64_t)slot * C_DOWN::NF};
+    load_elems<16, AXI>(mem, sec[WS_RES_FFN], H, srf);
+    store_pair<PADLESS_PE_DOWN, lnp_t, decltype(lnp_2)> sl2{lnp_2, (int64_t)slot * C_DOWN::NF};
+    load_elems<16, AXI>(mem, sec[WS_LN_FFN], H, sl2);
+    store_gelu sg{scal[slot]};
+    load_elems<16, AXI>(mem, sec[WS_GELU], GELU_SEGMENTS, sg);
+    store_scalars ss{scal[slot]};
+    load_elems<8, AXI>(mem, sec[WS_SCALARS], 11, ss);
+#ifndef __SYNTHESIS__
+    make_dense<C_QKV>(w_qkv, i_qkv, slot, dc_qkv[slot]);
+    make_dense<C_OUT>(w_out, i_out, slot, dc_out[slot]);
+    make_dense<C_UP>(w_up, i_up, slot, dc_up[slot]);
+    make_dense<C_DOWN>(w_down, i_down, slot, dc_down[slot]);
+#endif
+}
+
+// ---- the processes of a layer's dataflow region ------------------------------------------------------
+static void p_desc(int num_seqs, const desc_in_t *desc, PADLESS_FIFO_REF(desc_t) d) {
+    desc_reader<PADLESS_MAX_SEQ>(num_seqs, desc, PADLESS_KEEP, d);
+}
+static void p_loader(int64_t beats, const abeat_t *act, int64_t row0, PADLESS_FIFO_REF(desc_t) din,
+                     PADLESS_FIFO_REF(desc_t) dq, PADLESS_FIFO_REF(desc_t) dr, PADLESS_FIFO_REF(word_t) x) {
+    loader<H, VEC, AXI>(beats, act, row0, din, dq, dr, x);
+}
+static void p_res_loader(int64_t beats, const abeat_t *act, int64_t row0, PADLESS_FIFO_REF(desc_t) din,
+                         PADLESS_FIFO_REF(word_t) x) {
+    res_loader<H, VEC, AXI>(beats, act, row0, din, x);
+}
+static void p_qkv(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(word_t) x, PADLESS_BLOCKS_REF(qkv_blk_t) qb,
+                  PADLESS_BLOCKS_REF(qkv_blk_t) kb, PADLESS_BLOCKS_REF(qkv_blk_t) vb, PADLESS_FIFO_REF(desc_t) dout,
+                  int slot, int layer) {
+    qkv_stage<C_QKV, H, HD, qkv_blk_t>(n, din, x, qb, kb, vb, dout, w_qkv, i_qkv, rq_qkv, slot, layer, DENSE_W(dc_qkv, slot),
+                                   DENSE_S(dc_qkv, slot));
+}
+static void p_select(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(qkv_blk_t) qb,
+                     PADLESS_BLOCKS_REF(qkv_blk_t) kb, PADLESS_BLOCKS_REF(qkv_blk_t) vb, PADLESS_BLOCKS_REF(qh_blk_t) qh,
+                     PADLESS_BLOCKS_REF(kh_blk_t) kh, PADLESS_BLOCKS_REF(ix_blk_t) ixq, PADLESS_BLOCKS_REF(kh_blk_t) vh,
+                     PADLESS_BLOCKS_REF(ix_blk_t) ixv, PADLESS_FIFO_REF(desc_t) dout, int layer) {
+    select_stage<A, qkv_blk_t, qh_blk_t, kh_blk_t, ix_blk_t>(n, din, qb, kb, vb, qh, kh, ixq, vh, ixv, dout, layer);
+}
+static void p_attn_qk(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(qh_blk_t) qh,
+                      PADLESS_BLOCKS_REF(kh_blk_t) kh, PADLESS_BLOCKS_REF(ix_blk_t) ixq, PADLESS_FIFO_REF(score_t) s,
+                      PADLESS_FIFO_REF(int32_t) m, PADLESS_FIFO_REF(desc_t) dout, int slot, int layer) {
+    attn_qk<A, qh_blk_t, kh_blk_t, ix_blk_t>(n, din, qh, kh, ixq, s, m, dout, scal[slot].score_m, scal[slot].score_shift,
+                                              layer);
+}
+static void p_attn_exp(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(score_t) s, PADLESS_FIFO_REF(int32_t) m,
+                       PADLESS_FIFO_REF(ew_t) e, PADLESS_FIFO_REF(uint32_t) fac, PADLESS_FIFO_REF(desc_t) dout, int layer) {
+    attn_exp<A>(n, din, s, m, e, fac, dout, layer);
+}
+static void p_attn_pv(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(ew_t) e, PADLESS_FIFO_REF(uint32_t) fac,
+                      PADLESS_BLOCKS_REF(kh_blk_t) vh, PADLESS_BLOCKS_REF(ix_blk_t) ixv, PADLESS_BLOCKS_REF(ctx_blk_t) cb,
+                      PADLESS_FIFO_REF(desc_t) dout, int slot, int layer) {
+    attn_pv<A, kh_blk_t, ix_blk_t, ctx_blk_t>(n, din, e, fac, vh, ixv, cb, dout, crq, slot, layer);
+}
+// attention: a nested dataflow region of three processes
+static void p_attention(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(qh_blk_t) qh,
+                        PADLESS_BLOCKS_REF(kh_blk_t) kh, PADLESS_BLOCKS_REF(ix_blk_t) ixq, PADLESS_BLOCKS_REF(kh_blk_t) vh,
+                        PADLESS_BLOCKS_REF(ix_blk_t) ixv, PADLESS_BLOCKS_REF(ctx_blk_t) cb, PADLESS_FIFO_REF(desc_t) dout,
+                        int slot, int layer) {
+    PADLESS_REGION_BEGIN(attention);
+    PADLESS_FIFO(desc_t, d_exp, DEPTH_DESC);
+    PADLESS_FIFO(desc_t, d_pv, DEPTH_DESC);
+    PADLESS_FIFO(score_t, scores, DEPTH_SCORE);
+    PADLESS_FIFO(int32_t, row_max, 4);
+    PADLESS_FIFO(ew_t, exps, DEPTH_E);
+    PADLESS_FIFO(uint32_t, factors, 4);
+    PADLESS_PROCESS(attention, p_attn_qk, n, din, qh, kh, ixq, scores, row_max, d_exp, slot, layer);
+    PADLESS_PROCESS(attention, p_attn_exp, n, d_exp, scores, row_max, exps, factors, d_pv, layer);
+    PADLESS_PROCESS(attention, p_attn_pv, n, d_pv, exps, factors, vh, ixv, cb, dout, slot, layer);
+    PADLESS_REGION_END(attention);
+}
+static void p_ctx(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(ctx_blk_t) cb, PADLESS_FIFO_REF(word_t) x,
+                  PADLESS_FIFO_REF(desc_t) dout, int layer) {
+    ctx_stream<H, HD, VEC, ctx_blk_t>(n, din, cb, x, dout, layer);
+}
+static void p_out(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(word_t) x, PADLESS_FIFO_REF(word_t) r,
+                  PADLESS_FIFO_REF(y1_t) y, PADLESS_FIFO_REF(rowstat_t) s, PADLESS_FIFO_REF(desc_t) dout, int slot,
+                  int layer) {
+    res_stage<C_OUT, H>(n, din, x, r, y, s, dout, w_out, i_out, rq_out, rrq_out, slot, layer, DENSE_W(dc_out, slot),
+                        DENSE_S(dc_out, slot));
+}
+static void p_ln1(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(y1_t) y, PADLESS_FIFO_REF(rowstat_t) s,
+                  PADLESS_FIFO_REF(word_t) x, PADLESS_FIFO_REF(desc_t) dout, int slot, int layer) {
+    ln_stage<H, PADLESS_PE_OUT, VEC>(n, din, y, s, x, dout, lnp_1, scal[slot].ln1_shift, slot, layer);
+}
+static void p_up(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(word_t) x, PADLESS_FIFO_REF(word_t) a,
+                 PADLESS_FIFO_REF(word_t) hf, PADLESS_FIFO_REF(desc_t) dout, int slot, int layer) {
+    up_stage<C_UP>(n, din, x, a, hf, dout, w_up, i_up, rq_up, arq_up, scal[slot], slot, layer, DENSE_W(dc_up, slot),
+                   DENSE_S(dc_up, slot));
+}
+static void p_down(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(word_t) a, PADLESS_FIFO_REF(word_t) hf,
+                   PADLESS_FIFO_REF(y2_t) y, PADLESS_FIFO_REF(rowstat_t) s, PADLESS_FIFO_REF(desc_t) dout, int slot,
+                   int layer) {
+    res_stage<C_DOWN, H>(n, din, a, hf, y, s, dout, w_down, i_down, rq_down, rrq_down, slot, layer,
+                         DENSE_W(dc_down, slot), DENSE_S(dc_down, slot));
+}
+static void p_ln2(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(y2_t) y, PADLESS_FIFO_REF(rowstat_t) s,
+                  PADLESS_FIFO_REF(word_t) x, PADLESS_FIFO_REF(desc_t) dout, int slot, int layer) {
+    ln_stage<H, PADLESS_PE_DOWN, VEC>(n, din, y, s, x, dout, lnp_2, scal[slot].ln2_shift, slot, layer);
+}
+static void p_writer(int64_t beats, abeat_t *act, int64_t row0, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(word_t) x,
+                     int layer) {
+    writer<H, VEC, AXI>(beats, act, row0, din, x, layer);
+}
+
+// One encoder layer over every sequence of the call.
+static void layer_region(const abeat_t *act_rd, const abeat_t *act_res, abeat_t *act_wr, const desc_in_t *desc,
+                         int num_seqs, int64_t beats, int64_t row_in, int64_t row_out, int slot, int layer) {
+    PADLESS_REGION_BEGIN(region);
+    PADLESS_FIFO(desc_t, d_src, DEPTH_DESC);
+    PADLESS_FIFO(desc_t, d_qkv, DEPTH_DESC);
+    PADLESS_FIFO(desc_t, d_res, DEPTH_DESC_RES);
+    PADLESS_FIFO(desc_t, d_sel, DEPTH_DESC);
+    PADLESS_FIFO(desc_t, d_att, DEPTH_DESC);
+    PADLESS_FIFO(desc_t, d_ctx, DEPTH_DESC);
+    PADLESS_FIFO(desc_t, d_out, DEPTH_DESC);
+    PADLESS_FIFO(desc_t, d_ln1, DEPTH_DESC);
+    PADLESS_FIFO(desc_t, d_up, DEPTH_DESC);
+    PADLESS_FIFO(desc_t, d_down, DEPTH_DESC);
+    PADLESS_FIFO(desc_t, d_ln2, DEPTH_DESC);
+    PADLESS_FIFO(desc_t, d_wr, DEPTH_DESC);
+    PADLESS_FIFO(word_t, x_rows, DEPTH_ROW);
+    PADLESS_FIFO(word_t, res_rows, DEPTH_ROW);
+    PADLESS_FIFO(word_t, ctx_rows, DEPTH_ROW);
+    PADLESS_FIFO(y1_t, y_attn, DEPTH_Y1);
+    PADLESS_FIFO(rowstat_t, st_attn, DEPTH_ROWSTAT);
+    PADLESS_FIFO(word_t, h_rows, DEPTH_ROW);
+    PADLESS_FIFO(word_t, a_rows, DEPTH_FFN_ROW);
+    PADLESS_FIFO(word_t, h_fwd, DEPTH_FWD);
+    PADLESS_FIFO(y2_t, y_ffn, DEPTH_Y2);
+    PADLESS_FIFO(rowstat_t, st_ffn, DEPTH_ROWSTAT);
+    PADLESS_FIFO(word_t, out_rows, DEPTH_ROW);
+    PADLESS_BLOCKS(qkv_blk_t, q_blk, 2);
+    PADLESS_BLOCKS(qkv_blk_t, k_blk, 2);
+    PADLESS_BLOCKS(qkv_blk_t, v_blk, 2);
+    PADLESS_BLOCKS_BANKED(q_blk);
+    PADLESS_BLOCKS_BANKED(k_blk);
+    PADLESS_BLOCKS_BANKED(v_blk);
+    PADLESS_BLOCKS(qh_blk_t, qh_blk, 2);
+    PADLESS_BLOCKS(kh_blk_t, kh_blk, 2);
+    PADLESS_BLOCKS(ix_blk_t, ixq_blk, 2);
+    PADLESS_BLOCKS(kh_blk_t, vh_blk, 2);
+    PADLESS_BLOCKS(ix_blk_t, ixv_blk, 2);
+    PADLESS_BLOCKS_BANKED(kh_blk);
+    PADLESS_BLOCKS_BANKED(vh_blk);
+    PADLESS_BLOCKS_BANKED(qh_blk);
+    PADLESS_BLOCKS_BANKED(ixq_blk);
+    PADLESS_BLOCKS_BANKED(ixv_blk);
+    PADLESS_BLOCKS(ctx_blk_t, ctx_blk, 2);
+    PADLESS_BLOCKS_BANKED(ctx_blk);
+    PADLESS_BLOCKS_IMPL(q_blk, PADLESS_BLOCK_IMPL);
+    PADLESS_BLOCKS_IMPL(k_blk, PADLESS_BLOCK_IMPL);
+    PADLESS_BLOCKS_IMPL(v_blk, PADLESS_BLOCK_IMPL);
+    PADLESS_BLOCKS_IMPL(ctx_blk, PADLESS_BLOCK_IMPL);
+    PADLESS_PROCESS(region, p_desc, num_seqs, desc, d_src);
+    PADLESS_PROCESS(region, p_loader, beats, act_rd, row_in, d_src, d_qkv, d_res, x_rows);
+    PADLESS_PROCESS(region, p_res_loader, beats, act_res, row_in, d_res, res_rows);
+    PADLESS_PROCESS(region, p_qkv, num_seqs, d_qkv, x_rows, q_blk, k_blk, v_blk, d_sel, slot, layer);
+    PADLESS_PROCESS(region, p_select, num_seqs, d_sel, q_blk, k_blk, v_blk, qh_blk, kh_blk, ixq_blk, vh_blk, ixv_blk,
+                    d_att, layer);
+    PADLESS_PROCESS(region, p_attention, num_seqs, d_att, qh_blk, kh_blk, ixq_blk, vh_blk, ixv_blk, ctx_blk, d_ctx, slot,
+                    layer);
+    PADLESS_PROCESS(region, p_ctx, num_seqs, d_ctx, ctx_blk, ctx_rows, d_out, layer);
+    PADLESS_PROCESS(region, p_out, num_seqs, d_out, ctx_rows, res_rows, y_attn, st_attn, d_ln1, slot, layer);
+    PADLESS_PROCESS(region, p_ln1, num_seqs, d_ln1, y_attn, st_attn, h_rows, d_up, slot, layer);
+    PADLESS_PROCESS(region, p_up, num_seqs, d_up, h_rows, a_rows, h_fwd, d_down, slot, layer);
+    PADLESS_PROCESS(region, p_down, num_seqs, d_down, a_rows, h_fwd, y_ffn, st_ffn, d_ln2, slot, layer);
+    PADLESS_PROCESS(region, p_ln2, num_seqs, d_ln2, y_ffn, st_ffn, out_rows, d_wr, slot, layer);
+    PADLESS_PROCESS(region, p_writer, beats, act_wr, row_out, d_wr, out_rows, layer);
+    PADLESS_REGION_END(region);
+}
+
+// Checks every descriptor before anything runs; returns the status and the beats of one layer pass.
+static int check_call(const desc_in_t *desc, int num_seqs, int num_tokens, int64_t &beats) {
+    if (num_tokens < 1 || num_tokens > PADLESS_MAX_TOKENS) return PADLESS_ERR_TOKENS;
+    if (num_seqs < 1 || num_seqs > num_tokens) return PADLESS_ERR_SEQS;
+    int status = PADLESS_OK;
+    int64_t rows = 0;
+    PADLESS_LOOP(check_desc, D_MAXI);
+    for (int j = 0; j < num_seqs; j++) {
+        PADLESS_PIPELINE(check_desc, j);
+        desc_in_t d = desc[j];
+        if (d.len < 1 || d.len > PADLESS_MAX_SEQ) status = status ? status : PADLESS_ERR_SEQLEN;
+        if (d.start < 0 || (int64_t)d.start + d.len > num_tokens) status = status ? status : PADLESS_ERR_OFFSETS;
+        rows += d.len;
+    }
+    PADLESS_LOOP_END(check_desc, num_seqs);
+    beats = rows * (H / AXI);
+    return status;
+}
+
+static int run_layers(const abeat_t *act_rd, const abeat_t *act_res, abeat_t *act_wr, const desc_in_t *desc,
+                      const wbeat_t *weights, int num_seqs, int num_tokens) {
+    int64_t beats = 0;
+    int status = check_call(desc, num_seqs, num_tokens, beats);
+    if (status) return status;
+    if (PADLESS_RESIDENT && !weights_loaded) return PADLESS_ERR_NO_WEIGHTS;
+layers:
+    for (int l = 0; l < PADLESS_LAYERS; l++) {
+        const int slot = PADLESS_RESIDENT ? l : 0;
+        if (!PADLESS_RESIDENT) load_layer(weights, l, 0);
+#ifndef __SYNTHESIS__
+        ::padless::sim::state.layer = l;
+#endif
+        layer_region(act_rd, act_res, act_wr, desc, num_seqs, beats, (int64_t)(l % 2) * num_tokens,
+                     (int64_t)((l + 1) % 2) * num_tokens, slot, l);
     }
     return PADLESS_OK;
 }
+
+extern "C" int padless_encoder(const abeat_t *act_rd, const abeat_t *act_res, abeat_t *act_wr, const desc_in_t *desc,
+                               const wbeat_t *weights, int num_seqs, int num_tokens, int mode) {
+#pragma HLS INTERFACE m_axi port = act_rd offset = slave bundle = gmem0 depth = 2 * PADLESS_MAX_TOKENS * H / AXI max_read_burst_length = 64 num_read_outstanding = 4
+#pragma HLS INTERFACE m_axi port = act_res offset = slave bundle = gmem1 depth = 2 * PADLESS_MAX_TOKENS * H / AXI max_read_burst_length = 64 num_read_outstanding = 4
+#pragma HLS INTERFACE m_axi port = act_wr offset = slave bundle = gmem2 depth = 2 * PADLESS_MAX_TOKENS * H / AXI max_write_burst_length = 64 num_write_outstanding = 4
+#pragma HLS INTERFACE m_axi port = desc offset = slave bundle = gmem3 depth = PADLESS_MAX_TOKENS
+#pragma HLS INTERFACE m_axi port = weights offset = slave bundle = gmem4 depth = PADLESS_WEIGHT_BYTES / AXI max_read_burst_length = 64
+#pragma HLS INTERFACE s_axilite port = act_rd
+#pragma HLS INTERFACE s_axilite port = act_res
+#pragma HLS INTERFACE s_axilite port = act_wr
+#pragma HLS INTERFACE s_axilite port = desc
+#pragma HLS INTERFACE s_axilite port = weights
+#pragma HLS INTERFACE s_axilite port = num_seqs
+#pragma HLS INTERFACE s_axilite port = num_tokens
+#pragma HLS INTERFACE s_axilite port = mode
+#pragma HLS INTERFACE s_axilite port = return
+#pragma HLS INTERFACE ap_ctrl_hs port = return
+    PADLESS_STATIC_RAM2D_PRAGMAS(w_qkv, PADLESS_WEIGHT_IMPL)
+    PADLESS_STATIC_RAM2D_PRAGMAS(i_qkv, PADLESS_WEIGHT_IMPL)
+    PADLESS_STATIC_RAM2D_PRAGMAS(w_out, PADLESS_WEIGHT_IMPL)
+    PADLESS_STATIC_RAM2D_PRAGMAS(i_out, PADLESS_WEIGHT_IMPL)
+    PADLESS_STATIC_RAM2D_PRAGMAS(w_up, PADLESS_WEIGHT_IMPL)
+    PADLESS_STATIC_RAM2D_PRAGMAS(i_up, PADLESS_WEIGHT_IMPL)
+    PADLESS_STATIC_RAM2D_PRAGMAS(w_down, PADLESS_WEIGHT_IMPL)
+    PADLESS_STATIC_RAM2D_PRAGMAS(i_down, PADLESS_WEIGHT_IMPL)
+    PADLESS_STATIC_RAM2D_PRAGMAS(rq_qkv, bram)
+    PADLESS_STATIC_RAM2D_PRAGMAS(rq_out, bram)
+    PADLESS_STATIC_RAM2D_PRAGMAS(rq_up, bram)
+    PADLESS_STATIC_RAM2D_PRAGMAS(rq_down, bram)
+    PADLESS_STATIC_RAM2D_PRAGMAS(rrq_out, bram)
+    PADLESS_STATIC_RAM2D_PRAGMAS(rrq_down, bram)
+    PADLESS_STATIC_RAM2D_PRAGMAS(lnp_1, bram)
+    PADLESS_STATIC_RAM2D_PRAGMAS(lnp_2, bram)
+    PADLESS_STATIC_RAM2D_PRAGMAS(arq_up, bram)
+    PADLESS_STATIC_RAM2D_PRAGMAS(crq, bram)
+#ifndef __SYNTHESIS__
+    ::padless::sim::begin_run();
+#endif
+    if (mode == PADLESS_MODE_INIT) {
+        if (PADLESS_RESIDENT) {
+        init_layers:
+            for (int l = 0; l < PADLESS_LAYERS; l++) load_layer(weights, l, l);
+            weights_loaded = true;
+        }
+        return PADLESS_OK;
+    }
+    if (mode != PADLESS_MODE_RUN) return PADLESS_ERR_MODE;
+#ifdef __SYNTHESIS__
+    return run_layers(act_rd, act_res, act_wr, desc, weights, num_seqs, num_tokens);
+#else
+    try {
+        return run_layers(act_rd, act_res, act_wr, desc, weights, num_seqs, num_tokens);
+    } catch (const ::padless::sim::aborted &) {
+        return ::padless::sim::state.deadlock.empty() ? PADLESS_ERR_CSIM : PADLESS_ERR_DEADLOCK;
+    } catch (const std::exception &e) {
+        std::lock_guard<std::mutex> g(::padless::sim::state.mu);
+        ::padless::sim::state.deadlock = std::string("csim error: ") + e.what();
+        return PADLESS_ERR_CSIM;
+    }
+#endif
+}
+
+#ifndef __SYNTHESIS__
+#include "padless/csim_api.h"
+#endif

@@ -31,8 +31,7 @@ REPO = Path(__file__).resolve().parents[3]
 HW_INCLUDE = REPO / "hw" / "hls" / "include" / "padless"
 HW_TOP = REPO / "hw" / "hls" / "top" / "padless_encoder.cpp"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-DEFAULT_MAX_TOKENS = 2048
-DEFAULT_ROW_TILE = 32
+DEFAULT_MAX_TOKENS = 32768
 #: Sentences whose golden outputs become the testbench's vectors (any text works; these are fixed).
 TV_TEXTS = ("a gripping, beautifully acted film.", "dull.",
             "the plot wanders, but the performances keep it alive until the very last scene of the movie.")
@@ -43,44 +42,33 @@ def _env() -> jinja2.Environment:
                               keep_trailing_newline=True, trim_blocks=False)
 
 
-def _largest_divisor(n: int, cap: int) -> int:
-    cap = max(1, min(int(cap), n))
-    for d in range(cap, 0, -1):
-        if n % d == 0:
-            return d
-    return 1
-
-
-def parallelism(model: dict, schedule: dict | None) -> dict:
-    """``{"QKV"|"OUT"|"UP"|"DOWN": (PE, SIMD)}``: the schedule's allocation rounded down to divisors of
-    the layer's output (PE) and input (SIMD) sizes, so every loop has an integer trip count."""
-    H, F = model["hidden_size"], model["intermediate_size"]
-    alloc = (schedule or {}).get("allocation") or {}
-    pe, simd = alloc.get("pe") or {}, alloc.get("simd") or {}
-    shapes = {"QKV": ("qkv", H, H), "OUT": ("out", H, H), "UP": ("ffn_up", H, F), "DOWN": ("ffn_down", F, H)}
-    return {k: (_largest_divisor(out, pe.get(s, 16)), _largest_divisor(inp, simd.get(s, 16)))
-            for k, (s, inp, out) in shapes.items()}
-
-
 def keep_table(max_seq: int, attention: dict | None) -> list[int]:
     """Keys kept per query for n = 0 .. max_seq tokens (keep_count; 0 for n = 0)."""
     from ..sparse.attention import keep_count
     return [0] + [keep_count(n, attention or None) for n in range(1, max_seq + 1)]
 
 
-def config_params(project, board, layout: wmod.WeightsLayout, max_tokens: int = DEFAULT_MAX_TOKENS,
-                  row_tile: int = DEFAULT_ROW_TILE) -> dict:
+def kernel_config(project, board, max_tokens: int | None = None, max_seq: int | None = None):
+    """The :class:`padless.schedule.engine.EngineConfig` of the project's kernel on ``board``: the plan's
+    allocation (``manifest["schedule"]["allocation"]``) rounded to legal folding; ``max_tokens`` default
+    the plan's ``wave_tokens`` (else ``DEFAULT_MAX_TOKENS``), ``max_seq`` default the manifest's
+    ``hls.max_seq`` or the model's maximum positions."""
+    from ..schedule.engine import engine_config
+    sched = project.manifest.get("schedule") or {}
+    planned = sched.get("allocation") or {}
+    wave = int(planned.get("wave_tokens") or 0)
+    mt = max_tokens or (max(wave, DEFAULT_MAX_TOKENS) if wave else DEFAULT_MAX_TOKENS)
+    cfg = engine_config(project.model, project.sparsity, board, planned, max_seq=max_seq, max_tokens=mt)
+    cfg.block_impl = (sched.get("engine") or {}).get("block_impl", cfg.block_impl)
+    return cfg
+
+
+def config_params(project, board, engine, layout: wmod.WeightsLayout) -> dict:
     """Everything config.h.j2 needs."""
-    model = project.model
-    max_seq = int(model["max_positions"])
     att = project.sparsity.get("attention") or {}
-    keep = keep_table(max_seq, att)
-    k_max = max([k for n, k in enumerate(keep) if 0 < k < n] or [1])
     desc = "dense" if not att else ", ".join(f"{k} {v}" for k, v in att.items())
-    return {"version": __version__, "model": model, "board": board, "max_tokens": max(max_tokens, max_seq),
-            "max_seq": max_seq, "k_max": k_max, "row_tile": row_tile, "par": parallelism(model, project.manifest.get("schedule")),
-            "layout": layout, "sections": wmod.SECTIONS, "n_scalars": len(wmod.SCALARS), "keep": keep,
-            "attention_desc": desc, "section_words": (layout.offsets // 8).tolist()}
+    return {"version": __version__, "model": project.model, "board": board, "e": engine, "layout": layout,
+            "sections": wmod.SECTIONS, "section_offsets": layout.offsets.tolist(), "attention_desc": desc}
 
 
 def test_vectors(project, out_dir: Path, texts=TV_TEXTS) -> dict:
@@ -103,35 +91,31 @@ def test_vectors(project, out_dir: Path, texts=TV_TEXTS) -> dict:
     return {"sequences": len(xs), "tokens": int(len(x))}
 
 
-def generate(project, board, max_tokens: int | None = None, row_tile: int | None = None) -> dict:
+def generate(project, board, max_tokens: int | None = None, max_seq: int | None = None) -> dict:
     """Write the HLS project into ``project.path`` (layout in the module docstring) and register the
-    files in the manifest (``manifest["hls"]``).
+    files in the manifest (``manifest["hls"]``, with the kernel's static resource estimate under
+    ``manifest["resources"]``).
 
     Args:
         project: a loaded :class:`padless.project.Project`.
-        board: a :class:`padless.boards.Board` (or name): part, clock and flow for the TCL.
-        max_tokens: tokens of one packed batch the kernel accepts (on-chip activation buffer); default:
-            the planned ``wave_tokens`` of the project's schedule (``manifest["schedule"]["allocation"]``)
-            capped at ``DEFAULT_MAX_TOKENS``, or ``DEFAULT_MAX_TOKENS`` without a plan; never below the
-            model's maximum sequence length.
-        row_tile: token rows per tile of the row-wise stages; default: the plan's, else ``DEFAULT_ROW_TILE``.
+        board: a :class:`padless.boards.Board` (or name): part, clock, flow and m_axi width.
+        max_tokens: rows of one packed call (the host's activation buffer); default: the plan's
+            ``wave_tokens``, at least ``DEFAULT_MAX_TOKENS``.
+        max_seq: longest sequence the kernel accepts (sizes its sequence blocks); default the model's
+            maximum positions.
     Returns the ``manifest["hls"]`` dict. Raises ProjectError when the HLS sources are missing from this
-    padless checkout, or the model does not fit the kernel (hidden size not divisible by heads).
+    padless checkout, InputError for a model the engine cannot run, ResourceError when the kernel does not
+    fit the board (with what exceeds which limit).
     """
     from ..boards import load_board
     from ..project import update_manifest
+    from ..schedule.engine import check_fits
     board = load_board(board)
     if not HW_INCLUDE.is_dir() or not HW_TOP.is_file():
         raise ProjectError(f"the HLS sources are missing ({HW_INCLUDE}); use a padless source checkout")
     model = project.model
-    if model["hidden_size"] % model["num_heads"]:
-        raise ProjectError("hidden size must be a multiple of the number of heads for the HLS kernel")
-    planned = (project.manifest.get("schedule") or {}).get("allocation") or {}
-    if max_tokens is None:
-        wave = int(planned.get("wave_tokens") or 0)
-        max_tokens = min(DEFAULT_MAX_TOKENS, wave) if wave else DEFAULT_MAX_TOKENS
-    if row_tile is None:
-        row_tile = int(planned.get("row_tile") or DEFAULT_ROW_TILE)
+    engine = kernel_config(project, board, max_tokens, max_seq)
+    res = check_fits(engine, board)
     root = Path(project.path)
     hls = root / "hls"
     if hls.exists():
@@ -142,26 +126,29 @@ def generate(project, board, max_tokens: int | None = None, row_tile: int | None
         shutil.copyfile(h, hls / "include" / "padless" / h.name)
         headers.append(f"include/padless/{h.name}")
     shutil.copyfile(HW_TOP, hls / "padless_encoder.cpp")
-    layout = wmod.write_weights(project.quantized, root / "weights.bin", project.sparsity.get("weights"))
+    folding = {m: tuple(engine.folding[m]) for m in wmod.MVUS}
+    layout = wmod.write_weights(project.quantized, root / "weights.bin", project.sparsity.get("weights"), folding)
     env = _env()
-    params = config_params(project, board, layout, max_tokens, row_tile)
+    params = config_params(project, board, engine, layout)
     (hls / "config.h").write_text(env.get_template("config.h.j2").render(**params))
     tv = test_vectors(project, hls / "tv")
     common = {"version": __version__, "model": model, "board": board, "project_name": "padless_" + _ident(model["name"]),
               "python": sys.executable}
-    (hls / "tb.cpp").write_text(env.get_template("tb.cpp.j2").render(tv_dir="tv", weights_path="../weights.bin", **common))
+    (hls / "tb.cpp").write_text(env.get_template("tb.cpp.j2").render(tv_dir="tv", weights_path="../weights.bin",
+                                                                     layers=engine.layers, **common))
     (hls / "run_hls.tcl").write_text(env.get_template("run_hls.tcl.j2").render(headers=["config.h"] + headers, **common))
     (root / "Makefile").write_text(env.get_template("Makefile.j2").render(**common))
     info = {"top": "padless_encoder", "part": board.part, "flow": board.flow, "clock_MHz": board.clock_MHz,
-            "export": "xo" if board.flow == "vitis" else "ip_catalog", "max_tokens": params["max_tokens"],
-            "max_seq": params["max_seq"], "k_max": params["k_max"], "row_tile": row_tile,
-            "parallelism": {k: {"pe": p, "simd": s} for k, (p, s) in params["par"].items()},
+            "export": "xo" if board.flow == "vitis" else "ip_catalog", "max_tokens": engine.max_tokens,
+            "max_seq": engine.max_seq, "k_max": engine.k_max, "engine": engine.to_dict(),
+            "parallelism": {m.upper(): {"pe": p, "simd": s_} for m, (p, s_) in engine.folding.items()},
             "weights_layout": layout.to_dict(), "test_vectors": tv,
             "sparsity": {"attention": project.sparsity.get("attention") or {},
                          "weights": project.sparsity.get("weights") or {}}}
+    resources = {k: v for k, v in res.items() if k != "detail"}
     files = {"weights": "weights.bin", "hls_kernel": "hls/padless_encoder.cpp", "hls_config": "hls/config.h",
              "hls_tcl": "hls/run_hls.tcl", "hls_tb": "hls/tb.cpp", "makefile": "Makefile"}
-    update_manifest(root, {"hls": info}, files)
+    update_manifest(root, {"hls": info, "resources": resources}, files)
     return info
 
 

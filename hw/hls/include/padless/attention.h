@@ -1,178 +1,495 @@
-// padless HLS library: integer multi-head attention of one sequence, dense or with the 4-bit Q/K top-k
-// selection of the DAC 2022 length-adaptive co-design (Peng et al., arXiv 2208.03646, section 3.2),
-// bit for bit sw/padless/sparse/attention.py + sparse/selection.py:
-//   1. quantize4: Q and K of one (sequence, head) to signed 4 bits, x4 = sign(x) ((14|x| + M) div 2M),
-//      M = max |x| over the (n, head_dim) tensor (zeros when M = 0);
-//   2. estimate: S' = Q4 K4^T (4b x 4b products: a 256-entry table multiplier in hardware, no DSP);
-//   3. top-k per query row by S', ties to the lower key index, kept indices emitted in ascending order
-//      (a streaming insertion sorter of depth K_MAX, then an index bitmap scan);
-//   4. exact scores on the kept keys (int8 Q.K, requantized to the i-exp input format, scale 2^-10),
-//      integer softmax over the kept keys only, and the probability-weighted sum of the kept V rows,
-//      requantized per channel to the int8 context.
-// k >= n keeps every key: exactly dense attention (no estimate is computed).
+// padless HLS library: 4-bit Q/K selection and exact attention on the kept keys, per (sequence, head),
+// bit for bit sw/padless/sparse/attention.py + sparse/selection.py (DAC 2022 length-adaptive co-design,
+// Peng et al., arXiv 2208.03646, section 3.2; integer softmax of I-BERT section 3.4).
+//
+// select (one process): per sequence it holds the sequence's Q, K, V (a block from the QKV MVU); per
+// head it copies the head's columns into the attention's head blocks (Q_h once, K_h and V_h once per
+// attention PE lane) while it finds max|Q_h|, max|K_h|; when the sequence keeps fewer keys than it has
+// (k < n), it quantizes K_h to 4 bits (seven comparators a value, no divider), then for every query
+// scores LANES keys a cycle (LANES x D 4-bit products: look-up-table multipliers, no DSP) into a
+// K_MAX-slot top-k network that inserts LANES candidates a cycle (every slot and candidate compared at
+// once: no data-dependent loop; ranking: larger estimate first, equal estimates to the lower key
+// index); at the query's last cycle the slots are its kept keys.
+//
+// attention (a nested dataflow of three processes, one pipelined loop each, flattened over the queries
+// of a head so that query i + 1's scores overlap query i's softmax and P.V):
+//   attn_qk   APE kept keys a cycle: the int8 Q.K dot products over the whole head dim (D lanes,
+//             two keys per DSP: dsp_mul2), requantized to the i-exp input (scale 2^-10); the row max;
+//   attn_exp  i-exp of APE scores a cycle against the row max, their sum, and at the row end the
+//             softmax normaliser floor(2^44 / sum) (a pipelined divider);
+//   attn_pv   APE probabilities a cycle times their V rows (APE x D MACs), D accumulators, and at the
+//             row end the per-channel requantization into the sequence's context block.
+// k >= n keeps every key in index order: dense attention, no selection work at all.
 #ifndef PADLESS_ATTENTION_H
 #define PADLESS_ATTENTION_H
 
-#include "hls_stream.h"
 #include "intops.h"
-#include "linear.h"
+#include "mvu.h"
+#include "sim.h"
+
+#if !defined(__SYNTHESIS__)
+#include <algorithm>
+#endif
 
 namespace padless {
 
-static const int Q4_MAX = 7;
+static const int D_SEL_COPY = 4;   // block read 2 + max/compare 1 + block write 1
+static const int D_SEL_K4 = 4;     // read 2 + 7 comparators 1 + write 1
+static const int D_SEL = 10;       // K4 read 2 + 4-bit products and adder tree 5 + top-k network 2 + write 1
+static const int D_QK = 16;        // K read 2 + DSP 3 + adder tree 5 + requantize 5 + FIFO 1
+static const int D_EXP = 60;       // i-exp 8 + sum 1 + pipelined 45 / 35-bit divider 48 + FIFO 3
+static const int D_PV = 16;        // V read 2 + e * factor 3 + DSP 3 + adder tree 3 + requantize 4 + write 1
 
-// (n, D) int8 columns [col0, col0 + D) of a (n, H) matrix -> signed 4-bit values in q4 (n, D).
-template <int H, int D, int N_MAX> void quantize4(const act_t *x, int n, int col0, q4s_t *q4) {
-    int32_t M = 0;
-q4_max:
-    for (int i = 0; i < n; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = N_MAX
-        for (int c = 0; c < D; c++) {
-#pragma HLS PIPELINE II = 1
-            int32_t a = x[i * H + col0 + c];
-            a = a < 0 ? -a : a;
-            M = a > M ? a : M;
-        }
-    }
-q4_out:
-    for (int i = 0; i < n; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = N_MAX
-        for (int c = 0; c < D; c++) {
-#pragma HLS PIPELINE II = 1
-            int32_t v = x[i * H + col0 + c];
-            int32_t a = v < 0 ? -v : v;
-            int32_t mag = M == 0 ? 0 : (2 * Q4_MAX * a + M) / (2 * M);
-            q4_t r = (q4_t)(v < 0 ? -mag : mag);
-            q4[i * D + c] = (q4s_t)r;
-        }
-    }
+// Compile-time description of the attention of one model on one engine.
+// APE: kept keys per cycle of the exact stages; LANES: keys per cycle of the 4-bit estimate.
+template <int H_, int HEADS_, int MAX_SEQ_, int K_MAX_, int APE_, int LANES_, int VEC_, int LBUF_>
+struct att_cfg {
+    static const int H = H_, HEADS = HEADS_, D = H_ / HEADS_, MAX_SEQ = MAX_SEQ_, K_MAX = K_MAX_;
+    static const int APE = APE_, LANES = LANES_, VEC = VEC_, LBUF = LBUF_;
+    static_assert(H % HEADS == 0, "the head count must divide the hidden size");
+};
+
+// Requantization of one context channel.
+struct ctxrq_t {
+    uint32_t m;  // < 2^31
+    uint8_t shift;
+};
+
+// ---- the top-k network ----------------------------------------------------------------------------
+// a ranks before b: larger estimate, or equal estimate and lower key index.
+inline bool ranks_before(int32_t sa, int32_t ia, int32_t sb, int32_t ib) {
+#pragma HLS INLINE
+    return sa > sb || (sa == sb && ia < ib);
 }
 
-// Approximate scores of one query row: est[j] = q4 . k4[j] for j < n (|est| <= 49 D).
-template <int D, int N_MAX> void estimate_row(const q4s_t *q4row, const q4s_t *k4, int n, int32_t *est) {
-est_loop:
-    for (int j = 0; j < n; j++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = N_MAX
-#pragma HLS PIPELINE II = 1
-        int32_t s = 0;
-        for (int c = 0; c < D; c++) {
+// Insert up to L candidates (valid[l]) into the sorted slots (cnt valid), keeping the best K.
+template <int K, int L>
+inline void topk_insert(int32_t score[K], int32_t idx[K], int &cnt, const int32_t cs[L], const int32_t ci[L],
+                        const bool cv[L]) {
+#pragma HLS INLINE
+    int32_t nscore[K], nidx[K];
+#pragma HLS ARRAY_PARTITION variable = nscore complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = nidx complete dim = 1
+    for (int s = 0; s < K; s++) {
 #pragma HLS UNROLL
-            s += (int32_t)q4row[c] * (int32_t)k4[j * D + c];
-        }
-        est[j] = s;
+        nscore[s] = score[s];
+        nidx[s] = idx[s];
     }
+    // a slot moves down by the number of candidates that rank before it
+    for (int s = 0; s < K; s++) {
+#pragma HLS UNROLL
+        int sh = 0;
+        for (int l = 0; l < L; l++) {
+#pragma HLS UNROLL
+            sh += (cv[l] && ranks_before(cs[l], ci[l], score[s], idx[s])) ? 1 : 0;
+        }
+        const int dst = s + sh;
+        if (s < cnt && dst < K) {
+            nscore[dst] = score[s];
+            nidx[dst] = idx[s];
+        }
+    }
+    // a candidate lands at (slots before it) + (candidates before it)
+    int added = 0;
+    for (int l = 0; l < L; l++) {
+#pragma HLS UNROLL
+        int rank = 0;
+        for (int s = 0; s < K; s++) {
+#pragma HLS UNROLL
+            rank += (s < cnt && ranks_before(score[s], idx[s], cs[l], ci[l])) ? 1 : 0;
+        }
+        for (int m = 0; m < L; m++) {
+#pragma HLS UNROLL
+            rank += (m != l && cv[m] && ranks_before(cs[m], ci[m], cs[l], ci[l])) ? 1 : 0;
+        }
+        if (cv[l] && rank < K) {
+            nscore[rank] = cs[l];
+            nidx[rank] = ci[l];
+        }
+        added += cv[l] ? 1 : 0;
+    }
+    for (int s = 0; s < K; s++) {
+#pragma HLS UNROLL
+        score[s] = nscore[s];
+        idx[s] = nidx[s];
+    }
+    cnt = cnt + added > K ? K : cnt + added;
 }
 
-// Top-k of one row of n scores (1 <= k <= min(n, K_MAX)): larger score first, equal scores to the lower
-// index; the k kept indices are written to `kept` in ascending index order.
-template <int K_MAX, int N_MAX> void topk_row(const int32_t *est, int n, int k, hls::stream<idx_t> &kept) {
-    int32_t val[K_MAX];
-    idx_t id[K_MAX];
-    int cnt = 0;
-topk_insert:
-    for (int j = 0; j < n; j++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = N_MAX
-#pragma HLS PIPELINE II = 1
-        int32_t s = est[j];
-        // Candidates arrive in ascending index order, so an equal score never displaces a kept one.
-        if (cnt == k && s <= val[k - 1]) continue;
-        int p = cnt < k ? cnt : k - 1;
-        while (p > 0 && val[p - 1] < s) {
-            val[p] = val[p - 1];
-            id[p] = id[p - 1];
-            p--;
-        }
-        val[p] = s;
-        id[p] = (idx_t)j;
-        if (cnt < k) cnt++;
-    }
-    static bool mark[N_MAX];
-topk_mark:
-    for (int t = 0; t < k; t++) {
-#pragma HLS PIPELINE II = 1
-        mark[id[t]] = true;
-    }
-topk_scan:
-    for (int j = 0; j < n; j++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = N_MAX
-#pragma HLS PIPELINE II = 1
-        if (mark[j]) {
-            kept.write((idx_t)j);
-            mark[j] = false;
-        }
-    }
-}
-
-// Integer attention of one sequence of n tokens (1 <= n <= N_MAX), all heads.
-//   q, k, v: (n, H) int8, head h in columns [h D, (h + 1) D); kk: keys kept per query (keep_count);
-//   score_m/score_shift: Q.K accumulator -> i-exp input (scale 2^-10), saturated to 32 bits;
-//   ctx_m/ctx_shift: (H,) P.V accumulator -> int8 context; ctx: (n, H) int8 out.
-template <int H, int HEADS, int N_MAX, int K_MAX>
-void attention_seq(const act_t *q, const act_t *k, const act_t *v, int n, int kk, int64_t score_m,
-                   int score_shift, const int64_t *ctx_m, const int64_t *ctx_shift, act_t *ctx) {
-    const int D = H / HEADS;
-    static uint8_t qu[N_MAX * D];      // q + 128 of this head (C-simulation dot-product operand)
-    static int32_t ksum[N_MAX];        // row sums of K of this head
-    static act_t vt[D * N_MAX];        // V of this head, transposed (D, n)
-    static q4s_t q4[N_MAX * D], k4[N_MAX * D];
-    static score_t srow[N_MAX];
-    static int32_t est[N_MAX];
-    static prob_t prow[N_MAX];
-    static idx_t kid[N_MAX];
-    hls::stream<idx_t> kept("kept");
-#pragma HLS STREAM variable = kept depth = K_MAX
-    const bool sparse = kk < n;
-head_loop:
-    for (int h = 0; h < HEADS; h++) {
-        const int c0 = h * D;
-        for (int i = 0; i < n; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = N_MAX
-            int32_t s = 0;
-            for (int c = 0; c < D; c++) {
-#pragma HLS PIPELINE II = 1
-                qu[i * D + c] = (uint8_t)((uint8_t)q[i * H + c0 + c] ^ 0x80u);
-                s += k[i * H + c0 + c];
-                vt[c * N_MAX + i] = v[i * H + c0 + c];
-            }
-            ksum[i] = s;
-        }
-        if (sparse) {
-            quantize4<H, D, N_MAX>(q, n, c0, q4);
-            quantize4<H, D, N_MAX>(k, n, c0, k4);
-        }
-    row_loop:
-        for (int i = 0; i < n; i++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = N_MAX
-            int m = n;
-            if (sparse) {
-                estimate_row<D, N_MAX>(q4 + i * D, k4, n, est);
-                topk_row<K_MAX, N_MAX>(est, n, kk, kept);
-                m = kk;
-                for (int t = 0; t < m; t++) kid[t] = kept.read();
-            } else {
-                for (int t = 0; t < m; t++) kid[t] = (idx_t)t;
-            }
-        score_loop:
-            for (int t = 0; t < m; t++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = N_MAX
-#pragma HLS PIPELINE II = 1
-                const int j = kid[t];
-                int32_t acc = dot_u8s8(qu + i * D, k + j * H + c0, D) - 128 * ksum[j];
-                srow[t] = (score_t)requantize<32>(acc, score_m, score_shift);
-            }
-            i_softmax<N_MAX>(srow, m, prow);
-        av_loop:
-            for (int c = 0; c < D; c++) {
-#pragma HLS PIPELINE II = 1
-                int32_t acc = 0;
-                if (sparse) {
-                    for (int t = 0; t < m; t++) acc += (int32_t)prow[t] * (int32_t)v[kid[t] * H + c0 + c];
-                } else {
-                    acc = dot_p_s8(prow, vt + c * N_MAX, m);
+// ---- select ----------------------------------------------------------------------------------------
+// QB: the Q, K, V blocks [1][MAX_SEQ * HEADS][D] (row i, head h: word i * HEADS + h); QH: [1][MAX_SEQ][D];
+// KH, VH: [APE][MAX_SEQ][D]; IX: [1][MAX_SEQ][K_MAX].
+template <class A, class QB, class QH, class KH, class IX>
+void select_stage(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(QB) qb, PADLESS_BLOCKS_REF(QB) kb,
+                  PADLESS_BLOCKS_REF(QB) vb, PADLESS_BLOCKS_REF(QH) qh, PADLESS_BLOCKS_REF(KH) kh,
+                  PADLESS_BLOCKS_REF(IX) ixq, PADLESS_BLOCKS_REF(KH) vh, PADLESS_BLOCKS_REF(IX) ixv,
+                  PADLESS_FIFO_REF(desc_t) dout, int layer) {
+    typedef vec<int8_t, A::D> k4word_t;
+    PADLESS_RAM2D(k4word_t, k4, A::LANES, (A::MAX_SEQ + A::LANES - 1) / A::LANES, lutram);
+seqs:
+    for (int j = 0; j < num_seqs; j++) {
+        desc_t d = din.read();
+        dout.write(d);
+        PADLESS_JOB_BEGIN(d.seq, layer);
+        const int t = d.len;
+        const bool sparse = d.keep < t;
+        const int nc = (t + A::LANES - 1) / A::LANES;
+        PADLESS_READ_LOCK(QB, Q, qb);
+        PADLESS_READ_LOCK(QB, K, kb);
+        PADLESS_READ_LOCK(QB, V, vb);
+    heads:
+        for (int h = 0; h < A::HEADS; h++) {
+            PADLESS_WRITE_LOCK(QH, QO, qh);
+            PADLESS_WRITE_LOCK(KH, KO, kh);
+            PADLESS_WRITE_LOCK(IX, IQ, ixq);
+            PADLESS_WRITE_LOCK(KH, VO, vh);
+            PADLESS_WRITE_LOCK(IX, IV, ixv);
+            int16_t mq = 0, mk = 0;
+            // pass A: the head's rows into the head blocks; max |Q_h|, |K_h|
+            PADLESS_LOOP(sel_copy, D_SEL_COPY);
+#if PADLESS_CSIM_FAST && !defined(__SYNTHESIS__)
+            for (int i = 0; i < t; i++) {
+                const int8_t *qr = Q->row(0, (int64_t)i * A::HEADS + h), *kr = K->row(0, (int64_t)i * A::HEADS + h);
+                const int8_t *vr = V->row(0, (int64_t)i * A::HEADS + h);
+                memcpy(QO->row(0, i), qr, A::D);
+                for (int p = 0; p < A::APE; p++) {
+                    memcpy(KO->row(p, i), kr, A::D);
+                    memcpy(VO->row(p, i), vr, A::D);
                 }
-                ctx[i * H + c0 + c] = (act_t)requantize<8>(acc, ctx_m[c0 + c], (int)ctx_shift[c0 + c]);
+                for (int c = 0; c < A::D; c++) {
+                    int16_t aq = qr[c] < 0 ? -(int16_t)qr[c] : qr[c], ak = kr[c] < 0 ? -(int16_t)kr[c] : kr[c];
+                    mq = aq > mq ? aq : mq;
+                    mk = ak > mk ? ak : mk;
+                }
+            }
+#else
+            for (int i = 0; i < t; i++) {
+                PADLESS_PIPELINE(sel_copy, i);
+                for (int c = 0; c < A::D; c++) {
+#pragma HLS UNROLL
+                    int8_t qv = Q[0][i * A::HEADS + h][c], kv = K[0][i * A::HEADS + h][c], vv = V[0][i * A::HEADS + h][c];
+                    QO[0][i][c] = qv;
+                    for (int p = 0; p < A::APE; p++) {
+#pragma HLS UNROLL
+                        KO[p][i][c] = kv;
+                        VO[p][i][c] = vv;
+                    }
+                    int16_t aq = qv < 0 ? -(int16_t)qv : qv, ak = kv < 0 ? -(int16_t)kv : kv;
+                    mq = aq > mq ? aq : mq;
+                    mk = ak > mk ? ak : mk;
+                }
+            }
+#endif
+            PADLESS_LOOP_END(sel_copy, t);
+            if (sparse) {
+                int16_t tq[Q4_MAX], tk[Q4_MAX];
+#pragma HLS ARRAY_PARTITION variable = tq complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = tk complete dim = 1
+                quant4_thresholds(mq, tq);
+                quant4_thresholds(mk, tk);
+                // pass B: K_h to 4 bits, LANES-interleaved (key i in lane i % LANES)
+                PADLESS_LOOP(sel_k4, D_SEL_K4);
+                for (int i = 0; i < t; i++) {
+                    PADLESS_PIPELINE(sel_k4, i);
+                    vec<int8_t, A::D> w;
+                    for (int c = 0; c < A::D; c++) {
+#pragma HLS UNROLL
+                        w.v[c] = quant4(K[0][i * A::HEADS + h][c], tk);
+                    }
+                    k4[i % A::LANES][i / A::LANES] = w;
+                }
+                PADLESS_LOOP_END(sel_k4, t);
+                // pass C: per query, LANES keys a cycle through the estimate and the top-k network
+                PADLESS_LOOP(sel_query, D_SEL);
+                const int64_t trip = (int64_t)t * nc;
+#if PADLESS_CSIM_FAST && !defined(__SYNTHESIS__)
+                {
+                    std::vector<int32_t> est(t);
+                    std::vector<int32_t> order(t);
+                    for (int i = 0; i < t; i++) {
+                        int8_t q4[A::D];
+                        for (int c = 0; c < A::D; c++) q4[c] = quant4(Q->row(0, i * A::HEADS + h)[c], tq);
+                        for (int key = 0; key < t; key++) {
+                            const int8_t *kw = k4.data(key % A::LANES, key / A::LANES)->v;
+                            int32_t s = 0;
+                            for (int c = 0; c < A::D; c++) s += (int32_t)q4[c] * (int32_t)kw[c];
+                            est[key] = s;
+                            order[key] = key;
+                        }
+                        const int kk = d.keep;
+                        std::partial_sort(order.begin(), order.begin() + kk, order.end(), [&](int32_t a, int32_t b) {
+                            return ranks_before(est[a], a, est[b], b);
+                        });
+                        idx_t *iq = IQ->row(0, i), *iv = IV->row(0, i);
+                        for (int s = 0; s < kk; s++) iq[s] = iv[s] = (idx_t)order[s];
+                    }
+                }
+#else
+                {
+                    int32_t sc[A::K_MAX], si[A::K_MAX];
+#pragma HLS ARRAY_PARTITION variable = sc complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = si complete dim = 1
+                    int8_t q4[A::D];
+#pragma HLS ARRAY_PARTITION variable = q4 complete dim = 1
+                    int cnt = 0, i = 0, cb = 0;
+                    for (int64_t it = 0; it < trip; it++) {
+                        PADLESS_PIPELINE(sel_query, it);
+                        if (cb == 0) {
+                            for (int c = 0; c < A::D; c++) {
+#pragma HLS UNROLL
+                                q4[c] = quant4(Q[0][i * A::HEADS + h][c], tq);
+                            }
+                            cnt = 0;
+                        }
+                        int32_t cs[A::LANES], ci[A::LANES];
+                        bool cv[A::LANES];
+                        for (int l = 0; l < A::LANES; l++) {
+#pragma HLS UNROLL
+                            const int key = cb * A::LANES + l;
+                            vec<int8_t, A::D> kw = k4[l][cb];
+                            int32_t s = 0;
+                            for (int c = 0; c < A::D; c++) {
+#pragma HLS UNROLL
+                                s += (int32_t)q4[c] * (int32_t)kw.v[c];
+                            }
+                            cs[l] = s;
+                            ci[l] = key;
+                            cv[l] = key < t;
+                        }
+                        topk_insert<A::K_MAX, A::LANES>(sc, si, cnt, cs, ci, cv);
+                        if (cb == nc - 1) {
+                            for (int s = 0; s < A::K_MAX; s++) {
+#pragma HLS UNROLL
+                                IQ[0][i][s] = (idx_t)si[s];
+                                IV[0][i][s] = (idx_t)si[s];
+                            }
+                            cb = 0;
+                            i++;
+                        } else {
+                            cb++;
+                        }
+                    }
+                }
+#endif
+                PADLESS_LOOP_END(sel_query, trip);
             }
         }
+        PADLESS_JOB_END(d.seq, layer);
+    }
+}
+
+// ---- attention --------------------------------------------------------------------------------------
+template <int APE> struct score_w {
+    int32_t s[APE];
+};
+template <int APE> struct e_w {
+    uint32_t e[APE];  // < 2^22
+};
+
+// Q.K of APE kept keys a cycle, requantized to the i-exp input; the row max after each row.
+template <class A, class QH, class KH, class IX>
+void attn_qk(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(QH) qh, PADLESS_BLOCKS_REF(KH) kh,
+             PADLESS_BLOCKS_REF(IX) ixq, PADLESS_FIFO_REF(score_w<A::APE>) sout, PADLESS_FIFO_REF(int32_t) mout,
+             PADLESS_FIFO_REF(desc_t) dout, uint32_t score_m, uint8_t score_shift, int layer) {
+    for (int j = 0; j < num_seqs; j++) {
+        desc_t d = din.read();
+        dout.write(d);
+        PADLESS_JOB_BEGIN(d.seq, layer);
+        const int t = d.len;
+        const bool sparse = d.keep < t;
+        const int k = sparse ? d.keep : t;
+        const int kf = (k + A::APE - 1) / A::APE;
+        for (int h = 0; h < A::HEADS; h++) {
+            PADLESS_READ_LOCK(QH, QI, qh);
+            PADLESS_READ_LOCK(KH, KI, kh);
+            PADLESS_READ_LOCK(IX, IQ, ixq);
+            PADLESS_LOOP(att_qk, D_QK);
+            const int64_t trip = (int64_t)t * kf;
+            int8_t qrow[A::D];
+#pragma HLS ARRAY_PARTITION variable = qrow complete dim = 1
+            int32_t mx = 0;
+            int i = 0, f = 0;
+            for (int64_t it = 0; it < trip; it++) {
+                PADLESS_PIPELINE(att_qk, it);
+                if (f == 0) {
+                    for (int c = 0; c < A::D; c++) {
+#pragma HLS UNROLL
+                        qrow[c] = QI[0][i][c];
+                    }
+                }
+                score_w<A::APE> sw;
+                int32_t acc[A::APE];
+                int32_t key[A::APE];
+                bool valid[A::APE];
+                for (int p = 0; p < A::APE; p++) {
+#pragma HLS UNROLL
+                    const int slot = f * A::APE + p;
+                    valid[p] = slot < k;
+                    int32_t kk = sparse ? (int32_t)(idx_t)IQ[0][i][slot < A::K_MAX ? slot : 0] : slot;
+                    key[p] = valid[p] && kk < A::MAX_SEQ ? kk : 0;  // masked: never outside the block
+                    acc[p] = 0;
+                }
+#if PADLESS_CSIM_FAST && !defined(__SYNTHESIS__)
+                for (int p = 0; p < A::APE; p++) acc[p] = dot8<A::D>(qrow, KI->row(p, key[p]));
+#else
+                for (int p = 0; p + 1 < A::APE; p += 2) {
+#pragma HLS UNROLL
+                    int32_t s1 = 0, s2 = 0;
+                    for (int c = 0; c < A::D; c++) {
+#pragma HLS UNROLL
+                        prod2_t pr = dsp_mul2(KI[p][key[p]][c], KI[p + 1][key[p + 1]][c], qrow[c]);
+                        s1 += pr.p1;
+                        s2 += pr.p2;
+                    }
+                    acc[p] = s1;
+                    acc[p + 1] = s2;
+                }
+                if (A::APE % 2) {
+                    int32_t s = 0;
+                    for (int c = 0; c < A::D; c++) {
+#pragma HLS UNROLL
+                        s += (int32_t)(int8_t)KI[A::APE - 1][key[A::APE - 1]][c] * (int32_t)qrow[c];
+                    }
+                    acc[A::APE - 1] = s;
+                }
+#endif
+                int32_t fm = f == 0 ? INT32_MIN : mx;
+                for (int p = 0; p < A::APE; p++) {
+#pragma HLS UNROLL
+                    int32_t s = (int32_t)requant<32, 24, 31>((sint<24>)acc[p], (uint<31>)score_m, (uint<6>)score_shift);
+                    sw.s[p] = valid[p] ? s : 0;
+                    if (valid[p] && s > fm) fm = s;
+                }
+                mx = fm;
+                sout.write(sw);
+                if (f == kf - 1) {
+                    mout.write(mx);
+                    f = 0;
+                    i++;
+                } else {
+                    f++;
+                }
+            }
+            PADLESS_LOOP_END(att_qk, trip);
+        }
+        PADLESS_JOB_END(d.seq, layer);
+    }
+}
+
+// i-exp of APE scores a cycle against the row max, the row sum and its softmax normaliser.
+template <class A>
+void attn_exp(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(score_w<A::APE>) sin,
+              PADLESS_FIFO_REF(int32_t) min_, PADLESS_FIFO_REF(e_w<A::APE>) eout, PADLESS_FIFO_REF(uint32_t) fout,
+              PADLESS_FIFO_REF(desc_t) dout, int layer) {
+    for (int j = 0; j < num_seqs; j++) {
+        desc_t d = din.read();
+        dout.write(d);
+        PADLESS_JOB_BEGIN(d.seq, layer);
+        const int t = d.len;
+        const int k = d.keep < t ? d.keep : t;
+        const int kf = (k + A::APE - 1) / A::APE;
+        for (int h = 0; h < A::HEADS; h++) {
+            PADLESS_LOOP(att_exp, D_EXP);
+            const int64_t trip = (int64_t)t * kf;
+            int32_t mx = 0;
+            uint64_t sum = 0;
+            int f = 0;
+            for (int64_t it = 0; it < trip; it++) {
+                PADLESS_PIPELINE(att_exp, it);
+                if (f == 0) {
+                    mx = min_.read();
+                    sum = 0;
+                }
+                score_w<A::APE> sw = sin.read();
+                e_w<A::APE> ew;
+                uint64_t part = 0;
+                for (int p = 0; p < A::APE; p++) {
+#pragma HLS UNROLL
+                    const bool valid = f * A::APE + p < k;
+                    uint32_t e = valid ? (uint32_t)i_exp((sint<34>)((int64_t)sw.s[p] - (int64_t)mx)) : 0u;
+                    ew.e[p] = e;
+                    part += e;
+                }
+                sum += part;
+                eout.write(ew);
+                if (f == kf - 1) {
+                    fout.write((uint32_t)softmax_factor((uint<35>)sum));
+                    f = 0;
+                } else {
+                    f++;
+                }
+            }
+            PADLESS_LOOP_END(att_exp, trip);
+        }
+        PADLESS_JOB_END(d.seq, layer);
+    }
+}
+
+// P.V of APE kept keys a cycle into D accumulators; at the row end the context channels of the head.
+template <class A, class KH, class IX, class CB, class CRQ>
+void attn_pv(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(e_w<A::APE>) ein,
+             PADLESS_FIFO_REF(uint32_t) fin, PADLESS_BLOCKS_REF(KH) vh, PADLESS_BLOCKS_REF(IX) ixv,
+             PADLESS_BLOCKS_REF(CB) ctxb, PADLESS_FIFO_REF(desc_t) dout, CRQ &crq, int slot, int layer) {
+    for (int j = 0; j < num_seqs; j++) {
+        desc_t d = din.read();
+        dout.write(d);
+        PADLESS_JOB_BEGIN(d.seq, layer);
+        const int t = d.len;
+        const bool sparse = d.keep < t;
+        const int k = sparse ? d.keep : t;
+        const int kf = (k + A::APE - 1) / A::APE;
+        PADLESS_WRITE_LOCK(CB, CTX, ctxb);
+        for (int h = 0; h < A::HEADS; h++) {
+            PADLESS_READ_LOCK(KH, VI, vh);
+            PADLESS_READ_LOCK(IX, IV, ixv);
+            PADLESS_LOOP(att_pv, D_PV);
+            const int64_t trip = (int64_t)t * kf;
+            int32_t acc[A::D];
+#pragma HLS ARRAY_PARTITION variable = acc complete dim = 1
+            uint32_t factor = 0;
+            int i = 0, f = 0;
+            for (int64_t it = 0; it < trip; it++) {
+                PADLESS_PIPELINE(att_pv, it);
+                if (f == 0) {
+                    factor = fin.read();
+                    for (int c = 0; c < A::D; c++) {
+#pragma HLS UNROLL
+                        acc[c] = 0;
+                    }
+                }
+                e_w<A::APE> ew = ein.read();
+                for (int p = 0; p < A::APE; p++) {
+#pragma HLS UNROLL
+                    const int slot = f * A::APE + p;
+                    const bool valid = slot < k;
+                    int32_t kk = sparse ? (int32_t)(idx_t)IV[0][i][slot < A::K_MAX ? slot : 0] : slot;
+                    const int32_t key = valid && kk < A::MAX_SEQ ? kk : 0;
+                    const int32_t prob = valid ? (int32_t)softmax_prob((uint<22>)ew.e[p], (uint<24>)factor) : 0;
+#if PADLESS_CSIM_FAST && !defined(__SYNTHESIS__)
+                    const int8_t *vr = VI->row(p, key);
+                    for (int c = 0; c < A::D; c++) acc[c] += prob * (int32_t)vr[c];
+#else
+                    for (int c = 0; c < A::D; c++) {
+#pragma HLS UNROLL
+                        acc[c] += prob * (int32_t)(int8_t)VI[p][key][c];
+                    }
+#endif
+                }
+                if (f == kf - 1) {
+                    for (int c = 0; c < A::D; c++) {
+#pragma HLS UNROLL
+                        ctxrq_t q = crq[c][(int64_t)slot * A::HEADS + h];
+                        CTX[0][i * A::HEADS + h][c] = (act_t)requant<8, 28, 31>((sint<28>)acc[c], (uint<31>)q.m, (uint<6>)q.shift);
+                    }
+                    f = 0;
+                    i++;
+                } else {
+                    f++;
+                }
+            }
+            PADLESS_LOOP_END(att_pv, trip);
+        }
+        PADLESS_JOB_END(d.seq, layer);
     }
 }
 

@@ -1,13 +1,14 @@
 // padless HLS library: the integer operations, bit for bit those of sw/padless/quant/intops.py.
 //
 // Conventions (the numerics contract, docs/numerics.md):
-//  - `>>` on a signed value is an arithmetic shift (floor division by 2^s); g++ and Vitis HLS both
-//    shift arithmetically, so it is used directly.
-//  - every division is a floor division (toward -inf): C++ `/` truncates toward zero, so division goes
-//    through floor_div() wherever the dividend can be negative.
+//  - `>>` on a signed value is an arithmetic shift (floor division by 2^s);
+//  - every division is a floor division (toward -inf);
 //  - rounding to nearest is (v + 2^(s-1)) >> s (round half up).
+// Each operator is written at the width docs/numerics.md bounds (docs/hls.md, "Datapath widths"):
+// the template arguments give the operand widths, so Vitis HLS builds e.g. a 32 x 31-bit multiplier
+// for a linear layer's requantization and never a 64 x 64 one.
 // Method sources: I-BERT (Kim et al., ICML 2021, arXiv 2101.01321), sections 3.2-3.5 and its reference
-// code (IntSoftmax, IntGELU, IntLayerNorm, batch_frexp).
+// code (IntSoftmax, IntGELU, IntLayerNorm, batch_frexp); DAC 2022 (Peng et al., arXiv 2208.03646) 3.2.
 #ifndef PADLESS_INTOPS_H
 #define PADLESS_INTOPS_H
 
@@ -24,18 +25,12 @@ static const int LN_K = 31;
 static const int LN_FRAC_BITS = 14;
 static const int RESIDUAL_BITS = 22;
 static const int GELU_IN_BITS = 16;
-static const int GELU_SEGMENTS = 64;    // piecewise-linear GELU (intops.GELU_SEGMENTS)
-static const int GELU_FRAC_BITS = 16;   // its slope fixed point
-static const int64_t Q_LN2 = 709;        // floor(ln2 * 2^10)
-static const int64_t Q_EXP_B = 1385;     // floor(1.353 * 2^10)
-static const int64_t Q_EXP_C = 1006164;  // floor(0.344 / (0.3585 * 2^-20))
-
-// Floor division (toward -inf) of a by b > 0.
-inline int64_t floor_div(int64_t a, int64_t b) {
-#pragma HLS INLINE
-    int64_t q = a / b;
-    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
-}
+static const int GELU_SEGMENTS = 64;   // piecewise-linear GELU (intops.GELU_SEGMENTS)
+static const int GELU_FRAC_BITS = 16;  // its slope fixed point
+static const int64_t Q_LN2 = 709;       // floor(ln2 * 2^10)
+static const int64_t Q_EXP_B = 1385;    // floor(1.353 * 2^10)
+static const int64_t Q_EXP_C = 1006164; // floor(0.344 / (0.3585 * 2^-20))
+static const int Q4_MAX = 7;
 
 // Clamp to the range of a signed BITS-wide integer.
 template <int BITS> inline int64_t saturate(int64_t x) {
@@ -43,65 +38,55 @@ template <int BITS> inline int64_t saturate(int64_t x) {
     return x < srange<BITS>::lo ? srange<BITS>::lo : (x > srange<BITS>::hi ? srange<BITS>::hi : x);
 }
 
-// saturate(round(acc * m / 2^shift), BITS), round half up. The caller guarantees |acc * m| < 2^62.
-template <int BITS> inline int64_t requantize(int64_t acc, int64_t m, int shift) {
+// requantize(acc, m, shift, OUT_BITS) = saturate((acc * m + 2^(shift-1)) >> shift, OUT_BITS):
+// |acc| < 2^(ACC_BITS-1), 0 <= m < 2^M_BITS, 0 <= shift <= 62. The product is ACC_BITS + M_BITS bits.
+template <int OUT_BITS, int ACC_BITS, int M_BITS>
+inline int64_t requant(sint<ACC_BITS> acc, uint<M_BITS> m, uint<6> shift) {
 #pragma HLS INLINE
-    int64_t rnd = (int64_t(1) << shift) >> 1;  // 2^(shift-1), 0 for shift 0
-    return saturate<BITS>((acc * m + rnd) >> shift);
+    sint<ACC_BITS + M_BITS + 2> p = (sint<ACC_BITS + M_BITS + 2>)acc * (sint<ACC_BITS + M_BITS + 2>)m;
+    sint<ACC_BITS + M_BITS + 2> rnd = 0;
+    if (shift > 0) rnd = (sint<ACC_BITS + M_BITS + 2>)1 << (int)(shift - 1);
+    sint<ACC_BITS + M_BITS + 2> r = (p + rnd) >> (int)shift;
+    return saturate<OUT_BITS>((int64_t)r);
 }
 
-// Integer exp of x <= 0 (scale 2^-10), I-BERT i-exp. Result in [0, 2924389] (< 2^22), scale 0.3585 * 2^-20.
-inline int32_t i_exp(int64_t x) {
+// Integer exp of x <= 0 (scale 2^-10), I-BERT i-exp: x >= -30 q_ln2 after the clamp, so
+// z = floor(-x / q_ln2) < 31 (5 bits), p in (-q_ln2, 0] (11 bits), (p + q_b)^2 + q_c < 2^22.
+// The argument is the difference of two 32-bit scores: 33 bits.
+inline uint<22> i_exp(sint<34> x) {
 #pragma HLS INLINE
     const int64_t lo = -EXP_CLAMP_LN2 * Q_LN2;
-    if (x < lo) x = lo;
-    int64_t z = (-x) / Q_LN2;          // -x >= 0: truncation is the floor
-    int64_t p = x + z * Q_LN2;         // in (-q_ln2, 0]
-    int64_t t = p + Q_EXP_B;
-    int64_t poly = t * t + Q_EXP_C;    // < 2^22
-    return (int32_t)(poly >> z);
+    sint<16> xc = x < lo ? (sint<16>)lo : (sint<16>)x;
+    uint<5> z = (uint<5>)((uint<15>)(-xc) / (uint<10>)Q_LN2);  // a constant divider
+    sint<11> p = (sint<11>)(xc + (sint<16>)z * (sint<16>)Q_LN2);
+    sint<12> t = (sint<12>)p + (sint<12>)Q_EXP_B;
+    uint<22> poly = (uint<22>)((uint<22>)(t * t) + (uint<22>)Q_EXP_C);
+    return poly >> (int)z;
 }
 
-// Integer softmax of n scores (scale 2^-10) into uint12 probabilities (scale 2^-12), I-BERT IntSoftmax
-// with padless's precision: e = i_exp(s - max s), factor = floor(2^44 / sum e),
-// p = min(4095, (e * factor + 2^31) >> 32) (round to nearest, intops.i_softmax).
-// N_MAX bounds n for synthesis (loop trip counts, buffer sizes); 1 <= n <= N_MAX.
-template <int N_MAX> void i_softmax(const score_t *s, int n, prob_t *p) {
-    int32_t e[N_MAX];
-    score_t mx = s[0];
-max_loop:
-    for (int j = 1; j < n; j++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = N_MAX
-#pragma HLS PIPELINE II = 1
-        mx = s[j] > mx ? s[j] : mx;
-    }
-    int64_t total = 0;
-exp_loop:
-    for (int j = 0; j < n; j++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = N_MAX
-#pragma HLS PIPELINE II = 1
-        e[j] = i_exp((int64_t)s[j] - (int64_t)mx);
-        total += e[j];
-    }
-    int64_t factor = (int64_t(1) << SOFTMAX_K) / total;  // total >= e(max) > 0
-norm_loop:
-    for (int j = 0; j < n; j++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = N_MAX
-#pragma HLS PIPELINE II = 1
-        int64_t v = ((int64_t)e[j] * factor + (int64_t(1) << (SOFTMAX_K - PROB_BITS - 1))) >> (SOFTMAX_K - PROB_BITS);
-        const int64_t pmax = (int64_t(1) << PROB_BITS) - 1;
-        p[j] = (prob_t)(v > pmax ? pmax : v);
-    }
+// The softmax normaliser of a row: floor(2^44 / sum e), sum e in [e(0), 2^34) -> factor < 2^24.
+inline uint<24> softmax_factor(uint<35> total) {
+#pragma HLS INLINE
+    return (uint<24>)(((uint<45>)1 << SOFTMAX_K) / total);
 }
 
-// floor(sqrt(n)) for 0 <= n < 2^(2*HALF_BITS): bit-serial restoring square root, a fixed HALF_BITS
-// iterations (the hardware form; the value equals intops.isqrt's Newton iteration, both are exact).
-template <int HALF_BITS> inline int64_t isqrt(int64_t n) {
-    uint64_t rem = (uint64_t)n, root = 0;
-    uint64_t bit = uint64_t(1) << (2 * HALF_BITS - 2);
-isqrt_loop:
+// One probability: min(4095, (e * factor + 2^31) >> 32), e < 2^22, factor < 2^24.
+inline uint<12> softmax_prob(uint<22> e, uint<24> factor) {
+#pragma HLS INLINE
+    uint<46> v = ((uint<46>)e * (uint<46>)factor + ((uint<46>)1 << (SOFTMAX_K - PROB_BITS - 1))) >>
+                 (SOFTMAX_K - PROB_BITS);
+    const uint<46> pmax = (1 << PROB_BITS) - 1;
+    return (uint<12>)(v > pmax ? pmax : v);
+}
+
+// floor(sqrt(n)) for 0 <= n < 2^(2 * HALF_BITS): bit-serial restoring square root, HALF_BITS unrolled
+// steps (a pipeline, one row per cycle). The value equals intops.isqrt's Newton iteration (both exact).
+template <int HALF_BITS> inline uint<HALF_BITS> isqrt(uint<2 * HALF_BITS> n) {
+#pragma HLS INLINE
+    uint<2 * HALF_BITS + 1> rem = n, root = 0;
+    uint<2 * HALF_BITS + 1> bit = (uint<2 * HALF_BITS + 1>)1 << (2 * HALF_BITS - 2);
     for (int i = 0; i < HALF_BITS; i++) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS UNROLL
         if (rem >= root + bit) {
             rem -= root + bit;
             root = (root >> 1) + bit;
@@ -110,7 +95,109 @@ isqrt_loop:
         }
         bit >>= 2;
     }
-    return (int64_t)root;
+    return (uint<HALF_BITS>)root;
+}
+
+// Row statistics of an integer LayerNorm (intops.i_layernorm) from the running sums of its H residual
+// sums y (|y| < 2^22): mean = floor(sum / H); sum (y - mean)^2 = sumsq - 2 mean sum + H mean^2 exactly;
+// var = floor(that / H) < 2^46; std = max(isqrt(var), 1) < 2^23; factor = floor(2^31 / std).
+struct lnrow_t {
+    int32_t mean;     // |mean| < 2^22
+    uint32_t factor;  // <= 2^31
+};
+template <int H> inline lnrow_t ln_row(int64_t sum, int64_t sumsq) {
+#pragma HLS INLINE
+    lnrow_t r;
+    // floor division of a signed sum (|sum| < 2^36) by the constant H
+    int64_t q = sum / H;
+    if ((sum % H) != 0 && sum < 0) q -= 1;
+    r.mean = (int32_t)q;
+    sint<58> dev = (sint<58>)sumsq - (sint<58>)2 * (sint<58>)q * (sint<58>)sum + (sint<58>)H * (sint<58>)q * (sint<58>)q;
+    uint<46> var = (uint<46>)((uint<58>)dev / (uint<58>)H);
+    uint<23> sd = isqrt<23>((uint<46>)var);
+    if (sd < 1) sd = 1;
+    r.factor = (uint32_t)(((uint<32>)1 << LN_K) / (uint<32>)sd);
+    return r;
+}
+// One normalised output: z = ((y - mean) * factor) >> 17 (|z| < 2^20), out = sat8((z m + b + 2^(s-1)) >> s)
+// with |m| < 2^24, |b| < 2^40.
+inline act_t ln_out(int32_t y, const lnrow_t &r, sint<25> m, sint<41> b, uint<6> shift) {
+#pragma HLS INLINE
+    sint<25> c = (sint<25>)y - (sint<25>)r.mean;
+    sint<58> cz = (sint<58>)c * (sint<58>)r.factor;
+    sint<34> z = (sint<34>)(cz >> (LN_K - LN_FRAC_BITS));
+    sint<62> v = (sint<62>)z * (sint<62>)m + (sint<62>)b + ((sint<62>)1 << (int)(shift - 1));
+    return (act_t)saturate<8>((int64_t)(v >> (int)shift));
+}
+
+// Integer GELU of a signed 16-bit value (I-BERT i-GELU, intops.i_gelu): |out| < 2^33.
+inline int64_t i_gelu(int64_t x, int64_t b_int, int64_t c_int, int r, int64_t one) {
+#pragma HLS INLINE
+    int64_t ax = x < 0 ? -x : x;
+    int64_t a = ax < -b_int ? ax : -b_int;
+    int64_t t = a + b_int;
+    int64_t poly = t * t + c_int;
+    poly = x < 0 ? -poly : (x == 0 ? 0 : poly);
+    int64_t erf = (-poly) >> r;
+    return x * (erf + one);
+}
+
+// Piecewise-linear integer GELU (intops.i_gelu_pwl): 64 segments of 2^k steps from lo; a 64-entry ROM
+// and one 17 x 16-bit multiply per element; |out| < 2^16.
+inline int64_t i_gelu_pwl(sint<16> x, int32_t lo, int k, const int32_t slope[GELU_SEGMENTS],
+                          const int64_t icpt[GELU_SEGMENTS]) {
+#pragma HLS INLINE
+    if (x < lo) return 0;
+    int64_t s = ((int64_t)x - lo) >> k;
+    if (s >= GELU_SEGMENTS) return x;
+    sint<36> v = (sint<36>)slope[s] * (sint<36>)x + (sint<36>)icpt[s] + ((sint<36>)1 << (GELU_FRAC_BITS - 1));
+    return (int64_t)(v >> GELU_FRAC_BITS);
+}
+
+// FFN activation kinds of weights.bin (codegen/weights.py ACT_KIND).
+enum ActKind { ACT_RELU = 0, ACT_GELU_IBERT = 1, ACT_GELU_PWL = 2 };
+
+// 4-bit Q/K estimate operand (sparse/selection.quantize4): sign(x) floor((14|x| + M) / (2M)) with
+// M = max|x| of the (sequence, head) tensor, as the count of thresholds 14|x| >= (2j - 1) M, j = 1..7
+// (seven comparators, no divider). thr[j-1] = (2j - 1) M.
+inline int8_t quant4(int8_t x, const int16_t thr[Q4_MAX]) {
+#pragma HLS INLINE
+    int16_t a = x < 0 ? -(int16_t)x : (int16_t)x;
+    int16_t a14 = 14 * a;
+    int8_t mag = 0;
+    for (int j = 0; j < Q4_MAX; j++) {
+#pragma HLS UNROLL
+        mag += (a14 >= thr[j]) ? 1 : 0;
+    }
+    return x < 0 ? (int8_t)-mag : mag;
+}
+inline void quant4_thresholds(int16_t M, int16_t thr[Q4_MAX]) {
+#pragma HLS INLINE
+    for (int j = 0; j < Q4_MAX; j++) {
+#pragma HLS UNROLL
+        // M = 0: every threshold 0 would make 0 >= 0 count; zeros need mag 0, so the threshold is unreachable
+        thr[j] = M == 0 ? (int16_t)32767 : (int16_t)((2 * j + 1) * M);
+    }
+}
+
+// Two int8 products sharing one operand on one DSP48E2 (AMD WP486): (w1 << 18) + w2 on the 27-bit
+// port times a on the 18-bit port gives w1 a 2^18 + w2 a; the low 18 bits, sign-extended, are w2 a
+// (|w2 a| <= 2^14 < 2^17) and the rest is w1 a. Exact for every int8 w1, w2, a (tests/test_hls_blocks.py
+// checks all 2^24 cases). The C-simulation fast form multiplies plainly (the same integers).
+struct prod2_t {
+    int32_t p1, p2;
+};
+inline prod2_t dsp_mul2(int8_t w1, int8_t w2, int8_t a) {
+#pragma HLS INLINE
+    sint<27> packed = ((sint<27>)w1 << 18) + (sint<27>)w2;
+    sint<45> p = (sint<45>)packed * (sint<45>)a;
+#pragma HLS BIND_OP variable = p op = mul impl = dsp
+    sint<18> lo = (sint<18>)(p & 0x3FFFF);
+    sint<45> hi = (p - (sint<45>)lo) >> 18;
+    prod2_t r;
+    r.p1 = (int32_t)hi;
+    r.p2 = (int32_t)lo;
+    return r;
 }
 
 }  // namespace padless

@@ -1,34 +1,75 @@
 // padless HLS library: data types of the integer encoder data path.
 //
-// The numerics contract is sw/padless/quant/intops.py (docs/numerics.md gives every bit width). Types
-// whose width is 8/16/32/64 bits are native C++ integers so that C-simulation (g++) runs at native
-// speed; odd widths use ap_int / ap_uint (Xilinx arbitrary-precision types, shipped in hls4ml's
-// ap_types for g++ builds and in Vitis HLS itself).
+// The numerics contract is sw/padless/quant/intops.py; docs/numerics.md gives every bound and
+// docs/hls.md the width each datapath operator is cut to.
+//
+// Width-exact integers. `sint<W>` / `uint<W>` are ap_int<W> / ap_uint<W> under Vitis HLS, so every
+// multiplier and adder is exactly as wide as its operands (a 32 x 31-bit requantization product, not
+// a 64 x 64 one). In a C-simulation they are the smallest native integer that holds W bits (fast), or
+// with -DPADLESS_EXACT_WIDTHS=1 ap_int too: the synthesizable-form check build uses that, so an
+// operand that overflows its declared width shows up as a bit difference against the golden model.
 #ifndef PADLESS_TYPES_H
 #define PADLESS_TYPES_H
 
 #include <stdint.h>
+
 #include "ap_int.h"
+
+#ifndef PADLESS_EXACT_WIDTHS
+#define PADLESS_EXACT_WIDTHS 0
+#endif
 
 namespace padless {
 
-typedef int8_t act_t;     // int8 activation (layer input/output, Q, K, V, context, GELU output)
+#if defined(__SYNTHESIS__) || PADLESS_EXACT_WIDTHS
+template <int W> using sint = ap_int<W>;
+template <int W> using uint = ap_uint<W>;
+#else
+template <int W, bool S> struct native_int_ {
+    typedef typename native_int_<(W <= 8 ? 8 : W <= 16 ? 16 : W <= 32 ? 32 : 64), S>::type type;
+};
+template <> struct native_int_<8, true> { typedef int8_t type; };
+template <> struct native_int_<16, true> { typedef int16_t type; };
+template <> struct native_int_<32, true> { typedef int32_t type; };
+template <> struct native_int_<64, true> { typedef int64_t type; };
+template <> struct native_int_<8, false> { typedef uint8_t type; };
+template <> struct native_int_<16, false> { typedef uint16_t type; };
+template <> struct native_int_<32, false> { typedef uint32_t type; };
+template <> struct native_int_<64, false> { typedef uint64_t type; };
+template <int W> using sint = typename native_int_<W, true>::type;
+template <int W> using uint = typename native_int_<W, false>::type;
+#endif
+
+typedef int8_t act_t;     // int8 activation (layer input/output, Q, K, V, context, LayerNorm output)
 typedef int8_t wgt_t;     // int8 weight, symmetric per output channel
-typedef int32_t acc_t;    // int8 x int8 dot-product accumulator (|acc| < 2^31 for in <= 2^14)
-typedef int64_t wide_t;   // requantization intermediate (|acc * m| < 2^62)
-typedef int16_t up_t;     // FFN up-projection output, the 16-bit GELU input
-typedef uint16_t prob_t;  // softmax probability, scale 2^-12, in [0, 4095] (PROB_BITS = 12)
-typedef int32_t score_t;  // exact attention score, i-exp input (scale 2^-10), saturated to 32 bits
-typedef ap_int<22> res_t; // residual stream entering LayerNorm: signed 22-bit addends (I-BERT)
-typedef ap_int<23> ressum_t; // sum of two 22-bit residual addends (|y| < 2^22)
-typedef ap_int<4> q4_t;   // 4-bit Q/K estimate operand in [-7, 7]
-typedef int8_t q4s_t;     // storage of a q4 value in on-chip buffers (one byte; ap_int<4> lanes on the FPGA)
-typedef uint16_t idx_t;   // key index inside one sequence (sequences up to 65,535 tokens)
+typedef int32_t acc_t;    // dot-product accumulator (|acc| < 2^31, docs/numerics.md)
+typedef uint16_t idx_t;   // key index inside one sequence / in-bank weight index
 
 // The largest positive/negative values of a signed `bits`-wide integer.
 template <int BITS> struct srange {
     static const int64_t lo = -(int64_t(1) << (BITS - 1));
     static const int64_t hi = (int64_t(1) << (BITS - 1)) - 1;
+};
+
+// A word of N elements moved in one cycle (a FIFO token, a reshaped memory word). Vitis HLS packs a
+// struct holding an array into one wide word on a stream (AGGREGATE).
+template <typename T, int N> struct vec {
+    T v[N];
+};
+
+// One sequence of a packed call: rows [start, start + len) of the activation buffer; `keep` keys kept
+// per query (len: dense attention); `seq` its position in the schedule (descriptor index).
+struct desc_t {
+    int32_t start;
+    int32_t len;
+    int32_t keep;
+    int32_t seq;
+};
+
+// LayerNorm row statistics (sum y, sum y^2) of a residual row, |y| < 2^22, H <= 2^14.
+struct rowstat_t {
+    int64_t sum;
+    int64_t sumsq;
 };
 
 }  // namespace padless

@@ -1,0 +1,321 @@
+// padless HLS library: the row-wise stages of an encoder layer (BERT post-norm), each one process of
+// the layer's dataflow region, bit for bit padless.golden.run_layer.
+//
+//   qkv_stage   MVU (3H x H): Q, K, V of every row into three ping-pong sequence blocks (select needs
+//               a whole sequence's K before its first query).
+//   res_stage   MVU (H x IN) + requantization into the 22-bit residual domain + the requantized residual
+//               row (its own stream) + the running sums of the LayerNorm that follows, fused on the
+//               MVU output (O projection: IN = H; FFN down: IN = F).
+//   up_stage    MVU (F x H) + requantization to int16 + GELU (piecewise-linear, I-BERT i-GELU or ReLU)
+//               + requantization to int8, at PE channels a cycle; forwards its input rows (LayerNorm-1
+//               output h) to the FFN-down stage's residual stream.
+//   ln_stage    integer LayerNorm at the producing MVU's PE width: per row the statistics (mean, isqrt,
+//               1 / std: a pipelined chain, one row a cycle) and PE normalised outputs a cycle.
+//   ctx_stream  reads a context block row by row onto a stream (attention writes it head by head).
+#ifndef PADLESS_LAYER_H
+#define PADLESS_LAYER_H
+
+#include "intops.h"
+#include "mvu.h"
+#include "sim.h"
+
+namespace padless {
+
+static const int D_LN = 64;   // sums -> mean 3 + variance 6 + isqrt 23 + 2^31 / std divider 26 + output 6
+
+// Per-output-channel requantization of a residual addend (int8 in, 22 bits out).
+struct rrq_t {
+    uint32_t m;  // < 2^31
+    uint8_t shift;
+};
+// LayerNorm output parameters of one channel (|m| < 2^24).
+struct lnp_t {
+    int32_t m;
+    int64_t b;
+};
+// Activation requantization of one FFN channel.
+struct arq_t {
+    uint32_t m;
+    uint8_t shift;
+};
+// Per-layer scalars and the piecewise-linear GELU table (weights.bin `scalars`, `gelu_slope/icpt`).
+struct layer_scalars_t {
+    uint32_t score_m;
+    uint8_t score_shift, ln1_shift, ln2_shift, act_kind;
+    int64_t gelu_b, gelu_c, gelu_one;
+    int32_t gelu_r, gelu_lo, gelu_k;
+    int32_t slope[GELU_SEGMENTS];
+    int64_t icpt[GELU_SEGMENTS];
+};
+
+// ---- QKV ------------------------------------------------------------------------------------------
+template <class C, int H, int D, class QL, class RQ> struct qkv_sink {
+    // Q, K, V blocks hold one head row (D int8) per word, word i * H / D + head: a head row is written
+    // whole, once the folds that make it are done (PE < D: D / PE folds; PE >= D: PE / D words a fold).
+    QL &q, &k, &v;
+    RQ &rq;
+    int64_t base;  // this layer's first entry of the requantization banks
+    act_t buf[D > C::PE ? D : C::PE];
+    inline void fold(int r, int nf, const acc_t *acc) {
+#pragma HLS INLINE
+        const int o0 = nf * C::PE;
+        const int which = o0 / H;
+        const int col0 = o0 - which * H;
+        const int pos = col0 % D;
+        for (int p = 0; p < C::PE; p++) {
+#pragma HLS UNROLL
+            typename mvu_words<C>::rq_t q = rq[p][base + nf];
+            buf[(D > C::PE ? pos : 0) + p] =
+                (act_t)requant<8, 33, 31>((sint<33>)((int64_t)acc[p] + q.bias), (uint<31>)q.m, (uint<6>)q.shift);
+        }
+        if (D > C::PE && pos + C::PE < D) return;
+        const int words = D > C::PE ? 1 : C::PE / D;
+        for (int w = 0; w < words; w++) {
+#pragma HLS UNROLL
+            const int64_t addr = (int64_t)r * (H / D) + (col0 - pos) / D + w;
+            for (int c = 0; c < D; c++) {
+#pragma HLS UNROLL
+                act_t y = buf[w * D + c];
+                if (which == 0) q[0][addr][c] = y;
+                else if (which == 1) k[0][addr][c] = y;
+                else v[0][addr][c] = y;
+            }
+        }
+    }
+};
+
+template <class C, int H, int D, class QB, class W, class I, class RQ>
+void qkv_stage(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(vec<act_t, C::VEC>) xin,
+               PADLESS_BLOCKS_REF(QB) qb, PADLESS_BLOCKS_REF(QB) kb, PADLESS_BLOCKS_REF(QB) vb,
+               PADLESS_FIFO_REF(desc_t) dout, W &w, I &ix, RQ &rq, int slot, int layer, const int8_t *dense_cs,
+               const int32_t *wsum_cs) {
+    for (int j = 0; j < num_seqs; j++) {
+        desc_t d = din.read();
+        dout.write(d);
+        PADLESS_JOB_BEGIN(d.seq, layer);
+        {
+            PADLESS_WRITE_LOCK(QB, Q, qb);
+            PADLESS_WRITE_LOCK(QB, K, kb);
+            PADLESS_WRITE_LOCK(QB, V, vb);
+            typedef decltype(Q) L;
+            qkv_sink<C, H, D, L, RQ> sink{Q, K, V, rq, (int64_t)slot * C::NF, {}};
+            pre_none pre;
+            mvu_rows<C>(d.len, w, ix, (int64_t)slot * C::WORDS, xin, pre, sink, dense_cs, wsum_cs);
+        }
+        PADLESS_JOB_END(d.seq, layer);
+    }
+}
+
+// ---- O projection / FFN down: + residual, LayerNorm sums ----------------------------------------------
+template <int PE> struct yword_t {
+    int32_t v[PE];  // residual sums, |y| < 2^23
+};
+
+template <class C, int H> struct res_pre {
+    PADLESS_FIFO_REF(vec<act_t, C::VEC>) rin;
+    act_t *ra, *rb;  // the residual rows of even / odd rows (register double buffer)
+    inline void word(int row, int k, const vec<act_t, C::VEC> &) {
+#pragma HLS INLINE
+        if (k < H / C::VEC) {
+            vec<act_t, C::VEC> wd = rin.read();
+            act_t *dst = (row & 1) ? rb : ra;
+            for (int v = 0; v < C::VEC; v++) {
+#pragma HLS UNROLL
+                dst[k * C::VEC + v] = wd.v[v];
+            }
+        }
+    }
+};
+
+template <class C, class RQ, class RRQ> struct res_sink {
+    PADLESS_FIFO_REF(yword_t<C::PE>) yout;
+    PADLESS_FIFO_REF(rowstat_t) sout;
+    RQ &rq;
+    RRQ &rrq;
+    int64_t base;
+    act_t *ra, *rb;
+    int64_t sum, sumsq;
+    inline void fold(int r, int nf, const acc_t *acc) {
+#pragma HLS INLINE
+        yword_t<C::PE> yw;
+        const act_t *res = (r & 1) ? rb : ra;
+        int64_t s = 0, s2 = 0;
+        for (int p = 0; p < C::PE; p++) {
+#pragma HLS UNROLL
+            typename mvu_words<C>::rq_t q = rq[p][base + nf];
+            rrq_t rr = rrq[p][base + nf];
+            int32_t y1 = (int32_t)requant<RESIDUAL_BITS, 33, 31>((sint<33>)((int64_t)acc[p] + q.bias), (uint<31>)q.m,
+                                                               (uint<6>)q.shift);
+            int32_t y2 = (int32_t)requant<RESIDUAL_BITS, 9, 31>((sint<9>)res[nf * C::PE + p], (uint<31>)rr.m,
+                                                               (uint<6>)rr.shift);
+            int32_t y = y1 + y2;
+            yw.v[p] = y;
+            s += y;
+            s2 += (int64_t)y * y;
+        }
+        sum = (nf == 0 ? 0 : sum) + s;
+        sumsq = (nf == 0 ? 0 : sumsq) + s2;
+        yout.write(yw);
+        if (nf == C::NF - 1) {
+            rowstat_t st;
+            st.sum = sum;
+            st.sumsq = sumsq;
+            sout.write(st);
+        }
+    }
+};
+
+template <class C, int H, class W, class I, class RQ, class RRQ>
+void res_stage(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(vec<act_t, C::VEC>) xin,
+               PADLESS_FIFO_REF(vec<act_t, C::VEC>) rin, PADLESS_FIFO_REF(yword_t<C::PE>) yout,
+               PADLESS_FIFO_REF(rowstat_t) sout, PADLESS_FIFO_REF(desc_t) dout, W &w, I &ix, RQ &rq, RRQ &rrq,
+               int slot, int layer, const int8_t *dense_cs, const int32_t *wsum_cs) {
+    static_assert(C::OUT == H, "a residual stage outputs the hidden size");
+    PADLESS_RAM1D_REG(act_t, rbuf_a, H);
+    PADLESS_RAM1D_REG(act_t, rbuf_b, H);
+    for (int j = 0; j < num_seqs; j++) {
+        desc_t d = din.read();
+        dout.write(d);
+        PADLESS_JOB_BEGIN(d.seq, layer);
+        res_pre<C, H> pre{rin, rbuf_a.data(), rbuf_b.data()};
+        res_sink<C, RQ, RRQ> sink{yout, sout, rq, rrq, (int64_t)slot * C::NF, rbuf_a.data(), rbuf_b.data(), 0, 0};
+        mvu_rows<C>(d.len, w, ix, (int64_t)slot * C::WORDS, xin, pre, sink, dense_cs, wsum_cs);
+        PADLESS_JOB_END(d.seq, layer);
+    }
+}
+
+// ---- FFN up + activation ---------------------------------------------------------------------------
+template <class C> struct fwd_pre {
+    PADLESS_FIFO_REF(vec<act_t, C::VEC>) hout;
+    inline void word(int, int, const vec<act_t, C::VEC> &wd) {
+#pragma HLS INLINE
+        hout.write(wd);
+    }
+};
+
+inline int64_t ffn_activation(int64_t u, const layer_scalars_t &s) {
+#pragma HLS INLINE
+    if (s.act_kind == ACT_GELU_PWL) return i_gelu_pwl((sint<16>)u, s.gelu_lo, s.gelu_k, s.slope, s.icpt);
+    if (s.act_kind == ACT_GELU_IBERT) return i_gelu(u, s.gelu_b, s.gelu_c, s.gelu_r, s.gelu_one);
+    return u > 0 ? u : 0;
+}
+
+template <class C, class RQ, class ARQ> struct up_sink {
+    PADLESS_FIFO_REF(vec<act_t, C::VEC>) aout;
+    RQ &rq;
+    ARQ &arq;
+    const layer_scalars_t &sc;
+    int64_t base;
+    vec<act_t, C::VEC> word;
+    inline void fold(int r, int nf, const acc_t *acc) {
+#pragma HLS INLINE
+        (void)r;
+        const int pos = (nf * C::PE) % C::VEC;
+        for (int p = 0; p < C::PE; p++) {
+#pragma HLS UNROLL
+            typename mvu_words<C>::rq_t q = rq[p][base + nf];
+            arq_t aq = arq[p][base + nf];
+            int64_t u = requant<GELU_IN_BITS, 33, 31>((sint<33>)((int64_t)acc[p] + q.bias), (uint<31>)q.m, (uint<6>)q.shift);
+            int64_t g = ffn_activation(u, sc);
+            word.v[pos + p] = (act_t)requant<8, 35, 31>((sint<35>)g, (uint<31>)aq.m, (uint<6>)aq.shift);
+        }
+        if (pos + C::PE == C::VEC) aout.write(word);
+    }
+};
+
+template <class C, class W, class I, class RQ, class ARQ>
+void up_stage(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(vec<act_t, C::VEC>) xin,
+              PADLESS_FIFO_REF(vec<act_t, C::VEC>) aout, PADLESS_FIFO_REF(vec<act_t, C::VEC>) hout,
+              PADLESS_FIFO_REF(desc_t) dout, W &w, I &ix, RQ &rq, ARQ &arq, const layer_scalars_t &sc, int slot,
+              int layer, const int8_t *dense_cs, const int32_t *wsum_cs) {
+    for (int j = 0; j < num_seqs; j++) {
+        desc_t d = din.read();
+        dout.write(d);
+        PADLESS_JOB_BEGIN(d.seq, layer);
+        fwd_pre<C> pre{hout};
+        up_sink<C, RQ, ARQ> sink{aout, rq, arq, sc, (int64_t)slot * C::NF, {}};
+        mvu_rows<C>(d.len, w, ix, (int64_t)slot * C::WORDS, xin, pre, sink, dense_cs, wsum_cs);
+        PADLESS_JOB_END(d.seq, layer);
+    }
+}
+
+// ---- LayerNorm --------------------------------------------------------------------------------------
+template <int H, int PE, int VEC, class LNP>
+void ln_stage(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(yword_t<PE>) yin,
+              PADLESS_FIFO_REF(rowstat_t) sin, PADLESS_FIFO_REF(vec<act_t, VEC>) xout, PADLESS_FIFO_REF(desc_t) dout,
+              LNP &lnp, int shift, int slot, int layer) {
+    const int NF = H / PE;
+    for (int j = 0; j < num_seqs; j++) {
+        desc_t d = din.read();
+        dout.write(d);
+        PADLESS_JOB_BEGIN(d.seq, layer);
+        PADLESS_LOOP(ln_rows, D_LN);
+        const int64_t trip = (int64_t)d.len * NF;
+        lnrow_t row = {0, 1};
+        vec<act_t, VEC> word;
+        int f = 0;
+        for (int64_t it = 0; it < trip; it++) {
+            PADLESS_PIPELINE(ln_rows, it);
+            if (f == 0) {
+                rowstat_t st = sin.read();
+                row = ln_row<H>(st.sum, st.sumsq);
+            }
+            yword_t<PE> yw = yin.read();
+            const int pos = (f * PE) % VEC;
+            for (int p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+                lnp_t q = lnp[p][(int64_t)slot * NF + f];
+                word.v[pos + p] = ln_out(yw.v[p], row, (sint<25>)q.m, (sint<41>)q.b, (uint<6>)shift);
+            }
+            if (pos + PE == VEC) xout.write(word);
+            f = f == NF - 1 ? 0 : f + 1;
+        }
+        PADLESS_LOOP_END(ln_rows, trip);
+        PADLESS_JOB_END(d.seq, layer);
+    }
+}
+
+// ---- context block -> row stream ---------------------------------------------------------------------
+// The context block holds one head row (D int8) per word, word r * H / D + head; a row leaves as H / VEC
+// channel words. One block word a cycle (D <= VEC: a channel word every VEC / D cycles; D > VEC: a block
+// word feeds D / VEC channel words, one a cycle).
+template <int H, int D, int VEC, class CB>
+void ctx_stream(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(CB) cb,
+                PADLESS_FIFO_REF(vec<act_t, VEC>) xout, PADLESS_FIFO_REF(desc_t) dout, int layer) {
+    const int G = D < VEC ? D : VEC;      // elements moved a cycle
+    const int PER_ROW = H / G;
+    for (int j = 0; j < num_seqs; j++) {
+        desc_t d = din.read();
+        dout.write(d);
+        PADLESS_JOB_BEGIN(d.seq, layer);
+        {
+            PADLESS_READ_LOCK(CB, C, cb);
+            PADLESS_LOOP(ctx_rows, D_READ);
+            const int64_t trip = (int64_t)d.len * PER_ROW;
+            int r = 0, k = 0;
+            vec<act_t, VEC> w;
+            for (int64_t it = 0; it < trip; it++) {
+                PADLESS_PIPELINE(ctx_rows, it);
+                const int e0 = k * G;  // first element of the row moved this cycle
+                const int64_t addr = (int64_t)r * (H / D) + e0 / D;
+                for (int c = 0; c < G; c++) {
+#pragma HLS UNROLL
+                    w.v[e0 % VEC + c] = C[0][addr][e0 % D + c];
+                }
+                if ((e0 + G) % VEC == 0) xout.write(w);
+                if (k == PER_ROW - 1) {
+                    k = 0;
+                    r++;
+                } else {
+                    k++;
+                }
+            }
+            PADLESS_LOOP_END(ctx_rows, trip);
+        }
+        PADLESS_JOB_END(d.seq, layer);
+    }
+}
+
+}  // namespace padless
+
+#endif  // PADLESS_LAYER_H

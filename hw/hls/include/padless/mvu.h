@@ -1,0 +1,379 @@
+// padless HLS library: the matrix-vector unit (MVU), FINN's folding (PE output rows x SIMD inputs per
+// cycle at II = 1), dense or bank-balanced sparse, and the three MVU stages of an encoder layer.
+//
+// One token row of a linear layer y = requantize(W x + b) takes NF x SF cycles: NF = OUT / PE neuron
+// folds of SF synapse folds (dense: SF = IN / SIMD; sparse: SF = (IN / BANK) / NBPC, NBPC banks of
+// P_MAX kept weights per cycle, so SIMD = NBPC * P_MAX kept inputs per cycle). Weights live in SIMD-wide
+// words, lanes in pairs on the two ports of one true-dual-port memory: lane p reads memory p / 2 at half
+// p % 2, word [layer][nf][sf] (every lane reads the same fold, so a memory serves two lanes a cycle and
+// is twice as deep: UltraRAM is 4,096 words deep); the input row sits in a register-partitioned double buffer so that row r + 1 streams in
+// (VEC elements a cycle) during row r's folds: a stage takes ITER = max(NF * SF, IN / VEC) cycles per
+// row, plus one exposed row read and the pipeline depth per sequence (docs/hls.md, "MVU").
+//
+// Dense weights use the DSP48E2 packing of AMD WP486: output rows p and p + 1 share the input value, so
+// their two int8 products come from one multiplier (dsp_mul2): PE x SIMD MACs on ceil(PE / 2) x SIMD DSPs.
+// Sparse rows do not share inputs (each has its own in-bank indices): one DSP per MAC.
+//
+// C-simulation fast form (PADLESS_CSIM_FAST, g++ only): each row's outputs come from whole-row integer
+// dot products (x86 VNNI through the compiler, sparse rows expanded to dense zeros at load time); the
+// channel accesses happen at the same iterations, so the bits and the timed-csim cycles are those of
+// the loop Vitis HLS synthesizes (tests/test_hls_engine.py runs both forms).
+#ifndef PADLESS_MVU_H
+#define PADLESS_MVU_H
+
+#include "intops.h"
+#include "sim.h"
+
+#if !defined(__SYNTHESIS__)
+#include <string.h>
+
+#include <vector>
+#endif
+
+#ifndef PADLESS_CSIM_FAST
+#ifdef __SYNTHESIS__
+#define PADLESS_CSIM_FAST 0
+#else
+#define PADLESS_CSIM_FAST 1
+#endif
+#endif
+
+namespace padless {
+
+// Declared pipeline depths (cycles from issue to the last stage) of the engine's loops. The timed csim
+// and the Python cost model count these; docs/hls.md derives each one.
+static const int D_MVU = 14;       // word read 2 + DSP 3 + adder tree 4 + accumulate 1 + requantize 4
+static const int D_READ = 3;       // a FIFO word into a register buffer
+static const int D_MAXI = 64;      // m_axi read: request to first beat (AXI latency), then 1 beat a cycle
+static const int D_MAXI_WR = 32;   // m_axi write: last beat to write response
+
+template <int N> struct log2c {
+    static const int value = N <= 1 ? 0 : 1 + log2c<(N + 1) / 2>::value;
+};
+template <> struct log2c<1> {
+    static const int value = 0;
+};
+template <int A, int B> struct cmax {
+    static const int value = A > B ? A : B;
+};
+
+// Compile-time description of one MVU (a config struct, as FINN's generated code instantiates its
+// MVAU templates). ROWS_MAX: rows of one sequence; LBUF: layers of weights on chip (all L when
+// resident, 1 when streamed).
+template <int IN_, int OUT_, int PE_, int SIMD_, int VEC_, int LBUF_, bool SPARSE_ = false, int BANK_ = 1,
+          int P_MAX_ = 1, int IBITS_ = 1>
+struct mvu_cfg {
+    static const int IN = IN_, OUT = OUT_, PE = PE_, SIMD = SIMD_, VEC = VEC_, LBUF = LBUF_;
+    static const bool SPARSE = SPARSE_;
+    static const int BANK = BANK_, P_MAX = P_MAX_, IBITS = IBITS_;
+    static const int NBPC = SPARSE ? SIMD / P_MAX : 1;          // banks per cycle (sparse)
+    static const int NF = OUT / PE;
+    static const int SF = SPARSE ? (IN / BANK) / NBPC : IN / SIMD;
+    static const int WIN = IN / VEC;                              // input words per row
+    static const int WORDS = NF * SF;                             // weight words per bank and layer
+    static const int ITER = cmax<NF * SF, WIN>::value;            // cycles per row
+    static const int DEPTH = D_MVU + log2c<SIMD>::value;
+    // Weight memories: PE lanes in pairs on the two ports of one true-dual-port RAM (lane p in bank p / 2,
+    // half p % 2), so a memory is twice as deep and half as many are needed (UltraRAM is 4096 deep).
+    static const int WBANKS = PE >= 2 ? PE / 2 : 1;
+    static const int64_t REGION = (int64_t)LBUF * WORDS;          // words of one lane, all layers on chip
+    static const int64_t WDEPTH = PE >= 2 ? 2 * REGION : REGION;
+    static_assert(OUT % PE == 0, "PE must divide the output size");
+    static_assert(VEC % PE == 0, "PE must divide the channel word width VEC");
+    static_assert(IN % VEC == 0, "VEC must divide the input size");
+    static_assert(SPARSE || IN % SIMD == 0, "SIMD must divide the input size");
+    static_assert(!SPARSE || (SIMD % P_MAX == 0 && (IN / BANK) % NBPC == 0), "sparse SIMD = banks per cycle x P_MAX");
+};
+
+// The weights of one MVU: PE banks of SIMD-wide words (+ in-bank index words when sparse), and the
+// per-output-channel requantization (bias, multiplier, shift) in PE banks of NF * LBUF entries.
+// Requantization of one output channel of a linear layer.
+struct lin_rq_t {
+    int32_t bias;  // int32 at the accumulator scale
+    uint32_t m;    // < 2^31
+    uint8_t shift;
+};
+template <class C> struct mvu_words {
+    typedef vec<wgt_t, C::SIMD> word_t;
+    typedef vec<uint<C::IBITS>, C::SIMD> iword_t;
+    typedef lin_rq_t rq_t;
+};
+
+// Dot product of SIMD int8 inputs with one weight word (plain; the fast form and sparse rows).
+template <int N> inline int32_t dot8(const act_t *x, const wgt_t *w) {
+    int32_t s = 0;
+    for (int j = 0; j < N; j++) s += (int32_t)x[j] * (int32_t)w[j];
+    return s;
+}
+
+// --- the synthesizable fold: PE outputs x SIMD inputs of one cycle --------------------------------
+// Dense: pairs of output rows share each input on one DSP (dsp_mul2).
+template <class C, class W, class X>
+inline void fold_dense(W &w, int64_t word, X &xrow, int sf, acc_t acc[C::PE]) {
+#pragma HLS INLINE
+    typename mvu_words<C>::word_t wv[C::PE];
+#pragma HLS ARRAY_PARTITION variable = wv complete dim = 1
+    for (int p = 0; p < C::PE; p++) {
+#pragma HLS UNROLL
+        wv[p] = w[p / 2][(p % 2) * C::REGION + word];
+    }
+    act_t xv[C::SIMD];
+#pragma HLS ARRAY_PARTITION variable = xv complete dim = 1
+    for (int j = 0; j < C::SIMD; j++) {
+#pragma HLS UNROLL
+        xv[j] = xrow[sf * C::SIMD + j];
+    }
+    for (int p = 0; p + 1 < C::PE; p += 2) {
+#pragma HLS UNROLL
+        int32_t s1 = 0, s2 = 0;
+        for (int j = 0; j < C::SIMD; j++) {
+#pragma HLS UNROLL
+            prod2_t pr = dsp_mul2(wv[p].v[j], wv[p + 1].v[j], xv[j]);
+            s1 += pr.p1;
+            s2 += pr.p2;
+        }
+        acc[p] += s1;
+        acc[p + 1] += s2;
+    }
+    if (C::PE % 2) {
+        int32_t s = 0;
+        for (int j = 0; j < C::SIMD; j++) {
+#pragma HLS UNROLL
+            s += (int32_t)wv[C::PE - 1].v[j] * (int32_t)xv[j];
+        }
+        acc[C::PE - 1] += s;
+    }
+}
+
+// Sparse: lane (b, s) of the cycle takes bank b = sf * NBPC + b of the input row at in-bank index
+// idx & (BANK - 1) (masked: never outside its bank), times its kept weight.
+template <class C, class W, class I, class X>
+inline void fold_sparse(W &w, I &ix, int64_t word, X &xrow, int sf, acc_t acc[C::PE]) {
+#pragma HLS INLINE
+    for (int p = 0; p < C::PE; p++) {
+#pragma HLS UNROLL
+        typename mvu_words<C>::word_t wv = w[p / 2][(p % 2) * C::REGION + word];
+        typename mvu_words<C>::iword_t iv = ix[p / 2][(p % 2) * C::REGION + word];
+        int32_t s = 0;
+        for (int j = 0; j < C::SIMD; j++) {
+#pragma HLS UNROLL
+            const int b = sf * C::NBPC + j / C::P_MAX;
+            const int pos = b * C::BANK + ((int)iv.v[j] & (C::BANK - 1));
+            s += (int32_t)wv.v[j] * (int32_t)(act_t)xrow[pos];
+        }
+        acc[p] += s;
+    }
+}
+
+// --- csim fast-form helpers -----------------------------------------------------------------------
+#if !defined(__SYNTHESIS__)
+// sum over i of (x[i] + 128) * w[i] - 128 * wsum: exact, and g++ maps it to u8 x s8 dot-product
+// instructions (AVX-512 / AVX VNNI vpdpbusd where the CPU has them).
+inline int32_t dot_u8s8(const uint8_t *xu, const int8_t *w, int n) {
+    int32_t s = 0;
+    for (int i = 0; i < n; i++) s += (int32_t)xu[i] * (int32_t)w[i];
+    return s;
+}
+// out[o] = sum_i x[i] * Wd[o][i] for a whole row (Wd: dense row-major copy, wsum: its row sums).
+inline void row_gemv(const act_t *x, int in, const int8_t *wd, const int32_t *wsum, int out, int32_t *y) {
+    alignas(64) uint8_t xu[4096];
+    for (int i = 0; i < in; i++) xu[i] = (uint8_t)((uint8_t)x[i] ^ 0x80u);
+    int o = 0;
+    for (; o + 4 <= out; o += 4) {
+        const int8_t *w0 = wd + (int64_t)o * in;
+        int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (int i = 0; i < in; i++) {
+            int32_t xv = xu[i];
+            s0 += xv * w0[i];
+            s1 += xv * w0[in + i];
+            s2 += xv * w0[2 * in + i];
+            s3 += xv * w0[3 * in + i];
+        }
+        y[o] = s0 - 128 * wsum[o];
+        y[o + 1] = s1 - 128 * wsum[o + 1];
+        y[o + 2] = s2 - 128 * wsum[o + 2];
+        y[o + 3] = s3 - 128 * wsum[o + 3];
+    }
+    for (; o < out; o++) y[o] = dot_u8s8(xu, wd + (int64_t)o * in, in) - 128 * wsum[o];
+}
+// Y[r][o] = sum_i X[r][i] Wd[o][i] for t rows (X: (t, in) int8, Y: (t, out) int32): output rows four at a
+// time against every input row, so each weight row is read once per sequence (cache-friendly).
+inline void rows_gemm(const act_t *x, int t, int in, const int8_t *wd, const int32_t *wsum, int out, int32_t *y) {
+    std::vector<uint8_t> xu((size_t)t * in);
+    for (size_t i = 0; i < xu.size(); i++) xu[i] = (uint8_t)((uint8_t)x[i] ^ 0x80u);
+    int o = 0;
+    for (; o + 4 <= out; o += 4) {
+        const int8_t *w0 = wd + (int64_t)o * in;
+        for (int r = 0; r < t; r++) {
+            const uint8_t *xr = xu.data() + (size_t)r * in;
+            int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            for (int i = 0; i < in; i++) {
+                int32_t xv = xr[i];
+                s0 += xv * w0[i];
+                s1 += xv * w0[in + i];
+                s2 += xv * w0[2 * in + i];
+                s3 += xv * w0[3 * in + i];
+            }
+            int32_t *yr = y + (int64_t)r * out + o;
+            yr[0] = s0 - 128 * wsum[o];
+            yr[1] = s1 - 128 * wsum[o + 1];
+            yr[2] = s2 - 128 * wsum[o + 2];
+            yr[3] = s3 - 128 * wsum[o + 3];
+        }
+    }
+    for (; o < out; o++)
+        for (int r = 0; r < t; r++)
+            y[(int64_t)r * out + o] = dot_u8s8(xu.data() + (size_t)r * in, wd + (int64_t)o * in, in) - 128 * wsum[o];
+}
+#endif
+
+// --- the MVU row engine ---------------------------------------------------------------------------
+// Runs the rows of one sequence of t rows through an MVU: the input words arrive on `xin` (IN / VEC
+// per row), `pre` is told each prefetched word (a residual or forwarded stream rides along), and
+// `sink` gets each neuron fold's PE accumulators (bias not yet added) at the iteration the fold ends.
+// W, I: the weight / index banks; base: this layer's first word in each bank; dense_cs: the fast
+// form's dense row-major copy of this layer (csim only).
+template <class C, class W, class I, class PRE, class SINK>
+void mvu_rows(int t, W &w, I &ix, int64_t base, PADLESS_FIFO_REF(vec<act_t, C::VEC>) xin, PRE &pre, SINK &sink,
+              const int8_t *dense_cs, const int32_t *wsum_cs) {
+    PADLESS_RAM1D_REG(act_t, xa, C::IN);
+    PADLESS_RAM1D_REG(act_t, xb, C::IN);
+    // Prologue: row 0 (its words are exposed once per sequence).
+    PADLESS_LOOP(mvu_prologue, D_READ);
+    for (int k = 0; k < C::WIN; k++) {
+        PADLESS_PIPELINE(mvu_prologue, k);
+        vec<act_t, C::VEC> wd = xin.read();
+        for (int v = 0; v < C::VEC; v++) {
+#pragma HLS UNROLL
+            xa[k * C::VEC + v] = wd.v[v];
+        }
+        pre.word(0, k, wd);
+    }
+    PADLESS_LOOP_END(mvu_prologue, C::WIN);
+
+    PADLESS_LOOP(mvu_main, C::DEPTH);
+    const int64_t trip = (int64_t)t * C::ITER;
+#if PADLESS_CSIM_FAST && !defined(__SYNTHESIS__)
+    (void)w;
+    (void)ix;
+    alignas(64) int32_t yrow[C::OUT];
+    if (!::padless::sim::cfg.timed && !::padless::sim::cfg.ports) {
+        // Untimed: read the rest of the sequence first and multiply all rows at once (weights read once);
+        // the observers see every word and fold in the loop's order, so the bits are the same.
+        std::vector<act_t> xs((size_t)t * C::IN);
+        memcpy(xs.data(), xa.data(), C::IN);
+        std::vector<vec<act_t, C::VEC>> words((size_t)t * C::WIN);
+        for (int r = 1; r < t; r++)
+            for (int k = 0; k < C::WIN; k++) {
+                words[(size_t)r * C::WIN + k] = xin.read();
+                memcpy(xs.data() + (size_t)r * C::IN + k * C::VEC, words[(size_t)r * C::WIN + k].v, C::VEC);
+            }
+        std::vector<int32_t> ys((size_t)t * C::OUT);
+        rows_gemm(xs.data(), t, C::IN, dense_cs, wsum_cs, C::OUT, ys.data());
+        for (int r = 0; r < t; r++) {
+            const int64_t it0 = (int64_t)r * C::ITER;
+            int k_read = 0, nf = 0;
+            const bool more = r + 1 < t;
+            while ((more && k_read < C::WIN) || nf < C::NF) {
+                int64_t kr = (more && k_read < C::WIN) ? k_read : INT64_MAX;
+                int64_t kf = nf < C::NF ? (int64_t)nf * C::SF + C::SF - 1 : INT64_MAX;
+                if (kr <= kf) {
+                    PADLESS_PIPELINE(mvu_main, it0 + kr);
+                    pre.word(r + 1, (int)kr, words[(size_t)(r + 1) * C::WIN + kr]);
+                    k_read++;
+                } else {
+                    PADLESS_PIPELINE(mvu_main, it0 + kf);
+                    sink.fold(r, nf, ys.data() + (size_t)r * C::OUT + nf * C::PE);
+                    nf++;
+                }
+            }
+        }
+        PADLESS_LOOP_END(mvu_main, trip);
+        return;
+    }
+    for (int r = 0; r < t; r++) {
+        const int64_t it0 = (int64_t)r * C::ITER;
+        act_t *cur = (r & 1) ? xb.data() : xa.data();
+        act_t *nxt = (r & 1) ? xa.data() : xb.data();
+        row_gemv(cur, C::IN, dense_cs, wsum_cs, C::OUT, yrow);
+        // channel events of this row in iteration order: prefetch reads (k < WIN), fold ends
+        int k_read = 0, nf = 0;
+        const bool more = r + 1 < t;
+        while ((more && k_read < C::WIN) || nf < C::NF) {
+            int64_t kr = (more && k_read < C::WIN) ? k_read : INT64_MAX;
+            int64_t kf = nf < C::NF ? (int64_t)nf * C::SF + C::SF - 1 : INT64_MAX;
+            if (kr <= kf) {
+                PADLESS_PIPELINE(mvu_main, it0 + kr);
+                vec<act_t, C::VEC> wd = xin.read();
+                memcpy(nxt + kr * C::VEC, wd.v, C::VEC);
+                pre.word(r + 1, (int)kr, wd);
+                k_read++;
+            } else {
+                PADLESS_PIPELINE(mvu_main, it0 + kf);
+                sink.fold(r, nf, yrow + nf * C::PE);
+                nf++;
+            }
+        }
+    }
+#else
+    (void)dense_cs;
+    (void)wsum_cs;
+    acc_t acc[C::PE];
+#pragma HLS ARRAY_PARTITION variable = acc complete dim = 1
+    for (int p = 0; p < C::PE; p++) acc[p] = 0;
+    int r = 0, k = 0, nf = 0, sf = 0;
+    int64_t word = base;
+    for (int64_t it = 0; it < trip; it++) {
+        PADLESS_PIPELINE(mvu_main, it);
+        const bool odd = r & 1;
+        if (r + 1 < t && k < C::WIN) {
+            vec<act_t, C::VEC> wd = xin.read();
+            for (int v = 0; v < C::VEC; v++) {
+#pragma HLS UNROLL
+                if (odd) xa[k * C::VEC + v] = wd.v[v];
+                else xb[k * C::VEC + v] = wd.v[v];
+            }
+            pre.word(r + 1, k, wd);
+        }
+        if (k < C::NF * C::SF) {
+            if (C::SPARSE) {
+                if (odd) fold_sparse<C>(w, ix, word, xb, sf, acc);
+                else fold_sparse<C>(w, ix, word, xa, sf, acc);
+            } else {
+                if (odd) fold_dense<C>(w, word, xb, sf, acc);
+                else fold_dense<C>(w, word, xa, sf, acc);
+            }
+            word++;
+            if (sf == C::SF - 1) {
+                sink.fold(r, nf, acc);
+                for (int p = 0; p < C::PE; p++) {
+#pragma HLS UNROLL
+                    acc[p] = 0;
+                }
+                sf = 0;
+                nf++;
+            } else {
+                sf++;
+            }
+        }
+        if (k == C::ITER - 1) {
+            k = 0;
+            nf = 0;
+            r++;
+            word = base;
+        } else {
+            k++;
+        }
+    }
+#endif
+    PADLESS_LOOP_END(mvu_main, trip);
+}
+
+// A prefetch observer that does nothing (qkv), or forwards each input word (up -> down's residual).
+struct pre_none {
+    template <class V> inline void word(int, int, const V &) {}
+};
+
+}  // namespace padless
+
+#endif  // PADLESS_MVU_H

@@ -1,0 +1,514 @@
+"""The generated engine, described once in Python: its knobs, its loops, its memories.
+
+``EngineConfig`` holds every number the generated ``config.h`` sets (sw/padless/codegen/hls.py writes it
+from here), and the functions below restate, loop by loop, what the HLS kernel (hw/hls/top/
+padless_encoder.cpp and hw/hls/include/padless/) does with them:
+
+* :func:`process_cycles` -- the cycles each dataflow process spends on one sequence of one layer: every
+  pipelined loop costs ``(trip - 1) * II + depth`` with the trip counts of the C++ loops and the depths
+  they declare (``PADLESS_LOOP(name, DEPTH)``); II is 1 everywhere;
+* :func:`resources` -- block RAM, UltraRAM, DSP slices and an LUT estimate from the kernel's own arrays
+  (weights, channel blocks, FIFOs) and unrolled operators, with the board's limits.
+
+The timed C-simulation (``padless profile``) measures the same kernel cycle by cycle; the cost model
+(:mod:`padless.schedule.cost`) and the DSE build on these formulas and are held to the measurement
+(docs/performance-model.md, "Agreement with the timed csim").
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..boards import Board, load_board
+from ..errors import InputError, PadlessError
+from ..opcount import attention_k, check_model, check_sparsity
+
+__all__ = ["EngineConfig", "DEPTHS", "PROCESSES", "MVUS", "engine_config", "legal_pe", "legal_simd",
+           "process_cycles", "resources", "channel_depths", "axi_bytes", "mac_per_dsp", "ResourceError"]
+
+#: Declared pipeline depths of the kernel's loops (hw/hls/include/padless/*.h: D_*). Keep in sync: a test
+#: reads them from the headers.
+DEPTHS = {"D_MVU": 14, "D_READ": 3, "D_MAXI": 64, "D_MAXI_WR": 32, "D_SEL_COPY": 4, "D_SEL_K4": 4,
+          "D_SEL": 10, "D_QK": 16, "D_EXP": 60, "D_PV": 16, "D_LN": 64}
+#: The dataflow processes of a layer region, in pipeline order (names as the csim reports them).
+PROCESSES = ("p_desc", "p_loader", "p_res_loader", "p_qkv", "p_select", "p_attn_qk", "p_attn_exp", "p_attn_pv",
+             "p_ctx", "p_out", "p_ln1", "p_up", "p_down", "p_ln2", "p_writer")
+#: The four matrix-vector units: (name, input size key, output size key).
+MVUS = ("qkv", "out", "up", "down")
+#: Largest sequence-length-independent word of the internal row channels (elements).
+MAX_VEC = 64
+
+
+class ResourceError(PadlessError):
+    """The generated kernel does not fit the board: the message gives needed and available resources."""
+
+
+def _pow2_floor(n: int) -> int:
+    return 1 << (max(1, int(n)).bit_length() - 1)
+
+
+def _log2c(n: int) -> int:
+    return 0 if n <= 1 else (int(n) - 1).bit_length()
+
+
+def axi_bytes(board: Board) -> int:
+    """m_axi data width of the activation and weight ports, bytes: the board's ``axi_data_bits`` (512 on
+    Alveo HBM/DDR, 128 on Zynq UltraScale+ HP ports, 64 on Zynq-7000 HP ports)."""
+    bits = getattr(board, "axi_data_bits", None) or (512 if board.flow == "vitis" else
+                                                     (64 if board.dsp_type == "DSP48E1" else 128))
+    return int(bits) // 8
+
+
+def mac_per_dsp(board: Board, sparse_weights: bool) -> int:
+    """int8 MACs one DSP slice does per cycle in the MVUs: 2 for dense weights on DSP48E2 (the kernel
+    packs two products sharing an input, AMD WP486), else 1 (bank-balanced rows share no input;
+    DSP48E1 has a 25 x 18 multiplier)."""
+    return 2 if board.dsp_type == "DSP48E2" and not sparse_weights else 1
+
+
+def legal_pe(out: int, vec: int, want: int, cap: int | None = None) -> int:
+    """Largest power of two <= ``want`` (and <= ``cap``) dividing both ``out`` and the channel word ``vec``."""
+    pe = _pow2_floor(min(max(1, int(want)), vec, cap or vec))
+    while pe > 1 and (out % pe or vec % pe):
+        pe //= 2
+    return pe
+
+
+def legal_simd(inp: int, want: int, sparse: dict | None = None) -> int:
+    """Dense: the largest power of two <= ``want`` dividing ``inp``. Sparse (``{"bank", "p_max"}``):
+    ``NBPC * p_max`` with NBPC the largest power of two dividing the bank count, NBPC * p_max <= max(want,
+    p_max)."""
+    want = max(1, int(want))
+    if sparse:
+        nb, p = inp // sparse["bank"], sparse["p_max"]
+        nbpc = _pow2_floor(max(1, want // p))
+        while nbpc > 1 and nb % nbpc:
+            nbpc //= 2
+        return nbpc * p
+    s = _pow2_floor(min(want, inp))
+    while s > 1 and inp % s:
+        s //= 2
+    return s
+
+
+@dataclass
+class EngineConfig:
+    """Every knob of the generated kernel (config.h).
+
+    Attributes:
+        hidden, heads, head_dim, ffn, layers: model shape.
+        max_seq: longest sequence of a call (PADLESS_MAX_SEQ; sizes the sequence blocks).
+        max_tokens: most rows of one call (PADLESS_MAX_TOKENS; the host's activation buffer holds 2x).
+        vec: elements per word of the internal row channels (PADLESS_VEC).
+        axi: bytes per m_axi beat (PADLESS_AXI_BYTES).
+        resident: every layer's weights on chip, loaded by one init call (else per layer, single-buffered).
+        folding: ``{mvu: [PE, SIMD]}`` of qkv, out, up, down (SIMD: kept inputs per cycle when sparse).
+        att_pe: kept keys per cycle of the exact attention (the head dim is unrolled: D lanes).
+        sel_lanes: keys per cycle of the 4-bit estimate.
+        k_max: largest kept-key count of a sparse sequence (top-k slots); keep: keys kept per query for
+            n = 0 .. max_seq.
+        bank, p_max, index_bits, per_bank: bank-balanced weights (0 / [] when dense).
+        clock_MHz: kernel clock. weight_impl, block_impl: ``uram`` or ``bram`` for the weight memories and
+            for the Q/K/V and context blocks.
+    """
+
+    hidden: int
+    heads: int
+    head_dim: int
+    ffn: int
+    layers: int
+    max_seq: int
+    max_tokens: int
+    vec: int
+    axi: int
+    resident: bool
+    folding: dict
+    att_pe: int
+    sel_lanes: int
+    k_max: int
+    keep: list
+    bank: int = 0
+    p_max: int = 0
+    index_bits: int = 0
+    per_bank: list = field(default_factory=list)
+    clock_MHz: float = 200.0
+    weight_impl: str = "uram"
+    block_impl: str = "bram"
+
+    @property
+    def sparse(self) -> bool:
+        return self.bank > 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "EngineConfig":
+        """Rebuild from :meth:`to_dict` (a manifest's ``hls.engine``)."""
+        keys = cls.__dataclass_fields__
+        return cls(**{k: (dict(v) if isinstance(v, Mapping) else v) for k, v in d.items() if k in keys})
+
+    def shape(self, mvu: str) -> tuple[int, int]:
+        """``(in, out)`` of an MVU."""
+        H, F = self.hidden, self.ffn
+        return {"qkv": (H, 3 * H), "out": (H, H), "up": (H, F), "down": (F, H)}[mvu]
+
+    def mvu(self, mvu: str) -> dict:
+        """The derived loop constants of one MVU (mvu_cfg in hw/hls/include/padless/mvu.h)."""
+        inp, out = self.shape(mvu)
+        pe, simd = self.folding[mvu]
+        if self.sparse:
+            nbpc = simd // self.p_max
+            sf = (inp // self.bank) // nbpc
+        else:
+            sf = inp // simd
+        nf = out // pe
+        win = inp // self.vec
+        return {"IN": inp, "OUT": out, "PE": pe, "SIMD": simd, "NF": nf, "SF": sf, "WIN": win,
+                "ITER": max(nf * sf, win), "WORDS": nf * sf, "DEPTH": DEPTHS["D_MVU"] + _log2c(simd)}
+
+
+def _vec_for(model: dict) -> int:
+    v = MAX_VEC
+    while v > 1 and (model["hidden_size"] % v or model["intermediate_size"] % v):
+        v //= 2
+    return v
+
+
+def engine_config(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None, board: Board | str,
+                  allocation: Mapping[str, Any] | None = None, max_seq: int | None = None,
+                  max_tokens: int | None = None, resident: bool | None = None) -> EngineConfig:
+    """The kernel configuration for ``model`` on ``board`` from a plan's allocation (``pe``/``simd`` per
+    MVU stage and ``attn``, ``select_lanes``, ``resident``, ``wave_tokens``), rounded to what the kernel
+    accepts: PE a power of two dividing the output size and the channel word, SIMD a power of two dividing
+    the input size (sparse: whole banks a cycle), attention PE a power of two.
+
+    Raises InputError for a model the engine cannot run (head count not dividing the hidden size, no
+    channel word dividing both the hidden and FFN sizes).
+    """
+    board = load_board(board)
+    dims = check_model(model)
+    sp = check_sparsity(sparsity)
+    H, F, h, L = dims["H"], dims["F"], dims["h"], dims["L"]
+    vec = _vec_for(model)
+    axi = min(axi_bytes(board), vec)
+    if vec < 4 or H % axi:
+        raise InputError(f"the engine needs hidden ({H}) and FFN ({F}) sizes divisible by a channel word of "
+                         f"4 to {MAX_VEC} elements and by the m_axi width {axi} bytes")
+    alloc = dict(allocation or {})
+    pe_w, simd_w = alloc.get("pe") or {}, alloc.get("simd") or {}
+    stage = {"qkv": "qkv", "out": "out", "up": "ffn_up", "down": "ffn_down"}
+    mseq = int(max_seq or model.get("max_positions", 512) or 512)
+    wcfg = sp["weights"]
+    sparse_info = None
+    per_bank, bank, ibits, p_max = [], 0, 0, 0
+    if wcfg and (float(wcfg.get("sparsity", 0) or 0) > 0 or wcfg.get("layers")):
+        from ..sparse.weights import index_bits, kept_per_bank, layer_ratios
+        bank = int(wcfg["bank"])
+        per_bank = [kept_per_bank(bank, r) for r in layer_ratios(wcfg, L)]
+        p_max, ibits = max(per_bank), index_bits(bank)
+        sparse_info = {"bank": bank, "p_max": p_max}
+    folding = {}
+    for m in MVUS:
+        inp, out = {"qkv": (H, 3 * H), "out": (H, H), "up": (H, F), "down": (F, H)}[m]
+        # qkv writes whole head rows: at most two D-wide words a fold (one per block port)
+        pe = legal_pe(H if m == "qkv" else out, vec, pe_w.get(stage[m], 16), 2 * (H // h) if m == "qkv" else None)
+        simd = legal_simd(inp, simd_w.get(stage[m], 16), sparse_info)
+        folding[m] = [pe, simd]
+    att = sp["attention"]
+    keep = [0] + [attention_k(n, att) for n in range(1, mseq + 1)]
+    k_max = max([k for n, k in enumerate(keep) if 0 < k < n] or [1])
+    att_pe = _pow2_floor(int((alloc.get("pe") or {}).get("attn", 2) or 2))
+    res = bool(alloc.get("resident", True) if resident is None else resident)
+    wave = int(max_tokens or alloc.get("wave_tokens") or 32768)
+    return EngineConfig(hidden=H, heads=h, head_dim=H // h, ffn=F, layers=L, max_seq=mseq,
+                        max_tokens=max(mseq, min(wave, 1 << 20)), vec=vec, axi=axi, resident=res, folding=folding,
+                        att_pe=max(1, att_pe), sel_lanes=max(1, int(alloc.get("select_lanes", 2) or 2)),
+                        k_max=int(k_max), keep=keep, bank=bank, p_max=p_max, index_bits=ibits, per_bank=per_bank,
+                        clock_MHz=float(alloc.get("clock_MHz") or board.clock_MHz),
+                        weight_impl="uram" if board.uram > 0 else "bram")
+
+
+# ---- cycles ---------------------------------------------------------------------------------------------
+def _loop(trip: int, depth: int) -> int:
+    """A pipelined loop at II = 1: (trip - 1) + depth cycles, 0 when it does not run."""
+    return trip - 1 + depth if trip > 0 else 0
+
+
+def process_cycles(cfg: EngineConfig, t: int, k: int | None = None) -> dict:
+    """Busy cycles of every dataflow process for one sequence of ``t`` tokens in one layer (``k`` keys
+    kept per query; default from the keep table), loop by loop as the kernel runs them. The m_axi movers
+    (loader, res_loader, writer, desc) run one flattened loop per layer: their per-sequence share is the
+    beats alone, the latency is counted once per layer in :func:`layer_fixed_cycles`.
+
+    Returns ``{process: cycles}`` for :data:`PROCESSES`.
+    """
+    if t < 1:
+        raise InputError(f"a sequence needs at least one token, got {t}")
+    if k is None:
+        k = cfg.keep[min(t, cfg.max_seq)]
+    D = DEPTHS
+    h = cfg.heads
+    sparse = k < t
+    kk = k if sparse else t
+    kf = -(-kk // cfg.att_pe)
+    nc = -(-t // cfg.sel_lanes)
+    beats = t * cfg.hidden // cfg.axi
+    out = {"p_desc": 1, "p_loader": beats, "p_res_loader": beats, "p_writer": beats}
+
+    def mvu(name):
+        m = cfg.mvu(name)
+        return _loop(m["WIN"], D["D_READ"]) + _loop(t * m["ITER"], m["DEPTH"])
+    out["p_qkv"] = mvu("qkv")
+    sel = h * _loop(t, D["D_SEL_COPY"])
+    if sparse:
+        sel += h * (_loop(t, D["D_SEL_K4"]) + _loop(t * nc, D["D_SEL"]))
+    out["p_select"] = sel
+    out["p_attn_qk"] = h * _loop(t * kf, D["D_QK"])
+    out["p_attn_exp"] = h * _loop(t * kf, D["D_EXP"])
+    out["p_attn_pv"] = h * _loop(t * kf, D["D_PV"])
+    out["p_ctx"] = _loop(t * (cfg.hidden // min(cfg.head_dim, cfg.vec)), D["D_READ"])
+    out["p_out"] = mvu("out")
+    out["p_ln1"] = _loop(t * (cfg.hidden // cfg.folding["out"][0]), D["D_LN"])
+    out["p_up"] = mvu("up")
+    out["p_down"] = mvu("down")
+    out["p_ln2"] = _loop(t * (cfg.hidden // cfg.folding["down"][0]), D["D_LN"])
+    return out
+
+
+def layer_fixed_cycles(cfg: EngineConfig, num_seqs: int) -> dict:
+    """Once-per-layer cycles of the m_axi movers (their flattened loops' depth) and of a streamed
+    engine's weight load before the region: ``{"maxi_read", "maxi_write", "desc", "weight_load"}``."""
+    D = DEPTHS
+    return {"maxi_read": D["D_MAXI"] - 1, "maxi_write": D["D_MAXI_WR"] - 1, "desc": num_seqs - 1 + D["D_MAXI"],
+            "weight_load": 0 if cfg.resident else weight_load_cycles(cfg)}
+
+
+def weight_load_cycles(cfg: EngineConfig) -> int:
+    """Cycles of ``load_layer`` for one layer: every weights.bin section read by ``load_elems`` (one element
+    a cycle, or one beat a cycle for elements wider than a beat), each loop paying the m_axi latency."""
+    D = DEPTHS["D_MAXI"]
+    total = 0
+    for m in MVUS:
+        mm = cfg.mvu(m)
+        e = (2 if cfg.sparse else 1) * mm["SIMD"]
+        n = mm["WORDS"] * mm["PE"]
+        total += _loop(n if e <= cfg.axi else -(-n * e // cfg.axi), D)
+        total += _loop(mm["OUT"], D)  # rq records, 16 bytes each
+    H, F = cfg.hidden, cfg.ffn
+    for n in (H, H, H, F, H, H, 64):
+        total += _loop(n, D)
+    total += _loop(11, D)
+    return total
+
+
+# ---- resources -------------------------------------------------------------------------------------------
+_BRAM_SHAPES = ((72, 512), (36, 1024), (18, 2048), (9, 4096), (4, 8192), (2, 16384), (1, 32768))
+
+
+def bram36_for(width_bits: int, depth: int) -> int:
+    """RAMB36 tiles of one memory ``width_bits`` wide and ``depth`` deep (best aspect ratio)."""
+    if width_bits <= 0 or depth <= 0:
+        return 0
+    return min(math.ceil(width_bits / w) * math.ceil(depth / d) for w, d in _BRAM_SHAPES)
+
+
+def uram_for(width_bits: int, depth: int) -> int:
+    """URAM288 tiles (72 bits x 4096) of one memory."""
+    if width_bits <= 0 or depth <= 0:
+        return 0
+    return math.ceil(width_bits / 72) * math.ceil(depth / 4096)
+
+
+def dsp_mul(a_bits: int, b_bits: int, dsp_type: str = "DSP48E2") -> int:
+    """DSP slices of one a x b-bit signed multiplier (27 x 18 DSP48E2, 25 x 18 DSP48E1 tiles)."""
+    pa = 27 if dsp_type == "DSP48E2" else 25
+    return math.ceil(a_bits / (pa - 1)) * math.ceil(b_bits / 17)
+
+
+def channel_depths(cfg: EngineConfig) -> dict:
+    """FIFO depths of the region's channels (tokens), as padless_encoder.cpp declares them."""
+    H, F, vec = cfg.hidden, cfg.ffn, cfg.vec
+    kf_max = -(-cfg.max_seq // cfg.att_pe)
+    return {"desc": 16, "desc_res": 32, "row": 2 * (H // vec) + 2, "ffn_row": 2 * (F // vec) + 2,
+            "fwd": 3 * (H // vec) + 2, "score": 2 * kf_max + 4, "e": 2 * kf_max + DEPTHS["D_EXP"] + 4,
+            "rowstat": 4, "y1": 2 * (H // cfg.folding["out"][0]) + 4, "y2": 2 * (H // cfg.folding["down"][0]) + 4}
+
+
+def _fifo(width_bits: int, depth: int) -> dict:
+    """A FIFO's storage: shift registers (LUTs) up to 32 deep, block RAM beyond."""
+    if depth <= 32:
+        return {"bram": 0, "lut": width_bits * math.ceil(depth / 32)}
+    return {"bram": bram36_for(width_bits, depth), "lut": 0}
+
+
+def memories(cfg: EngineConfig) -> list[dict]:
+    """Every on-chip memory of the kernel: ``{"name", "width_bits", "depth", "copies", "impl"}`` (copies:
+    banks x ping-pong buffers), from the arrays the C++ declares."""
+    L = cfg.layers if cfg.resident else 1
+    mems = []
+    for m in MVUS:
+        mm = cfg.mvu(m)
+        # lanes in pairs on the two ports of one memory (mvu.h: WBANKS memories, WDEPTH deep)
+        pairs = mm["PE"] // 2 if mm["PE"] >= 2 else 1
+        depth = (2 if mm["PE"] >= 2 else 1) * L * mm["WORDS"]
+        mems.append({"name": f"w_{m}", "width_bits": mm["SIMD"] * 8, "depth": depth, "copies": pairs,
+                     "impl": cfg.weight_impl})
+        if cfg.sparse:
+            mems.append({"name": f"i_{m}", "width_bits": mm["SIMD"] * cfg.index_bits, "depth": depth,
+                         "copies": pairs, "impl": cfg.weight_impl})
+        mems.append({"name": f"rq_{m}", "width_bits": 72, "depth": L * mm["NF"], "copies": mm["PE"], "impl": "bram"})
+    for name, mvu in (("rrq_out", "out"), ("lnp_1", "out"), ("arq_up", "up"), ("rrq_down", "down"), ("lnp_2", "down")):
+        mm = cfg.mvu(mvu)
+        width = 72 if name.startswith("lnp") else 40
+        mems.append({"name": name, "width_bits": width, "depth": L * mm["NF"], "copies": mm["PE"], "impl": "bram"})
+    mems.append({"name": "crq", "width_bits": 40, "depth": L * cfg.heads, "copies": cfg.head_dim, "impl": "bram"})
+    d, S = cfg.head_dim, cfg.max_seq
+    idx_bits = max(1, (S - 1).bit_length())
+    for name in ("q_blk", "k_blk", "v_blk", "ctx_blk"):  # head-row words [S * heads][d], 2 buffers
+        mems.append({"name": name, "width_bits": 8 * d, "depth": S * cfg.heads, "copies": 2, "impl": cfg.block_impl})
+    mems.append({"name": "qh_blk", "width_bits": 8 * d, "depth": S, "copies": 2, "impl": "bram"})
+    mems.append({"name": "kh_blk", "width_bits": 8 * d, "depth": S, "copies": 2 * cfg.att_pe, "impl": "bram"})
+    mems.append({"name": "vh_blk", "width_bits": 8 * d, "depth": S, "copies": 2 * cfg.att_pe, "impl": "bram"})
+    for name in ("ixq_blk", "ixv_blk"):
+        mems.append({"name": name, "width_bits": cfg.k_max * idx_bits, "depth": S, "copies": 2, "impl": "bram"})
+    mems.append({"name": "k4", "width_bits": 4 * d, "depth": math.ceil(S / cfg.sel_lanes), "copies": cfg.sel_lanes,
+                 "impl": "lutram"})
+    return mems
+
+
+def _fifos(cfg: EngineConfig) -> list[dict]:
+    dep = channel_depths(cfg)
+    H, vec, ape = cfg.hidden, cfg.vec, cfg.att_pe
+    pe_o, pe_d = cfg.folding["out"][0], cfg.folding["down"][0]
+    rows = [("d_src", 128, dep["desc"]), ("d_qkv", 128, dep["desc"]), ("d_res", 128, dep["desc_res"])]
+    rows += [(f"d_{n}", 128, dep["desc"]) for n in ("sel", "att", "exp", "pv", "ctx", "out", "ln1", "up", "down",
+                                                     "ln2", "wr")]
+    rows += [("x_rows", 8 * vec, dep["row"]), ("res_rows", 8 * vec, dep["row"]), ("ctx_rows", 8 * vec, dep["row"]),
+             ("h_rows", 8 * vec, dep["row"]), ("out_rows", 8 * vec, dep["row"]),
+             ("a_rows", 8 * vec, dep["ffn_row"]), ("h_fwd", 8 * vec, dep["fwd"]),
+             ("y_attn", 32 * pe_o, dep["y1"]), ("y_ffn", 32 * pe_d, dep["y2"]), ("st_attn", 128, dep["rowstat"]),
+             ("st_ffn", 128, dep["rowstat"]), ("scores", 32 * ape, dep["score"]), ("row_max", 32, 4),
+             ("exps", 22 * ape, dep["e"]), ("factors", 24, 4)]
+    return [{"name": n, "width_bits": w, "depth": d} for n, w, d in rows]
+
+
+def dsp_count(cfg: EngineConfig, dsp_type: str = "DSP48E2") -> dict:
+    """DSP slices per unit, as the kernel's unrolled operators use them (docs/hls.md, "DSP budget")."""
+    out = {}
+    packed = dsp_type == "DSP48E2" and not cfg.sparse
+    for m in MVUS:
+        mm = cfg.mvu(m)
+        macs = (math.ceil(mm["PE"] / 2) if packed else mm["PE"]) * mm["SIMD"]
+        rq = mm["PE"] * dsp_mul(33, 32, dsp_type)
+        extra = 0
+        if m in ("out", "down"):
+            extra = mm["PE"] * dsp_mul(9, 32, dsp_type)       # residual requantization
+        if m == "up":
+            extra = mm["PE"] * (dsp_mul(17, 16, dsp_type) + dsp_mul(35, 32, dsp_type))  # GELU + activation rq
+        out[m] = macs + rq + extra
+    for ln, mvu in (("ln1", "out"), ("ln2", "down")):
+        pe = cfg.folding[mvu][0]
+        out[ln] = pe * (dsp_mul(25, 32, dsp_type) + dsp_mul(34, 25, dsp_type)) + 6
+    ape, d = cfg.att_pe, cfg.head_dim
+    qk = (math.ceil(ape / 2) if dsp_type == "DSP48E2" else ape) * d
+    out["attention"] = (qk + ape * dsp_mul(24, 32, dsp_type) + ape + ape * d + ape * dsp_mul(22, 24, dsp_type)
+                        + d * dsp_mul(28, 32, dsp_type))
+    out["select"] = 0
+    return out
+
+
+def lut_estimate(cfg: EngineConfig) -> dict:
+    """LUTs per unit (an estimate: 24 per MAC lane for adder trees and operand muxing, a B:1 input mux per
+    sparse lane, 30 per 4-bit product lane, 43 per top-k comparator slot and lane -- the last two measured
+    with yosys on hw/rtl/selection_engine.sv --, 2,000 per LayerNorm / i-exp / divider unit, 20,000 for
+    control and AXI interfaces, plus shift-register FIFOs)."""
+    out = {"fixed": 20000}
+    for m in MVUS:
+        mm = cfg.mvu(m)
+        lanes = mm["PE"] * mm["SIMD"]
+        out[m] = 24 * lanes + (lanes * max(1, cfg.bank // 4) if cfg.sparse else 0)
+    out["select"] = cfg.sel_lanes * (30 * cfg.head_dim + 43 * cfg.k_max) + 2000
+    out["attention"] = 24 * cfg.att_pe * cfg.head_dim * 2 + 2000 * (1 + cfg.att_pe) + 4000
+    out["layernorm"] = 2 * 4000
+    out["fifos"] = sum(_fifo(f["width_bits"], f["depth"])["lut"] for f in _fifos(cfg))
+    return out
+
+
+def resources(cfg: EngineConfig, board: Board | str) -> dict:
+    """The static resource estimate of the generated kernel on ``board`` (manifest key ``resources``).
+
+    Returns ``{"bram_36k": {"used", "limit"}, "uram": {...}, "dsp": {...}, "lut": {...}, "fits": bool,
+    "detail": {"memories": [...], "dsp": {unit: n}, "lut": {unit: n}}}``. Memories marked ``uram`` go to
+    UltraRAM while it lasts (then block RAM); ``lutram`` memories count as LUTs (64 bits per LUT).
+    """
+    board = load_board(board)
+    mems = memories(cfg)
+    uram_left = board.uram
+    bram = uram = lutram_luts = 0
+    detail = []
+    for m in mems:
+        n_u = uram_for(m["width_bits"], m["depth"]) * m["copies"]
+        n_b = bram36_for(m["width_bits"], m["depth"]) * m["copies"]
+        if m["impl"] == "uram" and n_u <= uram_left:
+            uram += n_u
+            uram_left -= n_u
+            detail.append({**m, "uram": n_u, "bram_36k": 0})
+        elif m["impl"] == "lutram":
+            luts = math.ceil(m["width_bits"] * m["depth"] / 64) * m["copies"]
+            lutram_luts += luts
+            detail.append({**m, "lut": luts})
+        else:
+            bram += n_b
+            detail.append({**m, "uram": 0, "bram_36k": n_b})
+    for f in _fifos(cfg):
+        bram += _fifo(f["width_bits"], f["depth"])["bram"]
+    dsp = dsp_count(cfg, board.dsp_type)
+    lut = lut_estimate(cfg)
+    lut["lutram"] = lutram_luts
+    used = {"bram_36k": int(bram), "uram": int(uram), "dsp": int(sum(dsp.values())), "lut": int(sum(lut.values()))}
+    limit = {"bram_36k": board.bram_36k, "uram": board.uram, "dsp": board.dsp, "lut": board.lut}
+    out = {k: {"used": used[k], "limit": int(limit[k])} for k in used}
+    out["fits"] = all(used[k] <= limit[k] for k in used)
+    out["detail"] = {"memories": detail, "dsp": dsp, "lut": lut}
+    return out
+
+
+def check_fits(cfg: EngineConfig, board: Board | str) -> dict:
+    """:func:`resources`, raising ResourceError (what exceeds which limit, and what to do) when the kernel
+    does not fit the board."""
+    board = load_board(board)
+    r = resources(cfg, board)
+    if not r["fits"]:
+        over = [f"{k} {r[k]['used']:,} > {r[k]['limit']:,}" for k in ("dsp", "bram_36k", "uram", "lut")
+                if r[k]["used"] > r[k]["limit"]]
+        raise ResourceError(f"the generated kernel does not fit {board.name}: " + ", ".join(over) +
+                            "; choose a larger board, more weight sparsity, a shorter maximum sequence "
+                            "(hls: {max_seq: N}) or less parallelism")
+    return r
+
+
+def useful_macs(cfg: EngineConfig, t: int, k: int | None = None) -> int:
+    """int8 MACs of one sequence of ``t`` tokens through every layer that the kernel's DSPs do usefully:
+    kept weights of the four MVUs, and Q.K and P.V on the kept keys."""
+    if k is None:
+        k = cfg.keep[min(t, cfg.max_seq)]
+    kk = min(k, t)
+    per_layer = 0
+    for m in MVUS:
+        inp, out = cfg.shape(m)
+        kept_in = inp if not cfg.sparse else None
+        per_layer += t * out * (kept_in if kept_in is not None else 0)
+    if cfg.sparse:
+        total = 0
+        for layer in range(cfg.layers):
+            p = cfg.per_bank[layer]
+            for m in MVUS:
+                inp, out = cfg.shape(m)
+                total += t * out * (inp // cfg.bank) * p
+        per_layer_attn = 2 * cfg.heads * t * kk * cfg.head_dim
+        return int(total + cfg.layers * per_layer_attn)
+    return int(cfg.layers * (per_layer + 2 * cfg.heads * t * kk * cfg.head_dim))
