@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...csim import CsimLibrary, build_library
-from ...errors import InputError, ProjectError
+from ...errors import ClosedError, InputError, ProjectError
 from ...packing import check_offsets
 
 
@@ -45,6 +45,8 @@ class CsimBackend:
         self.weights = np.fromfile(project.file("weights"), dtype="<u8")
 
     def _call(self, x: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        if self.lib is None:
+            raise ClosedError("the csim backend was closed; create a new one")
         x = np.ascontiguousarray(x, dtype=np.int8)
         off = np.ascontiguousarray(offsets - offsets[0], dtype=np.int64)
         y = np.empty_like(x)
