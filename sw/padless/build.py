@@ -54,7 +54,12 @@ def load_config(path) -> dict:
     try:
         cfg = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise InputError(f"config file {p} is not valid YAML: {exc}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        what = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise InputError(f"config file {p} is not valid YAML ({where}{what})") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"config file {p} cannot be read as UTF-8 text ({exc})") from exc
     if not isinstance(cfg, dict):
         raise InputError(f"config file {p} must be a mapping with keys attention/weights/tokens/calibration")
     unknown = set(cfg) - set(CONFIG_SECTIONS)
@@ -171,6 +176,11 @@ def step_sparsity_config(st: BuildState) -> BuildState:
                 for k in ("attention", "weights", "tokens")}
     parse = _optional("padless.sparse.config", "parse_sparsity")
     st.sparsity = parse(sparsity, num_layers=st.spec.num_layers) if parse else sparsity
+    att, top = st.sparsity.get("attention") or {}, int(st.spec.max_positions)
+    for key in ("topk", "min_k"):
+        if att.get(key, 0) > top:
+            raise InputError(f"attention {key} {att[key]} is above the model's maximum length of {top} tokens "
+                             f"(a query never has more keys than that): choose {key} from 1 to {top}")
     if st.sparsity.get("attention"):
         from .sparse.attention import keep_count
         try:

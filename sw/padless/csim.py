@@ -102,8 +102,10 @@ def build_library(hls_dir, extra_flags: tuple = (), cache: Path | None = None) -
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ProjectError(f"the csim cache folder {out_dir} cannot be created ({exc.strerror or exc}); set "
-                           "PADLESS_CACHE to a writable folder (or unset it to use ~/.cache/padless)") from exc
+        blocker = next((p for p in out_dir.parents if p.exists() and not p.is_dir()), None)
+        why = f"{blocker} is a file, not a folder" if blocker else (exc.strerror or str(exc))
+        raise ProjectError(f"the csim cache folder {out_dir} cannot be created ({why}); set PADLESS_CACHE to a "
+                           "writable folder (or unset it to use ~/.cache/padless)") from exc
     tmp = out_dir / f"libpadless_csim.{os.getpid()}.{threading.get_ident()}.so"
     cmd = [cxx, *flags, f"-I{hls_dir}", f"-I{hls_dir / 'include'}", f"-I{ap}", str(top), "-o", str(tmp)]
     t = time.perf_counter()

@@ -80,13 +80,15 @@ def reference_spec(project, reference: str | None = None):
     return resolve_model(p, as_recipe=False)[0]
 
 
-def fp32_embeddings(project, ids, progress=None, reference: str | None = None):
+def fp32_embeddings(project, ids, progress=None, reference=None):
     """fp32 sentence embeddings ``(B, hidden)`` of the project's original dense model
-    (:func:`reference_spec`; for a fine-tuned student, its teacher) on the same token ids."""
+    (:func:`reference_spec`; for a fine-tuned student, its teacher) on the same token ids. ``reference``:
+    a model name or path, or an already resolved EncoderSpec."""
     import numpy as np
 
+    from ..ir import EncoderSpec
     from ..reference import encode_fp32, pool
-    spec = reference_spec(project, reference)
+    spec = reference if isinstance(reference, EncoderSpec) else reference_spec(project, reference)
     if spec.hidden_size != int(project.model["hidden_size"]):
         from ..errors import InputError
         raise InputError(f"--reference {spec.name} has hidden size {spec.hidden_size}, the project "
@@ -112,10 +114,11 @@ def evaluate(project, texts, labels, backend_name="golden", truncate=True, max_t
     from ..runtime.backends import get_backend
     from ..runtime.host import embeddings_from_hidden, run_hidden
     ids = project.tokenize(texts, truncate=truncate, max_length=max_length)
+    ref_spec = reference_spec(project, reference)  # errors (a changed or unknown model) before any bar
     disable = not show
     with tqdm(total=len(ids), desc="fp32 reference", unit="sent", disable=disable, file=sys.stderr) as bar:
         t0 = time.perf_counter()
-        ref = fp32_embeddings(project, ids, bar.update, reference=reference)
+        ref = fp32_embeddings(project, ids, bar.update, reference=ref_spec)
         t_ref = time.perf_counter() - t0
     backend = get_backend(backend_name, project)
     try:
@@ -146,8 +149,9 @@ def run(args) -> int:
         raise InputError(f"{ds.name} has no labels; eval needs label<TAB>text data")
     if args.max_length is not None:
         project.check_max_length(args.max_length)
-    res = evaluate(project, texts, labels, args.backend, args.truncate, args.max_tokens, show=not args.json,
-                   max_length=args.max_length, reference=args.reference)
+    res = evaluate(project, texts, labels, args.backend, args.truncate, args.max_tokens,
+                   show=not args.json and sys.stderr.isatty(),
+                   max_length=args.max_length, reference=args.reference)  # bars only on a terminal
     if args.json:
         print(json.dumps({k: v for k, v in res.items() if k != "lengths"}))
     else:

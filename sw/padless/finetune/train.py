@@ -432,6 +432,7 @@ def finetune(model: str, config=None, out: str | Path | None = None, steps: int 
     if resume and not has_checkpoint(out):
         old = " (a checkpoint.pt of an older padless is a pickle and is not loaded)" if (out / "checkpoint.pt").is_file() else ""
         raise InputError(f"--resume: no checkpoint at {out / CHECKPOINT}{old}; start without --resume")
+    state = load_checkpoint(out) if resume else None  # InputError for a corrupted one, before any work
     sp, tc = load_finetune_config(config)
     if steps is not None:
         tc.steps = int(steps)
@@ -478,8 +479,7 @@ def finetune(model: str, config=None, out: str | Path | None = None, steps: int 
     ckpt = out / CHECKPOINT
     step, history, window = 0, [], []
     if resume:
-        state = load_checkpoint(out)
-        if state.get("run") != _json_round_trip(run_id):
+        if not isinstance(state, dict) or state.get("run") != _json_round_trip(run_id):
             raise InputError(f"--resume: {ckpt} was written by a different model/config; use a new --out or "
                              "the same config")
         student.load_state_dict(state["student"])
