@@ -355,7 +355,9 @@ def test_force_writes_beside_user_files(tmp_path):
     from padless.cli import main
     assert main(["compile", "tiny", "--out", str(d), "--force", "--calib-count", "8", "--quiet"]) == 0
     assert (d / "thesis.tex").read_text() == "mine\n" and (d / "data" / "x.csv").read_text() == "1,2\n"
-    load_project(d)
+    gen = load_project(d).manifest["generated"]  # every file the generators wrote, for the next compile
+    assert {"hls/tb.cpp", "hls/config.h", "bitstream.mk"} - set(gen) == {"bitstream.mk"}
+    assert all(f.startswith(("hls/", "bitstream/")) for f in gen) and (d / gen[0]).is_file()
     (d / "hls" / "vitis_hls.log").write_text("log\n")  # what `make hls` leaves
     (d / "hls" / "padless_tiny").mkdir()
     (d / "hls" / "padless_tiny" / "solution1.log").write_text("log\n")

@@ -287,8 +287,21 @@ def step_bitstream_flow(st: BuildState) -> BuildState:
     return st
 
 
+def step_record_generated(st: BuildState) -> BuildState:
+    """List every file the code generators wrote under ``hls/`` and ``bitstream/`` in the manifest
+    (``generated``): a later compile into this folder regenerates them and refuses to touch anything
+    else there (:func:`padless.project.check_out_dir`)."""
+    from .project import update_manifest
+    out = Path(st.out)
+    files = sorted(str(f.relative_to(out)) for d in ("hls", "bitstream") if (out / d).is_dir()
+                   for f in (out / d).rglob("*") if f.is_file())
+    update_manifest(out, {"generated": files})
+    return st
+
+
 STEPS = [step_load_board, step_load_model, step_sparsity_config, step_sparsify_weights, step_calibrate,
-         step_quantize, step_write_project, step_schedule, step_codegen, step_bitstream_flow]
+         step_quantize, step_write_project, step_schedule, step_codegen, step_bitstream_flow,
+         step_record_generated]
 
 
 def compile_project(model: str, board: str = DEFAULT_BOARD, out=None, config: dict | None = None,

@@ -259,7 +259,9 @@ def check_out_dir(out, force: bool = False) -> Path:
     (recompiling replaces the files padless wrote there). A non-empty folder that is not a padless project
     needs ``force`` (then padless writes its files into it, replacing files of the same names). In every
     case ``hls/`` is regenerated as a whole, so a ``hls/`` holding files padless did not write is refused
-    even with ``force``: padless never deletes a file it did not write.
+    even with ``force``: padless never deletes a file it did not write. Its own files are those the
+    previous manifest lists (``files`` and ``generated``) and the outputs of the project's own Makefile
+    and Vitis run (``_BUILD_OUTPUTS``).
 
     Raises InputError: ``out`` empty (``--out ""``), a file, inside a file, not writable, a non-empty
     folder that is not a padless project (without ``force``), or a ``hls/`` with foreign files.
@@ -289,6 +291,8 @@ def check_out_dir(out, force: bool = False) -> Path:
     hls = out / "hls"
     if hls.is_dir():
         listed = {str(n) for n in ((old or {}).get("files") or {}).values() if isinstance(n, str)}
+        generated = (old or {}).get("generated")
+        listed |= {str(n) for n in generated if isinstance(n, str)} if isinstance(generated, list) else set()
         allowed = set()
         for pattern in _BUILD_OUTPUTS:
             for p in out.glob(pattern.rstrip("/")):
