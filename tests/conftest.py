@@ -37,3 +37,14 @@ def tiny_project(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny") / "proj"
     compile_project("tiny", board="u280", out=out)
     return out
+
+
+@pytest.fixture(scope="session")
+def path_project(tmp_path_factory):
+    """(project, model folder): a project compiled from a transformers folder given by path."""
+    from padless.build import compile_project
+    from probes import make_bert_folder
+    base = tmp_path_factory.mktemp("pathproj")
+    model = make_bert_folder(base / "model")
+    compile_project(str(model), board="u280", out=base / "proj", calib_count=16)
+    return base / "proj", model

@@ -138,9 +138,11 @@ def test_saved_module_and_torchscript_paths(tmp_path):
     model = TinyEncoderModel(norm_first=True, activation="gelu", batch_first=True, final_norm=True).eval()
     seqs = _sequences(2, (3, 12))
     want = _torch_outputs(model, seqs)
-    # 1. torch.save of the whole module (container form)
+    # 1. torch.save of a plain nn.Module holding the parts (container form: only torch.nn classes)
     p1 = tmp_path / "model.pt"
-    torch.save(model, p1)
+    holder1 = nn.Module()
+    holder1.encoder, holder1.embeddings = model.encoder, model.embeddings
+    torch.save(holder1, p1)
     # 2. torch.save of a dict
     p2 = tmp_path / "parts.pth"
     torch.save({"encoder": model.encoder, "embeddings": model.embeddings, "pooling": "cls"}, p2)
@@ -188,6 +190,11 @@ def test_errors_are_clear(tmp_path):
     torch.save(enc.state_dict(), tmp_path / "sd.pt")
     with pytest.raises(UnknownModelError, match="state_dict"):
         load_torch_path(tmp_path / "sd.pt")
+    # a user's own class is Python code: refused before unpickling (save a dict or a scripted module)
+    torch.save(TinyEncoderModel(norm_first=False, activation="relu", batch_first=True, final_norm=False),
+               tmp_path / "own_class.pt")
+    with pytest.raises(UnknownModelError, match="does not unpickle.*TinyEncoderModel"):
+        load_torch_path(tmp_path / "own_class.pt")
     torch.save(enc, tmp_path / "bare.pt")
     with pytest.raises(InputError, match="without its token embedding"):
         load_torch_path(tmp_path / "bare.pt")
@@ -200,7 +207,7 @@ def test_errors_are_clear(tmp_path):
     with pytest.raises(UnknownModelError, match="traced TorchScript"):
         load_torch_encoder(torch.jit.load(str(tmp_path / "traced.pt")), nn.Embedding(VOCAB, HIDDEN))
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
-    with pytest.raises(UnknownModelError, match="torch could not load"):
+    with pytest.raises(UnknownModelError, match="torch could not load it safely"):
         load_torch_path(tmp_path / "junk.pt")
     assert not looks_like_torch(tmp_path / "missing.pt")
     (tmp_path / "x.onnx").write_bytes(b"\x08\x07")

@@ -30,6 +30,7 @@ class BuildState:
     calib_lengths: list = field(default_factory=list)
     alpha: float = 1.0
     progress: bool = False
+    max_length: int | None = None   # --max-length: the truncation length recorded in the manifest
     spec: object = None
     recipe: object = None
     board: object = None
@@ -53,16 +54,75 @@ def load_config(path) -> dict:
     try:
         cfg = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise InputError(f"config file {p} is not valid YAML: {exc}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        what = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise InputError(f"config file {p} is not valid YAML ({where}{what})") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"config file {p} cannot be read as UTF-8 text ({exc})") from exc
     if not isinstance(cfg, dict):
         raise InputError(f"config file {p} must be a mapping with keys attention/weights/tokens/calibration")
-    unknown = set(cfg) - {"attention", "weights", "tokens", "calibration", "sparsity", "quant"}
+    unknown = set(cfg) - set(CONFIG_SECTIONS)
     if unknown:
-        raise InputError(f"config file {p}: unknown keys {sorted(unknown)} "
+        raise InputError(f"config file {p}: unknown keys {sorted(map(str, unknown))} "
                          "(allowed: attention, weights, tokens, calibration, quant)")
+    for key in CONFIG_SECTIONS:
+        if key in cfg and not isinstance(cfg[key], dict):
+            what = "is empty" if cfg[key] is None else f"is {cfg[key]!r}"
+            raise InputError(f"config file {p}: {key} {what}; it must be a mapping "
+                             f"({CONFIG_SECTIONS[key]}), or leave the key out")
     if "sparsity" in cfg:
-        cfg = {**cfg.pop("sparsity"), **cfg}
+        nested = cfg.pop("sparsity")
+        bad = set(nested) - {"attention", "weights", "tokens"}
+        if bad:
+            raise InputError(f"config file {p}: sparsity has unknown keys {sorted(map(str, bad))} "
+                             "(allowed: attention, weights, tokens)")
+        cfg = {**nested, **cfg}
+    check_quant(cfg.get("quant"), where=f"config file {p}: ")
     return cfg
+
+
+#: Top-level sections of a compile config and what each holds (for error messages).
+CONFIG_SECTIONS = {
+    "attention": "e.g. {topk: 16} or {density: 0.25}",
+    "weights": "e.g. {sparsity: 0.5, bank: 16}",
+    "tokens": "e.g. {layers: [2, 4], keep: 0.7}",
+    "calibration": "e.g. {dataset: vader-tweets, count: 256}",
+    "sparsity": "attention / weights / tokens",
+    "quant": "e.g. {gelu: pwl}",
+}
+#: Keys of the ``quant:`` section.
+QUANT_KEYS = ("gelu",)
+
+
+def check_quant(quant, where: str = "") -> dict:
+    """Validate a config's ``quant:`` section (a mapping with keys :data:`QUANT_KEYS`); returns it (``{}``
+    for None). Raises InputError naming the key and the allowed values."""
+    from .quant.quantize import GELU_METHODS
+    if quant is None:
+        return {}
+    if not isinstance(quant, dict):
+        raise InputError(f"{where}quant must be a mapping like {{gelu: pwl}}, got {quant!r}")
+    unknown = set(quant) - set(QUANT_KEYS)
+    if unknown:
+        raise InputError(f"{where}quant has unknown keys {sorted(map(str, unknown))} (allowed: {', '.join(QUANT_KEYS)})")
+    if "gelu" in quant and quant["gelu"] not in GELU_METHODS:
+        raise InputError(f"{where}quant.gelu {quant['gelu']!r} is not a GELU method; choose one of "
+                         f"{', '.join(GELU_METHODS)}")
+    return quant
+
+
+def check_alpha(alpha) -> float:
+    """``--alpha`` as a float in [0, 1] (1: per-channel activation scales, 0: one scale per tensor).
+    Raises InputError for anything else (nan, inf, -1, 2, a string)."""
+    import math
+    try:
+        a = float(alpha)
+    except (TypeError, ValueError):
+        raise InputError(f"--alpha {alpha!r} is not a number; give a value in [0, 1]") from None
+    if not math.isfinite(a) or not 0.0 <= a <= 1.0:
+        raise InputError(f"--alpha {alpha} is outside [0, 1] (1: a scale per channel, 0: one per tensor)")
+    return a
 
 
 def _optional(module: str, attr: str):
@@ -116,6 +176,11 @@ def step_sparsity_config(st: BuildState) -> BuildState:
                 for k in ("attention", "weights", "tokens")}
     parse = _optional("padless.sparse.config", "parse_sparsity")
     st.sparsity = parse(sparsity, num_layers=st.spec.num_layers) if parse else sparsity
+    att, top = st.sparsity.get("attention") or {}, int(st.spec.max_positions)
+    for key in ("topk", "min_k"):
+        if att.get(key, 0) > top:
+            raise InputError(f"attention {key} {att[key]} is above the model's maximum length of {top} tokens "
+                             f"(a query never has more keys than that): choose {key} from 1 to {top}")
     if st.sparsity.get("attention"):
         from .sparse.attention import keep_count
         try:
@@ -169,7 +234,7 @@ def step_calibrate(st: BuildState) -> BuildState:
 
 def step_quantize(st: BuildState) -> BuildState:
     from .quant.quantize import GELU_METHODS, quantize_encoder
-    gelu = (st.config.get("quant") or {}).get("gelu", "pwl")
+    gelu = check_quant(st.config.get("quant")).get("gelu", "pwl")
     if gelu not in GELU_METHODS:
         raise InputError(f"quant.gelu {gelu!r} is not a GELU method; choose one of {', '.join(GELU_METHODS)}")
     st.quantized = quantize_encoder(st.spec, st.ranges, alpha=st.alpha, gelu=gelu)
@@ -179,7 +244,15 @@ def step_quantize(st: BuildState) -> BuildState:
 
 def step_write_project(st: BuildState) -> BuildState:
     from .project import write_project
-    recipe = {"name": st.recipe.name, "source": st.recipe.source}
+    msl, msl_from = st.recipe.max_seq_length, st.recipe.max_seq_length_from
+    if st.max_length is not None:
+        if not 2 <= st.max_length <= st.spec.max_positions:
+            raise InputError(f"--max-length {st.max_length} must be from 2 to the model's {st.spec.max_positions} positions")
+        msl, msl_from = st.max_length, "compile --max-length"
+    elif msl is not None and msl > st.spec.max_positions:
+        msl, msl_from = st.spec.max_positions, f"{msl_from} ({msl}), capped at the model's positions"
+    recipe = {"name": st.recipe.name, "resolved": st.recipe.resolved, "source": st.recipe.source,
+              "max_seq_length": msl, "max_seq_length_from": msl_from}
     write_project(st.out, st.spec, st.quantized, st.board.name, recipe, st.sparsity, st.calibration, st.extra)
     return st
 
@@ -214,23 +287,56 @@ def step_bitstream_flow(st: BuildState) -> BuildState:
     return st
 
 
+def step_record_generated(st: BuildState) -> BuildState:
+    """List every file the code generators wrote under ``hls/`` and ``bitstream/`` in the manifest
+    (``generated``): a later compile into this folder regenerates them and refuses to touch anything
+    else there (:func:`padless.project.check_out_dir`)."""
+    from .project import update_manifest
+    out = Path(st.out)
+    files = sorted(str(f.relative_to(out)) for d in ("hls", "bitstream") if (out / d).is_dir()
+                   for f in (out / d).rglob("*") if f.is_file())
+    update_manifest(out, {"generated": files})
+    return st
+
+
 STEPS = [step_load_board, step_load_model, step_sparsity_config, step_sparsify_weights, step_calibrate,
-         step_quantize, step_write_project, step_schedule, step_codegen, step_bitstream_flow]
+         step_quantize, step_write_project, step_schedule, step_codegen, step_bitstream_flow,
+         step_record_generated]
 
 
 def compile_project(model: str, board: str = DEFAULT_BOARD, out=None, config: dict | None = None,
                     calib_texts: list | None = None, calib_count: int | None = None, alpha: float = 1.0,
-                    progress: bool = False) -> BuildState:
-    """Compile ``model`` (recipe name or path) for ``board`` into the project folder ``out``.
+                    progress: bool = False, force: bool = False, max_length: int | None = None) -> BuildState:
+    """Compile ``model`` (recipe name or path, :func:`padless.models.resolve_model`) for ``board`` into the
+    project folder ``out``.
 
-    Raises UnknownModelError, UnknownBoardError, InputError, DataError, BoardTooSmallError.
+    ``out`` must be new, empty or an earlier padless project; ``force`` allows a non-empty folder that is
+    not one (:func:`padless.project.check_out_dir`: padless deletes no file it did not write). ``alpha``
+    in [0, 1]; ``calib_count`` at least 1. ``max_length``: the truncation length the project records
+    (``model.max_seq_length``; default: sentence-transformers' ``max_seq_length`` of the model, or the
+    recipe's, else the model's positions).
+
+    Raises UnknownModelError, UnknownBoardError, InputError (bad config, alpha, calib_count or --out; a
+    folder that cannot be written), DataError, BoardTooSmallError.
     """
+    from .project import check_out_dir
     if out is None:
         raise InputError("give an output folder (--out DIR)")
+    out = check_out_dir(out, force=force)
+    alpha = check_alpha(alpha)
+    if calib_count is not None and (not isinstance(calib_count, int) or isinstance(calib_count, bool) or calib_count < 1):
+        raise InputError(f"--calib-count {calib_count!r} must be a whole number of sentences, at least 1")
+    if max_length is not None and (not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 2):
+        raise InputError(f"--max-length {max_length!r} must be an integer of at least 2 tokens")
     st = BuildState(model=model, board_name=board, out=Path(out), config=config or {}, calib_texts=calib_texts,
-                    calib_count=calib_count, alpha=alpha, progress=progress)
+                    calib_count=calib_count, alpha=alpha, progress=progress, max_length=max_length)
     for step in STEPS:
         t = time.perf_counter()
-        st = step(st)
+        try:
+            st = step(st)
+        except OSError as exc:  # a folder or file that cannot be read or written: one clear line
+            where = exc.filename or out
+            raise InputError(f"{step.__name__.removeprefix('step_')}: {where}: {exc.strerror or exc}; check the "
+                             "path and its permissions (and --out)") from exc
         st.log.append((step.__name__.removeprefix("step_"), time.perf_counter() - t))
     return st

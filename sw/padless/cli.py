@@ -18,8 +18,18 @@ from . import __version__
 from .errors import PadlessError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with padless's error format: one ``padless: error: ...`` line (exit 2), naming the
+    sub-command and pointing at its ``--help``, instead of a usage block."""
+
+    def error(self, message):
+        sub = self.prog.partition(" ")[2]
+        where = f"{sub}: " if sub else ""
+        self.exit(2, f"padless: error: {where}{message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="padless",
         description="Variable-length Transformer encoders on FPGAs: quantize, sparsify, schedule, "
                     "generate HLS, run (golden / csim / pynq).")

@@ -107,26 +107,74 @@ def build_library(hls_dir, extra_flags: tuple = (), cache: Path | None = None) -
     key = h.hexdigest()[:24]
     out_dir = Path(cache or cache_dir()) / key
     lib = out_dir / "libpadless_csim.so"
+    digest = out_dir / "libpadless_csim.sha256"
     if lib.is_file():
-        return lib
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / f"libpadless_csim.{os.getpid()}.so"
+        if _intact(lib, digest):
+            return lib
+        # a cached library that does not match the digest written when it was built (truncated, edited,
+        # half-copied, or from a padless that wrote no digest): never dlopen it, build it again
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        blocker = next((p for p in out_dir.parents if p.exists() and not p.is_dir()), None)
+        why = f"{blocker} is a file, not a folder" if blocker else (exc.strerror or str(exc))
+        raise ProjectError(f"the csim cache folder {out_dir} cannot be created ({why}); set PADLESS_CACHE to a "
+                           "writable folder (or unset it to use ~/.cache/padless)") from exc
+    tmp = out_dir / f"libpadless_csim.{os.getpid()}.{threading.get_ident()}.so"
     cmd = [cxx, *flags, f"-I{hls_dir}", f"-I{hls_dir / 'include'}", f"-I{ap}", str(top), "-o", str(tmp)]
     t = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         raise ProjectError(f"g++ could not build the csim library ({' '.join(cmd)}):\n{res.stderr[-4000:]}")
+    tmp_digest = digest.with_name(tmp.name + ".sha256")
+    tmp_digest.write_text(_sha256(tmp) + "\n")
     tmp.replace(lib)
+    tmp_digest.replace(digest)
     (out_dir / "build.txt").write_text(f"{' '.join(cmd)}\nseconds {time.perf_counter() - t:.1f}\n")
     return lib
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _intact(lib: Path, digest: Path) -> bool:
+    """True when the cached ``lib`` has the SHA-256 recorded in ``digest`` when it was built."""
+    try:
+        return digest.read_text().strip() == _sha256(lib)
+    except OSError:
+        return False
+
+
+# One lock per loaded library. The kernel keeps its state in file-scope statics (HLS style), and ctypes
+# releases the GIL during the call, so two calls into the same loaded object at once would share those
+# buffers. dlopen returns the same handle for the same object (same path, or another path to the same
+# file), so the handle is the key: every CsimLibrary of one loaded object shares its lock.
+_LOCKS: dict[int, threading.RLock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def library_lock(handle: int) -> threading.RLock:
+    """The (re-entrant) lock of the loaded library with dlopen ``handle`` (created on first use)."""
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(int(handle), threading.RLock())
 
 
 class CsimLibrary:
     """A loaded csim library (one kernel build): the kernel call and the C-simulation instruments.
 
-    Calls are serialized per library file (the kernel keeps its on-chip state -- resident weights,
-    the simulator's statistics -- in file-scope statics, as the hardware does): any number of threads and
-    objects may share a library, each call runs alone (:data:`_LOCKS`).
+    Thread safety: calls into one loaded library are serialised by :func:`library_lock` (the kernel's
+    state -- resident weights, the simulator's statistics -- is file-scope statics shared by every user
+    of the library, as on the device), so any number of threads and objects get the same bits as one
+    thread; calls into different libraries (different projects) run in parallel. The lock costs about a
+    microsecond per call (docs/reliability.md, bench/concurrency_bench.py). Hold :attr:`lock` (re-entrant)
+    around a configure + call + report sequence.
+
+    Raises ProjectError when the file cannot be loaded (a corrupt build: delete the cache folder).
     """
 
     STATUS = {1: "too many tokens in one call", 2: "bad number of sequences",
@@ -137,8 +185,12 @@ class CsimLibrary:
 
     def __init__(self, path):
         self.path = Path(path)
-        self.lib = ctypes.CDLL(str(self.path))
-        fn = self.lib.padless_encoder
+        try:
+            self.lib = ctypes.CDLL(str(self.path))
+            fn = self.lib.padless_encoder
+        except (OSError, AttributeError) as exc:
+            raise ProjectError(f"the csim library {self.path} cannot be loaded ({exc}); delete {self.path.parent} "
+                               "so that it is rebuilt") from exc
         fn.restype = ctypes.c_int
         fn.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int] * 3
         self.fn = fn
@@ -154,8 +206,7 @@ class CsimLibrary:
         jobs.restype = ctypes.c_int64
         jobs.argtypes = [ctypes.c_void_p, ctypes.c_int64]
         self._jobs = jobs
-        with _LOCKS_GUARD:
-            self.lock = _LOCKS.setdefault(str(self.path.resolve()), threading.RLock())
+        self.lock = library_lock(self.lib._handle)
 
     def configure(self, threaded: bool = True, timed: bool = False, ports: bool = False, exact_depth: bool = False,
                   record_jobs: bool = False, min_depth: int = 256) -> None:
@@ -166,10 +217,11 @@ class CsimLibrary:
     def call(self, act, desc, weights, num_seqs: int, num_tokens: int, mode: int = 0) -> int:
         """Raw kernel call on contiguous numpy arrays: ``act`` (2 * num_tokens, hidden) int8 (the three
         activation ports), ``desc`` (num_seqs, 2) int32, ``weights`` the weights.bin image (uint8/uint64).
-        Returns the kernel status."""
+        Returns the kernel status. Holds the library's lock for the duration of the kernel call."""
         a = act.ctypes.data
-        return int(self.fn(a, a, a, desc.ctypes.data if desc is not None else None, weights.ctypes.data,
-                           int(num_seqs), int(num_tokens), int(mode)))
+        with self.lock:
+            return int(self.fn(a, a, a, desc.ctypes.data if desc is not None else None, weights.ctypes.data,
+                               int(num_seqs), int(num_tokens), int(mode)))
 
     def report(self) -> dict:
         """The last call's C-simulation report: ``{"cycles", "deadlock", "port_violations", "violations",
@@ -193,7 +245,3 @@ class CsimLibrary:
             self._jobs(out.ctypes.data, n)
         return out
 
-
-#: One lock per loaded library file: the kernel's statics are per process and file.
-_LOCKS: dict = {}
-_LOCKS_GUARD = threading.Lock()

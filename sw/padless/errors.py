@@ -38,3 +38,7 @@ class DataError(PadlessError):
 
 class DeviceError(PadlessError):
     """A device that is missing or does not answer in time."""
+
+
+class ClosedError(PadlessError):
+    """An Accelerator or backend used after ``close()``: create a new one."""

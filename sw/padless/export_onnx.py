@@ -380,9 +380,14 @@ def export_onnx(project_dir: str | os.PathLike, out: str | os.PathLike, core_onl
     out = Path(out)
     if out.is_dir():
         raise InputError(f"--onnx {out} is a folder; give a file name like model.onnx")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    model = build_onnx_model(project, core_only=core_only)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    onnx.save_model(model, str(tmp))
-    tmp.replace(out)
+    try:  # check where the file goes before the (slow) graph build; an OS error is one clear line
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(out.parent, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied", str(out.parent))
+        model = build_onnx_model(project, core_only=core_only)
+        tmp = out.with_suffix(out.suffix + ".tmp")
+        onnx.save_model(model, str(tmp))
+        tmp.replace(out)
+    except OSError as exc:
+        raise InputError(f"--onnx {out} cannot be written ({exc.strerror or exc}); choose a writable path") from exc
     return out

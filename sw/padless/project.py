@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,25 +115,65 @@ class Project:
                 pooling=m["pooling"], normalize=m["normalize"])
         return self._host
 
+    @property
+    def max_length(self) -> int:
+        """The truncation length in tokens ([CLS] and [SEP] included): ``model.max_seq_length`` of the
+        manifest (sentence-transformers' ``max_seq_length`` from ``sentence_bert_config.json``, a recipe's
+        ``max_seq_length`` or ``compile --max-length``), else the model's ``max_positions``."""
+        m = self.model
+        msl = m.get("max_seq_length")
+        if isinstance(msl, int) and not isinstance(msl, bool) and 2 <= msl <= int(m["max_positions"]):
+            return msl
+        return int(m["max_positions"])
+
+    @property
+    def max_length_from(self) -> str:
+        """Where :attr:`max_length` comes from, in words (for messages)."""
+        src = self.model.get("max_seq_length_from")
+        if self.max_length == int(self.model["max_positions"]) and not src:
+            return "the model's maximum positions"
+        return f"max_seq_length from {src}" if src else "max_seq_length"
+
+    def check_max_length(self, n) -> int:
+        """``--max-length N`` validated against the model: an integer in [2, max_positions]. Raises
+        InputError."""
+        top = int(self.model["max_positions"])
+        if not isinstance(n, int) or isinstance(n, bool) or not 2 <= n <= top:
+            raise InputError(f"--max-length {n!r} must be an integer from 2 to the model's {top} positions")
+        return n
+
     def tokenizer(self):
         """The model's tokenizer (:class:`padless.models.Tokenizer`, padding disabled)."""
         if self._tokenizer is None:
             from .models import Tokenizer
             if "tokenizer" not in self.manifest["files"]:
                 raise ProjectError(f"{self.path} has no tokenizer; give token ids instead of texts")
-            self._tokenizer = Tokenizer(str(self.path), self.model["max_positions"])
+            self._tokenizer = Tokenizer(str(self.path), self.max_length, self.max_length_from)
         return self._tokenizer
 
-    def tokenize(self, texts: Sequence[str], truncate: bool = False) -> list[list[int]]:
-        """Texts -> token id lists ([CLS] ... [SEP]). Raises InputError for an empty or too long text."""
-        return self.tokenizer().encode(texts, truncate=truncate)
+    def tokenize(self, texts: Sequence[str], truncate: bool = False, max_length: int | None = None,
+                 truncated: list | None = None) -> list[list[int]]:
+        """Texts -> token id lists ([CLS] ... [SEP]) of at most ``max_length`` tokens (default
+        :attr:`max_length`); indices of texts that were cut are appended to ``truncated`` when given.
+        Raises InputError for an empty text, one with no words, or one that is too long without
+        ``truncate``."""
+        if max_length is not None:
+            self.check_max_length(max_length)
+        return self.tokenizer().encode(texts, truncate=truncate, max_len=max_length, truncated=truncated)
 
 
 def load_project(path) -> Project:
     """Open and validate a project folder.
 
-    Raises ProjectError when the folder or manifest is missing, the manifest is not JSON, the format
-    version differs (written by another padless version), or a file is missing or fails its checksum.
+    A folder is accepted only when its manifest is a padless manifest of this format (an integer
+    ``format_version``), every file it lists lies inside the folder, exists and has its SHA-256 in
+    ``checksums``, and ``weights.bin`` (when listed) is as long as its header and the manifest's layout say
+    (the kernel reads exactly that many bytes). What a project folder may contain, and what loading it may
+    do, is in docs/reliability.md ("Threat model").
+
+    Raises ProjectError when the folder or manifest is missing, the manifest is not a JSON object, the
+    format version differs (written by another padless version), or a file is missing, outside the folder,
+    without a checksum, failing its checksum or of the wrong size.
     """
     path = Path(path)
     mpath = path / MANIFEST
@@ -141,39 +182,154 @@ def load_project(path) -> Project:
     if not mpath.is_file():
         raise ProjectError(f"{path} has no {MANIFEST}: not a padless project, or an interrupted compile; recompile it")
     try:
-        manifest = json.loads(mpath.read_text())
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ProjectError(f"{mpath} is not valid JSON ({exc}); recompile the project") from exc
-    if manifest.get("format") != FORMAT:
-        raise ProjectError(f"{mpath} is not a padless project manifest")
-    if manifest.get("format_version") != FORMAT_VERSION:
+    except OSError as exc:
+        raise ProjectError(f"{mpath} cannot be read ({exc.strerror or exc}); check its permissions") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ProjectError(f"{mpath} is not a padless project manifest (a JSON object with "
+                           f"\"format\": \"{FORMAT}\"); recompile the project")
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ProjectError(f"{mpath}: format_version {version!r} is not an integer; the manifest was edited or "
+                           f"corrupted (this padless {__version__} reads format {FORMAT_VERSION}): recompile the project")
+    if version != FORMAT_VERSION:
         raise ProjectError(
             f"{path} was written by padless {manifest.get('padless_version', '?')} (project format "
-            f"{manifest.get('format_version')}); this padless {__version__} reads format {FORMAT_VERSION}: "
-            "recompile the project")
-    for key, name in manifest.get("files", {}).items():
+            f"{version}); this padless {__version__} reads format {FORMAT_VERSION}: recompile the project")
+    files, sums = manifest.get("files"), manifest.get("checksums")
+    if not isinstance(files, dict) or not isinstance(sums, dict) or not isinstance(manifest.get("model"), dict):
+        raise ProjectError(f"{mpath} has no files/checksums/model sections; recompile the project")
+    for key in ("quant", "host"):
+        if key not in files:
+            raise ProjectError(f"{mpath} lists no {key} file; recompile the project")
+    root = path.resolve()
+    for key, name in files.items():
+        if not isinstance(name, str) or not name or Path(name).is_absolute() or \
+                not (root / name).resolve().is_relative_to(root):
+            raise ProjectError(f"{mpath}: file {key} = {name!r} is not a path inside the project folder; "
+                               "the manifest was edited: recompile the project")
         f = path / name
         if not f.is_file():
             raise ProjectError(f"{path} is missing {name} ({key}); recompile the project")
-        want = manifest.get("checksums", {}).get(name)
-        if want and sha256(f) != want:
+        want = sums.get(name)
+        if not isinstance(want, str) or len(want) != 64:
+            raise ProjectError(f"{mpath} has no checksum for {name}: every file a project lists must have its "
+                               "SHA-256 in \"checksums\"; recompile the project")
+        if sha256(f) != want:
             raise ProjectError(f"{f} does not match its checksum in {MANIFEST}: the file was modified or "
                                "corrupted; recompile the project")
+    if "weights" in files:
+        _check_weights_image(path / files["weights"], manifest)
     return Project(path=path, manifest=manifest)
+
+
+def _check_weights_image(f: Path, manifest: dict) -> None:
+    """``weights.bin`` must be exactly as long as its header's ``total_bytes`` and the manifest's
+    ``hls.weights_layout.total_bytes`` (the kernel reads the sections at the offsets of config.h, so a
+    shorter image would be read past its end). Raises ProjectError."""
+    from .codegen.weights import read_header
+    header = read_header(f)  # ProjectError for a bad magic, version or a size that differs from the header
+    layout = (manifest.get("hls") or {}).get("weights_layout") or {}
+    want = layout.get("total_bytes") if isinstance(layout, dict) else None
+    if want is not None and want != header["total_bytes"]:
+        raise ProjectError(f"{f} holds {header['total_bytes']} bytes but the manifest's weights layout says "
+                           f"{want}: the image does not belong to this kernel; recompile the project")
+
+
+#: Files and folders of a project that the Vitis / Make flows write (``make clean`` removes them); a
+#: recompile may replace them with the rest of ``hls/``.
+_BUILD_OUTPUTS = ("hls/*.log", "hls/padless_*/", "hls/tv/", "hls/include/padless/")
+
+
+def _is_padless_project(out: Path) -> dict | None:
+    """The manifest of ``out`` when it is a padless project folder (any format version), else None."""
+    try:
+        m = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return m if isinstance(m, dict) and m.get("format") == FORMAT else None
+
+
+def check_out_dir(out, force: bool = False) -> Path:
+    """Check that ``padless compile`` may write the project folder ``out``; returns it as a Path.
+
+    Allowed: a folder that does not exist (it is created), an empty folder, or an existing padless project
+    (recompiling replaces the files padless wrote there). A non-empty folder that is not a padless project
+    needs ``force`` (then padless writes its files into it, replacing files of the same names). In every
+    case ``hls/`` is regenerated as a whole, so a ``hls/`` holding files padless did not write is refused
+    even with ``force``: padless never deletes a file it did not write. Its own files are those the
+    previous manifest lists (``files`` and ``generated``) and the outputs of the project's own Makefile
+    and Vitis run (``_BUILD_OUTPUTS``).
+
+    Raises InputError: ``out`` empty (``--out ""``), a file, inside a file, not writable, a non-empty
+    folder that is not a padless project (without ``force``), or a ``hls/`` with foreign files.
+    """
+    if out is None or str(out).strip() == "":
+        raise InputError('--out is empty: give the project folder to write, e.g. --out out/tiny-u280 '
+                         '(padless never writes into the current directory by default)')
+    out = Path(out)
+    for parent in [out, *out.parents]:
+        if parent.exists() and not parent.is_dir():
+            raise InputError(f"--out {out}: {parent} is a file, not a folder; choose another --out")
+    if not out.exists():
+        base = next(p for p in out.absolute().parents if p.exists())
+        if not os.access(base, os.W_OK | os.X_OK):
+            raise InputError(f"--out {out} cannot be created: {base} is not writable; choose another folder")
+        return out
+    try:
+        entries = sorted(p.name for p in out.iterdir())
+    except OSError as exc:
+        raise InputError(f"--out {out} cannot be read ({exc.strerror or exc}); choose another folder") from exc
+    old = _is_padless_project(out) if entries else None
+    if entries and old is None and not force:
+        shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+        raise InputError(f"--out {out} is not empty ({shown}) and is not a padless project: choose a new or "
+                         "empty folder, or pass --force to write the project's files into it (padless "
+                         "replaces only files of the same names and deletes nothing)")
+    hls = out / "hls"
+    if hls.is_dir():
+        listed = {str(n) for n in ((old or {}).get("files") or {}).values() if isinstance(n, str)}
+        generated = (old or {}).get("generated")
+        listed |= {str(n) for n in generated if isinstance(n, str)} if isinstance(generated, list) else set()
+        allowed = set()
+        for pattern in _BUILD_OUTPUTS:
+            for p in out.glob(pattern.rstrip("/")):
+                if pattern.endswith("/") and p.is_dir():
+                    allowed.update(p.rglob("*"))
+                elif not pattern.endswith("/") and p.is_file():
+                    allowed.add(p)
+        foreign = sorted(str(p.relative_to(out)) for p in hls.rglob("*")
+                         if (p.is_file() or p.is_symlink()) and str(p.relative_to(out)) not in listed
+                         and p not in allowed)
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            raise InputError(f"--out {out}: {hls} holds {len(foreign)} file(s) padless did not write ({shown}); "
+                             "padless regenerates hls/ as a whole: move them out of hls/ (or choose another "
+                             "--out) and compile again")
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise InputError(f"--out {out} is not writable; choose another folder")
+    return out
 
 
 def write_project(out: Path, spec: EncoderSpec, qe, board: str, recipe: dict, sparsity: dict,
                   calibration: dict, extra: dict | None = None) -> Path:
-    """Write the project folder ``out`` (created; existing padless files are replaced).
+    """Write the project folder ``out`` (created; padless's files of an existing project are replaced;
+    :func:`check_out_dir` decides whether ``out`` may be written at all).
 
     Returns the manifest path. ``extra`` entries are merged into the manifest (e.g. ``schedule``).
+    Raises InputError when the folder cannot be created or written (naming the OS error).
     """
     from .quant.quantize import save_quantized
 
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {out} cannot be created ({exc.strerror or exc}); choose another folder") from exc
     files = {"quant": "quant.npz", "host": "host.npz"}
     save_quantized(qe, out / "quant.npz")
     save_host_tables(spec, out / "host.npz")
@@ -184,6 +340,10 @@ def write_project(out: Path, spec: EncoderSpec, qe, board: str, recipe: dict, sp
     import transformers
     model = spec.shape_summary()
     model["source"] = spec.source
+    msl = recipe.get("max_seq_length")
+    if msl is not None:  # the truncation length (sentence-transformers' max_seq_length, or --max-length)
+        model["max_seq_length"] = min(int(msl), int(spec.max_positions))
+        model["max_seq_length_from"] = recipe.get("max_seq_length_from") or "recipe"
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "padless_version": __version__,
         "model": model, "board": board, "recipe": recipe,

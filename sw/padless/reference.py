@@ -18,10 +18,26 @@ from .ir import EncoderSpec, LayerNormSpec, LinearSpec
 def check_token_ids(spec: EncoderSpec, ids: Sequence[int]) -> np.ndarray:
     """Validate one sequence of token ids; returns ``(n,)`` int64.
 
-    Raises InputError for an empty sequence, ids outside ``[0, vocab_size)`` or more than
-    ``max_positions`` tokens.
+    Raises InputError for an empty sequence, ids that are not integers (floats, bools, strings: never
+    rounded), ids outside ``[0, vocab_size)`` or more than ``max_positions`` tokens.
     """
-    ids = np.asarray(ids, dtype=np.int64)
+    try:
+        raw = np.asarray(ids)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"a sequence of token ids must be one list of integers ({exc})") from None
+    if raw.ndim != 1 or raw.size == 0:
+        raise InputError("empty input: a sequence needs at least one token" if raw.size == 0 else
+                         f"a sequence of token ids must be one list of integers, got shape {raw.shape}")
+    if raw.dtype == object:
+        bad = next((v for v in raw.ravel() if isinstance(v, bool) or not isinstance(v, (int, np.integer))), None)
+        if bad is not None:
+            raise InputError(f"token ids must be integers, got {bad!r} ({type(bad).__name__})")
+    elif raw.dtype.kind not in "iu":
+        raise InputError(f"token ids must be integers, got {raw.dtype} values (e.g. {raw.ravel()[0]!r})")
+    try:
+        ids = raw.astype(np.int64)
+    except OverflowError:
+        raise InputError("a token id does not fit a 64-bit integer") from None
     if ids.ndim != 1 or ids.size == 0:
         raise InputError("empty input: a sequence needs at least one token")
     if ids.min() < 0 or ids.max() >= spec.vocab_size:

@@ -24,6 +24,7 @@ import jinja2
 
 from .. import __version__
 from ..errors import ProjectError, ToolMissingError
+from .escape import checked_name, install
 
 TEMPLATES = Path(__file__).parent / "templates" / "bitstream"
 
@@ -70,7 +71,8 @@ def generate(project, board) -> dict:
     board = load_board(board) if isinstance(board, str) else board
     root = Path(project.path)
     hls = project.manifest.get("hls") or {}
-    kernel = hls.get("top") or "padless_encoder"
+    # values read back from the project folder are checked to be plain names, never escaped into a file
+    kernel = checked_name(hls.get("top") or "padless_encoder", "the kernel top (manifest hls.top)")
     src = root / "hls" / f"{kernel}.cpp"
     tcl = root / "hls" / "run_hls.tcl"
     if not src.is_file() or not tcl.is_file():
@@ -81,10 +83,10 @@ def generate(project, board) -> dict:
     if m is None:
         raise ProjectError(f"{tcl} exports no .{ext} for the {board.flow} flow of {board.name}: it was generated "
                            "for another board; recompile the project for this board")
-    export = m.group(1)
+    export = checked_name(m.group(1), f"the export file named in {tcl.name}", pattern="file")
     bundles = m_axi_bundles(src.read_text())
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
-                             keep_trailing_newline=True)
+    env = install(jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+                                     keep_trailing_newline=True))
     (root / "bitstream").mkdir(exist_ok=True)
     files = ["bitstream.mk"]
     common = {"version": __version__, "board": board, "kernel": kernel, "export": export}

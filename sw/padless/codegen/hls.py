@@ -26,6 +26,7 @@ import numpy as np
 from .. import __version__
 from ..errors import ProjectError
 from . import weights as wmod
+from .escape import ident, install
 
 REPO = Path(__file__).resolve().parents[3]
 HW_INCLUDE = REPO / "hw" / "hls" / "include" / "padless"
@@ -38,8 +39,10 @@ TV_TEXTS = ("a gripping, beautifully acted film.", "dull.",
 
 
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
-                              keep_trailing_newline=True, trim_blocks=False)
+    """The templates' environment, with the escaping filters of :mod:`padless.codegen.escape` (a user
+    string reaches a generated file only through one of them)."""
+    return install(jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+                                      keep_trailing_newline=True, trim_blocks=False))
 
 
 def keep_table(max_seq: int, attention: dict | None) -> list[int]:
@@ -132,7 +135,7 @@ def generate(project, board, max_tokens: int | None = None, max_seq: int | None 
     params = config_params(project, board, engine, layout)
     (hls / "config.h").write_text(env.get_template("config.h.j2").render(**params))
     tv = test_vectors(project, hls / "tv")
-    common = {"version": __version__, "model": model, "board": board, "project_name": "padless_" + _ident(model["name"]),
+    common = {"version": __version__, "model": model, "board": board, "project_name": project_name(model["name"]),
               "python": sys.executable}
     (hls / "tb.cpp").write_text(env.get_template("tb.cpp.j2").render(tv_dir="tv", weights_path="../weights.bin",
                                                                      layers=engine.layers, **common))
@@ -152,5 +155,8 @@ def generate(project, board, max_tokens: int | None = None, max_seq: int | None 
     return info
 
 
-def _ident(name: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in name)
+def project_name(model_name: str) -> str:
+    """The Vitis HLS project name of a model: ``padless_`` + the name reduced to an ASCII identifier
+    (:func:`padless.codegen.escape.ident`), so a hostile model name cannot reach the TCL, the Makefile or
+    a file name."""
+    return "padless_" + ident(model_name)

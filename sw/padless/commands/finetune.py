@@ -18,7 +18,7 @@ def register(sub) -> None:
     p.add_argument("--config", help="YAML with weights / attention / train / calibration sections (docs/finetune.md)")
     p.add_argument("--out", required=True, help="output folder (student model, tokenizer, checkpoint)")
     p.add_argument("--steps", type=int, help="training steps (overrides train.steps; sizes the schedule)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in OUT (checkpoint.safetensors + checkpoint.json)")
     p.add_argument("--stop-after", type=int, help="stop after this many steps (checkpointed; resume later)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     p.add_argument("--quiet", action="store_true")

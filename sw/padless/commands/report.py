@@ -8,6 +8,7 @@ the tables into ``DIR/report/index.html`` (:mod:`padless.report`). Adds the meas
 from __future__ import annotations
 
 from ..data.datasets import DATASETS
+from .run import positive_int
 
 DEFAULT_DATASET = "vader-movie"
 
@@ -26,9 +27,9 @@ def register(subparsers) -> None:
                      help=f"a real dataset ({', '.join(DATASETS)}; default {DEFAULT_DATASET})")
     src.add_argument("--input", metavar="FILE", help="one text per line (tokenized with the model's tokenizer)")
     src.add_argument("--lengths", metavar="FILE", help="one sequence length (tokens) per line")
-    p.add_argument("--limit", type=int, default=None, help="use only the first N sequences")
-    p.add_argument("--batch-size", type=int, default=32, help="batch size of the padded baselines (default 32)")
-    p.add_argument("--gantt-sequences", type=int, default=GANTT_SEQUENCES, metavar="N",
+    p.add_argument("--limit", type=positive_int, default=None, help="use only the first N >= 1 sequences")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="batch size of the padded baselines (default 32)")
+    p.add_argument("--gantt-sequences", type=positive_int, default=GANTT_SEQUENCES, metavar="N",
                    help=f"sequences drawn in the Gantt chart (default {GANTT_SEQUENCES})")
     p.add_argument("--out", metavar="FILE", default=None, help="HTML file (default DIR/report/index.html)")
     p.set_defaults(func=run)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..data.datasets import DATASETS
 from ..errors import InputError, ProjectError
+from .run import positive_int
 
 
 def register(subparsers) -> None:
@@ -23,8 +24,8 @@ def register(subparsers) -> None:
     src.add_argument("--dataset", metavar="NAME", help=f"a real dataset ({', '.join(DATASETS)})")
     src.add_argument("--input", metavar="FILE", help="one text per line (tokenized with the model's tokenizer)")
     src.add_argument("--lengths", metavar="FILE", help="one sequence length (tokens) per line")
-    p.add_argument("--limit", type=int, default=None, help="use only the first N sequences")
-    p.add_argument("--batch-size", type=int, default=32, help="batch size of the padded baselines (default 32)")
+    p.add_argument("--limit", type=positive_int, default=None, help="use only the first N >= 1 sequences")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="batch size of the padded baselines (default 32)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -51,11 +52,12 @@ def read_manifest(project_dir: str | Path) -> dict:
 
 def read_lengths(path: str | Path) -> list[int]:
     """One positive integer per line (blank lines skipped). Raises InputError naming the bad line."""
+    from ..data.datasets import _read_text_file
     p = Path(path)
     if not p.is_file():
         raise InputError(f"lengths file {p} does not exist")
     out = []
-    for i, line in enumerate(p.read_text().splitlines(), 1):
+    for i, line in enumerate(_read_text_file(p), 1):  # InputError for a file that is not UTF-8 text
         line = line.strip()
         if not line:
             continue
@@ -86,10 +88,8 @@ def lengths_from_args(args, manifest: dict) -> list[int]:
     if args.lengths:
         lengths = read_lengths(args.lengths)
     elif args.input:
-        p = Path(args.input)
-        if not p.is_file():
-            raise InputError(f"input file {p} does not exist")
-        lengths = _texts_lengths(args.project, p.read_text().splitlines())
+        from ..data.datasets import read_lines
+        lengths = _texts_lengths(args.project, read_lines(args.input))  # InputError: missing, not UTF-8, empty
     else:
         from ..data.datasets import load_dataset
 

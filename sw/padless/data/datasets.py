@@ -570,16 +570,27 @@ def read_tsv(path: str | os.PathLike) -> Dataset:
     return Dataset(name=p.stem, texts=texts, labels=out_labels, source=f"file {p}")
 
 
-def read_lines(path: str | os.PathLike) -> list[str]:
-    """Read one text per line from a UTF-8 file (for ``--input FILE``); blank lines are skipped.
+def read_lines(path: str | os.PathLike, blank: str = "skip") -> list[str]:
+    """Read one text per line from a UTF-8 file (``--input FILE``, ``--calib FILE``).
 
-    Texts are stripped of surrounding whitespace, otherwise unchanged.
+    Texts are stripped of surrounding whitespace, otherwise unchanged. ``blank``: ``"skip"`` drops blank
+    lines (calibration text); ``"error"`` refuses them, naming the line, so that the i-th text is always
+    line i + 1 (``padless run --input``: output indices are line numbers minus one).
 
     Raises:
-        InputError: a missing/unreadable/non-UTF-8 file, or a file with no non-blank line.
+        InputError: a missing/unreadable/non-UTF-8 file, a file with no non-blank line, or (``blank="error"``)
+            a blank line.
     """
     p = Path(path)
-    texts = [line.strip() for line in _read_text_file(p) if line.strip()]
+    lines = list(_read_text_file(p))
+    if lines and lines[-1] == "":
+        lines.pop()  # the newline that ends the last line
+    if blank == "error":
+        for lineno, line in enumerate(lines, start=1):
+            if not line.strip():
+                raise InputError(f"{p}:{lineno}: blank line; every line of --input is one text and its position "
+                                 "is the output index: remove the blank line (or put a text on it)")
+    texts = [line.strip() for line in lines if line.strip()]
     if not texts:
         raise InputError(f"{p}: the file is empty; give one input text per line")
     return texts
@@ -633,8 +644,19 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
         return Path(cache_dir)
     env = os.environ.get("PADLESS_CACHE")
     if env:
-        return Path(env) / "data"
+        return check_cache_env(env) / "data"
     return Path.home() / ".cache" / "padless" / "data"
+
+
+def check_cache_env(env: str) -> Path:
+    """``$PADLESS_CACHE`` as a Path when it is (or can become) a folder; InputError when it or one of its
+    parents is a file."""
+    root = Path(env)
+    for p in [root, *root.parents]:
+        if p.exists() and not p.is_dir():
+            raise InputError(f"PADLESS_CACHE={env}: {p} is a file, not a folder; point PADLESS_CACHE at a folder "
+                             "(or unset it to use ~/.cache/padless)")
+    return root
 
 
 def _cache_files(root: Path, name: str) -> tuple[Path, Path]:

@@ -57,7 +57,9 @@ from an earlier student folder (its zeros are the fixed masks), e.g. to add QAT 
 
 Output folder: ``config.json`` + ``model.safetensors`` (transformers ``save_pretrained``), the tokenizer
 files, ``padless_sparsity.json`` (the normalised sparsity config ``padless compile`` reads from the folder,
-and the training record with its time in seconds) and ``checkpoint.pt``.
+and the training record with its time in seconds) and the checkpoint ``checkpoint.safetensors`` +
+``checkpoint.json`` (:mod:`padless.finetune.checkpoint`: no pickle, so ``--resume`` runs no code from the
+folder).
 """
 from __future__ import annotations
 
@@ -75,12 +77,13 @@ import torch
 from ..errors import InputError
 from ..sparse.config import parse_sparsity
 from ..sparse.weights import LINEAR_NAMES, prune_spec
+from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from .masks import cubic_sparsity
 
 __all__ = ["TrainConfig", "load_finetune_config", "finetune", "training_ids", "SPARSITY_FILE", "CHECKPOINT"]
 
 SPARSITY_FILE = "padless_sparsity.json"
-CHECKPOINT = "checkpoint.pt"
+CHECKPOINT = "checkpoint.safetensors"  # + checkpoint.json (padless.finetune.checkpoint)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
 #: Datasets the trainer may read. vader-movie is the evaluation set and is refused.
 TRAIN_DATASETS = ("fortunes", "reuters", "vader-tweets", "vader-amazon", "vader-nyt")
@@ -408,7 +411,8 @@ def finetune(model: str, config=None, out: str | Path | None = None, steps: int 
         config: YAML path or mapping (:func:`load_finetune_config`).
         out: output folder (created).
         steps: override ``train.steps`` (the schedule is sized from it).
-        resume: continue from ``out/checkpoint.pt`` (its config must match; InputError otherwise).
+        resume: continue from the checkpoint in ``out`` (``checkpoint.safetensors`` + ``checkpoint.json``;
+            its config must match; InputError otherwise).
         stop_after: stop (after checkpointing) once this many steps are done, without writing the final
             student: an interrupted run, resumable with ``resume=True``.
         progress: tqdm bar (loss, sparsity, ETA) on stderr.
@@ -425,8 +429,10 @@ def finetune(model: str, config=None, out: str | Path | None = None, steps: int 
     if out is None:
         raise InputError("give an output folder (--out DIR)")
     out = Path(out)
-    if resume and not (out / CHECKPOINT).is_file():
-        raise InputError(f"--resume: no checkpoint at {out / CHECKPOINT}; start without --resume")
+    if resume and not has_checkpoint(out):
+        old = " (a checkpoint.pt of an older padless is a pickle and is not loaded)" if (out / "checkpoint.pt").is_file() else ""
+        raise InputError(f"--resume: no checkpoint at {out / CHECKPOINT}{old}; start without --resume")
+    state = load_checkpoint(out) if resume else None  # InputError for a corrupted one, before any work
     sp, tc = load_finetune_config(config)
     if steps is not None:
         tc.steps = int(steps)
@@ -473,17 +479,14 @@ def finetune(model: str, config=None, out: str | Path | None = None, steps: int 
     ckpt = out / CHECKPOINT
     step, history, window = 0, [], []
     if resume:
-        if not ckpt.is_file():
-            raise InputError(f"--resume: no checkpoint at {ckpt}; start without --resume")
-        state = torch.load(ckpt, weights_only=False)
-        if state["run"] != run_id:
+        if not isinstance(state, dict) or state.get("run") != _json_round_trip(run_id):
             raise InputError(f"--resume: {ckpt} was written by a different model/config; use a new --out or "
                              "the same config")
         student.load_state_dict(state["student"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
-        step, history = state["step"], state["history"]
+        step, history = state["step"], [tuple(h) for h in state["history"]]
     else:
         nonzero = sum(int((mod.weight != 0).sum()) for mods in student.linears for mod in mods)
         student.update_masks(cubic_sparsity(0, ramp_steps, final) / final if final else 0.0)
@@ -518,10 +521,10 @@ def finetune(model: str, config=None, out: str | Path | None = None, steps: int 
             fq.attach(calibrate=False)
 
     def save_ckpt():
-        torch.save({"run": run_id, "student": student.state_dict(), "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(), "step": step,
-                    "history": history, "qat": fq.state() if fq is not None and step > qat_start else None,
-                    "covariance": cov, "probe": probe}, ckpt)
+        save_checkpoint({"run": _json_round_trip(run_id), "student": student.state_dict(), "optimizer": opt.state_dict(),
+                         "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(), "step": step,
+                         "history": history, "qat": fq.state() if fq is not None and step > qat_start else None,
+                         "covariance": cov, "probe": probe}, out)
 
     per_epoch = len(ids) // tc.batch_size
     if tc.augment > 0:
@@ -581,6 +584,12 @@ def finetune(model: str, config=None, out: str | Path | None = None, steps: int 
     return {"out": str(out), "steps": step, "seconds": seconds, "loss_first": history[0][1] if history else None,
             "loss_last": history[-1][1] if history else None, "sparsity": student.sparsity(),
             "losses": history, "finished": finished}
+
+
+def _json_round_trip(obj):
+    """``obj`` as it reads back from JSON (tuples become lists): the form a checkpoint's ``run`` is
+    compared in."""
+    return json.loads(json.dumps(obj))
 
 
 def _write_student(student, spec, sp: dict, out: Path, record: dict) -> None:

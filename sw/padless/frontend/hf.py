@@ -7,6 +7,7 @@ with ``save_pretrained`` or an in-memory ``transformers.PreTrainedModel``. Loads
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,24 @@ def spec_from_transformers(model: Any, name: str, tokenizer_path: str | None = N
     return spec.validate()
 
 
+@contextlib.contextmanager
+def quiet_transformers():
+    """transformers' loading chatter off for the duration: its per-load progress bar and its weight-loading
+    report (e.g. the UNEXPECTED ``pooler.*`` keys of a BertModel loaded without its pooler, which padless
+    drops on purpose). Errors still raise."""
+    from transformers.utils import logging as tlog
+    level = tlog.get_verbosity()
+    bars = tlog.is_progress_bar_enabled()
+    tlog.set_verbosity_error()
+    tlog.disable_progress_bar()
+    try:
+        yield
+    finally:
+        tlog.set_verbosity(level)
+        if bars:
+            tlog.enable_progress_bar()
+
+
 def load_hf(path: str | os.PathLike, name: str | None = None) -> EncoderSpec:
     """Load a saved transformers model folder (``config.json`` + weights) into an EncoderSpec, offline.
 
@@ -94,18 +113,22 @@ def load_hf(path: str | os.PathLike, name: str | None = None) -> EncoderSpec:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import transformers  # noqa: WPS433 (heavy import kept local)
 
-    config = transformers.AutoConfig.from_pretrained(str(path), local_files_only=True)
+    try:
+        config = transformers.AutoConfig.from_pretrained(str(path), local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise UnknownModelError(f"transformers could not read {path / 'config.json'}: {exc}") from exc
     archs = getattr(config, "architectures", None) or []
     try:
-        if any(a.endswith("ForSequenceClassification") for a in archs):
-            model = transformers.AutoModelForSequenceClassification.from_pretrained(str(path), local_files_only=True)
-        elif getattr(config, "model_type", "") in ("bert", "roberta"):
-            # the pooler is a task head padless does not use; a saved encoder may not carry one
-            model = transformers.AutoModel.from_pretrained(str(path), local_files_only=True, add_pooling_layer=False)
-        else:
-            model = transformers.AutoModel.from_pretrained(str(path), local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise UnknownModelError(f"transformers could not load {path}: {exc}") from exc
+        with quiet_transformers():
+            if any(a.endswith("ForSequenceClassification") for a in archs):
+                model = transformers.AutoModelForSequenceClassification.from_pretrained(str(path), local_files_only=True)
+            elif getattr(config, "model_type", "") in ("bert", "roberta"):
+                # the pooler is a task head padless does not use; a saved encoder may not carry one
+                model = transformers.AutoModel.from_pretrained(str(path), local_files_only=True, add_pooling_layer=False)
+            else:
+                model = transformers.AutoModel.from_pretrained(str(path), local_files_only=True)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise UnknownModelError(f"transformers could not load {path}: {str(exc)[:500]}") from exc
     model.eval()
     tok = str(path) if (path / "tokenizer.json").is_file() else None
     spec = spec_from_transformers(model, name or path.name, tokenizer_path=tok)

@@ -21,9 +21,12 @@ names its tables like BERT's (``word_embeddings``, ``position_embeddings``, ``to
 ``LayerNorm``). The host computes ``word[ids] * scale + position[offset : offset + n] + token_type[0]``,
 then the optional embedding LayerNorm (:func:`padless.reference.embed`).
 
-Saved files (``padless compile model.pt``): :func:`load_torch_path` reads a ``torch.save``-d module or
-dict, or a *scripted* TorchScript archive (``torch.jit.script`` + ``torch.jit.save``). See
-docs/interchange.md for the exact conventions.
+Saved files (``padless compile model.pt``): :func:`load_torch_path` reads a ``torch.save``-d dict (or
+module) made of ``torch.nn`` modules and tensors, or a *scripted* TorchScript archive (``torch.jit.script``
++ ``torch.jit.save``). Nothing is unpickled that could run code: ``torch.load(weights_only=True)`` with
+only the ``torch.nn`` classes of :data:`SAFE_GLOBALS` allowed, and a file naming any other Python object
+(a user's own class, ``os.system``...) is refused before loading. See docs/interchange.md for the
+conventions and docs/reliability.md for the threat model.
 """
 from __future__ import annotations
 
@@ -36,6 +39,23 @@ import numpy as np
 
 from ..errors import InputError, UnknownModelError
 from ..ir import EmbeddingSpec, EncoderSpec, LayerNormSpec, LayerSpec, LinearSpec, SpecError
+
+def _safe_globals() -> list:
+    """The classes and functions a ``torch.save`` file may reference: the ``torch.nn`` modules an
+    ``nn.TransformerEncoder`` and its embedding are built from, and the activations they store. Loading
+    them runs no code from the file (``weights_only=True`` rebuilds them from tensors and plain values)."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+    return [nn.TransformerEncoder, nn.TransformerEncoderLayer, nn.MultiheadAttention,
+            nn.modules.linear.NonDynamicallyQuantizableLinear, nn.Linear, nn.LayerNorm, nn.Dropout, nn.Embedding,
+            nn.ModuleList, nn.ModuleDict, nn.Module, nn.Identity, nn.GELU, nn.ReLU, F.relu, F.gelu,
+            torch._C._nn.gelu]
+
+
+def _global_name(g) -> str:
+    return f"{g.__module__}.{g.__qualname__}"
+
 
 #: File suffixes :func:`looks_like_torch` accepts as saved PyTorch modules.
 TORCH_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript")
@@ -352,18 +372,22 @@ def load_torch_path(path: str | os.PathLike, name: Optional[str] = None) -> Enco
 
     Accepted contents (``torch.save`` or a scripted ``torch.jit.save`` archive):
 
-    * a module with attributes ``encoder`` (an ``nn.TransformerEncoder``) and ``embeddings`` (or
-      ``embedding``) following :func:`load_torch_encoder`'s embedding conventions, plus optional
-      ``position``, ``token_type``, ``embedding_norm``, ``embedding_scale``, ``position_offset``,
-      ``max_positions``, ``pooling``, ``normalize``;
-    * a dict with those keys (``torch.save({"encoder": enc, "embedding": emb, ...}, path)``).
+    * a dict with keys ``encoder`` (an ``nn.TransformerEncoder``) and ``embeddings`` (or ``embedding``)
+      following :func:`load_torch_encoder`'s embedding conventions, plus optional ``position``,
+      ``token_type``, ``embedding_norm``, ``embedding_scale``, ``position_offset``, ``max_positions``,
+      ``pooling``, ``normalize`` (``torch.save({"encoder": enc, "embedding": emb, ...}, path)``);
+    * a plain ``nn.Module`` holding those as attributes, or a scripted module of that shape (any class:
+      TorchScript archives carry no Python classes).
 
-    A bare TransformerEncoder, a state_dict or a traced TorchScript module is refused with the reason.
-    ``torch.save`` files are unpickled (``weights_only=False``), which can run code stored in the file:
-    compile only files you trust.
+    ``torch.save`` files are read with ``torch.load(weights_only=True)`` and only the ``torch.nn`` classes
+    of :func:`_safe_globals`: a file that references any other Python object (a user's own ``nn.Module``
+    subclass, or a payload such as ``os.system``) is refused before anything is unpickled, whatever the
+    file's name. A bare TransformerEncoder, a state_dict or a traced TorchScript module is refused with
+    the reason.
 
     Raises:
-        UnknownModelError: unreadable file or unsupported contents.
+        UnknownModelError: unreadable file, a file that references other Python objects, or unsupported
+            contents.
         InputError: no embedding in the file.
     """
     import torch
@@ -371,14 +395,31 @@ def load_torch_path(path: str | os.PathLike, name: Optional[str] = None) -> Enco
     p = Path(path)
     if not p.is_file():
         raise UnknownModelError(f"{p}: no such file")
+    safe = _safe_globals()
+    if _torch_zip_kind(p) != "script":
+        try:
+            referenced = torch.serialization.get_unsafe_globals_in_checkpoint(str(p))
+        except Exception:  # not a torch zip (a legacy or broken file): torch.load below says what is wrong
+            referenced = []
+        allowed = {_global_name(g) for g in safe}
+        foreign = [g for g in referenced if g not in allowed]
+        if foreign:
+            raise UnknownModelError(
+                f"{p} references Python objects padless does not unpickle ({', '.join(foreign[:4])}"
+                f"{', ...' if len(foreign) > 4 else ''}): loading them could run code stored in the file. Save a "
+                "dict of torch.nn modules and tensors, torch.save({'encoder': enc, 'embedding': emb, ...}), or a "
+                "scripted module: torch.jit.save(torch.jit.script(module)) (docs/interchange.md)")
     try:
         if _torch_zip_kind(p) == "script":
             obj = torch.jit.load(str(p), map_location="cpu")
         else:
-            obj = torch.load(str(p), map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises RuntimeError, pickle errors, AttributeError for missing classes
-        raise UnknownModelError(f"{p}: torch could not load it ({type(exc).__name__}: {exc}); save the module "
-                                "with torch.save(module) or torch.jit.script + torch.jit.save") from exc
+            with torch.serialization.safe_globals(safe):
+                obj = torch.load(str(p), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises RuntimeError, UnpicklingError for anything not allowed
+        msg = str(exc).split("\n")[-1].strip() or str(exc).strip().split("\n")[0]
+        raise UnknownModelError(f"{p}: torch could not load it safely ({type(exc).__name__}: {msg[:300]}); save a "
+                                "dict of torch.nn modules and tensors with torch.save, or torch.jit.script + "
+                                "torch.jit.save (docs/interchange.md)") from exc
     if isinstance(obj, dict):
         if "encoder" not in obj:
             if obj and all(hasattr(v, "shape") for v in obj.values()):
@@ -403,6 +444,8 @@ def load_torch_path(path: str | os.PathLike, name: Optional[str] = None) -> Enco
     if embedding is None:
         embedding = get("embedding")
     kwargs = {k: get(k) for k in _CONTAINER_KEYS[2:] if get(k) is not None}
+    if "name" in kwargs and not isinstance(kwargs["name"], str):
+        raise UnknownModelError(f"{p}: 'name' must be a string, got {type(kwargs['name']).__name__}")
     kwargs.setdefault("name", name or p.stem)
     if name:
         kwargs["name"] = name

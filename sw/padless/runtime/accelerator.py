@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import InputError, PadlessError
+from ..errors import ClosedError, InputError, PadlessError
 from ..project import load_project
 from .backends import BACKENDS, get_backend
 from .host import embeddings_from_hidden, run_hidden
@@ -52,19 +52,33 @@ class Accelerator:
         project_dir: folder written by ``padless compile``.
         backend: ``auto`` (pynq when a device is found, else csim, else golden with a warning),
             ``golden``, ``csim`` or ``pynq``.
-        max_tokens: tokens per packed batch (default: the kernel's ``hls.max_tokens``, else 2048).
+        max_tokens: tokens per packed batch, at least 1 (default: the kernel's ``hls.max_tokens``, else 2048).
+        max_length: truncation length of :meth:`encode` in tokens, [CLS] and [SEP] included, from 2 to
+            the model's positions (default: the project's, i.e. sentence-transformers' ``max_seq_length``
+            of the model, 256 for all-MiniLM-L6-v2, else its positions). Also :attr:`max_seq_length`.
         backend_kwargs: passed to the backend class (e.g. ``device=``, ``timeout_s=`` for pynq).
 
-    Raises ProjectError (bad project), InputError (unknown backend), ToolMissingError / DeviceError from
-    the backend. Use as a context manager, or call :meth:`close`, to release device buffers.
+    Thread safety: one Accelerator may be used from several threads, and several Accelerators of one
+    project at once; every backend returns the same bits as a single thread (csim and the simulated
+    device serialise calls into one loaded kernel library; docs/reliability.md).
+
+    Raises ProjectError (bad project), InputError (unknown backend, bad max_tokens / max_length),
+    ToolMissingError / DeviceError from the backend. Use as a context manager, or call :meth:`close`, to
+    release device buffers; any call after :meth:`close` raises ClosedError.
     """
 
-    def __init__(self, project_dir, backend: str = "auto", max_tokens: int | None = None, **backend_kwargs):
+    def __init__(self, project_dir, backend: str = "auto", max_tokens: int | None = None,
+                 max_length: int | None = None, **backend_kwargs):
+        self.backend = None
         self.project = load_project(project_dir)
         hls_max = int((self.project.manifest.get("hls") or {}).get("max_tokens") or 0)
+        if max_tokens is not None and (not isinstance(max_tokens, (int, np.integer)) or isinstance(max_tokens, bool)
+                                       or max_tokens < 1):
+            raise InputError(f"max_tokens must be an integer >= 1 (tokens per packed batch), got {max_tokens!r}")
         self.max_tokens = int(max_tokens or hls_max or DEFAULT_MAX_TOKENS)
-        if self.max_tokens < 1:
-            raise InputError(f"max_tokens must be at least 1, got {self.max_tokens}")
+        self.max_seq_length = self.project.max_length if max_length is None else \
+            self.project.check_max_length(max_length)
+        self._warned_truncation = False
         self.reason = "requested"
         if backend == "auto":
             backend, self.reason = pick_backend(self.project)
@@ -97,31 +111,47 @@ class Accelerator:
         return int(self.project.model["hidden_size"])
 
     def tokenize(self, sentences: Sequence[str], truncate: bool = True) -> list[list[int]]:
-        """Texts -> token id lists with the project's tokenizer."""
+        """Texts -> token id lists with the project's tokenizer, cut at :attr:`max_seq_length` tokens when
+        ``truncate`` (else a longer text is an InputError)."""
         if isinstance(sentences, str):
             raise InputError("give a list of sentences, not one string")
-        return self.project.tokenize(list(sentences), truncate=truncate)
+        return self.project.tokenize(list(sentences), truncate=truncate, max_length=self.max_seq_length)
+
+    def _backend(self):
+        if self.backend is None:
+            raise ClosedError(f"{self!r} was closed; create a new Accelerator")
+        return self.backend
 
     def run(self, token_id_lists: Sequence[Sequence[int]], progress=None) -> list[np.ndarray]:
         """Token id lists -> last-layer hidden states, one ``(n_i, hidden)`` int8 array per sequence, in
         input order (packed without padding, ``max_tokens`` per pack). Raises InputError for an empty
-        sequence, ids outside the vocabulary or a sequence longer than the model's positions."""
+        sequence, ids that are not integers or lie outside the vocabulary, or a sequence longer than the
+        model's positions; ClosedError after :meth:`close`."""
+        backend = self._backend()
         if len(token_id_lists) == 0:
             return []
-        return run_hidden(self.project, self.backend, token_id_lists, max_tokens=self.max_tokens, progress=progress)
+        return run_hidden(self.project, backend, token_id_lists, max_tokens=self.max_tokens, progress=progress)
 
     def encode(self, sentences: Sequence[str], batch_size: int = 256, show_progress_bar: bool = False,
                normalize_embeddings: bool | None = None, convert_to_numpy: bool = True) -> np.ndarray:
         """Sentence embeddings ``(B, hidden)`` float32 in input order (mean pooling over real tokens).
 
+        Truncation: as sentence-transformers does, a sentence longer than :attr:`max_seq_length` tokens
+        ([CLS] and [SEP] included; 256 for all-MiniLM-L6-v2, from its ``sentence_bert_config.json``) is
+        cut to its first ``max_seq_length - 1`` tokens and [SEP]; the first time this happens an
+        Accelerator warns (``UserWarning``) naming the length. (``padless run`` refuses such a text
+        unless ``--truncate``.)
+
         ``batch_size``: sentences handed to the packer at a time (each group is packed into batches of
         at most ``max_tokens`` tokens). ``normalize_embeddings``: True forces L2 normalisation; otherwise
-        the model's recipe decides (all-MiniLM-L6-v2 normalises). Raises InputError for an empty sentence or a bad argument."""
+        the model's recipe decides (all-MiniLM-L6-v2 normalises). Raises InputError for an empty sentence,
+        one with no words, or a bad argument; ClosedError after :meth:`close`."""
+        self._backend()
         if isinstance(sentences, str):
             sentences = [sentences]
         sentences = list(sentences)
-        if batch_size < 1:
-            raise InputError(f"batch_size must be at least 1, got {batch_size}")
+        if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
+            raise InputError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         if not sentences:
             return np.zeros((0, self.hidden_size), dtype=np.float32)
         from tqdm import tqdm
@@ -129,13 +159,25 @@ class Accelerator:
         with tqdm(total=len(sentences), desc=f"encode ({self.backend_name})", unit="sent",
                   disable=not show_progress_bar, file=sys.stderr) as bar:
             for i in range(0, len(sentences), batch_size):
-                ids = self.tokenize(sentences[i:i + batch_size])
+                cut: list[int] = []
+                ids = self.project.tokenize(sentences[i:i + batch_size], truncate=True,
+                                            max_length=self.max_seq_length, truncated=cut)
+                self._warn_truncation(cut)
                 hidden = self.run(ids, progress=bar.update)
                 out.append(embeddings_from_hidden(self.project, hidden))
         emb = np.concatenate(out).astype(np.float32)
         if normalize_embeddings:
             emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
         return emb
+
+    def _warn_truncation(self, cut: list) -> None:
+        if cut and not self._warned_truncation:
+            self._warned_truncation = True
+            src = self.project.max_length_from if self.max_seq_length == self.project.max_length else "max_length="
+            warnings.warn(f"Accelerator.encode: {len(cut)} sentence(s) longer than max_seq_length = "
+                          f"{self.max_seq_length} tokens ({src}) were truncated, as sentence-transformers does; "
+                          "pass max_length= to change the length (this warning is shown once per Accelerator)",
+                          UserWarning, stacklevel=3)
 
     def close(self) -> None:
         """Release the backend's buffers (idempotent)."""

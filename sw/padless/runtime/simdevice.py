@@ -109,7 +109,9 @@ class SimDevice(pynq.Device):
         return len(self._mem)
 
     def _region(self, addr: int, nbytes: int) -> np.ndarray:
-        for base, mem in self._mem.items():
+        with self._lock:  # another thread may allocate or free meanwhile
+            regions = list(self._mem.items())
+        for base, mem in regions:
             if base <= addr and addr + nbytes <= base + mem.size:
                 return mem[addr - base: addr - base + nbytes]
         raise DeviceError(f"simulated device: access of {nbytes} bytes at 0x{addr:x} is outside every "
@@ -151,7 +153,9 @@ class SimDevice(pynq.Device):
         return self._windows[base].runs
 
     def _window(self, address: int) -> tuple[_Window, int]:
-        for base, w in self._windows.items():
+        with self._lock:
+            windows = list(self._windows.items())
+        for base, w in windows:
             if base <= address < base + w.iface.addr_range:
                 return w, address - base
         raise DeviceError(f"simulated device: no kernel control window at 0x{address:x}")

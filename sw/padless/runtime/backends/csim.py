@@ -16,7 +16,7 @@ import os
 import numpy as np
 
 from ...csim import FORMS, CsimLibrary, build_library
-from ...errors import InputError, ProjectError
+from ...errors import ClosedError, InputError, ProjectError
 from ...packing import check_offsets
 
 #: Which weights image each loaded library holds on chip (resident engines): library path -> digest.
@@ -72,7 +72,7 @@ class CsimBackend:
 
     def _ensure_weights(self) -> None:
         """Load this project's weights on chip (the kernel's init call) unless the library holds them."""
-        key = str(self.lib.path)
+        key = int(self.lib.lib._handle)
         if _LOADED.get(key) == self._digest:
             return
         self.lib.configure(threaded=False)
@@ -91,6 +91,8 @@ class CsimBackend:
         return engine_order(lens, self._engine)
 
     def _call(self, x: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        if self.lib is None:
+            raise ClosedError("the csim backend was closed; create a new one")
         x = np.ascontiguousarray(x, dtype=np.int8)
         off = np.asarray(offsets - offsets[0], dtype=np.int64)
         T = len(x)

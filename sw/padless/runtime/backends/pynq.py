@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ...errors import DeviceError, InputError, ProjectError, ToolMissingError
+from ...errors import ClosedError, DeviceError, InputError, ProjectError, ToolMissingError
 
 # ap_ctrl_hs control register (UG1399, Vitis HLS s_axilite register map).
 CTRL = 0x00
@@ -327,6 +328,15 @@ def _import_pynq():
 
 
 _DRIVERS: dict[str, type] = {}
+_IP_LOCKS: dict[tuple, threading.Lock] = {}
+_IP_LOCKS_GUARD = threading.Lock()
+
+
+def _ip_lock(device, ip) -> threading.Lock:
+    """The lock of one kernel instance: (device, control window base address)."""
+    key = (id(device), int(getattr(ip, "description", {}).get("phys_addr", id(ip))))
+    with _IP_LOCKS_GUARD:
+        return _IP_LOCKS.setdefault(key, threading.Lock())
 
 
 def kernel_driver(vlnv: str) -> type:
@@ -427,17 +437,21 @@ class PynqBackend:
         self.timeout_s = float(timeout_s)
         self.hidden = int(project.model["hidden_size"])
         self.iface = kernel_interface(project)
+        # importing simdevice registers the simulated device with pynq's probe (probed only when
+        # PADLESS_SIM_DEVICE=1), so a named pynq backend finds it as `auto` does
+        from ..simdevice import SimDevice, enable, enabled, find_device
         if device is None:
-            try:
-                device = pynq.Device.active_device
-            except RuntimeError as exc:
+            device = find_device()
+            if device is None and enabled():
+                device = enable()  # pynq probed before the variable was set: probe again
+            if device is None:
                 raise DeviceError(
-                    f"no FPGA device found by pynq ({exc}); on a machine without a board use --backend csim, "
-                    "or set PADLESS_SIM_DEVICE=1 to run this backend on the simulated device") from exc
+                    "no FPGA device found by pynq; on a machine without a board use --backend csim, "
+                    "or set PADLESS_SIM_DEVICE=1 to run this backend on the simulated device")
         self.device = device
         self.overlay = None
+        self._lock = threading.RLock()   # this object's buffers and registers
         driver = kernel_driver(self.iface.vlnv)
-        from ..simdevice import SimDevice
         if isinstance(device, SimDevice):
             base = device.attach(project, self.iface)
             self.ip = driver(ip_description(self.iface, base, device))
@@ -463,6 +477,10 @@ class PynqBackend:
         self._bufs: dict[str, object] = {}
         self._cap_tokens = 0
         self._cap_seqs = 0
+        self._closed = False
+        # one kernel instance runs one batch at a time: objects sharing it (same device, same control
+        # window) share this lock
+        self._ip_lock = _ip_lock(self.device, self.ip)
         if capacity_tokens:
             self._ensure(int(capacity_tokens), int(capacity_tokens))
 
@@ -502,7 +520,15 @@ class PynqBackend:
     def run(self, x: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """``(tokens, hidden)`` int8, ``(B + 1,)`` int64 offsets -> ``(tokens, hidden)`` int8.
 
-        Raises InputError for a batch that does not fit the project, DeviceError on a kernel timeout."""
+        Thread safe: one run at a time per object (its buffers) and per kernel instance (its registers).
+        Raises InputError for a batch that does not fit the project, DeviceError on a kernel timeout,
+        ClosedError after :meth:`close`."""
+        with self._lock, self._ip_lock:
+            if self._closed:
+                raise ClosedError("the pynq backend was closed; create a new one")
+            return self._run(x, offsets)
+
+    def _run(self, x: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
         offsets = np.asarray(offsets)
         if x.ndim != 2 or x.shape[1] != self.hidden or x.dtype != np.int8:
@@ -559,10 +585,12 @@ class PynqBackend:
 
     def close(self) -> None:
         """Free every buffer (idempotent)."""
-        self._free_io()
-        if self.weights is not None:
-            self.weights.freebuffer()
-            self.weights = None
+        with self._lock:
+            self._closed = True
+            self._free_io()
+            if self.weights is not None:
+                self.weights.freebuffer()
+                self.weights = None
 
     def describe(self) -> dict:
         """Kernel name, VLNV, argument offsets and binding (for reports)."""
