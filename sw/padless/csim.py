@@ -196,7 +196,7 @@ class CsimLibrary:
         self.fn = fn
         cfg = self.lib.padless_sim_configure
         cfg.restype = ctypes.c_int
-        cfg.argtypes = [ctypes.c_int] * 6
+        cfg.argtypes = [ctypes.c_int] * 7
         self._configure = cfg
         rep = self.lib.padless_sim_report
         rep.restype = ctypes.c_int64
@@ -209,10 +209,14 @@ class CsimLibrary:
         self.lock = library_lock(self.lib._handle)
 
     def configure(self, threaded: bool = True, timed: bool = False, ports: bool = False, exact_depth: bool = False,
-                  record_jobs: bool = False, min_depth: int = 256) -> None:
-        """Set how the next calls simulate (see the module docstring). Hold :attr:`lock` around configure +
-        call when other threads may use the library."""
-        self._configure(int(threaded), int(timed), int(ports), int(exact_depth), int(record_jobs), int(min_depth))
+                  record_jobs: bool = False, min_depth: int = 256, compute: bool = True) -> None:
+        """Set how the next calls simulate (see the module docstring): ``threaded`` (processes as threads,
+        or as coroutines when ``timed`` or ``exact_depth``; else sequential), ``timed`` (per-process
+        clocks), ``ports`` (port checker), ``exact_depth`` (FIFOs of their declared depths: the deadlock
+        check), ``record_jobs`` (per-process intervals), ``compute=False`` (timing only: the fast form
+        skips its arithmetic). Hold :attr:`lock` around configure + call + report."""
+        self._configure(int(threaded), int(timed), int(ports), int(exact_depth), int(record_jobs), int(min_depth),
+                        int(compute))
 
     def call(self, act, desc, weights, num_seqs: int, num_tokens: int, mode: int = 0) -> int:
         """Raw kernel call on contiguous numpy arrays: ``act`` (2 * num_tokens, hidden) int8 (the three

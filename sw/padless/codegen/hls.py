@@ -54,14 +54,16 @@ def keep_table(max_seq: int, attention: dict | None) -> list[int]:
 def kernel_config(project, board, max_tokens: int | None = None, max_seq: int | None = None):
     """The :class:`padless.schedule.engine.EngineConfig` of the project's kernel on ``board``: the plan's
     allocation (``manifest["schedule"]["allocation"]``) rounded to legal folding; ``max_tokens`` default
-    the plan's ``wave_tokens`` (else ``DEFAULT_MAX_TOKENS``), ``max_seq`` default the manifest's
-    ``hls.max_seq`` or the model's maximum positions."""
+    the plan's ``wave_tokens`` (else ``DEFAULT_MAX_TOKENS``), ``max_seq`` default the project's
+    truncation length (``Project.max_length``: sentence-transformers' ``max_seq_length``, else the model's
+    maximum positions)."""
     from ..schedule.engine import engine_config
     sched = project.manifest.get("schedule") or {}
     planned = sched.get("allocation") or {}
     wave = int(planned.get("wave_tokens") or 0)
     mt = max_tokens or (max(wave, DEFAULT_MAX_TOKENS) if wave else DEFAULT_MAX_TOKENS)
-    cfg = engine_config(project.model, project.sparsity, board, planned, max_seq=max_seq, max_tokens=mt)
+    cfg = engine_config(project.model, project.sparsity, board, planned, max_seq=max_seq or project.max_length,
+                        max_tokens=mt)
     cfg.block_impl = (sched.get("engine") or {}).get("block_impl", cfg.block_impl)
     return cfg
 

@@ -1,8 +1,10 @@
 """``padless schedule DIR (--dataset NAME | --input FILE | --lengths FILE) [--json]``.
 
-Simulates, on the project's cycle model, the length-aware pipeline and the baselines (pad to the
-maximum, pad to each batch's maximum, length buckets) on a real length mix, and prints utilization,
-bubbles, throughput, efficiency against the board's INT8 peak and the speedups (modeled figures).
+Predicts, with the cycle model of the project's generated engine (:mod:`padless.schedule.cost`), the
+length-aware schedule and the padded baselines (pad to the maximum, to each batch's maximum, to a fixed
+compile-time length) on a real length mix, and prints throughput, efficiency against the board's INT8 DSP
+peak, per-process busy fractions and the speedups (modeled figures; ``padless profile`` simulates the
+kernel itself).
 """
 from __future__ import annotations
 
@@ -25,7 +27,9 @@ def register(subparsers) -> None:
     src.add_argument("--input", metavar="FILE", help="one text per line (tokenized with the model's tokenizer)")
     src.add_argument("--lengths", metavar="FILE", help="one sequence length (tokens) per line")
     p.add_argument("--limit", type=positive_int, default=None, help="use only the first N >= 1 sequences")
-    p.add_argument("--batch-size", type=positive_int, default=32, help="batch size of the padded baselines (default 32)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="batch size of the padded_batch baseline (default 32)")
+    p.add_argument("--fixed-length", type=positive_int, default=128,
+                   help="compile-time length of the padded_fixed baseline (default 128)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -102,24 +106,36 @@ def lengths_from_args(args, manifest: dict) -> list[int]:
     return lengths
 
 
-def schedule_figures(manifest: dict, lengths: list[int], batch_size: int = 32, keep_results: bool = False) -> dict:
-    """The ``--json`` object for a manifest and lengths (plan from ``manifest["schedule"]``, or planned
-    now for the board when the manifest has none)."""
-    from ..boards import int8_peak_macs, load_board
-    from ..schedule.cost import Allocation
+def engine_of(manifest: dict, lengths: list[int] | None = None):
+    """The project's :class:`~padless.schedule.engine.EngineConfig`: the generated kernel's
+    (``manifest["hls"]["engine"]``), else the one its plan describes, else one planned now for the board."""
     from ..schedule.dse import plan
+    from ..schedule.engine import EngineConfig
+    if (manifest.get("hls") or {}).get("engine"):
+        return EngineConfig.from_dict(manifest["hls"]["engine"])
+    sched = manifest.get("schedule") or plan(manifest["model"], manifest["board"], manifest.get("sparsity") or {},
+                                             lengths)
+    if "engine" not in sched:
+        raise ProjectError("the project's schedule comes from an older padless; recompile the project")
+    return EngineConfig.from_dict(sched["engine"])
+
+
+def schedule_figures(manifest: dict, lengths: list[int], batch_size: int = 32, fixed_length: int = 128,
+                     keep_intervals: bool = False) -> dict:
+    """The ``--json`` object for a manifest and lengths: :func:`padless.schedule.scheduler.compare` on
+    the project's engine, plus ``board``, ``clock_MHz``, ``peak_int8_macs`` and ``modeled: true``."""
+    from ..boards import load_board
+    from ..schedule.engine import mac_per_dsp
     from ..schedule.scheduler import compare
 
     board = load_board(manifest["board"])
-    sched = manifest.get("schedule") or plan(manifest["model"], board, manifest.get("sparsity") or {}, lengths)
-    if "allocation" not in sched:
-        raise ProjectError("manifest schedule has no allocation; recompile the project")
-    alloc = Allocation.from_dict(sched["allocation"])
-    peak = int8_peak_macs(board, alloc.clock_MHz)
-    out = compare(manifest["model"], lengths, manifest.get("sparsity") or {}, alloc, peak,
-                  batch_size=batch_size, keep_results=keep_results)
+    cfg = engine_of(manifest, lengths)
+    if max(lengths) > cfg.max_seq:
+        raise InputError(f"a sequence of {max(lengths)} tokens exceeds the kernel's maximum of {cfg.max_seq}")
+    peak = board.dsp * mac_per_dsp(board, cfg.sparse) * cfg.clock_MHz * 1e6
+    out = compare(cfg, lengths, peak, batch_size=batch_size, fixed_length=fixed_length, keep_intervals=keep_intervals)
     out["board"] = board.name
-    out["clock_MHz"] = alloc.clock_MHz
+    out["clock_MHz"] = cfg.clock_MHz
     out["peak_int8_macs"] = peak
     out["modeled"] = True
     return out
@@ -128,16 +144,18 @@ def schedule_figures(manifest: dict, lengths: list[int], batch_size: int = 32, k
 def run(args) -> int:
     manifest = read_manifest(args.project)
     lengths = lengths_from_args(args, manifest)
-    out = schedule_figures(manifest, lengths, args.batch_size)
+    out = schedule_figures(manifest, lengths, args.batch_size, args.fixed_length)
     if args.json:
         print(json.dumps(out, indent=2, sort_keys=True))
         return 0
     print(f"padless schedule: {len(lengths)} sequences, {sum(lengths)} tokens on {out['board']} at "
-          f"{out['clock_MHz']:.0f} MHz (modeled)")
-    print(f"{'method':<14}{'util':>7}{'bubbles':>9}{'seq/s':>12}{'tokens/s':>13}{'eff/peak':>10}{'padless x':>11}")
+          f"{out['clock_MHz']:.0f} MHz (modeled; `padless profile` simulates the kernel)")
+    print(f"{'method':<14}{'seq/s':>12}{'tokens/s':>13}{'eff/peak':>10}{'padded tok':>12}{'padless x':>11}")
     rows = [("padless", out)] + list(out["baselines"].items())
     for name, f in rows:
         sp = "" if name == "padless" else f"{out['speedup_vs'][name]:.2f}"
-        print(f"{name:<14}{f['utilization']:>7.1%}{f['bubble_fraction']:>9.1%}{f['throughput_seq_s']:>12.1f}"
-              f"{f['throughput_tokens_s']:>13.0f}{f['efficiency_vs_peak']:>10.1%}{sp:>11}")
+        print(f"{name:<14}{f['throughput_seq_s']:>12.1f}{f['throughput_tokens_s']:>13.0f}"
+              f"{f['efficiency_vs_peak']:>10.1%}{f['padded_tokens']:>12,}{sp:>11}")
+    busy = sorted(out["stage_busy"].items(), key=lambda kv: -kv[1])
+    print("busy (padless): " + ", ".join(f"{k.removeprefix('p_')} {v:.0%}" for k, v in busy if v > 0))
     return 0

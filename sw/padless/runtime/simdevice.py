@@ -13,13 +13,14 @@ What it models, so that :class:`padless.runtime.backends.pynq.PynqBackend` runs 
   ``sync_from_device`` (``invalidate``) copies back, so a missing sync gives stale data as on a board;
   ``freebuffer`` returns the device memory;
 - a kernel's s_axilite control window (:meth:`SimDevice.attach`): argument registers, and the ap_ctrl_hs
-  control register; writing AP_START reads the argument registers, fetches the packed input and offsets
-  from device memory, runs the encoder on the execution engine and writes the output to device memory,
-  then sets AP_DONE (clear on read) and AP_IDLE. A pointer outside any allocation or an input size that
-  does not match the buffer raises DeviceError (the bus error of a board, reported clearly);
-- the execution engine: the project's csim library (:mod:`padless.runtime.backends.csim`, the g++ build
-  of the generated HLS kernel) when it can be built, else the bit-exact golden model
-  (:mod:`padless.golden`); both return identical bits (tests check csim against golden).
+  control register; writing AP_START reads the argument registers and calls the kernel with the device
+  memory they point to -- the activation buffer (three ports), the descriptors, the weights image, the
+  sizes and the mode --, exactly the C call Vitis HLS's RTL implements; the kernel's return value goes to
+  ``ap_return``; then AP_DONE (clear on read) and AP_IDLE. A pointer outside any allocation raises
+  DeviceError (the bus error of a board, reported clearly);
+- the execution engine: the project's csim library (:mod:`padless.csim`, the g++ build of the generated
+  HLS kernel; its init call loads the weights on chip as on the board) when it can be built, else a
+  golden model of the same C contract (:mod:`padless.golden`); both give identical bits.
 - ``hang=True`` in :meth:`attach` models a kernel that never finishes (AP_DONE stays 0), for timeouts.
 """
 from __future__ import annotations
@@ -53,6 +54,7 @@ class _Window:
 
     def __init__(self, base: int, iface: KernelInterface, engine, engine_name: str, hang: bool, hidden: int):
         self.hidden = hidden
+        self.weight_bytes = 0
         self.max_tokens = self.max_seq = 0
         self.base, self.iface, self.engine, self.engine_name, self.hang = base, iface, engine, engine_name, hang
         self.regs = np.zeros(iface.addr_range // 4, dtype=np.uint32)
@@ -131,7 +133,8 @@ class SimDevice(pynq.Device):
     def attach(self, project, iface: KernelInterface | None = None, hang: bool = False, engine=None) -> int:
         """Place ``project``'s kernel on the device; returns its control window base address.
 
-        ``engine``: an object with ``run(x, offsets)`` (default: csim when it builds, else golden)."""
+        ``engine``: an object with ``call(act, desc, weights, num_seqs, num_tokens, mode) -> status`` on
+        device memory (default: the csim library when it builds, else the golden contract)."""
         iface = iface or kernel_interface(project)
         name = None
         if engine is None:
@@ -143,6 +146,7 @@ class SimDevice(pynq.Device):
             w = _Window(base, iface, engine, name, hang, int(project.model["hidden_size"]))
             hls = project.manifest.get("hls") or {}
             w.max_tokens, w.max_seq = int(hls.get("max_tokens") or 0), int(hls.get("max_seq") or 0)
+            w.weight_bytes = int(project.file("weights").stat().st_size)
             self._windows[base] = w
         return base
 
@@ -187,28 +191,84 @@ class SimDevice(pynq.Device):
             return
         status = 0
         try:
-            seqs = self._arg(w, "num_seqs")
-            oa = w.iface.arg("offsets")
-            offsets = self._region(self._arg(w, "offsets"), (seqs + 1) * oa.dtype.itemsize).view(oa.dtype).astype(np.int64)
-            tokens = int(offsets[-1])
-            if w.iface.arg("num_tokens") is not None and self._arg(w, "num_tokens") != tokens:
-                raise DeviceError(f"simulated device: num_tokens register {self._arg(w, 'num_tokens')} != "
-                                  f"offsets[-1] {tokens}")
+            seqs, tokens, mode = self._arg(w, "num_seqs"), self._arg(w, "num_tokens"), self._arg(w, "mode")
+            seqs, tokens = np.int32(np.uint32(seqs)), np.int32(np.uint32(tokens))  # the C ints the kernel sees
             hidden = w.hidden
-            x = self._region(self._arg(w, "input"), tokens * hidden).view(np.int8).reshape(tokens, hidden)
-            limit = w.max_tokens
-            if limit and not 1 <= tokens <= limit:
-                status = _code(w.iface.errors, "TOKENS", 1)
-            elif w.max_seq and int(np.max(np.diff(offsets))) > w.max_seq:
-                status = _code(w.iface.errors, "SEQLEN", 4)
-            else:
-                y = np.asarray(w.engine.run(x.copy(), offsets), dtype=np.int8)
-                self._region(self._arg(w, "output"), tokens * hidden)[:] = y.reshape(-1).view(np.uint8)
+            rows = 2 * max(int(tokens), 0)
+            act = {r: self._region(self._arg(w, r), rows * hidden) for r in ("act_rd", "act_res", "act_wr")}
+            desc = self._region(self._arg(w, "desc"), 8 * max(int(seqs), 0))
+            weights = self._region(self._arg(w, "weights"), w.weight_bytes)
+            status = w.engine.call(act, desc, weights, int(seqs), int(tokens), int(mode))
         finally:
             w.runs += 1
             if w.iface.ap_return is not None:
-                w.regs[w.iface.ap_return // 4] = status
+                w.regs[w.iface.ap_return // 4] = np.uint32(status & 0xFFFFFFFF)
             w.regs[0] = AP_DONE | AP_IDLE | AP_READY
+
+
+class _CsimKernel:
+    """The kernel C call on device memory, executed by the project's csim library."""
+
+    name = "csim"
+
+    def __init__(self, project):
+        from ..csim import build_library, CsimLibrary
+        self.lib = CsimLibrary(build_library(project.path / "hls"))
+
+        self.digest = None
+
+    def call(self, act: dict, desc, weights, seqs: int, tokens: int, mode: int) -> int:
+        import hashlib
+
+        from .backends.csim import _LOADED
+        key = int(self.lib.lib._handle)
+        with self.lib.lock:
+            self.lib.configure()
+            if mode == 0 and self.digest is not None and _LOADED.get(key) != self.digest:
+                # another user of the same library loaded other weights on its "chip": load ours again
+                self.lib.fn(0, 0, 0, 0, weights.ctypes.data, 0, 0, 1)
+                _LOADED[key] = self.digest
+            status = int(self.lib.fn(act["act_rd"].ctypes.data, act["act_res"].ctypes.data, act["act_wr"].ctypes.data,
+                                     desc.ctypes.data, weights.ctypes.data, seqs, tokens, mode))
+            if mode == 1 and status == 0:
+                self.digest = hashlib.sha256(weights.tobytes()).hexdigest()
+                _LOADED[key] = self.digest
+            return status
+
+
+class _GoldenKernel:
+    """The kernel's C contract executed by the golden model (no g++ here): the same statuses and the
+    same output rows (layer-0 input in rows [0, tokens) of the buffer, output in half LAYERS % 2)."""
+
+    name = "golden"
+
+    def __init__(self, project):
+        from .backends.golden import GoldenBackend
+        self.golden = GoldenBackend(project)
+        hls = project.manifest.get("hls") or {}
+        self.max_tokens, self.max_seq = int(hls.get("max_tokens") or 1 << 30), int(hls.get("max_seq") or 1 << 30)
+        self.hidden, self.layers = int(project.model["hidden_size"]), int(project.model["num_layers"])
+
+    def call(self, act: dict, desc, weights, seqs: int, tokens: int, mode: int) -> int:
+        if mode == 1:
+            return 0
+        if mode != 0:
+            return 7
+        if not 1 <= tokens <= self.max_tokens:
+            return 1
+        if not 1 <= seqs <= tokens:
+            return 2
+        d = desc.view(np.int32).reshape(seqs, 2).astype(np.int64)
+        if np.any(d[:, 1] < 1) or np.any(d[:, 1] > self.max_seq):
+            return 4
+        if np.any(d[:, 0] < 0) or np.any(d[:, 0] + d[:, 1] > tokens):
+            return 3
+        x = act["act_rd"].view(np.int8).reshape(2 * tokens, self.hidden)[:tokens]
+        out = act["act_wr"].view(np.int8).reshape(2 * tokens, self.hidden)
+        base = (self.layers % 2) * tokens
+        for s, n in d:
+            out[base + s: base + s + n] = self.golden.run(x[s:s + n].copy(), np.array([0, n], np.int64))
+        return 0
 
 
 def _code(errors: dict, key: str, default: int) -> int:
@@ -217,18 +277,13 @@ def _code(errors: dict, key: str, default: int) -> int:
 
 def _engine(project):
     """The execution engine for ``project``: csim when its library builds, else golden (warning)."""
-    try:
-        from .backends.csim import CsimBackend
-    except ModuleNotFoundError:
-        CsimBackend = None
-    if CsimBackend is not None and (project.path / "hls").is_dir():
+    if (project.path / "hls").is_dir():
         try:
-            return CsimBackend(project), "csim"
+            return _CsimKernel(project), "csim"
         except Exception as exc:  # a missing g++ / header raises the csim module's own PadlessError
             warnings.warn(f"simulated device: the csim library could not be built ({exc}); executing the "
                           "kernel with the golden model", RuntimeWarning, stacklevel=3)
-    from .backends.golden import GoldenBackend
-    return GoldenBackend(project), "golden"
+    return _GoldenKernel(project), "golden"
 
 
 def enable() -> SimDevice:

@@ -104,7 +104,8 @@ def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, An
         clock_MHz: kernel clock; default the board's.
         utilization_cap: fraction of DSPs and LUTs the plan may use (the rest: shell, routing slack).
         memory_cap: fraction of block RAM / UltraRAM the plan may use.
-        max_seq: longest sequence of the kernel (default the model's maximum positions).
+        max_seq: longest sequence of the kernel (default the model's ``max_seq_length`` -- the truncation
+            length sentence-transformers uses --, else its maximum positions).
 
     Returns:
         ``{"board", "part", "flow", "platform", "clock_MHz", "weights" ("resident"|"streamed"),
@@ -122,7 +123,7 @@ def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, An
     check_model(model)
     sp = check_sparsity(sparsity)
     clk = float(clock_MHz or board.clock_MHz)
-    mseq = int(max_seq or model.get("max_positions", 512) or 512)
+    mseq = int(max_seq or model.get("max_seq_length") or model.get("max_positions", 512) or 512)
     if lengths is None or len(lengths) == 0:
         lengths = [min(DEFAULT_LENGTH, mseq)]
     lens = np.minimum(np.asarray([int(n) for n in lengths], dtype=np.int64), mseq)

@@ -2,11 +2,12 @@
 // back what it measured. Included at the end of the top-level kernel so that one shared library holds
 // the kernel and its instruments (sw/padless/csim.py loads it with ctypes).
 //
-//   padless_sim_configure(threaded, timed, ports, exact_depth, record_jobs, min_depth)
+//   padless_sim_configure(threaded, timed, ports, exact_depth, record_jobs, min_depth, compute)
 //       threaded: processes as threads over bounded channels (0: sequential, Vitis csim_design order);
 //       timed: per-process clocks (the cycle-annotated csim); ports: the port checker;
 //       exact_depth: channels hold exactly their declared depth (the deadlock check); record_jobs: keep
-//       per-(process, sequence, layer) intervals; min_depth: capacity floor of untimed threaded runs.
+//       per-(process, sequence, layer) intervals; min_depth: unused; compute: 0 skips the fast form's
+//       arithmetic (timing-only runs of padded baselines).
 //   padless_sim_cycles()  makespan of the last call, cycles (timed runs).
 //   padless_sim_report(buf, len)  JSON: {"cycles", "deadlock", "port_violations", "violations": [...],
 //       "procs": [{"name", "busy", "stall_in", "stall_out", "first", "last", "runs"}]}; returns the bytes
@@ -23,7 +24,8 @@
 #include "sim_rt.h"
 
 extern "C" int padless_sim_configure(int threaded, int timed, int ports, int exact_depth, int record_jobs,
-                                     int min_depth) {
+                                     int min_depth, int compute) {
+    ::padless::sim::cfg.compute = compute ? 1 : 0;
     ::padless::sim::cfg.threaded = threaded ? 1 : 0;
     ::padless::sim::cfg.timed = timed ? 1 : 0;
     ::padless::sim::cfg.ports = ports ? 1 : 0;

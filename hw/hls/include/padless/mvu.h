@@ -269,7 +269,7 @@ void mvu_rows(int t, W &w, I &ix, int64_t base, PADLESS_FIFO_REF(vec<act_t, C::V
                 memcpy(xs.data() + (size_t)r * C::IN + k * C::VEC, words[(size_t)r * C::WIN + k].v, C::VEC);
             }
         std::vector<int32_t> ys((size_t)t * C::OUT);
-        rows_gemm(xs.data(), t, C::IN, dense_cs, wsum_cs, C::OUT, ys.data());
+        if (::padless::sim::cfg.compute) rows_gemm(xs.data(), t, C::IN, dense_cs, wsum_cs, C::OUT, ys.data());
         for (int r = 0; r < t; r++) {
             const int64_t it0 = (int64_t)r * C::ITER;
             int k_read = 0, nf = 0;
@@ -295,7 +295,8 @@ void mvu_rows(int t, W &w, I &ix, int64_t base, PADLESS_FIFO_REF(vec<act_t, C::V
         const int64_t it0 = (int64_t)r * C::ITER;
         act_t *cur = (r & 1) ? xb.data() : xa.data();
         act_t *nxt = (r & 1) ? xa.data() : xb.data();
-        row_gemv(cur, C::IN, dense_cs, wsum_cs, C::OUT, yrow);
+        if (::padless::sim::cfg.compute) row_gemv(cur, C::IN, dense_cs, wsum_cs, C::OUT, yrow);
+        else memset(yrow, 0, sizeof(yrow));
         // channel events of this row in iteration order: prefetch reads (k < WIN), fold ends
         int k_read = 0, nf = 0;
         const bool more = r + 1 < t;

@@ -46,6 +46,8 @@ struct config_t {
                          // untimed threaded runs otherwise grow them on demand (the same bits, fewer switches)
     int min_depth = 256; // (unused; kept for the API)
     int record_jobs = 0; // keep per-(process, sequence, layer) intervals (Gantt charts)
+    int compute = 1;     // 0: timing only -- the fast form skips its arithmetic (outputs are not meaningful);
+                         // the engine's cycles do not depend on values (tests/test_timed_csim.py)
 };
 static config_t cfg;
 

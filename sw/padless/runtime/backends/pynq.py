@@ -65,22 +65,28 @@ _CTYPES = {
     "ap_uint<512>": np.uint8, "ap_uint<256>": np.uint8, "ap_uint<128>": np.uint8,
 }
 
-# Roles of the kernel arguments, recognised by name (first match wins).
+# Roles of the kernel arguments, recognised by name (first match wins). The generated kernel
+# (hw/hls/top/padless_encoder.cpp) reads and writes one activation buffer of 2 x num_tokens rows through
+# three m_axi ports (act_rd, act_res, act_wr: the same address), takes the call's descriptors
+# {int32 start, int32 len} in the order the host scheduled them, the weights image, and a mode (0 run,
+# 1 init: load every layer's weights on chip).
 ROLES = {
-    "input": ("x", "x_in", "in", "act_in", "input", "inp", "acts_in"),
-    "output": ("y", "y_out", "x_out", "out", "out_r", "act_out", "output", "acts_out"),
-    "offsets": ("offsets", "cu_seqlens", "seq_offsets", "offs"),
+    "act_rd": ("act_rd",),
+    "act_res": ("act_res",),
+    "act_wr": ("act_wr",),
+    "desc": ("desc", "descriptors"),
     "weights": ("weights", "w", "params", "wts"),
     "num_seqs": ("num_seqs", "n_seqs", "num_sequences", "batch", "nseq"),
     "num_tokens": ("num_tokens", "n_tokens", "tokens", "ntok"),
+    "mode": ("mode",),
 }
-REQUIRED_ROLES = ("input", "output", "offsets", "num_seqs")
+REQUIRED_ROLES = ("act_rd", "act_res", "act_wr", "desc", "weights", "num_seqs", "num_tokens", "mode")
+MODE_RUN, MODE_INIT = 0, 1
 
-#: The top-level signature the runtime expects when a project carries no generated ``hls/`` kernel
-#: (a project compiled before the HLS code generator existed). It is parsed by the same code as a
-#: generated kernel, so the register layout is still derived, never typed in.
-FALLBACK_TOP = ("void padless_encoder(const int8_t *x, int8_t *y, const int64_t *offsets, "
-                "int num_seqs, int num_tokens)")
+#: The top-level signature the runtime expects when a project carries no generated ``hls/`` kernel. It
+#: is parsed by the same code as a generated kernel, so the register layout is still derived, never typed in.
+FALLBACK_TOP = ("int padless_encoder(const uint8_t *act_rd, const uint8_t *act_res, uint8_t *act_wr, "
+                "const int32_t *desc, const uint8_t *weights, int num_seqs, int num_tokens, int mode)")
 
 
 @dataclass
@@ -195,6 +201,8 @@ def parse_signature(source: str, top: str, typedefs: dict | None = None) -> tupl
                 raise ProjectError(f"cannot read kernel argument {p!r} of {top}")
             ctype, name, pointer = mm.group(1).strip(), mm.group(3), "*" in mm.group(2)
         ctype = _resolve(ctype, tds)
+        if pointer and (ctype.startswith("vec<") or ctype in ("desc_in_t",)):
+            ctype = "uint8_t"  # beats and descriptor records: the host addresses them as bytes
         if ctype not in _CTYPES:
             raise ProjectError(f"kernel argument {name} of {top} has type {ctype!r}, which the pynq backend "
                                f"cannot marshal (known: {', '.join(sorted(_CTYPES))})")
@@ -464,20 +472,19 @@ class PynqBackend:
                 raise DeviceError(f"pynq could not load {bitfile}: {exc}") from exc
             self.ip = self._find_ip(self.overlay, driver)
             self.binding = f"{kind} overlay {bitfile.name} on {getattr(device, 'name', device.tag)}"
-        self.weights = None
-        warg = self.iface.arg("weights")
-        if warg is not None:
-            wfile = Path(project.path) / (project.manifest.get("files", {}).get("weights") or "weights.bin")
-            if not wfile.is_file():
-                raise ProjectError(f"kernel {self.iface.name} takes weights but {wfile} is missing; regenerate the project")
-            blob = np.fromfile(wfile, dtype=np.uint8)
-            self.weights = pynq.allocate((blob.size,), dtype=np.uint8, target=self.device)
-            self.weights[:] = blob
-            self.weights.sync_to_device()
+        wfile = Path(project.path) / (project.manifest.get("files", {}).get("weights") or "weights.bin")
+        if not wfile.is_file():
+            raise ProjectError(f"kernel {self.iface.name} takes weights but {wfile} is missing; regenerate the project")
+        blob = np.fromfile(wfile, dtype=np.uint8)
+        self.weights = pynq.allocate((blob.size,), dtype=np.uint8, target=self.device)
+        self.weights[:] = blob
+        self.weights.sync_to_device()
         self._bufs: dict[str, object] = {}
         self._cap_tokens = 0
         self._cap_seqs = 0
         self._closed = False
+        self._initialized = False
+        self._engine = None
         # one kernel instance runs one batch at a time: objects sharing it (same device, same control
         # window) share this lock
         self._ip_lock = _ip_lock(self.device, self.ip)
@@ -509,12 +516,8 @@ class PynqBackend:
         cap_t = max(tokens, self._cap_tokens, 64)
         cap_s = max(seqs, self._cap_seqs, 16)
         a = self.pynq.allocate
-        x, y, o = (self.iface.arg(r) for r in ("input", "output", "offsets"))
-        self._bufs = {
-            x.name: a((cap_t * self.hidden,), dtype=x.dtype, target=self.device),
-            y.name: a((cap_t * self.hidden,), dtype=y.dtype, target=self.device),
-            o.name: a((cap_s + 1,), dtype=o.dtype, target=self.device),
-        }
+        self._bufs = {"act": a((2 * cap_t * self.hidden,), dtype=np.int8, target=self.device),
+                      "desc": a((2 * cap_s,), dtype=np.int32, target=self.device)}
         self._cap_tokens, self._cap_seqs = cap_t, cap_s
 
     def run(self, x: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -527,6 +530,30 @@ class PynqBackend:
             if self._closed:
                 raise ClosedError("the pynq backend was closed; create a new one")
             return self._run(x, offsets)
+
+    def _start(self, values: dict, what: str) -> None:
+        """Write the argument registers, start the kernel (ap_ctrl_hs), wait, check its status."""
+        self.ip.set_args(values, self.iface)
+        self.ip.start_hs()
+        self.ip.wait_done(self.timeout_s)
+        if self.iface.ap_return is not None:
+            status = int(self.ip.mmio.read(self.iface.ap_return))
+            if status:
+                raise DeviceError(f"kernel {self.iface.name} returned status {status}: "
+                                  f"{self.iface.errors.get(status, 'unknown error code')} ({what})")
+
+    def _values(self, act: int, desc: int, seqs: int, tokens: int, mode: int) -> dict:
+        by_role = {"act_rd": act, "act_res": act, "act_wr": act, "desc": desc,
+                   "weights": self.weights.device_address, "num_seqs": seqs, "num_tokens": tokens, "mode": mode}
+        return {a.name: by_role[a.role] for a in self.iface.args}
+
+    def _init(self) -> None:
+        """The kernel's init call: a resident engine loads every layer's weights on chip (once per
+        binding; a streamed engine loads per layer and returns at once)."""
+        self._ensure(1, 1)
+        b = self._bufs
+        self._start(self._values(b["act"].device_address, b["desc"].device_address, 0, 0, MODE_INIT), "init call")
+        self._initialized = True
 
     def _run(self, x: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
@@ -542,40 +569,36 @@ class PynqBackend:
         if hls.get("max_tokens") and tokens > int(hls["max_tokens"]):
             raise InputError(f"pynq backend: a pack of {tokens} tokens exceeds the kernel's {hls['max_tokens']} "
                              "(hls.max_tokens in manifest.json); pack with max_tokens <= that")
-        longest = int(np.max(np.diff(offsets)))
-        if hls.get("max_seq") and longest > int(hls["max_seq"]):
-            raise InputError(f"pynq backend: a sequence of {longest} tokens exceeds the kernel's {hls['max_seq']}")
+        lens = np.diff(offsets)
+        if hls.get("max_seq") and int(lens.max()) > int(hls["max_seq"]):
+            raise InputError(f"pynq backend: a sequence of {int(lens.max())} tokens exceeds the kernel's {hls['max_seq']}")
+        if not self._initialized:
+            self._init()
         self._ensure(tokens, seqs)
-        xi, yi, oi = (self.iface.arg(r) for r in ("input", "output", "offsets"))
-        bx, by, bo = self._bufs[xi.name], self._bufs[yi.name], self._bufs[oi.name]
-        bx[: x.size] = x.reshape(-1)
-        bo[: offsets.size] = offsets.astype(bo.dtype)
-        bx.sync_to_device()
-        bo.sync_to_device()
-        values = {xi.name: bx.device_address, yi.name: by.device_address, oi.name: bo.device_address}
-        if self.weights is not None:
-            values[self.iface.arg("weights").name] = self.weights.device_address
-        for a in self.iface.args:
-            if a.name in values:
-                continue
-            if a.role == "num_seqs":
-                values[a.name] = seqs
-            elif a.role == "num_tokens":
-                values[a.name] = tokens
-            else:
-                raise ProjectError(f"kernel {self.iface.name} argument {a.name} has no known role; the pynq "
-                                   "backend does not know what to pass")
-        self.ip.set_args(values, self.iface)
-        self.ip.start_hs()
-        self.ip.wait_done(self.timeout_s)
-        if self.iface.ap_return is not None:
-            status = int(self.ip.mmio.read(self.iface.ap_return))
-            if status:
-                raise DeviceError(f"kernel {self.iface.name} returned status {status}: "
-                                  f"{self.iface.errors.get(status, 'unknown error code')} for a pack of {tokens} "
-                                  f"tokens in {seqs} sequences")
-        by.sync_from_device()
-        return np.array(by[: x.size], dtype=np.int8).reshape(tokens, self.hidden)
+        order = self._order(lens)
+        act, desc = self._bufs["act"], self._bufs["desc"]
+        act[: tokens * self.hidden] = x.reshape(-1)
+        d = np.stack([offsets[:-1], lens], axis=1)[order].astype(np.int32)
+        desc[: 2 * seqs] = d.reshape(-1)
+        act.sync_to_device()
+        desc.sync_to_device()
+        # the activation buffer holds 2 x tokens rows: this call's halves start at act's address
+        self._start(self._values(act.device_address, desc.device_address, seqs, tokens, MODE_RUN),
+                    f"a pack of {tokens} tokens in {seqs} sequences")
+        act.sync_from_device()
+        half = (int(self.project.model["num_layers"]) % 2) * tokens * self.hidden
+        return np.array(act[half: half + tokens * self.hidden], dtype=np.int8).reshape(tokens, self.hidden)
+
+    def _order(self, lens: np.ndarray) -> np.ndarray:
+        """The host's length-aware order of the call's sequences (the kernel runs its descriptors in order)."""
+        info = self.project.manifest.get("hls") or {}
+        if "engine" not in info:
+            return np.arange(len(lens))
+        from ...schedule.engine import EngineConfig
+        from ...schedule.scheduler import engine_order
+        if self._engine is None:
+            self._engine = EngineConfig.from_dict(info["engine"])
+        return engine_order(lens, self._engine)
 
     def _free_io(self) -> None:
         for b in self._bufs.values():

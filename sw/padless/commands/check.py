@@ -1,0 +1,94 @@
+"""``padless check DIR (--input FILE | --text T ... | --dataset NAME [--limit N]) [--json]``.
+
+Runs the code Vitis HLS would synthesize (the ``synth`` C-simulation form: unrolled PE x SIMD folds, the
+packed two-MAC DSP products, the top-k network, width-exact ``ap_int`` arithmetic) on real sentences with
+the checks that stand in for csynth here (docs/hls.md, "Checks without Vitis"):
+
+* bit-exactness: every output element equals the golden model's;
+* the port checker: every on-chip array declares its banks and ports after partitioning; each pipelined
+  iteration that needs more accesses of one bank than its ports is a violation (it would not reach II=1);
+* the deadlock check: the dataflow processes run concurrently over FIFOs and blocks of their declared
+  depths; a run where every process waits is a deadlock;
+* the static resource estimate (BRAM, URAM, DSP, LUT) against the board.
+
+Exits non-zero when any check fails.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+from .profile import add_input_args, read_input
+
+
+def register(sub) -> None:
+    p = sub.add_parser("check", help="check the synthesizable HLS kernel: bit-exact, ports, deadlock, resources",
+                       description="Run the synthesizable form of the project's HLS kernel on real sentences "
+                                   "with the port checker and the deadlock check; compare with the golden "
+                                   "model; report the resource estimate. Exit status 1 when a check fails.")
+    p.add_argument("project", metavar="DIR", help="project folder written by `padless compile`")
+    add_input_args(p, texts=True)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def check(project, ids) -> dict:
+    """The checks on token-id lists ``ids``: ``{"sequences", "tokens", "bit_exact", "mismatches",
+    "port_violations", "violations", "deadlock", "deadlock_report", "resources"}``."""
+    import numpy as np
+
+    from ..golden import quantize_input, run_encoder
+    from ..reference import embed
+    from ..runtime.backends.csim import CsimBackend
+    scale = np.asarray(project.quantized.input_scale)
+    rows = [quantize_input(embed(project.host, i), scale) for i in ids]
+    x = np.concatenate(rows).astype(np.int8)
+    off = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
+    want = run_encoder(project.quantized, x, off, project.sparsity)
+    backend = CsimBackend(project, form="synth", sim=dict(ports=True, exact_depth=True))
+    deadlock, report, mismatches = False, "", None
+    try:
+        y = backend.run(x, off)
+        mismatches = int((y != want).sum())
+    except Exception as exc:  # a deadlock or a failed check inside a process: reported, not raised
+        from ..errors import InputError
+        if not isinstance(exc, InputError):
+            raise
+        deadlock, report = True, str(exc)
+    reps = backend.reports
+    backend.close()
+    viol = sum(int(r["port_violations"]) for r in reps)
+    first = [v for r in reps for v in r["violations"]][:8]
+    res = project.manifest.get("resources") or {}
+    return {"sequences": len(ids), "tokens": int(len(x)), "bit_exact": mismatches == 0 and not deadlock,
+            "mismatches": mismatches, "port_violations": viol, "violations": first, "deadlock": deadlock,
+            "deadlock_report": report, "resources": res}
+
+
+def run(args) -> int:
+    from ..errors import InputError
+    from ..project import load_project
+    project = load_project(args.project)
+    ids, _lens, what = read_input(args, project)
+    if ids is None:
+        raise InputError("check needs texts (--input, --text or --dataset)")
+    out = check(project, ids)
+    ok = out["bit_exact"] and out["port_violations"] == 0 and not out["deadlock"] and out["resources"].get("fits", True)
+    if args.json:
+        print(json.dumps(out, indent=2, sort_keys=True))
+        return 0 if ok else 1
+    print(f"padless check: {what}, {out['tokens']} tokens, synthesizable form of {args.project}")
+    print(f"  bit-exact vs golden: {'yes' if out['bit_exact'] else 'NO'}"
+          + (f" ({out['mismatches']} elements differ)" if out["mismatches"] else ""))
+    print(f"  port violations: {out['port_violations']}")
+    for v in out["violations"]:
+        print(f"    array {v['array']} in loop {v['loop']}: bank {v['bank']} needs {v['accesses']} accesses, has "
+              f"{v['ports']} ports")
+    print(f"  deadlock: {'YES: ' + out['deadlock_report'] if out['deadlock'] else 'no (the run completed)'}")
+    r = out["resources"]
+    if r:
+        print("  resources: " + ", ".join(f"{k} {r[k]['used']:,}/{r[k]['limit']:,}" for k in ("dsp", "bram_36k", "uram", "lut")
+                                          if k in r) + f"  -> {'fits' if r.get('fits') else 'DOES NOT FIT'}")
+    print("  result: " + ("PASS" if ok else "FAIL"))
+    sys.stdout.flush()
+    return 0 if ok else 1

@@ -1,0 +1,181 @@
+"""Measured cycles of the generated kernel: the timed C-simulation driven the way the host drives a board.
+
+:func:`profile` runs sequences through the cycle-annotated C-simulation of the project's own HLS C++
+(:mod:`padless.csim`, docs/hls.md "Timed C-simulation"): every dataflow process keeps a clock, every
+pipelined loop costs its declared II and depth, every FIFO and ping-pong block its declared depth. The
+host packs the input into calls of at most the kernel's ``max_tokens`` rows (arrival order) and lists each
+call's sequences in the length-aware order of :func:`padless.schedule.scheduler.engine_order`, exactly as
+the csim and pynq backends do. Figures are labelled *simulated (cycle-annotated csim of the generated
+HLS)*: not a board measurement, but the kernel's code, cycle by cycle.
+
+Beside it, on the same kernel and the same sequences: the padded baselines (padded to the longest, to each
+batch's longest, to a compile-time length -- how FINN-based flows run attention), and the cycle model's
+prediction for the same input (``model``, ``model_error`` = model / simulated - 1). The baselines feed the
+kernel padded sequences; their outputs are not used, so they run with ``compute=False`` (the engine's
+timing does not depend on the values: tests/test_timed_csim.py).
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..errors import InputError, ProjectError
+
+__all__ = ["profile", "DEFAULT_FIXED_LENGTH"]
+
+DEFAULT_FIXED_LENGTH = 128
+
+
+def _calls(lengths: Sequence[int], cap: int) -> list[list[int]]:
+    """Indices of the input grouped into calls of at most ``cap`` rows, arrival order."""
+    calls, cur, load = [], [], 0
+    for i, n in enumerate(lengths):
+        if cur and load + n > cap:
+            calls.append(cur)
+            cur, load = [], 0
+        cur.append(i)
+        load += int(n)
+    if cur:
+        calls.append(cur)
+    return calls
+
+
+def _timed_run(backend, rows: Sequence[np.ndarray], order_fn, hidden: int, record: bool,
+               progress: Callable[[int], None] | None = None) -> dict:
+    """Timed csim of consecutive calls: ``rows`` the int8 inputs of each sequence, one call per entry of
+    ``backend``'s grouping. Returns summed cycles, per-process busy cycles and (with ``record``) the
+    per-process intervals, calls laid end to end."""
+    cap = backend.max_tokens
+    lens = [len(r) for r in rows]
+    total, busy, intervals = 0, {}, {}
+    outputs = [None] * len(rows)
+    for call in _calls(lens, cap):
+        x = np.concatenate([rows[i] for i in call]).astype(np.int8)
+        off = np.concatenate([[0], np.cumsum([lens[i] for i in call])]).astype(np.int64)
+        backend.order = order_fn
+        backend.reports.clear()
+        y = backend.run(x, off)
+        rep = backend.reports[-1]
+        for j, i in enumerate(call):
+            outputs[i] = y[off[j]:off[j + 1]]
+        names = [p["name"] for p in rep["procs"]]
+        for p in rep["procs"]:
+            busy[p["name"]] = busy.get(p["name"], 0) + int(p["busy"])
+        if record and "jobs" in rep:
+            order = rep["order"]
+            for pi, seq, layer, a, b in rep["jobs"].tolist():
+                intervals.setdefault(names[pi], []).append((call[order[seq]], layer, a + total, b + total))
+        total += int(rep["cycles"])
+        if progress:
+            progress(len(call))
+    return {"cycles": total, "busy": busy, "intervals": intervals, "outputs": outputs}
+
+
+def profile(project, sequences: Sequence[Sequence[int]] | None = None, lengths: Sequence[int] | None = None, *,
+            fixed_length: int = DEFAULT_FIXED_LENGTH, batch_size: int = 32, record_intervals: bool = False,
+            progress: Callable[[int], None] | None = None, baselines: bool = True) -> dict:
+    """Timed C-simulation of the project's kernel on real token sequences (or on lengths alone).
+
+    Args:
+        project: a loaded :class:`padless.project.Project` with generated HLS code.
+        sequences: token-id lists (embedded and quantized on the host like every backend's input).
+        lengths: instead of ``sequences``, token counts alone: the kernel runs zero rows of those lengths
+            (its cycles do not depend on the values).
+        fixed_length: compile-time length of the ``padded_fixed`` baseline (tokens).
+        batch_size: batch size of the ``padded_batch`` baseline.
+        record_intervals: keep per-process (sequence, layer, start, end) intervals (Gantt charts).
+        progress: called with the number of sequences of each finished call.
+        baselines: also run the padded baselines (three more timed runs).
+
+    Returns:
+        ``{"sequences", "tokens", "cycles", "seconds", "throughput_seq_s", "throughput_tokens_s",
+        "stage_busy" {process: busy / makespan}, "efficiency_vs_peak", "useful_macs_s", "peak_int8_macs",
+        "mac_per_dsp", "clock_MHz", "padded_max" / "padded_batch" / "padded_fixed" {cycles,
+        throughput_seq_s, padded_tokens}, "speedup_vs" {baseline: x}, "model" {throughput_seq_s, cycles,
+        baselines}, "model_error", "label"}`` (plus ``"_intervals"`` and ``"_outputs"``).
+
+    Raises:
+        InputError: neither or both of sequences / lengths, an empty input, a sequence longer than the
+            kernel's maximum, ``fixed_length`` or ``batch_size`` below 1.
+        ProjectError: no generated HLS code; ToolMissingError: no g++ / ap_types.
+    """
+    from ..boards import load_board
+    from ..golden import quantize_input
+    from ..reference import embed
+    from ..schedule.engine import EngineConfig, mac_per_dsp, useful_macs
+    from ..schedule.scheduler import compare, engine_order, padded_lengths
+    from .backends.csim import CsimBackend
+
+    if (sequences is None) == (lengths is None):
+        raise InputError("give the token sequences or their lengths (one of the two)")
+    if int(fixed_length) < 1 or int(batch_size) < 1:
+        raise InputError(f"fixed_length and batch_size must be >= 1, got {fixed_length} and {batch_size}")
+    info = project.manifest.get("hls") or {}
+    if "engine" not in info:
+        raise ProjectError(f"{project.path} has no generated streaming engine; recompile it with `padless compile`")
+    cfg = EngineConfig.from_dict(info["engine"])
+    hidden = int(project.model["hidden_size"])
+    if sequences is not None:
+        lens = [len(s) for s in sequences]
+        if not lens:
+            raise InputError("no sequences to profile")
+        scale = np.asarray(project.quantized.input_scale)
+        rows = [quantize_input(embed(project.host, ids), scale) for ids in sequences]
+    else:
+        lens = [int(n) for n in lengths]
+        if not lens:
+            raise InputError("no lengths to profile")
+        if min(lens) < 1:
+            raise InputError(f"every sequence needs at least one token, got a length of {min(lens)}")
+        rows = [np.zeros((n, hidden), np.int8) for n in lens]
+    if max(lens) > cfg.max_seq:
+        raise InputError(f"a sequence of {max(lens)} tokens exceeds the kernel's maximum of {cfg.max_seq} "
+                         f"(give --truncate, or recompile with a longer maximum)")
+    board = load_board(project.manifest["board"])
+    clk = float(cfg.clock_MHz)
+    mpd = mac_per_dsp(board, cfg.sparse)
+    peak = board.dsp * mpd * clk * 1e6
+    order_fn = lambda l: engine_order(l, cfg)  # noqa: E731
+    arrival = lambda l: np.arange(len(l))      # noqa: E731
+
+    backend = CsimBackend(project, sim=dict(timed=True, exact_depth=True, record_jobs=record_intervals,
+                                            compute=sequences is not None))
+    try:
+        main = _timed_run(backend, rows, order_fn, hidden, record_intervals, progress)
+        out = _figures(main["cycles"], lens, lens, cfg, peak, clk)
+        out["stage_busy"] = {p: b / max(1, main["cycles"]) for p, b in main["busy"].items() if p.startswith("p_")}
+        out.update({"peak_int8_macs": peak, "mac_per_dsp": mpd, "clock_MHz": clk,
+                    "label": "simulated (cycle-annotated csim of the generated HLS)"})
+        if baselines:
+            backend.sim["compute"] = False
+            backend.sim["record_jobs"] = False
+            out["speedup_vs"] = {}
+            for b in ("padded_max", "padded_batch", "padded_fixed"):
+                pl = [min(x, cfg.max_seq) for x in padded_lengths(lens, b, batch_size, fixed_length)]
+                res = _timed_run(backend, [np.zeros((n, hidden), np.int8) for n in pl], arrival, hidden, False)
+                f = _figures(res["cycles"], pl, lens, cfg, peak, clk)
+                out[b] = {"cycles": f["cycles"], "throughput_seq_s": f["throughput_seq_s"],
+                          "efficiency_vs_peak": f["efficiency_vs_peak"], "padded_tokens": int(sum(pl) - sum(lens))}
+                out["speedup_vs"][b] = out["throughput_seq_s"] / out[b]["throughput_seq_s"]
+    finally:
+        backend.close()
+    model = compare(cfg, lens, peak, batch_size=batch_size, fixed_length=fixed_length)
+    out["model"] = {"throughput_seq_s": model["throughput_seq_s"], "cycles": model["cycles"],
+                    "efficiency_vs_peak": model["efficiency_vs_peak"],
+                    "baselines": {b: {"throughput_seq_s": f["throughput_seq_s"], "cycles": f["cycles"]}
+                                  for b, f in model["baselines"].items()}}
+    out["model_error"] = model["throughput_seq_s"] / out["throughput_seq_s"] - 1.0
+    if record_intervals:
+        out["_intervals"] = main["intervals"]
+    out["_outputs"] = main["outputs"] if sequences is not None else None
+    return out
+
+
+def _figures(cycles: int, run_lengths, real_lengths, cfg, peak: float, clk: float) -> dict:
+    from ..schedule.engine import useful_macs
+    sec = cycles / (clk * 1e6)
+    macs = float(sum(useful_macs(cfg, int(t)) for t in real_lengths))
+    return {"sequences": len(real_lengths), "tokens": int(sum(real_lengths)), "cycles": int(cycles), "seconds": sec,
+            "throughput_seq_s": len(real_lengths) / sec, "throughput_tokens_s": float(sum(real_lengths)) / sec,
+            "useful_macs_s": macs / sec, "efficiency_vs_peak": macs / sec / peak}
