@@ -125,9 +125,11 @@ def _truncate_weights_and_header(ctx: Context):
     """weights.bin cut to 20000 bytes with its header's total rewritten to match: only the manifest's
     layout still tells."""
     import struct
+
+    from padless.codegen.weights import TOTAL_OFFSET
     w = ctx.proj / "weights.bin"
     data = bytearray(w.read_bytes()[:20032])
-    struct.pack_into("<Q", data, 8 + 9 * 4, len(data))
+    struct.pack_into("<Q", data, TOTAL_OFFSET, len(data))
     w.write_bytes(bytes(data))
     _resum(ctx, "weights.bin")
 

@@ -41,6 +41,8 @@ MAGIC = b"PADLESSW"
 VERSION = 2
 ALIGN = 64
 HEADER_BYTES = 128
+#: Byte offset of the header's uint64 ``total_bytes``.
+TOTAL_OFFSET = 96
 MVUS = ("qkv", "out", "up", "down")
 SECTIONS = ("qkv.w", "qkv.rq", "out.w", "out.rq", "up.w", "up.rq", "down.w", "down.rq",
             "ctx", "res_attn", "ln_attn", "act", "res_ffn", "ln_ffn", "gelu", "scalars")

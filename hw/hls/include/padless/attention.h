@@ -362,7 +362,7 @@ void attn_qk(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(QH) 
                 int32_t fm = f == 0 ? INT32_MIN : mx;
                 for (int p = 0; p < A::APE; p++) {
 #pragma HLS UNROLL
-                    int32_t s = (int32_t)requant<32, 24, 31>((sint<24>)acc[p], (uint<31>)score_m, (uint<6>)score_shift);
+                    int32_t s = (int32_t)requant<32, 24, 31>((sbits<24>)acc[p], (ubits<31>)score_m, (ubits<6>)score_shift);
                     sw.s[p] = valid[p] ? s : 0;
                     if (valid[p] && s > fm) fm = s;
                 }
@@ -412,14 +412,14 @@ void attn_exp(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(score
                 for (int p = 0; p < A::APE; p++) {
 #pragma HLS UNROLL
                     const bool valid = f * A::APE + p < k;
-                    uint32_t e = valid ? (uint32_t)i_exp((sint<34>)((int64_t)sw.s[p] - (int64_t)mx)) : 0u;
+                    uint32_t e = valid ? (uint32_t)i_exp((sbits<34>)((int64_t)sw.s[p] - (int64_t)mx)) : 0u;
                     ew.e[p] = e;
                     part += e;
                 }
                 sum += part;
                 eout.write(ew);
                 if (f == kf - 1) {
-                    fout.write((uint32_t)softmax_factor((uint<35>)sum));
+                    fout.write((uint32_t)softmax_factor((ubits<35>)sum));
                     f = 0;
                 } else {
                     f++;
@@ -470,7 +470,7 @@ void attn_pv(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(e_w<A:
                     const bool valid = slot < k;
                     int32_t kk = sparse ? (int32_t)(idx_t)IV[0][i][slot < A::K_MAX ? slot : 0] : slot;
                     const int32_t key = valid && kk < A::MAX_SEQ ? kk : 0;
-                    const int32_t prob = valid ? (int32_t)softmax_prob((uint<22>)ew.e[p], (uint<24>)factor) : 0;
+                    const int32_t prob = valid ? (int32_t)softmax_prob((ubits<22>)ew.e[p], (ubits<24>)factor) : 0;
 #if PADLESS_CSIM_FAST && !defined(__SYNTHESIS__)
                     const int8_t *vr = VI->row(p, key);
                     if (::padless::sim::cfg.compute)
@@ -486,7 +486,7 @@ void attn_pv(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(e_w<A:
                     for (int c = 0; c < A::D; c++) {
 #pragma HLS UNROLL
                         ctxrq_t q = crq[c][(int64_t)slot * A::HEADS + h];
-                        CTX[0][i * A::HEADS + h][c] = (act_t)requant<8, 28, 31>((sint<28>)acc[c], (uint<31>)q.m, (uint<6>)q.shift);
+                        CTX[0][i * A::HEADS + h][c] = (act_t)requant<8, 28, 31>((sbits<28>)acc[c], (ubits<31>)q.m, (ubits<6>)q.shift);
                     }
                     f = 0;
                     i++;

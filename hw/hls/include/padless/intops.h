@@ -41,50 +41,50 @@ template <int BITS> inline int64_t saturate(int64_t x) {
 // requantize(acc, m, shift, OUT_BITS) = saturate((acc * m + 2^(shift-1)) >> shift, OUT_BITS):
 // |acc| < 2^(ACC_BITS-1), 0 <= m < 2^M_BITS, 0 <= shift <= 62. The product is ACC_BITS + M_BITS bits.
 template <int OUT_BITS, int ACC_BITS, int M_BITS>
-inline int64_t requant(sint<ACC_BITS> acc, uint<M_BITS> m, uint<6> shift) {
+inline int64_t requant(sbits<ACC_BITS> acc, ubits<M_BITS> m, ubits<6> shift) {
 #pragma HLS INLINE
-    sint<ACC_BITS + M_BITS + 2> p = (sint<ACC_BITS + M_BITS + 2>)acc * (sint<ACC_BITS + M_BITS + 2>)m;
-    sint<ACC_BITS + M_BITS + 2> rnd = 0;
-    if (shift > 0) rnd = (sint<ACC_BITS + M_BITS + 2>)1 << (int)(shift - 1);
-    sint<ACC_BITS + M_BITS + 2> r = (p + rnd) >> (int)shift;
+    sbits<ACC_BITS + M_BITS + 2> p = (sbits<ACC_BITS + M_BITS + 2>)acc * (sbits<ACC_BITS + M_BITS + 2>)m;
+    sbits<ACC_BITS + M_BITS + 2> rnd = 0;
+    if (shift > 0) rnd = (sbits<ACC_BITS + M_BITS + 2>)1 << (int)(shift - 1);
+    sbits<ACC_BITS + M_BITS + 2> r = (p + rnd) >> (int)shift;
     return saturate<OUT_BITS>((int64_t)r);
 }
 
 // Integer exp of x <= 0 (scale 2^-10), I-BERT i-exp: x >= -30 q_ln2 after the clamp, so
 // z = floor(-x / q_ln2) < 31 (5 bits), p in (-q_ln2, 0] (11 bits), (p + q_b)^2 + q_c < 2^22.
 // The argument is the difference of two 32-bit scores: 33 bits.
-inline uint<22> i_exp(sint<34> x) {
+inline ubits<22> i_exp(sbits<34> x) {
 #pragma HLS INLINE
     const int64_t lo = -EXP_CLAMP_LN2 * Q_LN2;
-    sint<16> xc = x < lo ? (sint<16>)lo : (sint<16>)x;
-    uint<5> z = (uint<5>)((uint<15>)(-xc) / (uint<10>)Q_LN2);  // a constant divider
-    sint<11> p = (sint<11>)(xc + (sint<16>)z * (sint<16>)Q_LN2);
-    sint<12> t = (sint<12>)p + (sint<12>)Q_EXP_B;
-    uint<22> poly = (uint<22>)((uint<22>)(t * t) + (uint<22>)Q_EXP_C);
+    sbits<16> xc = x < lo ? (sbits<16>)lo : (sbits<16>)x;
+    ubits<5> z = (ubits<5>)((ubits<15>)(-xc) / (ubits<10>)Q_LN2);  // a constant divider
+    sbits<11> p = (sbits<11>)(xc + (sbits<16>)z * (sbits<16>)Q_LN2);
+    sbits<12> t = (sbits<12>)p + (sbits<12>)Q_EXP_B;
+    ubits<22> poly = (ubits<22>)((ubits<22>)(t * t) + (ubits<22>)Q_EXP_C);
     return poly >> (int)z;
 }
 
 // The softmax normaliser of a row: floor(2^44 / sum e), sum e in [e(0), 2^34) -> factor < 2^24.
-inline uint<24> softmax_factor(uint<35> total) {
+inline ubits<24> softmax_factor(ubits<35> total) {
 #pragma HLS INLINE
-    return (uint<24>)(((uint<45>)1 << SOFTMAX_K) / total);
+    return (ubits<24>)(((ubits<45>)1 << SOFTMAX_K) / total);
 }
 
 // One probability: min(4095, (e * factor + 2^31) >> 32), e < 2^22, factor < 2^24.
-inline uint<12> softmax_prob(uint<22> e, uint<24> factor) {
+inline ubits<12> softmax_prob(ubits<22> e, ubits<24> factor) {
 #pragma HLS INLINE
-    uint<46> v = ((uint<46>)e * (uint<46>)factor + ((uint<46>)1 << (SOFTMAX_K - PROB_BITS - 1))) >>
+    ubits<46> v = ((ubits<46>)e * (ubits<46>)factor + ((ubits<46>)1 << (SOFTMAX_K - PROB_BITS - 1))) >>
                  (SOFTMAX_K - PROB_BITS);
-    const uint<46> pmax = (1 << PROB_BITS) - 1;
-    return (uint<12>)(v > pmax ? pmax : v);
+    const ubits<46> pmax = (1 << PROB_BITS) - 1;
+    return (ubits<12>)(v > pmax ? pmax : v);
 }
 
 // floor(sqrt(n)) for 0 <= n < 2^(2 * HALF_BITS): bit-serial restoring square root, HALF_BITS unrolled
 // steps (a pipeline, one row per cycle). The value equals intops.isqrt's Newton iteration (both exact).
-template <int HALF_BITS> inline uint<HALF_BITS> isqrt(uint<2 * HALF_BITS> n) {
+template <int HALF_BITS> inline ubits<HALF_BITS> isqrt(ubits<2 * HALF_BITS> n) {
 #pragma HLS INLINE
-    uint<2 * HALF_BITS + 1> rem = n, root = 0;
-    uint<2 * HALF_BITS + 1> bit = (uint<2 * HALF_BITS + 1>)1 << (2 * HALF_BITS - 2);
+    ubits<2 * HALF_BITS + 1> rem = n, root = 0;
+    ubits<2 * HALF_BITS + 1> bit = (ubits<2 * HALF_BITS + 1>)1 << (2 * HALF_BITS - 2);
     for (int i = 0; i < HALF_BITS; i++) {
 #pragma HLS UNROLL
         if (rem >= root + bit) {
@@ -95,7 +95,7 @@ template <int HALF_BITS> inline uint<HALF_BITS> isqrt(uint<2 * HALF_BITS> n) {
         }
         bit >>= 2;
     }
-    return (uint<HALF_BITS>)root;
+    return (ubits<HALF_BITS>)root;
 }
 
 // Row statistics of an integer LayerNorm (intops.i_layernorm) from the running sums of its H residual
@@ -112,21 +112,21 @@ template <int H> inline lnrow_t ln_row(int64_t sum, int64_t sumsq) {
     int64_t q = sum / H;
     if ((sum % H) != 0 && sum < 0) q -= 1;
     r.mean = (int32_t)q;
-    sint<58> dev = (sint<58>)sumsq - (sint<58>)2 * (sint<58>)q * (sint<58>)sum + (sint<58>)H * (sint<58>)q * (sint<58>)q;
-    uint<46> var = (uint<46>)((uint<58>)dev / (uint<58>)H);
-    uint<23> sd = isqrt<23>((uint<46>)var);
+    sbits<58> dev = (sbits<58>)sumsq - (sbits<58>)2 * (sbits<58>)q * (sbits<58>)sum + (sbits<58>)H * (sbits<58>)q * (sbits<58>)q;
+    ubits<46> var = (ubits<46>)((ubits<58>)dev / (ubits<58>)H);
+    ubits<23> sd = isqrt<23>((ubits<46>)var);
     if (sd < 1) sd = 1;
-    r.factor = (uint32_t)(((uint<32>)1 << LN_K) / (uint<32>)sd);
+    r.factor = (uint32_t)(((ubits<32>)1 << LN_K) / (ubits<32>)sd);
     return r;
 }
 // One normalised output: z = ((y - mean) * factor) >> 17 (|z| < 2^20), out = sat8((z m + b + 2^(s-1)) >> s)
 // with |m| < 2^24, |b| < 2^40.
-inline act_t ln_out(int32_t y, const lnrow_t &r, sint<25> m, sint<41> b, uint<6> shift) {
+inline act_t ln_out(int32_t y, const lnrow_t &r, sbits<25> m, sbits<41> b, ubits<6> shift) {
 #pragma HLS INLINE
-    sint<25> c = (sint<25>)y - (sint<25>)r.mean;
-    sint<58> cz = (sint<58>)c * (sint<58>)r.factor;
-    sint<34> z = (sint<34>)(cz >> (LN_K - LN_FRAC_BITS));
-    sint<62> v = (sint<62>)z * (sint<62>)m + (sint<62>)b + ((sint<62>)1 << (int)(shift - 1));
+    sbits<25> c = (sbits<25>)y - (sbits<25>)r.mean;
+    sbits<58> cz = (sbits<58>)c * (sbits<58>)r.factor;
+    sbits<34> z = (sbits<34>)(cz >> (LN_K - LN_FRAC_BITS));
+    sbits<62> v = (sbits<62>)z * (sbits<62>)m + (sbits<62>)b + ((sbits<62>)1 << (int)(shift - 1));
     return (act_t)saturate<8>((int64_t)(v >> (int)shift));
 }
 
@@ -144,13 +144,13 @@ inline int64_t i_gelu(int64_t x, int64_t b_int, int64_t c_int, int r, int64_t on
 
 // Piecewise-linear integer GELU (intops.i_gelu_pwl): 64 segments of 2^k steps from lo; a 64-entry ROM
 // and one 17 x 16-bit multiply per element; |out| < 2^16.
-inline int64_t i_gelu_pwl(sint<16> x, int32_t lo, int k, const int32_t slope[GELU_SEGMENTS],
+inline int64_t i_gelu_pwl(sbits<16> x, int32_t lo, int k, const int32_t slope[GELU_SEGMENTS],
                           const int64_t icpt[GELU_SEGMENTS]) {
 #pragma HLS INLINE
     if (x < lo) return 0;
     int64_t s = ((int64_t)x - lo) >> k;
     if (s >= GELU_SEGMENTS) return x;
-    sint<36> v = (sint<36>)slope[s] * (sint<36>)x + (sint<36>)icpt[s] + ((sint<36>)1 << (GELU_FRAC_BITS - 1));
+    sbits<36> v = (sbits<36>)slope[s] * (sbits<36>)x + (sbits<36>)icpt[s] + ((sbits<36>)1 << (GELU_FRAC_BITS - 1));
     return (int64_t)(v >> GELU_FRAC_BITS);
 }
 
@@ -189,11 +189,11 @@ struct prod2_t {
 };
 inline prod2_t dsp_mul2(int8_t w1, int8_t w2, int8_t a) {
 #pragma HLS INLINE
-    sint<27> packed = ((sint<27>)w1 << 18) + (sint<27>)w2;
-    sint<45> p = (sint<45>)packed * (sint<45>)a;
+    sbits<27> packed = ((sbits<27>)w1 << 18) + (sbits<27>)w2;
+    sbits<45> p = (sbits<45>)packed * (sbits<45>)a;
 #pragma HLS BIND_OP variable = p op = mul impl = dsp
-    sint<18> lo = (sint<18>)(p & 0x3FFFF);
-    sint<45> hi = (p - (sint<45>)lo) >> 18;
+    sbits<18> lo = (sbits<18>)(p & 0x3FFFF);
+    sbits<45> hi = (p - (sbits<45>)lo) >> 18;
     prod2_t r;
     r.p1 = (int32_t)hi;
     r.p2 = (int32_t)lo;

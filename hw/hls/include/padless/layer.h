@@ -66,7 +66,7 @@ template <class C, int H, int D, class QL, class RQ> struct qkv_sink {
 #pragma HLS UNROLL
             typename mvu_words<C>::rq_t q = rq[p][base + nf];
             buf[(D > C::PE ? pos : 0) + p] =
-                (act_t)requant<8, 33, 31>((sint<33>)((int64_t)acc[p] + q.bias), (uint<31>)q.m, (uint<6>)q.shift);
+                (act_t)requant<8, 33, 31>((sbits<33>)((int64_t)acc[p] + q.bias), (ubits<31>)q.m, (ubits<6>)q.shift);
         }
         if (D > C::PE && pos + C::PE < D) return;
         const int words = D > C::PE ? 1 : C::PE / D;
@@ -144,10 +144,10 @@ template <class C, class RQ, class RRQ> struct res_sink {
 #pragma HLS UNROLL
             typename mvu_words<C>::rq_t q = rq[p][base + nf];
             rrq_t rr = rrq[p][base + nf];
-            int32_t y1 = (int32_t)requant<RESIDUAL_BITS, 33, 31>((sint<33>)((int64_t)acc[p] + q.bias), (uint<31>)q.m,
-                                                               (uint<6>)q.shift);
-            int32_t y2 = (int32_t)requant<RESIDUAL_BITS, 9, 31>((sint<9>)res[nf * C::PE + p], (uint<31>)rr.m,
-                                                               (uint<6>)rr.shift);
+            int32_t y1 = (int32_t)requant<RESIDUAL_BITS, 33, 31>((sbits<33>)((int64_t)acc[p] + q.bias), (ubits<31>)q.m,
+                                                               (ubits<6>)q.shift);
+            int32_t y2 = (int32_t)requant<RESIDUAL_BITS, 9, 31>((sbits<9>)res[nf * C::PE + p], (ubits<31>)rr.m,
+                                                               (ubits<6>)rr.shift);
             int32_t y = y1 + y2;
             yw.v[p] = y;
             s += y;
@@ -195,7 +195,7 @@ template <class C> struct fwd_pre {
 
 inline int64_t ffn_activation(int64_t u, const layer_scalars_t &s) {
 #pragma HLS INLINE
-    if (s.act_kind == ACT_GELU_PWL) return i_gelu_pwl((sint<16>)u, s.gelu_lo, s.gelu_k, s.slope, s.icpt);
+    if (s.act_kind == ACT_GELU_PWL) return i_gelu_pwl((sbits<16>)u, s.gelu_lo, s.gelu_k, s.slope, s.icpt);
     if (s.act_kind == ACT_GELU_IBERT) return i_gelu(u, s.gelu_b, s.gelu_c, s.gelu_r, s.gelu_one);
     return u > 0 ? u : 0;
 }
@@ -215,9 +215,9 @@ template <class C, class RQ, class ARQ> struct up_sink {
 #pragma HLS UNROLL
             typename mvu_words<C>::rq_t q = rq[p][base + nf];
             arq_t aq = arq[p][base + nf];
-            int64_t u = requant<GELU_IN_BITS, 33, 31>((sint<33>)((int64_t)acc[p] + q.bias), (uint<31>)q.m, (uint<6>)q.shift);
+            int64_t u = requant<GELU_IN_BITS, 33, 31>((sbits<33>)((int64_t)acc[p] + q.bias), (ubits<31>)q.m, (ubits<6>)q.shift);
             int64_t g = ffn_activation(u, sc);
-            word.v[pos + p] = (act_t)requant<8, 35, 31>((sint<35>)g, (uint<31>)aq.m, (uint<6>)aq.shift);
+            word.v[pos + p] = (act_t)requant<8, 35, 31>((sbits<35>)g, (ubits<31>)aq.m, (ubits<6>)aq.shift);
         }
         if (pos + C::PE == C::VEC) aout.write(word);
     }
@@ -265,7 +265,7 @@ void ln_stage(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(yword
             for (int p = 0; p < PE; p++) {
 #pragma HLS UNROLL
                 lnp_t q = lnp[p][(int64_t)slot * NF + f];
-                word.v[pos + p] = ln_out(yw.v[p], row, (sint<25>)q.m, (sint<41>)q.b, (uint<6>)shift);
+                word.v[pos + p] = ln_out(yw.v[p], row, (sbits<25>)q.m, (sbits<41>)q.b, (ubits<6>)shift);
             }
             if (pos + PE == VEC) xout.write(word);
             f = f == NF - 1 ? 0 : f + 1;

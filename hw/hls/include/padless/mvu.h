@@ -95,7 +95,7 @@ struct lin_rq_t {
 };
 template <class C> struct mvu_words {
     typedef vec<wgt_t, C::SIMD> word_t;
-    typedef vec<uint<C::IBITS>, C::SIMD> iword_t;
+    typedef vec<ubits<C::IBITS>, C::SIMD> iword_t;
     typedef lin_rq_t rq_t;
 };
 

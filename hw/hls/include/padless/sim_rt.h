@@ -741,15 +741,16 @@ struct port_tracker {
             b.n = 0;
             b.writes = 0;
         }
+        // one violation per (iteration, bank): the iteration cannot issue at II = 1
         if (regs) {
-            if (write && ++b.writes > 1) fail(bank, b.writes, 1, pr);
+            if (write && ++b.writes == 2) fail(bank, b.writes, 1, pr);
             return;
         }
         for (int i = 0; i < b.n; i++)
             if (b.addr[i] == addr) return;
         if (b.n < 4) b.addr[b.n] = addr;
         b.n++;
-        if (b.n > ports) fail(bank, b.n, ports, pr);
+        if (b.n == ports + 1) fail(bank, b.n, ports, pr);
     }
     void fail(int64_t bank, int64_t count, int64_t p, proc &pr) {
         std::lock_guard<std::mutex> g(state.mu);

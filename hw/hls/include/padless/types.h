@@ -3,7 +3,7 @@
 // The numerics contract is sw/padless/quant/intops.py; docs/numerics.md gives every bound and
 // docs/hls.md the width each datapath operator is cut to.
 //
-// Width-exact integers. `sint<W>` / `uint<W>` are ap_int<W> / ap_uint<W> under Vitis HLS, so every
+// Width-exact integers. `sbits<W>` / `ubits<W>` are ap_int<W> / ap_uint<W> under Vitis HLS, so every
 // multiplier and adder is exactly as wide as its operands (a 32 x 31-bit requantization product, not
 // a 64 x 64 one). In a C-simulation they are the smallest native integer that holds W bits (fast), or
 // with -DPADLESS_EXACT_WIDTHS=1 ap_int too: the synthesizable-form check build uses that, so an
@@ -22,8 +22,8 @@
 namespace padless {
 
 #if defined(__SYNTHESIS__) || PADLESS_EXACT_WIDTHS
-template <int W> using sint = ap_int<W>;
-template <int W> using uint = ap_uint<W>;
+template <int W> using sbits = ap_int<W>;
+template <int W> using ubits = ap_uint<W>;
 #else
 template <int W, bool S> struct native_int_ {
     typedef typename native_int_<(W <= 8 ? 8 : W <= 16 ? 16 : W <= 32 ? 32 : 64), S>::type type;
@@ -36,8 +36,8 @@ template <> struct native_int_<8, false> { typedef uint8_t type; };
 template <> struct native_int_<16, false> { typedef uint16_t type; };
 template <> struct native_int_<32, false> { typedef uint32_t type; };
 template <> struct native_int_<64, false> { typedef uint64_t type; };
-template <int W> using sint = typename native_int_<W, true>::type;
-template <int W> using uint = typename native_int_<W, false>::type;
+template <int W> using sbits = typename native_int_<W, true>::type;
+template <int W> using ubits = typename native_int_<W, false>::type;
 #endif
 
 typedef int8_t act_t;     // int8 activation (layer input/output, Q, K, V, context, LayerNorm output)
