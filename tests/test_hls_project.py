@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from padless.build import compile_project
-from padless.codegen.weights import SECTIONS, read_header
+from padless.codegen.weights import SECTIONS, dense_words, mvu_matrix, read_header
 from padless.project import load_project
 
 TCL_STUBS = r"""
@@ -34,17 +34,21 @@ def project(request, tmp_path_factory):
 
 def test_files_and_manifest(project):
     for f in ("weights.bin", "Makefile", "hls/padless_encoder.cpp", "hls/config.h", "hls/tb.cpp", "hls/run_hls.tcl",
-              "hls/include/padless/attention.h", "hls/include/padless/linear.h", "hls/tv/x_in.bin"):
+              "hls/include/padless/attention.h", "hls/include/padless/mvu.h", "hls/include/padless/sim.h",
+              "hls/tv/x_in.bin"):
         assert (project.path / f).is_file(), f
     hls = project.manifest["hls"]
-    assert hls["top"] == "padless_encoder" and hls["max_seq"] == project.model["max_positions"]
+    assert hls["top"] == "padless_encoder" and hls["max_seq"] == project.max_length
     cfg = (project.path / "hls" / "config.h").read_text()
     assert f"#define PADLESS_HIDDEN {project.model['hidden_size']}" in cfg
-    assert f"#define PADLESS_MAX_SEQ {project.model['max_positions']}" in cfg
-    # the activation buffer is the plan's wave (capped at 2048, never below one maximal sequence)
+    assert f"#define PADLESS_MAX_SEQ {project.max_length}" in cfg
+    # one call's rows (off-chip activation buffer) are the plan's wave, never below one maximal sequence
     wave = project.manifest["schedule"]["allocation"]["wave_tokens"]
-    assert hls["max_tokens"] == max(min(2048, wave), project.model["max_positions"])
+    assert hls["max_tokens"] == max(wave, project.max_length)
     assert f"#define PADLESS_MAX_TOKENS {hls['max_tokens']}" in cfg
+    # the static resource estimate, with the board's limits
+    res = project.manifest["resources"]
+    assert res["fits"] and all(res[k]["used"] <= res[k]["limit"] for k in ("dsp", "bram_36k", "uram", "lut"))
 
 
 def test_kernel_buffer_follows_the_plan(project, tmp_path):
@@ -59,7 +63,7 @@ def test_kernel_buffer_follows_the_plan(project, tmp_path):
     p = load_project(d)
     generate(p, p.board)
     p = load_project(d)
-    want = max(300, p.model["max_positions"])
+    want = max(300, p.max_length)
     assert p.manifest["hls"]["max_tokens"] == want
     assert f"#define PADLESS_MAX_TOKENS {want}" in (d / "hls" / "config.h").read_text()
     assert Accelerator(d, backend="golden").max_tokens == want
@@ -73,10 +77,18 @@ def test_weights_bin_layout(project):
     for li, layer in enumerate(qe.layers):
         off = hdr["offsets"][li]
         assert np.all(off % 64 == 0)
-        w = np.frombuffer(raw, np.int8, layer.up.w.size, off[SECTIONS.index("up.w")]).reshape(layer.up.w.shape)
+        pe, simd = hdr["folding"]["up"]
+        words = raw[off[SECTIONS.index("up.w")]: off[SECTIONS.index("up.w")] + layer.up.w.size]
+        assert words == dense_words(mvu_matrix(layer, "up")[0], pe, simd)
+        # back to the matrix: word (nf, sf, p) holds W[nf * PE + p, sf * SIMD : (sf + 1) * SIMD]
+        out, inp = layer.up.w.shape
+        w = np.frombuffer(words, np.int8).reshape(out // pe, inp // simd, pe, simd).transpose(0, 2, 1, 3).reshape(out, inp)
         np.testing.assert_array_equal(w, layer.up.w)
-        b = np.frombuffer(raw, "<i8", len(layer.ln_ffn_b), off[SECTIONS.index("ln_ffn_b")])
-        np.testing.assert_array_equal(b, layer.ln_ffn_b)
+        mb = np.frombuffer(raw, "<i8", 2 * len(layer.ln_ffn_b), off[SECTIONS.index("ln_ffn")]).reshape(-1, 2)
+        np.testing.assert_array_equal(mb[:, 0], layer.ln_ffn_m)
+        np.testing.assert_array_equal(mb[:, 1], layer.ln_ffn_b)
+        rq = np.frombuffer(raw, "<i4", 4 * 3 * len(layer.q.bias), off[SECTIONS.index("qkv.rq")]).reshape(-1, 4)
+        np.testing.assert_array_equal(rq[:, 0], np.concatenate([layer.q.bias, layer.k.bias, layer.v.bias]))
 
 
 def test_tcl_parses_with_expected_commands(project, tmp_path):

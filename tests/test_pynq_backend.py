@@ -56,7 +56,8 @@ def test_interface_read_from_generated_kernel(project):
         assert a.name in src
     offs = [a.offset for a in iface.args]
     assert offs == sorted(offs) and offs[0] >= 0x10 and len(set(offs)) == len(offs)
-    assert {"input", "output", "offsets", "num_seqs"} <= set(iface.roles)
+    assert {"act_rd", "act_res", "act_wr", "desc", "weights", "num_seqs", "num_tokens", "mode"} <= set(iface.roles)
+    assert iface.ap_return is not None and 5 in iface.errors  # the kernel's status codes, read from its source
 
 
 def test_sim_pynq_equals_golden_on_real_sentences(project, device, texts):
@@ -154,10 +155,10 @@ def test_project_that_does_not_match(project, device, tmp_path):
     bad = tmp_path / "bad"
     shutil.copytree(project.path, bad)
     src = bad / "hls" / "padless_encoder.cpp"
-    src.write_text(src.read_text().replace("offsets", "lengths"))
+    src.write_text(src.read_text().replace("desc", "descs"))
     from padless.project import update_manifest
     update_manifest(bad, {}, {"hls_kernel": "hls/padless_encoder.cpp"})  # a consistent but different kernel
-    with pytest.raises(ProjectError, match="offsets"):
+    with pytest.raises(ProjectError, match="desc"):
         kernel_interface(load_project(bad))
     # a board project with no bitstream in deploy/ -> says how to build one
     from padless.runtime.backends.pynq import _bitstream_files

@@ -65,7 +65,7 @@ def load_config(path) -> dict:
     unknown = set(cfg) - set(CONFIG_SECTIONS)
     if unknown:
         raise InputError(f"config file {p}: unknown keys {sorted(map(str, unknown))} "
-                         "(allowed: attention, weights, tokens, calibration, quant)")
+                         "(allowed: attention, weights, tokens, calibration, quant, schedule)")
     for key in CONFIG_SECTIONS:
         if key in cfg and not isinstance(cfg[key], dict):
             what = "is empty" if cfg[key] is None else f"is {cfg[key]!r}"
@@ -90,6 +90,7 @@ CONFIG_SECTIONS = {
     "calibration": "e.g. {dataset: vader-tweets, count: 256}",
     "sparsity": "attention / weights / tokens",
     "quant": "e.g. {gelu: pwl}",
+    "schedule": "e.g. {dataset: vader-movie, limit: 1000}: the length mix the DSE plans the engine for",
 }
 #: Keys of the ``quant:`` section.
 QUANT_KEYS = ("gelu",)
@@ -257,14 +258,47 @@ def step_write_project(st: BuildState) -> BuildState:
     return st
 
 
+SCHEDULE_KEYS = ("dataset", "limit", "lengths")
+
+
+def planning_lengths(st: BuildState) -> list[int] | None:
+    """The length mix the DSE balances the engine for: the config's ``schedule: {dataset: NAME, limit: N}``
+    (real texts, tokenized at the project's truncation length) or ``schedule: {lengths: [..]}``, else the
+    calibration text's lengths. Raises InputError for unknown keys or bad values."""
+    sch = (st.config or {}).get("schedule") or {}
+    unknown = set(sch) - set(SCHEDULE_KEYS)
+    if unknown:
+        raise InputError(f"schedule has unknown keys {sorted(map(str, unknown))} (allowed: {', '.join(SCHEDULE_KEYS)})")
+    if "lengths" in sch:
+        lens = sch["lengths"]
+        if not isinstance(lens, list) or not lens or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1
+                                                                for n in lens):
+            raise InputError("schedule.lengths must be a non-empty list of whole numbers >= 1 (token counts)")
+        return lens
+    if "dataset" in sch:
+        from .data.datasets import load_dataset
+        from .models import Tokenizer
+        limit = sch.get("limit", 1000)
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise InputError(f"schedule.limit must be a whole number >= 1, got {limit!r}")
+        texts = load_dataset(str(sch["dataset"]), limit=limit).texts
+        if not st.spec.tokenizer_path:
+            raise InputError(f"model {st.spec.name} has no tokenizer to plan for schedule.dataset; give schedule.lengths")
+        from .project import load_project
+        top = load_project(st.out).max_length
+        return [len(i) for i in Tokenizer(st.spec.tokenizer_path, int(top)).encode(texts, truncate=True)]
+    return st.calib_lengths or None
+
+
 def step_schedule(st: BuildState) -> BuildState:
-    """DSE for the board, balanced for the length mix of the calibration text (real sentences of the
-    kind the model will see; calibrate on long documents to plan for long documents)."""
+    """DSE for the board, balanced for the length mix the engine will see (:func:`planning_lengths`: the
+    config's ``schedule`` workload, else the calibration text -- calibrate on long documents to plan for
+    long documents)."""
     plan = _optional("padless.schedule.dse", "plan")
     if plan is not None:
-        from .project import update_manifest
-        update_manifest(st.out, {"schedule": plan(st.spec.shape_summary(), st.board, st.sparsity,
-                                                  lengths=st.calib_lengths or None)})
+        from .project import load_project, update_manifest
+        model = load_project(st.out).model
+        update_manifest(st.out, {"schedule": plan(model, st.board, st.sparsity, lengths=planning_lengths(st))})
     return st
 
 

@@ -8,9 +8,11 @@
    path a board runs: Overlay-free binding, pynq.allocate, ap_ctrl_hs registers; the kernel executed by
    the csim library of the generated HLS C++), or on a real board when pynq finds one;
 3. prints decision agreement and cosine against fp32 (linear probes, :func:`padless.data.metrics.probe_eval`),
-   modeled board throughput and utilization against the padded baseline (cycle model, labelled modeled),
-   measured torch fp32 throughput on this machine (labelled measured), the project folder and the command
-   that builds its bitstream; writes ``DIR/report/run.json``.
+   the board throughput simulated by the timed C-simulation of the generated HLS kernel on the same length
+   mix (labelled simulated; efficiency against the INT8 DSP peak, the padded baselines on the same kernel)
+   with the cycle model's figure beside it (labelled modeled), measured torch fp32 throughput on this
+   machine (labelled measured), the project folder and the command that builds its bitstream; writes
+   ``DIR/report/run.json`` and the HTML report.
 """
 from __future__ import annotations
 
@@ -69,8 +71,10 @@ def main(argv=None) -> int:
         if args.limit is not None and args.limit < 2:
             raise InputError("--limit must be at least 2 (the probes need both classes)")
         if not args.no_compile:
-            print(f"[1/4] compiling {args.model} for {board} (sparsity {DEFAULT_SPARSITY}) -> {out}", flush=True)
-            compile_project(args.model, board=board, out=out, config=dict(DEFAULT_SPARSITY), progress=show)
+            print(f"[1/4] compiling {args.model} for {board} (sparsity {DEFAULT_SPARSITY}, engine planned for "
+                  f"{args.dataset} lengths) -> {out}", flush=True)
+            cfg = dict(DEFAULT_SPARSITY, schedule={"dataset": args.dataset, "limit": max(args.limit or 1000, 2)})
+            compile_project(args.model, board=board, out=out, config=cfg, progress=show)
         project = load_project(out)
         _bitstream_flow(project, board)
         ds = load_dataset(args.dataset)
@@ -91,8 +95,11 @@ def main(argv=None) -> int:
         print(f"[2/4] running {len(ds.texts)} {ds.name} sentences: fp32 reference and the {backend} backend "
               f"{device_note}", flush=True)
         res = evaluate(project, ds.texts, ds.labels, backend, True, hls_max, show=show)
-        print("[3/4] modeled board throughput (cycle model) on the same length mix", flush=True)
+        print("[3/4] simulated board throughput (timed C-simulation of the generated HLS) on the same length mix",
+              flush=True)
         lengths = res["lengths"]
+        from .runtime.profile import profile
+        sim = profile(project, lengths=lengths)
         sched = schedule_figures(project.manifest, lengths)
         print("[4/4] measuring torch fp32 on this machine", flush=True)
         fp32 = torch_fp32_throughput(project, ds.texts)
@@ -100,15 +107,20 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     padded = sched["baselines"]["padded_max"]
+    keys = ("throughput_seq_s", "throughput_tokens_s", "efficiency_vs_peak", "cycles")
     report = {
         "model": project.model["name"], "board": sched["board"], "project": str(out.resolve()),
         "dataset": ds.name, "sentences": res["n"], "tokens_mean": res["tokens_mean"],
         "sparsity": project.sparsity, "backend": backend, "device": device_note,
         "fidelity": {k: res[k] for k in ("accuracy_fp32", "accuracy", "agreement", "cosine_mean", "cosine_min") if k in res},
         "host_seconds": {"fp32_reference": res["seconds_fp32_reference"], "backend": res["seconds_backend"]},
+        "simulated": {"label": sim["label"], "clock_MHz": sim["clock_MHz"],
+                      "padless": {k: sim[k] for k in keys},
+                      **{b: sim[b] for b in ("padded_max", "padded_batch", "padded_fixed")},
+                      "speedup_vs": sim["speedup_vs"], "stage_busy": sim["stage_busy"], "model_error": sim["model_error"]},
         "modeled": {"clock_MHz": sched["clock_MHz"],
-                    "padless": {k: sched[k] for k in ("utilization", "throughput_seq_s", "throughput_tokens_s", "efficiency_vs_peak")},
-                    "padded_max": {k: padded[k] for k in ("utilization", "throughput_seq_s", "throughput_tokens_s", "efficiency_vs_peak")},
+                    "padless": {k: sched[k] for k in keys},
+                    "padded_max": {k: padded[k] for k in keys},
                     "speedup_vs": sched["speedup_vs"]},
         "measured_torch_fp32": fp32,
         "bitstream_command": bitstream_command(out),
@@ -120,17 +132,23 @@ def main(argv=None) -> int:
     (rdir / "run.json").write_text(json.dumps(report, indent=2, default=float))
     f = report["fidelity"]
     m = report["modeled"]
+    sm = report["simulated"]
     print(f"\npadless main job: {report['model']} on {report['board']}, {res['n']} real {ds.name} sentences "
           f"(mean {res['tokens_mean']:.1f} tokens), sparsity {project.sparsity.get('attention') or 'dense'}")
     print(f"  backend {backend} {device_note}")
     print(f"  fidelity vs fp32: decision agreement {100 * f['agreement']:.2f}%, cosine mean {f['cosine_mean']:.4f} "
           f"(min {f['cosine_min']:.4f}); probe accuracy fp32 {100 * f['accuracy_fp32']:.2f}% / int8 {100 * f['accuracy']:.2f}%")
-    print(f"  modeled on {report['board']} at {m['clock_MHz']:.0f} MHz: padless {m['padless']['throughput_seq_s']:.0f} seq/s, "
-          f"utilization {m['padless']['utilization']:.1%}; padded-to-max {m['padded_max']['throughput_seq_s']:.0f} seq/s, "
-          f"utilization {m['padded_max']['utilization']:.1%}; speedup {m['speedup_vs']['padded_max']:.2f}x")
+    print(f"  simulated on {report['board']} at {sm['clock_MHz']:.0f} MHz ({sm['label']}): padless "
+          f"{sm['padless']['throughput_seq_s']:,.0f} seq/s, {sm['padless']['efficiency_vs_peak']:.1%} of the INT8 DSP peak; "
+          f"padded-to-max {sm['padded_max']['throughput_seq_s']:,.0f} seq/s; speedup "
+          f"{sm['speedup_vs']['padded_max']:.2f}x (padded to batch max {sm['speedup_vs']['padded_batch']:.2f}x, "
+          f"to 128 tokens {sm['speedup_vs']['padded_fixed']:.2f}x)")
+    print(f"  modeled (cycle model): padless {m['padless']['throughput_seq_s']:,.0f} seq/s, "
+          f"{sm['model_error']:+.1%} against the simulation")
     if fp32:
         print(f"  measured torch fp32 on this machine: {fp32['sentences_per_s']:.0f} sentences/s "
-              f"({fp32['sentences']} sentences, batch {fp32['batch_size']}, {fp32['threads']} threads)")
+              f"({fp32['sentences']} sentences, batch {fp32['batch_size']}, {fp32['threads']} threads); "
+              f"simulated board / torch: {sm['padless']['throughput_seq_s'] / fp32['sentences_per_s']:,.0f}x")
     else:
         print("  measured torch fp32: not available for this model (no saved weights)")
     print(f"  project folder: {report['project']}")
@@ -138,7 +156,7 @@ def main(argv=None) -> int:
     print(f"  figures written to {rdir / 'run.json'} ({report['seconds_total']:.0f} s)")
     from .report import build_report
     html = build_report(out, lengths, source=f"dataset {ds.name}, {len(lengths)} sentences")
-    print(f"  HTML report (schedule, Gantt charts, measured vs modeled): {html}")
+    print(f"  HTML report (simulated, modeled and measured figures, Gantt charts): {html}")
     return 0
 
 

@@ -53,15 +53,16 @@ def keep_table(max_seq: int, attention: dict | None) -> list[int]:
 
 def kernel_config(project, board, max_tokens: int | None = None, max_seq: int | None = None):
     """The :class:`padless.schedule.engine.EngineConfig` of the project's kernel on ``board``: the plan's
-    allocation (``manifest["schedule"]["allocation"]``) rounded to legal folding; ``max_tokens`` default
-    the plan's ``wave_tokens`` (else ``DEFAULT_MAX_TOKENS``), ``max_seq`` default the project's
+    allocation (``manifest["schedule"]["allocation"]``) rounded to legal folding; ``max_tokens`` (rows of one
+    call: the host's activation buffer, off chip) default the plan's ``wave_tokens`` (else
+    ``DEFAULT_MAX_TOKENS``), never below ``max_seq``, ``max_seq`` default the project's
     truncation length (``Project.max_length``: sentence-transformers' ``max_seq_length``, else the model's
     maximum positions)."""
     from ..schedule.engine import engine_config
     sched = project.manifest.get("schedule") or {}
     planned = sched.get("allocation") or {}
     wave = int(planned.get("wave_tokens") or 0)
-    mt = max_tokens or (max(wave, DEFAULT_MAX_TOKENS) if wave else DEFAULT_MAX_TOKENS)
+    mt = max_tokens or wave or DEFAULT_MAX_TOKENS
     cfg = engine_config(project.model, project.sparsity, board, planned, max_seq=max_seq or project.max_length,
                         max_tokens=mt)
     cfg.block_impl = (sched.get("engine") or {}).get("block_impl", cfg.block_impl)
@@ -104,8 +105,8 @@ def generate(project, board, max_tokens: int | None = None, max_seq: int | None 
     Args:
         project: a loaded :class:`padless.project.Project`.
         board: a :class:`padless.boards.Board` (or name): part, clock, flow and m_axi width.
-        max_tokens: rows of one packed call (the host's activation buffer); default: the plan's
-            ``wave_tokens``, at least ``DEFAULT_MAX_TOKENS``.
+        max_tokens: rows of one packed call (the host's activation buffer, off chip); default: the plan's
+            ``wave_tokens`` (else ``DEFAULT_MAX_TOKENS``), never below ``max_seq``.
         max_seq: longest sequence the kernel accepts (sizes its sequence blocks); default the model's
             maximum positions.
     Returns the ``manifest["hls"]`` dict. Raises ProjectError when the HLS sources are missing from this

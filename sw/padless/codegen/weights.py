@@ -8,7 +8,7 @@ that holds it. The layout therefore depends on the project's folding (PE, SIMD o
   ``heads``, ``ffn``, ``flags`` (bit 0: bank-balanced sparse weights), ``bank`` (weights per bank, 0 when
   dense), ``index_bits``, ``p_max`` (slots per bank of the hardware, 0 when dense), ``num_sections``, then
   ``pe[4]``, ``simd[4]`` of the MVUs (qkv, out, up, down), two reserved uint32; uint64 ``total_bytes`` at
-  byte 96; zero padding to 128.
+  byte 88; zero padding to 128.
 * Section table at byte 128: ``num_layers x num_sections`` pairs of uint64 ``(offset, nbytes)``.
 * Per layer, :data:`SECTIONS` in order, each 64-byte aligned:
 
@@ -42,7 +42,7 @@ VERSION = 2
 ALIGN = 64
 HEADER_BYTES = 128
 #: Byte offset of the header's uint64 ``total_bytes``.
-TOTAL_OFFSET = 96
+TOTAL_OFFSET = 88
 MVUS = ("qkv", "out", "up", "down")
 SECTIONS = ("qkv.w", "qkv.rq", "out.w", "out.rq", "up.w", "up.rq", "down.w", "down.rq",
             "ctx", "res_attn", "ln_attn", "act", "res_ffn", "ln_ffn", "gelu", "scalars")

@@ -54,7 +54,7 @@ MEASURED_FIELDS: tuple[tuple[str, str, str, str], ...] = (
     ("machine.platform", "host", "str", "run"),
     ("bitstream_command", "build the bitstream with", "str", "run"),
 )
-_RUN_SKIP = {"modeled", "project", "model", "board", "sparsity", "fidelity", "measured_torch_fp32",
+_RUN_SKIP = {"modeled", "simulated", "project", "model", "board", "sparsity", "fidelity", "measured_torch_fp32",
              "host_seconds", "machine"}
 
 
@@ -182,47 +182,46 @@ def _length_stats(lengths: Sequence[int]) -> dict:
             "p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)), "max": int(a.max())}
 
 
-def _method_rows(figures: Mapping[str, Any]) -> list[dict]:
+def _method_rows(figures: Mapping[str, Any], simulated: Mapping[str, Any] | None) -> list[dict]:
+    """One row per method: simulated (timed csim) beside modeled throughput, efficiency, padding, speedup."""
     from ..schedule.plots import METHOD_LABELS
 
     rows = []
     for name, f in [("padless", figures)] + list(figures["baselines"].items()):
+        sim = None
+        if simulated:
+            sim = simulated if name == "padless" else simulated.get(name)
+        ref = sim or f
+        sp_src = simulated if simulated else figures
         rows.append({
             "name": name, "label": METHOD_LABELS.get(name, name),
-            "utilization": f"{f['utilization']:.1%}", "bubbles": f"{f['bubble_fraction']:.1%}",
-            "padding": f"{f.get('padding_fraction', 0.0):.1%}", "idle": f"{f.get('idle_fraction', 0.0):.1%}",
+            "sim_seq_s": f"{sim['throughput_seq_s']:,.0f}" if sim else "",
             "seq_s": f"{f['throughput_seq_s']:,.0f}", "tokens_s": f"{f['throughput_tokens_s']:,.0f}",
-            "efficiency": f"{f['efficiency_vs_peak']:.1%}", "makespan": f"{f['makespan_cycles']:,}",
-            "waves": f.get("waves", ""),
-            "speedup": "" if name == "padless" else f"{figures['speedup_vs'][name]:.2f}x",
+            "efficiency": f"{ref['efficiency_vs_peak']:.1%}", "cycles": f"{ref['cycles']:,}",
+            "padded": f"{f['padded_tokens']:,}",
+            "speedup": "" if name == "padless" else f"{sp_src['speedup_vs'][name]:.2f}x",
         })
     return rows
 
 
 def _allocation_rows(schedule: Mapping[str, Any]) -> list[dict]:
-    from ..schedule.cost import STAGES
-
     stages = schedule.get("stages") or {}
     rows = []
-    for s in list(STAGES) + [k for k in stages if k not in STAGES]:
-        if s not in stages:
-            continue
-        e = stages[s]
+    for s, e in stages.items():
         cyc = e.get("expected_cycles")
         rows.append({"stage": s, "pe": e.get("pe", ""), "simd": e.get("simd", ""), "lanes": e.get("lanes", ""),
-                     "dsp": e.get("dsp", ""), "cycles": "" if cyc is None else f"{float(cyc):,.0f}"})
+                     "cycles": "" if cyc is None else f"{float(cyc):,.0f}"})
     return rows
 
 
-def _resource_rows(schedule: Mapping[str, Any]) -> list[dict]:
-    res = schedule.get("resources") or {}
-    used, avail = res.get("used") or {}, res.get("available") or {}
+def _resource_rows(resources: Mapping[str, Any]) -> list[dict]:
     rows = []
-    for k, v in used.items():
-        a = avail.get(k)
-        rows.append({"name": k, "used": f"{v:,}" if isinstance(v, (int, float)) else str(v),
-                     "available": "" if a is None else f"{a:,}",
-                     "fraction": f"{v / a:.1%}" if a else ""})
+    for k in ("dsp", "bram_36k", "uram", "lut"):
+        r = resources.get(k)
+        if not isinstance(r, Mapping):
+            continue
+        rows.append({"name": k, "used": f"{r['used']:,}", "available": f"{r['limit']:,}",
+                     "fraction": f"{r['used'] / r['limit']:.1%}" if r["limit"] else ""})
     return rows
 
 
@@ -238,35 +237,38 @@ def render_report(context: Mapping[str, Any]) -> str:
 
 def build_report(project_dir: str | os.PathLike, lengths: Sequence[int], *, source: str = "lengths",
                  out: str | os.PathLike | None = None, batch_size: int = 32,
-                 gantt_sequences: int | None = None) -> Path:
-    """Simulate, plot and write the HTML report of a compiled project; return the HTML path.
+                 gantt_sequences: int | None = None, simulate: bool = True) -> Path:
+    """Simulate, model, plot and write the HTML report of a compiled project; return the HTML path.
+
+    Three kinds of figures, each tagged: *simulated* -- the timed C-simulation of the project's generated
+    HLS kernel on these lengths (:func:`padless.runtime.profile.profile`; the headline), *modeled* -- the
+    cycle model (:func:`padless.commands.schedule.schedule_figures`), *measured* -- what ``make run``
+    measured on this host (``report/run.json``).
 
     Args:
         project_dir: folder written by ``padless compile`` (reads ``manifest.json`` and, if present,
             ``report/run.json``).
         lengths: ``(B,)`` token counts of the input sequences, in arrival order (>= 1 each).
         source: one line describing where the lengths came from (shown in the report).
-        out: HTML path (default ``DIR/report/index.html``); plots and ``schedule.json`` go beside it
-            (:func:`report_paths`).
-        batch_size: batch size of the padded baselines.
-        gantt_sequences: sequences in the Gantt chart (default
-            :data:`padless.schedule.plots.GANTT_SEQUENCES`); the chart is a separate simulation of the
-            first ``gantt_sequences`` sequences, the padded-to-maximum baseline padded to the longest
-            sequence of the *whole* input, as in the full comparison.
+        out: HTML path (default ``DIR/report/index.html``); plots and ``schedule.json`` go beside it.
+        batch_size: batch size of the padded_batch baseline.
+        gantt_sequences: sequences in the Gantt chart (default :data:`padless.schedule.plots.GANTT_SEQUENCES`),
+            run alone; the padded panel pads them to the longest sequence of the whole input.
+        simulate: run the timed C-simulation (needs g++; without it the report is modeled only and says so).
 
     Returns:
         Path of the HTML file.
 
     Raises:
         ProjectError: no project / manifest, or a corrupt ``report/run.json``.
-        InputError: no lengths, a non-positive length, a sequence longer than the engine's buffers,
+        InputError: no lengths, a non-positive length, a sequence longer than the kernel's maximum,
             a bad ``out`` suffix, ``gantt_sequences < 1``.
     """
-    from ..commands.schedule import read_manifest, schedule_figures
+    from ..commands.schedule import engine_of, read_manifest, schedule_figures
+    from ..errors import PadlessError
+    from ..project import load_project
     from ..schedule import plots
-    from ..schedule.cost import Allocation
-    from ..schedule.dse import plan
-    from ..schedule.scheduler import run_method
+    from ..schedule.cost import call_cycles
 
     manifest = read_manifest(project_dir)
     lengths = [int(n) for n in lengths]
@@ -279,40 +281,57 @@ def build_report(project_dir: str | os.PathLike, lengths: Sequence[int], *, sour
         raise InputError(f"gantt_sequences must be >= 1, got {n_gantt}")
     paths = report_paths(project_dir, out)
     run = read_run_json(project_dir)
-
-    sparsity = manifest.get("sparsity") or {}
-    if not manifest.get("schedule"):
-        # the same plan schedule_figures() would make; fixed here so the Gantt uses it as well
-        manifest = dict(manifest, schedule=plan(manifest["model"], manifest["board"], sparsity, lengths))
-    schedule = manifest["schedule"]
-    figures = schedule_figures(manifest, lengths, batch_size, keep_results=True)
-    alloc = Allocation.from_dict(schedule["allocation"])
+    cfg = engine_of(manifest, lengths)
+    figures = schedule_figures(manifest, lengths, batch_size)
     head = lengths[:n_gantt]
-    gantt = {m: run_method(m, manifest["model"], head, sparsity, alloc, batch_size=batch_size,
-                           pad_to=max(lengths) if m == "padded_max" else None)
-             for m in ("padless", "padded_max")}
+    simulated, sim_note = None, ""
+    gantt: dict = {}
+    if simulate and (manifest.get("hls") or {}).get("engine"):
+        try:
+            from ..runtime.profile import profile
+            project = load_project(project_dir)
+            simulated = profile(project, lengths=lengths, batch_size=batch_size)
+            g1 = profile(project, lengths=head, baselines=False, record_intervals=True)
+            g2 = profile(project, lengths=[min(max(lengths), cfg.max_seq)] * len(head), baselines=False,
+                         record_intervals=True)
+            gantt = {"padless": g1["_intervals"], "padded_max": g2["_intervals"]}
+        except PadlessError as exc:
+            sim_note = f"not simulated: {exc}"
+    if not gantt:
+        gantt = {"padless": call_cycles(cfg, head, keep_intervals=True).intervals,
+                 "padded_max": call_cycles(cfg, [min(max(lengths), cfg.max_seq)] * len(head), keep_intervals=True).intervals}
+    label = "simulated" if simulated else "modeled"
+    headline = simulated or figures
 
     paths["html"].parent.mkdir(parents=True, exist_ok=True)
     model_name = manifest["model"].get("name", "model")
-    plots.gantt_chart(gantt, paths["gantt"], clock_MHz=alloc.clock_MHz, lengths=head,
+    plots.gantt_chart(gantt, paths["gantt"], clock_MHz=cfg.clock_MHz, lengths=head, source=label,
                       title=f"{model_name} on {figures['board']}: first {len(head)} of {len(lengths)} sequences "
-                            f"(padded baseline padded to {max(lengths)} tokens), modeled")
-    plots.utilization_chart(figures, paths["utilization"],
-                            title=f"Utilization per stage, {model_name} on {figures['board']}, "
-                                  f"{len(lengths)} sequences (modeled)")
-    plots.throughput_chart(figures, paths["throughput"],
-                           title=f"Throughput, {model_name} on {figures['board']}, {len(lengths)} sequences "
-                                 f"(modeled)")
-    public = {k: v for k, v in figures.items() if not k.startswith("_")}
-    paths["json"].write_text(json.dumps(public, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+                            f"(padded panel: padded to {max(lengths)} tokens), {label}")
+    busy_src = {**headline, "baselines": figures["baselines"]} if simulated else figures
+    plots.utilization_chart(busy_src, paths["utilization"], source=label,
+                            title=f"Busy fraction per process, {model_name} on {figures['board']}, "
+                                  f"{len(lengths)} sequences ({label} for padless, modeled for the baselines)")
+    tput = dict(figures)
+    if simulated:
+        tput = {**simulated, "baselines": {b: {**figures["baselines"][b], **simulated[b]}
+                                           for b in figures["baselines"]}}
+    plots.throughput_chart(tput, paths["throughput"], source=label,
+                           title=f"Throughput, {model_name} on {figures['board']}, {len(lengths)} sequences ({label})")
+    public = {"modeled": {k: v for k, v in figures.items() if not k.startswith("_")},
+              "simulated": {k: v for k, v in (simulated or {}).items() if not k.startswith("_")} or None}
+    paths["json"].write_text(json.dumps(public, indent=2, sort_keys=True, default=float) + "\n", encoding="utf-8")
 
+    schedule = manifest.get("schedule") or {}
     board_info = {k: schedule.get(k, "") for k in ("part", "platform", "flow")}
     comparison = None
     torch_rate = flatten_run(run).get("torch_fp32_sentences_s") if run else None
     if isinstance(torch_rate, (int, float)) and not isinstance(torch_rate, bool) and torch_rate > 0:
-        comparison = {"modeled": f"{figures['throughput_seq_s']:,.0f}", "measured": f"{float(torch_rate):,.1f}",
-                      "ratio": f"{figures['throughput_seq_s'] / float(torch_rate):,.1f}x"}
+        comparison = {"value": f"{headline['throughput_seq_s']:,.0f}", "tag": label,
+                      "measured": f"{float(torch_rate):,.1f}",
+                      "ratio": f"{headline['throughput_seq_s'] / float(torch_rate):,.1f}x"}
     quant = manifest.get("quant") or {}
+    resources = manifest.get("resources") or (schedule.get("resources") or {})
     context = {
         "title": f"padless report: {model_name} on {figures['board']}",
         "generated": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
@@ -320,19 +339,23 @@ def build_report(project_dir: str | os.PathLike, lengths: Sequence[int], *, sour
         "project": str(Path(project_dir).resolve()),
         "model": manifest["model"],
         "board": figures["board"], "board_info": board_info,
-        "clock_MHz": f"{alloc.clock_MHz:g}",
+        "clock_MHz": f"{cfg.clock_MHz:g}",
         "peak": f"{figures['peak_int8_macs'] / 1e12:,.2f}",
-        "weights": schedule.get("weights", "resident" if alloc.resident else "streamed")
-                   + (" (single-buffered)" if not alloc.resident and alloc.weight_buffers == 1 else ""),
-        "bandwidth": f"{alloc.bandwidth_GBps:g}", "wave_tokens": f"{alloc.wave_tokens:,}",
+        "weights": "resident (loaded once by the init call)" if cfg.resident else
+                   "streamed per layer (single-buffered, loaded before each layer's region)",
+        "wave_tokens": f"{cfg.max_tokens:,}",
         "source": source, "batch_size": batch_size, "stats": _length_stats(lengths),
-        "methods": _method_rows(figures), "speedup_max": f"{figures['speedup_vs']['padded_max']:.2f}",
-        "allocation": _allocation_rows(schedule), "resources": _resource_rows(schedule),
+        "methods": _method_rows(figures, simulated), "simulated": bool(simulated), "sim_note": sim_note,
+        "headline": {"seq_s": f"{headline['throughput_seq_s']:,.0f}",
+                     "eff": f"{headline['efficiency_vs_peak']:.1%}",
+                     "speedup_max": f"{headline['speedup_vs']['padded_max']:.2f}",
+                     "model_error": f"{simulated['model_error']:+.1%}" if simulated else ""},
+        "allocation": _allocation_rows(schedule), "resources": _resource_rows(resources),
         "planned_for": schedule.get("lengths") or {}, "estimate": schedule.get("estimate") or {},
-        "sparsity": _flatten(sparsity), "quant": _flatten(quant),
+        "sparsity": _flatten(manifest.get("sparsity") or {}), "quant": _flatten(quant),
         "images": {k: paths[k].name for k in ("gantt", "utilization", "throughput")},
         "json_name": paths["json"].name,
-        "gantt_sequences": len(head),
+        "gantt_sequences": len(head), "gantt_label": label,
         "measured": _measured_rows(run) if run else None,
         "run_json": str(RUN_JSON), "comparison": comparison,
     }

@@ -130,13 +130,13 @@ seqs:
     for (int j = 0; j < num_seqs; j++) {
         desc_t d = din.read();
         dout.write(d);
-        PADLESS_JOB_BEGIN(d.seq, layer);
         const int t = d.len;
         const bool sparse = d.keep < t;
         const int nc = (t + A::LANES - 1) / A::LANES;
         PADLESS_READ_LOCK(QB, Q, qb);
         PADLESS_READ_LOCK(QB, K, kb);
         PADLESS_READ_LOCK(QB, V, vb);
+        PADLESS_JOB_BEGIN(d.seq, layer);
     heads:
         for (int h = 0; h < A::HEADS; h++) {
             PADLESS_WRITE_LOCK(QH, QO, qh);

@@ -92,11 +92,11 @@ void qkv_stage(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(vec<
     for (int j = 0; j < num_seqs; j++) {
         desc_t d = din.read();
         dout.write(d);
-        PADLESS_JOB_BEGIN(d.seq, layer);
         {
             PADLESS_WRITE_LOCK(QB, Q, qb);
             PADLESS_WRITE_LOCK(QB, K, kb);
             PADLESS_WRITE_LOCK(QB, V, vb);
+            PADLESS_JOB_BEGIN(d.seq, layer);
             typedef decltype(Q) L;
             qkv_sink<C, H, D, L, RQ> sink{Q, K, V, rq, (int64_t)slot * C::NF, {}};
             pre_none pre;
@@ -287,9 +287,9 @@ void ctx_stream(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(C
     for (int j = 0; j < num_seqs; j++) {
         desc_t d = din.read();
         dout.write(d);
-        PADLESS_JOB_BEGIN(d.seq, layer);
         {
             PADLESS_READ_LOCK(CB, C, cb);
+            PADLESS_JOB_BEGIN(d.seq, layer);
             PADLESS_LOOP(ctx_rows, D_READ);
             const int64_t trip = (int64_t)d.len * PER_ROW;
             int r = 0, k = 0;
