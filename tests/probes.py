@@ -122,8 +122,8 @@ def _truncate_weights(ctx: Context):
 
 
 def _truncate_weights_and_header(ctx: Context):
-    """weights.bin cut to 20000 bytes with its header's total rewritten to match: only the manifest's
-    layout still tells."""
+    """weights.bin cut to 20000 bytes with its header's total rewritten to match: its own section table
+    (and the manifest's layout) still tell."""
     import struct
 
     from padless.codegen.weights import TOTAL_OFFSET
@@ -355,7 +355,7 @@ PROBES: list[Probe] = [
     Probe("run-weights-truncated", "weights.bin cut to 20,000 bytes, checksum updated",
           ["run", "{proj}", "--backend", "csim", "--text", "hi"], "truncated", setup=_truncate_weights, item="19.5"),
     Probe("run-weights-header-rewritten", "weights.bin cut, its header total and checksum rewritten to match",
-          ["run", "{proj}", "--backend", "csim", "--text", "hi"], "weights layout says",
+          ["run", "{proj}", "--backend", "csim", "--text", "hi"], "a section lies outside the file",
           setup=_truncate_weights_and_header, item="19.5"),
     Probe("run-quant-modified", "quant.npz modified", ["run", "{proj}", "--text", "hi"], "does not match its checksum",
           setup=lambda ctx: (ctx.proj / "quant.npz").write_bytes(b"garbage")),

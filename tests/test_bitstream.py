@@ -44,7 +44,7 @@ def test_alveo_connectivity_and_commands(alveo):
     board = load_board("u280")
     cfg = (alveo.path / "bitstream" / "connectivity.cfg").read_text()
     bundles = m_axi_bundles((alveo.path / "hls" / "padless_encoder.cpp").read_text())
-    assert bundles, "the kernel declares m_axi bundles"
+    assert bundles == ["gmem0", "gmem1", "gmem2", "gmem3", "gmem4"]  # act_rd, act_res, act_wr, desc, weights
     assert "nk=padless_encoder:1:padless_encoder_1" in cfg
     for i, b in enumerate(bundles):  # each bundle on its own HBM pseudo channel
         assert f"sp=padless_encoder_1.m_axi_{b}:HBM[{i}]" in cfg
@@ -89,6 +89,10 @@ foreach c $::calls { puts $c }
     assert board.platform in calls
     assert "zynq_ultra_ps_e" in calls and "xilinx.com:hls:padless_encoder:1.0" in calls
     assert "s_axi_control" in calls and "S_AXI_HP0_FPD" in calls and "assign_bd_address" in calls
+    # five m_axi bundles on four HP ports, the weights (gmem4) alone on HP3, each port enabled at 128 bits
+    for bundle, hp in (("gmem0", 0), ("gmem1", 1), ("gmem2", 2), ("gmem3", 0), ("gmem4", 3)):
+        assert f"Master /padless_encoder_1/m_axi_{bundle} Slave /ps/S_AXI_HP{hp}_FPD " in calls, bundle
+    assert "CONFIG.PSU__USE__S_AXI_GP5 1" in calls and "CONFIG.PSU__SAXIGP5__DATA_WIDTH 128" in calls
     assert "launch_runs impl_1 -to_step write_bitstream" in calls
     assert "deploy/padless_encoder.bit" in calls and "deploy/padless_encoder.hwh" in calls
     out = _make_n(zynq.path)

@@ -1,95 +1,99 @@
+"""The engine described in Python (padless.schedule.engine) and its cycle model (padless.schedule.cost):
+loop formulas, memories and DSPs of the kernel's own arrays and operators, the fit check."""
+import math
+
 import numpy as np
 import pytest
 
-from padless.errors import InputError
-from padless.schedule.cost import Allocation, CostParams, resources, sequence_cycles, weight_load_cycles
+from padless.schedule.cost import call_cycles, stream_cycles
+from padless.schedule.engine import (DEPTHS, ResourceError, check_fits, dsp_count, engine_config, memories,
+                                     process_cycles, resources, useful_macs, weight_load_cycles)
 
-M = dict(hidden_size=8, num_heads=2, head_dim=4, intermediate_size=16, num_layers=1)
-P = CostParams()
-
-
-def test_cycles_by_hand():
-    a = Allocation(pe={"qkv": 4, "out": 2, "ffn_up": 4, "ffn_down": 8, "attn": 2},
-                   simd={"qkv": 8, "out": 4, "ffn_up": 3, "ffn_down": 4, "attn": 4}, select_lanes=3,
-                   heads_per_job=0)  # all heads in one select / attn job
-    c = sequence_cycles(M, 5, {"attention": {"topk": 3}}, a)[0]
-    assert c[0] == 5 * (24 // 4) * 1 + P.mvu_depth                            # qkv: 3H=24 rows, 8 in
-    assert c[1] == -(-2 * 5 * 5 // 3) + P.select_depth                        # ceil(50 / 3) = 17
-    assert c[2] == 2 * 5 * 2 * 2 * 1 + P.attn_depth                           # ceil(3/2)=2, ceil(4/4)=1
-    assert c[3] == 5 * 4 * 2 + P.mvu_depth + 4 + P.ln_depth                   # + ceil(H/PE) LN tail
-    assert c[4] == 5 * 4 * 3 + P.mvu_depth + P.gelu_depth                     # ceil(8/3) = 3
-    assert c[5] == 5 * 1 * 4 + P.mvu_depth + 1 + P.ln_depth
-    assert sequence_cycles(M, 5, {}, a)[0][1] == 0                            # dense: no selection
+MINILM = dict(name="minilm", hidden_size=384, num_heads=12, head_dim=32, intermediate_size=1536, num_layers=6,
+              max_positions=512, max_seq_length=256)
+TINY = dict(name="t", hidden_size=64, num_heads=4, head_dim=16, intermediate_size=256, num_layers=2, max_positions=128)
 
 
-def test_weight_load_and_resources():
-    a = Allocation(clock_MHz=100, bandwidth_GBps=1.0)
-    nbytes = 4 * 64 + 2 * 128 + 4 * (4 * 8 + 16 + 8)
-    assert weight_load_cycles(M, {}, a) == -(-nbytes // int(1e9 * P.mem_efficiency / 100e6))
-    r = resources(M, {}, a, "u280", 16)
-    assert r["dsp"] == 5  # five MAC arrays of one lane, two MACs per DSP48E2 -> ceil(1/2) each
-    assert resources(M, {}, a, "pynq-z2", 16)["dsp"] == 5
+def _minilm(**kw):
+    alloc = {"pe": {"qkv": 16, "out": 8, "ffn_up": 32, "ffn_down": 8, "attn": 4},
+             "simd": {"qkv": 128, "out": 64, "ffn_up": 64, "ffn_down": 256}, "select_lanes": 4, "resident": True}
+    alloc.update(kw)
+    return engine_config(MINILM, {"attention": {"density": 0.25, "min_k": 32}}, "u280", alloc)
 
 
-def test_tile_cycles_by_hand():
-    from padless.schedule.cost import tile_cycles_many
-
-    a = Allocation(pe={"qkv": 4, "out": 2, "ffn_up": 4, "ffn_down": 8, "attn": 2},
-                   simd={"qkv": 8, "out": 4, "ffn_up": 3, "ffn_down": 4, "attn": 4}, select_lanes=3, row_tile=4,
-                   heads_per_job=0)
-    sp = {"attention": {"topk": 3}}
-    t = tile_cycles_many(M, [10, 3], sp, a)
-    assert t.shape == (2, 1, 6, 3)                                            # ceil(10 / 4) = 3 tiles
-    assert t[0, 0, 0].tolist() == [4 * 6 + P.mvu_depth, 4 * 6 + P.mvu_depth, 2 * 6 + P.mvu_depth]
-    assert t[0, 0, 3].tolist() == [r * 4 * 2 + P.mvu_depth + 4 + P.ln_depth for r in (4, 4, 2)]
-    assert t[0, 0, 1].tolist() == [-(-2 * 10 * 10 // 3) + P.select_depth, 0, 0]  # whole sequence
-    assert t[0, 0, 2].tolist() == [2 * 10 * 2 * 2 * 1 + P.attn_depth, 0, 0]
-    assert t[1, 0, 4].tolist() == [3 * 4 * 3 + P.mvu_depth + P.gelu_depth, 0, 0]  # 3 rows: one tile
-    # the per-pass cycles are the tile sums; row_tile 0 is the untiled (whole-sequence) engine
-    assert (sequence_cycles(M, 10, sp, a) == t[0].sum(axis=2)).all()
-    a.row_tile = 0
-    assert sequence_cycles(M, 10, sp, a)[0][0] == 10 * 6 + P.mvu_depth
+def test_legal_folding_and_derived_loops():
+    cfg = _minilm()
+    assert cfg.max_seq == 256 and cfg.vec == 64 and cfg.axi == 64 and cfg.resident
+    m = cfg.mvu("qkv")
+    assert (m["PE"], m["SIMD"], m["NF"], m["SF"], m["WIN"]) == (16, 128, 72, 3, 6)
+    assert m["ITER"] == 216 and m["DEPTH"] == DEPTHS["D_MVU"] + 7
+    # PE rounds to a power of two dividing the channel word; SIMD to the largest divisor of the input
+    # that is a power of two up to the m_axi beat (64 bytes on u280) or a multiple of it
+    odd = engine_config(MINILM, {}, "u280", {"pe": {"qkv": 24}, "simd": {"qkv": 200}})
+    assert odd.folding["qkv"] == [16, 192]
+    assert engine_config(MINILM, {}, "u280", {"simd": {"qkv": 100}}).folding["qkv"][1] == 64
+    assert cfg.keep[27] == 27 and cfg.keep[200] == 50 and cfg.k_max == 64
 
 
-def test_head_jobs_and_spill_memory():
-    from padless.schedule.cost import (fixed_buffer_bytes, head_jobs, spill_io_cycles, tile_cycles_many,
-                                       working_bytes_per_token)
-
-    a = Allocation(pe={"qkv": 4, "out": 2, "ffn_up": 4, "ffn_down": 8, "attn": 2},
-                   simd={"qkv": 8, "out": 4, "ffn_up": 3, "ffn_down": 4, "attn": 4}, select_lanes=3,
-                   row_tile=4, heads_per_job=1)
-    sp = {"attention": {"topk": 3}}
-    assert head_jobs(M, a) == [1, 1]
-    t = tile_cycles_many(M, [10], sp, a)[0, 0]
-    assert t[1].tolist() == [-(-10 * 10 // 3) + P.select_depth] * 2 + [0]   # one select job per head
-    assert t[2].tolist() == [2 * 10 * 2 * 1 + P.attn_depth] * 2 + [0]        # ceil(3/2)=2, ceil(4/4)=1
-    a.heads_per_job = 0
-    assert head_jobs(M, a) == [2]
-    assert tile_cycles_many(M, [10], sp, a)[0, 0, 1, 0] == -(-2 * 100 // 3) + P.select_depth
-    a.heads_per_job = -1
-    with pytest.raises(InputError):
-        head_jobs(M, a)
-    assert working_bytes_per_token(M) == 5 * 8
-    a.heads_per_job = 1
-    # per head: 4-bit Q', K' (16 rows x 1 x 4 bytes) + indices (16 x 3 x 10 bits); per tile: 4 x (8 + 16 + 64)
-    assert fixed_buffer_bytes(M, sp, a, 16) == 2 * (16 * 4 + 60 + 4 * (8 + 16 + 64))
-    b = Allocation(clock_MHz=100, bandwidth_GBps=1.0)                        # 8 bytes per cycle
-    assert spill_io_cycles(M, 3, b) == 3 and spill_io_cycles(M, np.array([1, 4]), b).tolist() == [1, 4]
+def test_process_cycles_follow_the_loops():
+    cfg = _minilm()
+    t = 27
+    c = process_cycles(cfg, t)
+    m = cfg.mvu("qkv")
+    assert c["p_qkv"] == (m["WIN"] - 1 + DEPTHS["D_READ"]) + (t * m["ITER"] - 1 + m["DEPTH"])
+    # 27 tokens keep every key (min_k 32): no selection work, only the head copies
+    assert c["p_select"] == 12 * (t - 1 + DEPTHS["D_SEL_COPY"])
+    kf = math.ceil(t / cfg.att_pe)
+    assert c["p_attn_exp"] == 12 * (t * kf - 1 + DEPTHS["D_EXP"])
+    s = process_cycles(cfg, 200)  # sparse: 50 keys kept
+    nc = math.ceil(200 / cfg.sel_lanes)
+    assert s["p_select"] == 12 * ((199 + DEPTHS["D_SEL_COPY"]) + (199 + DEPTHS["D_SEL_K4"]) + (200 * nc - 1 + DEPTHS["D_SEL"]))
+    assert s["p_attn_qk"] == 12 * (200 * math.ceil(50 / cfg.att_pe) - 1 + DEPTHS["D_QK"])
+    with pytest.raises(Exception):
+        process_cycles(cfg, 0)
 
 
-def test_per_layer_weight_ratios():
-    """``weights.layers`` ratios: each layer's MVU cycles use its own kept weights per row; a streamed
-    weight buffer holds every stage's largest layer; resident weights are the sum over the layers."""
-    from padless.schedule.cost import layer_weight_bytes, model_weight_bytes, stage_weight_bytes
-    m2 = {**M, "num_layers": 2}
-    sp = {"weights": {"sparsity": 0.5, "bank": 4, "layers": {"1": 0.0}}}  # layer 1 stays dense
-    a = Allocation(row_tile=0, heads_per_job=0)
-    c = sequence_cycles(m2, 5, sp, a)
-    assert c[0, 0] == 5 * 24 * 4 + P.mvu_depth and c[1, 0] == 5 * 24 * 8 + P.mvu_depth  # qkv: 4 vs 8 kept
-    assert c[0, 4] == 5 * 16 * 4 + P.mvu_depth + P.gelu_depth and c[1, 4] == 5 * 16 * 8 + P.mvu_depth + P.gelu_depth
-    dense, half = layer_weight_bytes(m2, sp, 1), layer_weight_bytes(m2, sp, 0)
-    assert dense == layer_weight_bytes(m2, {}) and half < dense
-    assert layer_weight_bytes(m2, sp) == dense and model_weight_bytes(m2, sp) == dense + half
-    assert stage_weight_bytes(m2, sp)["ffn_up"] == stage_weight_bytes(m2, sp, 1)["ffn_up"]
-    assert resources(m2, sp, Allocation(resident=True, wave_tokens=0), "u280", 16)["weight_bytes"] == dense + half
-    assert resources(m2, sp, Allocation(resident=False, wave_tokens=0), "u280", 16)["weight_bytes"] == 2 * dense
+def test_call_and_stream_cycles():
+    cfg = _minilm()
+    one = call_cycles(cfg, [27]).cycles
+    two = call_cycles(cfg, [27, 27]).cycles
+    assert two > one and two < 2 * one          # the second sequence overlaps the first
+    lens = [27] * 40
+    full = stream_cycles(cfg, lens).cycles
+    split = stream_cycles(cfg, lens, max_tokens=27 * 5).cycles
+    assert split > full                         # eight calls drain the pipeline eight times
+    ct = call_cycles(cfg, [5, 200, 27], keep_intervals=True)
+    assert set(ct.intervals) >= {"p_qkv", "p_select", "p_out", "p_writer"}
+    assert all(a <= b for iv in ct.intervals.values() for _, _, a, b in iv)
+    streamed = _minilm(resident=False)
+    assert call_cycles(streamed, lens).cycles - call_cycles(cfg, lens).cycles >= 6 * weight_load_cycles(streamed)
+
+
+def test_memories_and_dsps_of_the_kernel():
+    cfg = _minilm()
+    mem = {m["name"]: m for m in memories(cfg)}
+    w = mem["w_qkv"]  # PE 16 in 8 dual-port memories of 128-byte words, 2 x 6 layers x 216 words deep
+    assert (w["width_bits"], w["copies"], w["depth"]) == (1024, 8, 2 * 6 * 216)
+    assert mem["q_blk"]["width_bits"] == 8 * 32 and mem["q_blk"]["depth"] == 256 * 12 and mem["q_blk"]["copies"] == 2
+    dsp = dsp_count(cfg)
+    # dense: two int8 MACs per DSP48E2 (WP486) + 4 DSPs of requantization per output lane
+    assert dsp["qkv"] == 8 * 128 + 16 * 4
+    r = resources(cfg, "u280")
+    assert r["fits"] and r["dsp"]["used"] == sum(dsp.values()) and r["uram"]["used"] > 0
+    assert sum(m.get("uram", 0) for m in r["detail"]["memories"]) == r["uram"]["used"]
+
+
+def test_resource_refusal_is_clear():
+    cfg = engine_config(MINILM, {}, "pynq-z2", {"resident": False})
+    with pytest.raises(ResourceError, match=r"does not fit pynq-z2: .*bram_36k"):
+        check_fits(cfg, "pynq-z2")
+
+
+def test_useful_macs():
+    cfg = _minilm()
+    t = 30
+    mv = t * (3 * 384 * 384 + 384 * 384 + 1536 * 384 + 384 * 1536)
+    att = 2 * 12 * t * 30 * 32
+    assert useful_macs(cfg, t) == 6 * (mv + att)
+    sp = engine_config(MINILM, {"weights": {"sparsity": 0.5, "bank": 16}}, "u280", {})
+    assert useful_macs(sp, t) == 6 * (mv // 2 + 2 * 12 * t * t * 32)

@@ -31,7 +31,7 @@ def lengths_file(tmp_path):
 @pytest.fixture(scope="module")
 def figures(tiny_project):
     from padless.commands.schedule import read_manifest, schedule_figures
-    return schedule_figures(read_manifest(tiny_project), LENGTHS, batch_size=4, keep_results=True)
+    return schedule_figures(read_manifest(tiny_project), LENGTHS, batch_size=4, keep_intervals=True)
 
 
 def _img_srcs(text: str) -> list[str]:
@@ -54,14 +54,19 @@ def test_report_cli_with_lengths(project, lengths_file, capsys):
     index = project / "report" / "index.html"
     assert out == str(index)
     text = index.read_text()
-    # the comparison table: padless and every baseline, with the figures of the schedule command
+    # the comparison table: padless and every baseline, simulated (timed csim of the generated kernel)
+    # beside the modeled figures of the schedule command
     figs = schedule_figures(read_manifest(project), LENGTHS, batch_size=4)
     table = text.split('<table id="comparison">')[1].split("</table>")[0]
-    for cls in ("padless", "padded_max", "padded_batch", "bucketed"):
+    for cls in ("padless", "padded_max", "padded_batch", "padded_fixed"):
         assert f'<tr class="{cls}">' in table
-    assert f"{figs['utilization']:.1%}" in table
+    assert "simulated</span>" in table and "modeled</span>" in table
     assert f"{figs['throughput_seq_s']:,.0f}" in table
-    assert f"{figs['speedup_vs']['padded_max']:.2f}x" in table
+    saved = json.loads((index.parent / "schedule.json").read_text())
+    sim = saved["simulated"]
+    assert sim["label"].startswith("simulated") and abs(sim["model_error"]) <= 0.10
+    assert f"{sim['throughput_seq_s']:,.0f}" in table
+    assert f"{sim['speedup_vs']['padded_max']:.2f}x" in table
     # plots referenced by relative path, and they exist next to the HTML
     srcs = _img_srcs(text)
     assert sorted(srcs) == ["gantt.png", "throughput.png", "utilization.png"]
@@ -70,12 +75,11 @@ def test_report_cli_with_lengths(project, lengths_file, capsys):
     # plan, sparsity and calibration from the manifest
     manifest = json.loads((project / "manifest.json").read_text())
     assert manifest["schedule"]["part"] in text
-    assert f"{manifest['schedule']['resources']['used']['dsp']:,}" in text
+    assert f"{manifest['resources']['dsp']['used']:,}" in text  # the kernel's resource estimate
     assert manifest["quant"]["calibration"]["dataset"] in text
     assert "Dense: no attention top-k" in text
     assert "Measured run" not in text  # no run.json yet
-    saved = json.loads((index.parent / "schedule.json").read_text())
-    assert saved["sequences"] == len(LENGTHS) and "_results" not in saved
+    assert saved["modeled"]["sequences"] == len(LENGTHS) and "_intervals" not in saved["modeled"]
 
 
 def test_report_measured_section_and_out(project, lengths_file, tmp_path):
@@ -95,7 +99,7 @@ def test_report_measured_section_and_out(project, lengths_file, tmp_path):
     assert "812.5" in measured and "seed" in measured
     assert measured.count("measured</span>") == 6  # the figures; backend and seed describe the run
     vs = text.split('<table id="modeled-vs-measured">')[1].split("</table>")[0]
-    assert "modeled</span>" in vs and "measured</span>" in vs
+    assert "simulated</span>" in vs and "measured</span>" in vs
     srcs = _img_srcs(text)
     assert sorted(srcs) == ["tiny-gantt.png", "tiny-throughput.png", "tiny-utilization.png"]
     for src in srcs:
@@ -129,20 +133,23 @@ def test_report_reads_main_job_run_json(project):
     assert '<table id="modeled-vs-measured">' in text
 
 
-def test_plots_write_pngs(figures, tmp_path):
+def test_plots_write_pngs(figures, tiny_project, tmp_path):
+    from padless.commands.schedule import engine_of, read_manifest
     from padless.schedule import plots
+    from padless.schedule.cost import call_cycles
 
-    g = plots.gantt_chart(figures, tmp_path / "g.png", clock_MHz=figures["clock_MHz"], lengths=LENGTHS,
-                          max_sequences=6)
+    g = plots.gantt_chart({"padless": figures["_intervals"]}, tmp_path / "g.png", clock_MHz=figures["clock_MHz"],
+                          lengths=LENGTHS, max_sequences=6)
     u = plots.utilization_chart(figures, tmp_path / "u.png")
     t = plots.throughput_chart(figures, tmp_path / "t.png")
-    all4 = plots.gantt_chart(figures["_results"], tmp_path / "g4.png",
-                             methods=("padless", "padded_max", "padded_batch", "bucketed"))
-    for p in (g, u, t, all4):
+    cfg = engine_of(read_manifest(tiny_project))
+    padded = call_cycles(cfg, [max(LENGTHS)] * len(LENGTHS), keep_intervals=True).intervals
+    both = plots.gantt_chart({"padless": figures["_intervals"], "padded_max": padded}, tmp_path / "g2.png")
+    for p in (g, u, t, both):
         _assert_png(p)
     import matplotlib.image as mpimg
-    h1, h4 = mpimg.imread(g).shape[0], mpimg.imread(all4).shape[0]
-    assert h4 > h1  # one panel per method
+    h1, h2 = mpimg.imread(g).shape[0], mpimg.imread(both).shape[0]
+    assert h2 > h1  # one panel per method
 
 
 def test_plots_bad_input(figures, tmp_path):
@@ -153,12 +160,12 @@ def test_plots_bad_input(figures, tmp_path):
         plots.utilization_chart(figures, tmp_path / "u.svg")
     with pytest.raises(InputError, match="compare"):
         plots.throughput_chart({"utilization": 1.0}, tmp_path / "t.png")
-    with pytest.raises(InputError, match="no simulation result for nope"):
-        plots.gantt_chart(figures, tmp_path / "g.png", methods=("padless", "nope"))
-    with pytest.raises(InputError, match="keep_results"):
-        plots.gantt_chart({k: v for k, v in figures.items() if k != "_results"}, tmp_path / "g.png")
+    with pytest.raises(InputError, match="no process intervals"):
+        plots.gantt_chart({"padless": {}}, tmp_path / "g.png")
     with pytest.raises(InputError, match="max_sequences"):
-        plots.gantt_chart(figures, tmp_path / "g.png", max_sequences=0)
+        plots.gantt_chart({"padless": figures["_intervals"]}, tmp_path / "g.png", max_sequences=0)
+    with pytest.raises(InputError, match="stage_busy"):
+        plots.utilization_chart({"throughput_seq_s": 1.0, "baselines": {}}, tmp_path / "u.png")
 
 
 def test_report_errors(project, tmp_path, capsys):

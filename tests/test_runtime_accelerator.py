@@ -64,11 +64,13 @@ def test_main_job_cli_on_tiny(tmp_path):
     r = subprocess.run([sys.executable, "-m", "padless.main_job", "--model", "tiny", "--out", str(out),
                         "--limit", "120", "--quiet"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    for needle in ("decision agreement", "cosine", "modeled on u280", "padded-to-max", "project folder",
-                   "make -C", "bitstream"):
-        assert needle in r.stdout
+    for needle in ("decision agreement", "cosine", "simulated on u280", "cycle-annotated csim", "padded-to-max",
+                   "modeled (cycle model)", "project folder", "make -C", "bitstream"):
+        assert needle in r.stdout, needle
     rep = json.loads((out / "report" / "run.json").read_text())
     assert rep["sentences"] == 120 and rep["backend"] == "pynq" and "simulated" in rep["device"]
     assert 0 <= rep["fidelity"]["agreement"] <= 1 and rep["modeled"]["padless"]["throughput_seq_s"] > 0
-    assert rep["modeled"]["speedup_vs"]["padded_max"] > 0
+    sim = rep["simulated"]
+    assert sim["label"].startswith("simulated") and sim["padless"]["throughput_seq_s"] > 0
+    assert sim["speedup_vs"]["padded_max"] >= 1 and abs(sim["model_error"]) <= 0.10
     assert (out / "bitstream.mk").is_file() and (out / "bitstream" / "connectivity.cfg").is_file()

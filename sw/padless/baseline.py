@@ -22,11 +22,13 @@ def model_path_of(project) -> str | None:
 
 
 def torch_fp32_throughput(model_path: str, texts: Sequence[str], batch_size: int = 32,
-                          sort_by_length: bool = False) -> dict:
+                          sort_by_length: bool = False, max_length: int | None = None) -> dict:
     """Measured sentences/s of ``transformers.AutoModel`` fp32 on the CPU, mean pooling + L2 norm.
 
     Batches of ``batch_size`` texts, each padded to its own maximum (``sort_by_length`` sorts texts by
-    length first: length bucketing, the best a padded framework does). One warm-up batch is not timed.
+    length first: length bucketing, the best a padded framework does); ``max_length`` truncates like
+    sentence-transformers' ``max_seq_length`` (default: the tokenizer's maximum). One warm-up batch is not
+    timed.
     Returns ``{"sentences", "seconds", "sentences_per_s", "batch_size", "threads", "padding", "measured"}``.
     """
     import torch
@@ -38,10 +40,11 @@ def torch_fp32_throughput(model_path: str, texts: Sequence[str], batch_size: int
     if sort_by_length:
         texts = sorted(texts, key=len)
     with torch.inference_mode():
-        model(**tok(texts[:batch_size], padding=True, truncation=True, return_tensors="pt"))  # warm-up
+        kw = {"max_length": int(max_length)} if max_length else {}
+        model(**tok(texts[:batch_size], padding=True, truncation=True, return_tensors="pt", **kw))  # warm-up
         t0 = time.perf_counter()
         for i in range(0, len(texts), batch_size):
-            enc = tok(texts[i:i + batch_size], padding=True, truncation=True, return_tensors="pt")
+            enc = tok(texts[i:i + batch_size], padding=True, truncation=True, return_tensors="pt", **kw)
             out = model(**enc).last_hidden_state
             m = enc["attention_mask"].unsqueeze(-1).to(out.dtype)
             torch.nn.functional.normalize((out * m).sum(1) / m.sum(1), dim=1)

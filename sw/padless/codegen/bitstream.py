@@ -28,13 +28,26 @@ from .escape import checked_name, install
 
 TEMPLATES = Path(__file__).parent / "templates" / "bitstream"
 
-# Zynq processing systems: (IP VLNV, board automation rule, control master port, HP slave port, clock props).
+# Zynq processing systems: (IP VLNV, board automation rule, control master port, clock property, HP slave
+# ports as (port, enable property, data width property)).
 _PS = {
     "zynq_ultrascale_plus": ("xilinx.com:ip:zynq_ultra_ps_e:3.4", "xilinx.com:bd_rule:zynq_ultra_ps_e",
-                             "M_AXI_HPM0_FPD", "S_AXI_HP0_FPD", "CONFIG.PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ"),
+                             "M_AXI_HPM0_FPD", "CONFIG.PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ",
+                             [(f"S_AXI_HP{i}_FPD", f"CONFIG.PSU__USE__S_AXI_GP{i + 2}",
+                               f"CONFIG.PSU__SAXIGP{i + 2}__DATA_WIDTH") for i in range(4)]),
     "zynq_7000": ("xilinx.com:ip:processing_system7:5.5", "xilinx.com:bd_rule:processing_system7",
-                  "M_AXI_GP0", "S_AXI_HP0", "CONFIG.PCW_FPGA0_PERIPHERAL_FREQMHZ"),
+                  "M_AXI_GP0", "CONFIG.PCW_FPGA0_PERIPHERAL_FREQMHZ",
+                  [(f"S_AXI_HP{i}", f"CONFIG.PCW_USE_S_AXI_HP{i}", f"CONFIG.PCW_S_AXI_HP{i}_DATA_WIDTH")
+                   for i in range(4)]),
 }
+
+
+def hp_ports(bundles: list[str], ports: int = 4) -> list[tuple[str, int]]:
+    """(bundle, HP port index) pairs: the kernel's last bundle (the weights, streamed per layer on Zynq)
+    gets the last HP port alone; the activation and descriptor bundles share the others round robin."""
+    if len(bundles) <= ports:
+        return [(b, i) for i, b in enumerate(bundles)]
+    return [(b, i % (ports - 1)) for i, b in enumerate(bundles[:-1])] + [(bundles[-1], ports - 1)]
 
 
 def m_axi_bundles(kernel_source: str) -> list[str]:
@@ -99,11 +112,18 @@ def generate(project, board) -> dict:
     else:
         if board.family not in _PS:
             raise ProjectError(f"board {board.name} (family {board.family}) has no Zynq processing system preset")
-        vlnv, rule, master, slave, clk = _PS[board.family]
+        vlnv, rule, master, clk, hps = _PS[board.family]
         tools = ["vitis_hls", "vivado"]
+        pairs = hp_ports(bundles, len(hps))
+        used = sorted({i for _, i in pairs})
+        from ..schedule.engine import axi_bytes
+        width = 8 * axi_bytes(board)   # the kernel's m_axi width = the HP port's data width
+        props = [(clk, "{%g}" % board.clock_MHz)]
+        for i in used:
+            props += [(hps[i][1], "{1}"), (hps[i][2], "{%d}" % width)]
         text = env.get_template("zynq_bd.tcl.j2").render(
-            ip_zip=f"hls/{export}", ps_vlnv=vlnv, ps_rule=rule, ps_master=master, ps_slave=slave,
-            ps_props=[(clk, "{%g}" % board.clock_MHz)], bundles=bundles, **common)
+            ip_zip=f"hls/{export}", ps_vlnv=vlnv, ps_rule=rule, ps_master=master, ps_props=props,
+            bundles=[(b, hps[i][0]) for b, i in pairs], **common)
         (root / "bitstream" / "zynq_bd.tcl").write_text(text)
         files.append("bitstream/zynq_bd.tcl")
     (root / "bitstream.mk").write_text(env.get_template("bitstream.mk.j2").render(tools=tools, **common))

@@ -63,9 +63,14 @@ def kernel_config(project, board, max_tokens: int | None = None, max_seq: int | 
     planned = sched.get("allocation") or {}
     wave = int(planned.get("wave_tokens") or 0)
     mt = max_tokens or wave or DEFAULT_MAX_TOKENS
-    cfg = engine_config(project.model, project.sparsity, board, planned, max_seq=max_seq or project.max_length,
-                        max_tokens=mt)
-    cfg.block_impl = (sched.get("engine") or {}).get("block_impl", cfg.block_impl)
+    eng = sched.get("engine") or {}
+    cfg = engine_config(project.model, project.sparsity, board, planned,
+                        max_seq=max_seq or eng.get("max_seq") or project.max_length, max_tokens=mt)
+    # the plan's memory placement and block count (the DSE sized them for this board)
+    for knob in ("weight_impl", "block_impl", "seq_blocks"):
+        if knob in eng:
+            setattr(cfg, knob, eng[knob])
+    cfg.__post_init__()
     return cfg
 
 

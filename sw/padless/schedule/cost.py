@@ -8,9 +8,10 @@ the processes are coupled:
 * *row streams* (FIFOs: loader -> qkv; ctx_stream -> out -> ln1 -> up -> down -> ln2 -> writer, and
   res_loader -> out): the consumer starts a sequence as soon as its producer has emitted the first row
   and cannot finish before the producer's last row; the chain runs at the pace of its slowest member;
-* *blocks* (stream of blocks, two buffers: Q/K/V between qkv and select, the per-head blocks between
-  select and attention, the context block between attention and ctx_stream): the consumer starts a
-  sequence (a head) when the producer released its block, and a producer can only be two blocks ahead.
+* *blocks* (streams of blocks: Q/K/V between qkv and select and the context block between attention and
+  ctx_stream, ``seq_blocks`` buffers each; the per-head blocks between select and attention, two): the
+  consumer starts a sequence (a head) when the producer released its block, and a producer can only be
+  as many blocks ahead as there are buffers.
 
 :func:`call_cycles` evaluates these recurrences sequence by sequence (heads for select and attention)
 for every layer, and adds what a layer costs once (the m_axi latencies, a streamed engine's weight load,
@@ -101,7 +102,8 @@ def _layer(cfg: EngineConfig, lens: np.ndarray, t0: int, keep_intervals: dict | 
     # head-level state of select and attention
     relHead = [start0, start0]  # release time of the two most recent head slots (by attention)
     endQK = endE = endPV = start0
-    relCtx = [start0, start0]   # ctx block releases (by ctx_stream), two buffers
+    nb = cfg.seq_blocks
+    relCtx = [start0] * nb      # ctx block releases (by ctx_stream), seq_blocks buffers
     chain_end = {c[0]: start0 for c in chain}
     chain_start = {c[0]: start0 for c in chain}
     endA_prev = start0
@@ -109,8 +111,8 @@ def _layer(cfg: EngineConfig, lens: np.ndarray, t0: int, keep_intervals: dict | 
     ends_all = [start0]
     for j in range(n):
         t = int(lens[j])
-        # --- qkv: needs a free Q/K/V block (select released sequence j - 2)
-        sA = max(endA_prev, relSel[j - 2] if j >= 2 else start0)
+        # --- qkv: needs a free Q/K/V block (select released sequence j - seq_blocks)
+        sA = max(endA_prev, relSel[j - nb] if j >= nb else start0)
         eA = sA + int(t_qkv[j])
         endA[j] = eA
         endA_prev = eA
@@ -158,7 +160,7 @@ def _layer(cfg: EngineConfig, lens: np.ndarray, t0: int, keep_intervals: dict | 
         for name in names:
             chain_start[name], chain_end[name] = starts[name], ends[name]
             rec(name, j, starts[name], ends[name])
-        relCtx = [relCtx[1], ends["p_ctx"]]
+        relCtx = relCtx[1:] + [ends["p_ctx"]]
         ends_all.append(ends["p_writer"])
     end = max(ends_all) + D["D_MAXI_WR"]
     return int(end)
@@ -183,6 +185,10 @@ def call_cycles(cfg: EngineConfig, lengths: Sequence[int], keep_intervals: bool 
     intervals: dict | None = {} if keep_intervals else None
     per_layer = []
     for layer in range(cfg.layers):
+        if intervals is None and per_layer:   # every layer region runs the same loops: time-invariant
+            per_layer.append(per_layer[-1])
+            t += per_layer[-1]
+            continue
         t0 = t + fx["weight_load"]
         t1 = _layer(cfg, lens, t0, intervals, layer)
         per_layer.append(t1 - t)

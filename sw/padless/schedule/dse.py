@@ -30,7 +30,8 @@ import numpy as np
 from ..boards import Board, load_board
 from ..errors import PadlessError
 from ..opcount import check_model, check_sparsity
-from .engine import (MVUS, EngineConfig, engine_config, mac_per_dsp, process_cycles, resources, useful_macs)
+from .engine import (MVUS, EngineConfig, _replace, engine_config, mac_per_dsp, place_memories, process_cycles,
+                     resources, simd_options, useful_macs)
 
 __all__ = ["plan", "BoardTooSmallError", "DEFAULT_LENGTH", "SAMPLE"]
 
@@ -56,7 +57,10 @@ def _mvu_candidates(cfg: EngineConfig, mvu: str, dsp_type: str) -> list[tuple[in
         nb = inp // cfg.bank
         simds = [n * cfg.p_max for n in (1, 2, 4, 8, 16, 32, 64, 128, 256) if nb % n == 0]
     else:
-        simds = [s for s in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512) if inp % s == 0]
+        simds = simd_options(inp, cfg.axi)
+    # weight words of at least 64 bits pack into block RAM and UltraRAM without waste
+    wide = [s for s in simds if s * (2 if cfg.sparse else 1) >= 8]
+    simds = wide or simds
     packed = dsp_type == "DSP48E2" and not cfg.sparse
     pts = {}
     for pe in pes:
@@ -85,9 +89,13 @@ def _busy(cfg: EngineConfig, uniq: np.ndarray, w: np.ndarray) -> dict:
 
 
 def _fits(cfg: EngineConfig, board: Board, cap: float, mem_cap: float) -> bool:
+    """Whether ``cfg`` fits the caps; sets its memories' placement (:func:`engine.place_memories`) in place."""
+    placed = place_memories(cfg, board, mem_cap)
+    if placed is None:
+        return False
+    cfg.weight_impl, cfg.block_impl = placed.weight_impl, placed.block_impl
     r = resources(cfg, board)
-    return (r["dsp"]["used"] <= cap * board.dsp and r["lut"]["used"] <= cap * board.lut
-            and r["bram_36k"]["used"] <= mem_cap * board.bram_36k and r["uram"]["used"] <= mem_cap * max(board.uram, 0))
+    return r["dsp"]["used"] <= cap * board.dsp and r["lut"]["used"] <= cap * board.lut
 
 
 def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, Any] | None = None,
@@ -140,17 +148,22 @@ def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, An
             "clock_MHz": clk, "wave_tokens": 32768}
     from .cost import stream_cycles
     best = None
-    for resident, block_impl in ((True, "bram"), (True, "uram"), (False, "bram"), (False, "uram")):
-        if block_impl == "uram" and not board.uram:
-            continue
-        start = engine_config(model, sparsity, board, dict(base, resident=resident), max_seq=mseq)
-        start.block_impl = block_impl
-        if not _fits(start, board, 1.0, mcap):
-            continue
-        c = _search(start, board, uniq, w, cap, mcap, bool(sp["attention"]))
-        cyc = stream_cycles(c, sample.tolist()).cycles
-        if best is None or cyc < best[1]:
-            best = (c, cyc)
+    # the longest sequence the kernel holds: the model's, halved while nothing fits (small boards)
+    seq_options = [mseq] + [m for m in (256, 128, 64) if m < mseq]
+    for max_s in seq_options:
+        for resident in (True, False):
+            start = engine_config(model, sparsity, board, dict(base, resident=resident), max_seq=max_s)
+            start = _first_fit(start, board, mcap)
+            if start is None:
+                continue
+            keep = uniq <= max_s
+            u2, w2 = (uniq[keep], w[keep]) if keep.any() else (np.asarray([max_s]), np.asarray([1.0]))
+            c = _search(start, board, u2, w2, cap, mcap, bool(sp["attention"]))
+            cyc = stream_cycles(c, np.minimum(sample, max_s).tolist()).cycles
+            if best is None or cyc < best[1]:
+                best = (c, cyc)
+        if best is not None:
+            break
     if best is None:
         r = resources(engine_config(model, sparsity, board, dict(base, resident=False), max_seq=mseq), board)
         raise BoardTooSmallError(
@@ -158,7 +171,7 @@ def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, An
             f"and one MAC lane per unit: needs {r['bram_36k']['used']:,} BRAM36 (has {board.bram_36k:,}), "
             f"{r['uram']['used']:,} URAM (has {board.uram:,}), {r['dsp']['used']:,} DSP (has {board.dsp:,}). "
             f"Choose a larger board, more weight sparsity, a smaller model or a shorter maximum sequence.")
-    cfg = best[0]
+    cfg = _polish(best[0], board, np.minimum(sample, best[0].max_seq), cap, mcap, bool(sp["attention"]))
     ct = stream_cycles(cfg, sample.tolist())
     per_seq = ct.cycles / len(sample)
     busy = _busy(cfg, uniq, w)
@@ -191,10 +204,89 @@ def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, An
 
 
 def _with(c: EngineConfig, **kw) -> EngineConfig:
-    d = dict(c.__dict__)
-    d["folding"] = {k: list(v) for k, v in c.folding.items()}
-    d.update(kw)
-    return EngineConfig(**d)
+    return _replace(c, **kw)
+
+
+#: Sequences of the sample the local search evaluates with the full cycle model.
+POLISH_SAMPLE = 96
+
+
+def _polish(cfg: EngineConfig, board: Board, sample: np.ndarray, cap: float, mcap: float,
+            selecting: bool) -> EngineConfig:
+    """Step 5: local search on the full cycle model (:func:`padless.schedule.cost.stream_cycles`), which
+    sees what the expected busy cycles do not -- stalls between processes coupled by small buffers, long
+    sequences holding a block while short ones wait. Moves: an MVU one folding up or down its Pareto
+    list, attention keys per cycle x2 / /2, selection lanes x1.5 / /1.5, sequence blocks +1 / -1 (2..4).
+    Takes the step up with the fewest cycles while it gains at least 0.2% and fits the budget; when none
+    does, a step down that costs no cycles and leaves the board emptier (its fullest resource), so
+    that another unit can grow."""
+    from .cost import stream_cycles
+    rng = np.random.default_rng(1)
+    ev = sample if sample.size <= POLISH_SAMPLE else rng.choice(sample, POLISH_SAMPLE, replace=False)
+    ev = ev.tolist()
+    cands = {m: _mvu_candidates(cfg, m, board.dsp_type) for m in MVUS}
+
+    def moves(c: EngineConfig, up: bool):
+        for m in MVUS:
+            i = cands[m].index(tuple(c.folding[m])) if tuple(c.folding[m]) in cands[m] else None
+            j = None if i is None else (i + 1 if up else i - 1)
+            if j is not None and 0 <= j < len(cands[m]):
+                n = _with(c)
+                n.folding[m] = list(cands[m][j])
+                yield n
+        if up and c.att_pe < 64:
+            yield _with(c, att_pe=c.att_pe * 2)
+        if not up and c.att_pe > 1:
+            yield _with(c, att_pe=c.att_pe // 2)
+        if selecting and up and c.sel_lanes < 256:
+            yield _with(c, sel_lanes=max(c.sel_lanes + 1, int(c.sel_lanes * 1.5)))
+        if selecting and not up and c.sel_lanes > 1:
+            yield _with(c, sel_lanes=max(1, int(c.sel_lanes / 1.5)))
+        nb = c.seq_blocks + (1 if up else -1)
+        if 2 <= nb <= 4:
+            yield _with(c, seq_blocks=nb)
+
+    def load(c: EngineConfig) -> float:
+        """How full the board is: the fullest of DSP, LUT, block RAM and UltraRAM (fractions)."""
+        r = resources(c, board)
+        return max(r[k]["used"] / max(r[k]["limit"], 1) for k in ("dsp", "lut", "bram_36k", "uram"))
+
+    cur = stream_cycles(cfg, ev).cycles
+    for _ in range(80):
+        best = None
+        for n in moves(cfg, True):
+            if not _fits(n, board, cap, mcap):
+                continue
+            cyc = stream_cycles(n, ev).cycles
+            if best is None or cyc < best[1]:
+                best = (n, cyc)
+        if best is not None and best[1] <= cur * 0.998:
+            cfg, cur = best
+            continue
+        # no step up gains: give back a unit that costs nothing in cycles (frees memory or DSPs for
+        # another unit's next step), the one that empties the board most
+        free = None
+        base_load = load(cfg)
+        for n in moves(cfg, False):
+            if not _fits(n, board, cap, mcap):
+                continue
+            cyc = stream_cycles(n, ev).cycles
+            if cyc <= cur * 1.0005:
+                ld = load(n)
+                if ld < base_load and (free is None or ld < free[2]):
+                    free = (n, cyc, ld)
+        if free is None:
+            break
+        cfg, cur = free[0], free[1]
+    return cfg
+
+
+def _first_fit(cfg: EngineConfig, board: Board, mcap: float) -> EngineConfig | None:
+    """The smallest configuration (each MVU at its first candidate) if its memories fit, else None."""
+    c = _with(cfg)
+    for m in MVUS:
+        c.folding[m] = list(_mvu_candidates(c, m, board.dsp_type)[0])
+    return c if _fits(c, board, 1.0, mcap) else None
 
 
 def _search(cfg: EngineConfig, board: Board, uniq: np.ndarray, w: np.ndarray, cap: float, mcap: float,

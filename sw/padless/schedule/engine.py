@@ -77,10 +77,16 @@ def legal_pe(out: int, vec: int, want: int, cap: int | None = None) -> int:
     return pe
 
 
-def legal_simd(inp: int, want: int, sparse: dict | None = None) -> int:
-    """Dense: the largest power of two <= ``want`` dividing ``inp``. Sparse (``{"bank", "p_max"}``):
-    ``NBPC * p_max`` with NBPC the largest power of two dividing the bank count, NBPC * p_max <= max(want,
-    p_max)."""
+def simd_options(inp: int, axi: int = 64) -> list[int]:
+    """Dense SIMD values the kernel accepts for an input of ``inp``: divisors of ``inp`` that are a power of
+    two up to the m_axi beat (``axi`` bytes) or a multiple of it, so that the weight loader moves whole
+    words per cycle or whole beats per word (io.h, ``load_elems``)."""
+    return [s for s in range(1, inp + 1) if inp % s == 0 and ((s <= axi and axi % s == 0) or s % axi == 0)]
+
+
+def legal_simd(inp: int, want: int, sparse: dict | None = None, axi: int = 64) -> int:
+    """Dense: the largest of :func:`simd_options` <= ``want``. Sparse (``{"bank", "p_max"}``): ``NBPC *
+    p_max`` with NBPC the largest power of two dividing the bank count, NBPC * p_max <= max(want, p_max)."""
     want = max(1, int(want))
     if sparse:
         nb, p = inp // sparse["bank"], sparse["p_max"]
@@ -88,10 +94,7 @@ def legal_simd(inp: int, want: int, sparse: dict | None = None) -> int:
         while nbpc > 1 and nb % nbpc:
             nbpc //= 2
         return nbpc * p
-    s = _pow2_floor(min(want, inp))
-    while s > 1 and inp % s:
-        s //= 2
-    return s
+    return max([s for s in simd_options(inp, axi) if s <= want] or [1])
 
 
 @dataclass
@@ -108,11 +111,13 @@ class EngineConfig:
         folding: ``{mvu: [PE, SIMD]}`` of qkv, out, up, down (SIMD: kept inputs per cycle when sparse).
         att_pe: kept keys per cycle of the exact attention (the head dim is unrolled: D lanes).
         sel_lanes: keys per cycle of the 4-bit estimate.
+        seq_blocks: buffers of the Q/K/V and context blocks (PADLESS_SEQ_BLOCKS, 2 = ping-pong): QKV may be
+            that many sequences ahead of selection, attention that many ahead of the output MVU.
         k_max: largest kept-key count of a sparse sequence (top-k slots); keep: keys kept per query for
             n = 0 .. max_seq.
         bank, p_max, index_bits, per_bank: bank-balanced weights (0 / [] when dense).
-        clock_MHz: kernel clock. weight_impl, block_impl: ``uram`` or ``bram`` for the weight memories and
-            for the Q/K/V and context blocks.
+        clock_MHz: kernel clock. weight_impl: ``{mvu: "uram" | "bram"}`` for each MVU's weight (and index)
+            memories (PADLESS_WEIGHT_IMPL_<MVU>); block_impl: the same for the Q/K/V and context blocks.
     """
 
     hidden: int
@@ -135,8 +140,14 @@ class EngineConfig:
     index_bits: int = 0
     per_bank: list = field(default_factory=list)
     clock_MHz: float = 200.0
-    weight_impl: str = "uram"
+    weight_impl: dict = field(default_factory=lambda: {m: "uram" for m in MVUS})
     block_impl: str = "bram"
+    seq_blocks: int = 2
+
+    def __post_init__(self):
+        if isinstance(self.weight_impl, str):   # one memory type for every MVU
+            self.weight_impl = {m: self.weight_impl for m in MVUS}
+        self.weight_impl = {m: str(self.weight_impl.get(m, "bram")) for m in MVUS}
 
     @property
     def sparse(self) -> bool:
@@ -201,7 +212,7 @@ def engine_config(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None, 
     alloc = dict(allocation or {})
     pe_w, simd_w = alloc.get("pe") or {}, alloc.get("simd") or {}
     stage = {"qkv": "qkv", "out": "out", "up": "ffn_up", "down": "ffn_down"}
-    mseq = int(max_seq or model.get("max_positions", 512) or 512)
+    mseq = int(max_seq or model.get("max_seq_length") or model.get("max_positions", 512) or 512)
     wcfg = sp["weights"]
     sparse_info = None
     per_bank, bank, ibits, p_max = [], 0, 0, 0
@@ -216,7 +227,7 @@ def engine_config(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None, 
         inp, out = {"qkv": (H, 3 * H), "out": (H, H), "up": (H, F), "down": (F, H)}[m]
         # qkv writes whole head rows: at most two D-wide words a fold (one per block port)
         pe = legal_pe(H if m == "qkv" else out, vec, pe_w.get(stage[m], 16), 2 * (H // h) if m == "qkv" else None)
-        simd = legal_simd(inp, simd_w.get(stage[m], 16), sparse_info)
+        simd = legal_simd(inp, simd_w.get(stage[m], 16), sparse_info, axi)
         folding[m] = [pe, simd]
     att = sp["attention"]
     keep = [0] + [attention_k(n, att) for n in range(1, mseq + 1)]
@@ -230,6 +241,57 @@ def engine_config(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None, 
                         k_max=int(k_max), keep=keep, bank=bank, p_max=p_max, index_bits=ibits, per_bank=per_bank,
                         clock_MHz=float(alloc.get("clock_MHz") or board.clock_MHz),
                         weight_impl="uram" if board.uram > 0 else "bram")
+
+
+def place_memories(cfg: EngineConfig, board: Board, memory_cap: float = 1.0) -> EngineConfig | None:
+    """Choose UltraRAM or block RAM for each MVU's weight memories and for the sequence blocks (the
+    kernel's BIND_STORAGE knobs) so that both fit ``memory_cap`` of the board, keeping the fuller of the
+    two pools as empty as possible (every one of the 2^5 assignments is tried). Returns a copy of ``cfg``
+    with ``weight_impl``/``block_impl`` set, or None when no assignment fits."""
+    import itertools
+    mems = memories(_replace(cfg, weight_impl="bram", block_impl="bram"))
+    groups = list(MVUS) + ["blocks"]
+
+    def group_of(name: str) -> str | None:
+        if name.split("_")[0] in ("w", "i") and name.split("_", 1)[1] in MVUS:
+            return name.split("_", 1)[1]
+        return "blocks" if name in ("q_blk", "k_blk", "v_blk", "ctx_blk") else None
+    cost = {g: [0, 0] for g in groups}   # [bram if bram, uram if uram]
+    rest_bram = 0
+    for m in mems:
+        small = m["width_bits"] * m["depth"] <= 2048
+        g = group_of(m["name"])
+        if small or m["impl"] == "lutram":
+            continue
+        b = bram36_for(m["width_bits"], m["depth"]) * m["copies"]
+        if g is None:
+            rest_bram += b
+        else:
+            cost[g][0] += b
+            cost[g][1] += uram_for(m["width_bits"], m["depth"]) * m["copies"]
+    rest_bram += sum(_fifo(f["width_bits"], f["depth"])["bram"] for f in _fifos(cfg))
+    bl, ul = memory_cap * board.bram_36k, memory_cap * board.uram
+    best = None
+    for combo in itertools.product(("bram", "uram") if board.uram > 0 else ("bram",), repeat=len(groups)):
+        b = rest_bram + sum(cost[g][0] for g, i in zip(groups, combo) if i == "bram")
+        u = sum(cost[g][1] for g, i in zip(groups, combo) if i == "uram")
+        if b > bl or u > ul:
+            continue
+        score = max(b / max(board.bram_36k, 1), u / max(board.uram, 1) if board.uram else 0.0)
+        if best is None or score < best[0]:
+            best = (score, combo)
+    if best is None:
+        return None
+    combo = dict(zip(groups, best[1]))
+    return _replace(cfg, weight_impl={m: combo[m] for m in MVUS}, block_impl=combo["blocks"])
+
+
+def _replace(cfg: EngineConfig, **kw) -> EngineConfig:
+    d = dict(cfg.__dict__)
+    d["folding"] = {k: list(v) for k, v in cfg.folding.items()}
+    d["weight_impl"] = dict(cfg.weight_impl)
+    d.update(kw)
+    return EngineConfig(**d)
 
 
 # ---- cycles ---------------------------------------------------------------------------------------------
@@ -356,10 +418,10 @@ def memories(cfg: EngineConfig) -> list[dict]:
         pairs = mm["PE"] // 2 if mm["PE"] >= 2 else 1
         depth = (2 if mm["PE"] >= 2 else 1) * L * mm["WORDS"]
         mems.append({"name": f"w_{m}", "width_bits": mm["SIMD"] * 8, "depth": depth, "copies": pairs,
-                     "impl": cfg.weight_impl})
+                     "impl": cfg.weight_impl[m]})
         if cfg.sparse:
             mems.append({"name": f"i_{m}", "width_bits": mm["SIMD"] * cfg.index_bits, "depth": depth,
-                         "copies": pairs, "impl": cfg.weight_impl})
+                         "copies": pairs, "impl": cfg.weight_impl[m]})
         mems.append({"name": f"rq_{m}", "width_bits": 72, "depth": L * mm["NF"], "copies": mm["PE"], "impl": "bram"})
     for name, mvu in (("rrq_out", "out"), ("lnp_1", "out"), ("arq_up", "up"), ("rrq_down", "down"), ("lnp_2", "down")):
         mm = cfg.mvu(mvu)
@@ -368,8 +430,9 @@ def memories(cfg: EngineConfig) -> list[dict]:
     mems.append({"name": "crq", "width_bits": 40, "depth": L * cfg.heads, "copies": cfg.head_dim, "impl": "bram"})
     d, S = cfg.head_dim, cfg.max_seq
     idx_bits = max(1, (S - 1).bit_length())
-    for name in ("q_blk", "k_blk", "v_blk", "ctx_blk"):  # head-row words [S * heads][d], 2 buffers
-        mems.append({"name": name, "width_bits": 8 * d, "depth": S * cfg.heads, "copies": 2, "impl": cfg.block_impl})
+    for name in ("q_blk", "k_blk", "v_blk", "ctx_blk"):  # head-row words [S * heads][d], seq_blocks buffers
+        mems.append({"name": name, "width_bits": 8 * d, "depth": S * cfg.heads, "copies": cfg.seq_blocks,
+                     "impl": cfg.block_impl})
     mems.append({"name": "qh_blk", "width_bits": 8 * d, "depth": S, "copies": 2, "impl": "bram"})
     mems.append({"name": "kh_blk", "width_bits": 8 * d, "depth": S, "copies": 2 * cfg.att_pe, "impl": "bram"})
     mems.append({"name": "vh_blk", "width_bits": 8 * d, "depth": S, "copies": 2 * cfg.att_pe, "impl": "bram"})
@@ -442,22 +505,22 @@ def resources(cfg: EngineConfig, board: Board | str) -> dict:
     """The static resource estimate of the generated kernel on ``board`` (manifest key ``resources``).
 
     Returns ``{"bram_36k": {"used", "limit"}, "uram": {...}, "dsp": {...}, "lut": {...}, "fits": bool,
-    "detail": {"memories": [...], "dsp": {unit: n}, "lut": {unit: n}}}``. Memories marked ``uram`` go to
-    UltraRAM while it lasts (then block RAM); ``lutram`` memories count as LUTs (64 bits per LUT).
+    "detail": {"memories": [...], "dsp": {unit: n}, "lut": {unit: n}}}``. A memory goes where its
+    ``impl`` says (the kernel's BIND_STORAGE pragma): UltraRAM (72 x 4096 tiles) or block RAM (the best
+    RAMB36 aspect ratio); ``lutram`` memories and arrays of up to 2 Kb count as LUTs (64 bits per LUT).
     """
     board = load_board(board)
     mems = memories(cfg)
-    uram_left = board.uram
     bram = uram = lutram_luts = 0
     detail = []
     for m in mems:
         n_u = uram_for(m["width_bits"], m["depth"]) * m["copies"]
         n_b = bram36_for(m["width_bits"], m["depth"]) * m["copies"]
-        if m["impl"] == "uram" and n_u <= uram_left:
+        small = m["width_bits"] * m["depth"] <= 2048  # Vitis maps arrays of up to 2 Kb to LUTRAM
+        if m["impl"] == "uram" and not small:
             uram += n_u
-            uram_left -= n_u
             detail.append({**m, "uram": n_u, "bram_36k": 0})
-        elif m["impl"] == "lutram":
+        elif m["impl"] == "lutram" or small:
             luts = math.ceil(m["width_bits"] * m["depth"] / 64) * m["copies"]
             lutram_luts += luts
             detail.append({**m, "lut": luts})
