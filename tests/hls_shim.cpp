@@ -47,13 +47,15 @@ void t_quant4(const int8_t *x, int n, int16_t M, int8_t *o) {
     quant4_thresholds(M, thr);
     for (int i = 0; i < n; i++) o[i] = quant4(x[i], thr);
 }
-// Every (w1, w2, a) in int8^3 through the packed DSP product: returns the number of wrong products.
-int64_t t_dsp_mul2_mismatches() {
+// Every (w1, w2, a) in int8^3 through the packed DSP product, in the form Vitis synthesizes (ap_int
+// fields, ap = 1) or the C-simulation's native form (ap = 0): returns the number of wrong products.
+int64_t t_dsp_mul2_mismatches(int ap) {
     int64_t bad = 0;
     for (int w1 = -128; w1 < 128; w1++)
         for (int w2 = -128; w2 < 128; w2++)
             for (int a = -128; a < 128; a++) {
-                prod2_t p = dsp_mul2((int8_t)w1, (int8_t)w2, (int8_t)a);
+                prod2_t p = ap ? dsp_mul2_ap((int8_t)w1, (int8_t)w2, (int8_t)a)
+                               : dsp_mul2((int8_t)w1, (int8_t)w2, (int8_t)a);
                 bad += (p.p1 != w1 * a) + (p.p2 != w2 * a);
             }
     return bad;
@@ -179,7 +181,7 @@ typedef att_cfg<AH, AHEADS, AMAX, AKMAX, 2, 3, MVEC, 1> AC;
 PADLESS_BLOCK3D(t_qkv_blk, act_t, 1, AMAX * AHEADS, AD);
 PADLESS_BLOCK3D(t_qh_blk, act_t, 1, AMAX, AD);
 PADLESS_BLOCK3D(t_kh_blk, act_t, 2, AMAX, AD);
-PADLESS_BLOCK3D(t_ix_blk, idx_t, 1, AMAX, AKMAX);
+PADLESS_BLOCK3D(t_ix_blk, kidx_t, 1, AMAX, AKMAX);
 PADLESS_BLOCK3D(t_ctx_blk, act_t, 1, AMAX * AHEADS, AD);
 
 static void feed_qkv(int n, int keep, const int8_t *q, const int8_t *k, const int8_t *v, PADLESS_FIFO_REF(desc_t) d,

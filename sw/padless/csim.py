@@ -182,6 +182,7 @@ class CsimLibrary:
               5: "the engine ran before its weights were loaded (init call)", 6: "the dataflow region deadlocked",
               7: "unknown mode", 8: "a C-simulation check failed inside a process"}
     MODE_RUN, MODE_INIT = 0, 1
+    STATUS_DEADLOCK = 6
 
     def __init__(self, path):
         self.path = Path(path)

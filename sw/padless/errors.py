@@ -22,6 +22,16 @@ class InputError(PadlessError):
     """Bad user input: empty text, a sequence too long, token ids outside the vocabulary, a bad TSV line."""
 
 
+class KernelStatusError(InputError):
+    """The kernel (C-simulation or board) returned a non-zero status for a call: ``status`` is the code
+    (padless_encoder.cpp PADLESS_ERR_*), ``report`` the C-simulation report when there is one."""
+
+    def __init__(self, message: str, status: int = 0, report: dict | None = None):
+        super().__init__(message)
+        self.status = int(status)
+        self.report = report
+
+
 class ProjectError(PadlessError):
     """A project folder that is missing files, is corrupted or was written by another padless version."""
 

@@ -1,8 +1,9 @@
 """Exact operation counts of an encoder for one sequence of ``n`` tokens under a sparsity config.
 
-The counts are what the layer engine executes (docs/performance-model.md, section "Operation counts"),
-so the cycle model (:mod:`padless.schedule.cost`), the design-space exploration and the sparsity reports
-all read them from here.
+The counts are the arithmetic of the encoder (docs/performance-model.md, section "Operation counts"):
+the sparsity reports read them from here, and the engine model (:mod:`padless.schedule.engine`) takes
+its keep-count rule (:func:`attention_k`) and the model/sparsity checks from here; its cycles come from
+the kernel's loops, not from these counts.
 
 Model shape: a dict with ``hidden_size`` (H), ``num_heads`` (h), ``head_dim`` (d), ``intermediate_size``
 (F), ``num_layers`` (L) -- the ``model`` entry of manifest.json (``EncoderSpec.shape_summary()``).

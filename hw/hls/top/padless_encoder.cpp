@@ -73,11 +73,12 @@ typedef e_w<PADLESS_ATT_PE> ew_t;
 typedef yword_t<PADLESS_PE_OUT> y1_t;
 typedef yword_t<PADLESS_PE_DOWN> y2_t;
 
-// Channel blocks (stream of blocks, two buffers each).
+// Channel blocks (streams of blocks: PADLESS_SEQ_BLOCKS buffers for Q/K/V and the context, two for the
+// per-head blocks).
 PADLESS_BLOCK3D(qkv_blk_t, act_t, 1, PADLESS_MAX_SEQ * PADLESS_HEADS, HD);
 PADLESS_BLOCK3D(qh_blk_t, act_t, 1, PADLESS_MAX_SEQ, HD);
 PADLESS_BLOCK3D(kh_blk_t, act_t, PADLESS_ATT_PE, PADLESS_MAX_SEQ, HD);
-PADLESS_BLOCK3D(ix_blk_t, idx_t, 1, PADLESS_MAX_SEQ, PADLESS_K_MAX);
+PADLESS_BLOCK3D(ix_blk_t, kidx_t, 1, PADLESS_MAX_SEQ, PADLESS_K_MAX);
 PADLESS_BLOCK3D(ctx_blk_t, act_t, 1, PADLESS_MAX_SEQ * PADLESS_HEADS, HD);
 
 // FIFO depths (tokens). docs/hls.md, "Channels", gives the reasoning; the deadlock check verifies them.
@@ -96,8 +97,12 @@ static const int DEPTH_Y2 = 2 * (H / PADLESS_PE_DOWN) + 4;
 // ---- on-chip weights and parameters ----------------------------------------------------------------
 #ifdef __SYNTHESIS__
 #define PADLESS_GLOBAL_RAM2D(T, NAME_, B_, N_, IMPL_) static T NAME_[B_][N_]
+#define PADLESS_GLOBAL_TABLE(T, NAME_, B_, N_, IMPL_) static T NAME_[B_][N_]
 #else
+// weight memories: true dual port (two lanes a bank); per-channel tables: one port used per iteration
+// (written by load_layer, read once per fold in the region), simple dual port in LUTRAM or block RAM
 #define PADLESS_GLOBAL_RAM2D(T, NAME_, B_, N_, IMPL_) static ::padless::sim::ram2d<T, B_, N_> NAME_(#NAME_, #IMPL_)
+#define PADLESS_GLOBAL_TABLE(T, NAME_, B_, N_, IMPL_) static ::padless::sim::ram2d<T, B_, N_> NAME_(#NAME_, #IMPL_, 1)
 #endif
 typedef mvu_words<C_QKV>::word_t qkv_word_t;
 typedef mvu_words<C_QKV>::iword_t qkv_iword_t;
@@ -118,16 +123,16 @@ PADLESS_GLOBAL_RAM2D(up_word_t, w_up, C_UP::WBANKS, C_UP::WDEPTH, PADLESS_WEIGHT
 PADLESS_GLOBAL_RAM2D(up_iword_t, i_up, C_UP::WBANKS, IWORDS(C_UP), PADLESS_WEIGHT_IMPL_UP);
 PADLESS_GLOBAL_RAM2D(down_word_t, w_down, C_DOWN::WBANKS, C_DOWN::WDEPTH, PADLESS_WEIGHT_IMPL_DOWN);
 PADLESS_GLOBAL_RAM2D(down_iword_t, i_down, C_DOWN::WBANKS, IWORDS(C_DOWN), PADLESS_WEIGHT_IMPL_DOWN);
-PADLESS_GLOBAL_RAM2D(rq_t, rq_qkv, PADLESS_PE_QKV, LBUF *C_QKV::NF, bram);
-PADLESS_GLOBAL_RAM2D(rq_t, rq_out, PADLESS_PE_OUT, LBUF *C_OUT::NF, bram);
-PADLESS_GLOBAL_RAM2D(rq_t, rq_up, PADLESS_PE_UP, LBUF *C_UP::NF, bram);
-PADLESS_GLOBAL_RAM2D(rq_t, rq_down, PADLESS_PE_DOWN, LBUF *C_DOWN::NF, bram);
-PADLESS_GLOBAL_RAM2D(rrq_t, rrq_out, PADLESS_PE_OUT, LBUF *C_OUT::NF, bram);
-PADLESS_GLOBAL_RAM2D(rrq_t, rrq_down, PADLESS_PE_DOWN, LBUF *C_DOWN::NF, bram);
-PADLESS_GLOBAL_RAM2D(lnp_t, lnp_1, PADLESS_PE_OUT, LBUF *C_OUT::NF, bram);
-PADLESS_GLOBAL_RAM2D(lnp_t, lnp_2, PADLESS_PE_DOWN, LBUF *C_DOWN::NF, bram);
-PADLESS_GLOBAL_RAM2D(arq_t, arq_up, PADLESS_PE_UP, LBUF *C_UP::NF, bram);
-PADLESS_GLOBAL_RAM2D(ctxrq_t, crq, HD, LBUF *PADLESS_HEADS, bram);
+PADLESS_GLOBAL_TABLE(rq_t, rq_qkv, PADLESS_PE_QKV, LBUF *C_QKV::NF, PADLESS_TIMPL_RQ_QKV);
+PADLESS_GLOBAL_TABLE(rq_t, rq_out, PADLESS_PE_OUT, LBUF *C_OUT::NF, PADLESS_TIMPL_RQ_OUT);
+PADLESS_GLOBAL_TABLE(rq_t, rq_up, PADLESS_PE_UP, LBUF *C_UP::NF, PADLESS_TIMPL_RQ_UP);
+PADLESS_GLOBAL_TABLE(rq_t, rq_down, PADLESS_PE_DOWN, LBUF *C_DOWN::NF, PADLESS_TIMPL_RQ_DOWN);
+PADLESS_GLOBAL_TABLE(rrq_t, rrq_out, PADLESS_PE_OUT, LBUF *C_OUT::NF, PADLESS_TIMPL_RRQ_OUT);
+PADLESS_GLOBAL_TABLE(rrq_t, rrq_down, PADLESS_PE_DOWN, LBUF *C_DOWN::NF, PADLESS_TIMPL_RRQ_DOWN);
+PADLESS_GLOBAL_TABLE(lnp_t, lnp_1, PADLESS_PE_OUT, LBUF *C_OUT::NF, PADLESS_TIMPL_LNP_1);
+PADLESS_GLOBAL_TABLE(lnp_t, lnp_2, PADLESS_PE_DOWN, LBUF *C_DOWN::NF, PADLESS_TIMPL_LNP_2);
+PADLESS_GLOBAL_TABLE(arq_t, arq_up, PADLESS_PE_UP, LBUF *C_UP::NF, PADLESS_TIMPL_ARQ_UP);
+PADLESS_GLOBAL_TABLE(ctxrq_t, crq, HD, LBUF *PADLESS_HEADS, PADLESS_TIMPL_CRQ);
 static layer_scalars_t scal[LBUF];
 static bool weights_loaded = false;
 
@@ -332,9 +337,9 @@ static void p_select(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(qkv
 }
 static void p_attn_qk(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(qh_blk_t) qh,
                       PADLESS_BLOCKS_REF(kh_blk_t) kh, PADLESS_BLOCKS_REF(ix_blk_t) ixq, PADLESS_FIFO_REF(score_t) s,
-                      PADLESS_FIFO_REF(int32_t) m, PADLESS_FIFO_REF(desc_t) dout, int slot, int layer) {
-    attn_qk<A, qh_blk_t, kh_blk_t, ix_blk_t>(n, din, qh, kh, ixq, s, m, dout, scal[slot].score_m, scal[slot].score_shift,
-                                              layer);
+                      PADLESS_FIFO_REF(int32_t) m, PADLESS_FIFO_REF(desc_t) dout, uint32_t score_m,
+                      uint8_t score_shift, int layer) {
+    attn_qk<A, qh_blk_t, kh_blk_t, ix_blk_t>(n, din, qh, kh, ixq, s, m, dout, score_m, score_shift, layer);
 }
 static void p_attn_exp(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(score_t) s, PADLESS_FIFO_REF(int32_t) m,
                        PADLESS_FIFO_REF(ew_t) e, PADLESS_FIFO_REF(uint32_t) fac, PADLESS_FIFO_REF(desc_t) dout, int layer) {
@@ -349,7 +354,7 @@ static void p_attn_pv(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(ew_t
 static void p_attention(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(qh_blk_t) qh,
                         PADLESS_BLOCKS_REF(kh_blk_t) kh, PADLESS_BLOCKS_REF(ix_blk_t) ixq, PADLESS_BLOCKS_REF(kh_blk_t) vh,
                         PADLESS_BLOCKS_REF(ix_blk_t) ixv, PADLESS_BLOCKS_REF(ctx_blk_t) cb, PADLESS_FIFO_REF(desc_t) dout,
-                        int slot, int layer) {
+                        uint32_t score_m, uint8_t score_shift, int slot, int layer) {
     PADLESS_REGION_BEGIN(attention);
     PADLESS_FIFO(desc_t, d_exp, DEPTH_DESC);
     PADLESS_FIFO(desc_t, d_pv, DEPTH_DESC);
@@ -357,7 +362,7 @@ static void p_attention(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(
     PADLESS_FIFO(int32_t, row_max, 4);
     PADLESS_FIFO(ew_t, exps, DEPTH_E);
     PADLESS_FIFO(uint32_t, factors, 4);
-    PADLESS_PROCESS(attention, p_attn_qk, n, din, qh, kh, ixq, scores, row_max, d_exp, slot, layer);
+    PADLESS_PROCESS(attention, p_attn_qk, n, din, qh, kh, ixq, scores, row_max, d_exp, score_m, score_shift, layer);
     PADLESS_PROCESS(attention, p_attn_exp, n, d_exp, scores, row_max, exps, factors, d_pv, layer);
     PADLESS_PROCESS(attention, p_attn_pv, n, d_pv, exps, factors, vh, ixv, cb, dout, slot, layer);
     PADLESS_REGION_END(attention);
@@ -373,8 +378,8 @@ static void p_out(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(word_t) 
                         DENSE_S(dc_out, slot));
 }
 static void p_ln1(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(y1_t) y, PADLESS_FIFO_REF(rowstat_t) s,
-                  PADLESS_FIFO_REF(word_t) x, PADLESS_FIFO_REF(desc_t) dout, int slot, int layer) {
-    ln_stage<H, PADLESS_PE_OUT, VEC>(n, din, y, s, x, dout, lnp_1, scal[slot].ln1_shift, slot, layer);
+                  PADLESS_FIFO_REF(word_t) x, PADLESS_FIFO_REF(desc_t) dout, uint8_t shift, int slot, int layer) {
+    ln_stage<H, PADLESS_PE_OUT, VEC>(n, din, y, s, x, dout, lnp_1, shift, slot, layer);
 }
 static void p_up(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(word_t) x, PADLESS_FIFO_REF(word_t) a,
                  PADLESS_FIFO_REF(word_t) hf, PADLESS_FIFO_REF(desc_t) dout, int slot, int layer) {
@@ -388,17 +393,20 @@ static void p_down(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(word_t)
                          DENSE_W(dc_down, slot), DENSE_S(dc_down, slot));
 }
 static void p_ln2(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(y2_t) y, PADLESS_FIFO_REF(rowstat_t) s,
-                  PADLESS_FIFO_REF(word_t) x, PADLESS_FIFO_REF(desc_t) dout, int slot, int layer) {
-    ln_stage<H, PADLESS_PE_DOWN, VEC>(n, din, y, s, x, dout, lnp_2, scal[slot].ln2_shift, slot, layer);
+                  PADLESS_FIFO_REF(word_t) x, PADLESS_FIFO_REF(desc_t) dout, uint8_t shift, int slot, int layer) {
+    ln_stage<H, PADLESS_PE_DOWN, VEC>(n, din, y, s, x, dout, lnp_2, shift, slot, layer);
 }
 static void p_writer(int64_t beats, abeat_t *act, int64_t row0, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(word_t) x,
                      int layer) {
     writer<H, VEC, AXI>(beats, act, row0, din, x, layer);
 }
 
-// One encoder layer over every sequence of the call.
+// One encoder layer over every sequence of the call. The layer's scalars come in by value (read from the
+// on-chip table by the layer loop, outside the region), so no process shares a global with another; the
+// GELU table (scal[slot]) is read by p_up alone, each weight memory by its MVU alone.
 static void layer_region(const abeat_t *act_rd, const abeat_t *act_res, abeat_t *act_wr, const desc_in_t *desc,
-                         int num_seqs, int64_t beats, int64_t row_in, int64_t row_out, int slot, int layer) {
+                         int num_seqs, int64_t beats, int64_t row_in, int64_t row_out, uint32_t score_m,
+                         uint8_t score_shift, uint8_t ln1_shift, uint8_t ln2_shift, int slot, int layer) {
     PADLESS_REGION_BEGIN(region);
     PADLESS_FIFO(desc_t, d_src, DEPTH_DESC);
     PADLESS_FIFO(desc_t, d_qkv, DEPTH_DESC);
@@ -445,20 +453,25 @@ static void layer_region(const abeat_t *act_rd, const abeat_t *act_res, abeat_t 
     PADLESS_BLOCKS_IMPL(k_blk, PADLESS_BLOCK_IMPL);
     PADLESS_BLOCKS_IMPL(v_blk, PADLESS_BLOCK_IMPL);
     PADLESS_BLOCKS_IMPL(ctx_blk, PADLESS_BLOCK_IMPL);
+    PADLESS_HEAD_BLOCKS_IMPL(qh_blk, PADLESS_HEAD_IMPL);
+    PADLESS_HEAD_BLOCKS_IMPL(kh_blk, PADLESS_HEAD_IMPL);
+    PADLESS_HEAD_BLOCKS_IMPL(vh_blk, PADLESS_HEAD_IMPL);
+    PADLESS_HEAD_BLOCKS_IMPL(ixq_blk, PADLESS_HEAD_IMPL);
+    PADLESS_HEAD_BLOCKS_IMPL(ixv_blk, PADLESS_HEAD_IMPL);
     PADLESS_PROCESS(region, p_desc, num_seqs, desc, d_src);
     PADLESS_PROCESS(region, p_loader, beats, act_rd, row_in, d_src, d_qkv, d_res, x_rows);
     PADLESS_PROCESS(region, p_res_loader, beats, act_res, row_in, d_res, res_rows);
     PADLESS_PROCESS(region, p_qkv, num_seqs, d_qkv, x_rows, q_blk, k_blk, v_blk, d_sel, slot, layer);
     PADLESS_PROCESS(region, p_select, num_seqs, d_sel, q_blk, k_blk, v_blk, qh_blk, kh_blk, ixq_blk, vh_blk, ixv_blk,
                     d_att, layer);
-    PADLESS_PROCESS(region, p_attention, num_seqs, d_att, qh_blk, kh_blk, ixq_blk, vh_blk, ixv_blk, ctx_blk, d_ctx, slot,
-                    layer);
+    PADLESS_PROCESS(region, p_attention, num_seqs, d_att, qh_blk, kh_blk, ixq_blk, vh_blk, ixv_blk, ctx_blk, d_ctx,
+                    score_m, score_shift, slot, layer);
     PADLESS_PROCESS(region, p_ctx, num_seqs, d_ctx, ctx_blk, ctx_rows, d_out, layer);
     PADLESS_PROCESS(region, p_out, num_seqs, d_out, ctx_rows, res_rows, y_attn, st_attn, d_ln1, slot, layer);
-    PADLESS_PROCESS(region, p_ln1, num_seqs, d_ln1, y_attn, st_attn, h_rows, d_up, slot, layer);
+    PADLESS_PROCESS(region, p_ln1, num_seqs, d_ln1, y_attn, st_attn, h_rows, d_up, ln1_shift, slot, layer);
     PADLESS_PROCESS(region, p_up, num_seqs, d_up, h_rows, a_rows, h_fwd, d_down, slot, layer);
     PADLESS_PROCESS(region, p_down, num_seqs, d_down, a_rows, h_fwd, y_ffn, st_ffn, d_ln2, slot, layer);
-    PADLESS_PROCESS(region, p_ln2, num_seqs, d_ln2, y_ffn, st_ffn, out_rows, d_wr, slot, layer);
+    PADLESS_PROCESS(region, p_ln2, num_seqs, d_ln2, y_ffn, st_ffn, out_rows, d_wr, ln2_shift, slot, layer);
     PADLESS_PROCESS(region, p_writer, beats, act_wr, row_out, d_wr, out_rows, layer);
     PADLESS_REGION_END(region);
 }
@@ -496,7 +509,8 @@ layers:
         ::padless::sim::state.layer = l;
 #endif
         layer_region(act_rd, act_res, act_wr, desc, num_seqs, beats, (int64_t)(l % 2) * num_tokens,
-                     (int64_t)((l + 1) % 2) * num_tokens, slot, l);
+                     (int64_t)((l + 1) % 2) * num_tokens, scal[slot].score_m, scal[slot].score_shift,
+                     scal[slot].ln1_shift, scal[slot].ln2_shift, slot, l);
     }
     return PADLESS_OK;
 }
@@ -526,16 +540,16 @@ extern "C" int padless_encoder(const abeat_t *act_rd, const abeat_t *act_res, ab
     PADLESS_STATIC_RAM2D_PRAGMAS(i_up, PADLESS_WEIGHT_IMPL_UP)
     PADLESS_STATIC_RAM2D_PRAGMAS(w_down, PADLESS_WEIGHT_IMPL_DOWN)
     PADLESS_STATIC_RAM2D_PRAGMAS(i_down, PADLESS_WEIGHT_IMPL_DOWN)
-    PADLESS_STATIC_RAM2D_PRAGMAS(rq_qkv, bram)
-    PADLESS_STATIC_RAM2D_PRAGMAS(rq_out, bram)
-    PADLESS_STATIC_RAM2D_PRAGMAS(rq_up, bram)
-    PADLESS_STATIC_RAM2D_PRAGMAS(rq_down, bram)
-    PADLESS_STATIC_RAM2D_PRAGMAS(rrq_out, bram)
-    PADLESS_STATIC_RAM2D_PRAGMAS(rrq_down, bram)
-    PADLESS_STATIC_RAM2D_PRAGMAS(lnp_1, bram)
-    PADLESS_STATIC_RAM2D_PRAGMAS(lnp_2, bram)
-    PADLESS_STATIC_RAM2D_PRAGMAS(arq_up, bram)
-    PADLESS_STATIC_RAM2D_PRAGMAS(crq, bram)
+    PADLESS_STATIC_TABLE_PRAGMAS(rq_qkv, PADLESS_TIMPL_RQ_QKV)
+    PADLESS_STATIC_TABLE_PRAGMAS(rq_out, PADLESS_TIMPL_RQ_OUT)
+    PADLESS_STATIC_TABLE_PRAGMAS(rq_up, PADLESS_TIMPL_RQ_UP)
+    PADLESS_STATIC_TABLE_PRAGMAS(rq_down, PADLESS_TIMPL_RQ_DOWN)
+    PADLESS_STATIC_TABLE_PRAGMAS(rrq_out, PADLESS_TIMPL_RRQ_OUT)
+    PADLESS_STATIC_TABLE_PRAGMAS(rrq_down, PADLESS_TIMPL_RRQ_DOWN)
+    PADLESS_STATIC_TABLE_PRAGMAS(lnp_1, PADLESS_TIMPL_LNP_1)
+    PADLESS_STATIC_TABLE_PRAGMAS(lnp_2, PADLESS_TIMPL_LNP_2)
+    PADLESS_STATIC_TABLE_PRAGMAS(arq_up, PADLESS_TIMPL_ARQ_UP)
+    PADLESS_STATIC_TABLE_PRAGMAS(crq, PADLESS_TIMPL_CRQ)
 #ifndef __SYNTHESIS__
     ::padless::sim::begin_run();
 #endif

@@ -7,8 +7,8 @@ Writes, from the board file and the kernel the HLS code generator emitted (``hls
   the kernel as ``.xo`` (``vitis_hls -f run_hls.tcl``), links ``v++ -l --platform <board.platform>`` ->
   ``deploy/padless_encoder.xclbin``;
 - Zynq (``flow: vivado``): ``bitstream/zynq_bd.tcl``, a Vivado block design (PS with the board preset, the
-  HLS IP from the ``ip_catalog`` export, AXI interconnect for s_axi_control and the m_axi masters to a PS
-  HP port, the PL clock, the address map) run with ``vivado -mode batch`` -> ``deploy/padless_encoder.bit``
+  HLS IP from the ``ip_catalog`` export, AXI interconnect for s_axi_control and the m_axi masters to
+  separate PS HP ports (the weights bundle alone), the PL clock, the address map) run with ``vivado -mode batch`` -> ``deploy/padless_encoder.bit``
   + ``.hwh`` for ``pynq.Overlay``;
 - ``bitstream.mk``: the ``bitstream`` target (included by the project Makefile, or run with
   ``make -f bitstream.mk``). Each step checks its tool first and stops naming it (exit 3).
@@ -102,7 +102,11 @@ def generate(project, board) -> dict:
                                      keep_trailing_newline=True))
     (root / "bitstream").mkdir(exist_ok=True)
     files = ["bitstream.mk"]
-    common = {"version": __version__, "board": board, "kernel": kernel, "export": export}
+    clk = (hls.get("engine") or {}).get("clock_MHz", board.clock_MHz)
+    if isinstance(clk, bool) or not isinstance(clk, (int, float)) or not 10 <= float(clk) <= 1000:
+        raise ProjectError(f"{root}: the manifest's kernel clock hls.engine.clock_MHz = {clk!r} is not a clock "
+                           "between 10 and 1000 MHz; recompile the project")
+    common = {"version": __version__, "board": board, "kernel": kernel, "export": export, "clock_MHz": float(clk)}
     if board.flow == "vitis":
         tools = ["vitis_hls", "v++"]
         text = env.get_template("connectivity.cfg.j2").render(banks=memory_banks(board, bundles),
@@ -112,13 +116,13 @@ def generate(project, board) -> dict:
     else:
         if board.family not in _PS:
             raise ProjectError(f"board {board.name} (family {board.family}) has no Zynq processing system preset")
-        vlnv, rule, master, clk, hps = _PS[board.family]
+        vlnv, rule, master, clk_prop, hps = _PS[board.family]
         tools = ["vitis_hls", "vivado"]
         pairs = hp_ports(bundles, len(hps))
         used = sorted({i for _, i in pairs})
         from ..schedule.engine import axi_bytes
         width = 8 * axi_bytes(board)   # the kernel's m_axi width = the HP port's data width
-        props = [(clk, "{%g}" % board.clock_MHz)]
+        props = [(clk_prop, "{%g}" % float(clk))]
         for i in used:
             props += [(hps[i][1], "{1}"), (hps[i][2], "{%d}" % width)]
         text = env.get_template("zynq_bd.tcl.j2").render(

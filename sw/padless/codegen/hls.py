@@ -45,12 +45,6 @@ def _env() -> jinja2.Environment:
                                       keep_trailing_newline=True, trim_blocks=False))
 
 
-def keep_table(max_seq: int, attention: dict | None) -> list[int]:
-    """Keys kept per query for n = 0 .. max_seq tokens (keep_count; 0 for n = 0)."""
-    from ..sparse.attention import keep_count
-    return [0] + [keep_count(n, attention or None) for n in range(1, max_seq + 1)]
-
-
 def kernel_config(project, board, max_tokens: int | None = None, max_seq: int | None = None):
     """The :class:`padless.schedule.engine.EngineConfig` of the project's kernel on ``board``: the plan's
     allocation (``manifest["schedule"]["allocation"]``) rounded to legal folding; ``max_tokens`` (rows of one
@@ -67,7 +61,7 @@ def kernel_config(project, board, max_tokens: int | None = None, max_seq: int | 
     cfg = engine_config(project.model, project.sparsity, board, planned,
                         max_seq=max_seq or eng.get("max_seq") or project.max_length, max_tokens=mt)
     # the plan's memory placement and block count (the DSE sized them for this board)
-    for knob in ("weight_impl", "block_impl", "seq_blocks"):
+    for knob in ("weight_impl", "block_impl", "head_impl", "seq_blocks"):
         if knob in eng:
             setattr(cfg, knob, eng[knob])
     cfg.__post_init__()
@@ -78,7 +72,9 @@ def config_params(project, board, engine, layout: wmod.WeightsLayout) -> dict:
     """Everything config.h.j2 needs."""
     att = project.sparsity.get("attention") or {}
     desc = "dense" if not att else ", ".join(f"{k} {v}" for k, v in att.items())
+    from ..schedule.engine import table_impls
     return {"version": __version__, "model": project.model, "board": board, "e": engine, "layout": layout,
+            "table_impls": table_impls(engine),
             "sections": wmod.SECTIONS, "section_offsets": layout.offsets.tolist(), "attention_desc": desc}
 
 
@@ -112,8 +108,8 @@ def generate(project, board, max_tokens: int | None = None, max_seq: int | None 
         board: a :class:`padless.boards.Board` (or name): part, clock, flow and m_axi width.
         max_tokens: rows of one packed call (the host's activation buffer, off chip); default: the plan's
             ``wave_tokens`` (else ``DEFAULT_MAX_TOKENS``), never below ``max_seq``.
-        max_seq: longest sequence the kernel accepts (sizes its sequence blocks); default the model's
-            maximum positions.
+        max_seq: longest sequence the kernel accepts (sizes its sequence blocks); default the plan's
+            (``manifest["schedule"]["engine"]["max_seq"]``), else the project's truncation length.
     Returns the ``manifest["hls"]`` dict. Raises ProjectError when the HLS sources are missing from this
     padless checkout, InputError for a model the engine cannot run, ResourceError when the kernel does not
     fit the board (with what exceeds which limit).
@@ -147,7 +143,8 @@ def generate(project, board, max_tokens: int | None = None, max_seq: int | None 
               "python": sys.executable}
     (hls / "tb.cpp").write_text(env.get_template("tb.cpp.j2").render(tv_dir="tv", weights_path="../weights.bin",
                                                                      layers=engine.layers, **common))
-    (hls / "run_hls.tcl").write_text(env.get_template("run_hls.tcl.j2").render(headers=["config.h"] + headers, **common))
+    (hls / "run_hls.tcl").write_text(env.get_template("run_hls.tcl.j2").render(headers=["config.h"] + headers,
+                                                                             clock_MHz=float(engine.clock_MHz), **common))
     (root / "Makefile").write_text(env.get_template("Makefile.j2").render(**common))
     info = {"top": "padless_encoder", "part": board.part, "flow": board.flow, "clock_MHz": board.clock_MHz,
             "export": "xo" if board.flow == "vitis" else "ip_catalog", "max_tokens": engine.max_tokens,

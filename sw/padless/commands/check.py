@@ -34,9 +34,12 @@ def register(sub) -> None:
 
 def check(project, ids) -> dict:
     """The checks on token-id lists ``ids``: ``{"sequences", "tokens", "bit_exact", "mismatches",
-    "port_violations", "violations", "deadlock", "deadlock_report", "resources"}``."""
+    "port_violations", "violations", "deadlock", "deadlock_report", "kernel_error" (a non-deadlock failure
+    status of the kernel, else None), "resources"}``."""
     import numpy as np
 
+    from ..csim import CsimLibrary
+    from ..errors import KernelStatusError
     from ..golden import quantize_input, run_encoder
     from ..reference import embed
     from ..runtime.backends.csim import CsimBackend
@@ -46,23 +49,22 @@ def check(project, ids) -> dict:
     off = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
     want = run_encoder(project.quantized, x, off, project.sparsity)
     backend = CsimBackend(project, form="synth", sim=dict(ports=True, exact_depth=True))
-    deadlock, report, mismatches = False, "", None
+    deadlock, report, mismatches, failed = False, "", None, None
     try:
         y = backend.run(x, off)
         mismatches = int((y != want).sum())
-    except Exception as exc:  # a deadlock or a failed check inside a process: reported, not raised
-        from ..errors import InputError
-        if not isinstance(exc, InputError):
-            raise
-        deadlock, report = True, str(exc)
+    except KernelStatusError as exc:  # a deadlock or a failed check inside a process: reported, not raised
+        deadlock = exc.status == CsimLibrary.STATUS_DEADLOCK
+        report = str(exc)
+        failed = None if deadlock else str(exc)
     reps = backend.reports
     backend.close()
     viol = sum(int(r["port_violations"]) for r in reps)
     first = [v for r in reps for v in r["violations"]][:8]
     res = project.manifest.get("resources") or {}
-    return {"sequences": len(ids), "tokens": int(len(x)), "bit_exact": mismatches == 0 and not deadlock,
+    return {"sequences": len(ids), "tokens": int(len(x)), "bit_exact": mismatches == 0,
             "mismatches": mismatches, "port_violations": viol, "violations": first, "deadlock": deadlock,
-            "deadlock_report": report, "resources": res}
+            "deadlock_report": report if deadlock else "", "kernel_error": failed, "resources": res}
 
 
 def run(args) -> int:
@@ -73,7 +75,8 @@ def run(args) -> int:
     if ids is None:
         raise InputError("check needs texts (--input, --text or --dataset)")
     out = check(project, ids)
-    ok = out["bit_exact"] and out["port_violations"] == 0 and not out["deadlock"] and out["resources"].get("fits", True)
+    ok = (out["bit_exact"] and out["port_violations"] == 0 and not out["deadlock"] and not out["kernel_error"]
+          and out["resources"].get("fits", True))
     if args.json:
         print(json.dumps(out, indent=2, sort_keys=True))
         return 0 if ok else 1
@@ -84,7 +87,9 @@ def run(args) -> int:
     for v in out["violations"]:
         print(f"    array {v['array']} in loop {v['loop']}: bank {v['bank']} needs {v['accesses']} accesses, has "
               f"{v['ports']} ports")
-    print(f"  deadlock: {'YES: ' + out['deadlock_report'] if out['deadlock'] else 'no (the run completed)'}")
+    print(f"  deadlock: {'YES: ' + out['deadlock_report'] if out['deadlock'] else 'no'}")
+    if out["kernel_error"]:
+        print(f"  kernel error: {out['kernel_error']}")
     r = out["resources"]
     if r:
         print("  resources: " + ", ".join(f"{k} {r[k]['used']:,}/{r[k]['limit']:,}" for k in ("dsp", "bram_36k", "uram", "lut")

@@ -207,13 +207,19 @@ class SimDevice(pynq.Device):
 
 
 class _CsimKernel:
-    """The kernel C call on device memory, executed by the project's csim library."""
+    """The kernel C call on device memory, executed by the project's csim library (the fast form, or the
+    form ``PADLESS_CSIM_FORM`` names: ``synth`` runs the code Vitis HLS synthesizes)."""
 
     name = "csim"
 
     def __init__(self, project):
-        from ..csim import build_library, CsimLibrary
-        self.lib = CsimLibrary(build_library(project.path / "hls"))
+        from ..csim import FORMS, CsimLibrary, build_library
+        from ..errors import InputError
+        form = os.environ.get("PADLESS_CSIM_FORM") or "fast"
+        if form not in FORMS:
+            raise InputError(f"PADLESS_CSIM_FORM={form!r} is not a csim form: use one of {', '.join(FORMS)}")
+        self.form = form
+        self.lib = CsimLibrary(build_library(project.path / "hls", extra_flags=FORMS[form]))
 
         self.digest = None
 

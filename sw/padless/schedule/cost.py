@@ -16,7 +16,7 @@ the processes are coupled:
 :func:`call_cycles` evaluates these recurrences sequence by sequence (heads for select and attention)
 for every layer, and adds what a layer costs once (the m_axi latencies, a streamed engine's weight load,
 the drain of the region). It is the model that ``padless schedule``, the DSE and the reports use; it is
-held to the timed C-simulation of the same kernel (``padless profile``, tests/test_model_agreement.py).
+held to the timed C-simulation of the same kernel (``padless profile``, tests/test_timed_csim.py).
 """
 from __future__ import annotations
 
@@ -76,7 +76,8 @@ def _layer(cfg: EngineConfig, lens: np.ndarray, t0: int, keep_intervals: dict | 
 
     # per-sequence loop cycles
     qkv_pro = m_qkv["WIN"] - 1 + D["D_READ"]
-    t_qkv = qkv_pro + lens * m_qkv["ITER"] - 1 + m_qkv["DEPTH"]
+    # the loader delivers a row in H / AXI beats: qkv cannot take rows faster than that
+    t_qkv = qkv_pro + lens * max(m_qkv["ITER"], H // cfg.axi) - 1 + m_qkv["DEPTH"]
     sel_head = (lens - 1 + D["D_SEL_COPY"]) + np.where(sparse, (lens - 1 + D["D_SEL_K4"]) + (lens * nc - 1 + D["D_SEL"]), 0)
     qk_head = lens * kf - 1 + D["D_QK"]
     exp_head = lens * kf - 1 + D["D_EXP"]
@@ -170,8 +171,8 @@ def call_cycles(cfg: EngineConfig, lengths: Sequence[int], keep_intervals: bool 
     """Modeled cycles of one call of the kernel on sequences of ``lengths`` tokens, in the order given
     (the descriptors' order).
 
-    Returns a :class:`CallTiming`: the makespan adds, per layer, the descriptor check before the layers,
-    a streamed engine's weight load before the region, and the region (:func:`_layer`).
+    Returns a :class:`CallTiming`: the makespan adds the descriptor check once before the layers, and
+    per layer a streamed engine's weight load before the region and the region (:func:`_layer`).
 
     Raises InputError for an empty call or a length outside 1 .. max_seq.
     """
@@ -200,20 +201,22 @@ def call_cycles(cfg: EngineConfig, lengths: Sequence[int], keep_intervals: bool 
 
 
 def stream_cycles(cfg: EngineConfig, lengths: Sequence[int], max_tokens: int | None = None,
-                  keep_intervals: bool = False) -> CallTiming:
+                  keep_intervals: bool = False, calls: Sequence[Sequence[int]] | None = None) -> CallTiming:
     """Modeled cycles of running ``lengths`` (in this order) as consecutive calls of at most ``max_tokens``
-    rows each (default the kernel's ``max_tokens``): what the host does with a long input."""
-    lens = [int(x) for x in lengths]
-    cap = int(max_tokens or cfg.max_tokens)
-    calls, cur, load = [], [], 0
-    for t in lens:
-        if cur and load + t > cap:
+    rows each (default the kernel's ``max_tokens``): what the host does with a long input. ``calls``: the
+    calls' lengths given explicitly instead (the host's grouping, each call in its run order)."""
+    if calls is None:
+        cap = int(max_tokens or cfg.max_tokens)
+        calls, cur, load = [], [], 0
+        for t in (int(x) for x in lengths):
+            if cur and load + t > cap:
+                calls.append(cur)
+                cur, load = [], 0
+            cur.append(t)
+            load += t
+        if cur:
             calls.append(cur)
-            cur, load = [], 0
-        cur.append(t)
-        load += t
-    if cur:
-        calls.append(cur)
+    calls = [[int(x) for x in c] for c in calls if len(c)]
     total, busy, per = 0, {}, []
     intervals: dict = {}
     for c in calls:
@@ -229,9 +232,8 @@ def stream_cycles(cfg: EngineConfig, lengths: Sequence[int], max_tokens: int | N
 
 
 def throughput(cfg: EngineConfig, lengths: Sequence[int], max_tokens: int | None = None) -> dict:
-    """``{"cycles", "seconds", "throughput_seq_s", "throughput_tokens_s", "useful_macs", "efficiency_vs_peak"}``
-    of the modeled stream (efficiency: useful int8 MACs / (DSPs x MACs per DSP x clock), the kernel's
-    packing rule)."""
+    """``{"cycles", "seconds", "throughput_seq_s", "throughput_tokens_s", "useful_macs", "busy"}`` of the
+    modeled stream (efficiency against the DSP peak: :func:`padless.schedule.scheduler.figures`)."""
     ct = stream_cycles(cfg, lengths, max_tokens)
     sec = ct.cycles / (cfg.clock_MHz * 1e6)
     macs = float(sum(useful_macs(cfg, int(t)) for t in lengths))

@@ -5,19 +5,26 @@ generated engine (:mod:`padless.schedule.engine`) so that the processes' expecte
 (the dataflow region runs at the pace of its slowest process), while DSP slices and LUTs stay within
 ``utilization_cap`` of the board and the memories within its block RAM and UltraRAM.
 
-Procedure (greedy bottleneck relief, FINN-style folding search on the kernel's own loop formulas):
+Procedure (greedy bottleneck relief, FINN-style folding search on the kernel's own loop formulas, then a
+local search on the full cycle model):
 
-1. Memory: keep every layer's weights on chip when the kernel with resident weights fits the on-chip
-   memories (``memory_cap``); else stream one layer at a time (single-buffered: loaded before each layer's
-   region and amortized over the call); else the board is too small (:class:`BoardTooSmallError`).
-2. Start every MVU at PE = SIMD = 1, attention at one key per cycle, selection at one lane.
-3. Repeat: take the process with the most expected busy cycles (:func:`~padless.schedule.engine.
-   process_cycles` summed over a seeded sample of the expected lengths); step its knob (MVU: the next
-   legal (PE, SIMD) with fewer cycles per row, fewest DSPs first; attention: twice the keys per cycle;
-   selection: 1.5x the lanes; a LayerNorm: the PE of the MVU that feeds it). A step that breaks the DSP,
-   LUT or memory budget freezes the process; stop when the bottleneck is frozen.
-4. Shrink every non-bottleneck MVU to the fewest DSPs that keep it under the bottleneck, then grow again
+1. Shape and memory: for the longest kernel sequence (the model's truncation length, else 256, 128, 64 while
+   nothing fits: small boards) try weights resident (every layer on chip, one init call) and streamed (one
+   layer, loaded before each layer's region); each starts at the smallest legal folding (every MVU at its
+   first Pareto candidate, attention and selection at one lane) and must fit with its memories placed
+   (:func:`~padless.schedule.engine.place_memories`: URAM or BRAM per MVU and for the sequence blocks,
+   BRAM or LUTRAM for the per-head blocks). Nothing fits: :class:`BoardTooSmallError`. The variant with
+   the fewest modeled cycles on the sample wins.
+2. Greedy: take the process with the most expected busy cycles (:func:`~padless.schedule.engine.
+   process_cycles` weighted over the sample's lengths); step its knob (MVU: the next (PE, SIMD) of its
+   Pareto list of cycles per row against DSPs; attention: twice the keys per cycle; selection: 1.5x the
+   lanes; a LayerNorm: the PE of the MVU that feeds it). A step that breaks the DSP, LUT or memory budget
+   freezes the process; stop when the bottleneck is frozen.
+3. Shrink every non-bottleneck MVU to the fewest DSPs that keep it under the bottleneck, then grow again
    with the freed budget (three rounds).
+4. Local search (:func:`_polish`) on :func:`padless.schedule.cost.stream_cycles` of the sample: the step up
+   (any knob, and the sequence-block count 2..4) with the fewest cycles while it gains 0.2%; when none
+   does, a step down that costs at most 0.05% and empties the fullest resource, so another unit can grow.
 The estimate is the cycle model (:func:`padless.schedule.cost.stream_cycles`) on the sample.
 """
 from __future__ import annotations
@@ -90,10 +97,10 @@ def _busy(cfg: EngineConfig, uniq: np.ndarray, w: np.ndarray) -> dict:
 
 def _fits(cfg: EngineConfig, board: Board, cap: float, mem_cap: float) -> bool:
     """Whether ``cfg`` fits the caps; sets its memories' placement (:func:`engine.place_memories`) in place."""
-    placed = place_memories(cfg, board, mem_cap)
+    placed = place_memories(cfg, board, mem_cap, cap)
     if placed is None:
         return False
-    cfg.weight_impl, cfg.block_impl = placed.weight_impl, placed.block_impl
+    cfg.weight_impl, cfg.block_impl, cfg.head_impl = placed.weight_impl, placed.block_impl, placed.head_impl
     r = resources(cfg, board)
     return r["dsp"]["used"] <= cap * board.dsp and r["lut"]["used"] <= cap * board.lut
 
@@ -124,8 +131,8 @@ def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, An
         "peak_int8_macs", "mac_per_dsp"}``.
 
     Raises:
-        BoardTooSmallError: the kernel with one MAC lane per unit and one layer of weights on chip does not
-            fit the board.
+        BoardTooSmallError: the kernel at its smallest folding with one layer of weights on chip does not fit
+            the board at any maximum sequence length down to 64.
     """
     board = load_board(board)
     check_model(model)
@@ -172,6 +179,10 @@ def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, An
             f"{r['uram']['used']:,} URAM (has {board.uram:,}), {r['dsp']['used']:,} DSP (has {board.dsp:,}). "
             f"Choose a larger board, more weight sparsity, a smaller model or a shorter maximum sequence.")
     cfg = _polish(best[0], board, np.minimum(sample, best[0].max_seq), cap, mcap, bool(sp["attention"]))
+    # a kernel of a shorter maximum (small boards) sees the longer texts truncated
+    sample = np.minimum(sample, cfg.max_seq)
+    uniq, counts = np.unique(sample, return_counts=True)
+    w = counts / counts.sum()
     ct = stream_cycles(cfg, sample.tolist())
     per_seq = ct.cycles / len(sample)
     busy = _busy(cfg, uniq, w)
@@ -213,13 +224,13 @@ POLISH_SAMPLE = 96
 
 def _polish(cfg: EngineConfig, board: Board, sample: np.ndarray, cap: float, mcap: float,
             selecting: bool) -> EngineConfig:
-    """Step 5: local search on the full cycle model (:func:`padless.schedule.cost.stream_cycles`), which
+    """Step 4: local search on the full cycle model (:func:`padless.schedule.cost.stream_cycles`), which
     sees what the expected busy cycles do not -- stalls between processes coupled by small buffers, long
     sequences holding a block while short ones wait. Moves: an MVU one folding up or down its Pareto
     list, attention keys per cycle x2 / /2, selection lanes x1.5 / /1.5, sequence blocks +1 / -1 (2..4).
     Takes the step up with the fewest cycles while it gains at least 0.2% and fits the budget; when none
-    does, a step down that costs no cycles and leaves the board emptier (its fullest resource), so
-    that another unit can grow."""
+    does, a step down that costs at most 0.05% of the cycles and leaves the board emptier (its fullest
+    resource), so that another unit can grow."""
     from .cost import stream_cycles
     rng = np.random.default_rng(1)
     ev = sample if sample.size <= POLISH_SAMPLE else rng.choice(sample, POLISH_SAMPLE, replace=False)

@@ -117,7 +117,8 @@ class EngineConfig:
             n = 0 .. max_seq.
         bank, p_max, index_bits, per_bank: bank-balanced weights (0 / [] when dense).
         clock_MHz: kernel clock. weight_impl: ``{mvu: "uram" | "bram"}`` for each MVU's weight (and index)
-            memories (PADLESS_WEIGHT_IMPL_<MVU>); block_impl: the same for the Q/K/V and context blocks.
+            memories (PADLESS_WEIGHT_IMPL_<MVU>); block_impl: the same for the Q/K/V and context blocks;
+            head_impl: ``"bram"`` or ``"lutram"`` for the per-head Q/K/V and kept-index blocks.
     """
 
     hidden: int
@@ -142,6 +143,7 @@ class EngineConfig:
     clock_MHz: float = 200.0
     weight_impl: dict = field(default_factory=lambda: {m: "uram" for m in MVUS})
     block_impl: str = "bram"
+    head_impl: str = "bram"
     seq_blocks: int = 2
 
     def __post_init__(self):
@@ -243,14 +245,18 @@ def engine_config(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None, 
                         weight_impl="uram" if board.uram > 0 else "bram")
 
 
-def place_memories(cfg: EngineConfig, board: Board, memory_cap: float = 1.0) -> EngineConfig | None:
-    """Choose UltraRAM or block RAM for each MVU's weight memories and for the sequence blocks (the
-    kernel's BIND_STORAGE knobs) so that both fit ``memory_cap`` of the board, keeping the fuller of the
-    two pools as empty as possible (every one of the 2^5 assignments is tried). Returns a copy of ``cfg``
-    with ``weight_impl``/``block_impl`` set, or None when no assignment fits."""
+def place_memories(cfg: EngineConfig, board: Board, memory_cap: float = 1.0,
+                   lut_cap: float = 0.8) -> EngineConfig | None:
+    """Choose UltraRAM or block RAM for each MVU's weight memories and for the sequence blocks, and block
+    RAM or LUTRAM for the per-head blocks (the kernel's BIND_STORAGE knobs), so that the memories fit
+    ``memory_cap`` of the board's block RAM and UltraRAM and the LUTs ``lut_cap`` of its LUTs, keeping the
+    fullest of the three as empty as possible (every one of the 2^6 assignments is tried). Returns a copy
+    of ``cfg`` with ``weight_impl``/``block_impl``/``head_impl`` set, or None when no assignment fits."""
     import itertools
-    mems = memories(_replace(cfg, weight_impl="bram", block_impl="bram"))
+    mems = memories(_replace(cfg, weight_impl="bram", block_impl="bram", head_impl="bram"))
     groups = list(MVUS) + ["blocks"]
+    heads_b = sum(bram36_for(m["width_bits"], m["depth"]) * m["copies"] for m in mems if m["name"] in HEAD_BLOCKS)
+    heads_lut = sum(math.ceil(m["width_bits"] * m["depth"] / 64) * m["copies"] for m in mems if m["name"] in HEAD_BLOCKS)
 
     def group_of(name: str) -> str | None:
         if name.split("_")[0] in ("w", "i") and name.split("_", 1)[1] in MVUS:
@@ -259,9 +265,9 @@ def place_memories(cfg: EngineConfig, board: Board, memory_cap: float = 1.0) -> 
     cost = {g: [0, 0] for g in groups}   # [bram if bram, uram if uram]
     rest_bram = 0
     for m in mems:
-        small = m["width_bits"] * m["depth"] <= 2048
+        small = m["impl"] == "auto" and m["width_bits"] * m["depth"] <= LUTRAM_BITS
         g = group_of(m["name"])
-        if small or m["impl"] == "lutram":
+        if small or m["impl"] == "lutram" or m["name"] in HEAD_BLOCKS:
             continue
         b = bram36_for(m["width_bits"], m["depth"]) * m["copies"]
         if g is None:
@@ -271,19 +277,27 @@ def place_memories(cfg: EngineConfig, board: Board, memory_cap: float = 1.0) -> 
             cost[g][1] += uram_for(m["width_bits"], m["depth"]) * m["copies"]
     rest_bram += sum(_fifo(f["width_bits"], f["depth"])["bram"] for f in _fifos(cfg))
     bl, ul = memory_cap * board.bram_36k, memory_cap * board.uram
+    lut_base = sum(lut_estimate(cfg).values()) + sum(
+        math.ceil(m["width_bits"] * m["depth"] / 64) * m["copies"] for m in mems
+        if m["name"] not in HEAD_BLOCKS and (m["impl"] == "lutram" or (m["impl"] == "auto" and
+                                                                      m["width_bits"] * m["depth"] <= LUTRAM_BITS)))
     best = None
     for combo in itertools.product(("bram", "uram") if board.uram > 0 else ("bram",), repeat=len(groups)):
-        b = rest_bram + sum(cost[g][0] for g, i in zip(groups, combo) if i == "bram")
+        b0 = rest_bram + sum(cost[g][0] for g, i in zip(groups, combo) if i == "bram")
         u = sum(cost[g][1] for g, i in zip(groups, combo) if i == "uram")
-        if b > bl or u > ul:
-            continue
-        score = max(b / max(board.bram_36k, 1), u / max(board.uram, 1) if board.uram else 0.0)
-        if best is None or score < best[0]:
-            best = (score, combo)
+        for heads in ("bram", "lutram"):
+            b = b0 + (heads_b if heads == "bram" else 0)
+            lut = lut_base + (heads_lut if heads == "lutram" else 0)
+            if b > bl or u > ul or lut > lut_cap * board.lut:
+                continue
+            score = max(b / max(board.bram_36k, 1), u / max(board.uram, 1) if board.uram else 0.0,
+                        lut / max(board.lut, 1))
+            if best is None or score < best[0]:
+                best = (score, combo, heads)
     if best is None:
         return None
     combo = dict(zip(groups, best[1]))
-    return _replace(cfg, weight_impl={m: combo[m] for m in MVUS}, block_impl=combo["blocks"])
+    return _replace(cfg, weight_impl={m: combo[m] for m in MVUS}, block_impl=combo["blocks"], head_impl=best[2])
 
 
 def _replace(cfg: EngineConfig, **kw) -> EngineConfig:
@@ -353,17 +367,18 @@ def weight_load_cycles(cfg: EngineConfig) -> int:
     """Cycles of ``load_layer`` for one layer: every weights.bin section read by ``load_elems`` (one element
     a cycle, or one beat a cycle for elements wider than a beat), each loop paying the m_axi latency."""
     D = DEPTHS["D_MAXI"]
+
+    def elems(n: int, e: int) -> int:   # load_elems' trip count for n elements of e bytes
+        return _loop(n if e <= cfg.axi else -(-n * e // cfg.axi), D)
     total = 0
     for m in MVUS:
         mm = cfg.mvu(m)
-        e = (2 if cfg.sparse else 1) * mm["SIMD"]
-        n = mm["WORDS"] * mm["PE"]
-        total += _loop(n if e <= cfg.axi else -(-n * e // cfg.axi), D)
-        total += _loop(mm["OUT"], D)  # rq records, 16 bytes each
+        total += elems(mm["WORDS"] * mm["PE"], (2 if cfg.sparse else 1) * mm["SIMD"])
+        total += elems(mm["OUT"], 16)  # rq records {bias, m, shift} in 16 bytes
     H, F = cfg.hidden, cfg.ffn
-    for n in (H, H, H, F, H, H, 64):
-        total += _loop(n, D)
-    total += _loop(11, D)
+    for n in (H, H, H, F, H, H, 64):   # ctx, res_attn, ln_attn, act, res_ffn, ln_ffn, gelu: 16-byte pairs
+        total += elems(n, 16)
+    total += elems(11, 8)              # scalars, int64 each
     return total
 
 
@@ -422,25 +437,48 @@ def memories(cfg: EngineConfig) -> list[dict]:
         if cfg.sparse:
             mems.append({"name": f"i_{m}", "width_bits": mm["SIMD"] * cfg.index_bits, "depth": depth,
                          "copies": pairs, "impl": cfg.weight_impl[m]})
-        mems.append({"name": f"rq_{m}", "width_bits": 72, "depth": L * mm["NF"], "copies": mm["PE"], "impl": "bram"})
+        mems.append(_table(f"rq_{m}", 72, L * mm["NF"], mm["PE"]))
     for name, mvu in (("rrq_out", "out"), ("lnp_1", "out"), ("arq_up", "up"), ("rrq_down", "down"), ("lnp_2", "down")):
         mm = cfg.mvu(mvu)
-        width = 72 if name.startswith("lnp") else 40
-        mems.append({"name": name, "width_bits": width, "depth": L * mm["NF"], "copies": mm["PE"], "impl": "bram"})
-    mems.append({"name": "crq", "width_bits": 40, "depth": L * cfg.heads, "copies": cfg.head_dim, "impl": "bram"})
+        width = 96 if name.startswith("lnp") else 40   # lnp_t {int32 m; int64 b}, rrq_t/arq_t {uint32; uint8}
+        mems.append(_table(name, width, L * mm["NF"], mm["PE"]))
+    mems.append(_table("crq", 40, L * cfg.heads, cfg.head_dim))
     d, S = cfg.head_dim, cfg.max_seq
-    idx_bits = max(1, (S - 1).bit_length())
     for name in ("q_blk", "k_blk", "v_blk", "ctx_blk"):  # head-row words [S * heads][d], seq_blocks buffers
         mems.append({"name": name, "width_bits": 8 * d, "depth": S * cfg.heads, "copies": cfg.seq_blocks,
                      "impl": cfg.block_impl})
-    mems.append({"name": "qh_blk", "width_bits": 8 * d, "depth": S, "copies": 2, "impl": "bram"})
-    mems.append({"name": "kh_blk", "width_bits": 8 * d, "depth": S, "copies": 2 * cfg.att_pe, "impl": "bram"})
-    mems.append({"name": "vh_blk", "width_bits": 8 * d, "depth": S, "copies": 2 * cfg.att_pe, "impl": "bram"})
-    for name in ("ixq_blk", "ixv_blk"):
-        mems.append({"name": name, "width_bits": cfg.k_max * idx_bits, "depth": S, "copies": 2, "impl": "bram"})
-    mems.append({"name": "k4", "width_bits": 4 * d, "depth": math.ceil(S / cfg.sel_lanes), "copies": cfg.sel_lanes,
+    # per-head blocks (PADLESS_HEAD_IMPL), two buffers each, K and V banked by ATT_PE
+    hi = cfg.head_impl
+    mems.append({"name": "qh_blk", "width_bits": 8 * d, "depth": S, "copies": 2, "impl": hi})
+    mems.append({"name": "kh_blk", "width_bits": 8 * d, "depth": S, "copies": 2 * cfg.att_pe, "impl": hi})
+    mems.append({"name": "vh_blk", "width_bits": 8 * d, "depth": S, "copies": 2 * cfg.att_pe, "impl": hi})
+    kbits = 8 if S <= 256 else 16   # kidx_t (PADLESS_KIDX_BITS)
+    for name in ("ixq_blk", "ixv_blk"):   # K_MAX kept-key indices a query
+        mems.append({"name": name, "width_bits": cfg.k_max * kbits, "depth": S, "copies": 2, "impl": hi})
+    # the 4-bit key estimates, held as int8 (attention.h k4word_t), LANES banks
+    mems.append({"name": "k4", "width_bits": 8 * d, "depth": math.ceil(S / cfg.sel_lanes), "copies": cfg.sel_lanes,
                  "impl": "lutram"})
     return mems
+
+
+#: The per-head blocks (select -> attention), placed together in block RAM or LUTRAM.
+HEAD_BLOCKS = ("qh_blk", "kh_blk", "vh_blk", "ixq_blk", "ixv_blk")
+#: Arrays of at most this many bits a bank go to LUTRAM (the per-channel requantization tables; Vitis
+#: maps small unbound arrays the same way).
+LUTRAM_BITS = 2048
+
+
+def _table(name: str, width_bits: int, depth: int, banks: int) -> dict:
+    """A per-channel parameter table of ``banks`` banks: LUTRAM when a bank holds at most
+    :data:`LUTRAM_BITS`, else block RAM (the kernel's PADLESS_TIMPL_<NAME> binding, config.h)."""
+    return {"name": name, "width_bits": width_bits, "depth": depth, "copies": banks,
+            "impl": "lutram" if width_bits * depth <= LUTRAM_BITS else "bram"}
+
+
+def table_impls(cfg: EngineConfig) -> dict:
+    """``{table: "lutram" | "bram"}`` of the per-channel tables (config.h PADLESS_TIMPL_<NAME>)."""
+    return {m["name"]: m["impl"] for m in memories(cfg)
+            if m["name"].startswith(("rq_", "rrq_", "lnp_", "arq_")) or m["name"] == "crq"}
 
 
 def _fifos(cfg: EngineConfig) -> list[dict]:
@@ -455,7 +493,7 @@ def _fifos(cfg: EngineConfig) -> list[dict]:
              ("a_rows", 8 * vec, dep["ffn_row"]), ("h_fwd", 8 * vec, dep["fwd"]),
              ("y_attn", 32 * pe_o, dep["y1"]), ("y_ffn", 32 * pe_d, dep["y2"]), ("st_attn", 128, dep["rowstat"]),
              ("st_ffn", 128, dep["rowstat"]), ("scores", 32 * ape, dep["score"]), ("row_max", 32, 4),
-             ("exps", 22 * ape, dep["e"]), ("factors", 24, 4)]
+             ("exps", 32 * ape, dep["e"]), ("factors", 32, 4)]
     return [{"name": n, "width_bits": w, "depth": d} for n, w, d in rows]
 
 
@@ -487,7 +525,7 @@ def dsp_count(cfg: EngineConfig, dsp_type: str = "DSP48E2") -> dict:
 def lut_estimate(cfg: EngineConfig) -> dict:
     """LUTs per unit (an estimate: 24 per MAC lane for adder trees and operand muxing, a B:1 input mux per
     sparse lane, 30 per 4-bit product lane, 43 per top-k comparator slot and lane -- the last two measured
-    with yosys on hw/rtl/selection_engine.sv --, 2,000 per LayerNorm / i-exp / divider unit, 20,000 for
+    with yosys on hw/rtl/selection_engine.sv --, 4,000 per LayerNorm, 2,000 per i-exp / divider unit, 20,000 for
     control and AXI interfaces, plus shift-register FIFOs)."""
     out = {"fixed": 20000}
     for m in MVUS:
@@ -506,8 +544,9 @@ def resources(cfg: EngineConfig, board: Board | str) -> dict:
 
     Returns ``{"bram_36k": {"used", "limit"}, "uram": {...}, "dsp": {...}, "lut": {...}, "fits": bool,
     "detail": {"memories": [...], "dsp": {unit: n}, "lut": {unit: n}}}``. A memory goes where its
-    ``impl`` says (the kernel's BIND_STORAGE pragma): UltraRAM (72 x 4096 tiles) or block RAM (the best
-    RAMB36 aspect ratio); ``lutram`` memories and arrays of up to 2 Kb count as LUTs (64 bits per LUT).
+    ``impl`` says (the kernel's BIND_STORAGE pragma): UltraRAM (72 x 4096 tiles), block RAM (the best
+    RAMB36 aspect ratio) or LUTRAM (64 bits per LUT); arrays the kernel leaves to the tool (``auto``) count
+    as LUTRAM up to :data:`LUTRAM_BITS` a bank, else block RAM.
     """
     board = load_board(board)
     mems = memories(cfg)
@@ -516,8 +555,8 @@ def resources(cfg: EngineConfig, board: Board | str) -> dict:
     for m in mems:
         n_u = uram_for(m["width_bits"], m["depth"]) * m["copies"]
         n_b = bram36_for(m["width_bits"], m["depth"]) * m["copies"]
-        small = m["width_bits"] * m["depth"] <= 2048  # Vitis maps arrays of up to 2 Kb to LUTRAM
-        if m["impl"] == "uram" and not small:
+        small = m["impl"] == "auto" and m["width_bits"] * m["depth"] <= LUTRAM_BITS
+        if m["impl"] == "uram":
             uram += n_u
             detail.append({**m, "uram": n_u, "bram_36k": 0})
         elif m["impl"] == "lutram" or small:

@@ -135,11 +135,12 @@ def padded_lengths(lengths: Sequence[int], method: str, batch_size: int = 32,
 
 
 def figures(cfg: EngineConfig, run_lengths: Sequence[int], real_lengths: Sequence[int], peak_macs: float,
-            max_tokens: int | None = None, keep_intervals: bool = False) -> dict:
-    """Modeled figures of running ``run_lengths`` (padded or not, in order) for the sequences of
-    ``real_lengths``: cycles, seconds, throughputs, useful MAC/s, efficiency against the peak, each
-    process's busy fraction of the makespan."""
-    ct = stream_cycles(cfg, run_lengths, max_tokens, keep_intervals)
+            max_tokens: int | None = None, keep_intervals: bool = False,
+            calls: Sequence[Sequence[int]] | None = None) -> dict:
+    """Modeled figures of running ``run_lengths`` (padded or not, in order; grouped into ``calls`` when
+    given) for the sequences of ``real_lengths``: cycles, seconds, throughputs, useful MAC/s, efficiency
+    against the peak, each process's busy fraction of the makespan."""
+    ct = stream_cycles(cfg, run_lengths, max_tokens, keep_intervals, calls=calls)
     sec = ct.cycles / (cfg.clock_MHz * 1e6)
     macs = float(sum(useful_macs(cfg, int(t)) for t in real_lengths))
     out = {"sequences": len(real_lengths), "tokens": int(np.sum(real_lengths)),
@@ -165,18 +166,20 @@ def compare(cfg: EngineConfig, lengths: Sequence[int], peak_macs: float, batch_s
     if not lens:
         raise InputError("no sequences to schedule")
     cap = int(max_tokens or cfg.max_tokens)
-    run = []
+    # the host's calls: arrival order cut at max_tokens rows, each call run in the scheduler's order
+    calls = []
     call, load = [], 0
     for n in lens + [None]:
         if n is None or (call and load + n > cap):
             o = engine_order(call, cfg, order)
-            run += [call[i] for i in o]
+            calls.append([call[i] for i in o])
             call, load = [], 0
             if n is None:
                 break
         call.append(n)
         load += n
-    out = figures(cfg, run, lens, peak_macs, cap, keep_intervals)
+    run = [n for c in calls for n in c]
+    out = figures(cfg, run, lens, peak_macs, cap, keep_intervals, calls=calls)
     out["order"] = order
     out["baselines"] = {}
     for b in BASELINES:

@@ -220,13 +220,13 @@ seqs:
                         std::partial_sort(order.begin(), order.begin() + kk, order.end(), [&](int32_t a, int32_t b) {
                             return ranks_before(est[a], a, est[b], b);
                         });
-                        idx_t *iq = IQ->row(0, i), *iv = IV->row(0, i);
-                        for (int s = 0; s < kk; s++) iq[s] = iv[s] = (idx_t)order[s];
+                        kidx_t *iq = IQ->row(0, i), *iv = IV->row(0, i);
+                        for (int s = 0; s < kk; s++) iq[s] = iv[s] = (kidx_t)order[s];
                     }
                 } else {
                     for (int i = 0; i < t; i++) {  // timing only: any valid keys
-                        idx_t *iq = IQ->row(0, i), *iv = IV->row(0, i);
-                        for (int s = 0; s < d.keep; s++) iq[s] = iv[s] = (idx_t)s;
+                        kidx_t *iq = IQ->row(0, i), *iv = IV->row(0, i);
+                        for (int s = 0; s < d.keep; s++) iq[s] = iv[s] = (kidx_t)s;
                     }
                 }
 #else
@@ -265,8 +265,8 @@ seqs:
                         if (cb == nc - 1) {
                             for (int s = 0; s < A::K_MAX; s++) {
 #pragma HLS UNROLL
-                                IQ[0][i][s] = (idx_t)si[s];
-                                IV[0][i][s] = (idx_t)si[s];
+                                IQ[0][i][s] = (kidx_t)si[s];
+                                IV[0][i][s] = (kidx_t)si[s];
                             }
                             cb = 0;
                             i++;
@@ -330,7 +330,7 @@ void attn_qk(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(QH) 
 #pragma HLS UNROLL
                     const int slot = f * A::APE + p;
                     valid[p] = slot < k;
-                    int32_t kk = sparse ? (int32_t)(idx_t)IQ[0][i][slot < A::K_MAX ? slot : 0] : slot;
+                    int32_t kk = sparse ? (int32_t)(kidx_t)IQ[0][i][slot < A::K_MAX ? slot : 0] : slot;
                     key[p] = valid[p] && kk < A::MAX_SEQ ? kk : 0;  // masked: never outside the block
                     acc[p] = 0;
                 }
@@ -468,7 +468,7 @@ void attn_pv(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(e_w<A:
 #pragma HLS UNROLL
                     const int slot = f * A::APE + p;
                     const bool valid = slot < k;
-                    int32_t kk = sparse ? (int32_t)(idx_t)IV[0][i][slot < A::K_MAX ? slot : 0] : slot;
+                    int32_t kk = sparse ? (int32_t)(kidx_t)IV[0][i][slot < A::K_MAX ? slot : 0] : slot;
                     const int32_t key = valid && kk < A::MAX_SEQ ? kk : 0;
                     const int32_t prob = valid ? (int32_t)softmax_prob((ubits<22>)ew.e[p], (ubits<24>)factor) : 0;
 #if PADLESS_CSIM_FAST && !defined(__SYNTHESIS__)

@@ -9,7 +9,7 @@
 //       per-(process, sequence, layer) intervals; min_depth: unused; compute: 0 skips the fast form's
 //       arithmetic (timing-only runs of padded baselines).
 //   padless_sim_cycles()  makespan of the last call, cycles (timed runs).
-//   padless_sim_report(buf, len)  JSON: {"cycles", "deadlock", "port_violations", "violations": [...],
+//   padless_sim_report(buf, len)  JSON: {"cycles", "deadlock", "thread_blocks" (blocking waits), "port_violations", "violations": [...],
 //       "procs": [{"name", "busy", "stall_in", "stall_out", "first", "last", "runs"}]}; returns the bytes
 //       needed (call again with a larger buffer when it exceeds len).
 //   padless_sim_jobs(rows, max_rows)  rows of 5 int64 (process index in "procs", seq, layer, start, end);

@@ -9,7 +9,7 @@
 //   res_loader   the same rows again through its own m_axi port for the residual add after attention;
 //   writer       the layer output rows into the other half of the activation buffer;
 //   load_elems   a weights.bin section into on-chip memory: one element a cycle (or one beat a cycle
-//                for elements wider than a beat).
+//                for elements wider than a beat), elements of any size.
 // Every loop bound comes from the descriptors, checked before the region runs (no out-of-range access).
 #ifndef PADLESS_IO_H
 #define PADLESS_IO_H
@@ -143,41 +143,42 @@ void writer(int64_t total_beats, vec<act_t, AXI> *act, int64_t row0, PADLESS_FIF
 }
 
 // n elements of E bytes from byte offset `off` of the weights image (64-byte aligned sections) into
-// on-chip memory through store(k, bytes). E <= AXI: one element a cycle (a beat every AXI / E);
-// E > AXI: one beat a cycle (an element every E / AXI beats).
+// on-chip memory through store(k, bytes), any E. E <= AXI: one element a cycle, a beat read whenever the
+// carry buffer holds fewer than E bytes; E > AXI: one beat a cycle, an element whenever E bytes are in.
+// The carry buffer (2 x max(E, AXI) bytes, register-partitioned) appends each beat at the fill level and
+// shifts an element out (byte multiplexers, no DSP). The C-simulation fast form copies bytes directly;
+// the synthesizable form (csim synth, Vitis) runs this loop.
 template <int E, int AXI, class STORE>
 void load_elems(const vec<uint8_t, AXI> *mem, int64_t off, int64_t n, STORE &store) {
     const int64_t beats = (n * E + AXI - 1) / AXI;
     const int64_t trip = E <= AXI ? n : beats;
     PADLESS_LOOP(wload, D_MAXI);
-#if !defined(__SYNTHESIS__)
+#if PADLESS_CSIM_FAST && !defined(__SYNTHESIS__)
     const uint8_t *src = (const uint8_t *)mem + off;
     for (int64_t k = 0; k < n; k++) store(k, src + k * E);
 #else
-    uint8_t elem[E];
-#pragma HLS ARRAY_PARTITION variable = elem complete dim = 1
-    vec<uint8_t, AXI> beat;
-    int64_t k = 0;
+    const int CB = 2 * (E > AXI ? E : AXI);
+    uint8_t buf[CB];
+#pragma HLS ARRAY_PARTITION variable = buf complete dim = 1
+    int have = 0;
+    int64_t next_beat = off / AXI, k = 0;
     for (int64_t it = 0; it < trip; it++) {
         PADLESS_PIPELINE(wload, it);
-        if (E <= AXI) {
-            const int per = E <= AXI ? AXI / E : 1;
-            const int slot = (int)(it % per);
-            if (slot == 0) beat = mem[off / AXI + it / per];
-            for (int b = 0; b < E; b++) {
+        if (E > AXI || have < E) {
+            vec<uint8_t, AXI> beat = mem[next_beat++];
+            for (int b = 0; b < CB; b++) {
 #pragma HLS UNROLL
-                elem[b] = beat.v[slot * E + b];
+                if (b >= have && b < have + AXI) buf[b] = beat.v[b - have];
             }
-            store(it, elem);
-        } else {
-            const int per = E > AXI ? E / AXI : 1;
-            const int part = (int)(it % per);
-            beat = mem[off / AXI + it];
-            for (int b = 0; b < AXI; b++) {
+            have += AXI;
+        }
+        if (have >= E && k < n) {
+            store(k++, buf);
+            for (int b = 0; b < CB; b++) {
 #pragma HLS UNROLL
-                elem[part * AXI + b] = beat.v[b];
+                buf[b] = b + E < CB ? buf[b + E] : (uint8_t)0;
             }
-            if (part == per - 1) store(k++, elem);
+            have -= E;
         }
     }
 #endif

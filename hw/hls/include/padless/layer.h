@@ -1,7 +1,7 @@
 // padless HLS library: the row-wise stages of an encoder layer (BERT post-norm), each one process of
 // the layer's dataflow region, bit for bit padless.golden.run_layer.
 //
-//   qkv_stage   MVU (3H x H): Q, K, V of every row into three ping-pong sequence blocks (select needs
+//   qkv_stage   MVU (3H x H): Q, K, V of every row into three sequence blocks (PADLESS_SEQ_BLOCKS buffers) (select needs
 //               a whole sequence's K before its first query).
 //   res_stage   MVU (H x IN) + requantization into the 22-bit residual domain + the requantized residual
 //               row (its own stream) + the running sums of the LayerNorm that follows, fused on the

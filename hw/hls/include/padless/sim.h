@@ -6,7 +6,8 @@
 // padless's own C-simulation runtime (sim_rt.h), which runs the same process code in one of:
 //
 //   sequential  processes of a dataflow region run one after another over unbounded channels: the
-//               semantics of Vitis HLS csim_design (the project's `make csim`);
+//               semantics of Vitis HLS csim_design (the project's `make csim` and the Python backends
+//               run threaded by default; padless_sim_configure selects the mode);
 //   threaded    one thread per process over channels of the declared depths: a design whose FIFOs are
 //               too shallow deadlocks here as it would in hardware (the deadlock check), and the results
 //               are the same bits (a Kahn network: one producer and one consumer per channel);
@@ -55,6 +56,9 @@
     PADLESS_PRAGMA(HLS ARRAY_PARTITION variable = CHAN_ complete dim = 1) \
     PADLESS_PRAGMA(HLS ARRAY_RESHAPE variable = CHAN_ complete dim = 3)
 #define PADLESS_BLOCKS_IMPL(CHAN_, IMPL_) PADLESS_PRAGMA(HLS BIND_STORAGE variable = CHAN_ type = ram_t2p impl = IMPL_)
+// per-head blocks: one write (select) and one read (attention) a bank and cycle; simple dual port, which
+// LUTRAM implements as well as block RAM
+#define PADLESS_HEAD_BLOCKS_IMPL(CHAN_, IMPL_) PADLESS_PRAGMA(HLS BIND_STORAGE variable = CHAN_ type = ram_2p impl = IMPL_)
 #define PADLESS_WRITE_LOCK(T, var, chan) hls::write_lock<T> var(chan)
 #define PADLESS_READ_LOCK(T, var, chan) hls::read_lock<T> var(chan)
 #define PADLESS_REGION_BEGIN(name) PADLESS_PRAGMA(HLS DATAFLOW)
@@ -81,6 +85,9 @@
 #define PADLESS_STATIC_RAM2D_PRAGMAS(NAME_, IMPL_) \
     PADLESS_PRAGMA(HLS ARRAY_PARTITION variable = NAME_ complete dim = 1) \
     PADLESS_PRAGMA(HLS BIND_STORAGE variable = NAME_ type = ram_t2p impl = IMPL_)
+#define PADLESS_STATIC_TABLE_PRAGMAS(NAME_, IMPL_) \
+    PADLESS_PRAGMA(HLS ARRAY_PARTITION variable = NAME_ complete dim = 1) \
+    PADLESS_PRAGMA(HLS BIND_STORAGE variable = NAME_ type = ram_2p impl = IMPL_)
 
 #else  // C-simulation (g++)
 
@@ -95,6 +102,7 @@
 #define PADLESS_BLOCKS_CYCLIC(chan, factor)
 #define PADLESS_BLOCKS_BANKED(chan)
 #define PADLESS_BLOCKS_IMPL(CHAN_, IMPL_)
+#define PADLESS_HEAD_BLOCKS_IMPL(CHAN_, IMPL_)
 #define PADLESS_WRITE_LOCK(T, var, chan) ::padless::sim::write_lock<T> var(chan)
 #define PADLESS_READ_LOCK(T, var, chan) ::padless::sim::read_lock<T> var(chan)
 #define PADLESS_REGION_BEGIN(name) ::padless::sim::region name(#name)
@@ -111,6 +119,7 @@
 #define PADLESS_RAM1D_REG(T, name, N) ::padless::sim::ram1d<T, N> name(#name, ::padless::sim::part_complete, N, "reg")
 #define PADLESS_RAM2D(T, name, BANKS, N, impl) ::padless::sim::ram2d<T, BANKS, N> name(#name, #impl)
 #define PADLESS_STATIC_RAM2D_PRAGMAS(NAME_, IMPL_)
+#define PADLESS_STATIC_TABLE_PRAGMAS(NAME_, IMPL_)
 
 #endif  // __SYNTHESIS__
 

@@ -803,7 +803,7 @@ template <typename T, int64_t N> class ram1d {
 // T name[BANKS][N]: dim 1 completely partitioned (BANKS memories of N words each).
 template <typename T, int64_t BANKS, int64_t N> class ram2d {
   public:
-    ram2d(const char *n, const char *impl) : trk_(n, BANKS, 2, false) {
+    ram2d(const char *n, const char *impl, int ports = 2) : trk_(n, BANKS, ports, false) {
         (void)impl;
         data_.reset(new T[BANKS * N]());
     }

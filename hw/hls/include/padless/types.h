@@ -44,6 +44,13 @@ typedef int8_t act_t;     // int8 activation (layer input/output, Q, K, V, conte
 typedef int8_t wgt_t;     // int8 weight, symmetric per output channel
 typedef int32_t acc_t;    // dot-product accumulator (|acc| < 2^31, docs/numerics.md)
 typedef uint16_t idx_t;   // key index inside one sequence / in-bank weight index
+// Kept-key indices in the per-head index blocks: 8 bits when every sequence has at most 256 tokens
+// (config.h sets PADLESS_KIDX_BITS), else 16.
+#if defined(PADLESS_KIDX_BITS) && PADLESS_KIDX_BITS <= 8
+typedef uint8_t kidx_t;
+#else
+typedef uint16_t kidx_t;
+#endif
 
 // The largest positive/negative values of a signed `bits`-wide integer.
 template <int BITS> struct srange {

@@ -16,7 +16,7 @@ import os
 import numpy as np
 
 from ...csim import FORMS, CsimLibrary, build_library
-from ...errors import ClosedError, InputError, ProjectError
+from ...errors import ClosedError, InputError, KernelStatusError, ProjectError
 from ...packing import check_offsets
 
 #: Which weights image each loaded library holds on chip (resident engines): library path -> digest.
@@ -109,8 +109,8 @@ class CsimBackend:
             jobs = self.lib.jobs() if self.sim.get("record_jobs") else None
         if status:
             detail = f" ({report['deadlock']})" if report and report.get("deadlock") else ""
-            raise InputError(f"csim kernel rejected the batch: {CsimLibrary.STATUS.get(status, status)}{detail} "
-                             f"(max_tokens {self.max_tokens}, max sequence {self.max_seq})")
+            raise KernelStatusError(f"csim kernel rejected the batch: {CsimLibrary.STATUS.get(status, status)}{detail} "
+                                    f"(max_tokens {self.max_tokens}, max sequence {self.max_seq})", status, report)
         if report is not None:
             report["sequences"] = int(len(lens))
             report["tokens"] = int(T)
