@@ -146,3 +146,34 @@ def test_minilm_encode_matches_fp32_at_sentence_transformers_truncation(tmp_path
     mine = np.stack([pool(spec, encode_fp32(spec, [i])[0]) for i in ids])
     mine /= np.linalg.norm(mine, axis=1, keepdims=True)
     assert np.abs(mine - ref).max() < 1e-4
+
+
+def test_a_kernel_with_a_shorter_maximum_truncates_every_backend_alike(tiny_project, tmp_path):
+    """A small board's plan may hold fewer tokens than the model (kv260: 128 of MiniLM's 256): the project's
+    truncation length follows the kernel, so golden and csim see the same tokens and agree."""
+    from padless.codegen.hls import generate
+    from padless.project import update_manifest
+    from padless.runtime.backends import get_backend
+    from padless.runtime.host import run_hidden
+
+    d = tmp_path / "proj"
+    shutil.copytree(tiny_project, d)
+    p = load_project(d)
+    sched = dict(p.manifest["schedule"])
+    sched["engine"] = {**sched["engine"], "max_seq": 24}
+    update_manifest(d, {"schedule": sched})
+    generate(load_project(d), "u280")
+    p = load_project(d)
+    assert p.kernel_max_seq == 24 and p.max_length == 24 and p.model_max_length > 24
+    assert "kernel" in p.max_length_from
+    text = "the kernel holds twenty four tokens of this rather long sentence, and the rest is cut off " * 3
+    ids = p.tokenize([text], truncate=True)
+    assert len(ids[0]) == 24
+    with pytest.raises(InputError, match="24"):
+        p.tokenize([text])
+    golden = run_hidden(p, get_backend("golden", p), ids)
+    csim = get_backend("csim", p)
+    try:
+        np.testing.assert_array_equal(run_hidden(p, csim, ids)[0], golden[0])
+    finally:
+        csim.close()

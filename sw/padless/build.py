@@ -285,7 +285,7 @@ def planning_lengths(st: BuildState) -> list[int] | None:
         if not st.spec.tokenizer_path:
             raise InputError(f"model {st.spec.name} has no tokenizer to plan for schedule.dataset; give schedule.lengths")
         from .project import load_project
-        top = load_project(st.out).max_length
+        top = load_project(st.out).model_max_length
         return [len(i) for i in Tokenizer(st.spec.tokenizer_path, int(top)).encode(texts, truncate=True)]
     return st.calib_lengths or None
 

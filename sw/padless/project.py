@@ -116,10 +116,10 @@ class Project:
         return self._host
 
     @property
-    def max_length(self) -> int:
-        """The truncation length in tokens ([CLS] and [SEP] included): ``model.max_seq_length`` of the
-        manifest (sentence-transformers' ``max_seq_length`` from ``sentence_bert_config.json``, a recipe's
-        ``max_seq_length`` or ``compile --max-length``), else the model's ``max_positions``."""
+    def model_max_length(self) -> int:
+        """The model's truncation length in tokens ([CLS] and [SEP] included): ``model.max_seq_length`` of
+        the manifest (sentence-transformers' ``max_seq_length`` from ``sentence_bert_config.json``, a
+        recipe's ``max_seq_length`` or ``compile --max-length``), else the model's ``max_positions``."""
         m = self.model
         msl = m.get("max_seq_length")
         if isinstance(msl, int) and not isinstance(msl, bool) and 2 <= msl <= int(m["max_positions"]):
@@ -127,8 +127,24 @@ class Project:
         return int(m["max_positions"])
 
     @property
+    def kernel_max_seq(self) -> int | None:
+        """The generated kernel's longest sequence (``hls.max_seq``), None without HLS code."""
+        v = (self.manifest.get("hls") or {}).get("max_seq")
+        return v if isinstance(v, int) and not isinstance(v, bool) and v >= 1 else None
+
+    @property
+    def max_length(self) -> int:
+        """The truncation length every backend uses: :attr:`model_max_length`, cut to the kernel's longest
+        sequence when the board's plan chose a shorter one (small boards), so all backends see the same
+        tokens."""
+        k = self.kernel_max_seq
+        return min(self.model_max_length, k) if k else self.model_max_length
+
+    @property
     def max_length_from(self) -> str:
         """Where :attr:`max_length` comes from, in words (for messages)."""
+        if self.max_length < self.model_max_length:
+            return f"the kernel's maximum sequence length for {self.manifest.get('board', 'its board')} (hls.max_seq)"
         src = self.model.get("max_seq_length_from")
         if self.max_length == int(self.model["max_positions"]) and not src:
             return "the model's maximum positions"

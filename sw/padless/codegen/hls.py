@@ -50,7 +50,7 @@ def kernel_config(project, board, max_tokens: int | None = None, max_seq: int | 
     allocation (``manifest["schedule"]["allocation"]``) rounded to legal folding; ``max_tokens`` (rows of one
     call: the host's activation buffer, off chip) default the plan's ``wave_tokens`` (else
     ``DEFAULT_MAX_TOKENS``), never below ``max_seq``, ``max_seq`` default the project's
-    truncation length (``Project.max_length``: sentence-transformers' ``max_seq_length``, else the model's
+    truncation length (``Project.model_max_length``: sentence-transformers' ``max_seq_length``, else the model's
     maximum positions)."""
     from ..schedule.engine import engine_config
     sched = project.manifest.get("schedule") or {}
@@ -59,7 +59,7 @@ def kernel_config(project, board, max_tokens: int | None = None, max_seq: int | 
     mt = max_tokens or wave or DEFAULT_MAX_TOKENS
     eng = sched.get("engine") or {}
     cfg = engine_config(project.model, project.sparsity, board, planned,
-                        max_seq=max_seq or eng.get("max_seq") or project.max_length, max_tokens=mt)
+                        max_seq=max_seq or eng.get("max_seq") or project.model_max_length, max_tokens=mt)
     # the plan's memory placement and block count (the DSE sized them for this board)
     for knob in ("weight_impl", "block_impl", "head_impl", "seq_blocks"):
         if knob in eng:

@@ -87,12 +87,21 @@ def run(args) -> int:
     project = load_project(args.project)
     ids, lens, what = read_input(args, project)
     n = len(ids) if ids is not None else len(lens)
-    bar = None
-    if n >= 200 and sys.stderr.isatty() and not args.json:
+    bar, progress = None, None
+    if n >= 200 and sys.stderr.isatty():
         from tqdm import tqdm
-        bar = tqdm(total=n, desc="profile", unit="seq", file=sys.stderr)
+        bar = tqdm(total=n, desc="profile (timed csim)", unit="seq", file=sys.stderr)
+        progress = bar.update
+    elif n >= 200:   # a log: a line every tenth of the input
+        done = [0, 0]
+
+        def progress(k: int) -> None:
+            done[0] += k
+            if done[0] * 10 // n > done[1]:
+                done[1] = done[0] * 10 // n
+                print(f"padless profile: {done[0]}/{n} sequences simulated", file=sys.stderr, flush=True)
     out = profile(project, sequences=ids, lengths=lens, fixed_length=args.fixed_length, batch_size=args.batch_size,
-                  progress=bar.update if bar else None)
+                  progress=progress)
     if bar:
         bar.close()
     public = {k: v for k, v in out.items() if not k.startswith("_")}

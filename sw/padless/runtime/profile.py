@@ -1,4 +1,4 @@
-"""Measured cycles of the generated kernel: the timed C-simulation driven the way the host drives a board.
+"""Simulated cycles of the generated kernel: the timed C-simulation driven the way the host drives a board.
 
 :func:`profile` runs sequences through the cycle-annotated C-simulation of the project's own HLS C++
 (:mod:`padless.csim`, docs/hls.md "Timed C-simulation"): every dataflow process keeps a clock, every
