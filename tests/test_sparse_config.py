@@ -80,3 +80,17 @@ def test_compile_writes_normalised_sparsity(tmp_path):
     assert load_project(tmp_path / "p").sparsity == {
         "attention": {"density": 0.5, "min_k": 1}, "weights": {},
         "tokens": {"layers": [1], "keep": 0.6, "method": "cascade"}}
+
+
+def test_compile_project_config_dict_is_checked_like_a_file(tmp_path):
+    """compile_project(config=...) takes the YAML file's shape: a nested sparsity section is applied, an
+    unknown key is refused (it used to be ignored silently)."""
+    from padless.build import compile_project
+    from padless.project import load_project
+    compile_project("tiny", out=tmp_path / "nested", config={"sparsity": {"attention": {"topk": 8}}})
+    assert load_project(tmp_path / "nested").sparsity["attention"] == {"topk": 8}
+    with pytest.raises(InputError, match="unknown keys \\['atention'\\]"):
+        compile_project("tiny", out=tmp_path / "typo", config={"atention": {"topk": 8}})
+    with pytest.raises(InputError, match="both at the top level and under sparsity"):
+        compile_project("tiny", out=tmp_path / "both", config={"attention": {"topk": 8},
+                                                               "sparsity": {"attention": {"topk": 4}}})

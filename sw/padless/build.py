@@ -62,23 +62,36 @@ def load_config(path) -> dict:
         raise InputError(f"config file {p} cannot be read as UTF-8 text ({exc})") from exc
     if not isinstance(cfg, dict):
         raise InputError(f"config file {p} must be a mapping with keys attention/weights/tokens/calibration")
+    return check_config(cfg, f"config file {p}")
+
+
+def check_config(cfg: dict, where: str = "config") -> dict:
+    """A compile config (a YAML file's mapping or ``compile_project(config=...)``) checked and normalised:
+    known top-level sections only, each a mapping; a nested ``sparsity: {attention, weights, tokens}``
+    lifted to the top level; ``quant`` checked. Returns a new dict. Raises InputError naming the key."""
+    if not isinstance(cfg, dict):
+        raise InputError(f"{where} must be a mapping with keys {', '.join(CONFIG_SECTIONS)}")
+    cfg = dict(cfg)
     unknown = set(cfg) - set(CONFIG_SECTIONS)
     if unknown:
-        raise InputError(f"config file {p}: unknown keys {sorted(map(str, unknown))} "
-                         "(allowed: attention, weights, tokens, calibration, quant, schedule)")
+        raise InputError(f"{where}: unknown keys {sorted(map(str, unknown))} "
+                         "(allowed: attention, weights, tokens, calibration, quant, schedule, sparsity)")
     for key in CONFIG_SECTIONS:
         if key in cfg and not isinstance(cfg[key], dict):
             what = "is empty" if cfg[key] is None else f"is {cfg[key]!r}"
-            raise InputError(f"config file {p}: {key} {what}; it must be a mapping "
+            raise InputError(f"{where}: {key} {what}; it must be a mapping "
                              f"({CONFIG_SECTIONS[key]}), or leave the key out")
     if "sparsity" in cfg:
         nested = cfg.pop("sparsity")
         bad = set(nested) - {"attention", "weights", "tokens"}
         if bad:
-            raise InputError(f"config file {p}: sparsity has unknown keys {sorted(map(str, bad))} "
+            raise InputError(f"{where}: sparsity has unknown keys {sorted(map(str, bad))} "
                              "(allowed: attention, weights, tokens)")
+        clash = set(nested) & set(cfg)
+        if clash:
+            raise InputError(f"{where}: {sorted(clash)} given both at the top level and under sparsity; keep one")
         cfg = {**nested, **cfg}
-    check_quant(cfg.get("quant"), where=f"config file {p}: ")
+    check_quant(cfg.get("quant"), where=f"{where}: ")
     return cfg
 
 
@@ -362,7 +375,7 @@ def compile_project(model: str, board: str = DEFAULT_BOARD, out=None, config: di
         raise InputError(f"--calib-count {calib_count!r} must be a whole number of sentences, at least 1")
     if max_length is not None and (not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 2):
         raise InputError(f"--max-length {max_length!r} must be an integer of at least 2 tokens")
-    st = BuildState(model=model, board_name=board, out=Path(out), config=config or {}, calib_texts=calib_texts,
+    st = BuildState(model=model, board_name=board, out=Path(out), config=check_config(config or {}), calib_texts=calib_texts,
                     calib_count=calib_count, alpha=alpha, progress=progress, max_length=max_length)
     for step in STEPS:
         t = time.perf_counter()
