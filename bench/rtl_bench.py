@@ -142,12 +142,12 @@ def main(argv=None) -> int:
             per_mult = mods["selection_score"].lut / hd if "selection_score" in mods else float("nan")
             per_entry = mods["selection_sorter"].lut / k if "selection_sorter" in mods else float("nan")
             lines.append("")
-            lines.append(f"Measured replacements for the cost model (`padless.schedule.cost.CostParams`): "
-                         f"LUT per 4b x 4b multiplier with its adder-tree share = {per_mult:.1f} "
-                         f"(`lut_per_4b_mult`, guess 20); LUT per top-k sorter entry = {per_entry:.1f} "
-                         f"(`lut_per_topk_entry`, guess 24); the dispatcher = "
+            lines.append(f"Measured inputs of the engine's LUT estimate (`padless.schedule.engine.lut_estimate`): "
+                         f"LUT per 4b x 4b multiplier with its adder-tree share = {per_mult:.1f} (the estimate "
+                         f"uses 30 per selection lane and head-dim element); LUT per top-k sorter entry = "
+                         f"{per_entry:.1f} (43 per slot and lane); the dispatcher = "
                          f"{synth['length_dispatcher'][0].lut if 'length_dispatcher' in synth else 'n/a'} LUT "
-                         f"(part of `lut_fixed`).")
+                         f"(inside the 20,000 fixed).")
     lines.append("\n### Selection engine cycles (Verilator, no back-pressure, k = 16, back-to-back rows)\n")
     lines.append("| LANES | keys per row n | cycles per row | ideal ceil(n / LANES) | key-stream stalls | "
                  "last key -> first index | last key -> last index |")
@@ -155,8 +155,8 @@ def main(argv=None) -> int:
     for r in sel:
         lines.append(f"| {r['lanes']} | {r['n']} | {r['cycles_per_row']:.2f} | {r['ideal']} | {r['stalls']} | "
                      f"{r['first_index_latency']} | {r['tail_latency']} |")
-    lines.append("\nII = 1: one key beat (LANES keys) per cycle; the cost model's `select_depth` (guess 12) "
-                 "is the `last key -> first index` column.")
+    lines.append("\nII = 1: one key beat (LANES keys) per cycle; the `last key -> first index` column is the RTL "
+                 "counterpart of the HLS selection loop's declared depth `D_SEL` (10).")
     lines.append(f"\n### Length dispatcher cycles ({p['length_dispatcher']['NUM_STAGES']} stages, "
                  f"{disp['jobs']} descriptors of real sentence lengths)\n")
     lines.append("| figure | cycles |")
