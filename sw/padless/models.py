@@ -29,6 +29,7 @@ class Recipe:
     normalize: bool = True
     calibration: dict = field(default_factory=lambda: {"dataset": "vader-tweets", "count": 256})
     sparsity: dict = field(default_factory=dict)
+    quant: dict = field(default_factory=dict)   # the compile's `quant:` defaults for this model
     path: str | None = None
 
 
@@ -48,7 +49,7 @@ def load_recipe(name: str) -> Recipe:
     return Recipe(name=data.get("name", name), source=data["source"], pooling=data.get("pooling", "mean"),
                   normalize=bool(data.get("normalize", True)),
                   calibration=data.get("calibration") or {"dataset": "vader-tweets", "count": 256},
-                  sparsity=data.get("sparsity") or {}, path=str(path))
+                  sparsity=data.get("sparsity") or {}, quant=data.get("quant") or {}, path=str(path))
 
 
 def _package_model_path(package: str) -> str:
