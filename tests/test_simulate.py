@@ -76,3 +76,14 @@ def test_parse_sites():
     for bad, msg in [(["gelu2"], "unknown"), (["act@7"], "not in 0..2"), (["weights.x"], "unknown")]:
         with pytest.raises(InputError, match=msg):
             parse_sites(bad, 3)
+
+
+def test_chunks_do_not_change_the_result(tiny_setup):
+    spec, qe, ids, _ = tiny_setup
+    sim = SiteSimulator(spec, qe)
+    whole = sim.run(ids, SIM_SITES)
+    small = sim.run(ids, SIM_SITES, chunk_tokens=max(len(s) for s in ids) + 1)  # several chunks, none split
+    assert len(small) == len(ids) and [len(g) for g in small] == [len(s) for s in ids]
+    for a, b in zip(whole, small):
+        np.testing.assert_array_equal(a, b)
+    assert sim.run([], SIM_SITES) == []

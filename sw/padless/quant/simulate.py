@@ -158,25 +158,41 @@ class SiteSimulator:
         return self._w[key]
 
     def run(self, token_ids: Sequence[Sequence[int]], sites: Iterable[str] = (),
-            wide: Iterable[str] = ()) -> list[np.ndarray]:
+            wide: Iterable[str] = (), chunk_tokens: int = 8192) -> list[np.ndarray]:
         """Last hidden states ``(n_b, hidden)`` float64, one per sequence, with ``sites`` simulated
         (names of :data:`SIM_SITES`, optionally ``"site@layer"``).
 
         ``wide``: sites (same syntax; int8 activation sites and ``weights.<linear>``) simulated as 16-bit
         instead of 8-bit, on the same range: the effect of a per-site precision knob.
+        ``chunk_tokens``: sequences run together, up to this many tokens (memory only: rows are independent).
 
         If :attr:`observe` is set, ``observe(layer, site, value)`` sees the input of every linear layer as
         the simulated model computes it (``in`` for Q/K/V, ``ctx`` for O, ``h`` for FFN up, ``act`` for FFN
         down; ``(tokens, features)`` float64, packed).
         """
-        spec, qe = self.spec, self.qe
+        spec = self.spec
         on = parse_sites(sites, spec.num_layers)
         self._wide = parse_sites(wide, spec.num_layers)
+        out: list[np.ndarray] = []
+        group: list = []
+        n = 0
+        for ids in list(token_ids) + [None]:
+            if ids is None or (group and n + len(ids) > chunk_tokens):
+                if group:
+                    out += self._run_pack(group, on)
+                group, n = [], 0
+            if ids is not None:
+                group.append(ids)
+                n += len(ids)
+        return out
+
+    def _run_pack(self, token_ids, on) -> list[np.ndarray]:
+        spec, qe = self.spec, self.qe
         is_on = lambda site, i: i in on.get(site, ())  # noqa: E731
         xs = [embed(spec, ids).astype(np.float64) for ids in token_ids]
         lens = [len(x) for x in xs]
         offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
-        x = np.concatenate(xs) if xs else np.zeros((0, spec.hidden_size))
+        x = np.concatenate(xs)
         if on.get("embedding"):  # the host's quantization: round half to even, clamp +-127
             f = self._widen("embedding", 0)
             x = np.clip(np.rint(x / (qe.input_scale / f)), -127 * f, 127 * f) * (qe.input_scale / f)
