@@ -204,7 +204,7 @@ def golden_eval(prj, sets, attention=None) -> dict:
 
     class _G(GoldenBackend):
         def run(self, x, offsets):
-            return run_encoder(self.qe, x, offsets, {"attention": attention} if attention else self.sparsity)
+            return run_encoder(self.qe, x, offsets, {"attention": attention} if attention else self.project.sparsity)
     out = {}
     for k, (ids, lab, ref) in sets.items():
         emb = embeddings_from_hidden(prj, run_hidden(prj, _G(prj), ids, max_tokens=4096))

@@ -102,3 +102,49 @@ def test_gptq_keeps_bank_balanced_sparsity(tiny_spec, movie_texts):
         for name, field in (("q", "q"), ("up", "ffn_up"), ("down", "ffn_down")):
             zero = np.asarray(getattr(fl, field).weight) == 0
             assert zero.mean() >= 0.5 and np.all(getattr(L, name).w[zero] == 0)
+
+
+def _quant_of(model, config):
+    from padless.build import BuildState, step_load_model, step_quant_config
+    st = BuildState(model=model, board_name="u280", out=None, config=config)
+    return step_quant_config(step_load_model(st)).quant
+
+
+def test_recipe_quant_defaults_and_key_by_key_override():
+    """minilm-l6's recipe sets migration + GPTQ on its own text mix; a config overrides it key by key."""
+    q = _quant_of("minilm-l6", {})
+    assert q["migrate"] == {"h": 0.9, "ctx": 0.9, "act": 0.95} and q["rounding"] == "gptq"
+    assert q["gptq_calibration"] == {"dataset": ["vader-tweets", "fortunes", "reuters"], "count": 640}
+    assert q["ranges"] == {"default": {"method": "max"}} and q["gelu"] == "pwl"
+    q = _quant_of("minilm-l6", {"quant": {"rounding": "nearest", "migrate": {"act": 0.5}}})
+    assert q["rounding"] == "nearest" and q["migrate"] == {"act": 0.5}
+    assert q["gptq_calibration"]["count"] == 640                      # untouched keys stay the recipe's
+    assert _quant_of("minilm-l6", {"quant": {"gptq_calibration": None}})["gptq_calibration"] is None
+    assert _quant_of("tiny", {})["rounding"] == "nearest"                # a recipe without quant: today's
+    for bad, msg in [({"dataset": "no-such-set", "count": 8}, "quant.gptq_calibration.dataset"),
+                     ({"dataset": "fortunes", "count": 0}, "quant.gptq_calibration.count"),
+                     ({"texts": 3}, "quant.gptq_calibration: unknown keys"), ("fortunes", "quant.gptq_calibration")]:
+        with pytest.raises(InputError, match=msg):
+            _quant_of("tiny", {"quant": {"rounding": "gptq", "gptq_calibration": bad}})
+
+
+def test_compile_with_gptq_calibration(tmp_path):
+    """``rounding: gptq`` re-rounds on ``gptq_calibration``'s text when given (recorded in the manifest), else
+    on the calibration sentences; the scales (ranges, migration) are the same either way."""
+    from padless.build import compile_project
+    from padless.project import load_project
+    own = {"rounding": "gptq", "migrate": {"act": 0.9}}
+    compile_project("tiny", board="u280", out=tmp_path / "a", config={"quant": own})
+    compile_project("tiny", board="u280", out=tmp_path / "b",
+                    config={"quant": {**own, "gptq_calibration": {"dataset": "fortunes", "count": 24}}})
+    a, b = load_project(tmp_path / "a"), load_project(tmp_path / "b")
+    assert "gptq" not in a.manifest["quant"]["calibration"]
+    assert b.manifest["quant"]["calibration"]["gptq"] == {"dataset": "fortunes", "count": 24}
+    assert a.manifest["quant"]["rounding"] == "gptq" and a.manifest["quant"]["migrate"] == {"act": 0.9}
+    diff = 0
+    for la, lb in zip(a.quantized.layers, b.quantized.layers):
+        assert la.scales == lb.scales
+        for name in ("q", "k", "v", "o", "up", "down"):
+            np.testing.assert_array_equal(getattr(la, name).w_scale, getattr(lb, name).w_scale)
+            diff += int((getattr(la, name).w != getattr(lb, name).w).sum())
+    assert diff > 0

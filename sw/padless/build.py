@@ -187,13 +187,21 @@ def step_calibrate(st: BuildState) -> BuildState:
 
 def step_quantize(st: BuildState) -> BuildState:
     """Scales and round-to-nearest int8 weights (:func:`padless.quant.quantize.quantize_encoder`), then, with
-    ``quant: {rounding: gptq}``, the weights re-rounded by GPTQ on the calibration sentences."""
+    ``quant: {rounding: gptq}``, the weights re-rounded by GPTQ on ``quant.gptq_calibration``'s text, else on
+    the calibration sentences."""
     from .quant.quantize import quantize_encoder
     q = st.quant
     st.quantized = quantize_encoder(st.spec, st.ranges, alpha=st.alpha, gelu=q["gelu"], migrate=q["migrate"])
     if q["rounding"] == "gptq":
         from .quant.gptq import gptq_encoder
-        gptq_encoder(st.spec, st.quantized, st.calib_ids, progress=st.progress)
+        ids = st.calib_ids
+        if q.get("gptq_calibration"):
+            from .data.datasets import calibration_texts
+            from .models import Tokenizer
+            texts, source = calibration_texts(q["gptq_calibration"])
+            ids = Tokenizer(st.spec.tokenizer_path, st.spec.max_positions).encode(texts, truncate=True)
+            st.calibration["gptq"] = {"dataset": source, "count": len(ids)}
+        gptq_encoder(st.spec, st.quantized, ids, progress=st.progress)
     st.calibration["gelu"] = q["gelu"]
     return st
 

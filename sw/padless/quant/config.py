@@ -10,6 +10,9 @@ migrate    ``{in|ctx|h|act: strength}`` in (0, 1] (default 1)    SmoothQuant mig
            (:func:`padless.quant.quantize.migrated_ranges`)      (scales only)
 rounding   ``nearest`` (default) or ``gptq``                     how the int8 weights are rounded
            (:mod:`padless.quant.gptq`)                           (weights only)
+gptq_      ``{dataset, count}`` as ``calibration:`` (default:    GPTQ's calibration text (its Hessians);
+calibra-   ``null``: the compile's calibration sentences)        only with ``rounding: gptq``
+tion
 =========  ====================================================  =========================================
 
 None of these changes the integer data path: only scales, dyadic multipliers and int8 weight values, so
@@ -22,13 +25,13 @@ from ..errors import InputError
 from .quantize import GELU_METHODS, check_migrate
 from .ranges import parse_estimators
 
-QUANT_KEYS = ("gelu", "ranges", "migrate", "rounding")
+QUANT_KEYS = ("gelu", "ranges", "migrate", "rounding", "gptq_calibration")
 ROUNDINGS = ("nearest", "gptq")
 
 
 def parse_quant(cfg) -> dict:
-    """Validate and normalise a ``quant:`` mapping -> ``{"gelu", "ranges", "migrate", "rounding"}`` with
-    every default filled in.
+    """Validate and normalise a ``quant:`` mapping -> ``{"gelu", "ranges", "migrate", "rounding",
+    "gptq_calibration"}`` with every default filled in (``gptq_calibration``: ``None`` or ``{dataset, count}``).
 
     Raises InputError naming the bad key: not a mapping, an unknown key, or a bad value of one of them.
     """
@@ -45,8 +48,16 @@ def parse_quant(cfg) -> dict:
     rounding = cfg.get("rounding", "nearest")
     if rounding not in ROUNDINGS:
         raise InputError(f"quant.rounding {rounding!r} is not a weight rounding; choose one of {', '.join(ROUNDINGS)}")
+    gcal = cfg.get("gptq_calibration")
+    if gcal is not None:
+        from ..data.datasets import check_calibration
+        try:
+            names, count = check_calibration(gcal)
+        except InputError as exc:
+            raise InputError(f"quant.gptq_{exc}") from None
+        gcal = {"dataset": names, "count": count}
     return {"gelu": gelu, "ranges": parse_estimators(cfg.get("ranges")), "migrate": check_migrate(cfg.get("migrate")),
-            "rounding": rounding}
+            "rounding": rounding, "gptq_calibration": gcal}
 
 
 def merge_quant(*cfgs) -> dict:
