@@ -241,7 +241,7 @@ def run_fixes(args, sets, tmp: Path) -> tuple[str, str, str]:
              "tweets top-k 0.25 | reuters top-k 0.25 | compile | DSP | BRAM36 | URAM | on-chip MB |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for label, quant, secs, d, s, res in rows:
-        q = json.dumps(quant) if quant else f"(recipe) `{json.dumps(default_quant)}`"
+        q = json.dumps(quant) if quant else f"(recipe) {json.dumps(default_quant)}"
         lines.append(f"| {label} | `{q}` | {cell(d['movie'])} | {cell(d['tweets'])} | {cell(d['reuters'])} | "
                      f"{cell(s['movie'])} | {cell(s['tweets'])} | {cell(s['reuters'])} | {secs:.0f} s | "
                      f"{res['dsp']} | {res['bram_36k']} | {res['uram']} | {res['onchip_bytes'] / 1e6:.1f} |")
