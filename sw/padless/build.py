@@ -28,6 +28,8 @@ class BuildState:
     calib_texts: list | None = None
     calib_count: int | None = None
     calib_lengths: list = field(default_factory=list)
+    calib_ids: list = field(default_factory=list)   # the tokenized calibration sentences (GPTQ reuses them)
+    quant: dict = field(default_factory=dict)       # the normalised `quant:` (padless.quant.config)
     alpha: float = 1.0
     progress: bool = False
     max_length: int | None = None   # --max-length: the truncation length recorded in the manifest
@@ -45,7 +47,7 @@ class BuildState:
 
 def load_config(path) -> dict:
     """Read a compile config YAML (keys ``attention``, ``weights``, ``tokens``, ``calibration``,
-    ``quant`` (``{gelu: pwl | ibert}``)).
+    ``quant`` (:mod:`padless.quant.config`: ``gelu``, ``ranges``, ``migrate``, ``rounding``)).
 
     Raises InputError for a missing file, bad YAML or unknown top-level keys."""
     p = Path(path)
@@ -102,27 +104,20 @@ CONFIG_SECTIONS = {
     "tokens": "e.g. {layers: [2, 4], keep: 0.7}",
     "calibration": "e.g. {dataset: vader-tweets, count: 256}",
     "sparsity": "attention / weights / tokens",
-    "quant": "e.g. {gelu: pwl}",
+    "quant": "e.g. {gelu: pwl, rounding: gptq}",
     "schedule": "e.g. {dataset: vader-movie, limit: 1000}: the length mix the DSE plans the engine for",
 }
-#: Keys of the ``quant:`` section.
-QUANT_KEYS = ("gelu",)
-
-
 def check_quant(quant, where: str = "") -> dict:
-    """Validate a config's ``quant:`` section (a mapping with keys :data:`QUANT_KEYS`); returns it (``{}``
-    for None). Raises InputError naming the key and the allowed values."""
-    from .quant.quantize import GELU_METHODS
+    """Validate a config's ``quant:`` section (:func:`padless.quant.config.parse_quant`: keys
+    :data:`padless.quant.config.QUANT_KEYS`); returns it (``{}`` for None). Raises InputError naming the
+    config, the key and the allowed values."""
+    from .quant.config import parse_quant
     if quant is None:
         return {}
-    if not isinstance(quant, dict):
-        raise InputError(f"{where}quant must be a mapping like {{gelu: pwl}}, got {quant!r}")
-    unknown = set(quant) - set(QUANT_KEYS)
-    if unknown:
-        raise InputError(f"{where}quant has unknown keys {sorted(map(str, unknown))} (allowed: {', '.join(QUANT_KEYS)})")
-    if "gelu" in quant and quant["gelu"] not in GELU_METHODS:
-        raise InputError(f"{where}quant.gelu {quant['gelu']!r} is not a GELU method; choose one of "
-                         f"{', '.join(GELU_METHODS)}")
+    try:
+        parse_quant(quant)
+    except InputError as exc:
+        raise InputError(f"{where}{exc}") from exc
     return quant
 
 
@@ -218,6 +213,21 @@ def step_sparsify_weights(st: BuildState) -> BuildState:
     return st
 
 
+def _recipe_quant(name) -> dict:
+    """The ``quant:`` of recipe ``name`` (a fine-tuned student's teacher), or {} when it is not a recipe."""
+    from .models import list_recipes, load_recipe
+    return dict(load_recipe(name).quant or {}) if isinstance(name, str) and name in list_recipes() else {}
+
+
+def step_quant_config(st: BuildState) -> BuildState:
+    """The ``quant:`` settings: the recipe's (a fine-tuned student: its teacher recipe's), then the config's,
+    key by key (:func:`padless.quant.config.merge_quant`); InputError for a bad one, before any work."""
+    from .quant.config import merge_quant
+    inherited = _recipe_quant(st.student_record.get("teacher"))
+    st.quant = merge_quant(inherited, st.recipe.quant or {}, st.config.get("quant") or {})
+    return st
+
+
 def step_calibrate(st: BuildState) -> BuildState:
     from .quant.calibrate import calibrate
     # the config's, else the one a fine-tuned student was trained (QAT) with, else its teacher recipe's,
@@ -241,18 +251,30 @@ def step_calibrate(st: BuildState) -> BuildState:
         raise InputError(f"model {st.spec.name} has no tokenizer to calibrate with")
     ids = Tokenizer(st.spec.tokenizer_path, st.spec.max_positions).encode(texts, truncate=True)
     st.calib_lengths = [len(i) for i in ids]
-    st.ranges = calibrate(st.spec, ids, progress=st.progress)
+    st.calib_ids = ids
+    st.ranges = calibrate(st.spec, ids, progress=st.progress, estimators=st.quant.get("ranges"))
     st.calibration = {"dataset": source, "count": len(ids), "tokens": st.ranges["tokens"], "alpha": st.alpha}
     return st
 
 
 def step_quantize(st: BuildState) -> BuildState:
-    from .quant.quantize import GELU_METHODS, quantize_encoder
-    gelu = check_quant(st.config.get("quant")).get("gelu", "pwl")
-    if gelu not in GELU_METHODS:
-        raise InputError(f"quant.gelu {gelu!r} is not a GELU method; choose one of {', '.join(GELU_METHODS)}")
-    st.quantized = quantize_encoder(st.spec, st.ranges, alpha=st.alpha, gelu=gelu)
-    st.calibration["gelu"] = gelu
+    """Scales and round-to-nearest int8 weights (:func:`padless.quant.quantize.quantize_encoder`), then, with
+    ``quant: {rounding: gptq}``, the weights re-rounded by GPTQ on ``quant.gptq_calibration``'s text, else on
+    the calibration sentences."""
+    from .quant.quantize import quantize_encoder
+    q = st.quant
+    st.quantized = quantize_encoder(st.spec, st.ranges, alpha=st.alpha, gelu=q["gelu"], migrate=q["migrate"])
+    if q["rounding"] == "gptq":
+        from .quant.gptq import gptq_encoder
+        ids = st.calib_ids
+        if q.get("gptq_calibration"):
+            from .data.datasets import calibration_texts
+            from .models import Tokenizer
+            texts, source = calibration_texts(q["gptq_calibration"])
+            ids = Tokenizer(st.spec.tokenizer_path, st.spec.max_positions).encode(texts, truncate=True)
+            st.calibration["gptq"] = {"dataset": source, "count": len(ids)}
+        gptq_encoder(st.spec, st.quantized, ids, progress=st.progress)
+    st.calibration["gelu"] = q["gelu"]
     return st
 
 
@@ -267,7 +289,8 @@ def step_write_project(st: BuildState) -> BuildState:
         msl, msl_from = st.spec.max_positions, f"{msl_from} ({msl}), capped at the model's positions"
     recipe = {"name": st.recipe.name, "resolved": st.recipe.resolved, "source": st.recipe.source,
               "max_seq_length": msl, "max_seq_length_from": msl_from}
-    write_project(st.out, st.spec, st.quantized, st.board.name, recipe, st.sparsity, st.calibration, st.extra)
+    write_project(st.out, st.spec, st.quantized, st.board.name, recipe, st.sparsity, st.calibration, st.extra,
+                  quant=st.quant)
     return st
 
 
@@ -346,8 +369,8 @@ def step_record_generated(st: BuildState) -> BuildState:
     return st
 
 
-STEPS = [step_load_board, step_load_model, step_sparsity_config, step_sparsify_weights, step_calibrate,
-         step_quantize, step_write_project, step_schedule, step_codegen, step_bitstream_flow,
+STEPS = [step_load_board, step_load_model, step_sparsity_config, step_quant_config, step_sparsify_weights,
+         step_calibrate, step_quantize, step_write_project, step_schedule, step_codegen, step_bitstream_flow,
          step_record_generated]
 
 

@@ -35,7 +35,8 @@ def dequantize_output(x: np.ndarray, scale: float) -> np.ndarray:
 
 
 def run_layer(layer: QLayer, x: np.ndarray, offsets: np.ndarray, num_heads: int,
-              attention: dict | None = None, received: np.ndarray | None = None) -> np.ndarray:
+              attention: dict | None = None, received: np.ndarray | None = None,
+              observe=None) -> np.ndarray:
     """One integer encoder layer (BERT post-norm) over a packed batch.
 
     Args:
@@ -47,10 +48,15 @@ def run_layer(layer: QLayer, x: np.ndarray, offsets: np.ndarray, num_heads: int,
         received: optional ``(tokens,)`` int64 array; when given it is overwritten with the attention
             each token received in this layer, ``sum over heads and queries`` of the uint12 softmax
             probabilities of its sequence (token reduction's importance, :mod:`padless.sparse.tokens`).
+        observe: optional ``observe(site, value)``, called with the integer input of every linear layer
+            (``"in"`` for Q/K/V, ``"ctx"`` for O, ``"h"`` for FFN up, ``"act"`` for FFN down; ``(tokens,
+            features)`` int64): GPTQ's calibration inputs (:mod:`padless.quant.gptq`).
     Returns:
         ``(tokens, hidden)`` int8 output.
     """
     x = np.asarray(x, dtype=np.int64)
+    see = observe or (lambda site, value: None)
+    see("in", x)
     q, k, v = layer.q(x), layer.k(x), layer.v(x)
     ctx = np.empty_like(q)
     for b in range(len(offsets) - 1):
@@ -60,8 +66,10 @@ def run_layer(layer: QLayer, x: np.ndarray, offsets: np.ndarray, num_heads: int,
                                    layer.ctx_m, layer.ctx_shift, attention, probs_out=probs)
         if probs is not None:
             received[s:e] = probs[0].sum(axis=(0, 1))
+    see("ctx", ctx)
     res = layer.o(ctx) + intops.requantize(x, layer.res_attn_m, layer.res_attn_shift, intops.RESIDUAL_BITS)
     h = intops.i_layernorm(res, layer.ln_attn_m, layer.ln_attn_b, layer.ln_attn_shift)
+    see("h", h)
     up = layer.up(h)
     if layer.act == "gelu-pwl":
         a = intops.i_gelu_pwl(up, layer.gelu_lo, layer.gelu_k, layer.gelu_slope, layer.gelu_icpt)
@@ -71,6 +79,7 @@ def run_layer(layer: QLayer, x: np.ndarray, offsets: np.ndarray, num_heads: int,
         act = intops.requantize(a, layer.act_m, layer.act_shift, 8)
     else:
         act = intops.requantize(intops.relu(up), layer.act_m, layer.act_shift, 8)
+    see("act", act)
     res2 = layer.down(act) + intops.requantize(h, layer.res_ffn_m, layer.res_ffn_shift, intops.RESIDUAL_BITS)
     return intops.i_layernorm(res2, layer.ln_ffn_m, layer.ln_ffn_b, layer.ln_ffn_shift)
 

@@ -38,6 +38,7 @@ class Recipe:
     normalize: bool = True
     calibration: dict = field(default_factory=lambda: {"dataset": "vader-tweets", "count": 256})
     sparsity: dict = field(default_factory=dict)
+    quant: dict = field(default_factory=dict)   # the compile's `quant:` defaults for this model
     path: str | None = None
     max_seq_length: int | None = None     # truncation length (sentence_bert_config.json or the recipe)
     max_seq_length_from: str | None = None  # where it came from
@@ -63,7 +64,7 @@ def load_recipe(name: str) -> Recipe:
     return Recipe(name=data.get("name", name), source=data["source"], pooling=data.get("pooling", "mean"),
                   normalize=bool(data.get("normalize", True)),
                   calibration=data.get("calibration") or {"dataset": "vader-tweets", "count": 256},
-                  sparsity=data.get("sparsity") or {}, path=str(path), max_seq_length=msl,
+                  sparsity=data.get("sparsity") or {}, quant=data.get("quant") or {}, path=str(path), max_seq_length=msl,
                   max_seq_length_from="recipe" if msl is not None else None)
 
 

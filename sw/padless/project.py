@@ -330,13 +330,16 @@ def check_out_dir(out, force: bool = False) -> Path:
 
 
 def write_project(out: Path, spec: EncoderSpec, qe, board: str, recipe: dict, sparsity: dict,
-                  calibration: dict, extra: dict | None = None) -> Path:
+                  calibration: dict, extra: dict | None = None, quant: dict | None = None) -> Path:
     """Write the project folder ``out`` (created; padless's files of an existing project are replaced;
     :func:`check_out_dir` decides whether ``out`` may be written at all).
 
-    Returns the manifest path. ``extra`` entries are merged into the manifest (e.g. ``schedule``).
+    Returns the manifest path. ``extra`` entries are merged into the manifest (e.g. ``schedule``); ``quant``
+    is the normalised ``quant:`` config (:func:`padless.quant.config.parse_quant`) recorded in the manifest.
     Raises InputError when the folder cannot be created or written (naming the OS error).
     """
+    from .quant.config import parse_quant
+    quant = parse_quant({"gelu": calibration.get("gelu", "pwl")}) if quant is None else quant
     from .quant.quantize import save_quantized
 
     out = Path(out)
@@ -365,7 +368,8 @@ def write_project(out: Path, spec: EncoderSpec, qe, board: str, recipe: dict, sp
         "model": model, "board": board, "recipe": recipe,
         "quant": {"scheme": "ibert-int8", "weights": "int8 symmetric per output channel",
                   "activations": "int8 static, per channel where folded (alpha)",
-                  "alpha": calibration.get("alpha", 1.0), "gelu": calibration.get("gelu", "pwl"),
+                  "alpha": calibration.get("alpha", 1.0), "gelu": quant["gelu"],
+                  "ranges": quant["ranges"], "migrate": quant["migrate"], "rounding": quant["rounding"],
                   "calibration": calibration},
         "sparsity": sparsity, "files": files,
         "checksums": {name: sha256(out / name) for name in files.values()},

@@ -64,10 +64,16 @@ class FakeQuant:
         student: the student (its ``bert`` is modified through hooks; :meth:`remove` restores it).
         calib_ids: calibration sentences, tokenized (each ``(n,)`` ints) -- those ``padless compile`` uses.
         name: model name for the converted spec; tokenizer_path: passed through.
+        quant: the compile's ``quant:`` settings (:func:`padless.quant.config.parse_quant`; default: none):
+            its range estimators and SmoothQuant migration shape the simulated scales as they shape the
+            compiled ones. GPTQ rounding (``rounding: gptq``) is not simulated: the fake-quantized weights
+            are rounded to nearest, and ``padless compile`` re-rounds the trained weights.
     """
 
     def __init__(self, student, calib_ids: Sequence[Sequence[int]], name: str = "student",
-                 tokenizer_path: str | None = None):
+                 tokenizer_path: str | None = None, quant: dict | None = None):
+        from ..quant.config import parse_quant
+        self.quant = parse_quant(quant)
         self.student = student
         self.calib_ids = [list(map(int, i)) for i in calib_ids]
         self.name, self.tokenizer_path = name, tokenizer_path
@@ -83,7 +89,8 @@ class FakeQuant:
         itself, whose per-layer ``scales`` are read back -- one definition of the scales for compile and QAT."""
         from ..frontend.hf import spec_from_transformers
         spec = spec_from_transformers(self.student.bert, self.name, self.tokenizer_path)
-        qe = quantize_encoder(spec, calibrate(spec, self.calib_ids))
+        qe = quantize_encoder(spec, calibrate(spec, self.calib_ids, estimators=self.quant["ranges"]),
+                              migrate=self.quant["migrate"])
         t = lambda a: torch.tensor(np.asarray(a, np.float64), dtype=torch.float32)  # noqa: E731
         self.input_scale = t(qe.input_scale)
         self.scales = [{site: t(layer.scales[site]) for site in _SITES} for layer in qe.layers]

@@ -515,7 +515,7 @@ def finetune(model: str, config=None, out: str | Path | None = None, steps: int 
         cal = {**(recipe.calibration or {}), **tc.calibration}
         texts, _ = calibration_texts(cal)
         fq = FakeQuant(student, Tokenizer(spec.tokenizer_path, spec.max_positions).encode(texts, truncate=True),
-                       name=spec.name, tokenizer_path=spec.tokenizer_path)
+                       name=spec.name, tokenizer_path=spec.tokenizer_path, quant=recipe.quant or {})
         if resume and step > qat_start:
             fq.load_state(state["qat"])
             fq.attach(calibrate=False)

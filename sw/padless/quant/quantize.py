@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from ..errors import PadlessError
+from ..errors import InputError, PadlessError
 from ..ir import EncoderSpec, LinearSpec
 from . import intops
 
@@ -147,6 +147,41 @@ def channel_scales(ranges, alpha: float = 1.0, qmax: float = 127.0, floor: float
     return (r ** alpha) * (R ** (1.0 - alpha)) / qmax
 
 
+#: Sites whose per-channel int8 scale may migrate quantization difficulty into the weights that consume
+#: them (SmoothQuant): the layer input (Q/K/V; for layer 0 the embedding, else the previous layer's output),
+#: the attention context (O), the LayerNorm-1 output (FFN up) and the activation output (FFN down).
+MIGRATE_SITES = ("in", "ctx", "h", "act")
+
+
+def migrated_ranges(ranges, weight_cols, strength: float) -> np.ndarray:
+    """SmoothQuant's per-channel migration applied to padless's folded per-channel scales.
+
+    SmoothQuant (Xiao et al., ICML 2023, arXiv 2211.10438, section 4, eq. 4) divides channel ``c`` of an
+    activation by ``s_c = max|X_c|^a / max|W_c|^(1 - a)`` and multiplies the weights' input channel ``c`` by
+    it, then quantizes the activation per tensor. padless already folds a per-channel activation scale
+    into the weights (``a = 1``: all the difficulty moves into the weights, docs/numerics.md); with
+    ``a < 1`` the equivalent per-channel scale is ``t_c = s_c max_c'(r_c' / s_c') / 127``, coarser on the
+    channels whose weight columns are small, so that the folded weight ``W diag(t)`` has more even columns.
+
+    Args:
+        ranges: ``(C,)`` calibrated ranges ``r_c``; weight_cols: ``(C,)`` ``max |W[:, c]|`` over the consuming
+            layers (floored at 1e-3 of their max); strength: ``a`` in (0, 1].
+    Returns:
+        ``(C,)`` ranges ``127 t_c`` (>= ``r_c``: nothing saturates that did not before).
+    Raises:
+        InputError for a strength outside (0, 1].
+    """
+    if not 0 < float(strength) <= 1:
+        raise InputError(f"migration strength must be in (0, 1], got {strength!r}")
+    r = np.asarray(ranges, np.float64)
+    if strength == 1:
+        return r
+    w = np.asarray(weight_cols, np.float64)
+    w = np.maximum(w, 1e-3 * max(float(w.max()), 1e-30))
+    sm = r ** strength / w ** (1.0 - strength)
+    return sm * float(np.max(r / sm))
+
+
 def _qlinear(lin: LinearSpec, s_in, s_out, out_bits: int) -> QLinear:
     """Quantize ``lin`` for int inputs of real scale ``s_in`` (scalar or ``(in,)``, folded into the
     weights) and outputs requantized to ``s_out`` (scalar or ``(out,)``) with ``out_bits``."""
@@ -165,7 +200,30 @@ def _scalar_dyadic(scale: float, acc_bits: int) -> tuple[int, int]:
 GELU_METHODS = ("pwl", "ibert")
 
 
-def quantize_encoder(spec: EncoderSpec, ranges: dict, alpha: float = 1.0, gelu: str = "pwl") -> QuantizedEncoder:
+def check_migrate(migrate) -> dict:
+    """Validate a ``quant.migrate`` config ``{site: strength}`` -> ``{site: float}``. Raises
+    InputError for a site outside :data:`MIGRATE_SITES` or a strength outside (0, 1]."""
+    if migrate is None:
+        return {}
+    if not isinstance(migrate, dict):
+        raise InputError(f"quant.migrate must be a mapping site -> strength, e.g. {{act: 0.9}}; got {migrate!r}")
+    out = {}
+    for site, a in migrate.items():
+        if site not in MIGRATE_SITES:
+            raise InputError(f"quant.migrate: {site!r} is not a site that feeds weights; choose among "
+                                    f"{', '.join(MIGRATE_SITES)}")
+        if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 < float(a) <= 1:
+            raise InputError(f"quant.migrate.{site}: strength must be a number in (0, 1], got {a!r}")
+        out[site] = float(a)
+    return out
+
+
+def _col_max(*lins: LinearSpec) -> np.ndarray:
+    return np.max([np.abs(np.asarray(lin.weight, np.float64)).max(axis=0) for lin in lins], axis=0)
+
+
+def quantize_encoder(spec: EncoderSpec, ranges: dict, alpha: float = 1.0, gelu: str = "pwl",
+                     migrate: dict | None = None) -> QuantizedEncoder:
     """Quantize ``spec`` with calibrated activation ``ranges`` (from :func:`calibrate.calibrate`).
 
     Args:
@@ -173,26 +231,40 @@ def quantize_encoder(spec: EncoderSpec, ranges: dict, alpha: float = 1.0, gelu: 
             input, V, context, LayerNorm-1 output, activation output); 1 per channel, 0 per tensor.
         gelu: ``"pwl"`` (64-segment piecewise-linear integer GELU, the default: max error < 4e-3) or
             ``"ibert"`` (I-BERT's i-GELU polynomial, max error 1.8e-2; docs/numerics.md compares them).
+        migrate: ``{site: strength}`` SmoothQuant migration per site of :data:`MIGRATE_SITES`
+            (:func:`migrated_ranges`; 1 or absent: none).
     Raises QuantizationError for pre-norm layers (the integer path implements BERT's post-norm) or an
-    unknown ``gelu`` method.
+    unknown ``gelu`` method; InputError for a bad ``migrate``.
     """
     if gelu not in GELU_METHODS:
         raise QuantizationError(f"unknown GELU method {gelu!r}; choose one of {', '.join(GELU_METHODS)}")
+    mig = check_migrate(migrate)
     res_max = float((1 << (intops.RESIDUAL_BITS - 1)) - 1)
     in16 = float((1 << (intops.GELU_IN_BITS - 1)) - 1)
     mx = lambda a: float(np.max(a))  # noqa: E731
-    s_in = channel_scales(ranges["embedding"], alpha)
+
+    def site_scales(r, site, *consumers):
+        if site in mig and consumers:
+            r = migrated_ranges(r, _col_max(*consumers), mig[site])
+        return channel_scales(r, alpha)
+
+    L0 = spec.layers[0]
+    s_in = site_scales(ranges["embedding"], "in", L0.q, L0.k, L0.v)
     input_scale = s_in
     layers = []
     d = spec.head_dim
-    for L, r in zip(spec.layers, ranges["layers"]):
+    for i, (L, r) in enumerate(zip(spec.layers, ranges["layers"])):
         if L.norm_first:
             raise QuantizationError(
                 "pre-norm (norm_first) layers are not supported by the integer data path yet; the fp32 "
                 "reference runs them")
+        nxt = spec.layers[i + 1] if i + 1 < spec.num_layers else None
         s_q, s_k = mx(r["q"]) / 127.0, mx(r["k"]) / 127.0
-        s_v, s_ctx = channel_scales(r["v"], alpha), channel_scales(r["ctx"], alpha)
-        s_h, s_act, s_out = (channel_scales(r[x], alpha) for x in ("h", "act", "out"))
+        s_v = channel_scales(r["v"], alpha)
+        s_ctx = site_scales(r["ctx"], "ctx", L.o)
+        s_h = site_scales(r["h"], "h", L.ffn_up)
+        s_act = site_scales(r["act"], "act", L.ffn_down)
+        s_out = site_scales(r["out"], "in", *((nxt.q, nxt.k, nxt.v) if nxt is not None else ()))
         s_up = mx(r["up"]) / in16
         # Residual domains: large enough for either addend and the sum, so nothing saturates.
         s_ra = max(mx(r["res_attn"]), mx(r["attn_out"]), mx(127.0 * s_in)) / res_max
