@@ -41,7 +41,7 @@ def parse_quant(cfg) -> dict:
         raise InputError(f"quant: must be a mapping with keys {', '.join(QUANT_KEYS)}; got {cfg!r}")
     unknown = set(cfg) - set(QUANT_KEYS)
     if unknown:
-        raise InputError(f"quant: unknown keys {sorted(unknown)} (allowed: {', '.join(QUANT_KEYS)})")
+        raise InputError(f"quant: unknown keys {sorted(map(str, unknown))} (allowed: {', '.join(QUANT_KEYS)})")
     gelu = cfg.get("gelu", "pwl")
     if gelu not in GELU_METHODS:
         raise InputError(f"quant.gelu {gelu!r} is not a GELU method; choose one of {', '.join(GELU_METHODS)}")
