@@ -33,3 +33,24 @@ def test_long_texts_buy_selection_and_attention():
 def test_board_too_small():
     with pytest.raises(BoardTooSmallError, match="pynq-z2"):
         plan(MINILM, "pynq-z2", {}, SHORT)
+
+
+@pytest.mark.parametrize("board", ["u280", "zcu104"])
+def test_estimate_is_the_schedule_model_of_the_host_calls(board):
+    """The DSE's estimate runs the expected lengths as the host runs them (its calls, each in the
+    scheduler's order), so it equals `padless schedule` on the same input -- which the timed csim holds
+    to the kernel (tests/test_timed_csim.py). A heavy-tailed real mix (fortunes, truncated at 256) in
+    arrival order was off by 10-25% before."""
+    from padless.boards import load_board
+    from padless.data.datasets import load_dataset
+    from padless.models import Tokenizer, resolve_model
+    from padless.schedule.engine import mac_per_dsp
+    from padless.schedule.scheduler import compare
+    spec, _ = resolve_model("minilm-l6")
+    texts = load_dataset("fortunes", limit=400).texts
+    lens = [len(i) for i in Tokenizer(spec.tokenizer_path, 256).encode(texts, truncate=True)]
+    p = plan(MINILM, board, {}, lens)
+    cfg = EngineConfig.from_dict(p["engine"])
+    b = load_board(board)
+    model = compare(cfg, lens, b.dsp * mac_per_dsp(b, cfg.sparse) * cfg.clock_MHz * 1e6)
+    assert p["estimate"]["throughput_seq_s"] == pytest.approx(model["throughput_seq_s"], rel=0.01)

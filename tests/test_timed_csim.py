@@ -151,3 +151,21 @@ def test_check_cli_json_on_real_sentences(tiny_project, capsys):
     assert out["port_violations"] == 0 and out["deadlock"] is False
     assert out["resources"]["fits"] is True
     assert {"bram_36k", "uram", "dsp", "lut"} <= set(out["resources"])
+
+
+def test_dse_estimate_agrees_with_the_timed_csim_on_a_heavy_tailed_mix(tiny_project, tmp_path):
+    """The DSE plans the engine for a length mix (short movie snippets and a tail of long articles, like
+    fortunes); its estimate must be what the generated kernel then runs, within 10%."""
+    from padless.schedule.dse import plan
+    d = tmp_path / "planned"
+    shutil.copytree(tiny_project, d)
+    p = load_project(d)
+    lens = _real_lengths(p, 48, 6)
+    pl = plan(p.model, p.board, p.sparsity, lens)
+    update_manifest(d, {"schedule": pl})
+    generate(load_project(d), p.board)
+    p = load_project(d)
+    assert p.manifest["hls"]["engine"] == pl["engine"]
+    res = profile(p, lengths=lens, baselines=False)
+    err = pl["estimate"]["throughput_seq_s"] / res["throughput_seq_s"] - 1
+    assert abs(err) <= 0.10, (err, pl["estimate"]["throughput_seq_s"], res["throughput_seq_s"])

@@ -154,6 +154,27 @@ def figures(cfg: EngineConfig, run_lengths: Sequence[int], real_lengths: Sequenc
     return out
 
 
+def host_calls(cfg: EngineConfig, lengths: Sequence[int], max_tokens: int | None = None,
+               order: str = "johnson") -> list[list[int]]:
+    """The host's kernel calls for ``lengths`` (tokens, arrival order): cut into calls of at most
+    ``max_tokens`` rows (default the kernel's ``max_tokens``), each call's sequences in the scheduler's
+    :func:`engine_order` -- what :class:`padless.runtime.Accelerator` sends. Returns one list of lengths per call."""
+    cap = int(max_tokens or cfg.max_tokens)
+    calls: list[list[int]] = []
+    call, load = [], 0
+    for n in [int(x) for x in lengths] + [None]:
+        if n is None or (call and load + n > cap):
+            if call:
+                o = engine_order(call, cfg, order)
+                calls.append([call[i] for i in o])
+            call, load = [], 0
+            if n is None:
+                break
+        call.append(n)
+        load += n
+    return calls
+
+
 def compare(cfg: EngineConfig, lengths: Sequence[int], peak_macs: float, batch_size: int = 32,
             fixed_length: int = DEFAULT_FIXED_LENGTH, max_tokens: int | None = None, order: str = "johnson",
             keep_intervals: bool = False) -> dict:
@@ -166,18 +187,7 @@ def compare(cfg: EngineConfig, lengths: Sequence[int], peak_macs: float, batch_s
     if not lens:
         raise InputError("no sequences to schedule")
     cap = int(max_tokens or cfg.max_tokens)
-    # the host's calls: arrival order cut at max_tokens rows, each call run in the scheduler's order
-    calls = []
-    call, load = [], 0
-    for n in lens + [None]:
-        if n is None or (call and load + n > cap):
-            o = engine_order(call, cfg, order)
-            calls.append([call[i] for i in o])
-            call, load = [], 0
-            if n is None:
-                break
-        call.append(n)
-        load += n
+    calls = host_calls(cfg, lens, cap, order)
     run = [n for c in calls for n in c]
     out = figures(cfg, run, lens, peak_macs, cap, keep_intervals, calls=calls)
     out["order"] = order
