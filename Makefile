@@ -74,7 +74,9 @@ report: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/golden_vs_fp32.py
 	$(PY) bench/csim_bench.py
+	$(PY) bench/engine_bench.py
 	$(PY) bench/schedule_bench.py
+	$(PY) bench/numerics_bench.py fixes
 	$(PY) bench/rtl_bench.py --install-yosys
 
 bench-csim: $(STAMP)
