@@ -302,7 +302,7 @@ PROBES: list[Probe] = [
     Probe("config-quant-list", "quant: [1]", [*C, "--out", "{tmp}/x", "--config", "{tmp}/c.yaml"],
           "quant is [1]", setup=_write("c.yaml", "quant: [1]\n"), item="19.8"),
     Probe("config-quant-unknown", "quant: {bits: 4}", [*C, "--out", "{tmp}/x", "--config", "{tmp}/c.yaml"],
-          "quant has unknown keys ['bits']", setup=_write("c.yaml", "quant: {bits: 4}\n"), item="19.9"),
+          "quant: unknown keys ['bits']", setup=_write("c.yaml", "quant: {bits: 4}\n"), item="19.9"),
     Probe("config-gelu-unknown", "quant: {gelu: tanh}", [*C, "--out", "{tmp}/x", "--config", "{tmp}/c.yaml"],
           "not a GELU method", setup=_write("c.yaml", "quant: {gelu: tanh}\n")),
     Probe("config-topk-0", "attention: {topk: 0}", [*C, "--out", "{tmp}/x", "--config", "{tmp}/c.yaml"],
