@@ -107,6 +107,8 @@ CONFIG_SECTIONS = {
     "quant": "e.g. {gelu: pwl, rounding: gptq}",
     "schedule": "e.g. {dataset: vader-movie, limit: 1000}: the length mix the DSE plans the engine for",
 }
+
+
 def check_quant(quant, where: str = "") -> dict:
     """Validate a config's ``quant:`` section (:func:`padless.quant.config.parse_quant`: keys
     :data:`padless.quant.config.QUANT_KEYS`); returns it (``{}`` for None). Raises InputError naming the

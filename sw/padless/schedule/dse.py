@@ -185,8 +185,9 @@ def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, An
             f"Choose a larger board, more weight sparsity, a smaller model or a shorter maximum sequence.")
     cfg = _polish(best[0], board, np.minimum(sample, best[0].max_seq), cap, mcap, bool(sp["attention"]))
     # the estimate: the cycle model on every expected length (a seeded sample of ESTIMATE_MAX when there
-    # are more; the search above used SAMPLE of them: a heavy-tailed mix's sample mean strays by 10-25%);
-    # a kernel of a shorter maximum (small boards) sees the longer texts truncated
+    # are more), in the host's calls and run order -- in arrival order a heavy-tailed mix (fortunes) came
+    # out 10-25% slower than the kernel runs it; a kernel of a shorter maximum (small boards) sees the
+    # longer texts truncated
     est = lens if lens.size <= ESTIMATE_MAX else lens[np.sort(rng.choice(lens.size, ESTIMATE_MAX, replace=False))]
     sample = np.minimum(est, cfg.max_seq)
     uniq, counts = np.unique(sample, return_counts=True)
