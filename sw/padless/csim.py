@@ -35,6 +35,16 @@ DEFAULT_FLAGS = ("-O3", "-march=native", "-std=c++17", "-fPIC", "-shared", "-pth
 FORMS = {"fast": ("-DPADLESS_CSIM_FAST=1",), "synth": ("-DPADLESS_CSIM_FAST=0", "-DPADLESS_EXACT_WIDTHS=1")}
 
 
+def resolve_form(form: str | None = None) -> str:
+    """The C-simulation form to build: ``form``, else ``$PADLESS_CSIM_FORM``, else ``"fast"`` (``"synth"``:
+    the code Vitis HLS synthesizes). Raises InputError for a name not in :data:`FORMS`."""
+    form = form or os.environ.get("PADLESS_CSIM_FORM") or "fast"
+    if form not in FORMS:
+        from .errors import InputError
+        raise InputError(f"unknown csim form {form!r} (argument or PADLESS_CSIM_FORM): use one of {', '.join(FORMS)}")
+    return form
+
+
 def ap_types_dir() -> Path:
     """The folder holding ``ap_int.h`` / ``hls_stream.h``: ``$XILINX_HLS/include`` when set, else hls4ml's
     ``templates/vivado/ap_types``. Raises ToolMissingError when neither exists."""

@@ -58,7 +58,6 @@ def main(argv=None) -> int:
 
     from .build import DEFAULT_BOARD, compile_project
     from .commands.eval import evaluate
-    from .commands.schedule import schedule_figures
     from .data.datasets import load_dataset
     from .errors import InputError, PadlessError
     from .project import load_project, update_manifest
@@ -100,16 +99,15 @@ def main(argv=None) -> int:
         lengths = res["lengths"]
         from .runtime.profile import profile
         sim = profile(project, lengths=lengths)
-        sched = schedule_figures(project.manifest, lengths)
         print("[4/4] measuring torch fp32 on this machine", flush=True)
         fp32 = torch_fp32_throughput(project, ds.texts)
     except PadlessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    padded = sched["baselines"]["padded_max"]
+    model = sim["model"]   # the cycle model on the same lengths, computed by profile beside the simulation
     keys = ("throughput_seq_s", "throughput_tokens_s", "efficiency_vs_peak", "cycles")
     report = {
-        "model": project.model["name"], "board": sched["board"], "project": str(out.resolve()),
+        "model": project.model["name"], "board": project.manifest["board"], "project": str(out.resolve()),
         "dataset": ds.name, "sentences": res["n"], "tokens_mean": res["tokens_mean"],
         "sparsity": project.sparsity, "backend": backend, "device": device_note,
         "fidelity": {k: res[k] for k in ("accuracy_fp32", "accuracy", "agreement", "cosine_mean", "cosine_min") if k in res},
@@ -118,10 +116,10 @@ def main(argv=None) -> int:
                       "padless": {k: sim[k] for k in keys},
                       **{b: sim[b] for b in ("padded_max", "padded_batch", "padded_fixed")},
                       "speedup_vs": sim["speedup_vs"], "stage_busy": sim["stage_busy"], "model_error": sim["model_error"]},
-        "modeled": {"clock_MHz": sched["clock_MHz"],
-                    "padless": {k: sched[k] for k in keys},
-                    "padded_max": {k: padded[k] for k in keys},
-                    "speedup_vs": sched["speedup_vs"]},
+        "modeled": {"clock_MHz": sim["clock_MHz"],
+                    "padless": {k: model[k] for k in keys},
+                    "padded_max": model["baselines"]["padded_max"],
+                    "speedup_vs": model["speedup_vs"]},
         "measured_torch_fp32": fp32,
         "bitstream_command": bitstream_command(out),
         "machine": {"platform": platform.platform(), "python": platform.python_version()},
@@ -155,7 +153,7 @@ def main(argv=None) -> int:
     print(f"  build the bitstream (needs Vitis / Vivado): {report['bitstream_command']}")
     print(f"  figures written to {rdir / 'run.json'} ({report['seconds_total']:.0f} s)")
     from .report import build_report
-    html = build_report(out, lengths, source=f"dataset {ds.name}, {len(lengths)} sentences")
+    html = build_report(out, lengths, source=f"dataset {ds.name}, {len(lengths)} sentences", simulated=sim)
     print(f"  HTML report (simulated, modeled and measured figures, Gantt charts): {html}")
     return 0
 

@@ -240,18 +240,8 @@ class SiteSimulator:
             ctx = self._fq8("ctx", i, ctx, np.asarray(sc["ctx"]))
         see(i, "ctx", ctx)
         ao = self._linear(i, "o", L.o, ctx, np.asarray(sc["ctx"]), is_on)
-        xr = x
-        if is_on("residual", i):
-            ao, xr = _fq(ao, sc["res_attn"], intops.RESIDUAL_BITS), _fq(x, sc["res_attn"], intops.RESIDUAL_BITS)
-        res = ao + xr
-        exact = is_on("layernorm", i) and is_on("h", i) and self._widen("h", i) == 1.0
-        if is_on("layernorm", i):
-            h = _int_layernorm(res, sc["res_attn"], L.ln_attn,
-                               (qL.ln_attn_m, qL.ln_attn_b, qL.ln_attn_shift, sc["h"]) if exact else None)
-        else:
-            h = layer_norm(res, L.ln_attn)
-        if is_on("h", i) and not exact:
-            h = self._fq8("h", i, h, np.asarray(sc["h"]))
+        h = self._residual_layernorm(i, ao, x, sc["res_attn"], L.ln_attn,
+                                     (qL.ln_attn_m, qL.ln_attn_b, qL.ln_attn_shift), "h", sc["h"], is_on)
         see(i, "h", h)
         up = self._linear(i, "up", L.ffn_up, h, np.asarray(sc["h"]), is_on)
         if is_on("up", i):
@@ -278,18 +268,24 @@ class SiteSimulator:
             a = self._fq8("act", i, a, np.asarray(sc["act"]))
         see(i, "act", a)
         down = self._linear(i, "down", L.ffn_down, a, np.asarray(sc["act"]), is_on)
-        hr = h
+        return self._residual_layernorm(i, down, h, sc["res_ffn"], L.ln_ffn,
+                                        (qL.ln_ffn_m, qL.ln_ffn_b, qL.ln_ffn_shift), "out", sc["out"], is_on)
+
+    def _residual_layernorm(self, i, y, skip, res_scale, ln, ln_int, site, out_scale, is_on):
+        """``LayerNorm(y + skip)`` of layer ``i`` with the ``residual`` (22-bit requantization of both terms),
+        ``layernorm`` (integer LayerNorm, ``ln_int`` = its (m, b, shift)) and output ``site`` (int8 at
+        ``out_scale``) simulated where on. With all three on at 8 bits the integer LayerNorm's own output
+        requantization is the site's rounding (bit-exact with the golden model)."""
         if is_on("residual", i):
-            down, hr = _fq(down, sc["res_ffn"], intops.RESIDUAL_BITS), _fq(h, sc["res_ffn"], intops.RESIDUAL_BITS)
-        res2 = down + hr
-        exact = is_on("layernorm", i) and is_on("out", i) and self._widen("out", i) == 1.0
+            y, skip = _fq(y, res_scale, intops.RESIDUAL_BITS), _fq(skip, res_scale, intops.RESIDUAL_BITS)
+        res = y + skip
+        exact = is_on("layernorm", i) and is_on(site, i) and self._widen(site, i) == 1.0
         if is_on("layernorm", i):
-            out = _int_layernorm(res2, sc["res_ffn"], L.ln_ffn,
-                                 (qL.ln_ffn_m, qL.ln_ffn_b, qL.ln_ffn_shift, sc["out"]) if exact else None)
+            out = _int_layernorm(res, res_scale, ln, (*ln_int, out_scale) if exact else None)
         else:
-            out = layer_norm(res2, L.ln_ffn)
-        if is_on("out", i) and not exact:
-            out = self._fq8("out", i, out, np.asarray(sc["out"]))
+            out = layer_norm(res, ln)
+        if is_on(site, i) and not exact:
+            out = self._fq8(site, i, out, np.asarray(out_scale))
         return out
 
     @staticmethod

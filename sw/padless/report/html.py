@@ -237,7 +237,8 @@ def render_report(context: Mapping[str, Any]) -> str:
 
 def build_report(project_dir: str | os.PathLike, lengths: Sequence[int], *, source: str = "lengths",
                  out: str | os.PathLike | None = None, batch_size: int = 32,
-                 gantt_sequences: int | None = None, simulate: bool = True) -> Path:
+                 gantt_sequences: int | None = None, simulate: bool = True,
+                 simulated: Mapping[str, Any] | None = None) -> Path:
     """Simulate, model, plot and write the HTML report of a compiled project; return the HTML path.
 
     Three kinds of figures, each tagged: *simulated* -- the timed C-simulation of the project's generated
@@ -255,6 +256,8 @@ def build_report(project_dir: str | os.PathLike, lengths: Sequence[int], *, sour
         gantt_sequences: sequences in the Gantt chart (default :data:`padless.schedule.plots.GANTT_SEQUENCES`),
             run alone; the padded panel pads them to the longest sequence of the whole input.
         simulate: run the timed C-simulation (needs g++; without it the report is modeled only and says so).
+        simulated: :func:`padless.runtime.profile.profile`'s result for these very lengths (and
+            ``batch_size``) when the caller already has it (``make run``); not simulated again.
 
     Returns:
         Path of the HTML file.
@@ -284,19 +287,22 @@ def build_report(project_dir: str | os.PathLike, lengths: Sequence[int], *, sour
     cfg = engine_of(manifest, lengths)
     figures = schedule_figures(manifest, lengths, batch_size)
     head = lengths[:n_gantt]
-    simulated, sim_note = None, ""
+    sim_note = ""
     gantt: dict = {}
     if simulate and (manifest.get("hls") or {}).get("engine"):
         try:
             from ..runtime.profile import profile
             project = load_project(project_dir)
-            simulated = profile(project, lengths=lengths, batch_size=batch_size)
+            if simulated is None:
+                simulated = profile(project, lengths=lengths, batch_size=batch_size)
             g1 = profile(project, lengths=head, baselines=False, record_intervals=True)
             g2 = profile(project, lengths=[min(max(lengths), cfg.max_seq)] * len(head), baselines=False,
                          record_intervals=True)
             gantt = {"padless": g1["_intervals"], "padded_max": g2["_intervals"]}
         except PadlessError as exc:
-            sim_note = f"not simulated: {exc}"
+            simulated, sim_note = None, f"not simulated: {exc}"
+    else:
+        simulated = None
     if not gantt:
         gantt = {"padless": call_cycles(cfg, head, keep_intervals=True).intervals,
                  "padded_max": call_cycles(cfg, [min(max(lengths), cfg.max_seq)] * len(head), keep_intervals=True).intervals}

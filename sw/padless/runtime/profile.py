@@ -92,8 +92,8 @@ def profile(project, sequences: Sequence[Sequence[int]] | None = None, lengths: 
         ``{"sequences", "tokens", "cycles", "seconds", "throughput_seq_s", "throughput_tokens_s",
         "stage_busy" {process: busy / makespan}, "efficiency_vs_peak", "useful_macs_s", "peak_int8_macs",
         "mac_per_dsp", "clock_MHz", "padded_max" / "padded_batch" / "padded_fixed" {cycles,
-        throughput_seq_s, padded_tokens}, "speedup_vs" {baseline: x}, "model" {throughput_seq_s, cycles,
-        baselines}, "model_error", "label"}`` (plus ``"_intervals"`` and ``"_outputs"``).
+        throughput_seq_s, padded_tokens}, "speedup_vs" {baseline: x}, "model" {throughput_seq_s,
+        throughput_tokens_s, efficiency_vs_peak, cycles, speedup_vs, baselines}, "model_error", "label"}`` (plus ``"_intervals"`` and ``"_outputs"``).
 
     Raises:
         InputError: neither or both of sequences / lengths, an empty input, a sequence longer than the
@@ -161,10 +161,9 @@ def profile(project, sequences: Sequence[Sequence[int]] | None = None, lengths: 
     finally:
         backend.close()
     model = compare(cfg, lens, peak, batch_size=batch_size, fixed_length=fixed_length)
-    out["model"] = {"throughput_seq_s": model["throughput_seq_s"], "cycles": model["cycles"],
-                    "efficiency_vs_peak": model["efficiency_vs_peak"],
-                    "baselines": {b: {"throughput_seq_s": f["throughput_seq_s"], "cycles": f["cycles"]}
-                                  for b, f in model["baselines"].items()}}
+    keys = ("throughput_seq_s", "throughput_tokens_s", "efficiency_vs_peak", "cycles")
+    out["model"] = {**{k: model[k] for k in keys}, "speedup_vs": model["speedup_vs"],
+                    "baselines": {b: {k: f[k] for k in keys} for b, f in model["baselines"].items()}}
     out["model_error"] = model["throughput_seq_s"] / out["throughput_seq_s"] - 1.0
     if record_intervals:
         out["_intervals"] = main["intervals"]

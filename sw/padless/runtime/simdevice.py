@@ -213,12 +213,8 @@ class _CsimKernel:
     name = "csim"
 
     def __init__(self, project):
-        from ..csim import FORMS, CsimLibrary, build_library
-        from ..errors import InputError
-        form = os.environ.get("PADLESS_CSIM_FORM") or "fast"
-        if form not in FORMS:
-            raise InputError(f"PADLESS_CSIM_FORM={form!r} is not a csim form: use one of {', '.join(FORMS)}")
-        self.form = form
+        from ..csim import FORMS, CsimLibrary, build_library, resolve_form
+        self.form = form = resolve_form()
         self.lib = CsimLibrary(build_library(project.path / "hls", extra_flags=FORMS[form]))
 
         self.digest = None

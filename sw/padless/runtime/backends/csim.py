@@ -11,11 +11,10 @@ independent of its pack-mates, so this changes no bit. Within a call the sequenc
 from __future__ import annotations
 
 import hashlib
-import os
 
 import numpy as np
 
-from ...csim import FORMS, CsimLibrary, build_library
+from ...csim import FORMS, CsimLibrary, build_library, resolve_form
 from ...errors import ClosedError, InputError, KernelStatusError, ProjectError
 from ...packing import check_offsets
 
@@ -54,10 +53,7 @@ class CsimBackend:
                 raise ProjectError(f"{project.path}: the HLS code was generated for {part} sparsity "
                                    f"{built.get(part) or {}} but the manifest says {project.sparsity.get(part) or {}}; "
                                    "regenerate it (padless compile, or padless.codegen.hls.generate)")
-        form = form or os.environ.get("PADLESS_CSIM_FORM") or "fast"
-        if form not in FORMS:
-            raise InputError(f"unknown csim form {form!r}: use one of {', '.join(FORMS)}")
-        self.form = form
+        self.form = form = resolve_form(form)
         self.hidden = int(project.model["hidden_size"])
         self.layers = int(project.model["num_layers"])
         self.max_tokens = int(info["max_tokens"])
