@@ -200,22 +200,29 @@ def call_cycles(cfg: EngineConfig, lengths: Sequence[int], keep_intervals: bool 
                       intervals=intervals or {})
 
 
+def cut_calls(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
+    """``lengths`` (tokens, arrival order) cut into consecutive calls of at most ``max_tokens`` rows (a
+    sequence longer than that is a call of its own): how the host splits a long input."""
+    calls: list[list[int]] = []
+    cur, load = [], 0
+    for t in (int(x) for x in lengths):
+        if cur and load + t > max_tokens:
+            calls.append(cur)
+            cur, load = [], 0
+        cur.append(t)
+        load += t
+    if cur:
+        calls.append(cur)
+    return calls
+
+
 def stream_cycles(cfg: EngineConfig, lengths: Sequence[int], max_tokens: int | None = None,
                   keep_intervals: bool = False, calls: Sequence[Sequence[int]] | None = None) -> CallTiming:
     """Modeled cycles of running ``lengths`` (in this order) as consecutive calls of at most ``max_tokens``
     rows each (default the kernel's ``max_tokens``): what the host does with a long input. ``calls``: the
     calls' lengths given explicitly instead (the host's grouping, each call in its run order)."""
     if calls is None:
-        cap = int(max_tokens or cfg.max_tokens)
-        calls, cur, load = [], [], 0
-        for t in (int(x) for x in lengths):
-            if cur and load + t > cap:
-                calls.append(cur)
-                cur, load = [], 0
-            cur.append(t)
-            load += t
-        if cur:
-            calls.append(cur)
+        calls = cut_calls(lengths, int(max_tokens or cfg.max_tokens))
     calls = [[int(x) for x in c] for c in calls if len(c)]
     total, busy, per = 0, {}, []
     intervals: dict = {}

@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import InputError
-from .cost import stream_cycles
+from .cost import cut_calls, stream_cycles
 from .engine import EngineConfig, process_cycles, useful_macs
 
 __all__ = ["flow_shop_starts", "engine_order", "compare", "BASELINES", "METHODS", "padded_lengths",
@@ -159,20 +159,11 @@ def host_calls(cfg: EngineConfig, lengths: Sequence[int], max_tokens: int | None
     """The host's kernel calls for ``lengths`` (tokens, arrival order): cut into calls of at most
     ``max_tokens`` rows (default the kernel's ``max_tokens``), each call's sequences in the scheduler's
     :func:`engine_order` -- what :class:`padless.runtime.Accelerator` sends. Returns one list of lengths per call."""
-    cap = int(max_tokens or cfg.max_tokens)
-    calls: list[list[int]] = []
-    call, load = [], 0
-    for n in [int(x) for x in lengths] + [None]:
-        if n is None or (call and load + n > cap):
-            if call:
-                o = engine_order(call, cfg, order)
-                calls.append([call[i] for i in o])
-            call, load = [], 0
-            if n is None:
-                break
-        call.append(n)
-        load += n
-    return calls
+    out = []
+    for call in cut_calls(lengths, int(max_tokens or cfg.max_tokens)):
+        o = engine_order(call, cfg, order)
+        out.append([call[i] for i in o])
+    return out
 
 
 def compare(cfg: EngineConfig, lengths: Sequence[int], peak_macs: float, batch_size: int = 32,
