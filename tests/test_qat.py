@@ -20,10 +20,12 @@ SENTENCES = ["the film was a delight from start to finish", "dull, slow and far 
              "an honest small story about a family", "i would not watch it again"]
 
 
-def test_fake_quant_tracks_golden():
+@pytest.mark.parametrize("quant", [{}, {"zero_point": ["act"]}, {"precision": {"act": 16}}],
+                         ids=["int8", "act-zero-point", "act16"])
+def test_fake_quant_tracks_golden(quant):
     """On real sentences the student with the simulated int8 path is closer to the golden integer model than
-    the fp32 student is (the fake quantization models what the hardware rounds), and remove() restores the
-    fp32 student exactly."""
+    the fp32 student is (the fake quantization models what the hardware rounds, asymmetric or 16-bit FFN
+    activation included), and remove() restores the fp32 student exactly."""
     from padless.data.datasets import load_dataset
     from padless.finetune.qat import FakeQuant
     from padless.finetune.student import SparseStudent, bert_from_spec
@@ -36,9 +38,12 @@ def test_fake_quant_tracks_golden():
     spec, _ = resolve_model("tiny")
     tok = Tokenizer(spec.tokenizer_path, spec.max_positions)
     cal = tok.encode(load_dataset("vader-tweets", limit=64).texts, truncate=True)
-    qe = quantize_encoder(spec, calibrate(spec, cal))
+    qe = quantize_encoder(spec, calibrate(spec, cal), **quant)
     student = SparseStudent(bert_from_spec(spec)).eval()
-    fq = FakeQuant(student, cal, tokenizer_path=spec.tokenizer_path)
+    fq = FakeQuant(student, cal, tokenizer_path=spec.tokenizer_path, quant=quant)
+    fq.calibrate()
+    assert fq.scales[0]["act_qmax"] == (32767 if quant.get("precision") else 127)
+    assert bool((fq.scales[0]["act_zp"] != 0).any()) == bool(quant.get("zero_point"))
     err_fp32 = err_fq = 0.0
     for ids in tok.encode(SENTENCES):
         gold = dequantize_output(run_encoder(qe, quantize_input(embed(spec, ids), qe.input_scale),

@@ -14,11 +14,13 @@ from padless.quant.simulate import SIM_SITES, SiteSimulator, parse_sites
 from padless.reference import embed, encode_fp32
 
 
-@pytest.fixture(scope="module", params=["pwl", "ibert"])
+@pytest.fixture(scope="module", params=[("pwl", ()), ("ibert", ()), ("pwl", ("act",)), ("ibert", ("act",))],
+                ids=["pwl", "ibert", "pwl-zp", "ibert-zp"])
 def tiny_setup(request, tiny_spec, movie_texts):
     tok = Tokenizer(tiny_spec.tokenizer_path, 128)
     cal = tok.encode(movie_texts.texts[-48:], truncate=True)
-    qe = quantize_encoder(tiny_spec, calibrate(tiny_spec, cal), gelu=request.param)
+    gelu, zp = request.param
+    qe = quantize_encoder(tiny_spec, calibrate(tiny_spec, cal), gelu=gelu, zero_point=zp)
     return tiny_spec, qe, tok.encode(movie_texts.texts[:12], truncate=True), cal
 
 
@@ -43,7 +45,8 @@ def test_every_site_is_the_golden_model(tiny_setup):
 
 def test_minilm_every_site_is_golden(minilm, movie_texts):
     tok = Tokenizer(minilm.tokenizer_path, 512)
-    qe = quantize_encoder(minilm, calibrate(minilm, tok.encode(movie_texts.texts[-32:], truncate=True)))
+    qe = quantize_encoder(minilm, calibrate(minilm, tok.encode(movie_texts.texts[-32:], truncate=True)),
+                          zero_point=["act"])
     ids = tok.encode(movie_texts.texts[:6], truncate=True)
     sim = SiteSimulator(minilm, qe)
     for g, s in zip(sim.run(ids, SIM_SITES), ids):

@@ -265,7 +265,8 @@ def step_quantize(st: BuildState) -> BuildState:
     the calibration sentences."""
     from .quant.quantize import quantize_encoder
     q = st.quant
-    st.quantized = quantize_encoder(st.spec, st.ranges, alpha=st.alpha, gelu=q["gelu"], migrate=q["migrate"])
+    st.quantized = quantize_encoder(st.spec, st.ranges, alpha=st.alpha, gelu=q["gelu"], migrate=q["migrate"],
+                                    zero_point=q["zero_point"], precision=q["precision"])
     if q["rounding"] == "gptq":
         from .quant.gptq import gptq_encoder
         ids = st.calib_ids
@@ -336,7 +337,8 @@ def step_schedule(st: BuildState) -> BuildState:
     if plan is not None:
         from .project import load_project, update_manifest
         model = load_project(st.out).model
-        update_manifest(st.out, {"schedule": plan(model, st.board, st.sparsity, lengths=planning_lengths(st))})
+        update_manifest(st.out, {"schedule": plan(model, st.board, st.sparsity, lengths=planning_lengths(st),
+                                                  act_bits=st.quant["precision"]["act"])})
     return st
 
 

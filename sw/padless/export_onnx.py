@@ -106,23 +106,35 @@ class _Builder:
         lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
         return self.op("Min", self.op("Max", x, self.i64(lo)), self.i64(hi))
 
-    def requantize(self, acc: str, m, shift, bits: int) -> str:
-        """:func:`padless.quant.intops.requantize`: ``saturate((acc m + 2^(s-1)) >> s, bits)``."""
+    def requantize(self, acc: str, m, shift, bits: int, zero_point=0) -> str:
+        """:func:`padless.quant.intops.requantize`: ``saturate(((acc m + 2^(s-1)) >> s) + zp, bits)``."""
         m = np.asarray(m, _I64)
         shift = np.asarray(shift, _I64)
         rnd = np.where(shift > 0, np.left_shift(np.int64(1), np.maximum(shift - 1, 0)), 0).astype(_I64)
         v = self.op("Add", self.op("Mul", acc, self.i64(m)), self.i64(rnd))
-        return self.saturate(self.floor_div(v, np.left_shift(np.int64(1), shift).astype(_I64)), bits)
+        r = self.floor_div(v, np.left_shift(np.int64(1), shift).astype(_I64))
+        zp = np.asarray(zero_point, _I64)
+        if np.any(zp != 0):
+            r = self.op("Add", r, self.i64(zp))
+        return self.saturate(r, bits)
 
-    def matmul_int(self, x: str, w_t_int8: np.ndarray, tag: str) -> str:
-        """``x`` int64 (int8-valued) ``(..., in)`` @ constant int8 ``(in, out)`` -> int64 (exact)."""
+    def matmul_int(self, x: str, w_t_int8: np.ndarray, tag: str, in_bits: int = 8) -> str:
+        """``x`` int64 (int8- or int16-valued) ``(..., in)`` @ constant int8 ``(in, out)`` -> int64 (exact).
+
+        ONNX has no 16-bit MatMulInteger: an int16 ``x`` is ``256 x_hi + x_lo`` (x_hi int8, x_lo uint8), two
+        exact MatMulInteger whose int32 sums cannot overflow (|sum| < 2^31 for in < 2^16)."""
         P = self.onnx.TensorProto
         w = self.const(np.ascontiguousarray(w_t_int8.astype(np.int8)), name=f"{self.prefix}{tag}.weight_int8")
-        acc = self.op("MatMulInteger", self.cast(x, P.INT8), w)
-        return self.cast(acc, P.INT64)
+        if in_bits == 8:
+            return self.cast(self.op("MatMulInteger", self.cast(x, P.INT8), w), P.INT64)
+        hi = self.floor_div(x, 256)
+        lo = self.op("Sub", x, self.op("Mul", hi, self.i64(256)))
+        acc_hi = self.cast(self.op("MatMulInteger", self.cast(hi, P.INT8), w), P.INT64)
+        acc_lo = self.cast(self.op("MatMulInteger", self.cast(lo, P.UINT8), w), P.INT64)
+        return self.op("Add", self.op("Mul", acc_hi, self.i64(256)), acc_lo)
 
     def qlinear(self, x: str, lin, tag: str, requant: bool = True) -> str:
-        acc = self.op("Add", self.matmul_int(x, np.asarray(lin.w).T, tag),
+        acc = self.op("Add", self.matmul_int(x, np.asarray(lin.w).T, tag, int(getattr(lin, "in_bits", 8))),
                       self.const(np.asarray(lin.bias, _I64), name=f"{self.prefix}{tag}.bias_int32"))
         return self.requantize(acc, lin.m, lin.shift, int(lin.out_bits)) if requant else acc
 
@@ -263,11 +275,12 @@ def _layer(B: _Builder, x: str, L, num_heads: int, H: int, attention: dict | Non
     h = B.i_layernorm(res, L.ln_attn_m, L.ln_attn_b, L.ln_attn_shift, H)
     up = B.qlinear(h, L.up, "ffn_up")
     if L.act == "gelu-pwl":
-        act = B.requantize(B.i_gelu_pwl(up, L.gelu_lo, L.gelu_k, L.gelu_slope, L.gelu_icpt), L.act_m, L.act_shift, 8)
+        a = B.i_gelu_pwl(up, L.gelu_lo, L.gelu_k, L.gelu_slope, L.gelu_icpt)
     elif L.act == "gelu":
-        act = B.requantize(B.i_gelu(up, L.gelu_b, L.gelu_c, L.gelu_r, L.gelu_one), L.act_m, L.act_shift, 8)
+        a = B.i_gelu(up, L.gelu_b, L.gelu_c, L.gelu_r, L.gelu_one)
     else:
-        act = B.requantize(B.op("Max", up, B.i64(0)), L.act_m, L.act_shift, 8)
+        a = B.op("Max", up, B.i64(0))
+    act = B.requantize(a, L.act_m, L.act_shift, L.act_bits, L.act_zp)   # asymmetric: down's bias holds -W zp
     res2 = B.op("Add", B.qlinear(act, L.down, "ffn_down"),
                 B.requantize(h, L.res_ffn_m, L.res_ffn_shift, intops.RESIDUAL_BITS))
     return B.i_layernorm(res2, L.ln_ffn_m, L.ln_ffn_b, L.ln_ffn_shift, H)

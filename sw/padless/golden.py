@@ -49,8 +49,8 @@ def run_layer(layer: QLayer, x: np.ndarray, offsets: np.ndarray, num_heads: int,
             each token received in this layer, ``sum over heads and queries`` of the uint12 softmax
             probabilities of its sequence (token reduction's importance, :mod:`padless.sparse.tokens`).
         observe: optional ``observe(site, value)``, called with the integer input of every linear layer
-            (``"in"`` for Q/K/V, ``"ctx"`` for O, ``"h"`` for FFN up, ``"act"`` for FFN down; ``(tokens,
-            features)`` int64): GPTQ's calibration inputs (:mod:`padless.quant.gptq`).
+            (``"in"`` for Q/K/V, ``"ctx"`` for O, ``"h"`` for FFN up, ``"act"`` for FFN down, less its zero
+            point; ``(tokens, features)`` int64): GPTQ's calibration inputs (:mod:`padless.quant.gptq`).
     Returns:
         ``(tokens, hidden)`` int8 output.
     """
@@ -73,13 +73,13 @@ def run_layer(layer: QLayer, x: np.ndarray, offsets: np.ndarray, num_heads: int,
     up = layer.up(h)
     if layer.act == "gelu-pwl":
         a = intops.i_gelu_pwl(up, layer.gelu_lo, layer.gelu_k, layer.gelu_slope, layer.gelu_icpt)
-        act = intops.requantize(a, layer.act_m, layer.act_shift, 8)
     elif layer.act == "gelu":
         a = intops.i_gelu(up, layer.gelu_b, layer.gelu_c, layer.gelu_r, layer.gelu_one)
-        act = intops.requantize(a, layer.act_m, layer.act_shift, 8)
     else:
-        act = intops.requantize(intops.relu(up), layer.act_m, layer.act_shift, 8)
-    see("act", act)
+        a = intops.relu(up)
+    # int8 (asymmetric when act_zp != 0: its zero point is folded into down's bias), or int16
+    act = intops.requantize(a, layer.act_m, layer.act_shift, layer.act_bits, layer.act_zp)
+    see("act", act - np.asarray(layer.act_zp, np.int64))
     res2 = layer.down(act) + intops.requantize(h, layer.res_ffn_m, layer.res_ffn_shift, intops.RESIDUAL_BITS)
     return intops.i_layernorm(res2, layer.ln_ffn_m, layer.ln_ffn_b, layer.ln_ffn_shift)
 

@@ -370,6 +370,7 @@ def write_project(out: Path, spec: EncoderSpec, qe, board: str, recipe: dict, sp
                   "activations": "int8 static, per channel where folded (alpha)",
                   "alpha": calibration.get("alpha", 1.0), "gelu": quant["gelu"],
                   "ranges": quant["ranges"], "migrate": quant["migrate"], "rounding": quant["rounding"],
+                  "zero_point": quant.get("zero_point", []), "precision": quant.get("precision", {"act": 8}),
                   "calibration": calibration},
         "sparsity": sparsity, "files": files,
         "checksums": {name: sha256(out / name) for name in files.values()},

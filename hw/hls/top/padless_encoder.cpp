@@ -37,6 +37,9 @@ using namespace padless;
 #define VEC PADLESS_VEC
 #define AXI PADLESS_AXI_BYTES
 #define LBUF (PADLESS_RESIDENT ? PADLESS_LAYERS : 1)
+#ifndef PADLESS_ACT_BITS
+#define PADLESS_ACT_BITS 8   // the FFN activation (FFN down's input): 8, or 16 (quant: {precision: {act: 16}})
+#endif
 
 enum {
     PADLESS_OK = 0,
@@ -61,11 +64,13 @@ typedef mvu_cfg<H, F, PADLESS_PE_UP, PADLESS_SIMD_UP, VEC, LBUF, PADLESS_SPARSE_
                 PADLESS_INDEX_BITS>
     C_UP;
 typedef mvu_cfg<F, H, PADLESS_PE_DOWN, PADLESS_SIMD_DOWN, VEC, LBUF, PADLESS_SPARSE_WEIGHTS, PADLESS_BANK,
-                PADLESS_P_MAX, PADLESS_INDEX_BITS>
+                PADLESS_P_MAX, PADLESS_INDEX_BITS, PADLESS_ACT_BITS>
     C_DOWN;
 typedef att_cfg<H, PADLESS_HEADS, PADLESS_MAX_SEQ, PADLESS_K_MAX, PADLESS_ATT_PE, PADLESS_SEL_LANES, VEC, LBUF> A;
 
 typedef vec<act_t, VEC> word_t;
+typedef C_DOWN::x_t ffn_act_t;          // the FFN activation: int8, or int16 under precision act 16
+typedef vec<ffn_act_t, VEC> aword_t;
 typedef vec<act_t, AXI> abeat_t;
 typedef vec<uint8_t, AXI> wbeat_t;
 typedef score_w<PADLESS_ATT_PE> score_t;
@@ -230,9 +235,15 @@ template <int PE, class T, class RQ> struct store_pair {  // {int64 m, int64 shi
         q.m = (int32_t)m;
         q.b = bb;
     }
-    static void set(arq_t &q, int64_t m, int64_t s) {
-        q.m = (uint32_t)m;
-        q.shift = (uint8_t)s;
+};
+struct store_act {  // {int64 m, int32 shift, int32 zero point} per FFN channel
+    int64_t base;
+    inline void operator()(int64_t c, const uint8_t *b) {
+        arq_t q;
+        q.m = (uint32_t)le64(b);
+        q.shift = (uint8_t)le32(b + 8);
+        q.zp = (int8_t)le32(b + 12);
+        arq_up[c % PADLESS_PE_UP][base + c / PADLESS_PE_UP] = q;
     }
 };
 struct store_ctx {
@@ -293,7 +304,7 @@ static void load_layer(const wbeat_t *mem, int layer, int slot) {
     load_elems<16, AXI>(mem, sec[WS_RES_ATTN], H, sra);
     store_pair<PADLESS_PE_OUT, lnp_t, decltype(lnp_1)> sl1{lnp_1, (int64_t)slot * C_OUT::NF};
     load_elems<16, AXI>(mem, sec[WS_LN_ATTN], H, sl1);
-    store_pair<PADLESS_PE_UP, arq_t, decltype(arq_up)> sac{arq_up, (int64_t)slot * C_UP::NF};
+    store_act sac{(int64_t)slot * C_UP::NF};
     load_elems<16, AXI>(mem, sec[WS_ACT], F, sac);
     store_pair<PADLESS_PE_DOWN, rrq_t, decltype(rrq_down)> srf{rrq_down, (int64_t)slot * C_DOWN::NF};
     load_elems<16, AXI>(mem, sec[WS_RES_FFN], H, srf);
@@ -381,12 +392,12 @@ static void p_ln1(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(y1_t) y,
                   PADLESS_FIFO_REF(word_t) x, PADLESS_FIFO_REF(desc_t) dout, uint8_t shift, int slot, int layer) {
     ln_stage<H, PADLESS_PE_OUT, VEC>(n, din, y, s, x, dout, lnp_1, shift, slot, layer);
 }
-static void p_up(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(word_t) x, PADLESS_FIFO_REF(word_t) a,
+static void p_up(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(word_t) x, PADLESS_FIFO_REF(aword_t) a,
                  PADLESS_FIFO_REF(word_t) hf, PADLESS_FIFO_REF(desc_t) dout, int slot, int layer) {
-    up_stage<C_UP>(n, din, x, a, hf, dout, w_up, i_up, rq_up, arq_up, scal[slot], slot, layer, DENSE_W(dc_up, slot),
-                   DENSE_S(dc_up, slot));
+    up_stage<C_UP, ffn_act_t, PADLESS_ACT_BITS>(n, din, x, a, hf, dout, w_up, i_up, rq_up, arq_up, scal[slot], slot,
+                                                layer, DENSE_W(dc_up, slot), DENSE_S(dc_up, slot));
 }
-static void p_down(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(word_t) a, PADLESS_FIFO_REF(word_t) hf,
+static void p_down(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(aword_t) a, PADLESS_FIFO_REF(word_t) hf,
                    PADLESS_FIFO_REF(y2_t) y, PADLESS_FIFO_REF(rowstat_t) s, PADLESS_FIFO_REF(desc_t) dout, int slot,
                    int layer) {
     res_stage<C_DOWN, H>(n, din, a, hf, y, s, dout, w_down, i_down, rq_down, rrq_down, slot, layer,
@@ -426,7 +437,7 @@ static void layer_region(const abeat_t *act_rd, const abeat_t *act_res, abeat_t 
     PADLESS_FIFO(y1_t, y_attn, DEPTH_Y1);
     PADLESS_FIFO(rowstat_t, st_attn, DEPTH_ROWSTAT);
     PADLESS_FIFO(word_t, h_rows, DEPTH_ROW);
-    PADLESS_FIFO(word_t, a_rows, DEPTH_FFN_ROW);
+    PADLESS_FIFO(aword_t, a_rows, DEPTH_FFN_ROW);
     PADLESS_FIFO(word_t, h_fwd, DEPTH_FWD);
     PADLESS_FIFO(y2_t, y_ffn, DEPTH_Y2);
     PADLESS_FIFO(rowstat_t, st_ffn, DEPTH_ROWSTAT);

@@ -52,14 +52,15 @@ def kernel_config(project, board, max_tokens: int | None = None, max_seq: int | 
     ``DEFAULT_MAX_TOKENS``), never below ``max_seq``, ``max_seq`` default the project's
     truncation length (``Project.model_max_length``: sentence-transformers' ``max_seq_length``, else the model's
     maximum positions)."""
-    from ..schedule.engine import engine_config
+    from ..schedule.engine import act_bits_of, engine_config
     sched = project.manifest.get("schedule") or {}
     planned = sched.get("allocation") or {}
     wave = int(planned.get("wave_tokens") or 0)
     mt = max_tokens or wave or DEFAULT_MAX_TOKENS
     eng = sched.get("engine") or {}
     cfg = engine_config(project.model, project.sparsity, board, planned,
-                        max_seq=max_seq or eng.get("max_seq") or project.model_max_length, max_tokens=mt)
+                        max_seq=max_seq or eng.get("max_seq") or project.model_max_length, max_tokens=mt,
+                        act_bits=act_bits_of(project.manifest))
     # the plan's memory placement and block count (the DSE sized them for this board)
     for knob in ("weight_impl", "block_impl", "head_impl", "seq_blocks"):
         if knob in eng:

@@ -20,7 +20,9 @@ that holds it. The layout therefore depends on the project's folding (PE, SIMD o
     ``sf * NBPC + j // P_MAX``; a layer keeping ``P < P_MAX`` per bank has zero values (index 0) in the
     unused slots.
   - ``<mvu>.rq``: per output channel 16 bytes ``{int32 bias, int32 m, int32 shift, 0}``.
-  - ``ctx`` (H), ``res_attn`` (H), ``act`` (F), ``res_ffn`` (H): per channel ``{int64 m, int64 shift}``;
+  - ``ctx`` (H), ``res_attn`` (H), ``res_ffn`` (H): per channel ``{int64 m, int64 shift}``; ``act`` (F): per
+    channel ``{int64 m, int32 shift, int32 zero point}`` (zero point 0 for a symmetric grid, so a symmetric
+    project's bytes are those of ``{int64 m, int64 shift}``);
     ``ln_attn``, ``ln_ffn`` (H): ``{int64 m, int64 b}``; ``gelu``: 64 ``{int64 slope, int64 icpt}`` of the
     piecewise-linear GELU; ``scalars``: :data:`SCALARS` as int64.
 
@@ -150,7 +152,10 @@ def _layer_sections(layer, folding: dict, sparse: dict | None, layer_idx: int) -
     out.append(_pairs(full(layer.ctx_m, H), full(layer.ctx_shift, H)))
     out.append(_pairs(full(layer.res_attn_m, H), full(layer.res_attn_shift, H)))
     out.append(_pairs(layer.ln_attn_m, layer.ln_attn_b))
-    out.append(_pairs(full(layer.act_m, F), full(layer.act_shift, F)))
+    act = np.zeros((F, 2), "<i8")          # {int64 m, int32 shift, int32 zero point} per channel
+    act[:, 0] = full(layer.act_m, F)
+    act[:, 1] = (full(layer.act_shift, F) & 0xFFFFFFFF) | (full(layer.act_zp, F) << 32)
+    out.append(act.tobytes())
     out.append(_pairs(full(layer.res_ffn_m, H), full(layer.res_ffn_shift, H)))
     out.append(_pairs(layer.ln_ffn_m, layer.ln_ffn_b))
     out.append(_pairs(layer.gelu_slope, layer.gelu_icpt))

@@ -40,10 +40,15 @@ __all__ = ["FakeQuant", "fake_quant"]
 _SITES = ("in", "q", "k", "v", "ctx", "h", "act", "out")
 
 
-def fake_quant(x: torch.Tensor, scale: torch.Tensor, qmax: int = 127) -> torch.Tensor:
+def fake_quant(x: torch.Tensor, scale: torch.Tensor, qmax: int = 127,
+               zero_point: torch.Tensor | None = None) -> torch.Tensor:
     """``x`` rounded to the grid ``scale * [-qmax, qmax]`` (scale broadcasts over the last dim), with the
-    straight-through gradient ``d out / d x = 1``."""
-    q = torch.clamp(torch.round(x / scale), -qmax, qmax) * scale
+    straight-through gradient ``d out / d x = 1``; with ``zero_point`` (per channel) the asymmetric grid
+    ``scale * ([-qmax - 1, qmax] - zero_point)`` of ``quant: {zero_point: [act]}``."""
+    if zero_point is None:
+        q = torch.clamp(torch.round(x / scale), -qmax, qmax) * scale
+    else:
+        q = (torch.clamp(torch.round(x / scale) + zero_point, -qmax - 1, qmax) - zero_point) * scale
     return x + (q - x).detach()
 
 
@@ -65,8 +70,8 @@ class FakeQuant:
         calib_ids: calibration sentences, tokenized (each ``(n,)`` ints) -- those ``padless compile`` uses.
         name: model name for the converted spec; tokenizer_path: passed through.
         quant: the compile's ``quant:`` settings (:func:`padless.quant.config.parse_quant`; default: none):
-            its range estimators and SmoothQuant migration shape the simulated scales as they shape the
-            compiled ones. GPTQ rounding (``rounding: gptq``) is not simulated: the fake-quantized weights
+            its range estimators, SmoothQuant migration, asymmetric sites (``zero_point``) and site widths
+            (``precision``) shape the simulated grids as they shape the compiled ones. GPTQ rounding (``rounding: gptq``) is not simulated: the fake-quantized weights
             are rounded to nearest, and ``padless compile`` re-rounds the trained weights.
     """
 
@@ -90,10 +95,13 @@ class FakeQuant:
         from ..frontend.hf import spec_from_transformers
         spec = spec_from_transformers(self.student.bert, self.name, self.tokenizer_path)
         qe = quantize_encoder(spec, calibrate(spec, self.calib_ids, estimators=self.quant["ranges"]),
-                              migrate=self.quant["migrate"])
+                              migrate=self.quant["migrate"], zero_point=self.quant["zero_point"],
+                              precision=self.quant["precision"])
         t = lambda a: torch.tensor(np.asarray(a, np.float64), dtype=torch.float32)  # noqa: E731
         self.input_scale = t(qe.input_scale)
-        self.scales = [{site: t(layer.scales[site]) for site in _SITES} for layer in qe.layers]
+        self.scales = [{**{site: t(layer.scales[site]) for site in _SITES},
+                        "act_zp": t(np.broadcast_to(np.asarray(layer.act_zp), (spec.intermediate_size,))),
+                        "act_qmax": (1 << (layer.act_bits - 1)) - 1} for layer in qe.layers]
 
     # -- hooks ------------------------------------------------------------------------------------------------
     def state(self) -> dict:
@@ -145,8 +153,13 @@ class FakeQuant:
         fq = self
 
         def forward(self_mod, x):
-            s_in = fq.scales[i][site]
-            if quantize_input:
+            sc = fq.scales[i]
+            s_in = sc[site]
+            if quantize_input and site == "act":   # the FFN activation: maybe asymmetric or 16-bit
+                zp = sc.get("act_zp")
+                x = fake_quant(x, s_in, int(sc.get("act_qmax", 127)),
+                               zp if zp is not None and bool(torch.any(zp != 0)) else None)
+            elif quantize_input:
                 x = fake_quant(x, s_in)
             return F.linear(x, _fq_weight(self_mod.weight, s_in), self_mod.bias)
         mod.forward = types.MethodType(forward, mod)

@@ -17,7 +17,8 @@ setting, section 4): the inputs are the golden model's own int8 tensors
 
 What stays as :func:`padless.quant.quantize.quantize_encoder` made it: every scale, the per-row weight
 scale (``max |W'_j| / 127`` of the folded weight ``W' = W diag(s_in)``), biases and requantization
-multipliers; only the int8 values change. The integer data path is the same, so every backend (csim,
+multipliers; only the int8 values change (and, after an asymmetric input, the bias that holds its zero
+point times the weights: :meth:`padless.quant.quantize.QLinear.set_weights`). The integer data path is the same, so every backend (csim,
 ONNX, the HLS kernel) runs a GPTQ model unchanged. Pruned weights (0 in the float model: bank-balanced
 sparsity) stay 0.
 
@@ -109,8 +110,10 @@ def gptq_round(weight: np.ndarray, hessian: np.ndarray, scale: np.ndarray, block
 
 def _gram(x: np.ndarray) -> np.ndarray:
     """``x^T x`` of one sequence's integer inputs ``(n, c)``, exact: float32 BLAS while every partial sum
-    stays below 2^24 (int8 inputs, n <= 1023), else float64 (exact below 2^53)."""
-    dt = np.float32 if len(x) * 128 * 128 < (1 << 24) else np.float64
+    stays below 2^24 (int8 inputs: n <= 1023; int8 less a zero point, up to 255: n <= 258), else float64
+    (exact below 2^53)."""
+    big = int(np.abs(x).max(initial=0))
+    dt = np.float32 if len(x) * big * big < (1 << 24) else np.float64
     xf = x.astype(dt)
     return (xf.T @ xf).astype(np.float64)
 
@@ -168,7 +171,6 @@ def gptq_encoder(spec: EncoderSpec, qe: QuantizedEncoder, token_ids: Sequence[Se
             ql = getattr(layer, name)
             s_in = np.broadcast_to(np.asarray(layer.scales[site], np.float64), (ql.w.shape[1],))
             folded = np.asarray(getattr(fl, spec_name).weight, np.float64) * s_in[None, :]
-            ql.w = gptq_round(folded, hess[site], ql.w_scale, block=block, damp=damp)
-            ql._wt = None
+            ql.set_weights(gptq_round(folded, hess[site], ql.w_scale, block=block, damp=damp))
         chunks = [(run_layer(layer, x, off, heads), off) for x, off in chunks]
     return qe

@@ -87,17 +87,20 @@ def dyadic(scale, acc_bits: int, max_mult_bits: int = 31) -> tuple[np.ndarray, n
     return m, shift
 
 
-def requantize(acc: np.ndarray, m, shift, bits: int = 8) -> np.ndarray:
-    """``saturate(round(acc * m / 2^shift), bits)`` with round half up; int64 in and out.
+def requantize(acc: np.ndarray, m, shift, bits: int = 8, zero_point=0) -> np.ndarray:
+    """``saturate(round(acc * m / 2^shift) + zero_point, bits)`` with round half up; int64 in and out.
 
-    ``m``/``shift`` broadcast against ``acc`` (per-channel along the last axis). The caller guarantees
-    ``|acc * m| < 2^62`` (see :func:`dyadic`'s ``acc_bits``).
+    ``m``/``shift``/``zero_point`` broadcast against ``acc`` (per-channel along the last axis). The caller
+    guarantees ``|acc * m| < 2^62`` (see :func:`dyadic`'s ``acc_bits``). ``zero_point`` (an integer in
+    ``[-2^(bits-1), 0]``) makes the grid asymmetric: the real value of an output ``q`` is
+    ``scale * (q - zero_point)`` (asymmetric quantization, Jacob et al., CVPR 2018, section 2.1; padless
+    uses it for the FFN activation output, docs/numerics.md "Asymmetric GELU output").
     """
     acc = np.asarray(acc, dtype=np.int64)
     m = np.asarray(m, dtype=np.int64)
     shift = np.asarray(shift, dtype=np.int64)
     rnd = np.where(shift > 0, np.left_shift(np.int64(1), np.maximum(shift - 1, 0)), 0)
-    return saturate((acc * m + rnd) >> shift, bits)
+    return saturate(((acc * m + rnd) >> shift) + np.asarray(zero_point, dtype=np.int64), bits)
 
 
 def i_exp(x: np.ndarray) -> np.ndarray:

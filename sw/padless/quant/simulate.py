@@ -145,7 +145,7 @@ class SiteSimulator:
             s_in = np.asarray(s_in, np.float64)
             if bits == 8:
                 w = ql.w.astype(np.float64) * ql.w_scale[:, None] / s_in[None, :]
-                b = ql.bias.astype(np.float64) * ql.w_scale
+                b = (ql.bias + ql.zero_point_term()).astype(np.float64) * ql.w_scale  # unfold a zero point
             else:
                 lin = getattr(self.spec.layers[i], _SPEC_NAME[name])
                 folded = lin.weight.astype(np.float64) * s_in[None, :]
@@ -257,7 +257,8 @@ class SiteSimulator:
             if is_on("act", i) and self._widen("act", i) == 1.0:
                 # an integer input: requantize as the integer model does (its 28-bit multiplier, not the
                 # real scale ratio, decides the rare ties of this 33-bit product)
-                a = intops.requantize(a, qL.act_m, qL.act_shift, 8) * np.asarray(sc["act"])
+                zp = np.asarray(qL.act_zp, np.int64)
+                a = (intops.requantize(a, qL.act_m, qL.act_shift, qL.act_bits, zp) - zp) * np.asarray(sc["act"])
                 done = True
             else:
                 a = a * intops.gelu_constants(sc["up"])["out_scale"]
@@ -265,7 +266,16 @@ class SiteSimulator:
             a = _pwl_gelu(up, sc["up"], {"lo": qL.gelu_lo, "k": qL.gelu_k, "slope": qL.gelu_slope,
                                           "icpt": qL.gelu_icpt})
         if is_on("act", i) and not done:
-            a = self._fq8("act", i, a, np.asarray(sc["act"]))
+            zp = np.asarray(qL.act_zp, np.float64)
+            if np.any(zp != 0):   # asymmetric int8: t (q - z); widened: the same range on a 16-bit grid
+                f = self._widen("act", i)
+                t, zf = np.asarray(sc["act"]) / f, np.round(zp * f)
+                lo, hi = (-32768, 32767) if f != 1.0 else (-128, 127)
+                a = (np.clip(np.floor(a / t + 0.5) + zf, lo, hi) - zf) * t
+            elif qL.act_bits != 8:   # built 16-bit (precision: {act: 16})
+                a = _fq(a, np.asarray(sc["act"]), qL.act_bits)
+            else:
+                a = self._fq8("act", i, a, np.asarray(sc["act"]))
         see(i, "act", a)
         down = self._linear(i, "down", L.ffn_down, a, np.asarray(sc["act"]), is_on)
         return self._residual_layernorm(i, down, h, sc["res_ffn"], L.ln_ffn,

@@ -73,7 +73,7 @@ def _mvu_candidates(cfg: EngineConfig, mvu: str, dsp_type: str) -> list[tuple[in
     # weight words of at least 64 bits pack into block RAM and UltraRAM without waste
     wide = [s for s in simds if s * (2 if cfg.sparse else 1) >= 8]
     simds = wide or simds
-    packed = dsp_type == "DSP48E2" and not cfg.sparse
+    packed = cfg.packed(mvu, dsp_type)
     pts = {}
     for pe in pes:
         for simd in simds:
@@ -112,7 +112,8 @@ def _fits(cfg: EngineConfig, board: Board, cap: float, mem_cap: float) -> bool:
 
 def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, Any] | None = None,
          lengths: Sequence[int] | None = None, clock_MHz: float | None = None,
-         utilization_cap: float = 0.8, memory_cap: float = 0.9, max_seq: int | None = None) -> dict:
+         utilization_cap: float = 0.8, memory_cap: float = 0.9, max_seq: int | None = None,
+         act_bits: int = 8) -> dict:
     """Choose the engine's knobs for ``model`` on ``board``; JSON-serialisable.
 
     Args:
@@ -126,6 +127,8 @@ def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, An
         memory_cap: fraction of block RAM / UltraRAM the plan may use.
         max_seq: longest sequence of the kernel (default the model's ``max_seq_length`` -- the truncation
             length sentence-transformers uses --, else its maximum positions).
+        act_bits: the FFN activation's width (``quant.precision.act``): 16 prices FFN down as a 16 x 8-bit
+            MVU (one MAC per DSP) with a 16-bit input channel.
 
     Returns:
         ``{"board", "part", "flow", "platform", "clock_MHz", "weights" ("resident"|"streamed"),
@@ -164,7 +167,8 @@ def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, An
     seq_options = [mseq] + [m for m in (256, 128, 64) if m < mseq]
     for max_s in seq_options:
         for resident in (True, False):
-            start = engine_config(model, sparsity, board, dict(base, resident=resident), max_seq=max_s)
+            start = engine_config(model, sparsity, board, dict(base, resident=resident), max_seq=max_s,
+                                  act_bits=act_bits)
             start = _first_fit(start, board, mcap)
             if start is None:
                 continue
@@ -177,7 +181,8 @@ def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, An
         if best is not None:
             break
     if best is None:
-        r = resources(engine_config(model, sparsity, board, dict(base, resident=False), max_seq=mseq), board)
+        r = resources(engine_config(model, sparsity, board, dict(base, resident=False), max_seq=mseq,
+                                    act_bits=act_bits), board)
         raise BoardTooSmallError(
             f"{model.get('name', 'the model')} does not fit {board.name} even with one layer of weights on chip "
             f"and one MAC lane per unit: needs {r['bram_36k']['used']:,} BRAM36 (has {board.bram_36k:,}), "

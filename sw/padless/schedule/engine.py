@@ -116,6 +116,8 @@ class EngineConfig:
         k_max: largest kept-key count of a sparse sequence (top-k slots); keep: keys kept per query for
             n = 0 .. max_seq.
         bank, p_max, index_bits, per_bank: bank-balanced weights (0 / [] when dense).
+        act_bits: width of the FFN activation (FFN down's input, PADLESS_ACT_BITS): 8, or 16 under
+            ``quant: {precision: {act: 16}}`` (FFN down then does one 16 x 8-bit MAC per DSP).
         clock_MHz: kernel clock. weight_impl: ``{mvu: "uram" | "bram"}`` for each MVU's weight (and index)
             memories (PADLESS_WEIGHT_IMPL_<MVU>); block_impl: the same for the Q/K/V and context blocks;
             head_impl: ``"bram"`` or ``"lutram"`` for the per-head Q/K/V and kept-index blocks.
@@ -145,6 +147,7 @@ class EngineConfig:
     block_impl: str = "bram"
     head_impl: str = "bram"
     seq_blocks: int = 2
+    act_bits: int = 8
 
     def __post_init__(self):
         if isinstance(self.weight_impl, str):   # one memory type for every MVU
@@ -168,6 +171,11 @@ class EngineConfig:
         """``(in, out)`` of an MVU."""
         H, F = self.hidden, self.ffn
         return {"qkv": (H, 3 * H), "out": (H, H), "up": (H, F), "down": (F, H)}[mvu]
+
+    def packed(self, mvu: str, dsp_type: str = "DSP48E2") -> bool:
+        """Whether the MVU does two MACs per DSP slice (WP486 packing): dense int8 weights and int8 inputs on
+        DSP48E2 (mvu.h fold_dense)."""
+        return dsp_type == "DSP48E2" and not self.sparse and (mvu != "down" or self.act_bits == 8)
 
     def mvu(self, mvu: str) -> dict:
         """The derived loop constants of one MVU (mvu_cfg in hw/hls/include/padless/mvu.h)."""
@@ -193,11 +201,12 @@ def _vec_for(model: dict) -> int:
 
 def engine_config(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None, board: Board | str,
                   allocation: Mapping[str, Any] | None = None, max_seq: int | None = None,
-                  max_tokens: int | None = None, resident: bool | None = None) -> EngineConfig:
+                  max_tokens: int | None = None, resident: bool | None = None, act_bits: int = 8) -> EngineConfig:
     """The kernel configuration for ``model`` on ``board`` from a plan's allocation (``pe``/``simd`` per
     MVU stage and ``attn``, ``select_lanes``, ``resident``, ``wave_tokens``), rounded to what the kernel
     accepts: PE a power of two dividing the output size and the channel word, SIMD a power of two dividing
-    the input size (sparse: whole banks a cycle), attention PE a power of two.
+    the input size (sparse: whole banks a cycle), attention PE a power of two. ``act_bits``: the FFN
+    activation's width (the project's ``quant.precision.act``, :func:`act_bits_of`).
 
     Raises InputError for a model the engine cannot run (head count not dividing the hidden size, no
     channel word dividing both the hidden and FFN sizes).
@@ -242,7 +251,15 @@ def engine_config(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None, 
                         att_pe=max(1, att_pe), sel_lanes=max(1, int(alloc.get("select_lanes", 2) or 2)),
                         k_max=int(k_max), keep=keep, bank=bank, p_max=p_max, index_bits=ibits, per_bank=per_bank,
                         clock_MHz=float(alloc.get("clock_MHz") or board.clock_MHz),
-                        weight_impl="uram" if board.uram > 0 else "bram")
+                        weight_impl="uram" if board.uram > 0 else "bram", act_bits=int(act_bits))
+
+
+def act_bits_of(manifest_or_quant: Mapping[str, Any] | None) -> int:
+    """The FFN activation width of a project (a manifest, or its ``quant`` section): 8 unless
+    ``quant.precision.act`` says 16."""
+    q = manifest_or_quant or {}
+    q = q.get("quant", q) if isinstance(q.get("quant", None), Mapping) else q
+    return int(((q.get("precision") or {}).get("act")) or 8)
 
 
 def place_memories(cfg: EngineConfig, board: Board, memory_cap: float = 1.0,
@@ -440,7 +457,8 @@ def memories(cfg: EngineConfig) -> list[dict]:
         mems.append(_table(f"rq_{m}", 72, L * mm["NF"], mm["PE"]))
     for name, mvu in (("rrq_out", "out"), ("lnp_1", "out"), ("arq_up", "up"), ("rrq_down", "down"), ("lnp_2", "down")):
         mm = cfg.mvu(mvu)
-        width = 96 if name.startswith("lnp") else 40   # lnp_t {int32 m; int64 b}, rrq_t/arq_t {uint32; uint8}
+        # lnp_t {int32 m; int64 b}, rrq_t {uint32 m; uint8 shift}, arq_t {uint32 m; uint8 shift; int8 zp}
+        width = 96 if name.startswith("lnp") else 48 if name.startswith("arq") else 40
         mems.append(_table(name, width, L * mm["NF"], mm["PE"]))
     mems.append(_table("crq", 40, L * cfg.heads, cfg.head_dim))
     d, S = cfg.head_dim, cfg.max_seq
@@ -490,7 +508,7 @@ def _fifos(cfg: EngineConfig) -> list[dict]:
                                                      "ln2", "wr")]
     rows += [("x_rows", 8 * vec, dep["row"]), ("res_rows", 8 * vec, dep["row"]), ("ctx_rows", 8 * vec, dep["row"]),
              ("h_rows", 8 * vec, dep["row"]), ("out_rows", 8 * vec, dep["row"]),
-             ("a_rows", 8 * vec, dep["ffn_row"]), ("h_fwd", 8 * vec, dep["fwd"]),
+             ("a_rows", cfg.act_bits * vec, dep["ffn_row"]), ("h_fwd", 8 * vec, dep["fwd"]),
              ("y_attn", 32 * pe_o, dep["y1"]), ("y_ffn", 32 * pe_d, dep["y2"]), ("st_attn", 128, dep["rowstat"]),
              ("st_ffn", 128, dep["rowstat"]), ("scores", 32 * ape, dep["score"]), ("row_max", 32, 4),
              ("exps", 32 * ape, dep["e"]), ("factors", 32, 4)]
@@ -500,11 +518,11 @@ def _fifos(cfg: EngineConfig) -> list[dict]:
 def dsp_count(cfg: EngineConfig, dsp_type: str = "DSP48E2") -> dict:
     """DSP slices per unit, as the kernel's unrolled operators use them (docs/hls.md, "DSP budget")."""
     out = {}
-    packed = dsp_type == "DSP48E2" and not cfg.sparse
     for m in MVUS:
         mm = cfg.mvu(m)
-        macs = (math.ceil(mm["PE"] / 2) if packed else mm["PE"]) * mm["SIMD"]
-        rq = mm["PE"] * dsp_mul(33, 32, dsp_type)
+        macs = (math.ceil(mm["PE"] / 2) if cfg.packed(m, dsp_type) else mm["PE"]) * mm["SIMD"]
+        wide = m == "down" and cfg.act_bits != 8     # 41-bit accumulator + bias into the requantizer
+        rq = mm["PE"] * dsp_mul(41 if wide else 33, 32, dsp_type)
         extra = 0
         if m in ("out", "down"):
             extra = mm["PE"] * dsp_mul(9, 32, dsp_type)       # residual requantization

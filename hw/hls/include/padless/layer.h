@@ -5,9 +5,10 @@
 //               a whole sequence's K before its first query).
 //   res_stage   MVU (H x IN) + requantization into the 22-bit residual domain + the requantized residual
 //               row (its own stream) + the running sums of the LayerNorm that follows, fused on the
-//               MVU output (O projection: IN = H; FFN down: IN = F).
+//               MVU output (O projection: IN = H; FFN down: IN = F, int8 or int16 inputs).
 //   up_stage    MVU (F x H) + requantization to int16 + GELU (piecewise-linear, I-BERT i-GELU or ReLU)
-//               + requantization to int8, at PE channels a cycle; forwards its input rows (LayerNorm-1
+//               + requantization to the FFN activation (int8, with a per-channel zero point when
+//               asymmetric, or int16), at PE channels a cycle; forwards its input rows (LayerNorm-1
 //               output h) to the FFN-down stage's residual stream.
 //   ln_stage    integer LayerNorm at the producing MVU's PE width: per row the statistics (mean, isqrt,
 //               1 / std: a pipelined chain, one row a cycle) and PE normalised outputs a cycle.
@@ -33,10 +34,13 @@ struct lnp_t {
     int32_t m;
     int64_t b;
 };
-// Activation requantization of one FFN channel.
+// Activation requantization of one FFN channel: int8 = saturate(requantize(g, m, shift) + zp); zp = 0 for
+// a symmetric grid, in [-128, 0] for an asymmetric one (quant `zero_point: [act]`; FFN down's bias holds
+// -W zp, so the MVU is unchanged).
 struct arq_t {
     uint32_t m;
     uint8_t shift;
+    int8_t zp;
 };
 // Per-layer scalars and the piecewise-linear GELU table (weights.bin `scalars`, `gelu_slope/icpt`).
 struct layer_scalars_t {
@@ -56,7 +60,7 @@ template <class C, int H, int D, class QL, class RQ> struct qkv_sink {
     RQ &rq;
     int64_t base;  // this layer's first entry of the requantization banks
     act_t buf[D > C::PE ? D : C::PE];
-    inline void fold(int r, int nf, const acc_t *acc) {
+    inline void fold(int r, int nf, const typename C::acc_t *acc) {
 #pragma HLS INLINE
         const int o0 = nf * C::PE;
         const int which = o0 / H;
@@ -114,7 +118,7 @@ template <int PE> struct yword_t {
 template <class C, int H> struct res_pre {
     PADLESS_FIFO_REF(vec<act_t, C::VEC>) rin;
     act_t *ra, *rb;  // the residual rows of even / odd rows (register double buffer)
-    inline void word(int row, int k, const vec<act_t, C::VEC> &) {
+    template <class V> inline void word(int row, int k, const V &) {
 #pragma HLS INLINE
         if (k < H / C::VEC) {
             vec<act_t, C::VEC> wd = rin.read();
@@ -135,7 +139,7 @@ template <class C, class RQ, class RRQ> struct res_sink {
     int64_t base;
     act_t *ra, *rb;
     int64_t sum, sumsq;
-    inline void fold(int r, int nf, const acc_t *acc) {
+    inline void fold(int r, int nf, const typename C::acc_t *acc) {
 #pragma HLS INLINE
         yword_t<C::PE> yw;
         const act_t *res = (r & 1) ? rb : ra;
@@ -144,7 +148,9 @@ template <class C, class RQ, class RRQ> struct res_sink {
 #pragma HLS UNROLL
             typename mvu_words<C>::rq_t q = rq[p][base + nf];
             rrq_t rr = rrq[p][base + nf];
-            int32_t y1 = (int32_t)requant<RESIDUAL_BITS, 33, 31>((sbits<33>)((int64_t)acc[p] + q.bias), (ubits<31>)q.m,
+            // accumulator + int32 bias: 33 bits after int8 inputs, 41 after int16 (|acc| < 2^36)
+            const int AB = C::XBITS == 8 ? 33 : 41;
+            int32_t y1 = (int32_t)requant<RESIDUAL_BITS, AB, 31>((sbits<AB>)((int64_t)acc[p] + q.bias), (ubits<31>)q.m,
                                                                (ubits<6>)q.shift);
             int32_t y2 = (int32_t)requant<RESIDUAL_BITS, 9, 31>((sbits<9>)res[nf * C::PE + p], (ubits<31>)rr.m,
                                                                (ubits<6>)rr.shift);
@@ -166,7 +172,7 @@ template <class C, class RQ, class RRQ> struct res_sink {
 };
 
 template <class C, int H, class W, class I, class RQ, class RRQ>
-void res_stage(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(vec<act_t, C::VEC>) xin,
+void res_stage(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(vec<typename C::x_t, C::VEC>) xin,
                PADLESS_FIFO_REF(vec<act_t, C::VEC>) rin, PADLESS_FIFO_REF(yword_t<C::PE>) yout,
                PADLESS_FIFO_REF(rowstat_t) sout, PADLESS_FIFO_REF(desc_t) dout, W &w, I &ix, RQ &rq, RRQ &rrq,
                int slot, int layer, const int8_t *dense_cs, const int32_t *wsum_cs) {
@@ -200,14 +206,14 @@ inline int64_t ffn_activation(int64_t u, const layer_scalars_t &s) {
     return u > 0 ? u : 0;
 }
 
-template <class C, class RQ, class ARQ> struct up_sink {
-    PADLESS_FIFO_REF(vec<act_t, C::VEC>) aout;
+template <class C, class AT, int ABITS, class RQ, class ARQ> struct up_sink {
+    PADLESS_FIFO_REF(vec<AT, C::VEC>) aout;
     RQ &rq;
     ARQ &arq;
     const layer_scalars_t &sc;
     int64_t base;
-    vec<act_t, C::VEC> word;
-    inline void fold(int r, int nf, const acc_t *acc) {
+    vec<AT, C::VEC> word;
+    inline void fold(int r, int nf, const typename C::acc_t *acc) {
 #pragma HLS INLINE
         (void)r;
         const int pos = (nf * C::PE) % C::VEC;
@@ -217,15 +223,19 @@ template <class C, class RQ, class ARQ> struct up_sink {
             arq_t aq = arq[p][base + nf];
             int64_t u = requant<GELU_IN_BITS, 33, 31>((sbits<33>)((int64_t)acc[p] + q.bias), (ubits<31>)q.m, (ubits<6>)q.shift);
             int64_t g = ffn_activation(u, sc);
-            word.v[pos + p] = (act_t)requant<8, 35, 31>((sbits<35>)g, (ubits<31>)aq.m, (ubits<6>)aq.shift);
+            // requantized to ABITS + 8 bits, + the zero point, saturated to ABITS: equal to saturating once
+            // after the add (|zp| <= 128 < 2^(ABITS + 7) - 2^(ABITS - 1)), as intops.requantize(g, m, shift,
+            // ABITS, zp) defines it. ABITS: 8, or 16 under `quant: {precision: {act: 16}}` (zp 0 then)
+            const int64_t aw = requant<ABITS + 8, 35, 31>((sbits<35>)g, (ubits<31>)aq.m, (ubits<6>)aq.shift);
+            word.v[pos + p] = (AT)saturate<ABITS>(aw + (int64_t)aq.zp);
         }
         if (pos + C::PE == C::VEC) aout.write(word);
     }
 };
 
-template <class C, class W, class I, class RQ, class ARQ>
+template <class C, class AT, int ABITS, class W, class I, class RQ, class ARQ>
 void up_stage(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(vec<act_t, C::VEC>) xin,
-              PADLESS_FIFO_REF(vec<act_t, C::VEC>) aout, PADLESS_FIFO_REF(vec<act_t, C::VEC>) hout,
+              PADLESS_FIFO_REF(vec<AT, C::VEC>) aout, PADLESS_FIFO_REF(vec<act_t, C::VEC>) hout,
               PADLESS_FIFO_REF(desc_t) dout, W &w, I &ix, RQ &rq, ARQ &arq, const layer_scalars_t &sc, int slot,
               int layer, const int8_t *dense_cs, const int32_t *wsum_cs) {
     for (int j = 0; j < num_seqs; j++) {
@@ -233,7 +243,7 @@ void up_stage(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(vec<a
         dout.write(d);
         PADLESS_JOB_BEGIN(d.seq, layer);
         fwd_pre<C> pre{hout};
-        up_sink<C, RQ, ARQ> sink{aout, rq, arq, sc, (int64_t)slot * C::NF, {}};
+        up_sink<C, AT, ABITS, RQ, ARQ> sink{aout, rq, arq, sc, (int64_t)slot * C::NF, {}};
         mvu_rows<C>(d.len, w, ix, (int64_t)slot * C::WORDS, xin, pre, sink, dense_cs, wsum_cs);
         PADLESS_JOB_END(d.seq, layer);
     }

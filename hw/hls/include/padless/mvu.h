@@ -12,7 +12,10 @@
 //
 // Dense weights use the DSP48E2 packing of AMD WP486: output rows p and p + 1 share the input value, so
 // their two int8 products come from one multiplier (dsp_mul2): PE x SIMD MACs on ceil(PE / 2) x SIMD DSPs.
-// Sparse rows do not share inputs (each has its own in-bank indices): one DSP per MAC.
+// Sparse rows do not share inputs (each has its own in-bank indices): one DSP per MAC. An MVU with 16-bit
+// inputs (FFN down under `quant: {precision: {act: 16}}`: X_T = int16_t) does one 16 x 8-bit MAC per DSP
+// (the 27 x 18 multiplier; two products of 24 bits leave no guard bits in its 45-bit field) and
+// accumulates in 48 bits (the DSP48E2 accumulator width; |acc| < 2^36 for IN <= 2^12).
 //
 // C-simulation fast form (PADLESS_CSIM_FAST, g++ only): each row's outputs come from whole-row integer
 // dot products (x86 VNNI through the compiler, sparse rows expanded to dense zeros at load time); the
@@ -60,10 +63,31 @@ template <int A, int B> struct cmax {
 // Compile-time description of one MVU (a config struct, as FINN's generated code instantiates its
 // MVAU templates). ROWS_MAX: rows of one sequence; LBUF: layers of weights on chip (all L when
 // resident, 1 when streamed).
+// Input element of an MVU: the channel word's type (int8_t act_t, or int16_t), native in every form.
+template <int XBITS> struct mvu_elem {
+    typedef act_t type;
+};
+template <> struct mvu_elem<16> {
+    typedef int16_t type;
+};
+// Accumulator of an MVU: acc_t (int32) after int8 inputs, 48 bits (the DSP48E2 accumulator) after int16.
+template <int XBITS> struct mvu_acc {
+    typedef acc_t type;
+};
+template <> struct mvu_acc<16> {
+    typedef sbits<48> type;
+};
+
 template <int IN_, int OUT_, int PE_, int SIMD_, int VEC_, int LBUF_, bool SPARSE_ = false, int BANK_ = 1,
-          int P_MAX_ = 1, int IBITS_ = 1>
+          int P_MAX_ = 1, int IBITS_ = 1, int XBITS_ = 8>
 struct mvu_cfg {
     static const int IN = IN_, OUT = OUT_, PE = PE_, SIMD = SIMD_, VEC = VEC_, LBUF = LBUF_;
+    // input elements: int8 (every MVU by default) or int16 (XBITS 16); the accumulator type that holds
+    // IN products plus the int32 bias: 32 bits for int8 inputs, 48 for int16
+    static const int XBITS = XBITS_;
+    static const int ACC_BITS = XBITS_ == 8 ? 32 : 48;
+    typedef typename mvu_elem<XBITS_>::type x_t;
+    typedef typename mvu_acc<XBITS_>::type acc_t;
     static const bool SPARSE = SPARSE_;
     static const int BANK = BANK_, P_MAX = P_MAX_, IBITS = IBITS_;
     static const int NBPC = SPARSE ? SIMD / P_MAX : 1;          // banks per cycle (sparse)
@@ -83,6 +107,7 @@ struct mvu_cfg {
     static_assert(IN % VEC == 0, "VEC must divide the input size");
     static_assert(SPARSE || IN % SIMD == 0, "SIMD must divide the input size");
     static_assert(!SPARSE || (SIMD % P_MAX == 0 && (IN / BANK) % NBPC == 0), "sparse SIMD = banks per cycle x P_MAX");
+    static_assert(XBITS == 8 || XBITS == 16, "MVU inputs are int8 or int16");
 };
 
 // The weights of one MVU: PE banks of SIMD-wide words (+ in-bank index words when sparse), and the
@@ -109,7 +134,7 @@ template <int N> inline int32_t dot8(const act_t *x, const wgt_t *w) {
 // --- the synthesizable fold: PE outputs x SIMD inputs of one cycle --------------------------------
 // Dense: pairs of output rows share each input on one DSP (dsp_mul2).
 template <class C, class W, class X>
-inline void fold_dense(W &w, int64_t word, X &xrow, int sf, acc_t acc[C::PE]) {
+inline void fold_dense(W &w, int64_t word, X &xrow, int sf, typename C::acc_t acc[C::PE]) {
 #pragma HLS INLINE
     typename mvu_words<C>::word_t wv[C::PE];
 #pragma HLS ARRAY_PARTITION variable = wv complete dim = 1
@@ -117,18 +142,30 @@ inline void fold_dense(W &w, int64_t word, X &xrow, int sf, acc_t acc[C::PE]) {
 #pragma HLS UNROLL
         wv[p] = w[p / 2][(p % 2) * C::REGION + word];
     }
-    act_t xv[C::SIMD];
+    typename C::x_t xv[C::SIMD];
 #pragma HLS ARRAY_PARTITION variable = xv complete dim = 1
     for (int j = 0; j < C::SIMD; j++) {
 #pragma HLS UNROLL
         xv[j] = xrow[sf * C::SIMD + j];
+    }
+    if (C::XBITS != 8) {  // 16 x 8-bit products, one DSP each
+        for (int p = 0; p < C::PE; p++) {
+#pragma HLS UNROLL
+            typename C::acc_t s = 0;
+            for (int j = 0; j < C::SIMD; j++) {
+#pragma HLS UNROLL
+                s += (sbits<24>)((sbits<24>)wv[p].v[j] * (sbits<24>)xv[j]);
+            }
+            acc[p] += s;
+        }
+        return;
     }
     for (int p = 0; p + 1 < C::PE; p += 2) {
 #pragma HLS UNROLL
         int32_t s1 = 0, s2 = 0;
         for (int j = 0; j < C::SIMD; j++) {
 #pragma HLS UNROLL
-            prod2_t pr = dsp_mul2(wv[p].v[j], wv[p + 1].v[j], xv[j]);
+            prod2_t pr = dsp_mul2(wv[p].v[j], wv[p + 1].v[j], (int8_t)xv[j]);
             s1 += pr.p1;
             s2 += pr.p2;
         }
@@ -148,18 +185,18 @@ inline void fold_dense(W &w, int64_t word, X &xrow, int sf, acc_t acc[C::PE]) {
 // Sparse: lane (b, s) of the cycle takes bank b = sf * NBPC + b of the input row at in-bank index
 // idx & (BANK - 1) (masked: never outside its bank), times its kept weight.
 template <class C, class W, class I, class X>
-inline void fold_sparse(W &w, I &ix, int64_t word, X &xrow, int sf, acc_t acc[C::PE]) {
+inline void fold_sparse(W &w, I &ix, int64_t word, X &xrow, int sf, typename C::acc_t acc[C::PE]) {
 #pragma HLS INLINE
     for (int p = 0; p < C::PE; p++) {
 #pragma HLS UNROLL
         typename mvu_words<C>::word_t wv = w[p / 2][(p % 2) * C::REGION + word];
         typename mvu_words<C>::iword_t iv = ix[p / 2][(p % 2) * C::REGION + word];
-        int32_t s = 0;
+        typename C::acc_t s = 0;
         for (int j = 0; j < C::SIMD; j++) {
 #pragma HLS UNROLL
             const int b = sf * C::NBPC + j / C::P_MAX;
             const int pos = b * C::BANK + ((int)iv.v[j] & (C::BANK - 1));
-            s += (int32_t)wv.v[j] * (int32_t)(act_t)xrow[pos];
+            s += (sbits<C::XBITS + 8>)((sbits<C::XBITS + 8>)wv.v[j] * (sbits<C::XBITS + 8>)(typename C::x_t)xrow[pos]);
         }
         acc[p] += s;
     }
@@ -196,16 +233,14 @@ inline void row_gemv(const act_t *x, int in, const int8_t *wd, const int32_t *ws
     }
     for (; o < out; o++) y[o] = dot_u8s8(xu, wd + (int64_t)o * in, in) - 128 * wsum[o];
 }
-// Y[r][o] = sum_i X[r][i] Wd[o][i] for t rows (X: (t, in) int8, Y: (t, out) int32): output rows four at a
+// Y[r][o] = sum_i X[r][i] Wd[o][i] for t rows (X: (t, in) uint8, Y: (t, out) int32): output rows four at a
 // time against every input row, so each weight row is read once per sequence (cache-friendly).
-inline void rows_gemm(const act_t *x, int t, int in, const int8_t *wd, const int32_t *wsum, int out, int32_t *y) {
-    std::vector<uint8_t> xu((size_t)t * in);
-    for (size_t i = 0; i < xu.size(); i++) xu[i] = (uint8_t)((uint8_t)x[i] ^ 0x80u);
+inline void rows_gemm_u8(const uint8_t *xu, int t, int in, const int8_t *wd, int out, int32_t *y) {
     int o = 0;
     for (; o + 4 <= out; o += 4) {
         const int8_t *w0 = wd + (int64_t)o * in;
         for (int r = 0; r < t; r++) {
-            const uint8_t *xr = xu.data() + (size_t)r * in;
+            const uint8_t *xr = xu + (size_t)r * in;
             int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
             for (int i = 0; i < in; i++) {
                 int32_t xv = xr[i];
@@ -215,15 +250,42 @@ inline void rows_gemm(const act_t *x, int t, int in, const int8_t *wd, const int
                 s3 += xv * w0[3 * in + i];
             }
             int32_t *yr = y + (int64_t)r * out + o;
-            yr[0] = s0 - 128 * wsum[o];
-            yr[1] = s1 - 128 * wsum[o + 1];
-            yr[2] = s2 - 128 * wsum[o + 2];
-            yr[3] = s3 - 128 * wsum[o + 3];
+            yr[0] = s0;
+            yr[1] = s1;
+            yr[2] = s2;
+            yr[3] = s3;
         }
     }
     for (; o < out; o++)
-        for (int r = 0; r < t; r++)
-            y[(int64_t)r * out + o] = dot_u8s8(xu.data() + (size_t)r * in, wd + (int64_t)o * in, in) - 128 * wsum[o];
+        for (int r = 0; r < t; r++) y[(int64_t)r * out + o] = dot_u8s8(xu + (size_t)r * in, wd + (int64_t)o * in, in);
+}
+// int8 X: (x + 128) as uint8, less 128 x the row sums.
+inline void rows_gemm(const int8_t *x, int t, int in, const int8_t *wd, const int32_t *wsum, int out, int32_t *y) {
+    std::vector<uint8_t> xu((size_t)t * in);
+    for (size_t i = 0; i < xu.size(); i++) xu[i] = (uint8_t)((uint8_t)x[i] ^ 0x80u);
+    rows_gemm_u8(xu.data(), t, in, wd, out, y);
+    for (int r = 0; r < t; r++)
+        for (int o = 0; o < out; o++) y[(int64_t)r * out + o] -= 128 * wsum[o];
+}
+// int16 X = 256 x_hi + x_lo (x_hi int8, x_lo uint8): two exact u8 x s8 products, combined in int64.
+inline void rows_gemm(const int16_t *x, int t, int in, const int8_t *wd, const int32_t *wsum, int out, int64_t *y) {
+    const size_t n = (size_t)t * in, m = (size_t)t * out;
+    std::vector<uint8_t> lo(n), hi(n);
+    for (size_t i = 0; i < n; i++) {
+        lo[i] = (uint8_t)(x[i] & 0xFF);
+        hi[i] = (uint8_t)((uint8_t)(int8_t)(x[i] >> 8) ^ 0x80u);
+    }
+    std::vector<int32_t> ylo(m), yhi(m);
+    rows_gemm_u8(lo.data(), t, in, wd, out, ylo.data());
+    rows_gemm_u8(hi.data(), t, in, wd, out, yhi.data());
+    for (int r = 0; r < t; r++)
+        for (int o = 0; o < out; o++) {
+            const size_t k = (size_t)r * out + o;
+            y[k] = 256 * ((int64_t)yhi[k] - 128 * (int64_t)wsum[o]) + ylo[k];
+        }
+}
+inline void row_gemv(const int16_t *x, int in, const int8_t *wd, const int32_t *wsum, int out, int64_t *y) {
+    rows_gemm(x, 1, in, wd, wsum, out, y);
 }
 #endif
 
@@ -234,15 +296,17 @@ inline void rows_gemm(const act_t *x, int t, int in, const int8_t *wd, const int
 // W, I: the weight / index banks; base: this layer's first word in each bank; dense_cs: the fast
 // form's dense row-major copy of this layer (csim only).
 template <class C, class W, class I, class PRE, class SINK>
-void mvu_rows(int t, W &w, I &ix, int64_t base, PADLESS_FIFO_REF(vec<act_t, C::VEC>) xin, PRE &pre, SINK &sink,
-              const int8_t *dense_cs, const int32_t *wsum_cs) {
-    PADLESS_RAM1D_REG(act_t, xa, C::IN);
-    PADLESS_RAM1D_REG(act_t, xb, C::IN);
+void mvu_rows(int t, W &w, I &ix, int64_t base, PADLESS_FIFO_REF(vec<typename C::x_t, C::VEC>) xin, PRE &pre,
+              SINK &sink, const int8_t *dense_cs, const int32_t *wsum_cs) {
+    typedef typename C::x_t x_t;
+    typedef vec<x_t, C::VEC> xword_t;
+    PADLESS_RAM1D_REG(x_t, xa, C::IN);
+    PADLESS_RAM1D_REG(x_t, xb, C::IN);
     // Prologue: row 0 (its words are exposed once per sequence).
     PADLESS_LOOP(mvu_prologue, D_READ);
     for (int k = 0; k < C::WIN; k++) {
         PADLESS_PIPELINE(mvu_prologue, k);
-        vec<act_t, C::VEC> wd = xin.read();
+        xword_t wd = xin.read();
         for (int v = 0; v < C::VEC; v++) {
 #pragma HLS UNROLL
             xa[k * C::VEC + v] = wd.v[v];
@@ -256,19 +320,21 @@ void mvu_rows(int t, W &w, I &ix, int64_t base, PADLESS_FIFO_REF(vec<act_t, C::V
 #if PADLESS_CSIM_FAST && !defined(__SYNTHESIS__)
     (void)w;
     (void)ix;
-    alignas(64) int32_t yrow[C::OUT];
+    typedef typename C::acc_t acc_t;  // native int32 / int64 in this form
+    alignas(64) acc_t yrow[C::OUT];
     if (!::padless::sim::cfg.timed && !::padless::sim::cfg.ports) {
         // Untimed: read the rest of the sequence first and multiply all rows at once (weights read once);
         // the observers see every word and fold in the loop's order, so the bits are the same.
-        std::vector<act_t> xs((size_t)t * C::IN);
-        memcpy(xs.data(), xa.data(), C::IN);
-        std::vector<vec<act_t, C::VEC>> words((size_t)t * C::WIN);
+        std::vector<x_t> xs((size_t)t * C::IN);
+        memcpy(xs.data(), xa.data(), C::IN * sizeof(x_t));
+        std::vector<xword_t> words((size_t)t * C::WIN);
         for (int r = 1; r < t; r++)
             for (int k = 0; k < C::WIN; k++) {
                 words[(size_t)r * C::WIN + k] = xin.read();
-                memcpy(xs.data() + (size_t)r * C::IN + k * C::VEC, words[(size_t)r * C::WIN + k].v, C::VEC);
+                memcpy(xs.data() + (size_t)r * C::IN + k * C::VEC, words[(size_t)r * C::WIN + k].v,
+                       C::VEC * sizeof(x_t));
             }
-        std::vector<int32_t> ys((size_t)t * C::OUT);
+        std::vector<acc_t> ys((size_t)t * C::OUT);
         if (::padless::sim::cfg.compute) rows_gemm(xs.data(), t, C::IN, dense_cs, wsum_cs, C::OUT, ys.data());
         for (int r = 0; r < t; r++) {
             const int64_t it0 = (int64_t)r * C::ITER;
@@ -293,8 +359,8 @@ void mvu_rows(int t, W &w, I &ix, int64_t base, PADLESS_FIFO_REF(vec<act_t, C::V
     }
     for (int r = 0; r < t; r++) {
         const int64_t it0 = (int64_t)r * C::ITER;
-        act_t *cur = (r & 1) ? xb.data() : xa.data();
-        act_t *nxt = (r & 1) ? xa.data() : xb.data();
+        x_t *cur = (r & 1) ? xb.data() : xa.data();
+        x_t *nxt = (r & 1) ? xa.data() : xb.data();
         if (::padless::sim::cfg.compute) row_gemv(cur, C::IN, dense_cs, wsum_cs, C::OUT, yrow);
         else memset(yrow, 0, sizeof(yrow));
         // channel events of this row in iteration order: prefetch reads (k < WIN), fold ends
@@ -305,8 +371,8 @@ void mvu_rows(int t, W &w, I &ix, int64_t base, PADLESS_FIFO_REF(vec<act_t, C::V
             int64_t kf = nf < C::NF ? (int64_t)nf * C::SF + C::SF - 1 : INT64_MAX;
             if (kr <= kf) {
                 PADLESS_PIPELINE(mvu_main, it0 + kr);
-                vec<act_t, C::VEC> wd = xin.read();
-                memcpy(nxt + kr * C::VEC, wd.v, C::VEC);
+                xword_t wd = xin.read();
+                memcpy(nxt + kr * C::VEC, wd.v, C::VEC * sizeof(x_t));
                 pre.word(r + 1, (int)kr, wd);
                 k_read++;
             } else {
@@ -319,7 +385,7 @@ void mvu_rows(int t, W &w, I &ix, int64_t base, PADLESS_FIFO_REF(vec<act_t, C::V
 #else
     (void)dense_cs;
     (void)wsum_cs;
-    acc_t acc[C::PE];
+    typename C::acc_t acc[C::PE];
 #pragma HLS ARRAY_PARTITION variable = acc complete dim = 1
     for (int p = 0; p < C::PE; p++) acc[p] = 0;
     int r = 0, k = 0, nf = 0, sf = 0;
@@ -328,7 +394,7 @@ void mvu_rows(int t, W &w, I &ix, int64_t base, PADLESS_FIFO_REF(vec<act_t, C::V
         PADLESS_PIPELINE(mvu_main, it);
         const bool odd = r & 1;
         if (r + 1 < t && k < C::WIN) {
-            vec<act_t, C::VEC> wd = xin.read();
+            xword_t wd = xin.read();
             for (int v = 0; v < C::VEC; v++) {
 #pragma HLS UNROLL
                 if (odd) xa[k * C::VEC + v] = wd.v[v];
