@@ -19,6 +19,8 @@ from padless.quant.config import merge_quant, parse_quant
 from padless.quant.quantize import load_quantized, quantize_encoder, save_quantized
 from padless.reference import embed
 
+from crosscheck import assert_csim_equals_golden, assert_onnx_core_equals_golden
+
 
 def test_config_rules():
     assert parse_quant({})["precision"] == {"act": 8}
@@ -113,31 +115,13 @@ def real_ids(act16_project):
 
 @pytest.mark.parametrize("form", ["fast", "synth"])
 def test_csim_equals_golden(act16_project, real_ids, tmp_path_factory, form):
-    from padless.runtime.backends import get_backend
-    from padless.runtime.backends.csim import CsimBackend
-    from padless.runtime.host import run_hidden
     ids = real_ids if form == "fast" else real_ids[:10] + real_ids[-2:]
-    golden = run_hidden(act16_project, get_backend("golden", act16_project), ids, max_tokens=2048)
-    backend = CsimBackend(act16_project, cache=tmp_path_factory.mktemp("csim"), form=form)
-    try:
-        csim = run_hidden(act16_project, backend, ids, max_tokens=2048)
-    finally:
-        backend.close()
-    for g, c in zip(golden, csim):
-        np.testing.assert_array_equal(c, g)
+    assert_csim_equals_golden(act16_project, ids, tmp_path_factory.mktemp("csim"), form)
 
 
 def test_onnx_core_equals_golden(act16_project, real_ids, tmp_path):
-    ort = pytest.importorskip("onnxruntime")
-    from padless.export_onnx import export_onnx
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    sess = ort.InferenceSession(str(export_onnx(act16_project.path, tmp_path / "core.onnx", core_only=True)), opts,
-                                providers=["CPUExecutionProvider"])
-    qe = act16_project.quantized
-    for s in real_ids[:30]:
-        x = quantize_input(embed(act16_project.host, s), np.asarray(qe.input_scale))
-        assert np.array_equal(sess.run(None, {"hidden_in": x[None]})[0][0], run_encoder(qe, x, np.array([0, len(x)])))
+    assert_onnx_core_equals_golden(act16_project, real_ids[:30], tmp_path / "core.onnx")
+
 
 
 def test_timed_csim_equals_the_model(act16_project, real_ids):

@@ -11,7 +11,7 @@ import pytest
 from padless.build import compile_project
 from padless.data.datasets import load_dataset
 from padless.errors import InputError
-from padless.golden import quantize_input, run_encoder
+from padless.golden import quantize_input
 from padless.models import Tokenizer
 from padless.project import load_project
 from padless.quant import intops
@@ -20,6 +20,8 @@ from padless.quant.config import parse_quant
 from padless.quant.quantize import (activation_min, asymmetric_grid, load_quantized, quantize_encoder,
                                     save_quantized)
 from padless.reference import embed, gelu
+
+from crosscheck import assert_csim_equals_golden, assert_onnx_core_equals_golden
 
 
 def test_requantize_with_zero_point_by_hand():
@@ -149,29 +151,9 @@ def test_weights_bin_carries_the_zero_point(zp_project):
 
 @pytest.mark.parametrize("form", ["fast", "synth"])
 def test_csim_equals_golden(zp_project, real_ids, tmp_path_factory, form):
-    from padless.runtime.backends import get_backend
-    from padless.runtime.backends.csim import CsimBackend
-    from padless.runtime.host import run_hidden
     ids = real_ids if form == "fast" else real_ids[:12] + real_ids[-2:]
-    golden = run_hidden(zp_project, get_backend("golden", zp_project), ids, max_tokens=2048)
-    backend = CsimBackend(zp_project, cache=tmp_path_factory.mktemp("csim"), form=form)
-    try:
-        csim = run_hidden(zp_project, backend, ids, max_tokens=2048)
-    finally:
-        backend.close()
-    for g, c in zip(golden, csim):
-        np.testing.assert_array_equal(c, g)
+    assert_csim_equals_golden(zp_project, ids, tmp_path_factory.mktemp("csim"), form)
 
 
 def test_onnx_core_equals_golden(zp_project, real_ids, tmp_path):
-    ort = pytest.importorskip("onnxruntime")
-    from padless.export_onnx import export_onnx
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    sess = ort.InferenceSession(str(export_onnx(zp_project.path, tmp_path / "core.onnx", core_only=True)), opts,
-                                providers=["CPUExecutionProvider"])
-    qe = zp_project.quantized
-    for s in real_ids[:30]:
-        x = quantize_input(embed(zp_project.host, s), np.asarray(qe.input_scale))
-        want = run_encoder(qe, x, np.array([0, len(x)]))
-        assert np.array_equal(sess.run(None, {"hidden_in": x[None]})[0][0], want)
+    assert_onnx_core_equals_golden(zp_project, real_ids[:30], tmp_path / "core.onnx")
