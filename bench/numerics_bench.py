@@ -299,8 +299,8 @@ def run_noise(args, sets, tmp: Path) -> tuple[str, str, str]:
             agr = [probe_eval(ref, turned(ref, c, rng), lab)["agreement"] for _ in range(NOISE_DRAWS)]
             cells.append(f"{100 * np.mean(agr):.1f}% ({100 * min(agr):.1f} - {100 * max(agr):.1f})")
         lines.append(f"| {c} | " + " | ".join(cells) + " |")
-    body = f"""The fp32 sentence embeddings of the held-out sets, each turned by exactly the angle of the target cosine in
-a random direction (seeded, {NOISE_DRAWS} draws per row), scored with the same probe protocol as the fixes
+    body = f"""The fp32 sentence embeddings of the held-out sets, each turned by exactly the angle of the target
+cosine in a random direction (seeded, {NOISE_DRAWS} draws per row), scored with the same probe protocol as the fixes
 table (logistic regression C=4 on the fp32 embeddings, 5-fold CV, agreement = same decision as fp32).
 Sets: {describe({k: v for k, v in sets.items() if k in ("movie", "tweets")})}.
 

@@ -71,8 +71,9 @@ class FakeQuant:
         name: model name for the converted spec; tokenizer_path: passed through.
         quant: the compile's ``quant:`` settings (:func:`padless.quant.config.parse_quant`; default: none):
             its range estimators, SmoothQuant migration, asymmetric sites (``zero_point``) and site widths
-            (``precision``) shape the simulated grids as they shape the compiled ones. GPTQ rounding (``rounding: gptq``) is not simulated: the fake-quantized weights
-            are rounded to nearest, and ``padless compile`` re-rounds the trained weights.
+            (``precision``) shape the simulated grids as they shape the compiled ones. GPTQ rounding
+            (``rounding: gptq``) is not simulated: the fake-quantized weights are rounded to nearest, and
+            ``padless compile`` re-rounds the trained weights.
     """
 
     def __init__(self, student, calib_ids: Sequence[Sequence[int]], name: str = "student",

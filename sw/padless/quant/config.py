@@ -26,8 +26,9 @@ precision  ``{act: 8 | 16}`` (default 8)                          **hardware**: 
 Apart from ``precision``, none of these changes the MVUs or a bit width: only scales, dyadic multipliers,
 int8 weight values, biases and the activation requantizer's per-channel zero point (an int8 add before its
 saturation; 8 more bits per entry of its table). Every backend (golden, csim, ONNX, the HLS kernel) runs any
-combination bit-exactly; the DSE prices ``precision`` (docs/numerics.md). The compile merges the recipe's ``quant:`` (the model's
-defaults, e.g. models/minilm-l6.yaml) with the config's (the config wins, key by key).
+combination bit-exactly; the DSE prices ``precision`` (docs/numerics.md). The compile merges the recipe's
+``quant:`` (the model's defaults, e.g. models/minilm-l6.yaml) with the config's (the config wins, key by
+key).
 """
 from __future__ import annotations
 

@@ -18,8 +18,8 @@ setting, section 4): the inputs are the golden model's own int8 tensors
 What stays as :func:`padless.quant.quantize.quantize_encoder` made it: every scale, the per-row weight
 scale (``max |W'_j| / 127`` of the folded weight ``W' = W diag(s_in)``), biases and requantization
 multipliers; only the int8 values change (and, after an asymmetric input, the bias that holds its zero
-point times the weights: :meth:`padless.quant.quantize.QLinear.set_weights`). The integer data path is the same, so every backend (csim,
-ONNX, the HLS kernel) runs a GPTQ model unchanged. Pruned weights (0 in the float model: bank-balanced
+point times the weights: :meth:`padless.quant.quantize.QLinear.set_weights`). The integer data path is the
+same, so every backend (csim, ONNX, the HLS kernel) runs a GPTQ model unchanged. Pruned weights (0 in the float model: bank-balanced
 sparsity) stay 0.
 
 *(padless)*: every calibration sentence weighs the same in ``H`` (each sentence's ``X^T X`` is divided by

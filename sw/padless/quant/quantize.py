@@ -4,9 +4,9 @@ Weights: int8, symmetric, one scale per output channel. Biases: int32 at the acc
 Activations: int8 with static scales from calibration (per channel where they fold into the next layer);
 the residual stream entering LayerNorm is 22-bit; the GELU input is 16-bit. The GELU output (FFN down's
 input) may be asymmetric int8 (``zero_point=["act"]``: a per-channel zero point folded into FFN down's
-bias) or int16 (``precision={"act": 16}``: a 16 x 8-bit FFN down, a hardware change). Every scale change is a dyadic requantization
-(integer multiplier and shift, :func:`padless.quant.intops.dyadic`). docs/numerics.md has the whole
-data path with bit widths.
+bias) or int16 (``precision={"act": 16}``: a 16 x 8-bit FFN down, a hardware change). Every scale change
+is a dyadic requantization (integer multiplier and shift, :func:`padless.quant.intops.dyadic`).
+docs/numerics.md has the whole data path with bit widths.
 """
 from __future__ import annotations
 

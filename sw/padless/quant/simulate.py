@@ -267,11 +267,14 @@ class SiteSimulator:
                                           "icpt": qL.gelu_icpt})
         if is_on("act", i) and not done:
             zp = np.asarray(qL.act_zp, np.float64)
-            if np.any(zp != 0):   # asymmetric int8: t (q - z); widened: the same range on a 16-bit grid
-                f = self._widen("act", i)
-                t, zf = np.asarray(sc["act"]) / f, np.round(zp * f)
-                lo, hi = (-32768, 32767) if f != 1.0 else (-128, 127)
-                a = (np.clip(np.floor(a / t + 0.5) + zf, lo, hi) - zf) * t
+            if np.any(zp != 0):   # asymmetric int8: t (q - z)
+                t = np.asarray(sc["act"])
+                lo, hi = -128, 127
+                if self._widen("act", i) != 1.0:   # widened: the same [lo_c, hi_c] in 65,535 steps
+                    lo_c = t * (-128 - zp)
+                    t = t * 255 / 65535
+                    zp, lo, hi = -32768 - np.round(lo_c / t), -32768, 32767
+                a = (np.clip(np.floor(a / t + 0.5) + zp, lo, hi) - zp) * t
             elif qL.act_bits != 8:   # built 16-bit (precision: {act: 16})
                 a = _fq(a, np.asarray(sc["act"]), qL.act_bits)
             else:
