@@ -22,6 +22,7 @@ def assert_csim_equals_golden(project, ids, cache, form: str) -> None:
         backend.close()
     assert len(csim) == len(golden) == len(ids)
     for g, c in zip(golden, csim):
+        assert g.dtype == c.dtype == np.int8
         np.testing.assert_array_equal(c, g)
 
 

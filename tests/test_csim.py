@@ -14,7 +14,8 @@ from padless.errors import InputError, ToolMissingError
 from padless.project import load_project, update_manifest
 from padless.runtime.backends import get_backend
 from padless.runtime.backends.csim import CsimBackend
-from padless.runtime.host import run_hidden
+
+from crosscheck import assert_csim_equals_golden
 
 
 @pytest.fixture(scope="session")
@@ -46,17 +47,7 @@ def _variant(base, tmp_path, attention):
 
 
 def _compare(project, texts, cache, form="fast"):
-    ids = project.tokenize(texts, truncate=True)
-    golden = run_hidden(project, get_backend("golden", project), ids, max_tokens=2048)
-    backend = CsimBackend(project, cache=cache, form=form)
-    try:
-        csim = run_hidden(project, backend, ids, max_tokens=2048)
-    finally:
-        backend.close()
-    assert len(golden) == len(csim) == len(texts)
-    for g, c in zip(golden, csim):
-        assert g.dtype == c.dtype == np.int8
-        np.testing.assert_array_equal(c, g)
+    assert_csim_equals_golden(project, project.tokenize(texts, truncate=True), cache, form)
 
 
 def test_dense_equals_golden(tiny_dir, sentences, csim_cache):

@@ -33,7 +33,7 @@ key).
 from __future__ import annotations
 
 from ..errors import InputError
-from .quantize import GELU_METHODS, check_migrate, check_precision, check_zero_point
+from .quantize import GELU_METHODS, check_act_grid, check_migrate, check_precision, check_zero_point
 from .ranges import parse_estimators
 
 QUANT_KEYS = ("gelu", "ranges", "migrate", "rounding", "gptq_calibration", "zero_point", "precision")
@@ -60,9 +60,7 @@ def parse_quant(cfg) -> dict:
         raise InputError(f"quant.gelu {gelu!r} is not a GELU method; choose one of {', '.join(GELU_METHODS)}")
     rounding = cfg.get("rounding", "nearest")
     zp, prec = list(check_zero_point(cfg.get("zero_point"))), check_precision(cfg.get("precision"))
-    if prec["act"] != 8 and "act" in zp:
-        raise InputError("quant: the FFN activation is either asymmetric (zero_point: [act]) or 16-bit "
-                         "(precision: {act: 16}), not both; at 16 bits a zero point buys one bit of 16")
+    check_act_grid(zp, prec)
     if rounding not in ROUNDINGS:
         raise InputError(f"quant.rounding {rounding!r} is not a weight rounding; choose one of {', '.join(ROUNDINGS)}")
     gcal = cfg.get("gptq_calibration")

@@ -11,6 +11,7 @@ docs/numerics.md has the whole data path with bit widths.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -327,6 +328,14 @@ def check_precision(precision) -> dict:
     return out
 
 
+def check_act_grid(zero_point: Sequence[str], precision: dict) -> None:
+    """The FFN activation is asymmetric int8 or int16, not both (at 16 bits a zero point buys one bit of 16).
+    Raises InputError naming both keys."""
+    if precision.get("act", 8) != 8 and "act" in zero_point:
+        raise InputError("quant: the FFN activation is either asymmetric (zero_point: [act]) or 16-bit "
+                         "(precision: {act: 16}), not both; at 16 bits a zero point buys one bit of 16")
+
+
 def check_zero_point(sites) -> tuple:
     """Validate ``quant.zero_point`` (a list of sites of :data:`ZERO_POINT_SITES`) -> a sorted tuple.
     Raises InputError for anything else."""
@@ -365,11 +374,9 @@ def quantize_encoder(spec: EncoderSpec, ranges: dict, alpha: float = 1.0, gelu: 
     if gelu not in GELU_METHODS:
         raise QuantizationError(f"unknown GELU method {gelu!r}; choose one of {', '.join(GELU_METHODS)}")
     mig = check_migrate(migrate)
-    zsites = check_zero_point(zero_point)
-    act_bits = check_precision(precision)["act"]
-    if act_bits != 8 and "act" in zsites:
-        raise InputError("quant: the FFN activation is either asymmetric (zero_point: [act]) or 16-bit "
-                         "(precision: {act: 16}), not both; at 16 bits a zero point buys one bit of 16")
+    zsites, prec = check_zero_point(zero_point), check_precision(precision)
+    check_act_grid(zsites, prec)
+    act_bits = prec["act"]
     res_max = float((1 << (intops.RESIDUAL_BITS - 1)) - 1)
     in16 = float((1 << (intops.GELU_IN_BITS - 1)) - 1)
     mx = lambda a: float(np.max(a))  # noqa: E731

@@ -211,28 +211,6 @@ inline int32_t dot_u8s8(const uint8_t *xu, const int8_t *w, int n) {
     for (int i = 0; i < n; i++) s += (int32_t)xu[i] * (int32_t)w[i];
     return s;
 }
-// out[o] = sum_i x[i] * Wd[o][i] for a whole row (Wd: dense row-major copy, wsum: its row sums).
-inline void row_gemv(const act_t *x, int in, const int8_t *wd, const int32_t *wsum, int out, int32_t *y) {
-    alignas(64) uint8_t xu[4096];
-    for (int i = 0; i < in; i++) xu[i] = (uint8_t)((uint8_t)x[i] ^ 0x80u);
-    int o = 0;
-    for (; o + 4 <= out; o += 4) {
-        const int8_t *w0 = wd + (int64_t)o * in;
-        int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        for (int i = 0; i < in; i++) {
-            int32_t xv = xu[i];
-            s0 += xv * w0[i];
-            s1 += xv * w0[in + i];
-            s2 += xv * w0[2 * in + i];
-            s3 += xv * w0[3 * in + i];
-        }
-        y[o] = s0 - 128 * wsum[o];
-        y[o + 1] = s1 - 128 * wsum[o + 1];
-        y[o + 2] = s2 - 128 * wsum[o + 2];
-        y[o + 3] = s3 - 128 * wsum[o + 3];
-    }
-    for (; o < out; o++) y[o] = dot_u8s8(xu, wd + (int64_t)o * in, in) - 128 * wsum[o];
-}
 // Y[r][o] = sum_i X[r][i] Wd[o][i] for t rows (X: (t, in) uint8, Y: (t, out) int32): output rows four at a
 // time against every input row, so each weight row is read once per sequence (cache-friendly).
 inline void rows_gemm_u8(const uint8_t *xu, int t, int in, const int8_t *wd, int out, int32_t *y) {
@@ -284,8 +262,24 @@ inline void rows_gemm(const int16_t *x, int t, int in, const int8_t *wd, const i
             y[k] = 256 * ((int64_t)yhi[k] - 128 * (int64_t)wsum[o]) + ylo[k];
         }
 }
+// One row (timed and port-checked runs call these per row: stack buffers, no allocation), int8 and int16 x.
+static const int ROW_MAX = 4096;   // the longest row of an MVU (IN and OUT)
+inline void row_gemv(const act_t *x, int in, const int8_t *wd, const int32_t *wsum, int out, int32_t *y) {
+    alignas(64) uint8_t xu[ROW_MAX];
+    for (int i = 0; i < in; i++) xu[i] = (uint8_t)((uint8_t)x[i] ^ 0x80u);
+    rows_gemm_u8(xu, 1, in, wd, out, y);
+    for (int o = 0; o < out; o++) y[o] -= 128 * wsum[o];
+}
 inline void row_gemv(const int16_t *x, int in, const int8_t *wd, const int32_t *wsum, int out, int64_t *y) {
-    rows_gemm(x, 1, in, wd, wsum, out, y);
+    alignas(64) uint8_t lo[ROW_MAX], hi[ROW_MAX];
+    alignas(64) int32_t ylo[ROW_MAX], yhi[ROW_MAX];
+    for (int i = 0; i < in; i++) {
+        lo[i] = (uint8_t)(x[i] & 0xFF);
+        hi[i] = (uint8_t)((uint8_t)(int8_t)(x[i] >> 8) ^ 0x80u);
+    }
+    rows_gemm_u8(lo, 1, in, wd, out, ylo);
+    rows_gemm_u8(hi, 1, in, wd, out, yhi);
+    for (int o = 0; o < out; o++) y[o] = 256 * ((int64_t)yhi[o] - 128 * (int64_t)wsum[o]) + ylo[o];
 }
 #endif
 
@@ -321,6 +315,7 @@ void mvu_rows(int t, W &w, I &ix, int64_t base, PADLESS_FIFO_REF(vec<typename C:
     (void)w;
     (void)ix;
     typedef typename C::acc_t acc_t;  // native int32 / int64 in this form
+    static_assert(C::IN <= ROW_MAX && C::OUT <= ROW_MAX, "the fast form's row buffers hold ROW_MAX elements");
     alignas(64) acc_t yrow[C::OUT];
     if (!::padless::sim::cfg.timed && !::padless::sim::cfg.ports) {
         // Untimed: read the rest of the sequence first and multiply all rows at once (weights read once);
