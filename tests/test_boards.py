@@ -30,6 +30,20 @@ def test_unknown_board_lists_known():
 
 
 def test_int8_peak():
-    assert int8_peak_macs(load_board("u280")) == 2 * 9024 * 300e6
+    assert int8_peak_macs(load_board("u280")) == 2 * 9024 * 150e6          # the default (honest) clock
+    assert int8_peak_macs(load_board("u280"), load_board("u280").clock_max_MHz) == 2 * 9024 * 300e6
     assert int8_peak_macs(load_board("pynq-z2")) == 220 * 100e6  # DSP48E1: one int8 MAC
     assert load_board("u280").platform == "xilinx_u280_gen3x16_xdma_1_202211_1"
+
+
+def test_clocks_and_slrs():
+    for n in list_boards():
+        b = load_board(n)
+        assert 0 < b.clock_MHz <= b.clock_max_MHz and b.clock_source   # every default clock cites a source
+        if b.slrs:
+            for k in ("lut", "ff", "dsp", "bram_36k", "uram"):          # per-SLR figures within the device's
+                assert sum(s[k] for s in b.slrs) <= getattr(b, k)
+            assert 0 <= b.memory_slr < len(b.slrs)
+    assert [len(load_board(n).slrs) for n in ("u200", "u250", "u280", "u55c", "zcu104")] == [3, 4, 3, 3, 0]
+    u280 = load_board("u280")
+    assert (u280.clock_MHz, u280.clock_max_MHz) == (150.0, 300.0) and "AutoBridge" in u280.clock_source

@@ -1,8 +1,10 @@
 """FPGA boards as data: one YAML file per board in this package.
 
 Each file gives the part number, the resource counts of the device (DSP slices, 36 Kb block RAMs,
-288 Kb UltraRAMs, LUTs, flip-flops), the off-chip memories with their theoretical bandwidth, a default
-kernel clock, the build flow (``vitis`` for Alveo cards, ``vivado`` for Zynq boards) and the platform
+288 Kb UltraRAMs, LUTs, flip-flops), the off-chip memories with their theoretical bandwidth, the default
+kernel clock (what comparable published HLS dataflow designs on the part closed at, with its source) and
+the platform maximum (an upper bound), the resources of each SLR of a multi-die part and the SLR the
+off-chip memory controllers sit in, the build flow (``vitis`` for Alveo cards, ``vivado`` for Zynq boards) and the platform
 (Vitis platform name for Alveo, Vivado board part for Zynq), and cites the AMD data sheet the figures
 come from (see docs/boards.md). Adding a board is adding one YAML file here; no code changes.
 
@@ -10,8 +12,10 @@ Example::
 
     >>> from padless.boards import load_board, int8_peak_macs
     >>> b = load_board("Alveo-U280")
-    >>> b.dsp, b.clock_MHz, int8_peak_macs(b) / 1e12
-    (9024, 300.0, 5.4144)
+    >>> b.dsp, b.clock_MHz, b.clock_max_MHz, int8_peak_macs(b) / 1e12
+    (9024, 150.0, 300.0, 2.7072)
+    >>> len(b.slrs), b.memory_slr
+    (3, 0)
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ import yaml
 
 from ..errors import UnknownBoardError
 
-__all__ = ["Board", "Memory", "load_board", "list_boards", "int8_peak_macs", "UnknownBoardError"]
+__all__ = ["Board", "Memory", "SLR", "load_board", "list_boards", "int8_peak_macs", "UnknownBoardError"]
 
 _REQUIRED = ("name", "part", "family", "dsp", "dsp_type", "bram_36k", "uram", "lut", "ff", "memories",
              "clock_MHz", "flow", "platform", "datasheet")
@@ -53,6 +57,23 @@ class Memory:
 
 
 @dataclass(frozen=True)
+class SLR:
+    """The resources of one super logic region (die) of a stacked-silicon part that kernels may use.
+
+    Attributes: lut, ff, dsp, bram_36k, uram (counts, as in :class:`Board`).
+    """
+
+    lut: int
+    ff: int
+    dsp: int
+    bram_36k: int
+    uram: int
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+
+@dataclass(frozen=True)
 class Board:
     """A board model (frozen; load with :func:`load_board`).
 
@@ -63,7 +84,12 @@ class Board:
         dsp: DSP slices. dsp_type: ``DSP48E2`` (UltraScale+) or ``DSP48E1`` (7 series).
         bram_36k: 36 Kb block RAMs. uram: 288 Kb UltraRAMs. lut: 6-input LUTs. ff: flip-flops.
         memories: off-chip memories, the one kernels bind to first.
-        clock_MHz: default kernel clock, MHz.
+        clock_MHz: default kernel clock, MHz: what comparable published HLS dataflow designs on the part
+            closed at (``clock_source`` says which); the figures padless prints are at this clock.
+        clock_max_MHz: the platform's maximum kernel clock (Alveo: 300 MHz), an upper bound.
+        clock_source: where ``clock_MHz`` comes from.
+        slrs: per-SLR resources of a multi-die part (empty for one die).
+        memory_slr: the SLR whose memory controllers (HBM, the first DDR bank) the m_axi ports bind to.
         flow: ``vitis`` (Alveo: v++ link against ``platform``) or ``vivado`` (Zynq block design).
         platform: Vitis platform name (Alveo) or Vivado board part (Zynq).
         datasheet: the AMD documents the figures come from.
@@ -85,6 +111,14 @@ class Board:
     platform: str
     datasheet: str
     aliases: tuple = ()
+    clock_max_MHz: float = 0.0
+    clock_source: str = ""
+    slrs: tuple = ()
+    memory_slr: int = 0
+
+    def __post_init__(self):
+        if not self.clock_max_MHz:
+            object.__setattr__(self, "clock_max_MHz", float(self.clock_MHz))
 
     @property
     def bandwidth_GBps(self) -> float:
@@ -105,6 +139,7 @@ class Board:
         """JSON-serialisable dict of every field."""
         d = asdict(self)
         d["memories"] = [asdict(m) for m in self.memories]
+        d["slrs"] = [asdict(s) for s in self.slrs]
         d["aliases"] = list(self.aliases)
         return d
 
@@ -151,11 +186,20 @@ def _parse(data: Any, source: str) -> Board:
                         capacity_GB=float(m.get("capacity_GB", 0.0))) for m in data["memories"])
     if not mems:
         raise UnknownBoardError(f"board file {source} lists no off-chip memory")
+    slrs = tuple(SLR(**{k: int(s[k]) for k in ("lut", "ff", "dsp", "bram_36k", "uram")})
+                 for s in data.get("slrs") or ())
+    if slrs and not 0 <= int(data.get("memory_slr", 0)) < len(slrs):
+        raise UnknownBoardError(f"board file {source}: memory_slr must name one of its {len(slrs)} SLRs")
+    clk, clk_max = float(data["clock_MHz"]), float(data.get("clock_max_MHz") or data["clock_MHz"])
+    if not 0 < clk <= clk_max:
+        raise UnknownBoardError(f"board file {source}: clock_MHz must be above 0 and at most clock_max_MHz")
     return Board(name=str(data["name"]).lower(), part=str(data["part"]), family=str(data["family"]),
                  dsp=int(data["dsp"]), dsp_type=str(data["dsp_type"]), bram_36k=int(data["bram_36k"]),
                  uram=int(data["uram"]), lut=int(data["lut"]), ff=int(data["ff"]), memories=mems,
                  clock_MHz=float(data["clock_MHz"]), flow=str(data["flow"]), platform=str(data["platform"]),
-                 datasheet=str(data["datasheet"]), aliases=tuple(str(a) for a in data.get("aliases", ())))
+                 datasheet=str(data["datasheet"]), aliases=tuple(str(a) for a in data.get("aliases", ())),
+                 clock_max_MHz=clk_max, clock_source=str(data.get("clock_source", "")), slrs=slrs,
+                 memory_slr=int(data.get("memory_slr", 0)))
 
 
 @functools.lru_cache(maxsize=None)
