@@ -18,9 +18,17 @@ def test_default_minilm_fits_and_stays_within_caps(board):
     assert r["fits"]
     from padless.boards import load_board
     b = load_board(board)
-    assert r["dsp"]["used"] <= 0.8 * b.dsp and r["lut"]["used"] <= 0.8 * b.lut
+    assert r["dsp"]["used"] <= 0.8 * b.dsp and r["lut"]["used"] <= 0.8 * b.lut and r["ff"]["used"] <= 0.8 * b.ff
     assert p["estimate"]["throughput_seq_s"] > 0 and 0 < p["estimate"]["efficiency_vs_peak"] < 1
-    assert p["weights"] == ("resident" if board in ("u280", "u55c") else "streamed")
+    # every SLR under the plan's caps (one SLR on the Zynq parts)
+    assert p["resources"]["slr"]["fits"] and len(p["resources"]["slr"]["slrs"]) == max(1, len(b.slrs))
+    for s in p["resources"]["slr"]["slrs"]:
+        for k in ("dsp", "lut", "ff"):
+            assert s["used"][k] <= 0.8 * s["limit"][k]
+        for k in ("bram_36k", "uram"):
+            assert s["used"][k] <= 0.9 * s["limit"][k]
+    if board in ("zcu104", "kv260"):
+        assert p["weights"] == "streamed"
 
 
 def test_long_texts_buy_selection_and_attention():

@@ -3,7 +3,9 @@
 :func:`plan` chooses, for an expected length distribution, the parallelism of every process of the
 generated engine (:mod:`padless.schedule.engine`) so that the processes' expected busy cycles balance
 (the dataflow region runs at the pace of its slowest process), while DSP slices and LUTs stay within
-``utilization_cap`` of the board and the memories within its block RAM and UltraRAM.
+``utilization_cap`` of the board and the memories within its block RAM and UltraRAM -- on a multi-SLR
+part, of every SLR, with the processes placed (:mod:`padless.schedule.placement`): ``fits`` means every
+SLR is under its cap.
 
 Procedure (greedy bottleneck relief, FINN-style folding search on the kernel's own loop formulas, then a
 local search on the full cycle model):
@@ -106,8 +108,15 @@ def _fits(cfg: EngineConfig, board: Board, cap: float, mem_cap: float) -> bool:
     if placed is None:
         return False
     cfg.weight_impl, cfg.block_impl, cfg.head_impl = placed.weight_impl, placed.block_impl, placed.head_impl
-    r = resources(cfg, board)
-    return r["dsp"]["used"] <= cap * board.dsp and r["lut"]["used"] <= cap * board.lut
+    r = resources(cfg, board, caps=slr_caps(cap, mem_cap))
+    return (r["dsp"]["used"] <= cap * board.dsp and r["lut"]["used"] <= cap * board.lut
+            and r["ff"]["used"] <= cap * board.ff and r["slr"]["fits"])
+
+
+def slr_caps(cap: float, mem_cap: float) -> dict:
+    """The per-SLR caps of the placement (:func:`padless.schedule.placement.place`): ``cap`` of the DSPs,
+    LUTs and flip-flops, ``mem_cap`` of the block RAM and UltraRAM of every SLR."""
+    return {"dsp": cap, "lut": cap, "ff": cap, "bram_36k": mem_cap, "uram": mem_cap}
 
 
 def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, Any] | None = None,
@@ -206,7 +215,7 @@ def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, An
     peak = board.dsp * mpd * clk * 1e6
     macs = float(np.mean([useful_macs(cfg, int(t)) for t in sample]))
     thr = clk * 1e6 / per_seq
-    used = resources(cfg, board)
+    used = resources(cfg, board, caps=slr_caps(cap, mcap))
     stages = {STAGE_OF[m]: {"pe": cfg.folding[m][0], "simd": cfg.folding[m][1], "expected_cycles": busy[m]}
               for m in MVUS}
     stages["attn"] = {"pe": cfg.att_pe, "simd": cfg.head_dim, "expected_cycles": busy["attn"]}
@@ -220,6 +229,7 @@ def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, An
         "clock_MHz": clk, "weights": "resident" if cfg.resident else "streamed",
         "allocation": alloc, "engine": cfg.to_dict(), "stages": stages,
         "resources": {**{k: v for k, v in used.items() if k != "detail"}, "cap": cap, "memory_cap": mcap},
+        "clock_source": board.clock_source if clock_MHz is None else "given (clock_MHz)",
         "lengths": {"count": int(lens.size), "mean": float(lens.mean()), "p50": float(np.percentile(lens, 50)),
                     "p90": float(np.percentile(lens, 90)), "max": int(lens.max())},
         "max_tokens": cfg.max_tokens,

@@ -7,8 +7,11 @@ padless_encoder.cpp and hw/hls/include/padless/) does with them:
 * :func:`process_cycles` -- the cycles each dataflow process spends on one sequence of one layer: every
   pipelined loop costs ``(trip - 1) * II + depth`` with the trip counts of the C++ loops and the depths
   they declare (``PADLESS_LOOP(name, DEPTH)``); II is 1 everywhere;
-* :func:`resources` -- block RAM, UltraRAM, DSP slices and an LUT estimate from the kernel's own arrays
-  (weights, channel blocks, FIFOs) and unrolled operators, with the board's limits.
+* :func:`resources` -- block RAM, UltraRAM, DSP slices, LUTs and flip-flops from the kernel's own arrays
+  (weights, channel blocks, FIFOs) and unrolled operators (MACs, packed-product corrections, adder trees,
+  requantizers, the i-GELU and PWL GELU, the residual sums of squares, the weight loader's carry
+  buffers), with the board's limits, per dataflow process and placed on the board's SLRs
+  (:mod:`padless.schedule.placement`).
 
 The timed C-simulation (``padless profile``) measures the same kernel cycle by cycle; the cost model
 (:mod:`padless.schedule.cost`) and the DSE build on these formulas and are held to the measurement
@@ -27,7 +30,8 @@ from ..errors import InputError, PadlessError
 from ..opcount import attention_k, check_model, check_sparsity
 
 __all__ = ["EngineConfig", "DEPTHS", "PROCESSES", "MVUS", "engine_config", "legal_pe", "legal_simd",
-           "process_cycles", "resources", "channel_depths", "axi_bytes", "mac_per_dsp", "ResourceError"]
+           "process_cycles", "resources", "channel_depths", "axi_bytes", "mac_per_dsp", "ResourceError",
+           "ff_estimate", "lut_estimate", "dsp_count", "weight_loads", "carry_buffer"]
 
 #: Declared pipeline depths of the kernel's loops (hw/hls/include/padless/*.h: D_*). Keep in sync: a test
 #: reads them from the headers.
@@ -294,7 +298,7 @@ def place_memories(cfg: EngineConfig, board: Board, memory_cap: float = 1.0,
             cost[g][1] += uram_for(m["width_bits"], m["depth"]) * m["copies"]
     rest_bram += sum(_fifo(f["width_bits"], f["depth"])["bram"] for f in _fifos(cfg))
     bl, ul = memory_cap * board.bram_36k, memory_cap * board.uram
-    lut_base = sum(lut_estimate(cfg).values()) + sum(
+    lut_base = sum(lut_estimate(cfg, board.dsp_type).values()) + sum(
         math.ceil(m["width_bits"] * m["depth"] / 64) * m["copies"] for m in mems
         if m["name"] not in HEAD_BLOCKS and (m["impl"] == "lutram" or (m["impl"] == "auto" and
                                                                       m["width_bits"] * m["depth"] <= LUTRAM_BITS)))
@@ -515,8 +519,29 @@ def _fifos(cfg: EngineConfig) -> list[dict]:
     return [{"name": n, "width_bits": w, "depth": d} for n, w, d in rows]
 
 
+def dsp_mul_trunc(a_bits: int, b_bits: int, out_bits: int, dsp_type: str = "DSP48E2") -> int:
+    """DSP slices of an a x b-bit multiplier of which only the low ``out_bits`` of the product are kept
+    (C ``int64_t * int64_t``): the 26 x 17-bit partial-product tiles of :func:`dsp_mul` whose least
+    significant bit lies below ``out_bits``. 64 x 64 -> 64 bits: 8 DSP48E2 (a 3 x 4 tile grid, 8 tiles
+    below bit 64)."""
+    pa = 26 if dsp_type == "DSP48E2" else 24
+    return sum(1 for i in range(0, a_bits, pa) for j in range(0, b_bits, 17) if i + j < out_bits)
+
+
 def dsp_count(cfg: EngineConfig, dsp_type: str = "DSP48E2") -> dict:
-    """DSP slices per unit, as the kernel's unrolled operators use them (docs/hls.md, "DSP budget")."""
+    """DSP slices per unit, as the kernel's unrolled operators use them (docs/hls.md, "DSP budget";
+    docs/performance-model.md, "Resources"). Keys: the MVUs (``qkv``, ``out``, ``up``, ``down``), ``ln1``,
+    ``ln2``, ``attn_qk``, ``attn_exp``, ``attn_pv``, ``select``. Per output lane (PE) of an MVU:
+
+    * MACs: SIMD x ceil(PE / 2) packed (WP486) or SIMD x PE;
+    * the requantizer's (acc + bias) x m multiply, :func:`dsp_mul` of the declared widths;
+    * ``out`` / ``down``: the residual's requantization (9 x 32) and the LayerNorm sum of squares
+      ``(int64_t)y * y`` of the residual sum (layer.h res_sink, int32 x int32: 4 DSP48E2);
+    * ``up``: the piecewise-linear GELU's 17 x 16 product, the activation requantizer (35 x 32) and the
+      I-BERT i-GELU's two ``int64_t`` products ``t * t`` and ``x * (erf + one)`` (intops.h i_gelu,
+      :func:`dsp_mul_trunc` 64 x 64 -> 64: 8 DSP48E2 each). The GELU kind is a run-time scalar of
+      weights.bin (``act_kind``), so both datapaths are built whatever ``quant.gelu`` selects.
+    """
     out = {}
     for m in MVUS:
         mm = cfg.mvu(m)
@@ -525,46 +550,162 @@ def dsp_count(cfg: EngineConfig, dsp_type: str = "DSP48E2") -> dict:
         rq = mm["PE"] * dsp_mul(41 if wide else 33, 32, dsp_type)
         extra = 0
         if m in ("out", "down"):
-            extra = mm["PE"] * dsp_mul(9, 32, dsp_type)       # residual requantization
+            extra = mm["PE"] * (dsp_mul(9, 32, dsp_type) + dsp_mul(32, 32, dsp_type))  # residual rq, y^2
         if m == "up":
-            extra = mm["PE"] * (dsp_mul(17, 16, dsp_type) + dsp_mul(35, 32, dsp_type))  # GELU + activation rq
+            extra = mm["PE"] * (dsp_mul(17, 16, dsp_type) + dsp_mul(35, 32, dsp_type)      # PWL GELU + act rq
+                                + 2 * dsp_mul_trunc(64, 64, 64, dsp_type))               # i-GELU t*t, x*(erf+1)
         out[m] = macs + rq + extra
     for ln, mvu in (("ln1", "out"), ("ln2", "down")):
         pe = cfg.folding[mvu][0]
         out[ln] = pe * (dsp_mul(25, 32, dsp_type) + dsp_mul(34, 25, dsp_type)) + 6
     ape, d = cfg.att_pe, cfg.head_dim
     qk = (math.ceil(ape / 2) if dsp_type == "DSP48E2" else ape) * d
-    out["attention"] = (qk + ape * dsp_mul(24, 32, dsp_type) + ape + ape * d + ape * dsp_mul(22, 24, dsp_type)
-                        + d * dsp_mul(28, 32, dsp_type))
+    out["attn_qk"] = qk + ape * dsp_mul(24, 32, dsp_type)
+    out["attn_exp"] = ape + ape * dsp_mul(22, 24, dsp_type)
+    out["attn_pv"] = ape * d + d * dsp_mul(28, 32, dsp_type)
     out["select"] = 0
     return out
 
 
-def lut_estimate(cfg: EngineConfig) -> dict:
-    """LUTs per unit (an estimate: 24 per MAC lane for adder trees and operand muxing, a B:1 input mux per
-    sparse lane, 30 per 4-bit product lane, 43 per top-k comparator slot and lane -- the last two measured
-    with yosys on hw/rtl/selection_engine.sv --, 4,000 per LayerNorm, 2,000 per i-exp / divider unit, 20,000 for
-    control and AXI interfaces, plus shift-register FIFOs)."""
+def adder_tree_luts(n: int, width: int) -> int:
+    """LUTs of a balanced adder tree summing ``n`` operands of ``width`` bits: level l has ceil(n / 2^l)
+    adders of width + l bits, one LUT6 per adder bit (UltraScale+ CARRY8: one LUT a bit, UG574)."""
+    total, k, level = 0, int(n), 1
+    while k > 1:
+        total += (k // 2) * (width + level)
+        k = -(-k // 2)
+        level += 1
+    return total
+
+
+def mux_luts(inputs: int, bits: int) -> int:
+    """LUTs of a ``inputs``:1 multiplexer ``bits`` wide: a LUT6 is a 4:1 multiplexer, and F7/F8 muxes
+    combine four of them into 16:1 per slice (UG574, "Multiplexers"), so ceil(inputs / 4) LUTs a bit."""
+    return 0 if inputs <= 1 else int(bits) * math.ceil(int(inputs) / 4)
+
+
+#: Whether the kernel loads dense weights beat-aligned, without load_elems' carry buffer (issue 24,
+#: item 3). False while hw/hls/include/padless/io.h routes every weights.bin section through the carry
+#: buffer; set True (and keep tests/test_resources.py's source check) where the kernel stops doing so.
+BEAT_ALIGNED_DENSE_WEIGHTS = False
+
+
+def weight_loads(cfg: EngineConfig) -> list[dict]:
+    """The kernel's ``load_elems<E, AXI>`` template instances (padless_encoder.cpp load_layer: one per
+    weights.bin section of a layer): ``{"name", "elem_bytes", "carry"}``. ``carry``: whether the instance
+    builds the carry buffer (io.h) -- every instance, unless :data:`BEAT_ALIGNED_DENSE_WEIGHTS` and the
+    dense weight word tiles the m_axi beat (E divides or is a multiple of AXI)."""
+    out = []
+    for m in MVUS:
+        e = (2 if cfg.sparse else 1) * cfg.folding[m][1]
+        tiles = e % cfg.axi == 0 or cfg.axi % e == 0
+        out.append({"name": f"w_{m}", "elem_bytes": e,
+                    "carry": not (BEAT_ALIGNED_DENSE_WEIGHTS and not cfg.sparse and tiles)})
+        out.append({"name": f"rq_{m}", "elem_bytes": 16, "carry": True})
+    for name in ("ctx", "res_attn", "ln_attn", "act", "res_ffn", "ln_ffn", "gelu"):
+        out.append({"name": name, "elem_bytes": 16, "carry": True})
+    out.append({"name": "scalars", "elem_bytes": 8, "carry": True})
+    return out
+
+
+def carry_buffer(elem_bytes: int, axi: int) -> dict:
+    """LUTs and flip-flops of one load_elems carry buffer (io.h): CB = 2 max(E, AXI) bytes in registers;
+    each byte is written from the beat at the run-time fill level ``have`` (an AXI:1 byte multiplexer:
+    Vitis does not know ``have`` is a multiple of anything), from the byte E above (the shift) or kept:
+    an (AXI + 2):1 multiplexer per bit (:func:`mux_luts`), CB x 8 flip-flops plus the 32-bit fill level."""
+    cb = 2 * max(int(elem_bytes), int(axi))
+    return {"lut": cb * mux_luts(int(axi) + 2, 8), "ff": cb * 8 + 32}
+
+
+def _mvu_logic(cfg: EngineConfig, m: str, dsp_type: str) -> dict:
+    """LUTs and FFs of one MVU's fold, requantizer and sink (docstring of :func:`lut_estimate`)."""
+    mm = cfg.mvu(m)
+    pe, simd = mm["PE"], mm["SIMD"]
+    xbits = cfg.act_bits if m == "down" else 8
+    if cfg.packed(m, dsp_type):
+        pairs, single = pe // 2, pe % 2
+        # per pair and input: the low field's sign correction, (p - lo) >> 18, 27 bits that matter
+        corr = pairs * simd * 27
+        trees = pairs * (adder_tree_luts(simd, 16) + adder_tree_luts(simd, 18)) + single * adder_tree_luts(simd, 16)
+    else:
+        corr = 0
+        trees = pe * adder_tree_luts(simd, xbits + 8)
+    acc = pe * (48 if xbits != 8 else 32)                        # acc[p] += s
+    sel = pe * simd * mux_luts(cfg.bank, xbits) if cfg.sparse else 0   # BANK:1 input mux per sparse lane
+    rq = pe * (33 + 32)                                          # bias add, rounding add before the shift
+    sink = 0
+    if m in ("out", "down"):
+        sink = pe * (32 + 64 + 40)                               # y1 + y2, s += y (40 bits), s2 += y*y
+    if m == "up":
+        # i-GELU (int64): |x|, min, + b, + c, sign select, >> r (a 64-bit barrel shifter: 6 levels of 2:1,
+        # three in a LUT6), + one: about 64 x 10 LUTs; the PWL GELU: the segment index (a 32-bit shift),
+        # the 36-bit multiply-add's rounding add, two comparisons: about 200
+        sink = pe * (64 * 10 + 200)
+    lut = corr + trees + acc + sel + rq + sink
+    # one register per adder bit (every level of the tree and the correction pipelined at II = 1), the
+    # weight words and the input operands registered once, the accumulators
+    ff = corr + trees + acc + pe * simd * 8 + simd * xbits + rq + sink
+    return {"lut": lut, "ff": ff, "detail": {"correction": corr, "adder_trees": trees, "accumulators": acc,
+                                              "sparse_mux": sel, "requantize": rq, "sink": sink}}
+
+
+def lut_estimate(cfg: EngineConfig, dsp_type: str = "DSP48E2") -> dict:
+    """LUTs per unit (an estimate; docs/performance-model.md "Resources" gives every term):
+
+    * an MVU (:func:`_mvu_logic`): packed-product sign corrections (27 LUTs per pair of rows and input),
+      the adder trees of the fold (:func:`adder_tree_luts`: one LUT per adder bit), the accumulators, a
+      BANK:1 8-bit input multiplexer per sparse lane (:func:`mux_luts`), the requantizer's adds, and the
+      sink's datapath (residual adds and the LayerNorm sums in ``out``/``down``; the i-GELU and PWL GELU
+      in ``up``, both always built);
+    * ``weight_loader``: the carry buffers of the load_elems instances that have one (:func:`carry_buffer`,
+      :func:`weight_loads`);
+    * 30 per 4-bit product lane and 43 per top-k comparator slot and lane (yosys on
+      hw/rtl/selection_engine.sv), 2,000 per i-exp / divider unit, 4,000 per LayerNorm, 20,000 for control
+      and the AXI interfaces, and the shift-register FIFOs.
+    """
     out = {"fixed": 20000}
     for m in MVUS:
-        mm = cfg.mvu(m)
-        lanes = mm["PE"] * mm["SIMD"]
-        out[m] = 24 * lanes + (lanes * max(1, cfg.bank // 4) if cfg.sparse else 0)
+        out[m] = _mvu_logic(cfg, m, dsp_type)["lut"]
+    out["weight_loader"] = sum(carry_buffer(w["elem_bytes"], cfg.axi)["lut"] for w in weight_loads(cfg) if w["carry"])
     out["select"] = cfg.sel_lanes * (30 * cfg.head_dim + 43 * cfg.k_max) + 2000
-    out["attention"] = 24 * cfg.att_pe * cfg.head_dim * 2 + 2000 * (1 + cfg.att_pe) + 4000
-    out["layernorm"] = 2 * 4000
+    d, ape = cfg.head_dim, cfg.att_pe
+    out["attn_qk"] = ape * adder_tree_luts(d, 16) + 2000
+    out["attn_exp"] = 2000 * ape
+    out["attn_pv"] = ape * adder_tree_luts(d, 24) + 4000
+    out["ln1"] = out["ln2"] = 4000
     out["fifos"] = sum(_fifo(f["width_bits"], f["depth"])["lut"] for f in _fifos(cfg))
     return out
 
 
-def resources(cfg: EngineConfig, board: Board | str) -> dict:
+def ff_estimate(cfg: EngineConfig, dsp_type: str = "DSP48E2") -> dict:
+    """Flip-flops per unit (an estimate; docs/performance-model.md "Resources"): the MVUs' registered
+    adder bits, operands and accumulators (:func:`_mvu_logic`); the carry buffers' bytes
+    (:func:`carry_buffer`); one FF per LUT for the attention, selection and LayerNorm datapaths (pipelined
+    at II = 1: every operator output registered); each FIFO's output register (its width; the storage is
+    SRL or block RAM); 30,000 for control and the five m_axi adapters (512-bit read/write data registers
+    and their AXI register slices)."""
+    lut = lut_estimate(cfg, dsp_type)
+    out = {"fixed": 30000}
+    for m in MVUS:
+        out[m] = _mvu_logic(cfg, m, dsp_type)["ff"]
+    out["weight_loader"] = sum(carry_buffer(w["elem_bytes"], cfg.axi)["ff"] for w in weight_loads(cfg) if w["carry"])
+    for u in ("select", "attn_qk", "attn_exp", "attn_pv", "ln1", "ln2"):
+        out[u] = lut[u]
+    out["fifos"] = sum(f["width_bits"] for f in _fifos(cfg))
+    return out
+
+
+def resources(cfg: EngineConfig, board: Board | str, caps: Mapping[str, float] | None = None) -> dict:
     """The static resource estimate of the generated kernel on ``board`` (manifest key ``resources``).
 
-    Returns ``{"bram_36k": {"used", "limit"}, "uram": {...}, "dsp": {...}, "lut": {...}, "fits": bool,
-    "detail": {"memories": [...], "dsp": {unit: n}, "lut": {unit: n}}}``. A memory goes where its
-    ``impl`` says (the kernel's BIND_STORAGE pragma): UltraRAM (72 x 4096 tiles), block RAM (the best
-    RAMB36 aspect ratio) or LUTRAM (64 bits per LUT); arrays the kernel leaves to the tool (``auto``) count
-    as LUTRAM up to :data:`LUTRAM_BITS` a bank, else block RAM.
+    Returns ``{"bram_36k": {"used", "limit"}, "uram": {...}, "dsp": {...}, "lut": {...}, "ff": {...},
+    "fits": bool, "slr": {...}, "detail": {"memories": [...], "dsp": {unit: n}, "lut": {unit: n},
+    "ff": {unit: n}, "process": {process: {resource: n}}}}``. A memory goes where its ``impl`` says (the
+    kernel's BIND_STORAGE pragma): UltraRAM (72 x 4096 tiles), block RAM (the best RAMB36 aspect ratio) or
+    LUTRAM (64 bits per LUT); arrays the kernel leaves to the tool (``auto``) count as LUTRAM up to
+    :data:`LUTRAM_BITS` a bank, else block RAM. ``slr``: the placement of the dataflow processes on the
+    board's SLRs (:func:`padless.schedule.placement.place`, ``caps``: fraction of each SLR's resources
+    the kernel may use, default all); ``fits`` means the totals fit the device and every SLR its cap.
     """
     board = load_board(board)
     mems = memories(cfg)
@@ -587,13 +728,18 @@ def resources(cfg: EngineConfig, board: Board | str) -> dict:
     for f in _fifos(cfg):
         bram += _fifo(f["width_bits"], f["depth"])["bram"]
     dsp = dsp_count(cfg, board.dsp_type)
-    lut = lut_estimate(cfg)
+    lut = lut_estimate(cfg, board.dsp_type)
     lut["lutram"] = lutram_luts
-    used = {"bram_36k": int(bram), "uram": int(uram), "dsp": int(sum(dsp.values())), "lut": int(sum(lut.values()))}
-    limit = {"bram_36k": board.bram_36k, "uram": board.uram, "dsp": board.dsp, "lut": board.lut}
+    ff = ff_estimate(cfg, board.dsp_type)
+    used = {"bram_36k": int(bram), "uram": int(uram), "dsp": int(sum(dsp.values())), "lut": int(sum(lut.values())),
+            "ff": int(sum(ff.values()))}
+    limit = {"bram_36k": board.bram_36k, "uram": board.uram, "dsp": board.dsp, "lut": board.lut, "ff": board.ff}
     out = {k: {"used": used[k], "limit": int(limit[k])} for k in used}
-    out["fits"] = all(used[k] <= limit[k] for k in used)
-    out["detail"] = {"memories": detail, "dsp": dsp, "lut": lut}
+    from .placement import place, process_resources
+    per_proc = process_resources(cfg, detail, dsp, lut, ff)
+    out["slr"] = place(cfg, per_proc, board, caps)
+    out["fits"] = all(used[k] <= limit[k] for k in used) and out["slr"]["fits"]
+    out["detail"] = {"memories": detail, "dsp": dsp, "lut": lut, "ff": ff, "process": per_proc}
     return out
 
 
@@ -603,8 +749,10 @@ def check_fits(cfg: EngineConfig, board: Board | str) -> dict:
     board = load_board(board)
     r = resources(cfg, board)
     if not r["fits"]:
-        over = [f"{k} {r[k]['used']:,} > {r[k]['limit']:,}" for k in ("dsp", "bram_36k", "uram", "lut")
+        over = [f"{k} {r[k]['used']:,} > {r[k]['limit']:,}" for k in ("dsp", "bram_36k", "uram", "lut", "ff")
                 if r[k]["used"] > r[k]["limit"]]
+        if not over:
+            over = [r["slr"]["reason"]]
         raise ResourceError(f"the generated kernel does not fit {board.name}: " + ", ".join(over) +
                             "; choose a larger board, more weight sparsity, a shorter maximum sequence "
                             "(hls: {max_seq: N}) or less parallelism")
