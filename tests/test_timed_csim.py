@@ -136,6 +136,14 @@ def test_profile_cli_json(tiny_project, capsys):
         assert key in out, key
     assert out["sequences"] == 4 and out["tokens"] == 71
     assert "simulated" in out["label"]
+    # the honest clock, its source, and the upper bound at the platform maximum with ideal memory
+    from padless.boards import load_board
+    b = load_board("u280")
+    assert out["clock_mhz"] == out["clock_MHz"] == b.clock_MHz and "AutoBridge" in out["clock_source"]
+    assert out["label"] == f"simulated at {b.clock_MHz:g} MHz (II and depths declared, not synthesized)"
+    ub = out["upper_bound"]
+    assert ub["clock_mhz"] == b.clock_max_MHz and ub["memory"] == "ideal"
+    assert ub["throughput_seq_s"] >= out["throughput_seq_s"] * b.clock_max_MHz / b.clock_MHz * 0.999
 
 
 def test_profile_cli_rejects_bad_lengths(tiny_project, capsys):

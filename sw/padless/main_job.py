@@ -112,7 +112,8 @@ def main(argv=None) -> int:
         "sparsity": project.sparsity, "backend": backend, "device": device_note,
         "fidelity": {k: res[k] for k in ("accuracy_fp32", "accuracy", "agreement", "cosine_mean", "cosine_min") if k in res},
         "host_seconds": {"fp32_reference": res["seconds_fp32_reference"], "backend": res["seconds_backend"]},
-        "simulated": {"label": sim["label"], "clock_MHz": sim["clock_MHz"],
+        "simulated": {"label": sim["label"], "clock_MHz": sim["clock_MHz"], "clock_source": sim["clock_source"],
+                      "upper_bound": sim["upper_bound"],
                       "padless": {k: sim[k] for k in keys},
                       **{b: sim[b] for b in ("padded_max", "padded_batch", "padded_fixed")},
                       "speedup_vs": sim["speedup_vs"], "stage_busy": sim["stage_busy"], "model_error": sim["model_error"]},
@@ -136,11 +137,13 @@ def main(argv=None) -> int:
     print(f"  backend {backend} {device_note}")
     print(f"  fidelity vs fp32: decision agreement {100 * f['agreement']:.2f}%, cosine mean {f['cosine_mean']:.4f} "
           f"(min {f['cosine_min']:.4f}); probe accuracy fp32 {100 * f['accuracy_fp32']:.2f}% / int8 {100 * f['accuracy']:.2f}%")
-    print(f"  simulated on {report['board']} at {sm['clock_MHz']:.0f} MHz ({sm['label']}): padless "
+    print(f"  {sm['label']} on {report['board']} (clock: {sm['clock_source']}): padless "
           f"{sm['padless']['throughput_seq_s']:,.0f} seq/s, {sm['padless']['efficiency_vs_peak']:.1%} of the INT8 DSP peak; "
           f"padded-to-max {sm['padded_max']['throughput_seq_s']:,.0f} seq/s; speedup "
           f"{sm['speedup_vs']['padded_max']:.2f}x (padded to batch max {sm['speedup_vs']['padded_batch']:.2f}x, "
           f"to 128 tokens {sm['speedup_vs']['padded_fixed']:.2f}x)")
+    print(f"  upper bound: {sm['upper_bound']['throughput_seq_s']:,.0f} seq/s at the platform's "
+          f"{sm['upper_bound']['clock_mhz']:g} MHz with ideal memory")
     print(f"  modeled (cycle model): padless {m['padless']['throughput_seq_s']:,.0f} seq/s, "
           f"{sm['model_error']:+.1%} against the simulation")
     if fp32:

@@ -161,4 +161,9 @@ def build(project_dir, board=None, dry_run: bool = False) -> subprocess.Complete
                     f"settings64.sh). Everything else (csim, the simulated device) runs without them; "
                     f"`make -n -C {root} -f bitstream.mk bitstream` shows the commands")
     cmd = ["make", "-C", str(root), "-f", "bitstream.mk", "bitstream"] + (["-n"] if dry_run else [])
-    return subprocess.run(cmd, text=True, capture_output=dry_run)
+    res = subprocess.run(cmd, text=True, capture_output=dry_run)
+    if not dry_run and res.returncode == 0:
+        from ..csynth import find_report_dir, record
+        if find_report_dir(root) is not None:   # Vitis ran csynth_design: its figures win from now on
+            record(root)
+    return res

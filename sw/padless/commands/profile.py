@@ -109,13 +109,15 @@ def run(args) -> int:
         print(json.dumps(public, indent=2, sort_keys=True))
         return 0
     print(f"padless profile: {what}, {out['tokens']} tokens on {project.manifest['board']} at {out['clock_MHz']:.0f} MHz")
-    print(f"  {out['label']}")
+    print(f"  {out['label']}; clock source: {out['clock_source']}")
     print(f"  cycles {out['cycles']:,}  ({out['seconds'] * 1e3:.3f} ms)  {out['throughput_seq_s']:,.0f} seq/s  "
           f"{out['throughput_tokens_s']:,.0f} tokens/s  {out['efficiency_vs_peak']:.1%} of the INT8 DSP peak")
     for b in ("padded_max", "padded_batch", "padded_fixed"):
         if b in out:
             print(f"  {b:<13} {out[b]['throughput_seq_s']:>10,.0f} seq/s   padless {out['speedup_vs'][b]:.2f}x faster")
     print(f"  model (padless schedule): {out['model']['throughput_seq_s']:,.0f} seq/s, error {out['model_error']:+.1%}")
+    ub = out["upper_bound"]
+    print(f"  upper bound: {ub['throughput_seq_s']:,.0f} seq/s at the platform's {ub['clock_mhz']:g} MHz with ideal memory")
     busy = sorted(out["stage_busy"].items(), key=lambda kv: -kv[1])
     print("  busy: " + ", ".join(f"{k.removeprefix('p_')} {v:.0%}" for k, v in busy))
     return 0

@@ -124,8 +124,11 @@ def engine_of(manifest: dict, lengths: list[int] | None = None):
 def schedule_figures(manifest: dict, lengths: list[int], batch_size: int = 32, fixed_length: int = 128,
                      keep_intervals: bool = False) -> dict:
     """The ``--json`` object for a manifest and lengths: :func:`padless.schedule.scheduler.compare` on
-    the project's engine, plus ``board``, ``clock_MHz``, ``peak_int8_macs`` and ``modeled: true``."""
+    the project's engine, plus ``board``, ``clock_MHz``, ``clock_source`` (the csynth estimate when Vitis
+    has run, else the board's default clock: :func:`padless.csynth.clock_of`), ``peak_int8_macs`` and
+    ``modeled: true``."""
     from ..boards import load_board
+    from ..csynth import clock_of
     from ..schedule.engine import mac_per_dsp
     from ..schedule.scheduler import compare
 
@@ -133,10 +136,13 @@ def schedule_figures(manifest: dict, lengths: list[int], batch_size: int = 32, f
     cfg = engine_of(manifest, lengths)
     if max(lengths) > cfg.max_seq:
         raise InputError(f"a sequence of {max(lengths)} tokens exceeds the kernel's maximum of {cfg.max_seq}")
+    clock = clock_of(manifest, board)
+    cfg.clock_MHz = clock["clock_MHz"]
     peak = board.dsp * mac_per_dsp(board, cfg.sparse) * cfg.clock_MHz * 1e6
     out = compare(cfg, lengths, peak, batch_size=batch_size, fixed_length=fixed_length, keep_intervals=keep_intervals)
     out["board"] = board.name
     out["clock_MHz"] = cfg.clock_MHz
+    out["clock_source"] = clock["source"]
     out["peak_int8_macs"] = peak
     out["modeled"] = True
     return out

@@ -214,9 +214,20 @@ def _allocation_rows(schedule: Mapping[str, Any]) -> list[dict]:
     return rows
 
 
+def _clock_source(manifest: Mapping[str, Any]) -> str:
+    """Where the project's kernel clock comes from (:func:`padless.csynth.clock_of`)."""
+    from ..boards import load_board
+    from ..csynth import clock_of
+    from ..errors import PadlessError
+    try:
+        return clock_of(dict(manifest), load_board(manifest["board"]))["source"]
+    except PadlessError:
+        return "the project's engine"
+
+
 def _resource_rows(resources: Mapping[str, Any]) -> list[dict]:
     rows = []
-    for k in ("dsp", "bram_36k", "uram", "lut"):
+    for k in ("dsp", "bram_36k", "uram", "lut", "ff"):
         r = resources.get(k)
         if not isinstance(r, Mapping):
             continue
@@ -345,7 +356,12 @@ def build_report(project_dir: str | os.PathLike, lengths: Sequence[int], *, sour
         "project": str(Path(project_dir).resolve()),
         "model": manifest["model"],
         "board": figures["board"], "board_info": board_info,
-        "clock_MHz": f"{cfg.clock_MHz:g}",
+        "clock_MHz": f"{(simulated or {}).get('clock_mhz', cfg.clock_MHz):g}",
+        "clock_source": (simulated or {}).get("clock_source") or _clock_source(manifest),
+        "upper_bound": (f"{simulated['upper_bound']['throughput_seq_s']:,.0f} sequences/s at the platform's "
+                        f"{simulated['upper_bound']['clock_mhz']:g} MHz with ideal memory"
+                        if simulated and simulated.get("upper_bound") else ""),
+        "sim_label": (simulated or {}).get("label", ""),
         "peak": f"{figures['peak_int8_macs'] / 1e12:,.2f}",
         "weights": "resident (loaded once by the init call)" if cfg.resident else
                    "streamed per layer (single-buffered, loaded before each layer's region)",

@@ -22,9 +22,26 @@ import numpy as np
 
 from ..errors import InputError, ProjectError
 
-__all__ = ["profile", "DEFAULT_FIXED_LENGTH"]
+__all__ = ["profile", "DEFAULT_FIXED_LENGTH", "IDEAL_MEMORY", "label"]
 
 DEFAULT_FIXED_LENGTH = 128
+#: The timed csim options that make memory ideal (one m_axi beat a cycle per port, no latency, no bank
+#: contention) for ``upper_bound``. Today's timed csim has no memory model, so its cycles already are the
+#: ideal-memory cycles and this is empty; a memory model (issue 24, item 3) puts its off switch here
+#: (e.g. ``{"memory_model": False}``), and profile() then runs the ideal-memory csim a second time.
+IDEAL_MEMORY: dict = {}
+
+
+def label(clock_MHz: float, synthesized: bool = False, achieved_ii: dict | None = None) -> str:
+    """The label of a simulated figure: the clock it is at and whether II and depths are declared or
+    synthesized (docs/performance-model.md, "Sources of the figures")."""
+    if not synthesized:
+        return f"simulated at {clock_MHz:g} MHz (II and depths declared, not synthesized)"
+    worse = {p: v for p, v in (achieved_ii or {}).items() if v > 1}
+    ii = ("csynth achieved II 1 in every process" if not worse else
+          "csynth achieved II > 1 in " + ", ".join(f"{p} (II {v})" for p, v in sorted(worse.items())) +
+          ": the simulated cycles assume II 1 there, a lower bound")
+    return f"simulated at {clock_MHz:g} MHz (clock: Vitis HLS csynth estimate; {ii})"
 
 
 def _calls(lengths: Sequence[int], cap: int) -> list[list[int]]:
@@ -91,7 +108,11 @@ def profile(project, sequences: Sequence[Sequence[int]] | None = None, lengths: 
     Returns:
         ``{"sequences", "tokens", "cycles", "seconds", "throughput_seq_s", "throughput_tokens_s",
         "stage_busy" {process: busy / makespan}, "efficiency_vs_peak", "useful_macs_s", "peak_int8_macs",
-        "mac_per_dsp", "clock_MHz", "padded_max" / "padded_batch" / "padded_fixed" {cycles,
+        "mac_per_dsp", "clock_MHz" (= "clock_mhz"), "clock_source" (the board's default clock and its source,
+        or the csynth estimate when the project has one: :func:`padless.csynth.clock_of`), "upper_bound"
+        {clock_mhz, throughput_seq_s, memory: "ideal"} (the same cycles with ideal memory at the platform's
+        maximum clock), "csynth" {achieved_ii, ...} when Vitis has run, "padded_max" / "padded_batch" /
+        "padded_fixed" {cycles,
         throughput_seq_s, padded_tokens}, "speedup_vs" {baseline: x}, "model" {throughput_seq_s,
         throughput_tokens_s, efficiency_vs_peak, cycles, speedup_vs, baselines}, "model_error", "label"}`` (plus ``"_intervals"`` and ``"_outputs"``).
 
@@ -132,8 +153,13 @@ def profile(project, sequences: Sequence[Sequence[int]] | None = None, lengths: 
     if max(lens) > cfg.max_seq:
         raise InputError(f"a sequence of {max(lens)} tokens exceeds the kernel's maximum of {cfg.max_seq} "
                          f"(give --truncate, or recompile with a longer maximum)")
+    from ..csynth import clock_of
     board = load_board(project.manifest["board"])
-    clk = float(cfg.clock_MHz)
+    clock = clock_of(project.manifest, board)
+    clk = float(clock["clock_MHz"])
+    syn = project.manifest.get("csynth") or {}
+    achieved_ii = {p: int(v["ii"]) for p, v in (syn.get("processes") or {}).items() if v.get("ii")}
+    cfg.clock_MHz = clk   # the cycle model beside the simulation runs at the same clock
     mpd = mac_per_dsp(board, cfg.sparse)
     peak = board.dsp * mpd * clk * 1e6
     order_fn = lambda l: engine_order(l, cfg)  # noqa: E731
@@ -145,8 +171,22 @@ def profile(project, sequences: Sequence[Sequence[int]] | None = None, lengths: 
         main = _timed_run(backend, rows, order_fn, hidden, record_intervals, progress)
         out = _figures(main["cycles"], lens, lens, cfg, peak, clk)
         out["stage_busy"] = {p: b / max(1, main["cycles"]) for p, b in main["busy"].items() if p.startswith("p_")}
-        out.update({"peak_int8_macs": peak, "mac_per_dsp": mpd, "clock_MHz": clk,
-                    "label": "simulated (cycle-annotated csim of the generated HLS)"})
+        out.update({"peak_int8_macs": peak, "mac_per_dsp": mpd, "clock_MHz": clk, "clock_mhz": clk,
+                    "clock_source": clock["source"],
+                    "label": label(clk, clock["synthesized"], achieved_ii)})
+        if syn:
+            out["csynth"] = {"achieved_ii": achieved_ii, "estimated_fmax_MHz": syn.get("estimated_fmax_MHz"),
+                             "resources": syn.get("resources"), "source": syn.get("source")}
+        ideal_cycles = main["cycles"]
+        if IDEAL_MEMORY:   # a memory model is on: the same calls again with ideal memory
+            saved = dict(backend.sim)
+            backend.sim.update(IDEAL_MEMORY, compute=False, record_jobs=False)
+            ideal_cycles = _timed_run(backend, rows, order_fn, hidden, False)["cycles"]
+            backend.sim.clear()
+            backend.sim.update(saved)
+        top = float(board.clock_max_MHz)
+        out["upper_bound"] = {"clock_mhz": top, "memory": "ideal", "cycles": int(ideal_cycles),
+                              "throughput_seq_s": len(lens) / (ideal_cycles / (top * 1e6))}
         if baselines:
             backend.sim["compute"] = False
             backend.sim["record_jobs"] = False
