@@ -121,7 +121,10 @@ def main() -> int:
         log(f"torch fp32 on {mix}")
         cpu[mix] = torch_seq_s(texts_of[mix][: args.cpu_sequences])
 
+    labels = sorted({f"{r['board']}: {r['res'].get('label', 'simulated')}" for r in rows})
     lines = [
+        "Clock and what the cycles assume, as `padless profile` labels them: " + "; ".join(labels) + ".",
+        "",
         f"minilm-l6, first {args.sequences} texts of each mix (MiniLM tokenizer, truncated at 256 tokens); "
         "each project compiled with its engine planned for the mix. **Simulated** = `padless profile`: the "
         "cycle-annotated C-simulation of the generated HLS kernel (every dataflow process keeps its own "
