@@ -65,12 +65,14 @@ def test_main_job_cli_on_tiny(tmp_path):
                         "--limit", "120", "--quiet"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     for needle in ("decision agreement", "cosine", "simulated on u280", "cycle-annotated csim", "padded-to-max",
+                   "simulated at 150 MHz (II and depths declared, not synthesized)", "upper bound",
                    "modeled (cycle model)", "project folder", "make -C", "bitstream"):
         assert needle in r.stdout, needle
     rep = json.loads((out / "report" / "run.json").read_text())
     assert rep["sentences"] == 120 and rep["backend"] == "pynq" and "simulated" in rep["device"]
     assert 0 <= rep["fidelity"]["agreement"] <= 1 and rep["modeled"]["padless"]["throughput_seq_s"] > 0
     sim = rep["simulated"]
-    assert sim["label"].startswith("simulated") and sim["padless"]["throughput_seq_s"] > 0
+    assert sim["label"].startswith("simulated at") and sim["padless"]["throughput_seq_s"] > 0
+    assert sim["clock_MHz"] == 150.0 and sim["upper_bound"]["clock_mhz"] == 300.0 and "AutoBridge" in sim["clock_source"]
     assert sim["speedup_vs"]["padded_max"] >= 1 and abs(sim["model_error"]) <= 0.10
     assert (out / "bitstream.mk").is_file() and (out / "bitstream" / "connectivity.cfg").is_file()

@@ -137,7 +137,8 @@ def main(argv=None) -> int:
     print(f"  backend {backend} {device_note}")
     print(f"  fidelity vs fp32: decision agreement {100 * f['agreement']:.2f}%, cosine mean {f['cosine_mean']:.4f} "
           f"(min {f['cosine_min']:.4f}); probe accuracy fp32 {100 * f['accuracy_fp32']:.2f}% / int8 {100 * f['accuracy']:.2f}%")
-    print(f"  {sm['label']} on {report['board']} (clock: {sm['clock_source']}): padless "
+    print(f"  simulated on {report['board']}, {sm['label']} (cycle-annotated csim of the generated HLS; clock: "
+          f"{sm['clock_source']}): padless "
           f"{sm['padless']['throughput_seq_s']:,.0f} seq/s, {sm['padless']['efficiency_vs_peak']:.1%} of the INT8 DSP peak; "
           f"padded-to-max {sm['padded_max']['throughput_seq_s']:,.0f} seq/s; speedup "
           f"{sm['speedup_vs']['padded_max']:.2f}x (padded to batch max {sm['speedup_vs']['padded_batch']:.2f}x, "
