@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -88,10 +87,6 @@ def main() -> int:
             log(f"  {out['throughput_seq_s']:,.0f} seq/s at {out['clock_mhz']:g} MHz; upper bound "
                 f"{out['upper_bound']['throughput_seq_s']:,.0f} at {out['upper_bound']['clock_mhz']:g} MHz")
     lines = [
-        f"Command: `python bench/clock_bench.py --workdir {work}`  ",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}, {platform.system()}  ",
-        "",
         "minilm-l6 (int8, dense attention), the engine planned for each mix's real lengths. **Simulated** = "
         "`padless profile`, the timed C-simulation of the generated kernel, labelled as it prints it: at the "
         "board's default kernel clock (boards/*.yaml `clock_source`: AutoBridge, FPGA'21: 147 MHz average for "
