@@ -115,3 +115,18 @@ def test_csynth_wins_in_profile_and_dse(tiny_project, tmp_path):
     # an estimate above the platform maximum is capped at it
     fast = dict(p.manifest, csynth=dict(p.manifest["csynth"], estimated_fmax_MHz=450.0, estimated_period_ns=2.2))
     assert clock_of(fast, board)["clock_MHz"] == board.clock_max_MHz
+
+
+def test_dse_weighs_the_achieved_ii():
+    """A csynth that reports FFN up at II 4: the DSE gives FFN up more parallelism than with the declared II."""
+    from padless.schedule.dse import plan
+    from padless.schedule.engine import EngineConfig
+    model = dict(name="minilm", hidden_size=384, num_heads=12, head_dim=32, intermediate_size=1536, num_layers=6,
+                 max_positions=512, max_seq_length=256)
+    lens = [27] * 60 + [45] * 40
+    declared = EngineConfig.from_dict(plan(model, "zcu104", {}, lens)["engine"])
+    slow_up = EngineConfig.from_dict(plan(model, "zcu104", {}, lens, achieved_ii={"p_up": 4})["engine"])
+    lanes = lambda c, m: c.folding[m][0] * c.folding[m][1]   # noqa: E731
+    assert lanes(slow_up, "up") > lanes(declared, "up")
+    # the override does not leak into the next plan
+    assert EngineConfig.from_dict(plan(model, "zcu104", {}, lens)["engine"]).folding == declared.folding

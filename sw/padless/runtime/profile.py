@@ -175,8 +175,13 @@ def profile(project, sequences: Sequence[Sequence[int]] | None = None, lengths: 
                     "clock_source": clock["source"],
                     "label": label(clk, clock["synthesized"], achieved_ii)})
         if syn:
+            # each process at its achieved II runs about II times its simulated busy cycles: the makespan is
+            # at least the slowest of them (a bound on what the synthesized kernel can reach)
+            stretched = max([main["cycles"]] + [int(b * achieved_ii.get(p, 1)) for p, b in main["busy"].items()])
             out["csynth"] = {"achieved_ii": achieved_ii, "estimated_fmax_MHz": syn.get("estimated_fmax_MHz"),
-                             "resources": syn.get("resources"), "source": syn.get("source")}
+                             "resources": syn.get("resources"), "source": syn.get("source"),
+                             "cycles_at_achieved_ii": stretched,
+                             "throughput_seq_s_at_achieved_ii": len(lens) / (stretched / (clk * 1e6))}
         ideal_cycles = main["cycles"]
         if IDEAL_MEMORY:   # a memory model is on: the same calls again with ideal memory
             saved = dict(backend.sim)

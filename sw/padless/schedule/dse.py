@@ -93,10 +93,16 @@ def _mvu_candidates(cfg: EngineConfig, mvu: str, dsp_type: str) -> list[tuple[in
     return frontier
 
 
+#: Achieved II per dataflow process from a recorded csynth.xml (``plan(achieved_ii=...)``): the greedy
+#: search weighs each process's busy cycles by it (a process at II 2 needs twice the parallelism).
+_ACHIEVED_II: dict = {}
+
+
 def _busy(cfg: EngineConfig, uniq: np.ndarray, w: np.ndarray) -> dict:
-    """Expected busy cycles per process group (weights w over the unique lengths)."""
+    """Expected busy cycles per process group (weights w over the unique lengths), each process's times its
+    achieved II when the plan has one (:data:`_ACHIEVED_II`)."""
     rows = [process_cycles(cfg, int(t)) for t in uniq]
-    tot = {p: float(np.dot([r[p] for r in rows], w)) for p in rows[0]}
+    tot = {p: float(np.dot([r[p] for r in rows], w)) * _ACHIEVED_II.get(p, 1) for p in rows[0]}
     return {"qkv": tot["p_qkv"], "out": tot["p_out"], "up": tot["p_up"], "down": tot["p_down"],
             "select": tot["p_select"], "attn": max(tot["p_attn_qk"], tot["p_attn_exp"], tot["p_attn_pv"]),
             "ln1": tot["p_ln1"], "ln2": tot["p_ln2"], "ctx": tot["p_ctx"], "io": tot["p_writer"]}
@@ -122,7 +128,7 @@ def slr_caps(cap: float, mem_cap: float) -> dict:
 def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, Any] | None = None,
          lengths: Sequence[int] | None = None, clock_MHz: float | None = None,
          utilization_cap: float = 0.8, memory_cap: float = 0.9, max_seq: int | None = None,
-         act_bits: int = 8) -> dict:
+         act_bits: int = 8, achieved_ii: Mapping[str, int] | None = None) -> dict:
     """Choose the engine's knobs for ``model`` on ``board``; JSON-serialisable.
 
     Args:
@@ -138,6 +144,10 @@ def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, An
             length sentence-transformers uses --, else its maximum positions).
         act_bits: the FFN activation's width (``quant.precision.act``): 16 prices FFN down as a 16 x 8-bit
             MVU (one MAC per DSP) with a 16-bit input channel.
+        achieved_ii: ``{process: II}`` from a recorded csynth.xml (manifest ``csynth.processes``): the
+            search weighs each process's busy cycles by its achieved II instead of the declared 1; the
+            local search (step 4), which runs the declared-II cycle model, is skipped, and the estimate's
+            cycle model still runs the declared loops.
 
     Returns:
         ``{"board", "part", "flow", "platform", "clock_MHz", "weights" ("resident"|"streamed"),
@@ -151,6 +161,15 @@ def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, An
         BoardTooSmallError: the kernel at its smallest folding with one layer of weights on chip does not fit
             the board at any maximum sequence length down to 64.
     """
+    global _ACHIEVED_II
+    _ACHIEVED_II = {str(k): max(1, int(v)) for k, v in (achieved_ii or {}).items()}
+    try:
+        return _plan(model, board, sparsity, lengths, clock_MHz, utilization_cap, memory_cap, max_seq, act_bits)
+    finally:
+        _ACHIEVED_II = {}
+
+
+def _plan(model, board, sparsity, lengths, clock_MHz, utilization_cap, memory_cap, max_seq, act_bits) -> dict:
     board = load_board(board)
     check_model(model)
     sp = check_sparsity(sparsity)
@@ -197,7 +216,9 @@ def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, An
             f"and one MAC lane per unit: needs {r['bram_36k']['used']:,} BRAM36 (has {board.bram_36k:,}), "
             f"{r['uram']['used']:,} URAM (has {board.uram:,}), {r['dsp']['used']:,} DSP (has {board.dsp:,}). "
             f"Choose a larger board, more weight sparsity, a smaller model or a shorter maximum sequence.")
-    cfg = _polish(best[0], board, np.minimum(sample, best[0].max_seq), cap, mcap, bool(sp["attention"]))
+    cfg = best[0]
+    if not _ACHIEVED_II:   # the local search runs the declared-II cycle model: skipped under achieved II
+        cfg = _polish(cfg, board, np.minimum(sample, cfg.max_seq), cap, mcap, bool(sp["attention"]))
     # the estimate: the cycle model on every expected length (a seeded sample of ESTIMATE_MAX when there
     # are more), in the host's calls and run order -- in arrival order a heavy-tailed mix (fortunes) came
     # out 10-25% slower than the kernel runs it; a kernel of a shorter maximum (small boards) sees the
