@@ -110,11 +110,18 @@ def test_csynth_wins_in_profile_and_dse(tiny_project, tmp_path):
     after = profile(p, lengths=[5, 17, 9], baselines=False)
     assert after["clock_mhz"] == pytest.approx(185.014, abs=1e-3) and "csynth" in after["clock_source"]
     assert "p_up (II 2)" in after["label"] and after["csynth"]["achieved_ii"]["p_up"] == 2
+    assert after["csynth"]["cycles_at_achieved_ii"] >= after["cycles"]
+    assert after["csynth"]["throughput_seq_s_at_achieved_ii"] <= after["throughput_seq_s"]
     assert after["cycles"] == before["cycles"]          # same kernel, same cycles; the clock differs
     assert after["throughput_seq_s"] == pytest.approx(before["throughput_seq_s"] * 185.014 / board.clock_MHz, rel=1e-4)
     # an estimate above the platform maximum is capped at it
     fast = dict(p.manifest, csynth=dict(p.manifest["csynth"], estimated_fmax_MHz=450.0, estimated_period_ns=2.2))
     assert clock_of(fast, board)["clock_MHz"] == board.clock_max_MHz
+    # a regenerated kernel drops the old report: the default clock again
+    from padless.codegen.hls import generate
+    generate(load_project(proj), "u280")
+    assert load_project(proj).manifest.get("csynth") is None
+    assert not clock_of(load_project(proj).manifest, board)["synthesized"]
 
 
 def test_dse_weighs_the_achieved_ii():
