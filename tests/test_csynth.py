@@ -137,3 +137,9 @@ def test_dse_weighs_the_achieved_ii():
     assert lanes(slow_up, "up") > lanes(declared, "up")
     # the override does not leak into the next plan
     assert EngineConfig.from_dict(plan(model, "zcu104", {}, lens)["engine"]).folding == declared.folding
+
+
+def test_csynth_cli_without_a_report(tmp_path, capsys):
+    from padless.csynth import main
+    assert main([str(tmp_path)]) != 0
+    assert capsys.readouterr().err.startswith("padless: error: ")
