@@ -504,13 +504,10 @@ def reuters_from_arff(arff: ArffData, origin: str = "<arff>") -> tuple[list[str]
 
 
 def _read_text_file(path: Path) -> list[str]:
-    """Lines of a UTF-8 text file (BOM dropped, CR stripped); InputError naming the file on failure."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except OSError as e:
-        raise InputError(f"{path}: cannot read ({e.strerror})") from None
+    """Lines of a UTF-8 text file (BOM dropped, CR stripped); InputError naming the file on failure, and
+    for a file (or stream: ``/dev/stdin``, a FIFO) over :func:`padless.inputs.max_input_bytes` bytes."""
+    from ..inputs import read_bounded
+    data = read_bounded(path)
     lines = data.split(b"\n")
     out: list[str] = []
     for lineno, raw in enumerate(lines, start=1):

@@ -191,16 +191,14 @@ def load_finetune_config(cfg: str | Path | Mapping[str, Any] | None) -> tuple[di
     normalised by :func:`padless.sparse.config.parse_sparsity`. Raises InputError for
     unknown keys, bad values, or a ``tokens`` section (the trained token policy is not implemented: apply
     cascade token pruning at compile time instead)."""
-    import yaml
     if cfg is None:
         data: dict = {}
     elif isinstance(cfg, Mapping):
         data = dict(cfg)
     else:
+        from ..inputs import load_yaml
         p = Path(cfg)
-        if not p.is_file():
-            raise InputError(f"finetune config {p} does not exist")
-        data = yaml.safe_load(p.read_text()) or {}
+        data = load_yaml(p, "finetune config") or {}  # bounded: no aliases, no duplicate keys, depth limited
         if not isinstance(data, Mapping):
             raise InputError(f"{p}: a finetune config is a mapping with attention / weights / train")
     unknown = set(data) - {"attention", "weights", "tokens", "train", "calibration"}
