@@ -67,6 +67,9 @@ def ap_types_dir() -> Path:
 def compiler() -> str:
     """The C++ compiler: ``$CXX`` or ``g++``. Raises ToolMissingError when it is not runnable."""
     cxx = os.environ.get("CXX") or "g++"
+    if len(cxx.split()) > 1 and shutil.which(cxx) is None:
+        raise ToolMissingError(f"CXX={cxx!r} holds flags: CXX names the compiler only (e.g. CXX={cxx.split()[0]}); "
+                               "give compiler flags with PADLESS_CSIM_FLAGS (default: the flags in docs/hls.md)")
     path = shutil.which(cxx)
     if path is None:
         raise ToolMissingError(f"C++ compiler {cxx!r} not found: install g++ (apt-get install g++) or point CXX at "

@@ -18,6 +18,8 @@ from .run import positive_int
 
 def parse_lengths(text: str) -> list[int]:
     """``"27,40,12"`` -> [27, 40, 12]. Raises InputError naming the bad item."""
+    if not text.strip():
+        raise InputError("--lengths is empty; give sequence lengths in tokens like 27,40,12")
     out = []
     for item in text.split(","):
         item = item.strip()
@@ -48,7 +50,7 @@ def add_input_args(p, texts: bool = False) -> None:
 def read_input(args, project):
     """``(token id lists or None, lengths or None, description)`` from the input options."""
     from ..data.datasets import load_dataset, read_lines
-    if getattr(args, "lengths", None):
+    if getattr(args, "lengths", None) is not None:
         lens = parse_lengths(args.lengths)[: args.limit] if args.limit else parse_lengths(args.lengths)
         return None, lens, f"{len(lens)} lengths"
     if getattr(args, "text", None):
