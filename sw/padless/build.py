@@ -236,6 +236,9 @@ def step_calibrate(st: BuildState) -> BuildState:
     cal_cfg = {**(st.recipe.calibration or {}), **(inherited or {}), **given}
     count = int(st.calib_count or cal_cfg.get("count", 256))
     if st.calib_texts is not None:
+        if st.calib_count and st.calib_count > len(st.calib_texts):
+            raise InputError(f"--calib-count {st.calib_count:,} is more than the {len(st.calib_texts):,} texts of "
+                             "--calib FILE; give a smaller count or more text")
         texts, source = st.calib_texts[:count], "file"
     else:
         texts, source = calibration_texts({**cal_cfg, "count": count})
@@ -391,8 +394,11 @@ def compile_project(model: str, board: str = DEFAULT_BOARD, out=None, config: di
         raise InputError("give an output folder (--out DIR)")
     out = check_out_dir(out, force=force)
     alpha = check_alpha(alpha)
-    if calib_count is not None and (not isinstance(calib_count, int) or isinstance(calib_count, bool) or calib_count < 1):
-        raise InputError(f"--calib-count {calib_count!r} must be a whole number of sentences, at least 1")
+    from .data.datasets import MAX_CALIBRATION
+    if calib_count is not None and (not isinstance(calib_count, int) or isinstance(calib_count, bool) or calib_count < 1
+                                    or calib_count > MAX_CALIBRATION):
+        raise InputError(f"--calib-count {brief(calib_count, 60)} must be a whole number of sentences from 1 to "
+                         f"{MAX_CALIBRATION:,} (256-640 is usual)")
     if max_length is not None and (not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 2):
         raise InputError(f"--max-length {max_length!r} must be an integer of at least 2 tokens")
     st = BuildState(model=model, board_name=board, out=Path(out), config=check_config(config or {}), calib_texts=calib_texts,

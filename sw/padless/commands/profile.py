@@ -24,9 +24,11 @@ def parse_lengths(text: str) -> list[int]:
     for item in text.split(","):
         item = item.strip()
         try:
+            if not item.isascii():  # int() takes any Unicode digit (Arabic-Indic, fullwidth)
+                raise ValueError(item)
             n = int(item)
         except ValueError:
-            raise InputError(f"--lengths: {item!r} is not a whole number (give lengths like 27,40,12)") from None
+            raise InputError(f"--lengths: {item[:40]!r} is not a whole number (give lengths like 27,40,12)") from None
         if n < 1:
             raise InputError(f"--lengths: a sequence needs at least one token, got {n}")
         out.append(n)

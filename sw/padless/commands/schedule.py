@@ -66,9 +66,11 @@ def read_lengths(path: str | Path) -> list[int]:
         if not line:
             continue
         try:
+            if not line.isascii():  # int() takes any Unicode digit (Arabic-Indic, fullwidth)
+                raise ValueError(line)
             n = int(line)
         except ValueError:
-            raise InputError(f"{p}:{i}: {line!r} is not an integer length") from None
+            raise InputError(f"{p}:{i}: {line[:40]!r} is not an integer length (digits 0-9)") from None
         if n < 1:
             raise InputError(f"{p}:{i}: a sequence needs at least one token, got {n}")
         out.append(n)

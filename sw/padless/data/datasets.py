@@ -56,6 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from padless.errors import DataError, InputError
+from padless.inputs import brief
 
 __all__ = [
     "DATASETS",
@@ -546,9 +547,11 @@ def read_tsv(path: str | os.PathLike) -> Dataset:
         label_s = label_s.strip()
         if label_s:
             try:
+                if not label_s.isascii():  # int() takes any Unicode digit (Arabic-Indic, fullwidth): refuse
+                    raise ValueError(label_s)
                 label: int | None = int(label_s)
             except ValueError:
-                raise InputError(f"{p}:{lineno}: label {label_s[:40]!r} is not an integer; {fix}") from None
+                raise InputError(f"{p}:{lineno}: label {label_s[:40]!r} is not an integer (ASCII digits 0-9); {fix}") from None
         else:
             label = None
         text = normalize_text(text)
@@ -876,6 +879,10 @@ def load_dataset(name: str, limit: int | None = None, cache_dir: str | os.PathLi
     return ds
 
 
+#: Most calibration sentences a compile takes (``calibration.count``, ``--calib-count``).
+MAX_CALIBRATION = 100_000
+
+
 def check_calibration(cfg, default: str = "vader-tweets", default_count: int = 256,
                       known_only: bool = True) -> tuple[list[str], int]:
     """Validate a ``calibration: {dataset, count}`` config without loading anything -> ``(names, count)``.
@@ -899,7 +906,11 @@ def check_calibration(cfg, default: str = "vader-tweets", default_count: int = 2
     count = cfg.get("count", default_count)
     if not isinstance(count, int) or isinstance(count, bool) or count < len(names):
         raise InputError(f"calibration.count must be an integer >= the number of datasets ({len(names)}), "
-                         f"got {count!r}")
+                         f"got {brief(count, 60)}")
+    if count > MAX_CALIBRATION:
+        raise InputError(f"calibration.count {count:,} is more than {MAX_CALIBRATION:,} sentences (the limit: "
+                         "calibration and GPTQ take minutes per thousand sentences, 256-640 is usual); give a "
+                         "smaller count")
     return names, count
 
 
@@ -918,5 +929,9 @@ def calibration_texts(cfg: "dict | None", default: str = "vader-tweets", default
     texts: list[str] = []
     for i, name in enumerate(names):
         share = count // len(names) + (1 if i < count % len(names) else 0)
-        texts += load_dataset(name, limit=share, cache_dir=cache_dir).texts
+        got = load_dataset(name, limit=share, cache_dir=cache_dir).texts
+        if len(got) < share:
+            raise InputError(f"calibration.count {count:,} asks for {share:,} texts of {name}, which has only "
+                             f"{len(got):,}; give a count of at most {len(got) * len(names):,} (or add datasets)")
+        texts += got
     return texts, "+".join(names)
