@@ -30,6 +30,8 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=positive_int, default=32, help="batch size of the padded_batch baseline (default 32)")
     p.add_argument("--fixed-length", type=positive_int, default=128,
                    help="compile-time length of the padded_fixed baseline (default 128)")
+    p.add_argument("--truncate", action="store_true",
+                   help="cut texts longer than the project's max length instead of refusing them (as run / profile)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -79,27 +81,33 @@ def read_lengths(path: str | Path) -> list[int]:
     return out
 
 
-def _texts_lengths(project_dir: str, texts: list[str]) -> list[int]:
+def _texts_lengths(project_dir: str, texts: list[str], truncate: bool = False) -> list[int]:
+    """Token counts of ``texts``; a text longer than the project's max length is an InputError (as in
+    run / profile / check) unless ``truncate``."""
     from ..project import load_project
 
     texts = [t for t in texts if t.strip()]
     if not texts:
         raise InputError("no non-empty texts to schedule")
-    ids = load_project(project_dir).tokenize(texts, truncate=True)
+    ids = load_project(project_dir).tokenize(texts, truncate=truncate)
     return [len(x) for x in ids]
 
 
 def lengths_from_args(args, manifest: dict) -> list[int]:
-    """Sequence lengths from --lengths, --input or --dataset (first ``--limit``)."""
+    """Sequence lengths from --lengths, --input or --dataset (first ``--limit``). A text longer than the
+    project's max length is refused unless ``args.truncate`` (``padless schedule``; ``padless report``,
+    which has no ``--truncate``, cuts texts at the max length as its source line says)."""
     if args.lengths:
         lengths = read_lengths(args.lengths)
     elif args.input:
         from ..data.datasets import read_lines
-        lengths = _texts_lengths(args.project, read_lines(args.input))  # InputError: missing, not UTF-8, empty
+        lengths = _texts_lengths(args.project, read_lines(args.input),  # InputError: missing, not UTF-8, empty
+                                 getattr(args, "truncate", True))
     else:
         from ..data.datasets import load_dataset
 
-        lengths = _texts_lengths(args.project, list(load_dataset(args.dataset, limit=args.limit).texts))
+        lengths = _texts_lengths(args.project, list(load_dataset(args.dataset, limit=args.limit).texts),
+                                 getattr(args, "truncate", True))
     if args.limit:
         lengths = lengths[: args.limit]
     max_pos = int(manifest["model"].get("max_positions", 0) or 0)
