@@ -28,8 +28,9 @@ def register(subparsers) -> None:
     src.add_argument("--lengths", metavar="FILE", help="one sequence length (tokens) per line")
     p.add_argument("--limit", type=positive_int, default=None, help="use only the first N >= 1 sequences")
     p.add_argument("--batch-size", type=positive_int, default=32, help="batch size of the padded_batch baseline (default 32)")
-    p.add_argument("--fixed-length", type=positive_int, default=128,
-                   help="compile-time length of the padded_fixed baseline (default 128)")
+    p.add_argument("--fixed-length", type=positive_int, default=None,
+                   help="compile-time length of the padded_fixed baseline (default 128, capped at the kernel's "
+                        "maximum, raised to the longest sequence)")
     p.add_argument("--truncate", action="store_true",
                    help="cut texts longer than the project's max length instead of refusing them (as run / profile)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -131,20 +132,24 @@ def engine_of(manifest: dict, lengths: list[int] | None = None):
     return EngineConfig.from_dict(sched["engine"])
 
 
-def schedule_figures(manifest: dict, lengths: list[int], batch_size: int = 32, fixed_length: int = 128,
+def schedule_figures(manifest: dict, lengths: list[int], batch_size: int = 32, fixed_length: int | None = None,
                      keep_intervals: bool = False) -> dict:
     """The ``--json`` object for a manifest and lengths: :func:`padless.schedule.scheduler.compare` on
-    the project's engine, plus ``board``, ``clock_MHz``, ``peak_int8_macs`` and ``modeled: true``."""
+    the project's engine, plus ``board``, ``clock_MHz``, ``peak_int8_macs``, ``fixed_length`` (the
+    padded_fixed baseline's length, :func:`padless.schedule.scheduler.resolve_fixed_length`) and
+    ``modeled: true``."""
     from ..boards import load_board
     from ..schedule.engine import mac_per_dsp
-    from ..schedule.scheduler import compare
+    from ..schedule.scheduler import compare, resolve_fixed_length
 
     board = load_board(manifest["board"])
     cfg = engine_of(manifest, lengths)
     if max(lengths) > cfg.max_seq:
         raise InputError(f"a sequence of {max(lengths)} tokens exceeds the kernel's maximum of {cfg.max_seq}")
     peak = board.dsp * mac_per_dsp(board, cfg.sparse) * cfg.clock_MHz * 1e6
+    fixed_length = resolve_fixed_length(fixed_length, lengths, cfg.max_seq)
     out = compare(cfg, lengths, peak, batch_size=batch_size, fixed_length=fixed_length, keep_intervals=keep_intervals)
+    out["fixed_length"] = fixed_length
     out["board"] = board.name
     out["clock_MHz"] = cfg.clock_MHz
     out["peak_int8_macs"] = peak
@@ -165,6 +170,7 @@ def run(args) -> int:
     rows = [("padless", out)] + list(out["baselines"].items())
     for name, f in rows:
         sp = "" if name == "padless" else f"{out['speedup_vs'][name]:.2f}"
+        name = f"fixed {out['fixed_length']}" if name == "padded_fixed" else name
         print(f"{name:<14}{f['throughput_seq_s']:>12.1f}{f['throughput_tokens_s']:>13.0f}"
               f"{f['efficiency_vs_peak']:>10.1%}{f['padded_tokens']:>12,}{sp:>11}")
     busy = sorted(out["stage_busy"].items(), key=lambda kv: -kv[1])
