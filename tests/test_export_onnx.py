@@ -230,3 +230,15 @@ def test_every_matmul_integer_is_int8_and_exact_on_this_cpu(tiny_project, tmp_pa
         for a, b in _extreme_operands(k, rng):
             assert np.array_equal(_ort_matmul_integer(a, b).astype(np.int64),
                                   a.astype(np.int64) @ b.astype(np.int64)), k
+
+
+def test_out_of_vocabulary_token_ids_are_refused(tiny_project, tmp_path):
+    """A negative token id is refused by onnxruntime, as an id >= the vocabulary is (ONNX Gather would
+    otherwise wrap -1 to the last row: issue 27 item 12)."""
+    sess = _session(export_onnx(tiny_project, tmp_path / "m.onnx"))
+    vocab = int(load_project(tiny_project).host.embeddings.word.shape[0])
+    ok = sess.run(None, {"input_ids": np.asarray([[101, 2204, 102]], np.int64)})
+    assert ok[0].shape[:2] == (1, 3)
+    for bad in (-1, -vocab, vocab):
+        with pytest.raises(Exception, match="out of data bounds|out of bounds|indices"):
+            sess.run(None, {"input_ids": np.asarray([[101, bad, 102]], np.int64)})

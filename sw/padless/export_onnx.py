@@ -345,7 +345,12 @@ def build_onnx_model(project, core_only: bool = False):
         inputs = [helper.make_tensor_value_info("input_ids", P.INT64, ["batch", "seq"])]
         e = project.host.embeddings
         B.prefix = "embeddings."
-        emb = B.op("Gather", B.const(e.word.astype(np.float32), name="embeddings.word"), "input_ids", axis=0)
+        # ONNX Gather takes negative indices from the end ([-V, V-1]); a token id is never negative, so a
+        # negative id is mapped to V, outside the table, and onnxruntime refuses the call ("indices element
+        # out of data bounds") as it refuses an id >= V, as padless's own tokenizer check does.
+        vocab = int(e.word.shape[0])
+        ids = B.op("Where", B.op("Less", "input_ids", B.i64(0)), B.i64(vocab), "input_ids")
+        emb = B.op("Gather", B.const(e.word.astype(np.float32), name="embeddings.word"), ids, axis=0)
         if e.scale != 1.0:
             emb = B.op("Mul", emb, B.const(np.float32(e.scale)))
         if e.position is not None:
