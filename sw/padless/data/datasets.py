@@ -679,7 +679,31 @@ def _load_cached(root: Path, name: str) -> Dataset | None:
     except InputError as e:
         raise DataError(f"corrupted cache entry ({e}); delete {tsv.parent} and run again") from None
     source = src.read_text(encoding="utf-8").strip() if src.is_file() else DATASETS[name]
+    _check_complete(tsv, source, len(ds.texts))
     return Dataset(name=name, texts=ds.texts, labels=ds.labels, source=f"{source} [cached at {tsv}]")
+
+
+#: How a cache entry's source line records its size ("10072 kept", "14396 quotations", "2158 articles").
+_COUNT_RE = re.compile(r"\b(\d+) (?:kept|quotations|articles|texts)\b")
+
+
+def _check_complete(tsv: Path, source: str, count: int) -> None:
+    """A cache entry cut short (at a line boundary: fewer texts than its source line records; inside a
+    line: no final newline) raises DataError naming the folder to delete, instead of evaluating on part
+    of the dataset without a word (issue 27 item 11). :func:`write_tsv` ends every line with a newline
+    and every fetcher records the number of texts it kept in the source line."""
+    with open(tsv, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - 1))
+        last = f.read(1)
+    if size and last != b"\n":
+        raise DataError(f"the cached dataset {tsv} is cut inside a line (no final newline); delete {tsv.parent} "
+                        "and run again to fetch it anew")
+    m = _COUNT_RE.findall(source)
+    if m and int(m[-1]) != count:
+        raise DataError(f"the cached dataset {tsv} holds {count:,} texts but its source records {int(m[-1]):,} "
+                        f"(a cut or edited copy); delete {tsv.parent} and run again to fetch it anew")
 
 
 # ------------------------------------------------------------------------------------------- fetching
