@@ -236,9 +236,6 @@ def step_calibrate(st: BuildState) -> BuildState:
     cal_cfg = {**(st.recipe.calibration or {}), **(inherited or {}), **given}
     count = int(st.calib_count or cal_cfg.get("count", 256))
     if st.calib_texts is not None:
-        if st.calib_count and st.calib_count > len(st.calib_texts):
-            raise InputError(f"--calib-count {st.calib_count:,} is more than the {len(st.calib_texts):,} texts of "
-                             "--calib FILE; give a smaller count or more text")
         texts, source = st.calib_texts[:count], "file"
     else:
         texts, source = calibration_texts({**cal_cfg, "count": count})

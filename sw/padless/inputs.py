@@ -69,7 +69,7 @@ def read_bounded(path: str | os.PathLike, limit: int | None = None, what: str = 
     p = Path(path)
     limit = max_input_bytes() if limit is None else int(limit)
     if p.is_dir():
-        raise InputError(f"{p}: is a folder; give a text file")
+        raise InputError(f"{p}: cannot read a folder; give a text file")
     try:
         with open(p, "rb") as f:
             parts, size = [], 0

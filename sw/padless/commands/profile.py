@@ -93,18 +93,10 @@ def run(args) -> int:
     ids, lens, what = read_input(args, project)
     n = len(ids) if ids is not None else len(lens)
     bar, progress = None, None
-    if n >= 200 and sys.stderr.isatty():
-        from tqdm import tqdm
-        bar = tqdm(total=n, desc="profile (timed csim)", unit="seq", file=sys.stderr)
+    if n >= 200:  # a bar on a terminal, plain lines in a log (padless.progress)
+        from ..progress import progress_bar
+        bar = progress_bar(total=n, desc="padless profile (timed csim)", unit="seq", file=sys.stderr)
         progress = bar.update
-    elif n >= 200:   # a log: a line every tenth of the input
-        done = [0, 0]
-
-        def progress(k: int) -> None:
-            done[0] += k
-            if done[0] * 10 // n > done[1]:
-                done[1] = done[0] * 10 // n
-                print(f"padless profile: {done[0]}/{n} sequences simulated", file=sys.stderr, flush=True)
     out = profile(project, sequences=ids, lengths=lens, fixed_length=args.fixed_length, batch_size=args.batch_size,
                   progress=progress)
     if bar:

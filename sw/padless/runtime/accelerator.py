@@ -168,10 +168,10 @@ class Accelerator:
         if not sentences:
             empty = np.zeros((0, self.hidden_size), dtype=np.float32)
             return empty if convert_to_numpy else []
-        from tqdm import tqdm
+        from ..progress import progress_bar
         out = []
-        with tqdm(total=len(sentences), desc=f"encode ({self.backend_name})", unit="sent",
-                  disable=not show_progress_bar, file=sys.stderr) as bar:
+        with progress_bar(total=len(sentences), desc=f"encode ({self.backend_name})", unit="sent",
+                          disable=not show_progress_bar, file=sys.stderr) as bar:
             for i in range(0, len(sentences), batch_size):
                 cut: list[int] = []
                 ids = self.project.tokenize(sentences[i:i + batch_size], truncate=True,
