@@ -183,7 +183,7 @@ def main(argv=None) -> int:
           f"{sm['padless']['throughput_seq_s']:,.0f} seq/s, {sm['padless']['efficiency_vs_peak']:.1%} of the INT8 DSP peak; "
           f"padded-to-max {sm['padded_max']['throughput_seq_s']:,.0f} seq/s; speedup "
           f"{sm['speedup_vs']['padded_max']:.2f}x (padded to batch max {sm['speedup_vs']['padded_batch']:.2f}x, "
-          f"to 128 tokens {sm['speedup_vs']['padded_fixed']:.2f}x)")
+          f"to {sim.get('fixed_length', 128)} tokens {sm['speedup_vs']['padded_fixed']:.2f}x)")
     print(f"  modeled (cycle model): padless {m['padless']['throughput_seq_s']:,.0f} seq/s, "
           f"{sm['model_error']:+.1%} against the simulation")
     print(torch_ratio_line(sm['padless']['throughput_seq_s'], fp32))
