@@ -71,9 +71,11 @@ class TorchFp32Meter:
         import torch
         import transformers
 
+        from .frontend.hf import quiet_transformers
         self.torch = torch
-        self.tok = transformers.AutoTokenizer.from_pretrained(model_path)
-        self.model = transformers.AutoModel.from_pretrained(model_path).eval()
+        with quiet_transformers():  # no per-load progress bar or weight report in the run's log
+            self.tok = transformers.AutoTokenizer.from_pretrained(model_path)
+            self.model = transformers.AutoModel.from_pretrained(model_path).eval()
         self.texts, self.batch_size = list(texts), int(batch_size)
         self.kw = {"max_length": int(max_length)} if max_length else {}
         self.rounds: list[dict] = []
