@@ -34,8 +34,10 @@ def torch_fp32_throughput(model_path: str, texts: Sequence[str], batch_size: int
     import torch
     import transformers
 
-    tok = transformers.AutoTokenizer.from_pretrained(model_path)
-    model = transformers.AutoModel.from_pretrained(model_path).eval()
+    from .frontend.hf import quiet_transformers
+    with quiet_transformers():  # no per-load progress bar or weight report in a log
+        tok = transformers.AutoTokenizer.from_pretrained(model_path)
+        model = transformers.AutoModel.from_pretrained(model_path).eval()
     texts = list(texts)
     if sort_by_length:
         texts = sorted(texts, key=len)
