@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 from .errors import InputError
 from .inputs import brief
 
