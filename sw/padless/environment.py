@@ -19,7 +19,8 @@ import tempfile
 def quiet_matplotlib_config() -> None:
     """Set ``MPLCONFIGDIR`` to a private temporary folder when it is unset and matplotlib's default
     (``$XDG_CONFIG_HOME/matplotlib`` or ``~/.config/matplotlib``) cannot be created or written, the test
-    matplotlib itself makes before warning (matplotlib ``_get_config_or_cache_dir``). Never raises."""
+    matplotlib itself makes before warning (matplotlib ``_get_config_or_cache_dir``, which creates that
+    folder as this does: a real check, since ``os.access`` says yes to root under ``/proc``). Never raises."""
     if os.environ.get("MPLCONFIGDIR"):
         return
     base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
