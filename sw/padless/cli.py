@@ -44,24 +44,64 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _output_failed(exc: OSError) -> int:
+    """One line for a standard output that cannot be written (``> /dev/full``: ENOSPC, EIO, a closed
+    pipe's EPIPE is quiet), and stdout pointed at /dev/null so the interpreter's exit flush stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+    if isinstance(exc, BrokenPipeError):
+        return 0
+    print(f"padless: error: cannot write the output ({exc.strerror or exc}); free space on the device it goes "
+          "to, or redirect it elsewhere", file=sys.stderr)
+    return 1
+
+
+def _stdout_error(exc: OSError) -> bool:
+    """True for an OSError raised by writing standard output (no file name, a write-side errno)."""
+    import errno
+    return exc.filename is None and exc.errno in (errno.ENOSPC, errno.EIO, errno.EPIPE, errno.EDQUOT, errno.EFBIG)
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from .environment import quiet_matplotlib_config, tolerant_stdout
+    quiet_matplotlib_config()
+    tolerant_stdout()
+    try:
+        return _main(argv)
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError) or _stdout_error(exc):
+            return _output_failed(exc)
+        raise
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
     try:
-        return int(args.func(args) or 0)
+        rc = int(args.func(args) or 0)
+        sys.stdout.flush()  # a full device shows here, inside the handler, not in the exit flush
+        return rc
     except PadlessError as exc:
-        print(f"padless: error: {exc}", file=sys.stderr)
+        msg = str(exc)
+        if len(msg) > _MAX_MESSAGE:  # a bounded line whatever an error embeds (docs/reliability.md)
+            msg = f"{msg[:_MAX_MESSAGE]}... ({len(msg):,} characters)"
+        print(f"padless: error: {msg}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("padless: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
+
+
+#: Longest error message printed, characters (the rest is cut with its length shown).
+_MAX_MESSAGE = 4000
 
 
 if __name__ == "__main__":

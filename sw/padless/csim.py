@@ -20,6 +20,7 @@ the cycle-annotated csim), port-checked.
 from __future__ import annotations
 
 import ctypes
+import errno
 import hashlib
 import os
 import shutil
@@ -67,6 +68,9 @@ def ap_types_dir() -> Path:
 def compiler() -> str:
     """The C++ compiler: ``$CXX`` or ``g++``. Raises ToolMissingError when it is not runnable."""
     cxx = os.environ.get("CXX") or "g++"
+    if len(cxx.split()) > 1 and shutil.which(cxx) is None:
+        raise ToolMissingError(f"CXX={cxx!r} holds flags: CXX names the compiler only (e.g. CXX={cxx.split()[0]}); "
+                               "give compiler flags with PADLESS_CSIM_FLAGS (default: the flags in docs/hls.md)")
     path = shutil.which(cxx)
     if path is None:
         raise ToolMissingError(f"C++ compiler {cxx!r} not found: install g++ (apt-get install g++) or point CXX at "
@@ -116,6 +120,18 @@ def build_library(hls_dir, extra_flags: tuple = (), cache: Path | None = None) -
     h.update("\0".join([ver, str(ap), *flags, _cpu_id() if "-march=native" in flags else ""]).encode())
     key = h.hexdigest()[:24]
     out_dir = Path(cache or cache_dir()) / key
+    try:
+        return _cached_build(out_dir, cxx, flags, hls_dir, ap, top)
+    except OSError as exc:  # an unreadable / unwritable cache entry, or a folder where a file should be
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise ProjectError(f"the csim cache {out_dir} cannot be read or written ({where}{exc.strerror or exc}); "
+                           f"delete that folder or fix its permissions, or set PADLESS_CACHE to a writable "
+                           f"folder") from None
+
+
+def _cached_build(out_dir: Path, cxx: str, flags: list, hls_dir: Path, ap: Path, top: Path) -> Path:
+    """The library in the cache folder ``out_dir``: reused when its digest matches, else built there
+    (temporary name, digest, rename). OSError for a cache that cannot be read or written."""
     lib = out_dir / "libpadless_csim.so"
     digest = out_dir / "libpadless_csim.sha256"
     if lib.is_file():
@@ -130,6 +146,8 @@ def build_library(hls_dir, extra_flags: tuple = (), cache: Path | None = None) -
         why = f"{blocker} is a file, not a folder" if blocker else (exc.strerror or str(exc))
         raise ProjectError(f"the csim cache folder {out_dir} cannot be created ({why}); set PADLESS_CACHE to a "
                            "writable folder (or unset it to use ~/.cache/padless)") from exc
+    if not os.access(out_dir, os.W_OK | os.X_OK):  # g++ would fail to write its output with a long message
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(out_dir))
     tmp = out_dir / f"libpadless_csim.{os.getpid()}.{threading.get_ident()}.so"
     cmd = [cxx, *flags, f"-I{hls_dir}", f"-I{hls_dir / 'include'}", f"-I{ap}", str(top), "-o", str(tmp)]
     t = time.perf_counter()
@@ -137,9 +155,17 @@ def build_library(hls_dir, extra_flags: tuple = (), cache: Path | None = None) -
     if res.returncode != 0:
         raise ProjectError(f"g++ could not build the csim library ({' '.join(cmd)}):\n{res.stderr[-4000:]}")
     tmp_digest = digest.with_name(tmp.name + ".sha256")
-    tmp_digest.write_text(_sha256(tmp) + "\n")
-    tmp.replace(lib)
-    tmp_digest.replace(digest)
+    try:
+        tmp_digest.write_text(_sha256(tmp) + "\n")
+        tmp.replace(lib)
+        tmp_digest.replace(digest)
+    except BaseException:  # no half-written temporaries left in the cache
+        for t in (tmp, tmp_digest):
+            try:
+                t.unlink()
+            except OSError:
+                pass
+        raise
     (out_dir / "build.txt").write_text(f"{' '.join(cmd)}\nseconds {time.perf_counter() - t:.1f}\n")
     return lib
 

@@ -4,8 +4,13 @@ inspect the exact quantized model padless built.
 The graph reproduces :func:`padless.golden.run_layer` operation for operation with ONNX integer ops:
 
 * int8 x int8 products are ``MatMulInteger`` (int32 accumulators, exact: |acc| < 2^31 for every layer
-  padless quantizes), followed by int64 bias ``Add``; uint12 probabilities x int8 V are two uint8 x int8
-  ``MatMulInteger`` (``p = 256 p_hi + p_lo``), recombined exactly in int64.
+  padless quantizes), followed by int64 bias ``Add``; uint12 probabilities x int8 V are two int8 x int8
+  ``MatMulInteger`` (``p = 128 p_hi + p_lo``, both parts in [0, 127]), recombined exactly in int64.
+* Every ``MatMulInteger`` the export emits takes **int8 x int8** inputs (:data:`MATMUL_INPUT_TYPES`), never
+  uint8: onnxruntime's x86-64 AVX2 kernel without VNNI computes uint8 x int8 with ``vpmaddubsw``, which
+  saturates the pairwise int16 sums (255 * 127 * 2 > 32767), so uint8 operands are not exact on every CPU
+  (docs/reliability.md, "Exact ONNX on every CPU"). ``tests/test_export_onnx.py`` feeds every emitted
+  ``MatMulInteger`` its extreme operands on the running CPU and compares with numpy int64.
 * Every requantization ``saturate((acc * m + 2^(s-1)) >> s)`` is int64 ``Mul``/``Add``, an exact floor
   division by ``2^s`` (``Div`` for values known non-negative, else ``(v - Mod(v, 2^s)) / 2^s``: ONNX
   integer ``Div`` truncates toward zero, the numerics contract floors) and ``Max``/``Min``.
@@ -48,6 +53,9 @@ from .quant import intops
 
 #: ONNX opset of the exported graph (per-axis Quantize/DequantizeLinear, axes-as-input reductions).
 OPSET = 21
+#: Input element types of every ``MatMulInteger`` the export emits: int8 x int8 only (see the module
+#: docstring; ``tests/test_export_onnx.py`` checks the graph holds no other).
+MATMUL_INPUT_TYPES = ("int8", "int8")
 _I64 = np.int64
 
 
@@ -121,17 +129,27 @@ class _Builder:
     def matmul_int(self, x: str, w_t_int8: np.ndarray, tag: str, in_bits: int = 8) -> str:
         """``x`` int64 (int8- or int16-valued) ``(..., in)`` @ constant int8 ``(in, out)`` -> int64 (exact).
 
-        ONNX has no 16-bit MatMulInteger: an int16 ``x`` is ``256 x_hi + x_lo`` (x_hi int8, x_lo uint8), two
-        exact MatMulInteger whose int32 sums cannot overflow (|sum| < 2^31 for in < 2^16)."""
+        ONNX has no 16-bit MatMulInteger, and uint8 x int8 is not exact on every CPU (module docstring), so an
+        int16 ``x`` is split into two int8 operands: ``x = 256 x_hi + (x_lo - 128) + 128`` with
+        ``x_hi = floor(x / 256)`` in [-128, 127] and ``x_lo - 128`` in [-128, 127] (``x_lo = x mod 256``), so
+        ``x @ W = 256 (x_hi @ W) + ((x_lo - 128) @ W) + 128 colsum(W)``, the last term a constant int64 row.
+        Bound: each int32 accumulator is at most ``in * 128 * 128 = in * 2^14 < 2^31`` for ``in < 2^17``
+        (the largest FFN width padless builds is 4,096), so no MatMulInteger overflows, and the int64
+        recombination is exact."""
         P = self.onnx.TensorProto
-        w = self.const(np.ascontiguousarray(w_t_int8.astype(np.int8)), name=f"{self.prefix}{tag}.weight_int8")
+        w8 = np.ascontiguousarray(np.asarray(w_t_int8).astype(np.int8))
+        w = self.const(w8, name=f"{self.prefix}{tag}.weight_int8")
         if in_bits == 8:
             return self.cast(self.op("MatMulInteger", self.cast(x, P.INT8), w), P.INT64)
+        if w8.shape[0] >= (1 << 17):
+            raise InputError(f"{tag}: input width {w8.shape[0]} >= 2^17 overflows the int32 MatMulInteger "
+                             "of the int16 activation; the ONNX export supports widths below 131,072")
         hi = self.floor_div(x, 256)
-        lo = self.op("Sub", x, self.op("Mul", hi, self.i64(256)))
+        lo = self.op("Sub", self.op("Sub", x, self.op("Mul", hi, self.i64(256))), self.i64(128))
         acc_hi = self.cast(self.op("MatMulInteger", self.cast(hi, P.INT8), w), P.INT64)
-        acc_lo = self.cast(self.op("MatMulInteger", self.cast(lo, P.UINT8), w), P.INT64)
-        return self.op("Add", self.op("Mul", acc_hi, self.i64(256)), acc_lo)
+        acc_lo = self.cast(self.op("MatMulInteger", self.cast(lo, P.INT8), w), P.INT64)
+        colsum = self.const(128 * w8.astype(_I64).sum(axis=0), name=f"{self.prefix}{tag}.weight_colsum128")
+        return self.op("Add", self.op("Add", self.op("Mul", acc_hi, self.i64(256)), acc_lo), colsum)
 
     def qlinear(self, x: str, lin, tag: str, requant: bool = True) -> str:
         acc = self.op("Add", self.matmul_int(x, np.asarray(lin.w).T, tag, int(getattr(lin, "in_bits", 8))),
@@ -256,11 +274,13 @@ def _attention(B: _Builder, q: str, k: str, v: str, L, num_heads: int, H: int, c
         p = B.i_softmax(scores, _selection_mask(B, qh, heads(k, [0, 2, 1, 3]), scores, cfg))
     else:
         p = B.i_softmax(scores)                                                 # uint12-valued
-    # P (uint12) x V (int8) as two exact uint8 x int8 MatMulInteger: p = 256 p_hi + p_lo
-    # (ONNX has no 16-bit MatMulInteger; both int32 sums are exact, so the result is the golden int32).
-    p_hi = B.cast(B.op("Div", p, B.i64(256)), P.UINT8)
-    p_lo = B.cast(B.op("Mod", p, B.i64(256)), P.UINT8)
-    ctx = B.op("Add", B.op("Mul", B.cast(B.op("MatMulInteger", p_hi, vh), P.INT64), B.i64(256)),
+    # P (uint12, [0, 4095]) x V (int8) as two int8 x int8 MatMulInteger: p = 128 p_hi + p_lo with p_hi in
+    # [0, 31] and p_lo in [0, 127], both int8 (uint8 x int8 saturates on AVX2 without VNNI, module docstring).
+    # Bound: |p_part . v| <= n * 127 * 128 < 2^31 for n < 2^17 keys, so both int32 sums are exact and the
+    # int64 recombination is the golden int32.
+    p_hi = B.cast(B.op("Div", p, B.i64(128)), P.INT8)
+    p_lo = B.cast(B.op("Mod", p, B.i64(128)), P.INT8)
+    ctx = B.op("Add", B.op("Mul", B.cast(B.op("MatMulInteger", p_hi, vh), P.INT64), B.i64(128)),
                B.cast(B.op("MatMulInteger", p_lo, vh), P.INT64))                # (b, h, n, d)
     ctx = B.op("Reshape", B.op("Transpose", ctx, perm=[0, 2, 1, 3]), B.i64([0, 0, H]))
     return B.requantize(ctx, L.ctx_m, L.ctx_shift, 8)
@@ -325,7 +345,12 @@ def build_onnx_model(project, core_only: bool = False):
         inputs = [helper.make_tensor_value_info("input_ids", P.INT64, ["batch", "seq"])]
         e = project.host.embeddings
         B.prefix = "embeddings."
-        emb = B.op("Gather", B.const(e.word.astype(np.float32), name="embeddings.word"), "input_ids", axis=0)
+        # ONNX Gather takes negative indices from the end ([-V, V-1]); a token id is never negative, so a
+        # negative id is mapped to V, outside the table, and onnxruntime refuses the call ("indices element
+        # out of data bounds") as it refuses an id >= V, as padless's own tokenizer check does.
+        vocab = int(e.word.shape[0])
+        ids = B.op("Where", B.op("Less", "input_ids", B.i64(0)), B.i64(vocab), "input_ids")
+        emb = B.op("Gather", B.const(e.word.astype(np.float32), name="embeddings.word"), ids, axis=0)
         if e.scale != 1.0:
             emb = B.op("Mul", emb, B.const(np.float32(e.scale)))
         if e.position is not None:

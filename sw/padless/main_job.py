@@ -11,7 +11,8 @@
    the board throughput simulated by the timed C-simulation of the generated HLS kernel on the same length
    mix (labelled simulated; efficiency against the INT8 DSP peak, the padded baselines on the same kernel)
    with the cycle model's figure beside it (labelled modeled), measured torch fp32 throughput on this
-   machine (labelled measured), the project folder and the command that builds its bitstream; writes
+   machine (labelled measured: three rounds interleaved with the run, the median, the load average; the
+   board / torch ratio is omitted when the machine was busy), the project folder and the command that builds its bitstream; writes
    ``DIR/report/run.json`` and the HTML report.
 """
 from __future__ import annotations
@@ -40,6 +41,37 @@ def torch_fp32_throughput(project, texts, batch_size: int = 32, limit: int | Non
     return measure(path, list(texts)[:limit] if limit else list(texts), batch_size)
 
 
+#: Texts per torch fp32 round and rounds (interleaved with the run: after the compile, the backend run
+#: and the simulation).
+TORCH_ROUND_TEXTS = 128
+
+
+def torch_meter(project, texts, batch_size: int = 32):
+    """A :class:`padless.baseline.TorchFp32Meter` on the first :data:`TORCH_ROUND_TEXTS` texts, or None
+    for random-weight recipes."""
+    from .baseline import TorchFp32Meter, model_path_of
+    path = model_path_of(project)
+    if not path:
+        return None
+    return TorchFp32Meter(path, list(texts)[:TORCH_ROUND_TEXTS], batch_size)
+
+
+def torch_ratio_line(sim_seq_s: float, fp32: dict | None) -> str:
+    """The ``make run`` line for measured torch fp32 and the simulated-board / torch ratio: the ratio
+    only when the machine was quiet (:func:`padless.baseline.busy_reason`), labelled with the load."""
+    if not fp32:
+        return "  measured torch fp32: not available for this model (no saved weights)"
+    rounds = fp32.get("rounds") or []
+    load = fp32.get("load_average")
+    where = (f"median of {len(rounds)} rounds interleaved with the run, " if len(rounds) > 1 else "") + \
+        (f"1-min load average <= {load:.1f} on {fp32.get('cpus')} CPUs" if load is not None else "load unknown")
+    head = (f"  measured torch fp32 on this machine: {fp32['sentences_per_s']:.0f} sentences/s ({where}; batch "
+            f"{fp32['batch_size']}, {fp32['threads']} threads)")
+    if fp32.get("busy"):
+        return f"{head}; simulated board / torch ratio omitted: the machine was busy ({fp32['busy']})"
+    return f"{head}; simulated board / torch: {sim_seq_s / fp32['sentences_per_s']:,.0f}x"
+
+
 def bitstream_command(out: Path) -> str:
     return f"make -C {out} bitstream   (or: padless bitstream {out})"
 
@@ -55,6 +87,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-compile", action="store_true", help="reuse an existing project folder")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     args = ap.parse_args(argv)
+    from .environment import quiet_matplotlib_config
+    quiet_matplotlib_config()
 
     from .build import DEFAULT_BOARD, compile_project
     from .commands.eval import evaluate
@@ -77,6 +111,7 @@ def main(argv=None) -> int:
         project = load_project(out)
         _bitstream_flow(project, board)
         ds = load_dataset(args.dataset)
+        meter = None
         if ds.labels is None:
             raise InputError(f"{ds.name} has no labels")
         # The dataset files are ordered (e.g. by valence): take a seeded random sample, not the head.
@@ -91,16 +126,24 @@ def main(argv=None) -> int:
                 dev = simdevice.enable()
             device_note = f"pynq device {dev.tag}" + (" (simulated: kernel executed by csim)" if isinstance(dev, simdevice.SimDevice) else "")
         hls_max = int((project.manifest.get("hls") or {}).get("max_tokens") or 2048)
+        meter = torch_meter(project, ds.texts)
+        if meter is not None:
+            meter.round()  # torch fp32 round 1 of 3, interleaved with the run (padless.baseline.TorchFp32Meter)
         print(f"[2/4] running {len(ds.texts)} {ds.name} sentences: fp32 reference and the {backend} backend "
               f"{device_note}", flush=True)
         res = evaluate(project, ds.texts, ds.labels, backend, True, hls_max, show=show)
+        if meter is not None:
+            meter.round()
         print("[3/4] simulated board throughput (timed C-simulation of the generated HLS) on the same length mix",
               flush=True)
         lengths = res["lengths"]
         from .runtime.profile import profile
         sim = profile(project, lengths=lengths)
-        print("[4/4] measuring torch fp32 on this machine", flush=True)
-        fp32 = torch_fp32_throughput(project, ds.texts)
+        print("[4/4] measuring torch fp32 on this machine (last of 3 rounds interleaved with the run)", flush=True)
+        fp32 = None
+        if meter is not None:
+            meter.round()
+            fp32 = meter.result()
     except PadlessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -142,17 +185,12 @@ def main(argv=None) -> int:
           f"{sm['padless']['throughput_seq_s']:,.0f} seq/s, {sm['padless']['efficiency_vs_peak']:.1%} of the INT8 DSP peak; "
           f"padded-to-max {sm['padded_max']['throughput_seq_s']:,.0f} seq/s; speedup "
           f"{sm['speedup_vs']['padded_max']:.2f}x (padded to batch max {sm['speedup_vs']['padded_batch']:.2f}x, "
-          f"to 128 tokens {sm['speedup_vs']['padded_fixed']:.2f}x)")
+          f"to {sim.get('fixed_length', 128)} tokens {sm['speedup_vs']['padded_fixed']:.2f}x)")
     print(f"  upper bound: {sm['upper_bound']['throughput_seq_s']:,.0f} seq/s at the platform's "
           f"{sm['upper_bound']['clock_mhz']:g} MHz with ideal memory")
     print(f"  modeled (cycle model): padless {m['padless']['throughput_seq_s']:,.0f} seq/s, "
           f"{sm['model_error']:+.1%} against the simulation")
-    if fp32:
-        print(f"  measured torch fp32 on this machine: {fp32['sentences_per_s']:.0f} sentences/s "
-              f"({fp32['sentences']} sentences, batch {fp32['batch_size']}, {fp32['threads']} threads); "
-              f"simulated board / torch: {sm['padless']['throughput_seq_s'] / fp32['sentences_per_s']:,.0f}x")
-    else:
-        print("  measured torch fp32: not available for this model (no saved weights)")
+    print(torch_ratio_line(sm['padless']['throughput_seq_s'], fp32))
     print(f"  project folder: {report['project']}")
     print(f"  build the bitstream (needs Vitis / Vivado): {report['bitstream_command']}")
     print(f"  figures written to {rdir / 'run.json'} ({report['seconds_total']:.0f} s)")

@@ -108,9 +108,8 @@ def evaluate(project, texts, labels, backend_name="golden", truncate=True, max_t
 
     fp32 and the backend embed the same token ids, cut at ``max_length`` (default the project's
     :attr:`~padless.project.Project.max_length`)."""
-    from tqdm import tqdm
-
     from ..data.metrics import probe_eval
+    from ..progress import progress_bar as tqdm  # a bar on a terminal, plain lines in a log
     from ..runtime.backends import get_backend
     from ..runtime.host import embeddings_from_hidden, run_hidden
     ids = project.tokenize(texts, truncate=truncate, max_length=max_length)

@@ -18,13 +18,17 @@ from .run import positive_int
 
 def parse_lengths(text: str) -> list[int]:
     """``"27,40,12"`` -> [27, 40, 12]. Raises InputError naming the bad item."""
+    if not text.strip():
+        raise InputError("--lengths is empty; give sequence lengths in tokens like 27,40,12")
     out = []
     for item in text.split(","):
         item = item.strip()
         try:
+            if not item.isascii():  # int() takes any Unicode digit (Arabic-Indic, fullwidth)
+                raise ValueError(item)
             n = int(item)
         except ValueError:
-            raise InputError(f"--lengths: {item!r} is not a whole number (give lengths like 27,40,12)") from None
+            raise InputError(f"--lengths: {item[:40]!r} is not a whole number (give lengths like 27,40,12)") from None
         if n < 1:
             raise InputError(f"--lengths: a sequence needs at least one token, got {n}")
         out.append(n)
@@ -48,7 +52,7 @@ def add_input_args(p, texts: bool = False) -> None:
 def read_input(args, project):
     """``(token id lists or None, lengths or None, description)`` from the input options."""
     from ..data.datasets import load_dataset, read_lines
-    if getattr(args, "lengths", None):
+    if getattr(args, "lengths", None) is not None:
         lens = parse_lengths(args.lengths)[: args.limit] if args.limit else parse_lengths(args.lengths)
         return None, lens, f"{len(lens)} lengths"
     if getattr(args, "text", None):
@@ -74,8 +78,9 @@ def register(sub) -> None:
                                    "and the cycle model's error.")
     p.add_argument("project", metavar="DIR", help="project folder written by `padless compile`")
     add_input_args(p)
-    p.add_argument("--fixed-length", type=positive_int, default=128,
-                   help="compile-time length of the padded_fixed baseline (default 128)")
+    p.add_argument("--fixed-length", type=positive_int, default=None,
+                   help="compile-time length of the padded_fixed baseline (default 128, capped at the kernel's "
+                        "maximum, raised to the longest sequence)")
     p.add_argument("--batch-size", type=positive_int, default=32, help="batch size of the padded_batch baseline")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
@@ -88,18 +93,10 @@ def run(args) -> int:
     ids, lens, what = read_input(args, project)
     n = len(ids) if ids is not None else len(lens)
     bar, progress = None, None
-    if n >= 200 and sys.stderr.isatty():
-        from tqdm import tqdm
-        bar = tqdm(total=n, desc="profile (timed csim)", unit="seq", file=sys.stderr)
+    if n >= 200:  # a bar on a terminal, plain lines in a log (padless.progress)
+        from ..progress import progress_bar
+        bar = progress_bar(total=n, desc="padless profile (timed csim)", unit="seq", file=sys.stderr)
         progress = bar.update
-    elif n >= 200:   # a log: a line every tenth of the input
-        done = [0, 0]
-
-        def progress(k: int) -> None:
-            done[0] += k
-            if done[0] * 10 // n > done[1]:
-                done[1] = done[0] * 10 // n
-                print(f"padless profile: {done[0]}/{n} sequences simulated", file=sys.stderr, flush=True)
     out = profile(project, sequences=ids, lengths=lens, fixed_length=args.fixed_length, batch_size=args.batch_size,
                   progress=progress)
     if bar:
@@ -114,7 +111,8 @@ def run(args) -> int:
           f"{out['throughput_tokens_s']:,.0f} tokens/s  {out['efficiency_vs_peak']:.1%} of the INT8 DSP peak")
     for b in ("padded_max", "padded_batch", "padded_fixed"):
         if b in out:
-            print(f"  {b:<13} {out[b]['throughput_seq_s']:>10,.0f} seq/s   padless {out['speedup_vs'][b]:.2f}x faster")
+            name = f"fixed {out['fixed_length']}" if b == "padded_fixed" else b
+            print(f"  {name:<13} {out[b]['throughput_seq_s']:>10,.0f} seq/s   padless {out['speedup_vs'][b]:.2f}x faster")
     print(f"  model (padless schedule): {out['model']['throughput_seq_s']:,.0f} seq/s, error {out['model_error']:+.1%}")
     ub = out["upper_bound"]
     print(f"  upper bound: {ub['throughput_seq_s']:,.0f} seq/s at the platform's {ub['clock_mhz']:g} MHz with ideal memory")

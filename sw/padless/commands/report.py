@@ -41,8 +41,8 @@ def describe_source(args) -> str:
     if args.lengths:
         return f"lengths file {args.lengths}{limit}"
     if args.input:
-        return f"texts of {args.input}{limit}, tokenized with the model's tokenizer"
-    return f"dataset {args.dataset}{limit}, tokenized with the model's tokenizer"
+        return f"texts of {args.input}{limit}, tokenized with the model's tokenizer (cut at the max length)"
+    return f"dataset {args.dataset}{limit}, tokenized with the model's tokenizer (cut at the max length)"
 
 
 def run(args) -> int:

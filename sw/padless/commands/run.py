@@ -9,9 +9,11 @@ import sys
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1 (``--max-tokens``, ``--limit``)."""
     try:
+        if not text.strip().isascii():  # int() takes any Unicode digit (Arabic-Indic, fullwidth)
+            raise ValueError(text)
         n = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number (give an integer >= 1)") from None
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number (give an integer >= 1 in digits 0-9)") from None
     if n < 1:
         raise argparse.ArgumentTypeError(f"{text} is not allowed: give an integer >= 1")
     return n

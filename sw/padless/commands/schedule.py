@@ -28,8 +28,11 @@ def register(subparsers) -> None:
     src.add_argument("--lengths", metavar="FILE", help="one sequence length (tokens) per line")
     p.add_argument("--limit", type=positive_int, default=None, help="use only the first N >= 1 sequences")
     p.add_argument("--batch-size", type=positive_int, default=32, help="batch size of the padded_batch baseline (default 32)")
-    p.add_argument("--fixed-length", type=positive_int, default=128,
-                   help="compile-time length of the padded_fixed baseline (default 128)")
+    p.add_argument("--fixed-length", type=positive_int, default=None,
+                   help="compile-time length of the padded_fixed baseline (default 128, capped at the kernel's "
+                        "maximum, raised to the longest sequence)")
+    p.add_argument("--truncate", action="store_true",
+                   help="cut texts longer than the project's max length instead of refusing them (as run / profile)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -66,9 +69,11 @@ def read_lengths(path: str | Path) -> list[int]:
         if not line:
             continue
         try:
+            if not line.isascii():  # int() takes any Unicode digit (Arabic-Indic, fullwidth)
+                raise ValueError(line)
             n = int(line)
         except ValueError:
-            raise InputError(f"{p}:{i}: {line!r} is not an integer length") from None
+            raise InputError(f"{p}:{i}: {line[:40]!r} is not an integer length (digits 0-9)") from None
         if n < 1:
             raise InputError(f"{p}:{i}: a sequence needs at least one token, got {n}")
         out.append(n)
@@ -77,27 +82,33 @@ def read_lengths(path: str | Path) -> list[int]:
     return out
 
 
-def _texts_lengths(project_dir: str, texts: list[str]) -> list[int]:
+def _texts_lengths(project_dir: str, texts: list[str], truncate: bool = False) -> list[int]:
+    """Token counts of ``texts``; a text longer than the project's max length is an InputError (as in
+    run / profile / check) unless ``truncate``."""
     from ..project import load_project
 
     texts = [t for t in texts if t.strip()]
     if not texts:
         raise InputError("no non-empty texts to schedule")
-    ids = load_project(project_dir).tokenize(texts, truncate=True)
+    ids = load_project(project_dir).tokenize(texts, truncate=truncate)
     return [len(x) for x in ids]
 
 
 def lengths_from_args(args, manifest: dict) -> list[int]:
-    """Sequence lengths from --lengths, --input or --dataset (first ``--limit``)."""
+    """Sequence lengths from --lengths, --input or --dataset (first ``--limit``). A text longer than the
+    project's max length is refused unless ``args.truncate`` (``padless schedule``; ``padless report``,
+    which has no ``--truncate``, cuts texts at the max length as its source line says)."""
     if args.lengths:
         lengths = read_lengths(args.lengths)
     elif args.input:
         from ..data.datasets import read_lines
-        lengths = _texts_lengths(args.project, read_lines(args.input))  # InputError: missing, not UTF-8, empty
+        lengths = _texts_lengths(args.project, read_lines(args.input),  # InputError: missing, not UTF-8, empty
+                                 getattr(args, "truncate", True))
     else:
         from ..data.datasets import load_dataset
 
-        lengths = _texts_lengths(args.project, list(load_dataset(args.dataset, limit=args.limit).texts))
+        lengths = _texts_lengths(args.project, list(load_dataset(args.dataset, limit=args.limit).texts),
+                                 getattr(args, "truncate", True))
     if args.limit:
         lengths = lengths[: args.limit]
     max_pos = int(manifest["model"].get("max_positions", 0) or 0)
@@ -121,16 +132,17 @@ def engine_of(manifest: dict, lengths: list[int] | None = None):
     return EngineConfig.from_dict(sched["engine"])
 
 
-def schedule_figures(manifest: dict, lengths: list[int], batch_size: int = 32, fixed_length: int = 128,
+def schedule_figures(manifest: dict, lengths: list[int], batch_size: int = 32, fixed_length: int | None = None,
                      keep_intervals: bool = False) -> dict:
     """The ``--json`` object for a manifest and lengths: :func:`padless.schedule.scheduler.compare` on
     the project's engine, plus ``board``, ``clock_MHz``, ``clock_source`` (the csynth estimate when Vitis
-    has run, else the board's default clock: :func:`padless.csynth.clock_of`), ``peak_int8_macs`` and
+    has run, else the board's default clock: :func:`padless.csynth.clock_of`), ``peak_int8_macs``,
+    ``fixed_length`` (the padded_fixed baseline's length, :func:`padless.schedule.scheduler.resolve_fixed_length`) and
     ``modeled: true``."""
     from ..boards import load_board
     from ..csynth import clock_of
     from ..schedule.engine import mac_per_dsp
-    from ..schedule.scheduler import compare
+    from ..schedule.scheduler import compare, resolve_fixed_length
 
     board = load_board(manifest["board"])
     cfg = engine_of(manifest, lengths)
@@ -139,7 +151,9 @@ def schedule_figures(manifest: dict, lengths: list[int], batch_size: int = 32, f
     clock = clock_of(manifest, board)
     cfg.clock_MHz = clock["clock_MHz"]
     peak = board.dsp * mac_per_dsp(board, cfg.sparse) * cfg.clock_MHz * 1e6
+    fixed_length = resolve_fixed_length(fixed_length, lengths, cfg.max_seq)
     out = compare(cfg, lengths, peak, batch_size=batch_size, fixed_length=fixed_length, keep_intervals=keep_intervals)
+    out["fixed_length"] = fixed_length
     out["board"] = board.name
     out["clock_MHz"] = cfg.clock_MHz
     out["clock_source"] = clock["source"]
@@ -161,6 +175,7 @@ def run(args) -> int:
     rows = [("padless", out)] + list(out["baselines"].items())
     for name, f in rows:
         sp = "" if name == "padless" else f"{out['speedup_vs'][name]:.2f}"
+        name = f"fixed {out['fixed_length']}" if name == "padded_fixed" else name
         print(f"{name:<14}{f['throughput_seq_s']:>12.1f}{f['throughput_tokens_s']:>13.0f}"
               f"{f['efficiency_vs_peak']:>10.1%}{f['padded_tokens']:>12,}{sp:>11}")
     busy = sorted(out["stage_busy"].items(), key=lambda kv: -kv[1])

@@ -56,6 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from padless.errors import DataError, InputError
+from padless.inputs import brief
 
 __all__ = [
     "DATASETS",
@@ -504,13 +505,10 @@ def reuters_from_arff(arff: ArffData, origin: str = "<arff>") -> tuple[list[str]
 
 
 def _read_text_file(path: Path) -> list[str]:
-    """Lines of a UTF-8 text file (BOM dropped, CR stripped); InputError naming the file on failure."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except OSError as e:
-        raise InputError(f"{path}: cannot read ({e.strerror})") from None
+    """Lines of a UTF-8 text file (BOM dropped, CR stripped); InputError naming the file on failure, and
+    for a file (or stream: ``/dev/stdin``, a FIFO) over :func:`padless.inputs.max_input_bytes` bytes."""
+    from ..inputs import read_bounded
+    data = read_bounded(path)
     lines = data.split(b"\n")
     out: list[str] = []
     for lineno, raw in enumerate(lines, start=1):
@@ -549,9 +547,11 @@ def read_tsv(path: str | os.PathLike) -> Dataset:
         label_s = label_s.strip()
         if label_s:
             try:
+                if not label_s.isascii():  # int() takes any Unicode digit (Arabic-Indic, fullwidth): refuse
+                    raise ValueError(label_s)
                 label: int | None = int(label_s)
             except ValueError:
-                raise InputError(f"{p}:{lineno}: label {label_s[:40]!r} is not an integer; {fix}") from None
+                raise InputError(f"{p}:{lineno}: label {label_s[:40]!r} is not an integer (ASCII digits 0-9); {fix}") from None
         else:
             label = None
         text = normalize_text(text)
@@ -679,7 +679,31 @@ def _load_cached(root: Path, name: str) -> Dataset | None:
     except InputError as e:
         raise DataError(f"corrupted cache entry ({e}); delete {tsv.parent} and run again") from None
     source = src.read_text(encoding="utf-8").strip() if src.is_file() else DATASETS[name]
+    _check_complete(tsv, source, len(ds.texts))
     return Dataset(name=name, texts=ds.texts, labels=ds.labels, source=f"{source} [cached at {tsv}]")
+
+
+#: How a cache entry's source line records its size ("10072 kept", "14396 quotations", "2158 articles").
+_COUNT_RE = re.compile(r"\b(\d+) (?:kept|quotations|articles|texts)\b")
+
+
+def _check_complete(tsv: Path, source: str, count: int) -> None:
+    """A cache entry cut short (at a line boundary: fewer texts than its source line records; inside a
+    line: no final newline) raises DataError naming the folder to delete, instead of evaluating on part
+    of the dataset without a word (issue 27 item 11). :func:`write_tsv` ends every line with a newline
+    and every fetcher records the number of texts it kept in the source line."""
+    with open(tsv, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - 1))
+        last = f.read(1)
+    if size and last != b"\n":
+        raise DataError(f"the cached dataset {tsv} is cut inside a line (no final newline); delete {tsv.parent} "
+                        "and run again to fetch it anew")
+    m = _COUNT_RE.findall(source)
+    if m and int(m[-1]) != count:
+        raise DataError(f"the cached dataset {tsv} holds {count:,} texts but its source records {int(m[-1]):,} "
+                        f"(a cut or edited copy); delete {tsv.parent} and run again to fetch it anew")
 
 
 # ------------------------------------------------------------------------------------------- fetching
@@ -879,6 +903,10 @@ def load_dataset(name: str, limit: int | None = None, cache_dir: str | os.PathLi
     return ds
 
 
+#: Most calibration sentences a compile takes (``calibration.count``, ``--calib-count``).
+MAX_CALIBRATION = 100_000
+
+
 def check_calibration(cfg, default: str = "vader-tweets", default_count: int = 256,
                       known_only: bool = True) -> tuple[list[str], int]:
     """Validate a ``calibration: {dataset, count}`` config without loading anything -> ``(names, count)``.
@@ -902,7 +930,11 @@ def check_calibration(cfg, default: str = "vader-tweets", default_count: int = 2
     count = cfg.get("count", default_count)
     if not isinstance(count, int) or isinstance(count, bool) or count < len(names):
         raise InputError(f"calibration.count must be an integer >= the number of datasets ({len(names)}), "
-                         f"got {count!r}")
+                         f"got {brief(count, 60)}")
+    if count > MAX_CALIBRATION:
+        raise InputError(f"calibration.count {count:,} is more than {MAX_CALIBRATION:,} sentences (the limit: "
+                         "calibration and GPTQ take minutes per thousand sentences, 256-640 is usual); give a "
+                         "smaller count")
     return names, count
 
 
@@ -921,5 +953,9 @@ def calibration_texts(cfg: "dict | None", default: str = "vader-tweets", default
     texts: list[str] = []
     for i, name in enumerate(names):
         share = count // len(names) + (1 if i < count % len(names) else 0)
-        texts += load_dataset(name, limit=share, cache_dir=cache_dir).texts
+        got = load_dataset(name, limit=share, cache_dir=cache_dir).texts
+        if len(got) < share:
+            raise InputError(f"calibration.count {count:,} asks for {share:,} texts of {name}, which has only "
+                             f"{len(got):,}; give a count of at most {len(got) * len(names):,} (or add datasets)")
+        texts += got
     return texts, "+".join(names)

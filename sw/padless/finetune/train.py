@@ -191,16 +191,14 @@ def load_finetune_config(cfg: str | Path | Mapping[str, Any] | None) -> tuple[di
     normalised by :func:`padless.sparse.config.parse_sparsity`. Raises InputError for
     unknown keys, bad values, or a ``tokens`` section (the trained token policy is not implemented: apply
     cascade token pruning at compile time instead)."""
-    import yaml
     if cfg is None:
         data: dict = {}
     elif isinstance(cfg, Mapping):
         data = dict(cfg)
     else:
+        from ..inputs import load_yaml
         p = Path(cfg)
-        if not p.is_file():
-            raise InputError(f"finetune config {p} does not exist")
-        data = yaml.safe_load(p.read_text()) or {}
+        data = load_yaml(p, "finetune config") or {}  # bounded: no aliases, no duplicate keys, depth limited
         if not isinstance(data, Mapping):
             raise InputError(f"{p}: a finetune config is a mapping with attention / weights / train")
     unknown = set(data) - {"attention", "weights", "tokens", "train", "calibration"}
@@ -415,16 +413,16 @@ def finetune(model: str, config=None, out: str | Path | None = None, steps: int 
             its config must match; InputError otherwise).
         stop_after: stop (after checkpointing) once this many steps are done, without writing the final
             student: an interrupted run, resumable with ``resume=True``.
-        progress: tqdm bar (loss, sparsity, ETA) on stderr.
+        progress: progress on stderr (:func:`padless.progress.progress_bar`: a tqdm bar with loss, sparsity
+            and ETA on a terminal, plain lines in a log).
     Returns:
         ``{"out", "steps", "seconds", "loss_first", "loss_last", "sparsity", "losses": [(step, total), ...],
         "finished"}``; losses are means over ``checkpoint_every`` windows.
     Raises:
         InputError: bad config, no ``out``, a checkpoint that does not match; UnknownModelError; DataError.
     """
-    from tqdm import tqdm
-
     from ..models import resolve_model
+    from ..progress import progress_bar as tqdm  # a bar on a terminal, plain lines in a log
     from .student import SparseStudent, bert_from_spec
     if out is None:
         raise InputError("give an output folder (--out DIR)")

@@ -176,8 +176,8 @@ def collect(spec: EncoderSpec, token_ids: Iterable[Sequence[int]], progress: boo
     seqs = list(token_ids)
     it = seqs
     if progress:
-        from tqdm import tqdm
-        it = tqdm(seqs, desc="calibrating", unit="sent", leave=False)
+        from ..progress import progress_bar
+        it = progress_bar(seqs, desc="calibrating", unit="sent", leave=False)
     for ids in it:
         x = embed(spec, ids).astype(np.float64)
         cal.observe_embedding(x)

@@ -33,6 +33,7 @@ key).
 from __future__ import annotations
 
 from ..errors import InputError
+from ..inputs import brief
 from .quantize import GELU_METHODS, check_act_grid, check_migrate, check_precision, check_zero_point
 from .ranges import parse_estimators
 
@@ -51,18 +52,18 @@ def parse_quant(cfg) -> dict:
     if cfg is None:
         cfg = {}
     if not isinstance(cfg, dict):
-        raise InputError(f"quant: must be a mapping with keys {', '.join(QUANT_KEYS)}; got {cfg!r}")
+        raise InputError(f"quant: must be a mapping with keys {', '.join(QUANT_KEYS)}; got {brief(cfg)}")
     unknown = set(cfg) - set(QUANT_KEYS)
     if unknown:
         raise InputError(f"quant: unknown keys {sorted(map(str, unknown))} (allowed: {', '.join(QUANT_KEYS)})")
     gelu = cfg.get("gelu", "pwl")
     if gelu not in GELU_METHODS:
-        raise InputError(f"quant.gelu {gelu!r} is not a GELU method; choose one of {', '.join(GELU_METHODS)}")
+        raise InputError(f"quant.gelu {brief(gelu)} is not a GELU method; choose one of {', '.join(GELU_METHODS)}")
     rounding = cfg.get("rounding", "nearest")
     zp, prec = list(check_zero_point(cfg.get("zero_point"))), check_precision(cfg.get("precision"))
     check_act_grid(zp, prec)
     if rounding not in ROUNDINGS:
-        raise InputError(f"quant.rounding {rounding!r} is not a weight rounding; choose one of {', '.join(ROUNDINGS)}")
+        raise InputError(f"quant.rounding {brief(rounding)} is not a weight rounding; choose one of {', '.join(ROUNDINGS)}")
     gcal = cfg.get("gptq_calibration")
     if gcal is not None:
         from ..data.datasets import check_calibration

@@ -154,8 +154,8 @@ def gptq_encoder(spec: EncoderSpec, qe: QuantizedEncoder, token_ids: Sequence[Se
     heads = qe.model["num_heads"]
     layers = range(qe.num_layers)
     if progress:
-        from tqdm import tqdm
-        layers = tqdm(layers, desc="GPTQ", unit="layer", leave=False)
+        from ..progress import progress_bar
+        layers = progress_bar(layers, desc="GPTQ", unit="layer", leave=False)
     for i in layers:
         layer, fl = qe.layers[i], spec.layers[i]
         hess: dict[str, np.ndarray] = {}

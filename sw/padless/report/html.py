@@ -343,7 +343,9 @@ def build_report(project_dir: str | os.PathLike, lengths: Sequence[int], *, sour
     board_info = {k: schedule.get(k, "") for k in ("part", "platform", "flow")}
     comparison = None
     torch_rate = flatten_run(run).get("torch_fp32_sentences_s") if run else None
-    if isinstance(torch_rate, (int, float)) and not isinstance(torch_rate, bool) and torch_rate > 0:
+    measured = (run or {}).get("measured_torch_fp32")
+    busy = measured.get("busy") if isinstance(measured, Mapping) else None  # a busy machine: no ratio (issue 27)
+    if isinstance(torch_rate, (int, float)) and not isinstance(torch_rate, bool) and torch_rate > 0 and not busy:
         comparison = {"value": f"{headline['throughput_seq_s']:,.0f}", "tag": label,
                       "measured": f"{float(torch_rate):,.1f}",
                       "ratio": f"{headline['throughput_seq_s'] / float(torch_rate):,.1f}x"}

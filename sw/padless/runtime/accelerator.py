@@ -10,13 +10,16 @@ the backend runs the integer encoder on each pack, results are unpacked in input
 """
 from __future__ import annotations
 
+import os
 import sys
 import warnings
+from collections.abc import Iterable, Mapping
 from typing import Sequence
 
 import numpy as np
 
 from ..errors import ClosedError, InputError, PadlessError
+from ..inputs import brief
 from ..project import load_project
 from .backends import BACKENDS, get_backend
 from .host import embeddings_from_hidden, run_hidden
@@ -70,6 +73,11 @@ class Accelerator:
     def __init__(self, project_dir, backend: str = "auto", max_tokens: int | None = None,
                  max_length: int | None = None, **backend_kwargs):
         self.backend = None
+        if not isinstance(project_dir, (str, os.PathLike)) or isinstance(project_dir, bytes):
+            raise InputError(f"Accelerator needs a project folder (a str or pathlib.Path written by `padless compile`), "
+                             f"got {type(project_dir).__name__} {brief(project_dir, 60)}")
+        if not isinstance(backend, str):
+            raise InputError(f"backend must be a name (auto, {', '.join(BACKENDS)}), got {type(backend).__name__}")
         self.project = load_project(project_dir)
         hls_max = int((self.project.manifest.get("hls") or {}).get("max_tokens") or 0)
         if max_tokens is not None and (not isinstance(max_tokens, (int, np.integer)) or isinstance(max_tokens, bool)
@@ -144,20 +152,26 @@ class Accelerator:
 
         ``batch_size``: sentences handed to the packer at a time (each group is packed into batches of
         at most ``max_tokens`` tokens). ``normalize_embeddings``: True forces L2 normalisation; otherwise
-        the model's recipe decides (all-MiniLM-L6-v2 normalises). Raises InputError for an empty sentence,
-        one with no words, or a bad argument; ClosedError after :meth:`close`."""
+        the model's recipe decides (all-MiniLM-L6-v2 normalises). ``convert_to_numpy``: True (default)
+        returns one ``(B, hidden)`` array; False a list of ``B`` 1-D float32 ``torch.Tensor`` (as
+        sentence-transformers does). Raises InputError for an empty sentence, one with no words, a
+        sentence that is not a ``str`` (bytes, None, a dict's keys), or a flag that is not a bool;
+        ClosedError after :meth:`close`."""
         self._backend()
-        if isinstance(sentences, str):
-            sentences = [sentences]
-        sentences = list(sentences)
+        sentences = _sentence_list(sentences)
+        for name, flag in (("show_progress_bar", show_progress_bar), ("convert_to_numpy", convert_to_numpy),
+                           ("normalize_embeddings", normalize_embeddings)):
+            if not isinstance(flag, (bool, np.bool_)) and not (flag is None and name == "normalize_embeddings"):
+                raise InputError(f"{name} must be True or False, got {brief(flag, 60)}")
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
-            raise InputError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+            raise InputError(f"batch_size must be an integer >= 1, got {brief(batch_size, 60)}")
         if not sentences:
-            return np.zeros((0, self.hidden_size), dtype=np.float32)
-        from tqdm import tqdm
+            empty = np.zeros((0, self.hidden_size), dtype=np.float32)
+            return empty if convert_to_numpy else []
+        from ..progress import progress_bar
         out = []
-        with tqdm(total=len(sentences), desc=f"encode ({self.backend_name})", unit="sent",
-                  disable=not show_progress_bar, file=sys.stderr) as bar:
+        with progress_bar(total=len(sentences), desc=f"encode ({self.backend_name})", unit="sent",
+                          disable=not show_progress_bar, file=sys.stderr) as bar:
             for i in range(0, len(sentences), batch_size):
                 cut: list[int] = []
                 ids = self.project.tokenize(sentences[i:i + batch_size], truncate=True,
@@ -168,6 +182,9 @@ class Accelerator:
         emb = np.concatenate(out).astype(np.float32)
         if normalize_embeddings:
             emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        if not convert_to_numpy:
+            import torch
+            return [torch.from_numpy(row.copy()) for row in emb]
         return emb
 
     def _warn_truncation(self, cut: list) -> None:
@@ -195,3 +212,22 @@ class Accelerator:
 
     def __repr__(self):
         return f"Accelerator({str(self.project.path)!r}, backend={self.backend_name!r})"
+
+
+def _sentence_list(sentences) -> list[str]:
+    """``encode``'s sentences as a list of ``str``: one ``str`` is one sentence; a list, tuple, numpy
+    array or other ordered iterable of ``str`` is taken in order. Raises InputError for None, bytes, a
+    mapping or set (no order / keys are not sentences), or an element that is not a ``str``."""
+    if isinstance(sentences, str):
+        return [sentences]
+    if sentences is None or isinstance(sentences, (bytes, bytearray, Mapping, set, frozenset)) or \
+            not isinstance(sentences, Iterable):
+        kind = type(sentences).__name__
+        hint = " (decode it first: b.decode('utf-8'))" if isinstance(sentences, (bytes, bytearray)) else ""
+        raise InputError(f"sentences must be a str or a list of str, got {kind}{hint}")
+    out = list(sentences)
+    for i, s in enumerate(out):
+        if not isinstance(s, str):
+            hint = " (decode it first: b.decode('utf-8'))" if isinstance(s, (bytes, bytearray)) else ""
+            raise InputError(f"sentences[{i}] is {type(s).__name__} {brief(s, 60)}, not str{hint}")
+    return out

@@ -90,7 +90,7 @@ def _timed_run(backend, rows: Sequence[np.ndarray], order_fn, hidden: int, recor
 
 
 def profile(project, sequences: Sequence[Sequence[int]] | None = None, lengths: Sequence[int] | None = None, *,
-            fixed_length: int = DEFAULT_FIXED_LENGTH, batch_size: int = 32, record_intervals: bool = False,
+            fixed_length: int | None = None, batch_size: int = 32, record_intervals: bool = False,
             progress: Callable[[int], None] | None = None, baselines: bool = True) -> dict:
     """Timed C-simulation of the project's kernel on real token sequences (or on lengths alone).
 
@@ -99,7 +99,10 @@ def profile(project, sequences: Sequence[Sequence[int]] | None = None, lengths: 
         sequences: token-id lists (embedded and quantized on the host like every backend's input).
         lengths: instead of ``sequences``, token counts alone: the kernel runs zero rows of those lengths
             (its cycles do not depend on the values).
-        fixed_length: compile-time length of the ``padded_fixed`` baseline (tokens).
+        fixed_length: compile-time length of the ``padded_fixed`` baseline (tokens); None: 128 capped at the
+            kernel's maximum and raised to the longest sequence
+            (:func:`padless.schedule.scheduler.resolve_fixed_length`, which also refuses a given length
+            shorter than the longest sequence or longer than the kernel's maximum). ``out["fixed_length"]``.
         batch_size: batch size of the ``padded_batch`` baseline.
         record_intervals: keep per-process (sequence, layer, start, end) intervals (Gantt charts).
         progress: called with the number of sequences of each finished call.
@@ -125,12 +128,12 @@ def profile(project, sequences: Sequence[Sequence[int]] | None = None, lengths: 
     from ..golden import quantize_input
     from ..reference import embed
     from ..schedule.engine import EngineConfig, mac_per_dsp, useful_macs
-    from ..schedule.scheduler import compare, engine_order, padded_lengths
+    from ..schedule.scheduler import compare, engine_order, padded_lengths, resolve_fixed_length
     from .backends.csim import CsimBackend
 
     if (sequences is None) == (lengths is None):
         raise InputError("give the token sequences or their lengths (one of the two)")
-    if int(fixed_length) < 1 or int(batch_size) < 1:
+    if (fixed_length is not None and int(fixed_length) < 1) or int(batch_size) < 1:
         raise InputError(f"fixed_length and batch_size must be >= 1, got {fixed_length} and {batch_size}")
     info = project.manifest.get("hls") or {}
     if "engine" not in info:
@@ -154,6 +157,7 @@ def profile(project, sequences: Sequence[Sequence[int]] | None = None, lengths: 
         raise InputError(f"a sequence of {max(lens)} tokens exceeds the kernel's maximum of {cfg.max_seq} "
                          f"(give --truncate, or recompile with a longer maximum)")
     from ..csynth import clock_of
+    fixed_length = resolve_fixed_length(fixed_length, lens, cfg.max_seq)
     board = load_board(project.manifest["board"])
     clock = clock_of(project.manifest, board)
     clk = float(clock["clock_MHz"])
@@ -172,7 +176,7 @@ def profile(project, sequences: Sequence[Sequence[int]] | None = None, lengths: 
         out = _figures(main["cycles"], lens, lens, cfg, peak, clk)
         out["stage_busy"] = {p: b / max(1, main["cycles"]) for p, b in main["busy"].items() if p.startswith("p_")}
         out.update({"peak_int8_macs": peak, "mac_per_dsp": mpd, "clock_MHz": clk, "clock_mhz": clk,
-                    "clock_source": clock["source"],
+                    "clock_source": clock["source"], "fixed_length": fixed_length,
                     "label": label(clk, clock["synthesized"], achieved_ii)})
         if syn:
             # each process at its achieved II runs about II times its simulated busy cycles: the makespan is

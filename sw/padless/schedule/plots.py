@@ -14,11 +14,15 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import to_rgba
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
-from matplotlib.ticker import EngFormatter, StrMethodFormatter
+
+from ..environment import quiet_matplotlib_config
+
+quiet_matplotlib_config()  # before matplotlib's first import: no warnings when HOME is not writable
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.colors import to_rgba  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import EngFormatter, StrMethodFormatter  # noqa: E402
 
 from ..errors import InputError
 from .engine import PROCESSES

@@ -29,7 +29,7 @@ from .cost import cut_calls, stream_cycles
 from .engine import EngineConfig, process_cycles, useful_macs
 
 __all__ = ["flow_shop_starts", "engine_order", "compare", "BASELINES", "METHODS", "padded_lengths",
-           "DEFAULT_FIXED_LENGTH"]
+           "DEFAULT_FIXED_LENGTH", "resolve_fixed_length"]
 
 BASELINES = ("padded_max", "padded_batch", "padded_fixed")
 METHODS = ("padless",) + BASELINES
@@ -112,6 +112,32 @@ def engine_order(lengths, cfg: EngineConfig | None = None, method: str = "johnso
     first = first[np.argsort(front[first], kind="stable")]
     rest = rest[np.argsort(-back[rest], kind="stable")]
     return np.concatenate([first, rest]).astype(np.int64)
+
+
+def resolve_fixed_length(fixed_length: int | None, lengths: Sequence[int], max_seq: int | None = None) -> int:
+    """The compile-time length (tokens) of the ``padded_fixed`` baseline that ``padless profile`` /
+    ``schedule`` / ``report`` run and label.
+
+    None (the default): :data:`DEFAULT_FIXED_LENGTH` (128, FINN-style flows), capped at the kernel's
+    ``max_seq`` and raised to the longest sequence (a fixed-length design must hold every input). A given
+    value is checked instead of clamped: the baseline is labelled with the length it really ran.
+
+    Raises:
+        InputError: ``fixed_length`` shorter than the longest sequence (a fixed-length design could not
+            run it) or longer than ``max_seq`` (the baseline runs on the same kernel).
+    """
+    longest = max(int(x) for x in lengths)
+    if fixed_length is None:
+        fl = DEFAULT_FIXED_LENGTH if max_seq is None else min(DEFAULT_FIXED_LENGTH, int(max_seq))
+        return max(fl, longest)
+    fl = int(fixed_length)
+    if fl < longest:
+        raise InputError(f"--fixed-length {fl} is shorter than the longest sequence ({longest} tokens): a "
+                         f"fixed-length design could not run it; give at least {longest}, or leave the option out")
+    if max_seq is not None and fl > int(max_seq):
+        raise InputError(f"--fixed-length {fl} is longer than the kernel's maximum of {int(max_seq)} tokens (the "
+                         f"padded_fixed baseline runs on the same kernel); give at most {int(max_seq)}")
+    return fl
 
 
 def padded_lengths(lengths: Sequence[int], method: str, batch_size: int = 32,

@@ -33,6 +33,7 @@ import math
 from typing import Any, Mapping
 
 from ..errors import InputError
+from ..inputs import brief
 
 __all__ = ["parse_sparsity", "DEFAULT_BANK", "TOKEN_METHODS", "WEIGHT_CRITERIA"]
 
@@ -56,7 +57,7 @@ def _attention(att: Any) -> dict:
     if att in (None, {}):
         return {}
     if not isinstance(att, Mapping):
-        raise InputError(f"attention config must be a mapping like {{topk: 16}} or {{density: 0.25}}, got {att!r}")
+        raise InputError(f"attention config must be a mapping like {{topk: 16}} or {{density: 0.25}}, got {brief(att)}")
     unknown = set(att) - {"topk", "density", "min_k"}
     if unknown:
         raise InputError(f"attention config: unknown keys {sorted(unknown)} (allowed: topk, density, min_k)")
@@ -65,24 +66,24 @@ def _attention(att: Any) -> dict:
     if "topk" in att:
         k = att["topk"]
         if not _is_int(k) or k < 1:
-            raise InputError(f"attention topk must be a positive integer (keys kept per query), got {k!r}")
+            raise InputError(f"attention topk must be a positive integer (keys kept per query), got {brief(k)}")
         if "min_k" in att:
             raise InputError("attention min_k only applies to density; remove it or use density")
         return {"topk": int(k)}
     if "density" in att:
         d = att["density"]
         if not _is_num(d) or not 0 < float(d) <= 1:
-            raise InputError(f"attention density must be a number in (0, 1], got {d!r}")
+            raise InputError(f"attention density must be a number in (0, 1], got {brief(d)}")
         m = att.get("min_k", 1)
         if not _is_int(m) or m < 1:
-            raise InputError(f"attention min_k must be a positive integer, got {m!r}")
+            raise InputError(f"attention min_k must be a positive integer, got {brief(m)}")
         return {"density": float(d), "min_k": int(m)}
     raise InputError(f"attention config {dict(att)} needs topk or density (or leave it empty for dense)")
 
 
 def _ratio(value, what: str) -> float:
     if not _is_num(value) or not 0 <= float(value) < 1:
-        raise InputError(f"{what} must be a fraction of pruned weights in [0, 1), got {value!r}")
+        raise InputError(f"{what} must be a fraction of pruned weights in [0, 1), got {brief(value)}")
     return float(value)
 
 
@@ -90,14 +91,14 @@ def _weights(w: Any, num_layers: int | None) -> dict:
     if w in (None, {}):
         return {}
     if not isinstance(w, Mapping):
-        raise InputError(f"weights config must be a mapping like {{sparsity: 0.5, bank: 16}}, got {w!r}")
+        raise InputError(f"weights config must be a mapping like {{sparsity: 0.5, bank: 16}}, got {brief(w)}")
     unknown = set(w) - {"sparsity", "bank", "layers", "criterion"}
     if unknown:
         raise InputError(f"weights config: unknown keys {sorted(unknown)} (allowed: sparsity, bank, layers, "
                          "criterion)")
     criterion = w.get("criterion", "magnitude")
     if criterion not in WEIGHT_CRITERIA:
-        raise InputError(f"weights criterion {criterion!r} is not available; choose one of "
+        raise InputError(f"weights criterion {brief(criterion)} is not available; choose one of "
                          f"{', '.join(WEIGHT_CRITERIA)}")
     s = _ratio(w.get("sparsity", 0.0), "weights sparsity")
     per_layer: dict[str, float] = {}
@@ -109,14 +110,14 @@ def _weights(w: Any, num_layers: int | None) -> dict:
             items = list(layers.items())
         else:
             raise InputError("weights layers must map layer index -> ratio ({0: 0.3, 5: 0.6}) or list one "
-                             f"ratio per layer, got {layers!r}")
+                             f"ratio per layer, got {brief(layers)}")
         for key, val in items:
             try:
                 idx = int(key)
             except (TypeError, ValueError):
                 idx = -1
             if idx < 0 or str(idx) != str(key).strip():
-                raise InputError(f"weights layers: {key!r} is not a layer index (0, 1, ...)")
+                raise InputError(f"weights layers: {brief(key)} is not a layer index (0, 1, ...)")
             if num_layers is not None and idx >= num_layers:
                 raise InputError(f"weights layers: layer {idx} does not exist (the model has {num_layers} layers)")
             per_layer[str(idx)] = _ratio(val, f"weights layers[{idx}]")
@@ -124,7 +125,7 @@ def _weights(w: Any, num_layers: int | None) -> dict:
         return {}
     bank = w.get("bank", DEFAULT_BANK)
     if not _is_int(bank) or bank < 2:
-        raise InputError(f"weights bank must be an integer >= 2 (weights per bank; 16 is usual), got {bank!r}")
+        raise InputError(f"weights bank must be an integer >= 2 (weights per bank; 16 is usual), got {brief(bank)}")
     out = {"sparsity": s, "bank": int(bank), "criterion": criterion}
     if per_layer:
         out["layers"] = dict(sorted(per_layer.items(), key=lambda kv: int(kv[0])))
@@ -135,22 +136,22 @@ def _tokens(t: Any, num_layers: int | None) -> dict:
     if t in (None, {}):
         return {}
     if not isinstance(t, Mapping):
-        raise InputError(f"tokens config must be a mapping like {{layers: [2, 4], keep: 0.7}}, got {t!r}")
+        raise InputError(f"tokens config must be a mapping like {{layers: [2, 4], keep: 0.7}}, got {brief(t)}")
     unknown = set(t) - {"layers", "keep", "method"}
     if unknown:
         raise InputError(f"tokens config: unknown keys {sorted(unknown)} (allowed: layers, keep, method)")
     keep = t.get("keep", 1.0)
     if not _is_num(keep) or not 0 < float(keep) <= 1:
         raise InputError(f"tokens keep must be the fraction of tokens kept at each selection point, in (0, 1], "
-                         f"got {keep!r}")
+                         f"got {brief(keep)}")
     method = t.get("method", "cascade")
     if method not in TOKEN_METHODS:
-        raise InputError(f"tokens method {method!r} is not available; choose one of {', '.join(TOKEN_METHODS)}")
+        raise InputError(f"tokens method {brief(method)} is not available; choose one of {', '.join(TOKEN_METHODS)}")
     layers = t.get("layers", [])
     if _is_int(layers):
         layers = [layers]
     if not isinstance(layers, (list, tuple)) or not all(_is_int(i) for i in layers):
-        raise InputError(f"tokens layers must be a list of layer indices like [2, 4], got {layers!r}")
+        raise InputError(f"tokens layers must be a list of layer indices like [2, 4], got {brief(layers)}")
     for i in layers:
         if i < 1:
             why = ("cascade pruning ranks tokens by the attention they received in earlier layers"
@@ -181,7 +182,7 @@ def parse_sparsity(cfg: Mapping[str, Any] | None, num_layers: int | None = None)
     if cfg is None:
         cfg = {}
     if not isinstance(cfg, Mapping):
-        raise InputError(f"sparsity config must be a mapping with keys attention/weights/tokens, got {cfg!r}")
+        raise InputError(f"sparsity config must be a mapping with keys attention/weights/tokens, got {brief(cfg)}")
     unknown = set(cfg) - {"attention", "weights", "tokens"}
     if unknown:
         raise InputError(f"unknown sparsity section(s) {sorted(unknown)}; use attention, weights, tokens")
