@@ -129,6 +129,7 @@ def test_device_choice_cheapest_feasible_and_unmet_message():
 # ------------------------------------------------------------------------------------- tiny model searches
 
 
+@pytest.mark.slow
 def test_search_end_to_end_prunes_and_writes_schema(searched):
     out, doc = searched
     assert doc["format"] == "padless-search" and doc["version"] == 1
@@ -171,6 +172,7 @@ def test_search_end_to_end_prunes_and_writes_schema(searched):
     assert load_project(u["project"]).manifest["board"] == "u280"
 
 
+@pytest.mark.slow
 def test_cache_hit_dedup_and_exhausted_space(tmp_path, cache, searched):
     """The same configurations again in a new search: the compiled project comes from the cache, and asking
     for more trials than the space holds evaluates each configuration once."""
@@ -182,6 +184,7 @@ def test_cache_hit_dedup_and_exhausted_space(tmp_path, cache, searched):
     assert doc["duplicates"] >= 1
 
 
+@pytest.mark.slow
 def test_resume_requeues_interrupted_trial(tmp_path, cache, searched):
     """A driver killed mid-trial leaves a RUNNING trial in the journal: the resumed search marks it failed
     (interrupted), re-queues its params and evaluates them once; nothing lost, nothing counted twice."""
@@ -211,6 +214,7 @@ def test_resume_requeues_interrupted_trial(tmp_path, cache, searched):
         run_search(_opts(tmp_path, "res", cache, resume=True, max_latency_us=99.0))
 
 
+@pytest.mark.slow
 def test_no_board_meets_latency(tmp_path, cache, capsys):
     """A latency no board reaches: every candidate pruned by the model, no device, the message says which
     constraint and by how much (and the CLI exits 1)."""
@@ -248,6 +252,7 @@ def test_cli_errors(tmp_path, capsys):
     assert "symbolic link" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_search_over_local_ray(tmp_path, cache, searched):
     """Each trial a Ray task (CPU reservation 1) on a local Ray instance the test starts and stops."""
     ray = pytest.importorskip("ray")

@@ -140,7 +140,10 @@ def _plots(doc: dict) -> list[tuple[str, str]]:
         ax.set_ylabel(yl)
         ax.set_title(title)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if any(groups.values()):
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "no trial measured both figures", ha="center", va="center", transform=ax.transAxes)
         buf = io.BytesIO()
         fig.tight_layout()
         fig.savefig(buf, format="png")

@@ -26,6 +26,7 @@ class InlineExecutor:
     """Runs each trial in this process at submit time (``--jobs 0``; tests)."""
 
     name = "inline"
+    slots = 1
 
     def __init__(self):
         self._done = {}
@@ -50,7 +51,7 @@ class PoolExecutor:
     name = "process pool"
 
     def __init__(self, jobs: int):
-        self.jobs = int(jobs)
+        self.jobs = self.slots = int(jobs)
         self._pool = None
 
     def _get(self):
@@ -71,8 +72,8 @@ class PoolExecutor:
             return h, {"status": "failed", "error": f"the worker process died ({exc})", "lost_worker": True}
 
     def close(self):
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._pool is not None:   # no trial is in flight after a normal end; after an interrupt, don't wait
+            self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
 
@@ -81,7 +82,7 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, address: str | None, cpus: float = 1.0):
+    def __init__(self, address: str | None, cpus: float = 1.0, jobs: int | None = None):
         try:
             import ray
         except ImportError:
@@ -89,8 +90,18 @@ class RayExecutor:
         self.ray = ray
         if not ray.is_initialized():
             # padless must be importable on the cluster's nodes (pip install padless[search] there)
-            ray.init(address=address or os.environ.get("RAY_ADDRESS") or "auto", log_to_driver=False)
+            where = address or os.environ.get("RAY_ADDRESS") or "auto"
+            try:
+                ray.init(address=where, log_to_driver=False)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise InputError(f"cannot connect to the Ray cluster at {where} ({' '.join(str(exc).split())[:200]}); "
+                                 "start one (`ray start --head`) or give --address ray://HOST:10001") from None
+        if float(cpus) <= 0:
+            raise InputError(f"--cpus {cpus} must be > 0")
         self._fn = ray.remote(num_cpus=float(cpus), max_retries=0)(safe_evaluate)
+        # as many trials in flight as the cluster has CPUs for (or --jobs when given)
+        total = float(ray.cluster_resources().get("CPU", 1.0))
+        self.slots = int(jobs) if jobs else max(1, int(total // float(cpus)))
 
     def submit(self, payload):
         return self._fn.remote(payload)
@@ -108,11 +119,12 @@ class RayExecutor:
         pass
 
 
-def make_executor(jobs: int = 1, address: str | None = None, cpus: float = 1.0, use_ray: bool = False):
+def make_executor(jobs: int = 1, address: str | None = None, cpus: float = 1.0, use_ray: bool = False,
+                  ray_jobs: int | None = None):
     """Ray when ``address`` / RAY_ADDRESS is given or ``use_ray`` (an initialised Ray), else a pool of
-    ``jobs`` processes (0: in-process)."""
+    ``jobs`` processes (0: in-process). Each executor's ``slots``: the trials it runs at once."""
     if address or os.environ.get("RAY_ADDRESS") or use_ray:
-        return RayExecutor(address, cpus)
+        return RayExecutor(address, cpus, ray_jobs)
     if int(jobs) < 0:
         raise InputError(f"--jobs {jobs} must be >= 0 (0: in this process)")
     return InlineExecutor() if int(jobs) == 0 else PoolExecutor(int(jobs))

@@ -301,6 +301,7 @@ def _drive(opts: SearchOptions, space: Space, out: Path, cons: dict, meta: dict)
     if stale:
         prog.note(f"resumed: trial(s) {', '.join(map(str, stale))} were interrupted; marked failed and re-queued")
     executor = make_executor(opts.jobs, opts.address, opts.cpus, opts.use_ray)
+    exhausted = False
     if not opts.quiet and done < opts.trials:
         prog.note(f"{space.size()} configurations; {opts.trials - done} trial(s) to run on {executor.name}; "
                   f"selection {len(work['selection']['texts'])} texts ({work['selection']['name']}), length mix "
@@ -310,8 +311,8 @@ def _drive(opts: SearchOptions, space: Space, out: Path, cons: dict, meta: dict)
     unseen = [p for p in enumerate_space(space)]
     try:
         while True:
-            over = opts.time_budget is not None and time.monotonic() - t_start > opts.time_budget
-            while not over and len(inflight) < max(1, opts.jobs) and done + len(inflight) < opts.trials:
+            over = exhausted or (opts.time_budget is not None and time.monotonic() - t_start > opts.time_budget)
+            while not over and len(inflight) < executor.slots and done + len(inflight) < opts.trials:
                 trial = study.ask(dists)
                 params = {p: trial.params[p] for p in PARAMS}
                 key = candidate_key(params)
@@ -323,7 +324,7 @@ def _drive(opts: SearchOptions, space: Space, out: Path, cons: dict, meta: dict)
                     left = [p for p in unseen if candidate_key(p) not in seen and candidate_key(p) not in busy]
                     if not left:
                         prog.note(f"all {space.size()} configurations of the space are evaluated")
-                        over = True
+                        over = exhausted = True
                         break
                     if dup_streak >= DUP_STREAK:
                         import random
