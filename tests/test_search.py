@@ -266,3 +266,28 @@ def test_search_over_local_ray(tmp_path, cache, searched):
     (t,) = doc["trials"]
     assert t["status"] == "complete" and t["cache_hit"] is True and math.isfinite(t["objectives"]["throughput_seq_s"])
     assert doc["device"]["board"] == "u280"
+
+
+def test_pool_reports_a_killed_worker_as_lost():
+    """A worker process killed mid-trial (SIGKILL) comes back as a lost worker, which the driver re-queues;
+    the pool is replaced for the next trials."""
+    import os
+    import signal
+    import time
+
+    from padless.search.runner import PoolExecutor
+    ex = PoolExecutor(1)
+    try:
+        h = ex.submit({"model": "tiny"})
+        t0 = time.monotonic()
+        while not ex._pool._processes and time.monotonic() - t0 < 30:
+            time.sleep(0.05)
+        os.kill(next(iter(ex._pool._processes)), signal.SIGKILL)
+        _, res = ex.wait_any([h])
+        assert res["status"] == "failed" and res["lost_worker"] is True and "died" in res["error"]
+        assert ex._pool is None
+        # the next trial runs in a fresh pool (a bad payload: failed, but not lost)
+        _, res2 = ex.wait_any([ex.submit({})])
+        assert res2["status"] == "failed" and not res2.get("lost_worker")
+    finally:
+        ex.close()
