@@ -371,6 +371,9 @@ def _drive(opts: SearchOptions, space: Space, out: Path, cons: dict, meta: dict)
             trial, key, payload, cheap = inflight.pop(h)
             if res.get("objectives") is not None:
                 res["objectives"]["model"] = cheap["model"]
+            if res["status"] == "failed" and res.get("lost_worker") and "requeued_from" in trial.user_attrs:
+                res = {"status": "failed", "error": f"{res.get('error')}; a second time for this configuration "
+                                                    f"(first: trial #{trial.user_attrs['requeued_from']}): not re-queued again"}
             if res["status"] == "failed" and res.get("lost_worker"):
                 trial.set_user_attr("lost_worker", True)
                 trial.set_user_attr("error", res.get("error"))
