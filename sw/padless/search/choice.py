@@ -92,7 +92,8 @@ def unmet(trials: list, cons: dict) -> list:
         vals = [(v, s, t) for t in trials for v, s in [_known(t, key)] if v is not None]
         if not vals:
             out.append({"constraint": opt, "bound": bound, "best": None, "by": None, "board": None, "number": None,
-                        "source": None, "text": f"no trial measured {key} ({text.format(bound)})"})
+                        "source": None, "text": f"{text.format(bound)} was never measured (every candidate was "
+                                                "pruned on another constraint first)"})
             continue
         v, s, t = (max if kind == "min" else min)(vals, key=lambda x: x[0])
         by = bound - v if kind == "min" else v - bound
