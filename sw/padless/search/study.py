@@ -21,7 +21,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
@@ -211,10 +211,6 @@ def run_search(opts: SearchOptions) -> dict:
     Raises InputError: an existing search in DIR without ``resume`` (or a resumed one whose model, dataset,
     space or constraints differ), another search running in DIR, a bad option; UnknownModelError,
     DataError, UnknownBoardError."""
-    from optuna.trial import TrialState
-
-    from ..models import resolve_model
-    from . import results
     from .space import parse_space
     cons = opts.constraints()
     for k, v in cons.items():
