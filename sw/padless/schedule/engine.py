@@ -118,6 +118,8 @@ class EngineConfig:
         bank, p_max, index_bits, per_bank: bank-balanced weights (0 / [] when dense).
         act_bits: width of the FFN activation (FFN down's input, PADLESS_ACT_BITS): 8, or 16 under
             ``quant: {precision: {act: 16}}`` (FFN down then does one 16 x 8-bit MAC per DSP).
+        memory: the m_axi memory model of the five ports (:func:`padless.schedule.memory.memory_plan`:
+            latency, outstanding requests, burst length, cycles a beat per bundle; empty: ideal memory).
         clock_MHz: kernel clock. weight_impl: ``{mvu: "uram" | "bram"}`` for each MVU's weight (and index)
             memories (PADLESS_WEIGHT_IMPL_<MVU>); block_impl: the same for the Q/K/V and context blocks;
             head_impl: ``"bram"`` or ``"lutram"`` for the per-head Q/K/V and kept-index blocks.
@@ -148,6 +150,7 @@ class EngineConfig:
     head_impl: str = "bram"
     seq_blocks: int = 2
     act_bits: int = 8
+    memory: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if isinstance(self.weight_impl, str):   # one memory type for every MVU
@@ -246,12 +249,14 @@ def engine_config(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None, 
     att_pe = _pow2_floor(int((alloc.get("pe") or {}).get("attn", 2) or 2))
     res = bool(alloc.get("resident", True) if resident is None else resident)
     wave = int(max_tokens or alloc.get("wave_tokens") or 32768)
-    return EngineConfig(hidden=H, heads=h, head_dim=H // h, ffn=F, layers=L, max_seq=mseq,
+    clock = float(alloc.get("clock_MHz") or board.clock_MHz)
+    from .memory import memory_plan
+    mem = memory_plan(board, clock, axi)
+    return EngineConfig(hidden=H, heads=h, head_dim=H // h, ffn=F, layers=L, max_seq=mseq, memory=mem,
                         max_tokens=max(mseq, min(wave, 1 << 20)), vec=vec, axi=axi, resident=res, folding=folding,
                         att_pe=max(1, att_pe), sel_lanes=max(1, int(alloc.get("select_lanes", 2) or 2)),
                         k_max=int(k_max), keep=keep, bank=bank, p_max=p_max, index_bits=ibits, per_bank=per_bank,
-                        clock_MHz=float(alloc.get("clock_MHz") or board.clock_MHz),
-                        weight_impl="uram" if board.uram > 0 else "bram", act_bits=int(act_bits))
+                        clock_MHz=clock, weight_impl="uram" if board.uram > 0 else "bram", act_bits=int(act_bits))
 
 
 def act_bits_of(manifest_or_quant: Mapping[str, Any] | None) -> int:
@@ -321,6 +326,7 @@ def _replace(cfg: EngineConfig, **kw) -> EngineConfig:
     d = dict(cfg.__dict__)
     d["folding"] = {k: list(v) for k, v in cfg.folding.items()}
     d["weight_impl"] = dict(cfg.weight_impl)
+    d["memory"] = dict(cfg.memory or {})
     d.update(kw)
     return EngineConfig(**d)
 
