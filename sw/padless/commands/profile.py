@@ -77,6 +77,9 @@ def register(sub) -> None:
     p.add_argument("--fixed-length", type=positive_int, default=128,
                    help="compile-time length of the padded_fixed baseline (default 128)")
     p.add_argument("--batch-size", type=positive_int, default=32, help="batch size of the padded_batch baseline")
+    p.add_argument("--ideal-memory", action="store_true",
+                   help="every m_axi beat there when asked (the engine's upper bound) instead of the board's "
+                        "memory model (latency, outstanding requests, bursts, bank share)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -101,7 +104,7 @@ def run(args) -> int:
                 done[1] = done[0] * 10 // n
                 print(f"padless profile: {done[0]}/{n} sequences simulated", file=sys.stderr, flush=True)
     out = profile(project, sequences=ids, lengths=lens, fixed_length=args.fixed_length, batch_size=args.batch_size,
-                  progress=progress)
+                  progress=progress, ideal_memory=args.ideal_memory)
     if bar:
         bar.close()
     public = {k: v for k, v in out.items() if not k.startswith("_")}

@@ -74,7 +74,7 @@ def _timed_run(backend, rows: Sequence[np.ndarray], order_fn, hidden: int, recor
 
 def profile(project, sequences: Sequence[Sequence[int]] | None = None, lengths: Sequence[int] | None = None, *,
             fixed_length: int = DEFAULT_FIXED_LENGTH, batch_size: int = 32, record_intervals: bool = False,
-            progress: Callable[[int], None] | None = None, baselines: bool = True) -> dict:
+            progress: Callable[[int], None] | None = None, baselines: bool = True, ideal_memory: bool = False) -> dict:
     """Timed C-simulation of the project's kernel on real token sequences (or on lengths alone).
 
     Args:
@@ -87,11 +87,13 @@ def profile(project, sequences: Sequence[Sequence[int]] | None = None, lengths: 
         record_intervals: keep per-process (sequence, layer, start, end) intervals (Gantt charts).
         progress: called with the number of sequences of each finished call.
         baselines: also run the padded baselines (three more timed runs).
+        ideal_memory: every m_axi beat there when the loop asks (the upper bound), in the csim and the
+            model; default the board's memory model (config.h PADLESS_MAXI_*, padless.schedule.memory).
 
     Returns:
         ``{"sequences", "tokens", "cycles", "seconds", "throughput_seq_s", "throughput_tokens_s",
         "stage_busy" {process: busy / makespan}, "efficiency_vs_peak", "useful_macs_s", "peak_int8_macs",
-        "mac_per_dsp", "clock_MHz", "padded_max" / "padded_batch" / "padded_fixed" {cycles,
+        "mac_per_dsp", "clock_MHz", "memory" {kind, latency_ns, ideal}, "padded_max" / "padded_batch" / "padded_fixed" {cycles,
         throughput_seq_s, padded_tokens}, "speedup_vs" {baseline: x}, "model" {throughput_seq_s,
         throughput_tokens_s, efficiency_vs_peak, cycles, speedup_vs, baselines}, "model_error", "label"}`` (plus ``"_intervals"`` and ``"_outputs"``).
 
@@ -115,6 +117,10 @@ def profile(project, sequences: Sequence[Sequence[int]] | None = None, lengths: 
     if "engine" not in info:
         raise ProjectError(f"{project.path} has no generated streaming engine; recompile it with `padless compile`")
     cfg = EngineConfig.from_dict(info["engine"])
+    if ideal_memory or not cfg.memory:
+        from ..schedule.engine import _replace
+        from ..schedule.memory import ideal_plan
+        cfg = _replace(cfg, memory=ideal_plan(cfg.memory))
     hidden = int(project.model["hidden_size"])
     if sequences is not None:
         lens = [len(s) for s in sequences]
@@ -140,13 +146,19 @@ def profile(project, sequences: Sequence[Sequence[int]] | None = None, lengths: 
     arrival = lambda l: np.arange(len(l))      # noqa: E731
 
     backend = CsimBackend(project, sim=dict(timed=True, exact_depth=True, record_jobs=record_intervals,
-                                            compute=sequences is not None))
+                                            compute=sequences is not None, ideal_memory=bool(ideal_memory)))
     try:
         main = _timed_run(backend, rows, order_fn, hidden, record_intervals, progress)
         out = _figures(main["cycles"], lens, lens, cfg, peak, clk)
         out["stage_busy"] = {p: b / max(1, main["cycles"]) for p, b in main["busy"].items() if p.startswith("p_")}
+        mem = cfg.memory or {}
+        ideal = bool(mem.get("ideal"))
         out.update({"peak_int8_macs": peak, "mac_per_dsp": mpd, "clock_MHz": clk,
-                    "label": "simulated (cycle-annotated csim of the generated HLS)"})
+                    "memory": {"kind": mem.get("kind", "ideal"), "latency_ns": mem.get("latency_ns", 0.0),
+                               "ideal": ideal},
+                    "label": "simulated (cycle-annotated csim of the generated HLS, " +
+                             ("ideal memory" if ideal else f"m_axi modeled: {mem.get('kind')} "
+                              f"{mem.get('latency_ns')} ns") + f", {clk:.0f} MHz)"})
         if baselines:
             backend.sim["compute"] = False
             backend.sim["record_jobs"] = False

@@ -31,7 +31,7 @@ __all__ = ["EngineConfig", "DEPTHS", "PROCESSES", "MVUS", "engine_config", "lega
 
 #: Declared pipeline depths of the kernel's loops (hw/hls/include/padless/*.h: D_*). Keep in sync: a test
 #: reads them from the headers.
-DEPTHS = {"D_MVU": 14, "D_READ": 3, "D_MAXI": 64, "D_MAXI_WR": 32, "D_SEL_COPY": 4, "D_SEL_K4": 4,
+DEPTHS = {"D_MVU": 14, "D_READ": 3, "D_AXI": 3, "D_SEL_COPY": 4, "D_SEL_K4": 4,
           "D_SEL": 10, "D_QK": 16, "D_EXP": 60, "D_PV": 16, "D_LN": 64}
 #: The dataflow processes of a layer region, in pipeline order (names as the csim reports them).
 PROCESSES = ("p_desc", "p_loader", "p_res_loader", "p_qkv", "p_select", "p_attn_qk", "p_attn_exp", "p_attn_pv",
@@ -340,8 +340,8 @@ def _loop(trip: int, depth: int) -> int:
 def process_cycles(cfg: EngineConfig, t: int, k: int | None = None) -> dict:
     """Busy cycles of every dataflow process for one sequence of ``t`` tokens in one layer (``k`` keys
     kept per query; default from the keep table), loop by loop as the kernel runs them. The m_axi movers
-    (loader, res_loader, writer, desc) run one flattened loop per layer: their per-sequence share is the
-    beats alone, the latency is counted once per layer in :func:`layer_fixed_cycles`.
+    (loader, res_loader, writer) run one burst loop a sequence; the cycles they wait on memory are stalls,
+    not busy cycles (:mod:`padless.schedule.memory`; :mod:`padless.schedule.cost` places them in time).
 
     Returns ``{process: cycles}`` for :data:`PROCESSES`.
     """
@@ -356,7 +356,8 @@ def process_cycles(cfg: EngineConfig, t: int, k: int | None = None) -> dict:
     kf = -(-kk // cfg.att_pe)
     nc = -(-t // cfg.sel_lanes)
     beats = t * cfg.hidden // cfg.axi
-    out = {"p_desc": 1, "p_loader": beats, "p_res_loader": beats, "p_writer": beats}
+    mover = _loop(beats, D["D_AXI"])   # a burst loop a sequence (io.h); memory stalls are not busy cycles
+    out = {"p_desc": 1, "p_loader": mover, "p_res_loader": mover, "p_writer": mover}
 
     def mvu(name):
         m = cfg.mvu(name)
@@ -379,30 +380,42 @@ def process_cycles(cfg: EngineConfig, t: int, k: int | None = None) -> dict:
 
 
 def layer_fixed_cycles(cfg: EngineConfig, num_seqs: int) -> dict:
-    """Once-per-layer cycles of the m_axi movers (their flattened loops' depth) and of a streamed
-    engine's weight load before the region: ``{"maxi_read", "maxi_write", "desc", "weight_load"}``."""
-    D = DEPTHS
-    return {"maxi_read": D["D_MAXI"] - 1, "maxi_write": D["D_MAXI_WR"] - 1, "desc": num_seqs - 1 + D["D_MAXI"],
+    """Once-per-call and once-per-layer cycles of the m_axi movers: ``{"desc", "weight_load"}``: the
+    descriptor check's burst loop (check_call, before the layers) and a streamed engine's weight load
+    before each layer's region (0 when resident), both through the memory model of ``cfg.memory``."""
+    from .memory import port, read_burst
+    D = DEPTHS["D_AXI"]
+    return {"desc": read_burst(num_seqs, port(cfg.memory, "gmem3")) + D,
             "weight_load": 0 if cfg.resident else weight_load_cycles(cfg)}
 
 
 def weight_load_cycles(cfg: EngineConfig) -> int:
-    """Cycles of ``load_layer`` for one layer: every weights.bin section read by ``load_elems`` (one element
-    a cycle, or one beat a cycle for elements wider than a beat), each loop paying the m_axi latency."""
-    D = DEPTHS["D_MAXI"]
+    """Cycles of ``load_layer`` for one layer: every weights.bin section read by ``load_elems`` one after
+    another, each through the weight port's memory model (``cfg.memory`` gmem4). Elements that tile a beat
+    run one burst loop over the section's beats (II = beat / element for elements narrower than a beat);
+    other sizes (sparse packed words of odd SIMD) one element a cycle with single-beat reads."""
+    from .memory import port, read_burst, single_reads
+    D = DEPTHS["D_AXI"]
+    P = port(cfg.memory, "gmem4")
+    A = cfg.axi
+    t = 0
 
-    def elems(n: int, e: int) -> int:   # load_elems' trip count for n elements of e bytes
-        return _loop(n if e <= cfg.axi else -(-n * e // cfg.axi), D)
-    total = 0
+    def elems(t0: int, n: int, e: int) -> int:   # load_elems of n elements of e bytes from cycle t0: its end
+        beats = -(-n * e // A)
+        if A % e == 0 or e % A == 0:
+            return read_burst(beats, P, t0, ii=max(1, A // e)) + D
+        trip = n if e <= A else beats
+        last, extra = single_reads(beats, P, t0, ii=max(1, trip // max(1, beats)))
+        return max(t0 + trip - 1, last) + extra + D
     for m in MVUS:
         mm = cfg.mvu(m)
-        total += elems(mm["WORDS"] * mm["PE"], (2 if cfg.sparse else 1) * mm["SIMD"])
-        total += elems(mm["OUT"], 16)  # rq records {bias, m, shift} in 16 bytes
+        t = elems(t, mm["WORDS"] * mm["PE"], (2 if cfg.sparse else 1) * mm["SIMD"])
+        t = elems(t, mm["OUT"], 16)  # rq records {bias, m, shift} in 16 bytes
     H, F = cfg.hidden, cfg.ffn
     for n in (H, H, H, F, H, H, 64):   # ctx, res_attn, ln_attn, act, res_ffn, ln_ffn, gelu: 16-byte pairs
-        total += elems(n, 16)
-    total += elems(11, 8)              # scalars, int64 each
-    return total
+        t = elems(t, n, 16)
+    t = elems(t, 11, 8)                # scalars, int64 each
+    return t
 
 
 # ---- resources -------------------------------------------------------------------------------------------

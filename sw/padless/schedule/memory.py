@@ -36,7 +36,7 @@ from typing import Any, Mapping
 
 from ..errors import InputError
 
-__all__ = ["BUNDLES", "PortModel", "memory_plan", "ideal_plan", "read_burst", "write_burst", "single_reads",
+__all__ = ["BUNDLES", "PortModel", "memory_plan", "share_cpb", "port", "ideal_plan", "read_burst", "write_burst", "single_reads",
            "DEFAULT_LATENCY_NS", "DEFAULT_EFFICIENCY"]
 
 #: The kernel's m_axi bundles and their arguments, in the top function's order.
@@ -92,6 +92,16 @@ def _mem_fact(mem, key: str, table: dict, default: float) -> float:
     return float(v)
 
 
+def share_cpb(width_bytes: int, bank_bytes_per_cycle: float, sharing: int = 1) -> float:
+    """Cycles a beat of a ``width_bytes`` port whose bank moves ``bank_bytes_per_cycle`` bytes a kernel
+    cycle, split evenly between ``sharing`` ports active together: max(1, width / (bank / sharing)). Two
+    ports on a bank that one port alone saturates each get half: twice the cycles a beat."""
+    if width_bytes < 1 or bank_bytes_per_cycle <= 0 or sharing < 1:
+        raise InputError(f"a port needs a positive width, bank bandwidth and sharing count, got {width_bytes}, "
+                         f"{bank_bytes_per_cycle}, {sharing}")
+    return max(1.0, width_bytes / (bank_bytes_per_cycle / sharing))
+
+
 def memory_plan(board, clock_MHz: float, axi: int) -> dict:
     """The memory model of the kernel's five m_axi ports on ``board`` at ``clock_MHz`` with ``axi``-byte
     activation/weight beats (desc beats are 8 bytes).
@@ -132,7 +142,7 @@ def memory_plan(board, clock_MHz: float, axi: int) -> dict:
     ports = {}
     for b in BUNDLES:
         width = 8 if b == "gmem3" else axi
-        cpb = max(1.0, width / (bank_Bpc / sharing[b]))
+        cpb = share_cpb(width, bank_Bpc, sharing[b])
         burst = max(1, min(MAX_BURST, PAGE_BYTES // width))
         # enough requests in flight to cover the latency at the port's rate, and at least two
         outstanding = max(2, min(32, int(math.ceil(latency / (burst * cpb))) + 1))

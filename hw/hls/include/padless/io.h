@@ -225,9 +225,19 @@ void load_elems(const vec<uint8_t, AXI> *mem_ptr, int64_t off, int64_t n, STORE 
                 (void)(beat_t)mem[base + i];
             }
             wload.end(beats);
-        } else {
+        } else {  // the carry-buffer loop's iterations and single-beat reads, without the byte shuffling
+            const int64_t trip = E <= AXI ? n : beats;
             ::padless::sim::loop wload("wload", 1, D_AXI);
-            wload.end(E <= AXI ? n : beats);  // the carry-buffer loop (single-beat reads: see the synthesizable form)
+            int64_t have = 0, next_beat = base;
+            for (int64_t it = 0; it < trip; it++) {
+                wload.at(it);
+                if (E > AXI || have < E) {
+                    (void)(beat_t)mem[next_beat++];
+                    have += AXI;
+                }
+                if (have >= E) have -= E;
+            }
+            wload.end(trip);
         }
     }
     const uint8_t *src = (const uint8_t *)mem_ptr + off;

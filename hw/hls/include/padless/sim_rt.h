@@ -1108,7 +1108,8 @@ template <typename T> class maxi_port {
         s.base = base;
         s.n = n;
         s.next = 0;
-        s.t0 = now();
+        proc &p = me();  // the requests go out when the loop starts (declared just before or after its header)
+        s.t0 = p.cur ? std::max(p.cur->issue, p.cur->start) : p.clk;
         s.k0 = s.nreq;
         s.nreq += (n + std::max<int64_t>(1, s.prm.burst) - 1) / std::max<int64_t>(1, s.prm.burst);
     }
