@@ -33,6 +33,8 @@ def main() -> int:
     ap.add_argument("--workdir", required=True, help="compiled projects and cached simulations")
     ap.add_argument("--fast-quant", action="store_true",
                     help="quant: {rounding: nearest} (a faster compile; the cycles depend on the lengths alone)")
+    ap.add_argument("--regenerate", action="store_true", help="rewrite the HLS code of kept projects (and "
+                    "drop their cached simulations)")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from padless.build import compile_project
@@ -58,7 +60,8 @@ def main() -> int:
             texts = [t for t in load_dataset("vader-movie", limit=1000).texts if t.strip()][:1000]
             lens = [len(i) for i in p.tokenize(texts, truncate=True)]
             update_manifest(d, {"schedule": plan(p.model, bname, p.sparsity, lens)})
-            generate(load_project(d), bname)
+        if args.regenerate or not (d / "hls" / "config.h").exists():
+            generate(load_project(d), bname)   # today's kernel sources and memory plan
         p = load_project(d)
         cfg = EngineConfig.from_dict(p.manifest["hls"]["engine"])
         for mix, n in MIXES.items():
@@ -66,7 +69,7 @@ def main() -> int:
             lens = [len(i) for i in p.tokenize(texts, truncate=True)]
             for ideal in (False, True):
                 saved = work / f"{bname}-{mix}-{'ideal' if ideal else 'memory'}.json"
-                if saved.exists():
+                if saved.exists() and not args.regenerate:
                     res = json.loads(saved.read_text())
                 else:
                     log(f"{bname} {mix} ({len(lens)} sequences), {'ideal memory' if ideal else 'memory model'}")
