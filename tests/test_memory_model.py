@@ -156,3 +156,17 @@ def test_board_plans():
     assert ideal["ideal"] and all(p["latency"] == 0 and p["cpb"] == 1.0 for p in ideal["ports"].values())
     with pytest.raises(InputError):
         memory_plan(load_board("u280"), 0, 64)
+
+
+def test_board_file_memory_facts_override_the_defaults():
+    import yaml
+    from padless.boards import _parse
+    from padless.errors import PadlessError
+    src = (REPO / "sw" / "padless" / "boards" / "u280.yaml").read_text()
+    board = _parse(yaml.safe_load(src.replace("capacity_GB: 8}", "capacity_GB: 8, latency_ns: 200.0, efficiency: 0.5}")),
+                   "test")
+    plan = memory_plan(board, 300.0, 64)
+    assert plan["latency_ns"] == 200.0 and plan["ports"]["gmem0"]["latency"] == 60
+    assert plan["ports"]["gmem4"]["cpb"] == pytest.approx(64 / (460e9 * 0.5 / 32 / 300e6), rel=1e-4)
+    with pytest.raises(PadlessError, match="efficiency"):
+        _parse(yaml.safe_load(src.replace("capacity_GB: 8}", "capacity_GB: 8, efficiency: 1.5}")), "test")
