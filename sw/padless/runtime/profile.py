@@ -89,11 +89,12 @@ def profile(project, sequences: Sequence[Sequence[int]] | None = None, lengths: 
         baselines: also run the padded baselines (three more timed runs).
         ideal_memory: every m_axi beat there when the loop asks (the upper bound), in the csim and the
             model; default the board's memory model (config.h PADLESS_MAXI_*, padless.schedule.memory).
+            The result's ``"memory"`` says which: ``{kind, latency_ns, ideal, ports}``.
 
     Returns:
         ``{"sequences", "tokens", "cycles", "seconds", "throughput_seq_s", "throughput_tokens_s",
         "stage_busy" {process: busy / makespan}, "efficiency_vs_peak", "useful_macs_s", "peak_int8_macs",
-        "mac_per_dsp", "clock_MHz", "memory" {kind, latency_ns, ideal}, "padded_max" / "padded_batch" / "padded_fixed" {cycles,
+        "mac_per_dsp", "clock_MHz", "padded_max" / "padded_batch" / "padded_fixed" {cycles,
         throughput_seq_s, padded_tokens}, "speedup_vs" {baseline: x}, "model" {throughput_seq_s,
         throughput_tokens_s, efficiency_vs_peak, cycles, speedup_vs, baselines}, "model_error", "label"}`` (plus ``"_intervals"`` and ``"_outputs"``).
 
@@ -151,14 +152,8 @@ def profile(project, sequences: Sequence[Sequence[int]] | None = None, lengths: 
         main = _timed_run(backend, rows, order_fn, hidden, record_intervals, progress)
         out = _figures(main["cycles"], lens, lens, cfg, peak, clk)
         out["stage_busy"] = {p: b / max(1, main["cycles"]) for p, b in main["busy"].items() if p.startswith("p_")}
-        mem = cfg.memory or {}
-        ideal = bool(mem.get("ideal"))
         out.update({"peak_int8_macs": peak, "mac_per_dsp": mpd, "clock_MHz": clk,
-                    "memory": {"kind": mem.get("kind", "ideal"), "latency_ns": mem.get("latency_ns", 0.0),
-                               "ideal": ideal},
-                    "label": "simulated (cycle-annotated csim of the generated HLS, " +
-                             ("ideal memory" if ideal else f"m_axi modeled: {mem.get('kind')} "
-                              f"{mem.get('latency_ns')} ns") + f", {clk:.0f} MHz)"})
+                    "label": "simulated (cycle-annotated csim of the generated HLS)"})
         if baselines:
             backend.sim["compute"] = False
             backend.sim["record_jobs"] = False
@@ -172,6 +167,11 @@ def profile(project, sequences: Sequence[Sequence[int]] | None = None, lengths: 
                 out["speedup_vs"][b] = out["throughput_seq_s"] / out[b]["throughput_seq_s"]
     finally:
         backend.close()
+    mem = cfg.memory or {}
+    out["memory"] = {"kind": mem.get("kind", "ideal"), "latency_ns": mem.get("latency_ns", 0.0),
+                     "ideal": bool(mem.get("ideal")), "ports": mem.get("ports", {})}
+    out["label"] += " with " + ("ideal memory" if out["memory"]["ideal"] else
+                                f"m_axi modeled ({mem.get('kind')}, {mem.get('latency_ns')} ns)")
     model = compare(cfg, lens, peak, batch_size=batch_size, fixed_length=fixed_length)
     keys = ("throughput_seq_s", "throughput_tokens_s", "efficiency_vs_peak", "cycles")
     out["model"] = {**{k: model[k] for k in keys}, "speedup_vs": model["speedup_vs"],
