@@ -170,3 +170,46 @@ def test_board_file_memory_facts_override_the_defaults():
     assert plan["ports"]["gmem4"]["cpb"] == pytest.approx(64 / (460e9 * 0.5 / 32 / 300e6), rel=1e-4)
     with pytest.raises(PadlessError, match="efficiency"):
         _parse(yaml.safe_load(src.replace("capacity_GB: 8}", "capacity_GB: 8, efficiency: 1.5}")), "test")
+
+
+@pytest.mark.slow
+def test_timed_csim_with_the_memory_model_agrees_with_the_cycle_model(tiny_project, tmp_path):
+    """A streamed engine (every layer's weights over m_axi before its region) on u280: the memory model
+    costs cycles the ideal memory does not, every mover's access is part of a declared burst, and the
+    cycle model follows the timed csim within 10% with and without the memory model."""
+    import shutil
+
+    import numpy as np
+
+    from padless.codegen.hls import generate
+    from padless.data.datasets import load_dataset
+    from padless.project import load_project, update_manifest
+    from padless.runtime.backends.csim import CsimBackend
+    from padless.runtime.profile import profile
+    d = tmp_path / "streamed"
+    shutil.copytree(tiny_project, d)
+    p = load_project(d)
+    sched = dict(p.manifest.get("schedule") or {})
+    sched["allocation"] = {**(sched.get("allocation") or {}), "resident": False}
+    update_manifest(d, {"schedule": sched})
+    generate(load_project(d), "u280")
+    p = load_project(d)
+    assert p.manifest["hls"]["engine"]["resident"] is False
+    texts = load_dataset("vader-movie", limit=30).texts + load_dataset("reuters", limit=6).texts
+    lens = [len(i) for i in p.tokenize(texts, truncate=True)]
+    real = profile(p, lengths=lens, baselines=False)
+    ideal = profile(p, lengths=lens, baselines=False, ideal_memory=True)
+    assert real["memory"]["kind"] == "HBM2" and ideal["memory"]["ideal"]
+    assert real["cycles"] > ideal["cycles"]
+    assert abs(real["model_error"]) <= 0.10, real["model_error"]
+    assert abs(ideal["model_error"]) <= 0.10, ideal["model_error"]
+    # every m_axi access of the movers and the weight loader is part of a burst (no single-beat request)
+    b = CsimBackend(p, sim=dict(timed=True, exact_depth=True, compute=False))
+    try:
+        b.run(np.zeros((sum(lens[:8]), p.model["hidden_size"]), np.int8),
+              np.concatenate([[0], np.cumsum(lens[:8])]).astype(np.int64))
+        ports = {m["port"]: m for m in b.reports[-1]["maxi"]}
+    finally:
+        b.close()
+    assert {"GMEM0", "GMEM1", "GMEM2", "GMEM3", "GMEM4"} <= set(ports)
+    assert all(m["single"] == 0 and m["requests"] >= 1 for m in ports.values())
