@@ -262,6 +262,10 @@ void load_elems(const vec<uint8_t, AXI> *mem_ptr, int64_t off, int64_t n, STORE 
                 for (int u = 0; u < EPB; u++) {
 #pragma HLS UNROLL
                     const int64_t k = i * EPB + u;
+#ifndef __SYNTHESIS__
+                    // II = EPB: each store has a cycle of its own (the port checker sees one store a cycle)
+                    if (::padless::sim::cfg.ports && u > 0) ::padless::sim::me().stamp = ::padless::sim::new_stamp();
+#endif
                     if (k < n) store(k, beat.v + u * E);
                 }
             } else {
