@@ -213,3 +213,20 @@ def test_timed_csim_with_the_memory_model_agrees_with_the_cycle_model(tiny_proje
         b.close()
     assert {"GMEM0", "GMEM1", "GMEM2", "GMEM3", "GMEM4"} <= set(ports)
     assert all(m["single"] == 0 and m["requests"] >= 1 for m in ports.values())
+
+
+def test_profile_cli_reports_the_memory_model(tiny_project, capsys):
+    import json
+
+    from padless.cli import main as cli_main
+    outs = {}
+    for flag in ([], ["--ideal-memory"]):
+        rc = cli_main(["profile", str(tiny_project), "--lengths", "5,17,40,9", "--json"] + flag)
+        assert rc in (0, None)
+        outs[bool(flag)] = json.loads(capsys.readouterr().out)
+    real, ideal = outs[False], outs[True]
+    assert real["memory"]["kind"] == "HBM2" and not real["memory"]["ideal"] and "m_axi modeled" in real["label"]
+    assert ideal["memory"]["ideal"] and "ideal memory" in ideal["label"]
+    assert set(real["memory"]["ports"]) == {"gmem0", "gmem1", "gmem2", "gmem3", "gmem4"}
+    assert real["cycles"] > ideal["cycles"]            # four short sequences: the latency shows
+    assert abs(real["model_error"]) <= 0.10 and abs(ideal["model_error"]) <= 0.10
