@@ -6,11 +6,12 @@ padless_encoder.cpp and hw/hls/include/padless/) does with them:
 
 * :func:`process_cycles` -- the cycles each dataflow process spends on one sequence of one layer: every
   pipelined loop costs ``(trip - 1) * II + depth`` with the trip counts of the C++ loops and the depths
-  they declare (``PADLESS_LOOP(name, DEPTH)``); II is 1 everywhere but the weight loader's narrow
-  elements (II = beat / element); the m_axi movers' waits on memory come from
-  :mod:`padless.schedule.memory` (``EngineConfig.memory``);
+  they declare (``PADLESS_LOOP(name, DEPTH)``); II is 1 everywhere;
 * :func:`resources` -- block RAM, UltraRAM, DSP slices and an LUT estimate from the kernel's own arrays
   (weights, channel blocks, FIFOs) and unrolled operators, with the board's limits.
+
+The m_axi movers' waits on memory come from :mod:`padless.schedule.memory` (``EngineConfig.memory``; the
+weight loader's narrow elements run at II = beat / element).
 
 The timed C-simulation (``padless profile``) measures the same kernel cycle by cycle; the cost model
 (:mod:`padless.schedule.cost`) and the DSE build on these formulas and are held to the measurement
