@@ -48,10 +48,12 @@ def test_added_terms_are_counted():
     r = resources(cfg, "u280")
     assert r["ff"]["used"] == sum(ff_estimate(cfg).values()) > 0 and r["ff"]["limit"] == 2607360
     lut = r["detail"]["lut"]
-    # today's kernel: every load_elems instance builds its carry buffer (16 instances)
+    # the kernel's 16 load_elems instances; with beat-aligned loads only elements that do not tile a beat
+    # build the carry buffer
     loads = weight_loads(cfg)
-    assert len(loads) == 16 and all(w["carry"] for w in loads)
-    assert lut["weight_loader"] == sum(carry_buffer(w["elem_bytes"], cfg.axi)["lut"] for w in loads)
+    assert len(loads) == 16
+    assert all(w["carry"] == (w["elem_bytes"] % cfg.axi != 0 and cfg.axi % w["elem_bytes"] != 0) for w in loads)
+    assert lut["weight_loader"] == sum(carry_buffer(w["elem_bytes"], cfg.axi)["lut"] for w in loads if w["carry"])
     # the per-process detail sums to the totals
     per = r["detail"]["process"]
     for k in ("dsp", "lut", "ff", "bram_36k", "uram"):
@@ -60,17 +62,17 @@ def test_added_terms_are_counted():
 
 def test_carry_buffer_count_follows_the_kernel(monkeypatch):
     io = (ROOT / "hw/hls/include/padless/io.h").read_text()
-    carry_in_kernel = re.search(r"uint8_t buf\[CB\]", io) is not None
-    # the switch states what io.h does: no carry buffer left in load_elems -> the weights load without one
-    if not carry_in_kernel:
-        assert engine.BEAT_ALIGNED_DENSE_WEIGHTS
+    # the switch states what io.h does: load_elems takes elements that tile a beat without the carry buffer
+    assert re.search(r"const bool tiles = AXI % E == 0 \|\| E % AXI == 0;", io)
+    assert engine.BEAT_ALIGNED_DENSE_WEIGHTS
     cfg = _cfg()
-    before = resources(cfg, "u280")["detail"]["lut"]["weight_loader"]
-    monkeypatch.setattr(engine, "BEAT_ALIGNED_DENSE_WEIGHTS", True)
-    loads = weight_loads(cfg)
-    assert [w["name"] for w in loads if not w["carry"]] == ["w_qkv", "w_out", "w_up", "w_down"]
     after = resources(cfg, "u280")["detail"]["lut"]["weight_loader"]
-    assert after == before - sum(carry_buffer(64, cfg.axi)["lut"] for _ in range(4))
+    assert [w["name"] for w in weight_loads(cfg) if w["carry"]] == []
+    monkeypatch.setattr(engine, "BEAT_ALIGNED_DENSE_WEIGHTS", False)
+    loads = weight_loads(cfg)
+    assert all(w["carry"] for w in loads)
+    before = resources(cfg, "u280")["detail"]["lut"]["weight_loader"]
+    assert before - after == sum(carry_buffer(w["elem_bytes"], cfg.axi)["lut"] for w in loads) > 0
 
 
 def test_per_slr_fit_refuses_an_over_full_slr():

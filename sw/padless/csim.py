@@ -235,6 +235,11 @@ class CsimLibrary:
         cfg.restype = ctypes.c_int
         cfg.argtypes = [ctypes.c_int] * 7
         self._configure = cfg
+        mem = getattr(self.lib, "padless_sim_memory", None)   # libraries built before the m_axi model lack it
+        if mem is not None:
+            mem.restype = ctypes.c_int
+            mem.argtypes = [ctypes.c_int]
+        self._memory = mem
         rep = self.lib.padless_sim_report
         rep.restype = ctypes.c_int64
         rep.argtypes = [ctypes.c_char_p, ctypes.c_int64]
@@ -246,14 +251,18 @@ class CsimLibrary:
         self.lock = library_lock(self.lib._handle)
 
     def configure(self, threaded: bool = True, timed: bool = False, ports: bool = False, exact_depth: bool = False,
-                  record_jobs: bool = False, min_depth: int = 256, compute: bool = True) -> None:
+                  record_jobs: bool = False, min_depth: int = 256, compute: bool = True,
+                  ideal_memory: bool = False) -> None:
         """Set how the next calls simulate (see the module docstring): ``threaded`` (processes as threads,
         or as coroutines when ``timed`` or ``exact_depth``; else sequential), ``timed`` (per-process
         clocks), ``ports`` (port checker), ``exact_depth`` (FIFOs of their declared depths: the deadlock
         check), ``record_jobs`` (per-process intervals), ``compute=False`` (timing only: the fast form
-        skips its arithmetic). Hold :attr:`lock` around configure + call + report."""
+        skips its arithmetic), ``ideal_memory`` (timed runs: every m_axi beat there when asked, the upper
+        bound; else the board's memory model of config.h). Hold :attr:`lock` around configure + call + report."""
         self._configure(int(threaded), int(timed), int(ports), int(exact_depth), int(record_jobs), int(min_depth),
                         int(compute))
+        if self._memory is not None:
+            self._memory(int(bool(ideal_memory)))
 
     def call(self, act, desc, weights, num_seqs: int, num_tokens: int, mode: int = 0) -> int:
         """Raw kernel call on contiguous numpy arrays: ``act`` (2 * num_tokens, hidden) int8 (the three

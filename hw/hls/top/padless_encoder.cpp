@@ -5,7 +5,8 @@
 // Bit for bit padless.golden.run_encoder.
 //
 // Interface (Vitis HLS): m_axi masters act_rd / act_res (bundles gmem0 / gmem1, read) and act_wr
-// (gmem2, write) on one activation buffer, desc (gmem3) and weights (gmem4); s_axilite for the
+// (gmem2, write) on one activation buffer, desc (gmem3) and weights (gmem4), each mover a burst loop
+// (io.h) with the burst length and outstanding requests of config.h; s_axilite for the
 // arguments and the return status; block protocol ap_ctrl_hs (AP_START/AP_DONE/AP_IDLE at 0x00).
 //
 //   act_*:   the activation buffer, 2 x num_tokens rows of HIDDEN int8: the host writes the layer-0
@@ -37,6 +38,7 @@ using namespace padless;
 #define VEC PADLESS_VEC
 #define AXI PADLESS_AXI_BYTES
 #define LBUF (PADLESS_RESIDENT ? PADLESS_LAYERS : 1)
+#define PADLESS_MAXI_DEPTH_ACT (PADLESS_MAX_TOKENS * (H / AXI))  // beats of one half of the activation buffer
 #ifndef PADLESS_ACT_BITS
 #define PADLESS_ACT_BITS 8   // the FFN activation (FFN down's input): 8, or 16 (quant: {precision: {act: 16}})
 #endif
@@ -488,12 +490,14 @@ static void layer_region(const abeat_t *act_rd, const abeat_t *act_res, abeat_t 
 }
 
 // Checks every descriptor before anything runs; returns the status and the beats of one layer pass.
-static int check_call(const desc_in_t *desc, int num_seqs, int num_tokens, int64_t &beats) {
+static int check_call(const desc_in_t *desc_ptr, int num_seqs, int num_tokens, int64_t &beats) {
     if (num_tokens < 1 || num_tokens > PADLESS_MAX_TOKENS) return PADLESS_ERR_TOKENS;
     if (num_seqs < 1 || num_seqs > num_tokens) return PADLESS_ERR_SEQS;
     int status = PADLESS_OK;
     int64_t rows = 0;
-    PADLESS_LOOP(check_desc, D_MAXI);
+    PADLESS_MAXI(const desc_in_t, desc, desc_ptr, GMEM3);
+    PADLESS_MAXI_BURST(desc, 0, num_seqs);
+    PADLESS_LOOP(check_desc, D_AXI);
     for (int j = 0; j < num_seqs; j++) {
         PADLESS_PIPELINE(check_desc, j);
         desc_in_t d = desc[j];
@@ -528,11 +532,14 @@ layers:
 
 extern "C" int padless_encoder(const abeat_t *act_rd, const abeat_t *act_res, abeat_t *act_wr, const desc_in_t *desc,
                                const wbeat_t *weights, int num_seqs, int num_tokens, int mode) {
-#pragma HLS INTERFACE m_axi port = act_rd offset = slave bundle = gmem0 depth = 2 * PADLESS_MAX_TOKENS * H / AXI max_read_burst_length = 64 num_read_outstanding = 4
-#pragma HLS INTERFACE m_axi port = act_res offset = slave bundle = gmem1 depth = 2 * PADLESS_MAX_TOKENS * H / AXI max_read_burst_length = 64 num_read_outstanding = 4
-#pragma HLS INTERFACE m_axi port = act_wr offset = slave bundle = gmem2 depth = 2 * PADLESS_MAX_TOKENS * H / AXI max_write_burst_length = 64 num_write_outstanding = 4
-#pragma HLS INTERFACE m_axi port = desc offset = slave bundle = gmem3 depth = PADLESS_MAX_TOKENS
-#pragma HLS INTERFACE m_axi port = weights offset = slave bundle = gmem4 depth = PADLESS_WEIGHT_BYTES / AXI max_read_burst_length = 64
+// m_axi: burst length and outstanding requests per bundle from the plan (config.h PADLESS_MAXI_*_GMEMn,
+// padless.schedule.memory: the longest burst inside a 4 KB page, enough requests in flight to cover the
+// board memory's latency at the port's bandwidth share); every mover's loop is address base + i.
+#pragma HLS INTERFACE m_axi port = act_rd offset = slave bundle = gmem0 depth = 2 * PADLESS_MAXI_DEPTH_ACT max_read_burst_length = PADLESS_MAXI_BURST_GMEM0 num_read_outstanding = PADLESS_MAXI_OUT_GMEM0 max_write_burst_length = 2 num_write_outstanding = 1
+#pragma HLS INTERFACE m_axi port = act_res offset = slave bundle = gmem1 depth = 2 * PADLESS_MAXI_DEPTH_ACT max_read_burst_length = PADLESS_MAXI_BURST_GMEM1 num_read_outstanding = PADLESS_MAXI_OUT_GMEM1 max_write_burst_length = 2 num_write_outstanding = 1
+#pragma HLS INTERFACE m_axi port = act_wr offset = slave bundle = gmem2 depth = 2 * PADLESS_MAXI_DEPTH_ACT max_write_burst_length = PADLESS_MAXI_BURST_GMEM2 num_write_outstanding = PADLESS_MAXI_OUT_GMEM2 max_read_burst_length = 2 num_read_outstanding = 1
+#pragma HLS INTERFACE m_axi port = desc offset = slave bundle = gmem3 depth = PADLESS_MAX_TOKENS max_read_burst_length = PADLESS_MAXI_BURST_GMEM3 num_read_outstanding = PADLESS_MAXI_OUT_GMEM3 max_write_burst_length = 2 num_write_outstanding = 1
+#pragma HLS INTERFACE m_axi port = weights offset = slave bundle = gmem4 depth = PADLESS_WEIGHT_BYTES / AXI max_read_burst_length = PADLESS_MAXI_BURST_GMEM4 num_read_outstanding = PADLESS_MAXI_OUT_GMEM4 max_write_burst_length = 2 num_write_outstanding = 1
 #pragma HLS INTERFACE s_axilite port = act_rd
 #pragma HLS INTERFACE s_axilite port = act_res
 #pragma HLS INTERFACE s_axilite port = act_wr

@@ -45,12 +45,17 @@ class Memory:
         banks: independent channels (HBM pseudo channels, DDR controllers) an m_axi port can bind to.
         bandwidth_GBps: theoretical peak bandwidth of all banks together, GB/s (1e9 bytes/s).
         capacity_GB: capacity of all banks together, GB.
+        latency_ns: idle read latency seen by an m_axi port, ns (None: the memory model's default for the
+            kind, :data:`padless.schedule.memory.DEFAULT_LATENCY_NS`).
+        efficiency: sustained / theoretical bandwidth of sequential bursts (None: the model's default).
     """
 
     kind: str
     banks: int
     bandwidth_GBps: float
     capacity_GB: float = 0.0
+    latency_ns: float | None = None
+    efficiency: float | None = None
 
     def __getitem__(self, key: str) -> Any:  # dict-style access: memory["bandwidth_GBps"]
         return getattr(self, key)
@@ -182,8 +187,21 @@ def _parse(data: Any, source: str) -> Board:
         raise UnknownBoardError(f"board file {source}: dsp_type must be one of {_DSP_TYPES}")
     if data["flow"] not in _FLOWS:
         raise UnknownBoardError(f"board file {source}: flow must be one of {_FLOWS}")
+    def opt(m, key, lo, hi):
+        v = m.get(key)
+        if v is None:
+            return None
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            f = float("nan")
+        if not lo < f <= hi:
+            raise UnknownBoardError(f"board file {source}: memory {m.get('kind')} {key} must be a number in "
+                                    f"({lo}, {hi}], got {v!r}")
+        return f
     mems = tuple(Memory(kind=str(m["kind"]), banks=int(m["banks"]), bandwidth_GBps=float(m["bandwidth_GBps"]),
-                        capacity_GB=float(m.get("capacity_GB", 0.0))) for m in data["memories"])
+                        capacity_GB=float(m.get("capacity_GB", 0.0)), latency_ns=opt(m, "latency_ns", 0, 10000),
+                        efficiency=opt(m, "efficiency", 0, 1)) for m in data["memories"])
     if not mems:
         raise UnknownBoardError(f"board file {source} lists no off-chip memory")
     slrs = tuple(SLR(**{k: int(s[k]) for k in ("lut", "ff", "dsp", "bram_36k", "uram")})

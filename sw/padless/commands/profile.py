@@ -82,6 +82,9 @@ def register(sub) -> None:
                    help="compile-time length of the padded_fixed baseline (default 128, capped at the kernel's "
                         "maximum, raised to the longest sequence)")
     p.add_argument("--batch-size", type=positive_int, default=32, help="batch size of the padded_batch baseline")
+    p.add_argument("--ideal-memory", action="store_true",
+                   help="every m_axi beat there when asked (the engine's upper bound) instead of the board's "
+                        "memory model (latency, outstanding requests, bursts, bank share)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -98,7 +101,7 @@ def run(args) -> int:
         bar = progress_bar(total=n, desc="padless profile (timed csim)", unit="seq", file=sys.stderr)
         progress = bar.update
     out = profile(project, sequences=ids, lengths=lens, fixed_length=args.fixed_length, batch_size=args.batch_size,
-                  progress=progress)
+                  progress=progress, ideal_memory=args.ideal_memory)
     if bar:
         bar.close()
     public = {k: v for k, v in out.items() if not k.startswith("_")}

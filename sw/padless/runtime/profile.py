@@ -26,10 +26,9 @@ __all__ = ["profile", "DEFAULT_FIXED_LENGTH", "IDEAL_MEMORY", "label"]
 
 DEFAULT_FIXED_LENGTH = 128
 #: The timed csim options that make memory ideal (one m_axi beat a cycle per port, no latency, no bank
-#: contention) for ``upper_bound``. Today's timed csim has no memory model, so its cycles already are the
-#: ideal-memory cycles and this is empty; a memory model (issue 24, item 3) puts its off switch here
-#: (e.g. ``{"memory_model": False}``), and profile() then runs the ideal-memory csim a second time.
-IDEAL_MEMORY: dict = {}
+#: contention) for ``upper_bound``: profile() runs the calls a second time with them when the main run
+#: used the memory model (sim_rt.h, docs/performance-model.md "Memory").
+IDEAL_MEMORY: dict = {"ideal_memory": True}
 
 
 def label(clock_MHz: float, synthesized: bool = False, achieved_ii: dict | None = None) -> str:
@@ -91,7 +90,7 @@ def _timed_run(backend, rows: Sequence[np.ndarray], order_fn, hidden: int, recor
 
 def profile(project, sequences: Sequence[Sequence[int]] | None = None, lengths: Sequence[int] | None = None, *,
             fixed_length: int | None = None, batch_size: int = 32, record_intervals: bool = False,
-            progress: Callable[[int], None] | None = None, baselines: bool = True) -> dict:
+            progress: Callable[[int], None] | None = None, baselines: bool = True, ideal_memory: bool = False) -> dict:
     """Timed C-simulation of the project's kernel on real token sequences (or on lengths alone).
 
     Args:
@@ -107,6 +106,9 @@ def profile(project, sequences: Sequence[Sequence[int]] | None = None, lengths: 
         record_intervals: keep per-process (sequence, layer, start, end) intervals (Gantt charts).
         progress: called with the number of sequences of each finished call.
         baselines: also run the padded baselines (three more timed runs).
+        ideal_memory: every m_axi beat there when the loop asks (the upper bound), in the csim and the
+            model; default the board's memory model (config.h PADLESS_MAXI_*, padless.schedule.memory).
+            The result's ``"memory"`` says which: ``{kind, latency_ns, ideal, ports}``.
 
     Returns:
         ``{"sequences", "tokens", "cycles", "seconds", "throughput_seq_s", "throughput_tokens_s",
@@ -139,6 +141,10 @@ def profile(project, sequences: Sequence[Sequence[int]] | None = None, lengths: 
     if "engine" not in info:
         raise ProjectError(f"{project.path} has no generated streaming engine; recompile it with `padless compile`")
     cfg = EngineConfig.from_dict(info["engine"])
+    if ideal_memory or not cfg.memory:
+        from ..schedule.engine import _replace
+        from ..schedule.memory import ideal_plan
+        cfg = _replace(cfg, memory=ideal_plan(cfg.memory))
     hidden = int(project.model["hidden_size"])
     if sequences is not None:
         lens = [len(s) for s in sequences]
@@ -170,7 +176,7 @@ def profile(project, sequences: Sequence[Sequence[int]] | None = None, lengths: 
     arrival = lambda l: np.arange(len(l))      # noqa: E731
 
     backend = CsimBackend(project, sim=dict(timed=True, exact_depth=True, record_jobs=record_intervals,
-                                            compute=sequences is not None))
+                                            compute=sequences is not None, ideal_memory=bool(ideal_memory)))
     try:
         main = _timed_run(backend, rows, order_fn, hidden, record_intervals, progress)
         out = _figures(main["cycles"], lens, lens, cfg, peak, clk)
@@ -187,7 +193,7 @@ def profile(project, sequences: Sequence[Sequence[int]] | None = None, lengths: 
                              "cycles_at_achieved_ii": stretched,
                              "throughput_seq_s_at_achieved_ii": len(lens) / (stretched / (clk * 1e6))}
         ideal_cycles = main["cycles"]
-        if IDEAL_MEMORY:   # a memory model is on: the same calls again with ideal memory
+        if IDEAL_MEMORY and not ideal_memory:   # the memory model was on: the same calls again with ideal memory
             saved = dict(backend.sim)
             backend.sim.update(IDEAL_MEMORY, compute=False, record_jobs=False)
             ideal_cycles = _timed_run(backend, rows, order_fn, hidden, False)["cycles"]
@@ -209,6 +215,11 @@ def profile(project, sequences: Sequence[Sequence[int]] | None = None, lengths: 
                 out["speedup_vs"][b] = out["throughput_seq_s"] / out[b]["throughput_seq_s"]
     finally:
         backend.close()
+    mem = cfg.memory or {}
+    out["memory"] = {"kind": mem.get("kind", "ideal"), "latency_ns": mem.get("latency_ns", 0.0),
+                     "ideal": bool(mem.get("ideal")), "ports": mem.get("ports", {})}
+    out["label"] += " with " + ("ideal memory" if out["memory"]["ideal"] else
+                                f"m_axi modeled ({mem.get('kind')}, {mem.get('latency_ns')} ns)")
     model = compare(cfg, lens, peak, batch_size=batch_size, fixed_length=fixed_length)
     keys = ("throughput_seq_s", "throughput_tokens_s", "efficiency_vs_peak", "cycles")
     out["model"] = {**{k: model[k] for k in keys}, "speedup_vs": model["speedup_vs"],

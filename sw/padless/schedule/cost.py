@@ -14,12 +14,16 @@ the processes are coupled:
   as many blocks ahead as there are buffers.
 
 :func:`call_cycles` evaluates these recurrences sequence by sequence (heads for select and attention)
-for every layer, and adds what a layer costs once (the m_axi latencies, a streamed engine's weight load,
-the drain of the region). It is the model that ``padless schedule``, the DSE and the reports use; it is
+for every layer, and adds what a layer costs once (a streamed engine's weight load, the drain of the
+region). The m_axi movers follow the memory model of :mod:`padless.schedule.memory` (``cfg.memory``):
+the descriptors' burst and each sequence's loader burst (request latency, bursts, outstanding requests,
+cycles a beat) decide when qkv gets its rows, and the writer waits for its write responses after each
+sequence's burst. It is the model that ``padless schedule``, the DSE and the reports use; it is
 held to the timed C-simulation of the same kernel (``padless profile``, tests/test_timed_csim.py).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -27,6 +31,7 @@ import numpy as np
 
 from ..errors import InputError
 from .engine import DEPTHS, EngineConfig, layer_fixed_cycles, process_cycles, useful_macs
+from .memory import port, read_burst
 
 __all__ = ["CallTiming", "call_cycles", "stream_cycles", "seq_process_table"]
 
@@ -60,8 +65,9 @@ def _layer(cfg: EngineConfig, lens: np.ndarray, t0: int, keep_intervals: dict | 
     D = DEPTHS
     n = len(lens)
     H, h, vec = cfg.hidden, cfg.heads, cfg.vec
-    fx = layer_fixed_cycles(cfg, n)
-    lat = D["D_MAXI"]
+    P0, P2, P3 = port(cfg.memory, "gmem0"), port(cfg.memory, "gmem2"), port(cfg.memory, "gmem3")
+    DA = D["D_AXI"]
+    BPR, BPW = H // cfg.axi, vec // cfg.axi
     m_qkv, m_out, m_up, m_down = (cfg.mvu(m) for m in ("qkv", "out", "up", "down"))
     pe_o, pe_d = cfg.folding["out"][0], cfg.folding["down"][0]
     keep = np.asarray(cfg.keep, dtype=np.int64)[np.minimum(lens, cfg.max_seq)]
@@ -76,8 +82,10 @@ def _layer(cfg: EngineConfig, lens: np.ndarray, t0: int, keep_intervals: dict | 
 
     # per-sequence loop cycles
     qkv_pro = m_qkv["WIN"] - 1 + D["D_READ"]
-    # the loader delivers a row in H / AXI beats: qkv cannot take rows faster than that
-    t_qkv = qkv_pro + lens * max(m_qkv["ITER"], H // cfg.axi) - 1 + m_qkv["DEPTH"]
+    # the loader delivers a row in H / AXI beats, cpb cycles each: qkv cannot take rows faster than that
+    row_beats = int(math.ceil(BPR * max(1.0, P0.cpb) - 1e-9))
+    iter_qkv = max(m_qkv["ITER"], row_beats)
+    t_qkv = qkv_pro + lens * iter_qkv - 1 + m_qkv["DEPTH"]
     sel_head = (lens - 1 + D["D_SEL_COPY"]) + np.where(sparse, (lens - 1 + D["D_SEL_K4"]) + (lens * nc - 1 + D["D_SEL"]), 0)
     qk_head = lens * kf - 1 + D["D_QK"]
     exp_head = lens * kf - 1 + D["D_EXP"]
@@ -93,10 +101,16 @@ def _layer(cfg: EngineConfig, lens: np.ndarray, t0: int, keep_intervals: dict | 
         ("p_down", m_down["ITER"], m_down["WIN"] - 1 + D["D_READ"] + m_down["DEPTH"] - 1,
          m_down["WIN"] + D["D_READ"] + m_down["ITER"] + m_down["DEPTH"]),
         ("p_ln2", H // pe_d, D["D_LN"] - 1, H // pe_d + D["D_LN"]),
-        ("p_writer", H // cfg.axi, 0, H // cfg.axi + D["D_MAXI_WR"]),
+        # the writer: a burst a sequence, cpb cycles a beat, then the write responses (L) before the next
+        ("p_writer", int(math.ceil(BPR * max(1.0, P2.cpb) - 1e-9)), DA + P2.latency,
+         int(math.ceil(BPR * max(1.0, P2.cpb) - 1e-9)) + DA),
     ]
-    # the loader runs ahead of qkv (rows in a FIFO); its latency delays the first row of the layer
-    start0 = t0 + lat + 1
+    # the descriptors' burst (desc_reader), then the loader's burst a sequence (io.h): a sequence's first
+    # word reaches qkv after the request latency; the loader runs ahead of qkv by the x_rows FIFO (two rows)
+    start0 = read_burst(1, P3, t0) + DA + 1
+    wpr = H // vec
+    depth_row = 2 * wpr + 2
+    loader_end = start0
     endA = np.zeros(n, np.int64)
     relSel = np.zeros(n, np.int64)
     endS_prev = start0
@@ -112,9 +126,16 @@ def _layer(cfg: EngineConfig, lens: np.ndarray, t0: int, keep_intervals: dict | 
     ends_all = [start0]
     for j in range(n):
         t = int(lens[j])
-        # --- qkv: needs a free Q/K/V block (select released sequence j - seq_blocks)
-        sA = max(endA_prev, relSel[j - nb] if j >= nb else start0)
-        eA = sA + int(t_qkv[j])
+        # --- loader: the sequence's burst from the cycle it took the descriptor
+        sL = loader_end
+        nbeats = t * BPR
+        first_word = read_burst(BPW, P0, sL) + DA + 1
+        last_word = read_burst(nbeats, P0, sL) + DA + 1
+        # --- qkv: needs a free Q/K/V block (select released sequence j - seq_blocks) and its first row
+        sA = max(endA_prev, relSel[j - nb] if j >= nb else start0, first_word)
+        eA = max(sA + int(t_qkv[j]), last_word + iter_qkv + m_qkv["DEPTH"])
+        # the loader finishes the sequence once qkv has taken all but the FIFO's words of it
+        loader_end = max(last_word - 1, sA + qkv_pro + max(0, t * wpr - depth_row) * iter_qkv // wpr)
         endA[j] = eA
         endA_prev = eA
         rec("p_qkv", j, sA, eA)
@@ -163,7 +184,7 @@ def _layer(cfg: EngineConfig, lens: np.ndarray, t0: int, keep_intervals: dict | 
             rec(name, j, starts[name], ends[name])
         relCtx = relCtx[1:] + [ends["p_ctx"]]
         ends_all.append(ends["p_writer"])
-    end = max(ends_all) + D["D_MAXI_WR"]
+    end = max(ends_all)
     return int(end)
 
 
@@ -182,7 +203,7 @@ def call_cycles(cfg: EngineConfig, lengths: Sequence[int], keep_intervals: bool 
     if lens.min() < 1 or lens.max() > cfg.max_seq:
         raise InputError(f"sequence lengths must be in 1..{cfg.max_seq}, got {int(lens.min())}..{int(lens.max())}")
     fx = layer_fixed_cycles(cfg, len(lens))
-    t = len(lens) - 1 + DEPTHS["D_MAXI"]   # check_call: the descriptors once
+    t = fx["desc"]   # check_call: the descriptors once
     intervals: dict | None = {} if keep_intervals else None
     per_layer = []
     for layer in range(cfg.layers):

@@ -13,6 +13,9 @@ padless_encoder.cpp and hw/hls/include/padless/) does with them:
   buffers), with the board's limits, per dataflow process and placed on the board's SLRs
   (:mod:`padless.schedule.placement`).
 
+The m_axi movers' waits on memory come from :mod:`padless.schedule.memory` (``EngineConfig.memory``; the
+weight loader's narrow elements run at II = beat / element).
+
 The timed C-simulation (``padless profile``) measures the same kernel cycle by cycle; the cost model
 (:mod:`padless.schedule.cost`) and the DSE build on these formulas and are held to the measurement
 (docs/performance-model.md, "Agreement with the timed csim").
@@ -35,7 +38,7 @@ __all__ = ["EngineConfig", "DEPTHS", "PROCESSES", "MVUS", "engine_config", "lega
 
 #: Declared pipeline depths of the kernel's loops (hw/hls/include/padless/*.h: D_*). Keep in sync: a test
 #: reads them from the headers.
-DEPTHS = {"D_MVU": 14, "D_READ": 3, "D_MAXI": 64, "D_MAXI_WR": 32, "D_SEL_COPY": 4, "D_SEL_K4": 4,
+DEPTHS = {"D_MVU": 14, "D_READ": 3, "D_AXI": 3, "D_SEL_COPY": 4, "D_SEL_K4": 4,
           "D_SEL": 10, "D_QK": 16, "D_EXP": 60, "D_PV": 16, "D_LN": 64}
 #: The dataflow processes of a layer region, in pipeline order (names as the csim reports them).
 PROCESSES = ("p_desc", "p_loader", "p_res_loader", "p_qkv", "p_select", "p_attn_qk", "p_attn_exp", "p_attn_pv",
@@ -122,6 +125,8 @@ class EngineConfig:
         bank, p_max, index_bits, per_bank: bank-balanced weights (0 / [] when dense).
         act_bits: width of the FFN activation (FFN down's input, PADLESS_ACT_BITS): 8, or 16 under
             ``quant: {precision: {act: 16}}`` (FFN down then does one 16 x 8-bit MAC per DSP).
+        memory: the m_axi memory model of the five ports (:func:`padless.schedule.memory.memory_plan`:
+            latency, outstanding requests, burst length, cycles a beat per bundle; empty: ideal memory).
         clock_MHz: kernel clock. weight_impl: ``{mvu: "uram" | "bram"}`` for each MVU's weight (and index)
             memories (PADLESS_WEIGHT_IMPL_<MVU>); block_impl: the same for the Q/K/V and context blocks;
             head_impl: ``"bram"`` or ``"lutram"`` for the per-head Q/K/V and kept-index blocks.
@@ -152,6 +157,7 @@ class EngineConfig:
     head_impl: str = "bram"
     seq_blocks: int = 2
     act_bits: int = 8
+    memory: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if isinstance(self.weight_impl, str):   # one memory type for every MVU
@@ -250,12 +256,14 @@ def engine_config(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None, 
     att_pe = _pow2_floor(int((alloc.get("pe") or {}).get("attn", 2) or 2))
     res = bool(alloc.get("resident", True) if resident is None else resident)
     wave = int(max_tokens or alloc.get("wave_tokens") or 32768)
-    return EngineConfig(hidden=H, heads=h, head_dim=H // h, ffn=F, layers=L, max_seq=mseq,
+    clock = float(alloc.get("clock_MHz") or board.clock_MHz)
+    from .memory import memory_plan
+    mem = memory_plan(board, clock, axi)
+    return EngineConfig(hidden=H, heads=h, head_dim=H // h, ffn=F, layers=L, max_seq=mseq, memory=mem,
                         max_tokens=max(mseq, min(wave, 1 << 20)), vec=vec, axi=axi, resident=res, folding=folding,
                         att_pe=max(1, att_pe), sel_lanes=max(1, int(alloc.get("select_lanes", 2) or 2)),
                         k_max=int(k_max), keep=keep, bank=bank, p_max=p_max, index_bits=ibits, per_bank=per_bank,
-                        clock_MHz=float(alloc.get("clock_MHz") or board.clock_MHz),
-                        weight_impl="uram" if board.uram > 0 else "bram", act_bits=int(act_bits))
+                        clock_MHz=clock, weight_impl="uram" if board.uram > 0 else "bram", act_bits=int(act_bits))
 
 
 def act_bits_of(manifest_or_quant: Mapping[str, Any] | None) -> int:
@@ -325,6 +333,7 @@ def _replace(cfg: EngineConfig, **kw) -> EngineConfig:
     d = dict(cfg.__dict__)
     d["folding"] = {k: list(v) for k, v in cfg.folding.items()}
     d["weight_impl"] = dict(cfg.weight_impl)
+    d["memory"] = dict(cfg.memory or {})
     d.update(kw)
     return EngineConfig(**d)
 
@@ -338,8 +347,8 @@ def _loop(trip: int, depth: int) -> int:
 def process_cycles(cfg: EngineConfig, t: int, k: int | None = None) -> dict:
     """Busy cycles of every dataflow process for one sequence of ``t`` tokens in one layer (``k`` keys
     kept per query; default from the keep table), loop by loop as the kernel runs them. The m_axi movers
-    (loader, res_loader, writer, desc) run one flattened loop per layer: their per-sequence share is the
-    beats alone, the latency is counted once per layer in :func:`layer_fixed_cycles`.
+    (loader, res_loader, writer) run one burst loop a sequence; the cycles they wait on memory are stalls,
+    not busy cycles (:mod:`padless.schedule.memory`; :mod:`padless.schedule.cost` places them in time).
 
     Returns ``{process: cycles}`` for :data:`PROCESSES`.
     """
@@ -354,7 +363,8 @@ def process_cycles(cfg: EngineConfig, t: int, k: int | None = None) -> dict:
     kf = -(-kk // cfg.att_pe)
     nc = -(-t // cfg.sel_lanes)
     beats = t * cfg.hidden // cfg.axi
-    out = {"p_desc": 1, "p_loader": beats, "p_res_loader": beats, "p_writer": beats}
+    mover = _loop(beats, D["D_AXI"])   # a burst loop a sequence (io.h); memory stalls are not busy cycles
+    out = {"p_desc": 1, "p_loader": mover, "p_res_loader": mover, "p_writer": mover}
 
     def mvu(name):
         m = cfg.mvu(name)
@@ -377,30 +387,42 @@ def process_cycles(cfg: EngineConfig, t: int, k: int | None = None) -> dict:
 
 
 def layer_fixed_cycles(cfg: EngineConfig, num_seqs: int) -> dict:
-    """Once-per-layer cycles of the m_axi movers (their flattened loops' depth) and of a streamed
-    engine's weight load before the region: ``{"maxi_read", "maxi_write", "desc", "weight_load"}``."""
-    D = DEPTHS
-    return {"maxi_read": D["D_MAXI"] - 1, "maxi_write": D["D_MAXI_WR"] - 1, "desc": num_seqs - 1 + D["D_MAXI"],
+    """Once-per-call and once-per-layer cycles of the m_axi movers: ``{"desc", "weight_load"}``: the
+    descriptor check's burst loop (check_call, before the layers) and a streamed engine's weight load
+    before each layer's region (0 when resident), both through the memory model of ``cfg.memory``."""
+    from .memory import port, read_burst
+    D = DEPTHS["D_AXI"]
+    return {"desc": read_burst(num_seqs, port(cfg.memory, "gmem3")) + D,
             "weight_load": 0 if cfg.resident else weight_load_cycles(cfg)}
 
 
 def weight_load_cycles(cfg: EngineConfig) -> int:
-    """Cycles of ``load_layer`` for one layer: every weights.bin section read by ``load_elems`` (one element
-    a cycle, or one beat a cycle for elements wider than a beat), each loop paying the m_axi latency."""
-    D = DEPTHS["D_MAXI"]
+    """Cycles of ``load_layer`` for one layer: every weights.bin section read by ``load_elems`` one after
+    another, each through the weight port's memory model (``cfg.memory`` gmem4). Elements that tile a beat
+    run one burst loop over the section's beats (II = beat / element for elements narrower than a beat);
+    other sizes (sparse packed words of odd SIMD) one element a cycle with single-beat reads."""
+    from .memory import port, read_burst, single_reads
+    D = DEPTHS["D_AXI"]
+    P = port(cfg.memory, "gmem4")
+    A = cfg.axi
+    t = 0
 
-    def elems(n: int, e: int) -> int:   # load_elems' trip count for n elements of e bytes
-        return _loop(n if e <= cfg.axi else -(-n * e // cfg.axi), D)
-    total = 0
+    def elems(t0: int, n: int, e: int) -> int:   # load_elems of n elements of e bytes from cycle t0: its end
+        beats = -(-n * e // A)
+        if A % e == 0 or e % A == 0:
+            return read_burst(beats, P, t0, ii=max(1, A // e)) + D
+        trip = n if e <= A else beats
+        last, extra = single_reads(beats, P, t0, ii=max(1, trip // max(1, beats)))
+        return max(t0 + trip - 1, last) + extra + D
     for m in MVUS:
         mm = cfg.mvu(m)
-        total += elems(mm["WORDS"] * mm["PE"], (2 if cfg.sparse else 1) * mm["SIMD"])
-        total += elems(mm["OUT"], 16)  # rq records {bias, m, shift} in 16 bytes
+        t = elems(t, mm["WORDS"] * mm["PE"], (2 if cfg.sparse else 1) * mm["SIMD"])
+        t = elems(t, mm["OUT"], 16)  # rq records {bias, m, shift} in 16 bytes
     H, F = cfg.hidden, cfg.ffn
     for n in (H, H, H, F, H, H, 64):   # ctx, res_attn, ln_attn, act, res_ffn, ln_ffn, gelu: 16-byte pairs
-        total += elems(n, 16)
-    total += elems(11, 8)              # scalars, int64 each
-    return total
+        t = elems(t, n, 16)
+    t = elems(t, 11, 8)                # scalars, int64 each
+    return t
 
 
 # ---- resources -------------------------------------------------------------------------------------------
@@ -584,27 +606,29 @@ def mux_luts(inputs: int, bits: int) -> int:
     return 0 if inputs <= 1 else int(bits) * math.ceil(int(inputs) / 4)
 
 
-#: Whether the kernel loads dense weights beat-aligned, without load_elems' carry buffer (issue 24,
-#: item 3). False while hw/hls/include/padless/io.h routes every weights.bin section through the carry
-#: buffer; set True (and keep tests/test_resources.py's source check) where the kernel stops doing so.
-BEAT_ALIGNED_DENSE_WEIGHTS = False
+#: Whether the kernel loads elements that tile an m_axi beat (E divides AXI or AXI divides E: dense weight
+#: words, 16-byte per-channel records, 8-byte scalars) in burst loops without load_elems' carry buffer
+#: (issue 24, item 3; hw/hls/include/padless/io.h ``tiles``). Only element sizes that do not tile a beat
+#: (sparse packed words of odd SIMD) still build the carry buffer.
+BEAT_ALIGNED_DENSE_WEIGHTS = True
 
 
 def weight_loads(cfg: EngineConfig) -> list[dict]:
     """The kernel's ``load_elems<E, AXI>`` template instances (padless_encoder.cpp load_layer: one per
     weights.bin section of a layer): ``{"name", "elem_bytes", "carry"}``. ``carry``: whether the instance
-    builds the carry buffer (io.h) -- every instance, unless :data:`BEAT_ALIGNED_DENSE_WEIGHTS` and the
-    dense weight word tiles the m_axi beat (E divides or is a multiple of AXI)."""
+    builds the carry buffer (io.h): only where the element does not tile the m_axi beat (E % AXI and
+    AXI % E both non-zero), or every instance when :data:`BEAT_ALIGNED_DENSE_WEIGHTS` is off."""
+    def carry(e: int) -> bool:
+        return not (BEAT_ALIGNED_DENSE_WEIGHTS and (e % cfg.axi == 0 or cfg.axi % e == 0))
+
     out = []
     for m in MVUS:
         e = (2 if cfg.sparse else 1) * cfg.folding[m][1]
-        tiles = e % cfg.axi == 0 or cfg.axi % e == 0
-        out.append({"name": f"w_{m}", "elem_bytes": e,
-                    "carry": not (BEAT_ALIGNED_DENSE_WEIGHTS and not cfg.sparse and tiles)})
-        out.append({"name": f"rq_{m}", "elem_bytes": 16, "carry": True})
+        out.append({"name": f"w_{m}", "elem_bytes": e, "carry": carry(e)})
+        out.append({"name": f"rq_{m}", "elem_bytes": 16, "carry": carry(16)})
     for name in ("ctx", "res_attn", "ln_attn", "act", "res_ffn", "ln_ffn", "gelu"):
-        out.append({"name": name, "elem_bytes": 16, "carry": True})
-    out.append({"name": "scalars", "elem_bytes": 8, "carry": True})
+        out.append({"name": name, "elem_bytes": 16, "carry": carry(16)})
+    out.append({"name": "scalars", "elem_bytes": 8, "carry": carry(8)})
     return out
 
 

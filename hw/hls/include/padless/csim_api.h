@@ -8,9 +8,12 @@
 //       exact_depth: channels hold exactly their declared depth (the deadlock check); record_jobs: keep
 //       per-(process, sequence, layer) intervals; min_depth: unused; compute: 0 skips the fast form's
 //       arithmetic (timing-only runs of padded baselines).
+//   padless_sim_memory(ideal)  timed runs: 0 models m_axi with the board's memory (config.h PADLESS_MAXI_*),
+//       1 ideal memory (the upper bound).
 //   padless_sim_cycles()  makespan of the last call, cycles (timed runs).
 //   padless_sim_report(buf, len)  JSON: {"cycles", "deadlock", "thread_blocks" (blocking waits), "port_violations", "violations": [...],
-//       "procs": [{"name", "busy", "stall_in", "stall_out", "first", "last", "runs"}]}; returns the bytes
+//       "procs": [{"name", "busy", "stall_in", "stall_out", "first", "last", "runs"}], "ideal_memory",
+//       "maxi": [{"port", "beats", "requests", "single", "stall"}]}; returns the bytes
 //       needed (call again with a larger buffer when it exceeds len).
 //   padless_sim_jobs(rows, max_rows)  rows of 5 int64 (process index in "procs", seq, layer, start, end);
 //       returns the number of rows available.
@@ -32,6 +35,13 @@ extern "C" int padless_sim_configure(int threaded, int timed, int ports, int exa
     ::padless::sim::cfg.exact_depth = exact_depth ? 1 : 0;
     ::padless::sim::cfg.record_jobs = record_jobs ? 1 : 0;
     ::padless::sim::cfg.min_depth = min_depth > 0 ? min_depth : 1;
+    return 0;
+}
+
+// The m_axi memory model of timed runs (sim_rt.h): 0 the board's memory (config.h PADLESS_MAXI_*), 1 ideal
+// memory (every beat there when asked: the upper bound of the engine).
+extern "C" int padless_sim_memory(int ideal) {
+    ::padless::sim::ideal_memory = ideal ? 1 : 0;
     return 0;
 }
 
@@ -74,6 +84,19 @@ extern "C" int64_t padless_sim_report(char *buf, int64_t len) {
              std::to_string(p.busy) + ", \"stall_in\": " + std::to_string(p.stall_in) + ", \"stall_out\": " +
              std::to_string(p.stall_out) + ", \"first\": " + std::to_string(p.first) + ", \"last\": " +
              std::to_string(p.last) + ", \"runs\": " + std::to_string(p.runs) + "}";
+    }
+    o += "], \"ideal_memory\": " + std::to_string(ideal_memory) + ", \"maxi\": [";
+    {
+        std::lock_guard<std::mutex> gm(maxi_ports.mu);
+        bool first = true;
+        for (auto &mp : maxi_ports.ports) {
+            const maxi_stats &m = mp->st;
+            if (!m.beats) continue;
+            o += (first ? "" : ", ") + std::string("{\"port\": ") + padless_json_str(m.name) + ", \"beats\": " +
+                 std::to_string(m.beats) + ", \"requests\": " + std::to_string(m.requests) + ", \"single\": " +
+                 std::to_string(m.single) + ", \"stall\": " + std::to_string(m.stall) + "}";
+            first = false;
+        }
     }
     o += "]}";
     if ((int64_t)o.size() < len) memcpy(buf, o.c_str(), o.size() + 1);

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include <algorithm>
+#include <cmath>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -923,9 +924,226 @@ template <typename T, int64_t BANKS, int64_t ROWS, int64_t COLS> class blockram3
 };
 
 // ------------------------------------------------------------------------------------------------
+// m_axi memory model (docs/hls.md, "m_axi"; docs/performance-model.md, "Memory"). Timed runs only; with
+// cfg.ideal_memory (or untimed) every beat is there when the loop asks for it (the upper bound).
+//
+// A port (one m_axi bundle) has a request latency L (cycles: read request to first beat, write last beat
+// to response), at most O requests in flight, requests of at most BL beats (max_*_burst_length) and
+// `cpb` cycles per beat (>= 1: its port width over its share of the bank bandwidth; ports that share a
+// bank split it evenly, the "fair share"). A loop whose address is base + i declares the burst Vitis
+// infers for it (maxi_port::burst(base, n)) before it starts; then
+//   request r (beats [r BL, (r + 1) BL) of the burst) issues at
+//       iss_r = max(t0 + r, iss_{r-1} + 1, free(r - O))
+//   (t0 = the loop's start; free(k) = the cycle after the kernel took request k's last beat: the adapter
+//   only asks for a burst its read buffer can hold, UG1399 "m_axi Interfaces"), and beat b arrives at
+//       arr_b = max(iss_r + L (first beat of r), arr_{b-1} + cpb);
+//   the iteration that reads beat b stalls until ceil(arr_b).
+// A read outside a declared burst is a single-beat request: it issues at the iteration (stalling while O
+// requests are in flight, a slot frees when its data arrives) and the loop's pipeline is L deeper.
+// Writes: beat b is accepted at max(issue, acc_{b-1} + cpb, resp(r - O)) for the first beat of request r;
+// request r's response comes L after its last beat; wait() (the end of a burst loop) waits for every
+// response.
+struct maxi_params {
+    int64_t latency = 0;      // cycles
+    int64_t outstanding = 0;  // requests in flight (0: unlimited)
+    int64_t burst = 1;        // beats a request
+    double cpb = 1.0;         // cycles a beat
+};
+struct maxi_stats {
+    std::string name;
+    int64_t beats = 0, requests = 0, single = 0, stall = 0;
+};
+struct maxi_state {
+    maxi_params prm;
+    maxi_stats st;
+    // the declared burst
+    int64_t base = 0, n = 0, next = 0, t0 = 0, k0 = 0;
+    bool in_burst = false;
+    double last = -1e18, last_issue = -1e18, resp_max = 0;
+    int64_t nreq = 0;
+    std::vector<double> slot;   // per outstanding slot: the cycle it frees
+    const loop *deepened = nullptr;
+    int64_t deepened_start = -1;
+    void reset() {
+        base = n = next = t0 = k0 = nreq = 0;
+        in_burst = false;
+        last = last_issue = -1e18;
+        resp_max = 0;
+        slot.clear();
+        deepened = nullptr;
+        deepened_start = -1;
+        st = maxi_stats{st.name};
+    }
+};
+struct maxi_registry {
+    std::mutex mu;
+    std::vector<std::unique_ptr<maxi_state>> ports;
+    maxi_state *get(const char *name) {
+        std::lock_guard<std::mutex> g(mu);
+        for (auto &p : ports)
+            if (p->st.name == name) return p.get();
+        ports.emplace_back(new maxi_state());
+        ports.back()->st.name = name;
+        return ports.back().get();
+    }
+    void reset() {
+        std::lock_guard<std::mutex> g(mu);
+        for (auto &p : ports) p->reset();
+    }
+};
+static maxi_registry maxi_ports;
+static int ideal_memory = 0;  // padless_sim_memory(1): every m_axi beat is there when asked (upper bound)
+
+inline bool maxi_modeled() { return cfg.timed && !ideal_memory; }
+
+inline double slot_free(maxi_state &s, int64_t k) {
+    if (s.prm.outstanding <= 0) return -1e18;
+    if (s.slot.size() != (size_t)s.prm.outstanding) s.slot.assign((size_t)s.prm.outstanding, -1e18);
+    return s.slot[(size_t)(k % s.prm.outstanding)];
+}
+inline void set_slot(maxi_state &s, int64_t k, double t) {
+    if (s.prm.outstanding <= 0) return;
+    slot_free(s, k);
+    s.slot[(size_t)(k % s.prm.outstanding)] = t;
+}
+inline void maxi_stall(maxi_state &s, double t) {
+    const int64_t c = (int64_t)std::ceil(t - 1e-9);
+    const int64_t n0 = now();
+    if (c > n0) {
+        s.st.stall += c - n0;
+        stall_to(c, true);
+    }
+}
+
+// The timing of one m_axi access of beat `addr` at the current iteration (read or write).
+inline void maxi_read_time(maxi_state &s, int64_t addr) {
+    s.st.beats++;
+    const maxi_params &P = s.prm;
+    if (s.in_burst && addr == s.base + s.next && s.next < s.n) {
+        const int64_t b = s.next++;
+        const int64_t BL = P.burst > 0 ? P.burst : 1;
+        const int64_t r = b / BL;
+        double arr;
+        if (b % BL == 0) {
+            const int64_t k = s.k0 + r;
+            s.nreq = std::max(s.nreq, k + 1);
+            s.st.requests++;
+            double iss = std::max({(double)(s.t0 + r), s.last_issue + 1, slot_free(s, k)});
+            s.last_issue = iss;
+            arr = std::max(iss + (double)P.latency, s.last + P.cpb);
+        } else {
+            arr = s.last + P.cpb;
+        }
+        s.last = arr;
+        maxi_stall(s, arr);
+        if (b % BL == BL - 1 || b == s.n - 1) set_slot(s, s.k0 + r, (double)now() + 1);
+        return;
+    }
+    // a single-beat request: issued by the iteration, its data L cycles down the pipeline
+    s.in_burst = false;
+    s.st.requests++;
+    s.st.single++;
+    const int64_t k = s.nreq++;
+    double iss = std::max({(double)now(), s.last_issue + 1, slot_free(s, k)});
+    double arr = std::max(iss + (double)P.latency, s.last + P.cpb);
+    iss = std::max(iss, arr - (double)P.latency);  // bandwidth-bound: the pipeline stalls
+    maxi_stall(s, iss);
+    s.last_issue = iss;
+    s.last = arr;
+    set_slot(s, k, arr);
+    proc &p = me();
+    if (p.cur && (s.deepened != p.cur || s.deepened_start != p.cur->start)) {
+        p.cur->depth += P.latency;
+        s.deepened = p.cur;
+        s.deepened_start = p.cur->start;
+    }
+}
+inline void maxi_write_time(maxi_state &s, int64_t addr) {
+    s.st.beats++;
+    const maxi_params &P = s.prm;
+    const int64_t BL = P.burst > 0 ? P.burst : 1;
+    const bool seq = s.in_burst && addr == s.base + s.next && s.next < s.n;
+    if (!seq) {
+        s.in_burst = true;  // a single-beat request: a burst of one
+        s.base = addr;
+        s.n = 1;
+        s.next = 0;
+        s.k0 = s.nreq;
+        s.st.single++;
+    }
+    const int64_t b = s.next++;
+    const int64_t r = b / BL, k = s.k0 + r;
+    double acc = std::max((double)now(), s.last + P.cpb);
+    if (b % BL == 0) {
+        s.nreq = std::max(s.nreq, k + 1);
+        s.st.requests++;
+        acc = std::max(acc, slot_free(s, k));
+    }
+    maxi_stall(s, acc);
+    s.last = acc;
+    if (b % BL == BL - 1 || b == s.n - 1) {
+        const double resp = std::ceil(acc - 1e-9) + (double)P.latency;
+        set_slot(s, k, resp);
+        s.resp_max = std::max(s.resp_max, resp);
+    }
+}
+
+// An m_axi port as the kernel's code sees it: a pointer with the memory model beside it.
+template <typename T> class maxi_port {
+  public:
+    maxi_port(T *ptr, const char *name, const maxi_params &prm) : p_(ptr), s_(maxi_ports.get(name)) {
+        s_->prm = prm;
+        if (!(s_->prm.cpb >= 1.0)) s_->prm.cpb = 1.0;
+        if (ideal_memory) {
+            s_->prm.latency = 0;
+            s_->prm.outstanding = 0;
+            s_->prm.cpb = 1.0;
+        }
+    }
+    // The burst Vitis infers for the loop that follows (address base + i, i < n): declared at its start.
+    void burst(int64_t base, int64_t n) {
+        if (!maxi_modeled()) return;
+        maxi_state &s = *s_;
+        s.in_burst = true;
+        s.base = base;
+        s.n = n;
+        s.next = 0;
+        proc &p = me();  // the requests go out when the loop starts (declared just before or after its header)
+        s.t0 = p.cur ? std::max(p.cur->issue, p.cur->start) : p.clk;
+        s.k0 = s.nreq;
+        s.nreq += (n + std::max<int64_t>(1, s.prm.burst) - 1) / std::max<int64_t>(1, s.prm.burst);
+    }
+    // The end of a write burst loop: every write response is in (Vitis waits for them at the loop exit).
+    void wait() {
+        if (!maxi_modeled()) return;
+        maxi_stall(*s_, s_->resp_max);
+    }
+    struct ref {
+        maxi_port *m;
+        int64_t i;
+        operator T() const {
+            if (maxi_modeled()) maxi_read_time(*m->s_, i);
+            return m->p_[i];
+        }
+        ref &operator=(const T &v) {
+            if (maxi_modeled()) maxi_write_time(*m->s_, i);
+            m->p_[i] = v;
+            return *this;
+        }
+    };
+    inline ref operator[](int64_t i) { return ref{this, i}; }
+    inline T *ptr() const { return p_; }
+
+  private:
+    T *p_;
+    maxi_state *s_;
+};
+
+// ------------------------------------------------------------------------------------------------
 // Start / end of a kernel call.
 inline void begin_run() {
     state.reset();
+    maxi_ports.reset();
     sched.abort.store(false);
     sched.blocked = 0;
     sched.nblocks = 0;
