@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from . import __version__
+from . import __version__, fsutil
 from .errors import InputError, ProjectError
 from .ir import EmbeddingSpec, EncoderSpec, LayerNormSpec
 
@@ -40,8 +40,9 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def save_host_tables(spec: EncoderSpec, path: Path) -> None:
-    """Write the host half of the model (embeddings, embedding LayerNorm) to ``path`` (.npz)."""
+def save_host_tables(spec: EncoderSpec, path: Path, root=None) -> None:
+    """Write the host half of the model (embeddings, embedding LayerNorm) to ``path`` (.npz; atomic, no
+    link followed, inside ``root`` when given: :mod:`padless.fsutil`). Raises WriteError."""
     e = spec.embeddings
     arrays = {"word": e.word, "position_offset": np.int64(e.position_offset), "scale": np.float64(e.scale)}
     if e.position is not None:
@@ -50,7 +51,7 @@ def save_host_tables(spec: EncoderSpec, path: Path) -> None:
         arrays["token_type"] = e.token_type
     if e.ln is not None:
         arrays.update(ln_gamma=e.ln.gamma, ln_beta=e.ln.beta, ln_eps=np.float64(e.ln.eps))
-    np.savez(path, **arrays)
+    fsutil.write_npz(path, arrays, root)
 
 
 def load_host_tables(path: Path) -> EmbeddingSpec:
@@ -350,10 +351,10 @@ def write_project(out: Path, spec: EncoderSpec, qe, board: str, recipe: dict, sp
     except OSError as exc:
         raise InputError(f"--out {out} cannot be created ({exc.strerror or exc}); choose another folder") from exc
     files = {"quant": "quant.npz", "host": "host.npz"}
-    save_quantized(qe, out / "quant.npz")
-    save_host_tables(spec, out / "host.npz")
+    save_quantized(qe, out / "quant.npz", root=out)
+    save_host_tables(spec, out / "host.npz", root=out)
     if spec.tokenizer_path:
-        shutil.copyfile(Path(spec.tokenizer_path) / "tokenizer.json", out / "tokenizer.json")
+        fsutil.copy_file(Path(spec.tokenizer_path) / "tokenizer.json", out / "tokenizer.json", root=out)
         files["tokenizer"] = "tokenizer.json"
     import numpy
     import transformers
@@ -379,24 +380,21 @@ def write_project(out: Path, spec: EncoderSpec, qe, board: str, recipe: dict, sp
     }
     manifest.update(extra or {})
     mpath = out / MANIFEST
-    tmp = mpath.with_suffix(".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, default=_json_default))
-    tmp.replace(mpath)
+    fsutil.write_text(mpath, json.dumps(manifest, indent=2, default=_json_default), root=out)
     return mpath
 
 
 def update_manifest(project_dir: Path, updates: dict, new_files: dict | None = None) -> None:
     """Merge ``updates`` into a project's manifest; register ``new_files`` ({key: relative name}) with
-    their checksums. Used by later compile steps (code generation, scheduling)."""
+    their checksums. Used by later compile steps (code generation, scheduling). The manifest is replaced
+    atomically (:func:`padless.fsutil.write_text`); WriteError for a link or an OS error."""
     mpath = Path(project_dir) / MANIFEST
     manifest = json.loads(mpath.read_text())
     manifest.update(updates)
     for key, name in (new_files or {}).items():
         manifest["files"][key] = name
         manifest["checksums"][name] = sha256(Path(project_dir) / name)
-    tmp = mpath.with_suffix(".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, default=_json_default))
-    tmp.replace(mpath)
+    fsutil.write_text(mpath, json.dumps(manifest, indent=2, default=_json_default), root=project_dir)
 
 
 def _json_default(o):

@@ -455,8 +455,9 @@ def quantize_encoder(spec: EncoderSpec, ranges: dict, alpha: float = 1.0, gelu: 
 _LIN = ("q", "k", "v", "o", "up", "down")
 
 
-def save_quantized(qe: QuantizedEncoder, path) -> None:
-    """Write the integer model to ``path`` (.npz, no pickles)."""
+def save_quantized(qe: QuantizedEncoder, path, root=None) -> None:
+    """Write the integer model to ``path`` (.npz, no pickles; the same model gives the same bytes; atomic
+    and never through a link, inside ``root`` when given: :mod:`padless.fsutil`). Raises WriteError."""
     import json
     arrays = {"input_scale": np.asarray(qe.input_scale, np.float64),
               "output_scale": np.asarray(qe.output_scale, np.float64),
@@ -473,7 +474,8 @@ def save_quantized(qe: QuantizedEncoder, path) -> None:
                 arrays[key] = np.array(json.dumps(val))
             else:
                 arrays[key] = np.asarray(val)
-    np.savez(path, **arrays)
+    from ..fsutil import write_npz
+    write_npz(path, arrays, root)
 
 
 def load_quantized(path) -> QuantizedEncoder:
