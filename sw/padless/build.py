@@ -19,7 +19,9 @@ DEFAULT_BOARD = "u280"
 
 @dataclass
 class BuildState:
-    """Everything the steps share. ``log`` collects (step, seconds, note) rows for the summary."""
+    """Everything the steps share. ``log`` collects (step, seconds[, note]) rows for the summary (a step
+    sets ``notes[step function name] = (note,)``, e.g. ``("cache hit",)``). ``out`` is the staging folder
+    while the steps run (:mod:`padless.staging`), the project folder afterwards."""
 
     model: str
     board_name: str
@@ -43,6 +45,7 @@ class BuildState:
     student_record: dict = field(default_factory=dict)  # padless_sparsity.json of a fine-tuned student
     extra: dict = field(default_factory=dict)
     log: list = field(default_factory=list)
+    notes: dict = field(default_factory=dict)     # step function name -> (note,) shown with its time
 
 
 def load_config(path) -> dict:
@@ -362,14 +365,18 @@ def step_bitstream_flow(st: BuildState) -> BuildState:
 
 
 def step_record_generated(st: BuildState) -> BuildState:
-    """List every file the code generators wrote under ``hls/`` and ``bitstream/`` in the manifest
-    (``generated``): a later compile into this folder regenerates them and refuses to touch anything
-    else there (:func:`padless.project.check_out_dir`)."""
-    from .project import update_manifest
+    """List every file the code generators wrote under ``hls/`` and ``bitstream/`` in the manifest (``generated``) with its SHA-256 in ``checksums``: :func:`padless.project.load_project`
+    refuses a project whose ``hls/`` file (the csim compiles all of them, headers included) differs, and a
+    later compile into this folder regenerates them and refuses to touch anything else there
+    (:func:`padless.project.check_out_dir`)."""
+    from .project import MANIFEST, sha256, update_manifest
     out = Path(st.out)
     files = sorted(str(f.relative_to(out)) for d in ("hls", "bitstream") if (out / d).is_dir()
                    for f in (out / d).rglob("*") if f.is_file())
-    update_manifest(out, {"generated": files})
+    import json
+    sums = json.loads((out / MANIFEST).read_text(encoding="utf-8"))["checksums"]
+    sums.update({n: sha256(out / n) for n in files})   # the csim builds exactly these (load_project checks)
+    update_manifest(out, {"generated": files, "checksums": sums})
     return st
 
 
@@ -390,8 +397,13 @@ def compile_project(model: str, board: str = DEFAULT_BOARD, out=None, config: di
     (``model.max_seq_length``; default: sentence-transformers' ``max_seq_length`` of the model, or the
     recipe's, else the model's positions).
 
+    The steps write into a staging folder next to ``out`` that replaces ``out`` in one rename at the end,
+    with ``out`` locked meanwhile (:func:`padless.staging.project_update`): an error or an interrupt leaves
+    the old project (or no project) untouched.
+
     Raises UnknownModelError, UnknownBoardError, InputError (bad config, alpha, calib_count or --out; a
-    folder that cannot be written), DataError, BoardTooSmallError.
+    folder that cannot be written, a full disk; another compile into ``out`` running), DataError,
+    BoardTooSmallError.
     """
     from .project import check_out_dir
     if out is None:
@@ -404,13 +416,18 @@ def compile_project(model: str, board: str = DEFAULT_BOARD, out=None, config: di
         raise InputError(f"--max-length {max_length!r} must be an integer of at least 2 tokens")
     st = BuildState(model=model, board_name=board, out=Path(out), config=check_config(config or {}), calib_texts=calib_texts,
                     calib_count=calib_count, alpha=alpha, progress=progress, max_length=max_length)
-    for step in STEPS:
-        t = time.perf_counter()
-        try:
-            st = step(st)
-        except OSError as exc:  # a folder or file that cannot be read or written: one clear line
-            where = exc.filename or out
-            raise InputError(f"{step.__name__.removeprefix('step_')}: {where}: {exc.strerror or exc}; check the "
-                             "path and its permissions (and --out)") from exc
-        st.log.append((step.__name__.removeprefix("step_"), time.perf_counter() - t))
+    from .project import own_names
+    from .staging import project_update
+    with project_update(out, own=own_names(out)) as staging:   # locked; the old project stays until the end
+        st.out = staging
+        for step in STEPS:
+            t = time.perf_counter()
+            try:
+                st = step(st)
+            except OSError as exc:  # a folder or file that cannot be read or written: one clear line
+                where = exc.filename or out
+                raise InputError(f"{step.__name__.removeprefix('step_')}: {where}: {exc.strerror or exc}; check "
+                                 "the path and its permissions (and --out)") from exc
+            st.log.append((step.__name__.removeprefix("step_"), time.perf_counter() - t) + st.notes.pop(step.__name__, ()))
+    st.out = Path(out)
     return st
