@@ -9,6 +9,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import pkgutil
@@ -44,7 +45,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every ``finally`` runs: a compile's staging folder and a csim
+    build's compiler processes and temporary library are removed (docs/reliability.md)."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+    import threading
+    if threading.current_thread() is threading.main_thread():
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(signal.SIGTERM, _on_sigterm)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     parser = build_parser()
@@ -57,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     except PadlessError as exc:
         print(f"padless: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        print("padless: terminated (SIGTERM); the folders it was writing are as they were", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("padless: interrupted", file=sys.stderr)
         return 130

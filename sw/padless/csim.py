@@ -118,6 +118,10 @@ def build_library(hls_dir, extra_flags: tuple = (), cache: Path | None = None) -
     out_dir = Path(cache or cache_dir()) / key
     lib = out_dir / "libpadless_csim.so"
     digest = out_dir / "libpadless_csim.sha256"
+    for p in (lib, digest):
+        if p.is_symlink() or (p.exists() and not p.is_file()):
+            raise ProjectError(f"the csim cache holds {'a link' if p.is_symlink() else 'a folder'} at {p}, where "
+                               f"padless keeps a built library: delete {out_dir} (padless rebuilds it)")
     if lib.is_file():
         if _intact(lib, digest):
             return lib
@@ -130,18 +134,41 @@ def build_library(hls_dir, extra_flags: tuple = (), cache: Path | None = None) -
         why = f"{blocker} is a file, not a folder" if blocker else (exc.strerror or str(exc))
         raise ProjectError(f"the csim cache folder {out_dir} cannot be created ({why}); set PADLESS_CACHE to a "
                            "writable folder (or unset it to use ~/.cache/padless)") from exc
-    tmp = out_dir / f"libpadless_csim.{os.getpid()}.{threading.get_ident()}.so"
+    from . import fsutil
+    tmp = out_dir / f".libpadless_csim{fsutil.TMP_MARK}{os.getpid()}.{threading.get_ident()}.so"
     cmd = [cxx, *flags, f"-I{hls_dir}", f"-I{hls_dir / 'include'}", f"-I{ap}", str(top), "-o", str(tmp)]
     t = time.perf_counter()
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    if res.returncode != 0:
-        raise ProjectError(f"g++ could not build the csim library ({' '.join(cmd)}):\n{res.stderr[-4000:]}")
-    tmp_digest = digest.with_name(tmp.name + ".sha256")
-    tmp_digest.write_text(_sha256(tmp) + "\n")
-    tmp.replace(lib)
-    tmp_digest.replace(digest)
-    (out_dir / "build.txt").write_text(f"{' '.join(cmd)}\nseconds {time.perf_counter() - t:.1f}\n")
+    try:
+        res = _run_group(cmd)
+        if res.returncode != 0:
+            raise ProjectError(f"g++ could not build the csim library ({' '.join(cmd)}):\n{res.stderr[-4000:]}")
+        data = tmp.read_bytes()
+        # the digest first, then the library: a reader finds a library only with its digest beside it
+        fsutil.write_text(digest, hashlib.sha256(data).hexdigest() + "\n", out_dir)
+        fsutil.write_bytes(lib, data, out_dir, mode=0o755)
+        fsutil.write_text(out_dir / "build.txt", f"{' '.join(cmd)}\nseconds {time.perf_counter() - t:.1f}\n",
+                          out_dir)
+    finally:
+        tmp.unlink(missing_ok=True)
     return lib
+
+
+def _run_group(cmd: list[str]) -> subprocess.CompletedProcess:
+    """Run the compiler in its own process group; on any exception here (Ctrl-C, SIGTERM raised as
+    KeyboardInterrupt by the CLI) the whole group (g++ and its cc1plus / as / ld) is killed and reaped, so
+    no compiler outlives padless."""
+    import signal
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate()
+    except BaseException:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        proc.wait()
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def _sha256(path: Path) -> str:

@@ -426,12 +426,15 @@ def check_out_dir(out, force: bool = False) -> Path:
 
 
 def write_project(out: Path, spec: EncoderSpec, qe, board: str, recipe: dict, sparsity: dict,
-                  calibration: dict, extra: dict | None = None, quant: dict | None = None) -> Path:
+                  calibration: dict, extra: dict | None = None, quant: dict | None = None,
+                  quant_npz: bytes | None = None) -> Path:
     """Write the project folder ``out`` (created; padless's files of an existing project are replaced;
     :func:`check_out_dir` decides whether ``out`` may be written at all).
 
     Returns the manifest path. ``extra`` entries are merged into the manifest (e.g. ``schedule``); ``quant``
-    is the normalised ``quant:`` config (:func:`padless.quant.config.parse_quant`) recorded in the manifest.
+    is the normalised ``quant:`` config (:func:`padless.quant.config.parse_quant`) recorded in the manifest;
+    ``quant_npz``: the bytes of ``qe`` as :func:`padless.quant.quantize.save_quantized` writes them (from the
+    quantization cache), written as they are.
     Raises InputError when the folder cannot be created or written (naming the OS error).
     """
     from .quant.config import parse_quant
@@ -446,7 +449,10 @@ def write_project(out: Path, spec: EncoderSpec, qe, board: str, recipe: dict, sp
     except OSError as exc:
         raise InputError(f"--out {out} cannot be created ({exc.strerror or exc}); choose another folder") from exc
     files = {"quant": "quant.npz", "host": "host.npz"}
-    save_quantized(qe, out / "quant.npz", root=out)
+    if quant_npz is not None:
+        fsutil.write_bytes(out / "quant.npz", quant_npz, root=out)
+    else:
+        save_quantized(qe, out / "quant.npz", root=out)
     save_host_tables(spec, out / "host.npz", root=out)
     if spec.tokenizer_path:
         fsutil.copy_file(Path(spec.tokenizer_path) / "tokenizer.json", out / "tokenizer.json", root=out)
