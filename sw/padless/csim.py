@@ -99,24 +99,10 @@ def build_library(hls_dir, extra_flags: tuple = (), cache: Path | None = None) -
     Raises ToolMissingError (no compiler or ap_types), ProjectError (no HLS sources, or g++ failed: its
     error output is in the message).
     """
+    lib, cxx, ap, flags = _plan(hls_dir, extra_flags, cache)
     hls_dir = Path(hls_dir)
     top = hls_dir / "padless_encoder.cpp"
-    if not top.is_file() or not (hls_dir / "config.h").is_file():
-        raise ProjectError(f"{hls_dir} has no generated HLS kernel; recompile the project with `padless compile`")
-    cxx = compiler()
-    ap = ap_types_dir()
-    flags = list(os.environ.get("PADLESS_CSIM_FLAGS", " ".join(DEFAULT_FLAGS)).split()) + list(extra_flags)
-    try:
-        ver = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=60).stdout
-    except OSError as exc:
-        raise ToolMissingError(f"C++ compiler {cxx} cannot run ({exc}); install g++ or set CXX") from exc
-    h = hashlib.sha256()
-    for f in [top, hls_dir / "config.h", *sorted((hls_dir / "include" / "padless").glob("*.h"))]:
-        h.update(f.name.encode() + b"\0" + f.read_bytes())
-    h.update("\0".join([ver, str(ap), *flags, _cpu_id() if "-march=native" in flags else ""]).encode())
-    key = h.hexdigest()[:24]
-    out_dir = Path(cache or cache_dir()) / key
-    lib = out_dir / "libpadless_csim.so"
+    out_dir = lib.parent
     digest = out_dir / "libpadless_csim.sha256"
     for p in (lib, digest):
         if p.is_symlink() or (p.exists() and not p.is_file()):
@@ -151,6 +137,32 @@ def build_library(hls_dir, extra_flags: tuple = (), cache: Path | None = None) -
     finally:
         tmp.unlink(missing_ok=True)
     return lib
+
+
+def library_path(hls_dir, extra_flags: tuple = (), cache: Path | None = None) -> Path:
+    """Where :func:`build_library` keeps the library of ``hls_dir`` (its cache key), built or not."""
+    return _plan(hls_dir, extra_flags, cache)[0]
+
+
+def _plan(hls_dir, extra_flags: tuple, cache) -> tuple[Path, str, Path, list]:
+    """(library path, compiler, ap_types folder, flags) of a build; the errors of :func:`build_library`."""
+    hls_dir = Path(hls_dir)
+    top = hls_dir / "padless_encoder.cpp"
+    if not top.is_file() or not (hls_dir / "config.h").is_file():
+        raise ProjectError(f"{hls_dir} has no generated HLS kernel; recompile the project with `padless compile`")
+    cxx = compiler()
+    ap = ap_types_dir()
+    flags = list(os.environ.get("PADLESS_CSIM_FLAGS", " ".join(DEFAULT_FLAGS)).split()) + list(extra_flags)
+    try:
+        ver = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=60).stdout
+    except OSError as exc:
+        raise ToolMissingError(f"C++ compiler {cxx} cannot run ({exc}); install g++ or set CXX") from exc
+    h = hashlib.sha256()
+    for f in [top, hls_dir / "config.h", *sorted((hls_dir / "include" / "padless").glob("*.h"))]:
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    h.update("\0".join([ver, str(ap), *flags, _cpu_id() if "-march=native" in flags else ""]).encode())
+    key = h.hexdigest()[:24]
+    return Path(cache or cache_dir()) / key / "libpadless_csim.so", cxx, ap, flags
 
 
 def _run_group(cmd: list[str]) -> subprocess.CompletedProcess:
