@@ -517,7 +517,7 @@ PROBES: list[Probe] = [
           setup=lambda ctx: (_write("l.txt", "5\n7\n")(ctx), _report_folder_link(ctx)),
           keep=["{tmp}/victims/index.html"], item="27.2"),
     Probe("report-proc", "report --out /proc/x.html", ["report", "{proj}", "--lengths", "{tmp}/l.txt", "--out",
-                                                     "/proc/x.html"], "cannot write /proc/x.html",
+                                                     "/proc/x.html"], "/proc/x.html cannot be written",
           setup=_write("l.txt", "5\n7\n"), item="27.tracebacks"),
     Probe("export-onto-manifest", "export --onnx DIR/manifest.json", ["export", "{proj}", "--onnx",
                                                                       "{proj}/manifest.json"],

@@ -50,10 +50,11 @@ class WriteError(InputError):
     (full disk, read-only, no permission). The message names the path and what to do."""
 
 
-def write_error(path, exc: OSError, what: str = "cannot write") -> WriteError:
-    """The one-line :class:`WriteError` of an OS error while writing ``path``."""
+def write_error(path, exc: OSError, what: str = "cannot be written") -> WriteError:
+    """The one-line :class:`WriteError` of an OS error while writing ``path``: "PATH cannot be written
+    (the OS's reason); what to do"."""
     hint = _HINTS.get(exc.errno, "check the path and its permissions")
-    return WriteError(f"{what} {path}: {exc.strerror or exc}; {hint}")
+    return WriteError(f"{path} {what} ({exc.strerror or exc}); {hint}")
 
 
 def _link_error(p: Path) -> WriteError:
@@ -92,7 +93,7 @@ def _open_root(root: Path, create: bool) -> int:
     except NotADirectoryError as exc:
         raise WriteError(f"{root} is not a folder (a part of it is a file); choose another folder") from exc
     except OSError as exc:
-        raise write_error(root, exc, "cannot create the folder") from exc
+        raise write_error(root, exc, "cannot be created") from exc
 
 
 def _walk(root: Path, parts: list[str], create: bool = True) -> int:
@@ -115,7 +116,7 @@ def _walk(root: Path, parts: list[str], create: bool = True) -> int:
                 except FileExistsError:
                     pass
                 except OSError as exc:
-                    raise write_error(here, exc, "cannot create the folder") from exc
+                    raise write_error(here, exc, "cannot be created") from exc
                 nfd = os.open(name, _DIR_FLAGS, dir_fd=fd)
             except (OSError) as exc:
                 if exc.errno in (errno.ELOOP, errno.ENOTDIR):
@@ -124,7 +125,7 @@ def _walk(root: Path, parts: list[str], create: bool = True) -> int:
                         raise _link_error(here) from None
                     raise WriteError(f"{here} is a file, not a folder; move it away (or choose another "
                                      "folder) and run again") from None
-                raise write_error(here, exc, "cannot open the folder") from exc
+                raise write_error(here, exc, "cannot be opened") from exc
             os.close(fd)
             fd = nfd
         return fd
@@ -234,7 +235,7 @@ def copy_file(src, dst, root=None) -> Path:
         data = Path(src).read_bytes()
         mode = stat.S_IMODE(os.stat(src).st_mode) | 0o600
     except OSError as exc:
-        raise write_error(src, exc, "cannot read") from exc
+        raise write_error(src, exc, "cannot be read") from exc
     return write_bytes(dst, data, root, mode)
 
 
@@ -268,7 +269,7 @@ def remove_tree(path, root) -> None:
             else:
                 os.unlink(name, dir_fd=dfd)
         except OSError as exc:
-            raise write_error(path_p, exc, "cannot remove") from exc
+            raise write_error(path_p, exc, "cannot be removed") from exc
     finally:
         os.close(dfd)
 

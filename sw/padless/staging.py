@@ -128,7 +128,7 @@ def project_update(out, own: Iterable[str] = ()) -> Iterator[Path]:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise write_error(out, exc, "cannot create the folder") from exc
+        raise write_error(out, exc, "cannot be created") from exc
     fd = _lock(out)
     staging = None
     try:
@@ -157,7 +157,7 @@ def project_update(out, own: Iterable[str] = ()) -> Iterator[Path]:
                 os.rename(staging, out)
                 staging = old
         except OSError as exc:
-            raise write_error(out, exc, "cannot put the new project in place at") from exc
+            raise write_error(out, exc, "cannot be replaced by the new project") from exc
         _remove(staging)   # the old project, now under the staging name
         staging = None
     finally:
