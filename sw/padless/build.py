@@ -405,18 +405,13 @@ def step_bitstream_flow(st: BuildState) -> BuildState:
 
 
 def step_record_generated(st: BuildState) -> BuildState:
-    """List every file the code generators wrote under ``hls/`` and ``bitstream/`` in the manifest (``generated``) with its SHA-256 in ``checksums``: :func:`padless.project.load_project`
-    refuses a project whose ``hls/`` file (the csim compiles all of them, headers included) differs, and a
-    later compile into this folder regenerates them and refuses to touch anything else there
+    """List every file the code generators wrote under ``hls/`` and ``bitstream/`` in the manifest
+    (``generated``) with its SHA-256 in ``checksums`` (:func:`padless.project.record_generated`):
+    :func:`padless.project.load_project` refuses a project whose ``hls/`` file (the csim compiles all of
+    them, headers included) differs, and a later compile into this folder regenerates them and refuses to touch anything else there
     (:func:`padless.project.check_out_dir`)."""
-    from .project import MANIFEST, sha256, update_manifest
-    out = Path(st.out)
-    files = sorted(str(f.relative_to(out)) for d in ("hls", "bitstream") if (out / d).is_dir()
-                   for f in (out / d).rglob("*") if f.is_file())
-    import json
-    sums = json.loads((out / MANIFEST).read_text(encoding="utf-8"))["checksums"]
-    sums.update({n: sha256(out / n) for n in files})   # the csim builds exactly these (load_project checks)
-    update_manifest(out, {"generated": files, "checksums": sums})
+    from .project import record_generated
+    record_generated(st.out)
     return st
 
 

@@ -498,6 +498,22 @@ def update_manifest(project_dir: Path, updates: dict, new_files: dict | None = N
     fsutil.write_text(mpath, json.dumps(manifest, indent=2, default=_json_default), root=project_dir)
 
 
+def record_generated(project_dir) -> list[str]:
+    """List every file under ``hls/`` and ``bitstream/`` of a project in its manifest (``generated``) with
+    its SHA-256 in ``checksums`` (:func:`load_project` checks them: the csim compiles all of ``hls/``).
+    Returns the list. Called by the code generator and the compile's last step."""
+    out = Path(project_dir)
+    files = sorted(str(f.relative_to(out)) for d in ("hls", "bitstream") if (out / d).is_dir()
+                   for f in (out / d).rglob("*") if f.is_file() and not f.is_symlink())
+    manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    sums = manifest.get("checksums") if isinstance(manifest.get("checksums"), dict) else {}
+    old = manifest.get("generated") if isinstance(manifest.get("generated"), list) else []
+    sums = {k: v for k, v in sums.items() if k not in old or k in (manifest.get("files") or {}).values()}
+    sums.update({n: sha256(out / n) for n in files})
+    update_manifest(out, {"generated": files, "checksums": sums})
+    return files
+
+
 def _json_default(o):
     if isinstance(o, np.ndarray):
         return o.tolist()

@@ -116,7 +116,7 @@ def generate(project, board, max_tokens: int | None = None, max_seq: int | None 
     fit the board (with what exceeds which limit).
     """
     from ..boards import load_board
-    from ..project import update_manifest
+    from ..project import record_generated, update_manifest
     from ..schedule.engine import check_fits
     board = load_board(board)
     if not HW_INCLUDE.is_dir() or not HW_TOP.is_file():
@@ -157,6 +157,7 @@ def generate(project, board, max_tokens: int | None = None, max_seq: int | None 
     files = {"weights": "weights.bin", "hls_kernel": "hls/padless_encoder.cpp", "hls_config": "hls/config.h",
              "hls_tcl": "hls/run_hls.tcl", "hls_tb": "hls/tb.cpp", "makefile": "Makefile"}
     update_manifest(root, {"hls": info, "resources": resources}, files)
+    record_generated(root)   # every hls/ file (headers, test vectors) with its checksum
     return info
 
 
