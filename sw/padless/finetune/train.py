@@ -605,7 +605,7 @@ def _write_student(student, spec, sp: dict, out: Path, record: dict) -> None:
     from .. import fsutil
     # transformers writes into a fresh private folder inside ``out``; each file then goes into place with
     # padless.fsutil (atomic, never through a link at its name)
-    tmp = Path(tempfile.mkdtemp(prefix=fsutil.TMP_MARK.lstrip("."), dir=out))
+    tmp = Path(tempfile.mkdtemp(prefix=fsutil.TMP_MARK, dir=out))
     try:
         bert.save_pretrained(str(tmp), safe_serialization=True)
         for f in sorted(tmp.iterdir()):
