@@ -12,12 +12,11 @@ QAT scales, ...) are nested dicts/lists/tuples of tensors, numpy arrays and plai
 
 Both files carry the same random ``nonce`` (the JSON's field, the safetensors header's metadata), so a
 pair from two different saves (a crash between the two renames) is refused rather than mixed. Writes go
-through temporary files and :func:`os.replace`.
+through :mod:`padless.fsutil` (temporary file, fsync, os.replace; never through a link).
 """
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from pathlib import Path
 from typing import Any
