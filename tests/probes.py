@@ -224,6 +224,58 @@ def _file(ctx: Context):
     (ctx.tmp / "afile").write_text("x\n")
 
 
+VICTIM = "my own file, not padless's\n"
+
+
+def _report_index_link(ctx: Context):
+    """report/index.html a link to a user's file outside the project (issue 27, Why 2)."""
+    (ctx.tmp / "victim.html").write_text(VICTIM)
+    (ctx.proj / "report").mkdir(exist_ok=True)
+    (ctx.proj / "report" / "index.html").symlink_to(ctx.tmp / "victim.html")
+
+
+def _report_folder_link(ctx: Context):
+    """report/ a link to a user's folder outside the project."""
+    (ctx.tmp / "victims").mkdir()
+    (ctx.tmp / "victims" / "index.html").write_text(VICTIM)
+    (ctx.proj / "report").symlink_to(ctx.tmp / "victims", target_is_directory=True)
+
+
+def _user_onnx(ctx: Context):
+    (ctx.tmp / "mine.onnx").write_text(VICTIM)
+
+
+def _edit_header(ctx: Context):
+    with open(ctx.proj / "hls" / "include" / "padless" / "intops.h", "a") as f:
+        f.write("\n#define PADLESS_EDITED 1\n")
+
+
+def _kernel_elsewhere(ctx: Context):
+    """files.hls_kernel pointed at another (checksummed) source of the project."""
+    m = ctx.manifest()
+    m["files"]["hls_kernel"] = "hls/tb.cpp"
+    ctx.write_manifest(m)
+
+
+def _manifest(fn):
+    """A manifest edit (a function of the manifest dict) as a setup."""
+    return _edit_manifest(lambda m, ctx: fn(m))
+
+
+def _set(path: str, value=None, delete: bool = False):
+    keys = path.split(".")
+
+    def edit(m):
+        d = m
+        for k in keys[:-1]:
+            d = d[k]
+        if delete:
+            del d[keys[-1]]
+        else:
+            d[keys[-1]] = value
+    return _manifest(edit)
+
+
 # --------------------------------------------------------------------------------------------- probes
 
 C = ["compile", "tiny", "--board", "u280", "--calib-count", "8"]
@@ -455,6 +507,58 @@ PROBES: list[Probe] = [
           ["finetune", "tiny", "--out", "{tmp}/ft", "--resume"], "is corrupted", setup=_ckpt_corrupt),
     Probe("finetune-steps-0", "finetune --steps 0", ["finetune", "tiny", "--out", "{tmp}/ft", "--steps", "0"],
           "--steps must be a positive integer"),
+    # ---- issue 27: writes outside the project or through a link; manifest edits; checksums of hls/
+    Probe("report-index-link", "report/index.html a link to a user's file outside the project",
+          ["report", "{proj}", "--lengths", "{tmp}/l.txt"], "is a symbolic link",
+          setup=lambda ctx: (_write("l.txt", "5\n7\n")(ctx), _report_index_link(ctx)), keep=["{tmp}/victim.html"],
+          item="27.2"),
+    Probe("report-folder-link", "report/ a link to a user's folder outside the project",
+          ["report", "{proj}", "--lengths", "{tmp}/l.txt"], "is a symbolic link",
+          setup=lambda ctx: (_write("l.txt", "5\n7\n")(ctx), _report_folder_link(ctx)),
+          keep=["{tmp}/victims/index.html"], item="27.2"),
+    Probe("report-proc", "report --out /proc/x.html", ["report", "{proj}", "--lengths", "{tmp}/l.txt", "--out",
+                                                     "/proc/x.html"], "/proc/x.html cannot be written",
+          setup=_write("l.txt", "5\n7\n"), item="27.tracebacks"),
+    Probe("export-onto-manifest", "export --onnx DIR/manifest.json", ["export", "{proj}", "--onnx",
+                                                                      "{proj}/manifest.json"],
+          "is a file of the padless project", keep=["{proj}/manifest.json"], item="27.3"),
+    Probe("export-onto-weights-force", "export --onnx DIR/weights.bin --force",
+          ["export", "{proj}", "--onnx", "{proj}/weights.bin", "--force"], "is a file of the padless project",
+          keep=["{proj}/weights.bin"], item="27.3"),
+    Probe("export-existing-file", "export --onnx onto a user's existing file", ["export", "{proj}", "--onnx",
+                                                                               "{tmp}/mine.onnx"],
+          "already exists", setup=_user_onnx, keep=["{tmp}/mine.onnx"], item="27.3"),
+    Probe("export-inside-project", "export --onnx a new file inside the project folder",
+          ["export", "{proj}", "--onnx", "{proj}/model.onnx"], "lies inside the padless project", item="27.3"),
+    Probe("run-header-edited", "hls/include/padless/intops.h edited (the csim compiles it)",
+          ["run", "{proj}", "--text", "hello"], "intops.h does not match its checksum", setup=_edit_header,
+          item="27.10"),
+    Probe("run-kernel-elsewhere", "manifest files.hls_kernel pointed at hls/tb.cpp",
+          ["run", "{proj}", "--text", "hello"], "padless writes it as 'hls/padless_encoder.cpp'",
+          setup=_kernel_elsewhere, item="27.10"),
+    Probe("manifest-host-is-quant", "manifest files.host pointed at quant.npz", ["run", "{proj}", "--text", "hello"],
+          "padless writes it as 'host.npz'", setup=_set("files.host", "quant.npz"), item="27.tracebacks"),
+    Probe("manifest-max-positions-deleted", "manifest model.max_positions deleted",
+          ["run", "{proj}", "--text", "hello"], "model.max_positions is missing",
+          setup=_set("model.max_positions", delete=True), item="27.tracebacks"),
+    Probe("manifest-max-positions-x", "manifest model.max_positions = \"x\"", ["run", "{proj}", "--text", "hello"],
+          "model.max_positions = 'x' is not a whole number", setup=_set("model.max_positions", "x"),
+          item="27.tracebacks"),
+    Probe("manifest-name-deleted", "manifest model.name deleted", ["run", "{proj}", "--text", "hello"],
+          "model.name is missing", setup=_set("model.name", delete=True), item="27.tracebacks"),
+    Probe("manifest-hidden-negative", "manifest model.hidden_size = -64", ["run", "{proj}", "--text", "hello"],
+          "model.hidden_size = -64 is not a whole number", setup=_set("model.hidden_size", -64), item="27.12"),
+    Probe("manifest-hls-list", "manifest hls = [1]", ["run", "{proj}", "--text", "hello"],
+          "hls = [1] is not a mapping", setup=_set("hls", [1]), item="27.tracebacks"),
+    Probe("manifest-max-tokens-abc", "manifest hls.max_tokens = \"abc\"", ["run", "{proj}", "--text", "hello"],
+          "hls.max_tokens = 'abc' is not a whole number", setup=_set("hls.max_tokens", "abc"), item="27.tracebacks"),
+    Probe("manifest-sparsity-x", "manifest sparsity = \"x\"", ["run", "{proj}", "--text", "hello"],
+          "sparsity = 'x' is not a mapping", setup=_set("sparsity", "x"), item="27.tracebacks"),
+    Probe("manifest-board-deleted", "manifest board deleted", ["run", "{proj}", "--text", "hello"],
+          "board is missing", setup=_set("board", delete=True), item="27.tracebacks"),
+    Probe("finetune-stop-after-0", "finetune --stop-after 0", ["finetune", "tiny", "--out", "{tmp}/ft",
+                                                              "--stop-after", "0"],
+          "--stop-after must be a positive", item="27.12"),
     # ---- the command line itself
     Probe("cli-unknown-command", "an unknown command", ["frobnicate"], "invalid choice: 'frobnicate'"),
     Probe("cli-missing-argument", "compile without --out", ["compile", "tiny"], "the following arguments are required"),

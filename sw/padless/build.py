@@ -18,7 +18,9 @@ DEFAULT_BOARD = "u280"
 
 @dataclass
 class BuildState:
-    """Everything the steps share. ``log`` collects (step, seconds, note) rows for the summary."""
+    """Everything the steps share. ``log`` collects (step, seconds[, note]) rows for the summary (a step
+    sets ``notes[step function name] = (note,)``, e.g. ``("cache hit",)``). ``out`` is the staging folder
+    while the steps run (:mod:`padless.staging`), the project folder afterwards."""
 
     model: str
     board_name: str
@@ -42,6 +44,10 @@ class BuildState:
     student_record: dict = field(default_factory=dict)  # padless_sparsity.json of a fine-tuned student
     extra: dict = field(default_factory=dict)
     log: list = field(default_factory=list)
+    notes: dict = field(default_factory=dict)     # step function name -> (note,) shown with its time
+    gptq_ids: list | None = None    # token ids of quant.gptq_calibration, when given
+    quant_key: str | None = None    # the quantization cache key (padless.quant.cache), None when off
+    quant_npz: bytes | None = None  # quant.npz's bytes (from the cache, or saved for it)
 
 
 def load_config(path) -> dict:
@@ -246,30 +252,67 @@ def step_calibrate(st: BuildState) -> BuildState:
     ids = Tokenizer(st.spec.tokenizer_path, st.spec.max_positions).encode(texts, truncate=True)
     st.calib_lengths = [len(i) for i in ids]
     st.calib_ids = ids
+    gptq = None
+    if st.quant["rounding"] == "gptq" and st.quant.get("gptq_calibration"):
+        texts, gsource = calibration_texts(st.quant["gptq_calibration"])
+        st.gptq_ids = Tokenizer(st.spec.tokenizer_path, st.spec.max_positions).encode(texts, truncate=True)
+        gptq = {"dataset": gsource, "count": len(st.gptq_ids)}
+    if _quant_cache_hit(st):
+        return st
     st.ranges = calibrate(st.spec, ids, progress=st.progress, estimators=st.quant.get("ranges"))
     st.calibration = {"dataset": source, "count": len(ids), "tokens": st.ranges["tokens"], "alpha": st.alpha}
+    if gptq:
+        st.calibration["gptq"] = gptq
     return st
+
+
+def _quant_cache_hit(st: BuildState) -> bool:
+    """Look the integer model up in the quantization cache (:mod:`padless.quant.cache`): on a verified hit
+    ``st.quantized``, ``st.ranges``, ``st.calibration`` and ``st.quant_npz`` are set and the calibrate and
+    quantize steps do nothing more. The steps' timings say "cache hit" / "cache miss"."""
+    from .quant import cache
+    if not cache.enabled():
+        return False
+    st.quant_key = cache.cache_key(st.spec, st.calib_ids, st.quant, st.alpha, st.gptq_ids)
+    hit = cache.load(st.quant_key)
+    if hit is not None:
+        import io
+
+        from .quant.quantize import load_quantized
+        data, rec = hit
+        try:
+            qe = load_quantized(io.BytesIO(data))
+        except (KeyError, ValueError, OSError):
+            qe = None   # a damaged entry: recomputed and replaced
+        if qe is not None and isinstance(rec.get("calibration"), dict):
+            st.quantized, st.quant_npz, st.ranges = qe, data, qe.ranges
+            st.calibration = dict(rec["calibration"])
+            st.notes["step_calibrate"] = st.notes["step_quantize"] = ("cache hit",)
+            return True
+    st.notes["step_calibrate"] = st.notes["step_quantize"] = ("cache miss",)
+    return False
 
 
 def step_quantize(st: BuildState) -> BuildState:
     """Scales and round-to-nearest int8 weights (:func:`padless.quant.quantize.quantize_encoder`), then, with
     ``quant: {rounding: gptq}``, the weights re-rounded by GPTQ on ``quant.gptq_calibration``'s text, else on
-    the calibration sentences."""
-    from .quant.quantize import quantize_encoder
+    the calibration sentences. The result goes into the quantization cache (:mod:`padless.quant.cache`);
+    nothing is computed on a cache hit."""
+    from .quant.quantize import quantize_encoder, quantized_npz_bytes
+    if st.quant_npz is not None:   # a quantization cache hit (step_calibrate)
+        return st
     q = st.quant
     st.quantized = quantize_encoder(st.spec, st.ranges, alpha=st.alpha, gelu=q["gelu"], migrate=q["migrate"],
                                     zero_point=q["zero_point"], precision=q["precision"])
     if q["rounding"] == "gptq":
         from .quant.gptq import gptq_encoder
-        ids = st.calib_ids
-        if q.get("gptq_calibration"):
-            from .data.datasets import calibration_texts
-            from .models import Tokenizer
-            texts, source = calibration_texts(q["gptq_calibration"])
-            ids = Tokenizer(st.spec.tokenizer_path, st.spec.max_positions).encode(texts, truncate=True)
-            st.calibration["gptq"] = {"dataset": source, "count": len(ids)}
-        gptq_encoder(st.spec, st.quantized, ids, progress=st.progress)
+        gptq_encoder(st.spec, st.quantized, st.gptq_ids if st.gptq_ids is not None else st.calib_ids,
+                     progress=st.progress)
     st.calibration["gelu"] = q["gelu"]
+    st.quant_npz = quantized_npz_bytes(st.quantized)
+    if st.quant_key is not None:
+        from .quant import cache
+        cache.store(st.quant_key, st.quant_npz, st.calibration)
     return st
 
 
@@ -285,7 +328,7 @@ def step_write_project(st: BuildState) -> BuildState:
     recipe = {"name": st.recipe.name, "resolved": st.recipe.resolved, "source": st.recipe.source,
               "max_seq_length": msl, "max_seq_length_from": msl_from}
     write_project(st.out, st.spec, st.quantized, st.board.name, recipe, st.sparsity, st.calibration, st.extra,
-                  quant=st.quant)
+                  quant=st.quant, quant_npz=st.quant_npz)
     return st
 
 
@@ -355,13 +398,12 @@ def step_bitstream_flow(st: BuildState) -> BuildState:
 
 def step_record_generated(st: BuildState) -> BuildState:
     """List every file the code generators wrote under ``hls/`` and ``bitstream/`` in the manifest
-    (``generated``): a later compile into this folder regenerates them and refuses to touch anything
-    else there (:func:`padless.project.check_out_dir`)."""
-    from .project import update_manifest
-    out = Path(st.out)
-    files = sorted(str(f.relative_to(out)) for d in ("hls", "bitstream") if (out / d).is_dir()
-                   for f in (out / d).rglob("*") if f.is_file())
-    update_manifest(out, {"generated": files})
+    (``generated``) with its SHA-256 in ``checksums`` (:func:`padless.project.record_generated`):
+    :func:`padless.project.load_project` refuses a project whose ``hls/`` file (the csim compiles all of
+    them, headers included) differs, and a later compile into this folder regenerates them and refuses to touch anything else there
+    (:func:`padless.project.check_out_dir`)."""
+    from .project import record_generated
+    record_generated(st.out)
     return st
 
 
@@ -382,8 +424,13 @@ def compile_project(model: str, board: str = DEFAULT_BOARD, out=None, config: di
     (``model.max_seq_length``; default: sentence-transformers' ``max_seq_length`` of the model, or the
     recipe's, else the model's positions).
 
+    The steps write into a staging folder next to ``out`` that replaces ``out`` in one rename at the end,
+    with ``out`` locked meanwhile (:func:`padless.staging.project_update`): an error or an interrupt leaves
+    the old project (or no project) untouched.
+
     Raises UnknownModelError, UnknownBoardError, InputError (bad config, alpha, calib_count or --out; a
-    folder that cannot be written), DataError, BoardTooSmallError.
+    folder that cannot be written, a full disk; another compile into ``out`` running), DataError,
+    BoardTooSmallError.
     """
     from .project import check_out_dir
     if out is None:
@@ -399,13 +446,18 @@ def compile_project(model: str, board: str = DEFAULT_BOARD, out=None, config: di
         raise InputError(f"--max-length {max_length!r} must be an integer of at least 2 tokens")
     st = BuildState(model=model, board_name=board, out=Path(out), config=check_config(config or {}), calib_texts=calib_texts,
                     calib_count=calib_count, alpha=alpha, progress=progress, max_length=max_length)
-    for step in STEPS:
-        t = time.perf_counter()
-        try:
-            st = step(st)
-        except OSError as exc:  # a folder or file that cannot be read or written: one clear line
-            where = exc.filename or out
-            raise InputError(f"{step.__name__.removeprefix('step_')}: {where}: {exc.strerror or exc}; check the "
-                             "path and its permissions (and --out)") from exc
-        st.log.append((step.__name__.removeprefix("step_"), time.perf_counter() - t))
+    from .project import own_names
+    from .staging import project_update
+    with project_update(out, own=own_names(out)) as staging:   # locked; the old project stays until the end
+        st.out = staging
+        for step in STEPS:
+            t = time.perf_counter()
+            try:
+                st = step(st)
+            except OSError as exc:  # a folder or file that cannot be read or written: one clear line
+                where = exc.filename or out
+                raise InputError(f"{step.__name__.removeprefix('step_')}: {where}: {exc.strerror or exc}; check "
+                                 "the path and its permissions (and --out)") from exc
+            st.log.append((step.__name__.removeprefix("step_"), time.perf_counter() - t) + st.notes.pop(step.__name__, ()))
+    st.out = Path(out)
     return st

@@ -9,6 +9,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import pkgutil
@@ -65,7 +66,32 @@ def _stdout_error(exc: OSError) -> bool:
     return exc.filename is None and exc.errno in (errno.ENOSPC, errno.EIO, errno.EPIPE, errno.EDQUOT, errno.EFBIG)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every ``finally`` runs: a compile's staging folder and a csim
+    build's compiler processes and temporary library are removed (docs/reliability.md)."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+    import threading
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        with contextlib.suppress(ValueError, OSError):
+            previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _guarded_main(argv)
+    finally:
+        if previous is not None:   # in-process callers (tests) get their own handler back
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(signal.SIGTERM, previous)
+
+
+def _guarded_main(argv: list[str] | None) -> int:
+    """Environment set-up and the standard-output guard around :func:`_main`."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from .environment import quiet_matplotlib_config, tolerant_stdout
@@ -95,6 +121,9 @@ def _main(argv: list[str] | None) -> int:
             msg = f"{msg[:_MAX_MESSAGE]}... ({len(msg):,} characters)"
         print(f"padless: error: {msg}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        print("padless: terminated (SIGTERM); the folders it was writing are as they were", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("padless: interrupted", file=sys.stderr)
         return 130

@@ -103,6 +103,67 @@ def build_library(hls_dir, extra_flags: tuple = (), cache: Path | None = None) -
     Raises ToolMissingError (no compiler or ap_types), ProjectError (no HLS sources, or g++ failed: its
     error output is in the message).
     """
+    lib, cxx, ap, flags = _plan(hls_dir, extra_flags, cache)
+    try:
+        return _cached_build(lib, cxx, ap, flags, Path(hls_dir))
+    except OSError as exc:  # an unreadable / unwritable cache entry, or a folder where a file should be
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise ProjectError(f"the csim cache {lib.parent} cannot be read or written ({where}{exc.strerror or exc}); "
+                           f"delete that folder or fix its permissions, or set PADLESS_CACHE to a writable "
+                           f"folder") from None
+
+
+def _cached_build(lib: Path, cxx: str, ap: Path, flags: list, hls_dir: Path) -> Path:
+    """The library ``lib`` in its cache folder: reused when its digest matches, else built there (compiler in
+    its own process group, temporary name, digest, atomic rename). OSError for a cache that cannot be read
+    or written; ProjectError for a link or folder at the library's place or a failed build."""
+    top = hls_dir / "padless_encoder.cpp"
+    out_dir = lib.parent
+    digest = out_dir / "libpadless_csim.sha256"
+    for p in (lib, digest):
+        if p.is_symlink() or (p.exists() and not p.is_file()):
+            raise ProjectError(f"the csim cache holds {'a link' if p.is_symlink() else 'a folder'} at {p}, where "
+                               f"padless keeps a built library: delete {out_dir} (padless rebuilds it)")
+    if lib.is_file():
+        if _intact(lib, digest):
+            return lib
+        # a cached library that does not match the digest written when it was built (truncated, edited,
+        # half-copied, or from a padless that wrote no digest): never dlopen it, build it again
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        blocker = next((p for p in out_dir.parents if p.exists() and not p.is_dir()), None)
+        why = f"{blocker} is a file, not a folder" if blocker else (exc.strerror or str(exc))
+        raise ProjectError(f"the csim cache folder {out_dir} cannot be created ({why}); set PADLESS_CACHE to a "
+                           "writable folder (or unset it to use ~/.cache/padless)") from exc
+    if not os.access(out_dir, os.W_OK | os.X_OK):  # g++ would fail to write its output with a long message
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(out_dir))
+    from . import fsutil
+    tmp = out_dir / f".libpadless_csim{fsutil.TMP_MARK}{os.getpid()}.{threading.get_ident()}.so"
+    cmd = [cxx, *flags, f"-I{hls_dir}", f"-I{hls_dir / 'include'}", f"-I{ap}", str(top), "-o", str(tmp)]
+    t = time.perf_counter()
+    try:
+        res = _run_group(cmd)
+        if res.returncode != 0:
+            raise ProjectError(f"g++ could not build the csim library ({' '.join(cmd)}):\n{res.stderr[-4000:]}")
+        data = tmp.read_bytes()
+        # the digest first, then the library: a reader finds a library only with its digest beside it
+        fsutil.write_text(digest, hashlib.sha256(data).hexdigest() + "\n", out_dir)
+        fsutil.write_bytes(lib, data, out_dir, mode=0o755)
+        fsutil.write_text(out_dir / "build.txt", f"{' '.join(cmd)}\nseconds {time.perf_counter() - t:.1f}\n",
+                          out_dir)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return lib
+
+
+def library_path(hls_dir, extra_flags: tuple = (), cache: Path | None = None) -> Path:
+    """Where :func:`build_library` keeps the library of ``hls_dir`` (its cache key), built or not."""
+    return _plan(hls_dir, extra_flags, cache)[0]
+
+
+def _plan(hls_dir, extra_flags: tuple, cache) -> tuple[Path, str, Path, list]:
+    """(library path, compiler, ap_types folder, flags) of a build; the errors of :func:`build_library`."""
     hls_dir = Path(hls_dir)
     top = hls_dir / "padless_encoder.cpp"
     if not top.is_file() or not (hls_dir / "config.h").is_file():
@@ -119,55 +180,25 @@ def build_library(hls_dir, extra_flags: tuple = (), cache: Path | None = None) -
         h.update(f.name.encode() + b"\0" + f.read_bytes())
     h.update("\0".join([ver, str(ap), *flags, _cpu_id() if "-march=native" in flags else ""]).encode())
     key = h.hexdigest()[:24]
-    out_dir = Path(cache or cache_dir()) / key
-    try:
-        return _cached_build(out_dir, cxx, flags, hls_dir, ap, top)
-    except OSError as exc:  # an unreadable / unwritable cache entry, or a folder where a file should be
-        where = f"{exc.filename}: " if exc.filename else ""
-        raise ProjectError(f"the csim cache {out_dir} cannot be read or written ({where}{exc.strerror or exc}); "
-                           f"delete that folder or fix its permissions, or set PADLESS_CACHE to a writable "
-                           f"folder") from None
+    return Path(cache or cache_dir()) / key / "libpadless_csim.so", cxx, ap, flags
 
 
-def _cached_build(out_dir: Path, cxx: str, flags: list, hls_dir: Path, ap: Path, top: Path) -> Path:
-    """The library in the cache folder ``out_dir``: reused when its digest matches, else built there
-    (temporary name, digest, rename). OSError for a cache that cannot be read or written."""
-    lib = out_dir / "libpadless_csim.so"
-    digest = out_dir / "libpadless_csim.sha256"
-    if lib.is_file():
-        if _intact(lib, digest):
-            return lib
-        # a cached library that does not match the digest written when it was built (truncated, edited,
-        # half-copied, or from a padless that wrote no digest): never dlopen it, build it again
+def _run_group(cmd: list[str]) -> subprocess.CompletedProcess:
+    """Run the compiler in its own process group; on any exception here (Ctrl-C, SIGTERM raised as
+    KeyboardInterrupt by the CLI) the whole group (g++ and its cc1plus / as / ld) is killed and reaped, so
+    no compiler outlives padless."""
+    import signal
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        blocker = next((p for p in out_dir.parents if p.exists() and not p.is_dir()), None)
-        why = f"{blocker} is a file, not a folder" if blocker else (exc.strerror or str(exc))
-        raise ProjectError(f"the csim cache folder {out_dir} cannot be created ({why}); set PADLESS_CACHE to a "
-                           "writable folder (or unset it to use ~/.cache/padless)") from exc
-    if not os.access(out_dir, os.W_OK | os.X_OK):  # g++ would fail to write its output with a long message
-        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(out_dir))
-    tmp = out_dir / f"libpadless_csim.{os.getpid()}.{threading.get_ident()}.so"
-    cmd = [cxx, *flags, f"-I{hls_dir}", f"-I{hls_dir / 'include'}", f"-I{ap}", str(top), "-o", str(tmp)]
-    t = time.perf_counter()
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    if res.returncode != 0:
-        raise ProjectError(f"g++ could not build the csim library ({' '.join(cmd)}):\n{res.stderr[-4000:]}")
-    tmp_digest = digest.with_name(tmp.name + ".sha256")
-    try:
-        tmp_digest.write_text(_sha256(tmp) + "\n")
-        tmp.replace(lib)
-        tmp_digest.replace(digest)
-    except BaseException:  # no half-written temporaries left in the cache
-        for t in (tmp, tmp_digest):
-            try:
-                t.unlink()
-            except OSError:
-                pass
+        out, err = proc.communicate()
+    except BaseException:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        proc.wait()
         raise
-    (out_dir / "build.txt").write_text(f"{' '.join(cmd)}\nseconds {time.perf_counter() - t:.1f}\n")
-    return lib
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def _sha256(path: Path) -> str:

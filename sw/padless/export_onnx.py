@@ -402,30 +402,53 @@ def _version() -> str:
     return __version__
 
 
-def export_onnx(project_dir: str | os.PathLike, out: str | os.PathLike, core_only: bool = False) -> Path:
+def export_onnx(project_dir: str | os.PathLike, out: str | os.PathLike, core_only: bool = False,
+                force: bool = False) -> Path:
     """Write the quantized model of the project at ``project_dir`` to ``out`` (.onnx); returns the path.
 
+    The file is written atomically and never through a link (:mod:`padless.fsutil`). An existing ``out``,
+    or a new file inside a padless project folder (this one or another), needs ``force``; a file a
+    project's manifest lists (``manifest.json``, ``weights.bin``, ...) is refused even with ``force``.
+
     Raises ProjectError for a missing / corrupted project, InputError for an unsupported project or an
-    output path that is a folder, and InputError when the onnx package is missing.
+    output path that is a folder, an existing file or a file inside a project (without ``force``), a
+    link, and InputError when the onnx package is missing.
     """
     try:
-        import onnx
+        import onnx  # noqa: F401
     except ImportError as exc:
         raise InputError("ONNX export needs the onnx package: pip install 'padless[onnx]'") from exc
+    from . import fsutil
     from .project import load_project
 
     project = load_project(project_dir)
     out = Path(out)
     if out.is_dir():
         raise InputError(f"--onnx {out} is a folder; give a file name like model.onnx")
-    try:  # check where the file goes before the (slow) graph build; an OS error is one clear line
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if not os.access(out.parent, os.W_OK | os.X_OK):
-            raise PermissionError(13, "Permission denied", str(out.parent))
-        model = build_onnx_model(project, core_only=core_only)
-        tmp = out.with_suffix(out.suffix + ".tmp")
-        onnx.save_model(model, str(tmp))
-        tmp.replace(out)
-    except OSError as exc:
-        raise InputError(f"--onnx {out} cannot be written ({exc.strerror or exc}); choose a writable path") from exc
+    check_export_target(out, force)
+    fsutil.check_target(out, writable=True)   # before the (slow) graph build: a link, no permission
+    model = build_onnx_model(project, core_only=core_only)
+    fsutil.write_bytes(out, model.SerializeToString())
     return out
+
+
+def check_export_target(out: Path, force: bool) -> None:
+    """Refuse to replace a user's file or to write into a project folder (:func:`export_onnx`). Raises
+    InputError."""
+    from .project import MANIFEST, _is_padless_project
+    absout = Path(os.path.abspath(out))
+    for d in [absout.parent, *absout.parent.parents]:
+        m = _is_padless_project(d) if (d / MANIFEST).is_file() else None
+        if m is None:
+            continue
+        rel = str(absout.relative_to(d))
+        listed = {str(v) for v in (m.get("files") or {}).values()} | {MANIFEST} | \
+            {str(v) for v in (m.get("generated") or []) if isinstance(v, str)}
+        if rel in listed or rel.split("/")[0] in ("hls", "bitstream"):
+            raise InputError(f"--onnx {out} is a file of the padless project {d} ({rel}); overwriting it would "
+                             "break the project: write the ONNX file outside it, e.g. --onnx model.onnx")
+        if not force:
+            raise InputError(f"--onnx {out} lies inside the padless project {d}: write it elsewhere (e.g. --onnx "
+                             "model.onnx), or pass --force to add the file to the project folder")
+    if (out.exists() or out.is_symlink()) and not force:
+        raise InputError(f"--onnx {out} already exists: choose another file name, or pass --force to replace it")

@@ -170,8 +170,8 @@ def main(argv=None) -> int:
         "seconds_total": round(time.perf_counter() - t_start, 1),
     }
     rdir = Path(out) / "report"
-    rdir.mkdir(parents=True, exist_ok=True)
-    (rdir / "run.json").write_text(json.dumps(report, indent=2, default=float))
+    from . import fsutil
+    fsutil.write_text(rdir / "run.json", json.dumps(report, indent=2, default=float), Path(out))
     f = report["fidelity"]
     m = report["modeled"]
     sm = report["simulated"]

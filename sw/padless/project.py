@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from . import __version__
+from . import __version__, fsutil
 from .errors import InputError, ProjectError
 from .ir import EmbeddingSpec, EncoderSpec, LayerNormSpec
 
@@ -40,8 +40,9 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def save_host_tables(spec: EncoderSpec, path: Path) -> None:
-    """Write the host half of the model (embeddings, embedding LayerNorm) to ``path`` (.npz)."""
+def save_host_tables(spec: EncoderSpec, path: Path, root=None) -> None:
+    """Write the host half of the model (embeddings, embedding LayerNorm) to ``path`` (.npz; atomic, no
+    link followed, inside ``root`` when given: :mod:`padless.fsutil`). Raises WriteError."""
     e = spec.embeddings
     arrays = {"word": e.word, "position_offset": np.int64(e.position_offset), "scale": np.float64(e.scale)}
     if e.position is not None:
@@ -50,7 +51,7 @@ def save_host_tables(spec: EncoderSpec, path: Path) -> None:
         arrays["token_type"] = e.token_type
     if e.ln is not None:
         arrays.update(ln_gamma=e.ln.gamma, ln_beta=e.ln.beta, ln_eps=np.float64(e.ln.eps))
-    np.savez(path, **arrays)
+    fsutil.write_npz(path, arrays, root)
 
 
 def load_host_tables(path: Path) -> EmbeddingSpec:
@@ -220,25 +221,106 @@ def load_project(path) -> Project:
     for key in ("quant", "host"):
         if key not in files:
             raise ProjectError(f"{mpath} lists no {key} file; recompile the project")
+    check_manifest_values(manifest, mpath)
     root = path.resolve()
     for key, name in files.items():
         if not isinstance(name, str) or not name or Path(name).is_absolute() or \
                 not (root / name).resolve().is_relative_to(root):
             raise ProjectError(f"{mpath}: file {key} = {name!r} is not a path inside the project folder; "
                                "the manifest was edited: recompile the project")
-        f = path / name
-        if not f.is_file():
-            raise ProjectError(f"{path} is missing {name} ({key}); recompile the project")
-        want = sums.get(name)
-        if not isinstance(want, str) or len(want) != 64:
-            raise ProjectError(f"{mpath} has no checksum for {name}: every file a project lists must have its "
-                               "SHA-256 in \"checksums\"; recompile the project")
-        if sha256(f) != want:
-            raise ProjectError(f"{f} does not match its checksum in {MANIFEST}: the file was modified or "
-                               "corrupted; recompile the project")
+        if FILE_NAMES.get(key, name) != name:
+            raise ProjectError(f"{mpath}: file {key} = {name!r}, but padless writes it as {FILE_NAMES[key]!r} (the "
+                               "csim and the runtime read exactly that file); the manifest was edited: recompile "
+                               "the project")
+        _check_file(path, mpath, name, sums, key)
+    generated = manifest.get("generated", [])
+    if not isinstance(generated, list) or not all(isinstance(n, str) for n in generated):
+        raise ProjectError(f"{mpath}: \"generated\" is not a list of file names; the manifest was edited: "
+                           "recompile the project")
+    for name in generated:   # every file the csim compiles (hls/ with hls/include/**) or a tool reads
+        if not name or Path(name).is_absolute() or not (root / name).resolve().is_relative_to(root):
+            raise ProjectError(f"{mpath}: generated file {name!r} is not a path inside the project folder; the "
+                               "manifest was edited: recompile the project")
+        if name.startswith("hls/") or os.path.lexists(path / name):   # a missing bitstream file is regenerated
+            _check_file(path, mpath, name, sums, "generated")
     if "weights" in files:
         _check_weights_image(path / files["weights"], manifest)
     return Project(path=path, manifest=manifest)
+
+
+#: The name padless gives each file a manifest lists (``files``): a manifest pointing a key elsewhere (the
+#: csim kernel at another source, the host tables at quant.npz) is refused.
+FILE_NAMES = {"quant": "quant.npz", "host": "host.npz", "tokenizer": "tokenizer.json", "weights": "weights.bin",
+              "hls_kernel": "hls/padless_encoder.cpp", "hls_config": "hls/config.h", "hls_tcl": "hls/run_hls.tcl",
+              "hls_tb": "hls/tb.cpp", "makefile": "Makefile", "token_policy": "policy.npz"}
+
+
+def _check_file(path: Path, mpath: Path, name: str, sums: dict, key: str) -> None:
+    """``path/name`` exists, is a regular file (not a link) and matches its SHA-256 in ``sums``. Raises
+    ProjectError."""
+    f = path / name
+    if f.is_symlink():
+        raise ProjectError(f"{f} is a symbolic link: a project holds its own files (padless never reads or "
+                           "writes through a link in it); recompile the project")
+    if not f.is_file():
+        raise ProjectError(f"{path} is missing {name} ({key}); recompile the project")
+    want = sums.get(name)
+    if not isinstance(want, str) or len(want) != 64:
+        raise ProjectError(f"{mpath} has no checksum for {name}: every file a project lists must have its "
+                           "SHA-256 in \"checksums\"; recompile the project")
+    if sha256(f) != want:
+        raise ProjectError(f"{f} does not match its checksum in {MANIFEST}: the file was modified or "
+                           "corrupted; recompile the project")
+
+
+def _is_int(v, lo: int = 1) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= lo
+
+
+#: manifest ``model`` keys and what each must be: (check, words).
+_MODEL_KEYS = {
+    "name": (lambda v: isinstance(v, str) and bool(v.strip()), "a non-empty name"),
+    "hidden_size": (_is_int, "a whole number >= 1"), "num_heads": (_is_int, "a whole number >= 1"),
+    "intermediate_size": (_is_int, "a whole number >= 1"), "num_layers": (_is_int, "a whole number >= 1"),
+    "vocab_size": (_is_int, "a whole number >= 1"), "max_positions": (lambda v: _is_int(v, 2), "a whole number >= 2"),
+    "activation": (lambda v: isinstance(v, str), "a name"), "pooling": (lambda v: isinstance(v, str), "a name"),
+    "normalize": (lambda v: isinstance(v, bool), "true or false"),
+}
+
+
+def check_manifest_values(manifest: dict, mpath) -> None:
+    """The values every backend reads from a manifest have their types and ranges: ``model.*``
+    (:data:`_MODEL_KEYS`), ``board`` (a name), ``sparsity`` / ``hls`` / ``schedule`` / ``quant`` (mappings),
+    ``hls.max_tokens`` / ``max_seq`` / ``k_max`` (whole numbers >= 1). Raises ProjectError naming the key."""
+    def bad(key, value, what):
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        return ProjectError(f"{mpath}: {key} = {shown} is not {what}; the manifest was edited or corrupted: "
+                            "recompile the project")
+    model = manifest["model"]
+    for key, (ok, what) in _MODEL_KEYS.items():
+        if key not in model:
+            raise ProjectError(f"{mpath}: model.{key} is missing; the manifest was edited or corrupted: recompile "
+                               "the project")
+        if not ok(model[key]):
+            raise bad(f"model.{key}", model[key], what)
+    if model["hidden_size"] % model["num_heads"]:
+        raise bad("model.num_heads", model["num_heads"], f"a divisor of hidden_size {model['hidden_size']}")
+    board = manifest.get("board")
+    if not isinstance(board, str) or not board.strip():
+        raise bad("board", board, "a board name") if "board" in manifest else ProjectError(
+            f"{mpath}: board is missing; the manifest was edited or corrupted: recompile the project")
+    for key in ("sparsity", "hls", "schedule", "quant", "recipe"):
+        if manifest.get(key) is not None and not isinstance(manifest[key], dict):
+            raise bad(key, manifest[key], "a mapping")
+    hls = manifest.get("hls") or {}
+    for key in ("max_tokens", "max_seq", "k_max"):
+        if key in hls and not _is_int(hls[key]):
+            raise bad(f"hls.{key}", hls[key], "a whole number >= 1")
+    for key in ("attention", "weights", "tokens"):
+        v = (manifest.get("sparsity") or {}).get(key)
+        if v is not None and not isinstance(v, dict):
+            raise bad(f"sparsity.{key}", v, "a mapping")
 
 
 def _check_weights_image(f: Path, manifest: dict) -> None:
@@ -266,6 +348,20 @@ def _is_padless_project(out: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return m if isinstance(m, dict) and m.get("format") == FORMAT else None
+
+
+def own_names(out) -> set[str]:
+    """Top-level names in the folder ``out`` that an earlier padless project there wrote (its manifest's
+    ``files`` and ``generated``, the generated folders): a recompile replaces them and carries everything
+    else over (:func:`padless.staging.project_update`). Empty when ``out`` is not a padless project."""
+    old = _is_padless_project(Path(out))
+    if old is None:
+        return set()
+    names = {MANIFEST, "hls", "bitstream", "bitstream.mk", "Makefile"}
+    listed = list(((old.get("files") or {}) if isinstance(old.get("files"), dict) else {}).values())
+    listed += old.get("generated") if isinstance(old.get("generated"), list) else []
+    names |= {Path(n).parts[0] for n in listed if isinstance(n, str) and n and Path(n).parts}
+    return {n for n in names if n not in ("..", ".", "/")}
 
 
 def check_out_dir(out, force: bool = False) -> Path:
@@ -330,12 +426,15 @@ def check_out_dir(out, force: bool = False) -> Path:
 
 
 def write_project(out: Path, spec: EncoderSpec, qe, board: str, recipe: dict, sparsity: dict,
-                  calibration: dict, extra: dict | None = None, quant: dict | None = None) -> Path:
+                  calibration: dict, extra: dict | None = None, quant: dict | None = None,
+                  quant_npz: bytes | None = None) -> Path:
     """Write the project folder ``out`` (created; padless's files of an existing project are replaced;
     :func:`check_out_dir` decides whether ``out`` may be written at all).
 
     Returns the manifest path. ``extra`` entries are merged into the manifest (e.g. ``schedule``); ``quant``
-    is the normalised ``quant:`` config (:func:`padless.quant.config.parse_quant`) recorded in the manifest.
+    is the normalised ``quant:`` config (:func:`padless.quant.config.parse_quant`) recorded in the manifest;
+    ``quant_npz``: the bytes of ``qe`` as :func:`padless.quant.quantize.save_quantized` writes them (from the
+    quantization cache), written as they are.
     Raises InputError when the folder cannot be created or written (naming the OS error).
     """
     from .quant.config import parse_quant
@@ -350,10 +449,13 @@ def write_project(out: Path, spec: EncoderSpec, qe, board: str, recipe: dict, sp
     except OSError as exc:
         raise InputError(f"--out {out} cannot be created ({exc.strerror or exc}); choose another folder") from exc
     files = {"quant": "quant.npz", "host": "host.npz"}
-    save_quantized(qe, out / "quant.npz")
-    save_host_tables(spec, out / "host.npz")
+    if quant_npz is not None:
+        fsutil.write_bytes(out / "quant.npz", quant_npz, root=out)
+    else:
+        save_quantized(qe, out / "quant.npz", root=out)
+    save_host_tables(spec, out / "host.npz", root=out)
     if spec.tokenizer_path:
-        shutil.copyfile(Path(spec.tokenizer_path) / "tokenizer.json", out / "tokenizer.json")
+        fsutil.copy_file(Path(spec.tokenizer_path) / "tokenizer.json", out / "tokenizer.json", root=out)
         files["tokenizer"] = "tokenizer.json"
     import numpy
     import transformers
@@ -379,24 +481,37 @@ def write_project(out: Path, spec: EncoderSpec, qe, board: str, recipe: dict, sp
     }
     manifest.update(extra or {})
     mpath = out / MANIFEST
-    tmp = mpath.with_suffix(".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, default=_json_default))
-    tmp.replace(mpath)
+    fsutil.write_text(mpath, json.dumps(manifest, indent=2, default=_json_default), root=out)
     return mpath
 
 
 def update_manifest(project_dir: Path, updates: dict, new_files: dict | None = None) -> None:
     """Merge ``updates`` into a project's manifest; register ``new_files`` ({key: relative name}) with
-    their checksums. Used by later compile steps (code generation, scheduling)."""
+    their checksums. Used by later compile steps (code generation, scheduling). The manifest is replaced
+    atomically (:func:`padless.fsutil.write_text`); WriteError for a link or an OS error."""
     mpath = Path(project_dir) / MANIFEST
     manifest = json.loads(mpath.read_text())
     manifest.update(updates)
     for key, name in (new_files or {}).items():
         manifest["files"][key] = name
         manifest["checksums"][name] = sha256(Path(project_dir) / name)
-    tmp = mpath.with_suffix(".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, default=_json_default))
-    tmp.replace(mpath)
+    fsutil.write_text(mpath, json.dumps(manifest, indent=2, default=_json_default), root=project_dir)
+
+
+def record_generated(project_dir) -> list[str]:
+    """List every file under ``hls/`` and ``bitstream/`` of a project in its manifest (``generated``) with
+    its SHA-256 in ``checksums`` (:func:`load_project` checks them: the csim compiles all of ``hls/``).
+    Returns the list. Called by the code generator and the compile's last step."""
+    out = Path(project_dir)
+    files = sorted(str(f.relative_to(out)) for d in ("hls", "bitstream") if (out / d).is_dir()
+                   for f in (out / d).rglob("*") if f.is_file() and not f.is_symlink())
+    manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    sums = manifest.get("checksums") if isinstance(manifest.get("checksums"), dict) else {}
+    old = manifest.get("generated") if isinstance(manifest.get("generated"), list) else []
+    sums = {k: v for k, v in sums.items() if k not in old or k in (manifest.get("files") or {}).values()}
+    sums.update({n: sha256(out / n) for n in files})
+    update_manifest(out, {"generated": files, "checksums": sums})
+    return files
 
 
 def _json_default(o):

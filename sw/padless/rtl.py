@@ -75,14 +75,13 @@ def copy_rtl(dest: Path | str) -> Path:
 
     Used by codegen so a generated project folder is self-contained. Returns ``dest``.
     """
+    from . import fsutil
     dest = Path(dest)
-    (dest / "rtl").mkdir(parents=True, exist_ok=True)
-    (dest / "scripts").mkdir(parents=True, exist_ok=True)
     for files in BLOCKS.values():
-        for f in files:
-            shutil.copy2(rtl_dir() / f, dest / "rtl" / f)
+        for f in files:   # atomic, never through a link inside dest (padless.fsutil)
+            fsutil.copy_file(rtl_dir() / f, dest / "rtl" / f, dest)
     for tcl in ("package_ip.tcl", "package_xo.tcl"):
-        shutil.copy2(scripts_dir() / tcl, dest / "scripts" / tcl)
+        fsutil.copy_file(scripts_dir() / tcl, dest / "scripts" / tcl, dest)
     return dest
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import jinja2
 
-from .. import __version__
+from .. import __version__, fsutil
 from ..errors import ProjectError, ToolMissingError
 from .escape import checked_name, install
 
@@ -100,7 +100,6 @@ def generate(project, board) -> dict:
     bundles = m_axi_bundles(src.read_text())
     env = install(jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
                                      keep_trailing_newline=True))
-    (root / "bitstream").mkdir(exist_ok=True)
     files = ["bitstream.mk"]
     clk = (hls.get("engine") or {}).get("clock_MHz", board.clock_MHz)
     if isinstance(clk, bool) or not isinstance(clk, (int, float)) or not 10 <= float(clk) <= 1000:
@@ -111,7 +110,7 @@ def generate(project, board) -> dict:
         tools = ["vitis_hls", "v++"]
         text = env.get_template("connectivity.cfg.j2").render(banks=memory_banks(board, bundles),
                                                              memory=memory_banks(board, bundles)[0][1].split("[")[0], **common)
-        (root / "bitstream" / "connectivity.cfg").write_text(text)
+        fsutil.write_text(root / "bitstream" / "connectivity.cfg", text, root)
         files.append("bitstream/connectivity.cfg")
     else:
         if board.family not in _PS:
@@ -128,9 +127,9 @@ def generate(project, board) -> dict:
         text = env.get_template("zynq_bd.tcl.j2").render(
             ip_zip=f"hls/{export}", ps_vlnv=vlnv, ps_rule=rule, ps_master=master, ps_props=props,
             bundles=[(b, hps[i][0]) for b, i in pairs], **common)
-        (root / "bitstream" / "zynq_bd.tcl").write_text(text)
+        fsutil.write_text(root / "bitstream" / "zynq_bd.tcl", text, root)
         files.append("bitstream/zynq_bd.tcl")
-    (root / "bitstream.mk").write_text(env.get_template("bitstream.mk.j2").render(tools=tools, **common))
+    fsutil.write_text(root / "bitstream.mk", env.get_template("bitstream.mk.j2").render(tools=tools, **common), root)
     return {"flow": board.flow, "kernel": kernel, "export": export, "files": files, "tools": tools}
 
 

@@ -16,14 +16,13 @@ machine with Vitis and built with ``make hls``.
 """
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
 import jinja2
 import numpy as np
 
-from .. import __version__
+from .. import __version__, fsutil
 from ..errors import ProjectError
 from . import weights as wmod
 from .escape import ident, install
@@ -80,10 +79,11 @@ def config_params(project, board, engine, layout: wmod.WeightsLayout) -> dict:
 
 
 def test_vectors(project, out_dir: Path, texts=TV_TEXTS) -> dict:
-    """Write golden input/output vectors of ``texts`` (packed) to ``out_dir``; returns their shapes."""
+    """Write golden input/output vectors of ``texts`` (packed) to ``out_dir`` (inside the project: written
+    with :mod:`padless.fsutil`); returns their shapes."""
     from ..golden import quantize_input, run_encoder
     from ..reference import embed
-    out_dir.mkdir(parents=True, exist_ok=True)
+    root = Path(project.path)
     if "tokenizer" in project.manifest.get("files", {}):
         ids = project.tokenize(list(texts), truncate=True)
     else:
@@ -93,9 +93,9 @@ def test_vectors(project, out_dir: Path, texts=TV_TEXTS) -> dict:
     x = np.concatenate(xs).astype(np.int8)
     off = np.concatenate([[0], np.cumsum([len(a) for a in xs])]).astype(np.int64)
     y = run_encoder(project.quantized, x, off, project.sparsity)
-    (out_dir / "x_in.bin").write_bytes(x.tobytes())
-    (out_dir / "offsets.bin").write_bytes(off.astype("<i8").tobytes())
-    (out_dir / "x_out.bin").write_bytes(y.astype(np.int8).tobytes())
+    fsutil.write_bytes(out_dir / "x_in.bin", x.tobytes(), root)
+    fsutil.write_bytes(out_dir / "offsets.bin", off.astype("<i8").tobytes(), root)
+    fsutil.write_bytes(out_dir / "x_out.bin", y.astype(np.int8).tobytes(), root)
     return {"sequences": len(xs), "tokens": int(len(x))}
 
 
@@ -116,7 +116,7 @@ def generate(project, board, max_tokens: int | None = None, max_seq: int | None 
     fit the board (with what exceeds which limit).
     """
     from ..boards import load_board
-    from ..project import update_manifest
+    from ..project import record_generated, update_manifest
     from ..schedule.engine import check_fits
     board = load_board(board)
     if not HW_INCLUDE.is_dir() or not HW_TOP.is_file():
@@ -126,27 +126,26 @@ def generate(project, board, max_tokens: int | None = None, max_seq: int | None 
     res = check_fits(engine, board)
     root = Path(project.path)
     hls = root / "hls"
-    if hls.exists():
-        shutil.rmtree(hls)
-    (hls / "include" / "padless").mkdir(parents=True)
+    fsutil.remove_tree(hls, root)   # never through a link: a link at hls/ is refused, links inside removed
     headers = []
     for h in sorted(HW_INCLUDE.glob("*.h")):
-        shutil.copyfile(h, hls / "include" / "padless" / h.name)
+        fsutil.copy_file(h, hls / "include" / "padless" / h.name, root)
         headers.append(f"include/padless/{h.name}")
-    shutil.copyfile(HW_TOP, hls / "padless_encoder.cpp")
+    fsutil.copy_file(HW_TOP, hls / "padless_encoder.cpp", root)
     folding = {m: tuple(engine.folding[m]) for m in wmod.MVUS}
-    layout = wmod.write_weights(project.quantized, root / "weights.bin", project.sparsity.get("weights"), folding)
+    layout = wmod.write_weights(project.quantized, root / "weights.bin", project.sparsity.get("weights"), folding,
+                                root=root)
     env = _env()
     params = config_params(project, board, engine, layout)
-    (hls / "config.h").write_text(env.get_template("config.h.j2").render(**params))
+    fsutil.write_text(hls / "config.h", env.get_template("config.h.j2").render(**params), root)
     tv = test_vectors(project, hls / "tv")
     common = {"version": __version__, "model": model, "board": board, "project_name": project_name(model["name"]),
               "python": sys.executable}
-    (hls / "tb.cpp").write_text(env.get_template("tb.cpp.j2").render(tv_dir="tv", weights_path="../weights.bin",
-                                                                     layers=engine.layers, **common))
-    (hls / "run_hls.tcl").write_text(env.get_template("run_hls.tcl.j2").render(headers=["config.h"] + headers,
-                                                                             clock_MHz=float(engine.clock_MHz), **common))
-    (root / "Makefile").write_text(env.get_template("Makefile.j2").render(**common))
+    fsutil.write_text(hls / "tb.cpp", env.get_template("tb.cpp.j2").render(
+        tv_dir="tv", weights_path="../weights.bin", layers=engine.layers, **common), root)
+    fsutil.write_text(hls / "run_hls.tcl", env.get_template("run_hls.tcl.j2").render(
+        headers=["config.h"] + headers, clock_MHz=float(engine.clock_MHz), **common), root)
+    fsutil.write_text(root / "Makefile", env.get_template("Makefile.j2").render(**common), root)
     info = {"top": "padless_encoder", "part": board.part, "flow": board.flow, "clock_MHz": board.clock_MHz,
             "export": "xo" if board.flow == "vitis" else "ip_catalog", "max_tokens": engine.max_tokens,
             "max_seq": engine.max_seq, "k_max": engine.k_max, "engine": engine.to_dict(),
@@ -159,6 +158,7 @@ def generate(project, board, max_tokens: int | None = None, max_seq: int | None 
              "hls_tcl": "hls/run_hls.tcl", "hls_tb": "hls/tb.cpp", "makefile": "Makefile"}
     # a new kernel: an earlier csynth report (padless.csynth) describes the old one and no longer wins
     update_manifest(root, {"hls": info, "resources": resources, "csynth": None}, files)
+    record_generated(root)   # every hls/ file (headers, test vectors) with its checksum
     return info
 
 

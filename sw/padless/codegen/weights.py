@@ -177,11 +177,13 @@ def sparse_config(qe, weights_cfg: dict | None) -> dict | None:
     return {"bank": bank, "per_bank": per_bank, "index_bits": index_bits(bank), "p_max": max(per_bank)}
 
 
-def write_weights(qe, path, weights_cfg: dict | None, folding: dict) -> WeightsLayout:
+def write_weights(qe, path, weights_cfg: dict | None, folding: dict, root=None) -> WeightsLayout:
     """Write ``qe`` (QuantizedEncoder) as ``weights.bin`` at ``path`` (layout in the module docstring).
 
     ``weights_cfg``: the manifest's ``sparsity["weights"]`` (bank-balanced words when it prunes);
-    ``folding``: ``{mvu: (PE, SIMD)}`` of the kernel's MVUs. Returns the layout. Raises ProjectError for a
+    ``folding``: ``{mvu: (PE, SIMD)}`` of the kernel's MVUs; ``root``: the folder the file must stay in
+    (:mod:`padless.fsutil`; default its own folder). Returns the layout. Raises WriteError (a link, an OS
+    error). Raises ProjectError for a
     value outside its field or a folding that does not tile a matrix, InputError (from the sparse packer)
     for weights that are not bank-balanced at the configured ratio.
     """
@@ -211,7 +213,8 @@ def write_weights(qe, path, weights_cfg: dict | None, folding: dict) -> WeightsL
     buf[HEADER_BYTES:HEADER_BYTES + len(table)] = table
     for off, data in blobs:
         buf[off:off + len(data)] = data
-    Path(path).write_bytes(bytes(buf))
+    from ..fsutil import write_bytes
+    write_bytes(path, bytes(buf), root)   # atomic, never through a link
     return WeightsLayout(offsets=offsets, nbytes=nbytes, total_bytes=total, bank=bank, index_bits=ibits,
                          p_max=p_max, per_bank=list(sparse["per_bank"]) if sparse else [],
                          folding={k: tuple(int(x) for x in folding[k]) for k in MVUS})

@@ -46,5 +46,6 @@ def run(args) -> int:
               f"{spec.num_heads} heads, FFN {spec.intermediate_size} -> {st.out}")
         print(f"  board {st.board.name}; calibrated on {st.calibration['count']} sentences "
               f"({st.calibration['dataset']}); sparsity {st.sparsity}")
-        print("  steps: " + ", ".join(f"{name} {sec:.1f}s" for name, sec in st.log))
+        print("  steps: " + ", ".join(f"{row[0]} {row[1]:.1f}s" + "".join(f" ({n})" for n in row[2:])
+                                      for row in st.log))
     return 0

@@ -12,6 +12,9 @@ def register(sub) -> None:
     p.add_argument("--onnx", required=True, metavar="OUT.onnx", help="ONNX file to write")
     p.add_argument("--core-only", action="store_true",
                    help="export only the integer layers: int8 (batch, seq, hidden) in -> int8 out")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing OUT.onnx, or write it inside a project folder (never over a file "
+                        "the project lists)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)
 
@@ -19,7 +22,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..export_onnx import export_onnx
 
-    out = export_onnx(args.project, args.onnx, core_only=args.core_only)
+    out = export_onnx(args.project, args.onnx, core_only=args.core_only, force=args.force)
     if not args.quiet:
         kind = "integer core (hidden_in int8 -> hidden_int8)" if args.core_only else \
             "input_ids -> last_hidden_state, hidden_int8, sentence_embedding"

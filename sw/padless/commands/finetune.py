@@ -34,6 +34,9 @@ def run(args) -> int:
     from ..finetune import finetune
     if args.steps is not None and args.steps < 1:
         raise InputError(f"--steps must be a positive integer, got {args.steps}")
+    if args.stop_after is not None and args.stop_after < 1:
+        raise InputError(f"--stop-after must be a positive number of steps, got {args.stop_after} (leave it out "
+                         "to train to the end)")
     if args.threads < 1:
         raise InputError(f"--threads must be >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)

@@ -12,12 +12,11 @@ QAT scales, ...) are nested dicts/lists/tuples of tensors, numpy arrays and plai
 
 Both files carry the same random ``nonce`` (the JSON's field, the safetensors header's metadata), so a
 pair from two different saves (a crash between the two renames) is refused rather than mixed. Writes go
-through temporary files and :func:`os.replace`.
+through :mod:`padless.fsutil` (temporary file, fsync, os.replace; never through a link).
 """
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -81,18 +80,16 @@ def _hashable(k):
 def save_checkpoint(state: dict, folder) -> Path:
     """Write ``state`` as ``checkpoint.safetensors`` + ``checkpoint.json`` in ``folder``; returns the JSON
     path. Raises TypeError for a value that is not a tensor, array, number, string, list, tuple or dict."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
+    from .. import fsutil
     folder = Path(folder)
     tensors: dict = {}
     tree = _encode(state, tensors)
     nonce = secrets.token_hex(16)
     doc = {"format": FORMAT, "version": VERSION, "nonce": nonce, "state": tree}
-    tmp_t = folder / f".{TENSORS}.{os.getpid()}.tmp"
-    tmp_j = folder / f".{TREE}.{os.getpid()}.tmp"
-    save_file(tensors, str(tmp_t), metadata={"format": FORMAT, "nonce": nonce})
-    tmp_j.write_text(json.dumps(doc))
-    os.replace(tmp_t, folder / TENSORS)
-    os.replace(tmp_j, folder / TREE)
+    # each file atomic and never through a link (padless.fsutil); the nonce pairs the two
+    fsutil.write_bytes(folder / TENSORS, save(tensors, metadata={"format": FORMAT, "nonce": nonce}), folder)
+    fsutil.write_text(folder / TREE, json.dumps(doc), folder)
     return folder / TREE
 
 

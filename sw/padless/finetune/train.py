@@ -426,7 +426,11 @@ def finetune(model: str, config=None, out: str | Path | None = None, steps: int 
     from .student import SparseStudent, bert_from_spec
     if out is None:
         raise InputError("give an output folder (--out DIR)")
+    if stop_after is not None and (isinstance(stop_after, bool) or int(stop_after) < 1):
+        raise InputError(f"stop_after must be a positive number of steps, got {stop_after!r}")
     out = Path(out)
+    from .. import fsutil
+    fsutil.check_target(out / SPARSITY_FILE, out.parent, writable=True)  # a link at --out or in it: refused
     if resume and not has_checkpoint(out):
         old = " (a checkpoint.pt of an older padless is a pickle and is not loaded)" if (out / "checkpoint.pt").is_file() else ""
         raise InputError(f"--resume: no checkpoint at {out / CHECKPOINT}{old}; start without --resume")
@@ -473,7 +477,7 @@ def finetune(model: str, config=None, out: str | Path | None = None, steps: int 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, tc.steps))
     ramp_steps = 0 if one_shot else int(round(tc.ramp * tc.steps))
     run_id = {"model": model, "sparsity": sp, "train": asdict(tc)}
-    out.mkdir(parents=True, exist_ok=True)
+    fsutil.make_dirs(out, out.parent)
     ckpt = out / CHECKPOINT
     step, history, window = 0, [], []
     if resume:
@@ -594,11 +598,23 @@ def _write_student(student, spec, sp: dict, out: Path, record: dict) -> None:
     bert = student.bert
     bert.config._attn_implementation = "eager"
     bert.config.architectures = ["BertModel"]
-    bert.save_pretrained(str(out), safe_serialization=True)
+    import tempfile
+
+    from .. import fsutil
+    # transformers writes into a fresh private folder inside ``out``; each file then goes into place with
+    # padless.fsutil (atomic, never through a link at its name)
+    tmp = Path(tempfile.mkdtemp(prefix=fsutil.TMP_MARK, dir=out))
+    try:
+        bert.save_pretrained(str(tmp), safe_serialization=True)
+        for f in sorted(tmp.iterdir()):
+            if f.is_file() and not f.is_symlink():
+                fsutil.copy_file(f, out / f.name, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     bert.config._attn_implementation = student._attn_name
     if spec.tokenizer_path:
         for f in TOKENIZER_FILES:
             src = Path(spec.tokenizer_path) / f
             if src.is_file():
-                shutil.copyfile(src, out / f)
-    (out / SPARSITY_FILE).write_text(json.dumps({"sparsity": sp, **record}, indent=1) + "\n")
+                fsutil.copy_file(src, out / f, out)
+    fsutil.write_text(out / SPARSITY_FILE, json.dumps({"sparsity": sp, **record}, indent=1) + "\n", out)

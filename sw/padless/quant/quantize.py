@@ -455,8 +455,15 @@ def quantize_encoder(spec: EncoderSpec, ranges: dict, alpha: float = 1.0, gelu: 
 _LIN = ("q", "k", "v", "o", "up", "down")
 
 
-def save_quantized(qe: QuantizedEncoder, path) -> None:
-    """Write the integer model to ``path`` (.npz, no pickles)."""
+def save_quantized(qe: QuantizedEncoder, path, root=None) -> None:
+    """Write the integer model to ``path`` (.npz, no pickles; the same model gives the same bytes; atomic
+    and never through a link, inside ``root`` when given: :mod:`padless.fsutil`). Raises WriteError."""
+    from ..fsutil import write_bytes
+    write_bytes(path, quantized_npz_bytes(qe), root)
+
+
+def quantized_npz_bytes(qe: QuantizedEncoder) -> bytes:
+    """The ``.npz`` bytes :func:`save_quantized` writes (deterministic: :func:`padless.fsutil.npz_bytes`)."""
     import json
     arrays = {"input_scale": np.asarray(qe.input_scale, np.float64),
               "output_scale": np.asarray(qe.output_scale, np.float64),
@@ -473,7 +480,8 @@ def save_quantized(qe: QuantizedEncoder, path) -> None:
                 arrays[key] = np.array(json.dumps(val))
             else:
                 arrays[key] = np.asarray(val)
-    np.savez(path, **arrays)
+    from ..fsutil import npz_bytes
+    return npz_bytes(arrays)
 
 
 def load_quantized(path) -> QuantizedEncoder:

@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .. import __version__
+from .. import __version__, fsutil
 from ..errors import InputError, ProjectError
 
 __all__ = ["RUN_JSON", "MEASURED_FIELDS", "build_report", "flatten_run", "read_run_json", "render_report", "report_paths"]
@@ -294,6 +294,9 @@ def build_report(project_dir: str | os.PathLike, lengths: Sequence[int], *, sour
     if n_gantt < 1:
         raise InputError(f"gantt_sequences must be >= 1, got {n_gantt}")
     paths = report_paths(project_dir, out)
+    root = _report_root(project_dir, paths["html"])
+    for p in paths.values():   # before the (slow) simulation: a link, a folder or no write permission
+        fsutil.check_target(p, root, writable=True)
     run = read_run_json(project_dir)
     cfg = engine_of(manifest, lengths)
     figures = schedule_figures(manifest, lengths, batch_size)
@@ -320,7 +323,8 @@ def build_report(project_dir: str | os.PathLike, lengths: Sequence[int], *, sour
     label = "simulated" if simulated else "modeled"
     headline = simulated or figures
 
-    paths["html"].parent.mkdir(parents=True, exist_ok=True)
+    if Path(os.path.abspath(paths["html"].parent)) != root:
+        fsutil.make_dirs(paths["html"].parent, root)   # DIR/report, refused when it is a link
     model_name = manifest["model"].get("name", "model")
     plots.gantt_chart(gantt, paths["gantt"], clock_MHz=cfg.clock_MHz, lengths=head, source=label,
                       title=f"{model_name} on {figures['board']}: first {len(head)} of {len(lengths)} sequences "
@@ -337,7 +341,7 @@ def build_report(project_dir: str | os.PathLike, lengths: Sequence[int], *, sour
                            title=f"Throughput, {model_name} on {figures['board']}, {len(lengths)} sequences ({label})")
     public = {"modeled": {k: v for k, v in figures.items() if not k.startswith("_")},
               "simulated": {k: v for k, v in (simulated or {}).items() if not k.startswith("_")} or None}
-    paths["json"].write_text(json.dumps(public, indent=2, sort_keys=True, default=float) + "\n", encoding="utf-8")
+    fsutil.write_text(paths["json"], json.dumps(public, indent=2, sort_keys=True, default=float) + "\n", root)
 
     schedule = manifest.get("schedule") or {}
     board_info = {k: schedule.get(k, "") for k in ("part", "platform", "flow")}
@@ -383,5 +387,14 @@ def build_report(project_dir: str | os.PathLike, lengths: Sequence[int], *, sour
         "measured": _measured_rows(run) if run else None,
         "run_json": str(RUN_JSON), "comparison": comparison,
     }
-    paths["html"].write_text(render_report(context), encoding="utf-8")
+    fsutil.write_text(paths["html"], render_report(context), root)
     return paths["html"]
+
+
+def _report_root(project_dir, html: Path) -> Path:
+    """The folder a report may write in: the project folder when the report goes inside it (the default
+    ``DIR/report/``: a link at ``report/`` or at a file's name is refused, :mod:`padless.fsutil`), else the
+    folder of ``--out``."""
+    proj = Path(os.path.abspath(project_dir))
+    h = Path(os.path.abspath(html))
+    return proj if h.is_relative_to(proj) else h.parent

@@ -62,9 +62,10 @@ def _save(fig: Figure, path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise InputError(f"plots are written as PNG; give a path ending in .png, not {path.name!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from ..fsutil import atomic_file
     FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=_DPI, format="png")
+    with atomic_file(path) as f:   # atomic, never through a link at the name (padless.fsutil)
+        fig.savefig(f, dpi=_DPI, format="png")
     return path
 
 

@@ -416,8 +416,9 @@ _ARRAYS = ("w1", "b1", "m1", "shift1", "gelu_slope", "gelu_icpt", "w2")
 _SCALARS = ("gelu_lo", "gelu_k", "m_act", "shift_act", "b2", "threshold")
 
 
-def save_policy(qp: QuantPolicy, path: str | Path) -> Path:
-    """Write ``qp`` as an ``.npz`` (arrays ``L{i}.{name}`` + a JSON ``meta`` with scalars and the record)."""
+def save_policy(qp: QuantPolicy, path: str | Path, root=None) -> Path:
+    """Write ``qp`` as an ``.npz`` (arrays ``L{i}.{name}`` + a JSON ``meta`` with scalars and the record);
+    atomic and never through a link, inside ``root`` when given (:mod:`padless.fsutil`)."""
     arrays = {}
     meta = {"format": "padless-token-policy", "version": 1, "layers": qp.layers, "points": {},
             "record": qp.record}
@@ -427,8 +428,8 @@ def save_policy(qp: QuantPolicy, path: str | Path) -> Path:
         meta["points"][str(i)] = {**{k: int(getattr(pt, k)) for k in _SCALARS}, "logit_scale": pt.logit_scale}
     arrays["meta"] = np.frombuffer(json.dumps(meta, default=float).encode(), dtype=np.uint8)
     path = Path(path)
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
+    from ..fsutil import write_npz
+    write_npz(path, arrays, root)   # atomic, never through a link (padless.fsutil)
     return path
 
 
@@ -466,7 +467,7 @@ def install_policy(project_dir: str | Path, qp: QuantPolicy, keep: float) -> Pat
     sp = dict(proj.sparsity)
     sp = parse_sparsity({**sp, "tokens": {"layers": qp.layers, "keep": float(keep), "method": "policy"}},
                         proj.model.get("num_layers"))
-    path = save_policy(qp, Path(project_dir) / POLICY_FILE)
+    path = save_policy(qp, Path(project_dir) / POLICY_FILE, root=project_dir)
     update_manifest(Path(project_dir), {"sparsity": sp, "token_policy": qp.record},
                     {"token_policy": POLICY_FILE})
     return path
