@@ -381,7 +381,14 @@ def test_issue27_probes_change_nothing_outside_the_project(tmp_path, tiny_projec
         before = tree(tmp, skip=proj)
         reset_pynq()
         capsys.readouterr()
-        rc = main(argv)
+        with monkeypatch.context() as mp:   # the probe's environment (a cache folder, CXX, ...) for this probe only
+            for k, v in probe.env.items():
+                mp.setenv(k, v.format(**fields))
+            mp.chdir(tmp)
+            try:
+                rc = main(argv)
+            except SystemExit as exc:  # argparse
+                rc = exc.code
         err = capsys.readouterr().err
         assert rc != 0, probe.id
         assert probe.expect in one_line(err), (probe.id, err)
