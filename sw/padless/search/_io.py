@@ -1,11 +1,10 @@
-"""File writes of the search: a temporary name in the same folder, then :func:`os.replace`; never through a
-symlink (a link at the target or in a folder the search made is refused)."""
+"""File writes of the search: folders checked for links on the way (:func:`safe_dir`), files through
+:mod:`padless.fsutil` (temporary name, fsync, rename; never through a link)."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
+from .. import fsutil
 from ..errors import InputError
 
 
@@ -30,23 +29,9 @@ def safe_dir(path, what: str = "folder") -> Path:
 
 
 def atomic_write(path, data: str | bytes) -> Path:
-    """Write ``data`` to ``path`` by a temporary file in the same folder and :func:`os.replace` (readers see the
-    old or the new file, never half of one). InputError when ``path`` is a symlink or a folder."""
+    """Write ``data`` to ``path`` atomically, never through a link: :func:`padless.fsutil.write_bytes` inside
+    ``path``'s folder (readers see the old or the new file, never half of one). Raises WriteError (an
+    InputError) for a link or a folder at ``path``, or an OS error such as a full disk."""
     p = Path(path)
-    if p.is_symlink() or p.is_dir():
-        raise InputError(f"{p} is a symbolic link or a folder; padless replaces only regular files")
-    mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return p
+    raw = data if isinstance(data, bytes) else data.encode("utf-8")
+    return fsutil.write_bytes(p, raw, root=p.parent)
