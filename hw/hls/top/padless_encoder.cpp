@@ -334,14 +334,14 @@ static void p_res_loader(int64_t beats, const abeat_t *act, int64_t row0, PADLES
                          PADLESS_FIFO_REF(word_t) x) {
     res_loader<H, VEC, AXI>(beats, act, row0, din, x);
 }
-static void p_qkv(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(word_t) x, PADLESS_BLOCKS_REF(qkv_blk_t) qb,
-                  PADLESS_BLOCKS_REF(qkv_blk_t) kb, PADLESS_BLOCKS_REF(qkv_blk_t) vb, PADLESS_FIFO_REF(desc_t) dout,
+static void p_qkv(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(word_t) x, PADLESS_BLOCKS_REF(qkv_blk_t, PADLESS_SEQ_BLOCKS) qb,
+                  PADLESS_BLOCKS_REF(qkv_blk_t, PADLESS_SEQ_BLOCKS) kb, PADLESS_BLOCKS_REF(qkv_blk_t, PADLESS_SEQ_BLOCKS) vb, PADLESS_FIFO_REF(desc_t) dout,
                   int slot, int layer) {
     qkv_stage<C_QKV, H, HD, qkv_blk_t>(n, din, x, qb, kb, vb, dout, w_qkv, i_qkv, rq_qkv, slot, layer, DENSE_W(dc_qkv, slot),
                                    DENSE_S(dc_qkv, slot));
 }
-static void p_select(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(qkv_blk_t) qb,
-                     PADLESS_BLOCKS_REF(qkv_blk_t) kb, PADLESS_BLOCKS_REF(qkv_blk_t) vb, PADLESS_BLOCKS_REF(qh_blk_t) qh,
+static void p_select(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(qkv_blk_t, PADLESS_SEQ_BLOCKS) qb,
+                     PADLESS_BLOCKS_REF(qkv_blk_t, PADLESS_SEQ_BLOCKS) kb, PADLESS_BLOCKS_REF(qkv_blk_t, PADLESS_SEQ_BLOCKS) vb, PADLESS_BLOCKS_REF(qh_blk_t) qh,
                      PADLESS_BLOCKS_REF(kh_blk_t) kh, PADLESS_BLOCKS_REF(ix_blk_t) ixq, PADLESS_BLOCKS_REF(kh_blk_t) vh,
                      PADLESS_BLOCKS_REF(ix_blk_t) ixv, PADLESS_FIFO_REF(desc_t) dout, int layer) {
     select_stage<A, qkv_blk_t, qh_blk_t, kh_blk_t, ix_blk_t>(n, din, qb, kb, vb, qh, kh, ixq, vh, ixv, dout, layer);
@@ -357,14 +357,14 @@ static void p_attn_exp(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(sco
     attn_exp<A>(n, din, s, m, e, fac, dout, layer);
 }
 static void p_attn_pv(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(ew_t) e, PADLESS_FIFO_REF(uint32_t) fac,
-                      PADLESS_BLOCKS_REF(kh_blk_t) vh, PADLESS_BLOCKS_REF(ix_blk_t) ixv, PADLESS_BLOCKS_REF(ctx_blk_t) cb,
+                      PADLESS_BLOCKS_REF(kh_blk_t) vh, PADLESS_BLOCKS_REF(ix_blk_t) ixv, PADLESS_BLOCKS_REF(ctx_blk_t, PADLESS_SEQ_BLOCKS) cb,
                       PADLESS_FIFO_REF(desc_t) dout, int slot, int layer) {
     attn_pv<A, kh_blk_t, ix_blk_t, ctx_blk_t>(n, din, e, fac, vh, ixv, cb, dout, crq, slot, layer);
 }
 // attention: a nested dataflow region of three processes
 static void p_attention(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(qh_blk_t) qh,
                         PADLESS_BLOCKS_REF(kh_blk_t) kh, PADLESS_BLOCKS_REF(ix_blk_t) ixq, PADLESS_BLOCKS_REF(kh_blk_t) vh,
-                        PADLESS_BLOCKS_REF(ix_blk_t) ixv, PADLESS_BLOCKS_REF(ctx_blk_t) cb, PADLESS_FIFO_REF(desc_t) dout,
+                        PADLESS_BLOCKS_REF(ix_blk_t) ixv, PADLESS_BLOCKS_REF(ctx_blk_t, PADLESS_SEQ_BLOCKS) cb, PADLESS_FIFO_REF(desc_t) dout,
                         uint32_t score_m, uint8_t score_shift, int slot, int layer) {
     PADLESS_REGION_BEGIN(attention);
     PADLESS_FIFO(desc_t, d_exp, DEPTH_DESC);
@@ -378,7 +378,7 @@ static void p_attention(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(
     PADLESS_PROCESS(attention, p_attn_pv, n, d_pv, exps, factors, vh, ixv, cb, dout, slot, layer);
     PADLESS_REGION_END(attention);
 }
-static void p_ctx(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(ctx_blk_t) cb, PADLESS_FIFO_REF(word_t) x,
+static void p_ctx(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(ctx_blk_t, PADLESS_SEQ_BLOCKS) cb, PADLESS_FIFO_REF(word_t) x,
                   PADLESS_FIFO_REF(desc_t) dout, int layer) {
     ctx_stream<H, HD, VEC, ctx_blk_t>(n, din, cb, x, dout, layer);
 }

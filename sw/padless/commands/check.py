@@ -11,6 +11,10 @@ the checks that stand in for csynth here (docs/hls.md, "Checks without Vitis"):
   depths; a run where every process waits is a deadlock;
 * the static resource estimate (BRAM, URAM, DSP, LUT) against the board.
 
+With ``--synth`` it also compiles the kernel's ``__SYNTHESIS__`` branch with g++ and clang++
+(:mod:`padless.synth_check`: the code csynth reads, against the open-source ap_types and declarations of the
+documented hls::stream / stream_of_blocks API); ``--synth`` alone (no texts) runs only that compile.
+
 Exits non-zero when any check fails.
 """
 from __future__ import annotations
@@ -27,7 +31,10 @@ def register(sub) -> None:
                                    "with the port checker and the deadlock check; compare with the golden "
                                    "model; report the resource estimate. Exit status 1 when a check fails.")
     p.add_argument("project", metavar="DIR", help="project folder written by `padless compile`")
-    add_input_args(p, texts=True)
+    add_input_args(p, texts=True, required=False)
+    p.add_argument("--synth", action="store_true",
+                   help="also compile the kernel's __SYNTHESIS__ branch with g++ and clang++ (-std=c++14 "
+                        "-fsyntax-only); alone, without texts, only that")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -71,12 +78,25 @@ def run(args) -> int:
     from ..errors import InputError
     from ..project import load_project
     project = load_project(args.project)
+    has_texts = any(getattr(args, k, None) for k in ("input", "dataset", "text"))
+    if not has_texts and not args.synth:
+        raise InputError("check needs texts (--input, --text or --dataset), or --synth for the synthesis-branch "
+                         "compile alone")
+    synth = None
+    if args.synth:
+        from ..synth_check import compile_synthesis
+        synth = compile_synthesis(project.path / "hls")
+    if not has_texts:
+        return _report_synth(synth, args)
     ids, _lens, what = read_input(args, project)
     if ids is None:
         raise InputError("check needs texts (--input, --text or --dataset)")
     out = check(project, ids)
     ok = (out["bit_exact"] and out["port_violations"] == 0 and not out["deadlock"] and not out["kernel_error"]
           and out["resources"].get("fits", True))
+    if synth is not None:
+        out["synthesis"] = synth
+        ok = ok and synth["ok"]
     if args.json:
         print(json.dumps(out, indent=2, sort_keys=True))
         return 0 if ok else 1
@@ -94,6 +114,28 @@ def run(args) -> int:
     if r:
         print("  resources: " + ", ".join(f"{k} {r[k]['used']:,}/{r[k]['limit']:,}" for k in ("dsp", "bram_36k", "uram", "lut")
                                           if k in r) + f"  -> {'fits' if r.get('fits') else 'DOES NOT FIT'}")
+    if synth is not None:
+        _print_synth(synth)
     print("  result: " + ("PASS" if ok else "FAIL"))
     sys.stdout.flush()
     return 0 if ok else 1
+
+
+def _print_synth(synth: dict) -> None:
+    for cc, r in synth["compilers"].items():
+        print(f"  synthesis branch, {cc} -std={synth['std']} -fsyntax-only: "
+              + ("compiles" if r["ok"] else "FAILS") + f" ({r['seconds']:.1f} s)")
+        for e in r["errors"][:8]:
+            print(f"    {e}")
+
+
+def _report_synth(synth: dict, args) -> int:
+    """``--synth`` alone: the synthesis-branch compile's report; exit 1 when a compiler rejects the code."""
+    if args.json:
+        print(json.dumps({"synthesis": synth}, indent=2, sort_keys=True))
+    else:
+        print(f"padless check: synthesis branch of {args.project}")
+        _print_synth(synth)
+        print("  result: " + ("PASS" if synth["ok"] else "FAIL"))
+    sys.stdout.flush()
+    return 0 if synth["ok"] else 1

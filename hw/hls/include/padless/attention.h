@@ -120,8 +120,8 @@ inline void topk_insert(int32_t score[K], int32_t idx[K], int &cnt, const int32_
 // QB: the Q, K, V blocks [1][MAX_SEQ * HEADS][D] (row i, head h: word i * HEADS + h); QH: [1][MAX_SEQ][D];
 // KH, VH: [APE][MAX_SEQ][D]; IX: [1][MAX_SEQ][K_MAX].
 template <class A, class QB, class QH, class KH, class IX>
-void select_stage(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(QB) qb, PADLESS_BLOCKS_REF(QB) kb,
-                  PADLESS_BLOCKS_REF(QB) vb, PADLESS_BLOCKS_REF(QH) qh, PADLESS_BLOCKS_REF(KH) kh,
+void select_stage(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(QB, PADLESS_SEQ_BLOCKS) qb, PADLESS_BLOCKS_REF(QB, PADLESS_SEQ_BLOCKS) kb,
+                  PADLESS_BLOCKS_REF(QB, PADLESS_SEQ_BLOCKS) vb, PADLESS_BLOCKS_REF(QH) qh, PADLESS_BLOCKS_REF(KH) kh,
                   PADLESS_BLOCKS_REF(IX) ixq, PADLESS_BLOCKS_REF(KH) vh, PADLESS_BLOCKS_REF(IX) ixv,
                   PADLESS_FIFO_REF(desc_t) dout, int layer) {
     typedef vec<int8_t, A::D> k4word_t;
@@ -435,7 +435,7 @@ void attn_exp(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(score
 template <class A, class KH, class IX, class CB, class CRQ>
 void attn_pv(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(e_w<A::APE>) ein,
              PADLESS_FIFO_REF(uint32_t) fin, PADLESS_BLOCKS_REF(KH) vh, PADLESS_BLOCKS_REF(IX) ixv,
-             PADLESS_BLOCKS_REF(CB) ctxb, PADLESS_FIFO_REF(desc_t) dout, CRQ &crq, int slot, int layer) {
+             PADLESS_BLOCKS_REF(CB, PADLESS_SEQ_BLOCKS) ctxb, PADLESS_FIFO_REF(desc_t) dout, CRQ &crq, int slot, int layer) {
     for (int j = 0; j < num_seqs; j++) {
         desc_t d = din.read();
         dout.write(d);

@@ -90,7 +90,7 @@ template <class C, int H, int D, class QL, class RQ> struct qkv_sink {
 
 template <class C, int H, int D, class QB, class W, class I, class RQ>
 void qkv_stage(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(vec<act_t, C::VEC>) xin,
-               PADLESS_BLOCKS_REF(QB) qb, PADLESS_BLOCKS_REF(QB) kb, PADLESS_BLOCKS_REF(QB) vb,
+               PADLESS_BLOCKS_REF(QB, PADLESS_SEQ_BLOCKS) qb, PADLESS_BLOCKS_REF(QB, PADLESS_SEQ_BLOCKS) kb, PADLESS_BLOCKS_REF(QB, PADLESS_SEQ_BLOCKS) vb,
                PADLESS_FIFO_REF(desc_t) dout, W &w, I &ix, RQ &rq, int slot, int layer, const int8_t *dense_cs,
                const int32_t *wsum_cs) {
     for (int j = 0; j < num_seqs; j++) {
@@ -115,14 +115,14 @@ template <int PE> struct yword_t {
     int32_t v[PE];  // residual sums, |y| < 2^23
 };
 
-template <class C, int H> struct res_pre {
+template <class C, int H, class R> struct res_pre {
     PADLESS_FIFO_REF(vec<act_t, C::VEC>) rin;
-    act_t *ra, *rb;  // the residual rows of even / odd rows (register double buffer)
+    R &ra, &rb;  // the residual rows of even / odd rows (register double buffer, PADLESS_RAM1D_REG)
     template <class V> inline void word(int row, int k, const V &) {
 #pragma HLS INLINE
         if (k < H / C::VEC) {
             vec<act_t, C::VEC> wd = rin.read();
-            act_t *dst = (row & 1) ? rb : ra;
+            R &dst = (row & 1) ? rb : ra;
             for (int v = 0; v < C::VEC; v++) {
 #pragma HLS UNROLL
                 dst[k * C::VEC + v] = wd.v[v];
@@ -131,18 +131,18 @@ template <class C, int H> struct res_pre {
     }
 };
 
-template <class C, class RQ, class RRQ> struct res_sink {
+template <class C, class RQ, class RRQ, class R> struct res_sink {
     PADLESS_FIFO_REF(yword_t<C::PE>) yout;
     PADLESS_FIFO_REF(rowstat_t) sout;
     RQ &rq;
     RRQ &rrq;
     int64_t base;
-    act_t *ra, *rb;
+    R &ra, &rb;
     int64_t sum, sumsq;
     inline void fold(int r, int nf, const typename C::acc_t *acc) {
 #pragma HLS INLINE
         yword_t<C::PE> yw;
-        const act_t *res = (r & 1) ? rb : ra;
+        R &res = (r & 1) ? rb : ra;
         int64_t s = 0, s2 = 0;
         for (int p = 0; p < C::PE; p++) {
 #pragma HLS UNROLL
@@ -183,8 +183,9 @@ void res_stage(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(vec<
         desc_t d = din.read();
         dout.write(d);
         PADLESS_JOB_BEGIN(d.seq, layer);
-        res_pre<C, H> pre{rin, rbuf_a.data(), rbuf_b.data()};
-        res_sink<C, RQ, RRQ> sink{yout, sout, rq, rrq, (int64_t)slot * C::NF, rbuf_a.data(), rbuf_b.data(), 0, 0};
+        typedef decltype(rbuf_a) R;
+        res_pre<C, H, R> pre{rin, rbuf_a, rbuf_b};
+        res_sink<C, RQ, RRQ, R> sink{yout, sout, rq, rrq, (int64_t)slot * C::NF, rbuf_a, rbuf_b, 0, 0};
         mvu_rows<C>(d.len, w, ix, (int64_t)slot * C::WORDS, xin, pre, sink, dense_cs, wsum_cs);
         PADLESS_JOB_END(d.seq, layer);
     }
@@ -290,7 +291,7 @@ void ln_stage(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(yword
 // channel words. One block word a cycle (D <= VEC: a channel word every VEC / D cycles; D > VEC: a block
 // word feeds D / VEC channel words, one a cycle).
 template <int H, int D, int VEC, class CB>
-void ctx_stream(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(CB) cb,
+void ctx_stream(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(CB, PADLESS_SEQ_BLOCKS) cb,
                 PADLESS_FIFO_REF(vec<act_t, VEC>) xout, PADLESS_FIFO_REF(desc_t) dout, int layer) {
     const int G = D < VEC ? D : VEC;      // elements moved a cycle
     const int PER_ROW = H / G;

@@ -35,6 +35,13 @@
 
 #include <stdint.h>
 
+// Buffers of the Q/K/V and context stream-of-blocks channels (config.h sets it from the plan); a block
+// channel's reference type carries its depth (`PADLESS_BLOCKS_REF(T, DEPTH)`, DEPTH 2 when left out), as
+// hls::stream_of_blocks<T, DEPTH> does.
+#ifndef PADLESS_SEQ_BLOCKS
+#define PADLESS_SEQ_BLOCKS 2
+#endif
+
 #define PADLESS_STR_(x) #x
 #define PADLESS_PRAGMA(x) _Pragma(PADLESS_STR_(x))
 
@@ -96,7 +103,7 @@
 #define PADLESS_FIFO(T, name, depth) ::padless::sim::fifo<T> name(#name, depth)
 #define PADLESS_FIFO_REF(...) ::padless::sim::fifo<__VA_ARGS__>&
 #define PADLESS_BLOCKS(T, name, depth) ::padless::sim::blocks<T> name(#name, depth)
-#define PADLESS_BLOCKS_REF(...) ::padless::sim::blocks<__VA_ARGS__>&
+#define PADLESS_BLOCKS_REF(...) ::padless::sim::blocks_ref<__VA_ARGS__>&
 #define PADLESS_BLOCK2D(name, T, R, C, F) typedef ::padless::sim::blockram<T, R, C, F> name
 #define PADLESS_BLOCK3D(name, T, B, R, C) typedef ::padless::sim::blockram3<T, B, R, C> name
 #define PADLESS_BLOCKS_CYCLIC(chan, factor)

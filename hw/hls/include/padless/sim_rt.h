@@ -519,6 +519,9 @@ template <typename T> class blocks : public chan_base {
     uint64_t wacq_ = 0, racq_ = 0;
     std::atomic<uint64_t> wrel_{0}, rrel_{0};
 };
+// A process's reference to a block channel: hls::stream_of_blocks<T, DEPTH>& under Vitis HLS, where DEPTH
+// is part of the type; the C-simulation channel holds its depth at run time.
+template <typename T, unsigned DEPTH = 2> using blocks_ref = blocks<T>;
 
 template <typename T> class write_lock {
   public:
