@@ -402,3 +402,36 @@ extern "C" int64_t t_port_scan(int partitioned, const int8_t *src, int64_t *sum)
     *sum = partitioned ? scan<8>(src) : scan<1>(src);
     return ::padless::sim::state.port_violations;
 }
+
+// The FFN-up lanes' GELU lookups as up_sink does them (gelu_segment -> the lane's bank of the table ->
+// i_gelu_pwl_seg), LANES lanes a pipelined iteration, from a table of BANKS copies (gelu_tab's layout: one
+// port a bank): BANKS = LANES gives each lane its own copy (no violation), BANKS = 1 is the unpartitioned
+// table read by every lane (a violation each iteration). Returns the port violations; o: the outputs.
+template <int BANKS> static void gelu_lanes(const int64_t *x, int n, int lo, int k, const int32_t *sl, const int64_t *ic,
+                                            int64_t *o) {
+    const int LANES = 4;
+    static ::padless::sim::ram2d<gelu_seg_t, BANKS, GELU_SEGMENTS> gelu_tab("gelu_tab", "lutram", 1);
+    for (int s = 0; s < GELU_SEGMENTS; s++) {
+        gelu_seg_t e;
+        e.slope = sl[s];
+        e.icpt = ic[s];
+        for (int b = 0; b < BANKS; b++) gelu_tab[b][s] = e;
+    }
+    PADLESS_LOOP(gelu_fold, 4);
+    for (int i = 0; i < n / LANES; i++) {
+        PADLESS_PIPELINE(gelu_fold, i);
+        for (int p = 0; p < LANES; p++) {
+            const sbits<16> u = (sbits<16>)x[i * LANES + p];
+            const gelu_seg_t seg = gelu_tab[p % BANKS][gelu_segment(u, lo, k)];
+            o[i * LANES + p] = i_gelu_pwl_seg(u, lo, k, seg.slope, seg.icpt);
+        }
+    }
+    PADLESS_LOOP_END(gelu_fold, n / LANES);
+}
+extern "C" int64_t t_gelu_lanes(int banks, const int64_t *x, int n, int lo, int k, const int32_t *sl, const int64_t *ic,
+                                int64_t *o) {
+    ::padless::sim::begin_run();
+    if (banks == 1) gelu_lanes<1>(x, n, lo, k, sl, ic, o);
+    else gelu_lanes<4>(x, n, lo, k, sl, ic, o);
+    return ::padless::sim::state.port_violations;
+}

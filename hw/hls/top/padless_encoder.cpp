@@ -138,6 +138,8 @@ PADLESS_GLOBAL_TABLE(lnp_t, lnp_1, PADLESS_PE_OUT, LBUF *C_OUT::NF, PADLESS_TIMP
 PADLESS_GLOBAL_TABLE(lnp_t, lnp_2, PADLESS_PE_DOWN, LBUF *C_DOWN::NF, PADLESS_TIMPL_LNP_2);
 PADLESS_GLOBAL_TABLE(arq_t, arq_up, PADLESS_PE_UP, LBUF *C_UP::NF, PADLESS_TIMPL_ARQ_UP);
 PADLESS_GLOBAL_TABLE(ctxrq_t, crq, HD, LBUF *PADLESS_HEADS, PADLESS_TIMPL_CRQ);
+// the GELU table: one copy per FFN-up lane (bank p is lane p's), each lane's 64 x LBUF entries in LUTRAM
+PADLESS_GLOBAL_TABLE(gelu_seg_t, gelu_tab, PADLESS_PE_UP, LBUF *GELU_SEGMENTS, lutram);
 static layer_scalars_t scal[LBUF];
 static bool weights_loaded = false;
 
@@ -255,11 +257,16 @@ struct store_ctx {
         crq[c % HD][base + c / HD] = q;
     }
 };
-struct store_gelu {
-    layer_scalars_t &s;
+struct store_gelu {  // segment k of the layer's GELU table, into every lane's copy
+    int64_t base;
     inline void operator()(int64_t k, const uint8_t *b) {
-        s.slope[k] = (int32_t)le64(b);
-        s.icpt[k] = le64(b + 8);
+        gelu_seg_t e;
+        e.slope = (int32_t)le64(b);
+        e.icpt = le64(b + 8);
+        for (int p = 0; p < PADLESS_PE_UP; p++) {
+#pragma HLS UNROLL
+            gelu_tab[p][base + k] = e;
+        }
     }
 };
 struct store_scalars {
@@ -310,7 +317,7 @@ static void load_layer(const wbeat_t *mem, int layer, int slot) {
     load_elems<16, AXI>(mem, sec[WS_RES_FFN], H, srf);
     store_pair<PADLESS_PE_DOWN, lnp_t, decltype(lnp_2)> sl2{lnp_2, (int64_t)slot * C_DOWN::NF};
     load_elems<16, AXI>(mem, sec[WS_LN_FFN], H, sl2);
-    store_gelu sg{scal[slot]};
+    store_gelu sg{(int64_t)slot * GELU_SEGMENTS};
     load_elems<16, AXI>(mem, sec[WS_GELU], GELU_SEGMENTS, sg);
     store_scalars ss{scal[slot]};
     load_elems<8, AXI>(mem, sec[WS_SCALARS], 11, ss);
@@ -394,7 +401,7 @@ static void p_ln1(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(y1_t) y,
 }
 static void p_up(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(word_t) x, PADLESS_FIFO_REF(aword_t) a,
                  PADLESS_FIFO_REF(word_t) hf, PADLESS_FIFO_REF(desc_t) dout, int slot, int layer) {
-    up_stage<C_UP, ffn_act_t, PADLESS_ACT_BITS>(n, din, x, a, hf, dout, w_up, i_up, rq_up, arq_up, scal[slot], slot,
+    up_stage<C_UP, ffn_act_t, PADLESS_ACT_BITS>(n, din, x, a, hf, dout, w_up, i_up, rq_up, arq_up, gelu_tab, scal[slot], slot,
                                                 layer, DENSE_W(dc_up, slot), DENSE_S(dc_up, slot));
 }
 static void p_down(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(aword_t) a, PADLESS_FIFO_REF(word_t) hf,
@@ -414,7 +421,7 @@ static void p_writer(int64_t beats, abeat_t *act, int64_t row0, PADLESS_FIFO_REF
 
 // One encoder layer over every sequence of the call. The layer's scalars come in by value (read from the
 // on-chip table by the layer loop, outside the region), so no process shares a global with another; the
-// GELU table (scal[slot]) is read by p_up alone, each weight memory by its MVU alone.
+// GELU table (gelu_tab, a copy per lane) is read by p_up alone, each weight memory by its MVU alone.
 static void layer_region(const abeat_t *act_rd, const abeat_t *act_res, abeat_t *act_wr, const desc_in_t *desc,
                          int num_seqs, int64_t beats, int64_t row_in, int64_t row_out, uint32_t score_m,
                          uint8_t score_shift, uint8_t ln1_shift, uint8_t ln2_shift, int slot, int layer) {
@@ -561,6 +568,10 @@ extern "C" int padless_encoder(const abeat_t *act_rd, const abeat_t *act_res, ab
     PADLESS_STATIC_TABLE_PRAGMAS(lnp_2, PADLESS_TIMPL_LNP_2)
     PADLESS_STATIC_TABLE_PRAGMAS(arq_up, PADLESS_TIMPL_ARQ_UP)
     PADLESS_STATIC_TABLE_PRAGMAS(crq, PADLESS_TIMPL_CRQ)
+    PADLESS_STATIC_TABLE_PRAGMAS(gelu_tab, lutram)
+    // the per-layer scalars: LBUF structs of registers (read by the layer loop, outside the region)
+#pragma HLS AGGREGATE variable = scal compact = bit
+#pragma HLS ARRAY_PARTITION variable = scal complete dim = 1
 #ifndef __SYNTHESIS__
     ::padless::sim::begin_run();
 #endif

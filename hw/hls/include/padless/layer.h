@@ -42,14 +42,19 @@ struct arq_t {
     uint8_t shift;
     int8_t zp;
 };
-// Per-layer scalars and the piecewise-linear GELU table (weights.bin `scalars`, `gelu_slope/icpt`).
+// Per-layer scalars (weights.bin `scalars`).
 struct layer_scalars_t {
     uint32_t score_m;
     uint8_t score_shift, ln1_shift, ln2_shift, act_kind;
     int64_t gelu_b, gelu_c, gelu_one;
     int32_t gelu_r, gelu_lo, gelu_k;
-    int32_t slope[GELU_SEGMENTS];
-    int64_t icpt[GELU_SEGMENTS];
+};
+// One segment of the piecewise-linear GELU table (weights.bin `gelu_slope/icpt`): the kernel keeps one copy
+// of each layer's GELU_SEGMENTS entries per FFN-up lane (gelu_tab[PE_UP][LBUF * GELU_SEGMENTS]), so the PE
+// lanes of a fold read PE banks, one read each, at II = 1.
+struct gelu_seg_t {
+    int32_t slope;
+    int64_t icpt;
 };
 
 // ---- QKV ------------------------------------------------------------------------------------------
@@ -200,19 +205,22 @@ template <class C> struct fwd_pre {
     }
 };
 
-inline int64_t ffn_activation(int64_t u, const layer_scalars_t &s) {
+// The FFN activation of one lane: `seg` is the lane's GELU table entry at gelu_segment(u) (read by the
+// caller from the lane's own bank; unused by the other kinds).
+inline int64_t ffn_activation(int64_t u, const layer_scalars_t &s, const gelu_seg_t &seg) {
 #pragma HLS INLINE
-    if (s.act_kind == ACT_GELU_PWL) return i_gelu_pwl((sbits<16>)u, s.gelu_lo, s.gelu_k, s.slope, s.icpt);
+    if (s.act_kind == ACT_GELU_PWL) return i_gelu_pwl_seg((sbits<16>)u, s.gelu_lo, s.gelu_k, seg.slope, seg.icpt);
     if (s.act_kind == ACT_GELU_IBERT) return i_gelu(u, s.gelu_b, s.gelu_c, s.gelu_r, s.gelu_one);
     return u > 0 ? u : 0;
 }
 
-template <class C, class AT, int ABITS, class RQ, class ARQ> struct up_sink {
+template <class C, class AT, int ABITS, class RQ, class ARQ, class GT> struct up_sink {
     PADLESS_FIFO_REF(vec<AT, C::VEC>) aout;
     RQ &rq;
     ARQ &arq;
+    GT &gt;  // the GELU table, one bank (copy) per lane
     const layer_scalars_t &sc;
-    int64_t base;
+    int64_t base, gbase;
     vec<AT, C::VEC> word;
     inline void fold(int r, int nf, const typename C::acc_t *acc) {
 #pragma HLS INLINE
@@ -223,7 +231,8 @@ template <class C, class AT, int ABITS, class RQ, class ARQ> struct up_sink {
             typename mvu_words<C>::rq_t q = rq[p][base + nf];
             arq_t aq = arq[p][base + nf];
             int64_t u = requant<GELU_IN_BITS, 33, 31>((sbits<33>)((int64_t)acc[p] + q.bias), (ubits<31>)q.m, (ubits<6>)q.shift);
-            int64_t g = ffn_activation(u, sc);
+            const gelu_seg_t seg = gt[p][gbase + gelu_segment((sbits<16>)u, sc.gelu_lo, sc.gelu_k)];
+            int64_t g = ffn_activation(u, sc, seg);
             // requantized to ABITS + 8 bits, + the zero point, saturated to ABITS: equal to saturating once
             // after the add (|zp| <= 128 < 2^(ABITS + 7) - 2^(ABITS - 1)), as intops.requantize(g, m, shift,
             // ABITS, zp) defines it. ABITS: 8, or 16 under `quant: {precision: {act: 16}}` (zp 0 then)
@@ -234,17 +243,18 @@ template <class C, class AT, int ABITS, class RQ, class ARQ> struct up_sink {
     }
 };
 
-template <class C, class AT, int ABITS, class W, class I, class RQ, class ARQ>
+template <class C, class AT, int ABITS, class W, class I, class RQ, class ARQ, class GT>
 void up_stage(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(vec<act_t, C::VEC>) xin,
               PADLESS_FIFO_REF(vec<AT, C::VEC>) aout, PADLESS_FIFO_REF(vec<act_t, C::VEC>) hout,
-              PADLESS_FIFO_REF(desc_t) dout, W &w, I &ix, RQ &rq, ARQ &arq, const layer_scalars_t &sc, int slot,
+              PADLESS_FIFO_REF(desc_t) dout, W &w, I &ix, RQ &rq, ARQ &arq, GT &gt, const layer_scalars_t &sc, int slot,
               int layer, const int8_t *dense_cs, const int32_t *wsum_cs) {
     for (int j = 0; j < num_seqs; j++) {
         desc_t d = din.read();
         dout.write(d);
         PADLESS_JOB_BEGIN(d.seq, layer);
         fwd_pre<C> pre{hout};
-        up_sink<C, AT, ABITS, RQ, ARQ> sink{aout, rq, arq, sc, (int64_t)slot * C::NF, {}};
+        up_sink<C, AT, ABITS, RQ, ARQ, GT> sink{aout, rq, arq, gt, sc, (int64_t)slot * C::NF,
+                                                (int64_t)slot * GELU_SEGMENTS, {}};
         mvu_rows<C>(d.len, w, ix, (int64_t)slot * C::WORDS, xin, pre, sink, dense_cs, wsum_cs);
         PADLESS_JOB_END(d.seq, layer);
     }

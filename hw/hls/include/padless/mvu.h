@@ -94,6 +94,8 @@ struct mvu_cfg {
     static const int NF = OUT / PE;
     static const int SF = SPARSE ? (IN / BANK) / NBPC : IN / SIMD;
     static const int WIN = IN / VEC;                              // input words per row
+    // operand window of one fold: the SIMD inputs (dense), or the NBPC banks of BANK inputs (sparse)
+    static const int XWIN = SPARSE ? NBPC * BANK : SIMD;
     static const int WORDS = NF * SF;                             // weight words per bank and layer
     static const int ITER = cmax<NF * SF, WIN>::value;            // cycles per row
     static const int DEPTH = D_MVU + log2c<SIMD>::value;
@@ -133,20 +135,15 @@ template <int N> inline int32_t dot8(const act_t *x, const wgt_t *w) {
 
 // --- the synthesizable fold: PE outputs x SIMD inputs of one cycle --------------------------------
 // Dense: pairs of output rows share each input on one DSP (dsp_mul2).
-template <class C, class W, class X>
-inline void fold_dense(W &w, int64_t word, X &xrow, int sf, typename C::acc_t acc[C::PE]) {
+// xv: the fold's SIMD inputs (the operand window, chosen from the row buffers before the fold).
+template <class C, class W>
+inline void fold_dense(W &w, int64_t word, const typename C::x_t xv[C::SIMD], typename C::acc_t acc[C::PE]) {
 #pragma HLS INLINE
     typename mvu_words<C>::word_t wv[C::PE];
 #pragma HLS ARRAY_PARTITION variable = wv complete dim = 1
     for (int p = 0; p < C::PE; p++) {
 #pragma HLS UNROLL
         wv[p] = w[p / 2][(p % 2) * C::REGION + word];
-    }
-    typename C::x_t xv[C::SIMD];
-#pragma HLS ARRAY_PARTITION variable = xv complete dim = 1
-    for (int j = 0; j < C::SIMD; j++) {
-#pragma HLS UNROLL
-        xv[j] = xrow[sf * C::SIMD + j];
     }
     if (C::XBITS != 8) {  // 16 x 8-bit products, one DSP each
         for (int p = 0; p < C::PE; p++) {
@@ -183,9 +180,10 @@ inline void fold_dense(W &w, int64_t word, X &xrow, int sf, typename C::acc_t ac
 }
 
 // Sparse: lane (b, s) of the cycle takes bank b = sf * NBPC + b of the input row at in-bank index
-// idx & (BANK - 1) (masked: never outside its bank), times its kept weight.
-template <class C, class W, class I, class X>
-inline void fold_sparse(W &w, I &ix, int64_t word, X &xrow, int sf, typename C::acc_t acc[C::PE]) {
+// idx & (BANK - 1) (masked: never outside its bank), times its kept weight. xw: the cycle's NBPC banks of
+// the input row (the operand window, chosen from the row buffers before the fold).
+template <class C, class W, class I>
+inline void fold_sparse(W &w, I &ix, int64_t word, const typename C::x_t xw[C::XWIN], typename C::acc_t acc[C::PE]) {
 #pragma HLS INLINE
     for (int p = 0; p < C::PE; p++) {
 #pragma HLS UNROLL
@@ -194,9 +192,8 @@ inline void fold_sparse(W &w, I &ix, int64_t word, X &xrow, int sf, typename C::
         typename C::acc_t s = 0;
         for (int j = 0; j < C::SIMD; j++) {
 #pragma HLS UNROLL
-            const int b = sf * C::NBPC + j / C::P_MAX;
-            const int pos = b * C::BANK + ((int)iv.v[j] & (C::BANK - 1));
-            s += (sbits<C::XBITS + 8>)((sbits<C::XBITS + 8>)wv.v[j] * (sbits<C::XBITS + 8>)(typename C::x_t)xrow[pos]);
+            const int pos = (j / C::P_MAX) * C::BANK + ((int)iv.v[j] & (C::BANK - 1));
+            s += (sbits<C::XBITS + 8>)((sbits<C::XBITS + 8>)wv.v[j] * (sbits<C::XBITS + 8>)xw[pos]);
         }
         acc[p] += s;
     }
@@ -398,13 +395,16 @@ void mvu_rows(int t, W &w, I &ix, int64_t base, PADLESS_FIFO_REF(vec<typename C:
             pre.word(r + 1, k, wd);
         }
         if (k < C::NF * C::SF) {
-            if (C::SPARSE) {
-                if (odd) fold_sparse<C>(w, ix, word, xb, sf, acc);
-                else fold_sparse<C>(w, ix, word, xa, sf, acc);
-            } else {
-                if (odd) fold_dense<C>(w, word, xb, sf, acc);
-                else fold_dense<C>(w, word, xa, sf, acc);
+            // the operand window from the row being multiplied (xb on odd rows, xa on even): a 2:1 mux per
+            // input in front of one fold instance, never two folds (one per buffer) for the binder to share
+            x_t xw[C::XWIN];
+#pragma HLS ARRAY_PARTITION variable = xw complete dim = 1
+            for (int j = 0; j < C::XWIN; j++) {
+#pragma HLS UNROLL
+                xw[j] = odd ? (x_t)xb[sf * C::XWIN + j] : (x_t)xa[sf * C::XWIN + j];
             }
+            if (C::SPARSE) fold_sparse<C>(w, ix, word, xw, acc);
+            else fold_dense<C>(w, word, xw, acc);
             word++;
             if (sf == C::SF - 1) {
                 sink.fold(r, nf, acc);

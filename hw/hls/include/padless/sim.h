@@ -89,10 +89,16 @@
     T NAME_[BANKS_][N_];                             \
     PADLESS_PRAGMA(HLS ARRAY_PARTITION variable = NAME_ complete dim = 1) \
     PADLESS_PRAGMA(HLS BIND_STORAGE variable = NAME_ type = ram_t2p impl = IMPL_)
+// Global memories (weights, per-channel tables) hold struct elements (a vec<wgt_t, SIMD> weight word, a
+// {bias, m, shift} requantization entry): AGGREGATE compact=bit packs each element into one word of the
+// sum of its fields' widths (UG1399 "pragma HLS aggregate"; as finn-hlslib's ap_uint<SIMD * W> weight words),
+// so a bank is one memory of WDEPTH words of SIMD * 8 bits, never one memory per struct member.
 #define PADLESS_STATIC_RAM2D_PRAGMAS(NAME_, IMPL_) \
+    PADLESS_PRAGMA(HLS AGGREGATE variable = NAME_ compact = bit) \
     PADLESS_PRAGMA(HLS ARRAY_PARTITION variable = NAME_ complete dim = 1) \
     PADLESS_PRAGMA(HLS BIND_STORAGE variable = NAME_ type = ram_t2p impl = IMPL_)
 #define PADLESS_STATIC_TABLE_PRAGMAS(NAME_, IMPL_) \
+    PADLESS_PRAGMA(HLS AGGREGATE variable = NAME_ compact = bit) \
     PADLESS_PRAGMA(HLS ARRAY_PARTITION variable = NAME_ complete dim = 1) \
     PADLESS_PRAGMA(HLS BIND_STORAGE variable = NAME_ type = ram_2p impl = IMPL_)
 
