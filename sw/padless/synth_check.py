@@ -91,3 +91,123 @@ def compile_synthesis(hls_dir, compilers=COMPILERS, timeout: float = 600.0) -> d
                                     "errors": errors, "command": cmd}
     out["ok"] = all(c["ok"] for c in out["compilers"].values())
     return out
+
+
+# ---- the kernel's arrays, counted from the code -----------------------------------------------------------
+#: Declaration macros whose partitioning the C-simulation's port checker knows (sim.h): memories counted per
+#: bank and iteration (PADLESS_RAM*, the global weight memories and tables, the stream-of-blocks buffers) and
+#: register arrays (PADLESS_REGS: completely partitioned, a port per element).
+CHECKED_MACROS = ("PADLESS_RAM1D", "PADLESS_RAM1D_REG", "PADLESS_RAM2D", "PADLESS_GLOBAL_RAM2D", "PADLESS_GLOBAL_TABLE",
+                  "PADLESS_REGS", "PADLESS_GLOBAL_REGS", "PADLESS_BLOCKS")
+_MACRO_DECL = __import__("re").compile(r"^\s*(%s)\s*\(\s*(?:[^,()]|\([^()]*\))+,\s*([A-Za-z_]\w*)\s*[,)]"
+                                       % "|".join(sorted(CHECKED_MACROS, key=len, reverse=True)))
+# a statement declaring arrays: type then declarators `name[...]` (comma separated)
+_ARRAY_DECL = __import__("re").compile(
+    r"^\s*(?:(?:static|const|constexpr|volatile|alignas\s*\(\s*\d+\s*\))\s+)*"
+    r"(?:typename\s+)?[A-Za-z_][\w:]*(?:\s*<[^;{}]*>)?(?:::\w+)*\s+"
+    r"([A-Za-z_]\w*\s*(?:\[[^\]]*\])+(?:\s*,\s*[A-Za-z_]\w*\s*(?:\[[^\]]*\])+)*)\s*(?:=.*)?$", __import__("re").S)
+
+
+def _synthesis_view(text: str) -> str:
+    """``text`` without comments and without the lines a ``__SYNTHESIS__`` compile drops: the branches of
+    ``#if``/``#ifdef``/``#ifndef`` whose condition is decided by ``__SYNTHESIS__`` (with PADLESS_CSIM_FAST and
+    PADLESS_EXACT_WIDTHS 0, as mvu.h / types.h set them there); other conditions (include guards, config
+    macros) keep their first branch. Preprocessor lines themselves are dropped."""
+    import re
+    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
+    text = re.sub(r"//[^\n]*", "", text)
+    out, stack = [], []  # stack of (active, decided, seen_true)
+
+    def decide(cond: str):
+        c = cond.strip()
+        if "__SYNTHESIS__" not in c and "PADLESS_CSIM_FAST" not in c:
+            return None
+        c = re.sub(r"defined\s*\(\s*__SYNTHESIS__\s*\)|defined\s+__SYNTHESIS__|__SYNTHESIS__", "1", c)
+        c = re.sub(r"defined\s*\(\s*\w+\s*\)", "1", c)
+        c = re.sub(r"\bPADLESS_CSIM_FAST\b|\bPADLESS_EXACT_WIDTHS\b", "0", c)
+        c = c.replace("&&", " and ").replace("||", " or ").replace("!", " not ")
+        if re.search(r"[A-Za-z_]\w*", re.sub(r"\b(and|or|not)\b", "", c)):
+            return None
+        return bool(eval(c, {"__builtins__": {}}, {}))  # noqa: S307 (digits, and/or/not only)
+
+    for line in text.splitlines():
+        m = re.match(r"\s*#\s*(ifdef|ifndef|if|elif|else|endif)\b(.*)", line)
+        active = all(a for a, _, _ in stack)
+        if m is None:
+            if active and not re.match(r"\s*#", line):
+                out.append(line)
+            continue
+        kw, arg = m.group(1), m.group(2)
+        if kw in ("ifdef", "ifndef", "if"):
+            cond = {"ifdef": f"defined({arg.strip()})", "ifndef": f"!defined({arg.strip()})"}.get(kw, arg)
+            d = decide(cond) if "__SYNTHESIS__" in arg or kw == "if" else None
+            stack.append((True if d is None else d, d is not None, d is None or d))
+        elif kw == "elif" and stack:
+            _, decided, seen = stack.pop()
+            d = decide(arg)
+            now = (not seen) and (d is None or d)
+            stack.append((now, decided, seen or now))
+        elif kw == "else" and stack:
+            _, decided, seen = stack.pop()
+            stack.append(((not seen) if decided else False, decided, True))
+        elif kw == "endif" and stack:
+            stack.pop()
+    return "\n".join(out)
+
+
+def _statements(code: str):
+    """(statement text, inside a struct/class/union body) for every ``;``-terminated statement of ``code``."""
+    import re
+    scopes, buf = [], []
+    head = ""
+    for ch in code:
+        if ch == "{":
+            head = "".join(buf)
+            scopes.append(bool(re.search(r"\b(struct|class|union|enum)\b[^;(){}=]*$", head)))
+            buf = []
+        elif ch == "}":
+            if scopes:
+                scopes.pop()
+            buf = []
+        elif ch == ";":
+            yield "".join(buf), bool(scopes and scopes[-1])
+            buf = []
+        else:
+            buf.append(ch)
+
+
+def kernel_arrays(hls_dir) -> dict:
+    """Every array the kernel declares, from its code as Vitis HLS reads it (:func:`_synthesis_view` of the
+    generated ``padless_encoder.cpp`` and ``include/padless/*.h``): globals and locals, not struct members (a
+    member is part of its struct's word) nor function parameters.
+
+    Returns ``{"declared": ["file:name", ...], "checked": [...], "unchecked": [...]}``: ``checked`` those
+    declared through a port-checked macro (:data:`CHECKED_MACROS`), ``unchecked`` plain C arrays. Raises
+    ProjectError when the folder holds no generated kernel."""
+    import re
+    hls_dir = Path(hls_dir).resolve()
+    if (hls_dir / "hls" / "padless_encoder.cpp").is_file():
+        hls_dir = hls_dir / "hls"
+    top = hls_dir / "padless_encoder.cpp"
+    if not top.is_file() or top.is_symlink():
+        raise ProjectError(f"{hls_dir} holds no generated kernel (padless_encoder.cpp): run `padless compile` first")
+    files = [top] + sorted(p for p in (hls_dir / "include" / "padless").glob("*.h")
+                           if p.name not in ("sim_rt.h", "csim_api.h") and not p.is_symlink())
+    checked, plain = set(), set()
+    for f in files:
+        for stmt, member in _statements(_synthesis_view(f.read_text())):
+            s = stmt.strip()
+            if not s or re.match(r"(return|typedef|using|template|else|case|default|goto|delete|throw|do)\b", s):
+                continue
+            m = _MACRO_DECL.match(s)
+            if m:
+                checked.add(f"{f.name}:{m.group(2)}")
+                continue
+            if member or "(" in re.sub(r"alignas\s*\(\s*\d+\s*\)", "", re.sub(r"\[[^\]]*\]", "", s)):
+                continue
+            m = _ARRAY_DECL.match(s)
+            if m:
+                for name in re.findall(r"([A-Za-z_]\w*)\s*(?:\[[^\]]*\])+", m.group(1)):
+                    plain.add(f"{f.name}:{name}")
+    declared = sorted(checked | plain)
+    return {"declared": declared, "checked": sorted(checked), "unchecked": sorted(plain - checked)}

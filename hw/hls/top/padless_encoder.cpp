@@ -140,7 +140,7 @@ PADLESS_GLOBAL_TABLE(arq_t, arq_up, PADLESS_PE_UP, LBUF *C_UP::NF, PADLESS_TIMPL
 PADLESS_GLOBAL_TABLE(ctxrq_t, crq, HD, LBUF *PADLESS_HEADS, PADLESS_TIMPL_CRQ);
 // the GELU table: one copy per FFN-up lane (bank p is lane p's), each lane's 64 x LBUF entries in LUTRAM
 PADLESS_GLOBAL_TABLE(gelu_seg_t, gelu_tab, PADLESS_PE_UP, LBUF *GELU_SEGMENTS, lutram);
-static layer_scalars_t scal[LBUF];
+PADLESS_GLOBAL_REGS(layer_scalars_t, scal, LBUF);
 static bool weights_loaded = false;
 
 #ifndef __SYNTHESIS__

@@ -9,7 +9,10 @@ the checks that stand in for csynth here (docs/hls.md, "Checks without Vitis"):
   iteration that needs more accesses of one bank than its ports is a violation (it would not reach II=1);
 * the deadlock check: the dataflow processes run concurrently over FIFOs and blocks of their declared
   depths; a run where every process waits is a deadlock;
-* the static resource estimate (BRAM, URAM, DSP, LUT) against the board.
+* the static resource estimate (BRAM, URAM, DSP, LUT) against the board;
+* the arrays: every array the kernel declares, counted from its code as Vitis reads it
+  (:func:`padless.synth_check.kernel_arrays`: ``arrays_declared``), and how many of them go through the
+  port-checked declaration macros (``arrays_checked``); a plain C array the checker cannot see fails.
 
 With ``--synth`` it also compiles the kernel's ``__SYNTHESIS__`` branch with g++ and clang++
 (:mod:`padless.synth_check`: the code csynth reads, against the open-source ap_types and declarations of the
@@ -42,7 +45,8 @@ def register(sub) -> None:
 def check(project, ids) -> dict:
     """The checks on token-id lists ``ids``: ``{"sequences", "tokens", "bit_exact", "mismatches",
     "port_violations", "violations", "deadlock", "deadlock_report", "kernel_error" (a non-deadlock failure
-    status of the kernel, else None), "resources"}``."""
+    status of the kernel, else None), "resources", "arrays_declared", "arrays_checked" (counts),
+    "arrays_unchecked" (``file:name`` of the plain arrays)}``."""
     import numpy as np
 
     from ..csim import CsimLibrary
@@ -69,9 +73,13 @@ def check(project, ids) -> dict:
     viol = sum(int(r["port_violations"]) for r in reps)
     first = [v for r in reps for v in r["violations"]][:8]
     res = project.manifest.get("resources") or {}
+    from ..synth_check import kernel_arrays
+    arrays = kernel_arrays(project.path / "hls")
     return {"sequences": len(ids), "tokens": int(len(x)), "bit_exact": mismatches == 0,
             "mismatches": mismatches, "port_violations": viol, "violations": first, "deadlock": deadlock,
-            "deadlock_report": report if deadlock else "", "kernel_error": failed, "resources": res}
+            "deadlock_report": report if deadlock else "", "kernel_error": failed, "resources": res,
+            "arrays_declared": len(arrays["declared"]), "arrays_checked": len(arrays["checked"]),
+            "arrays_unchecked": arrays["unchecked"]}
 
 
 def run(args) -> int:
@@ -93,7 +101,7 @@ def run(args) -> int:
         raise InputError("check needs texts (--input, --text or --dataset)")
     out = check(project, ids)
     ok = (out["bit_exact"] and out["port_violations"] == 0 and not out["deadlock"] and not out["kernel_error"]
-          and out["resources"].get("fits", True))
+          and out["resources"].get("fits", True) and out["arrays_checked"] == out["arrays_declared"])
     if synth is not None:
         out["synthesis"] = synth
         ok = ok and synth["ok"]
@@ -108,6 +116,8 @@ def run(args) -> int:
         print(f"    array {v['array']} in loop {v['loop']}: bank {v['bank']} needs {v['accesses']} accesses, has "
               f"{v['ports']} ports")
     print(f"  deadlock: {'YES: ' + out['deadlock_report'] if out['deadlock'] else 'no'}")
+    print(f"  arrays port-checked: {out['arrays_checked']} of {out['arrays_declared']} declared"
+          + (f" (plain: {', '.join(out['arrays_unchecked'])})" if out["arrays_unchecked"] else ""))
     if out["kernel_error"]:
         print(f"  kernel error: {out['kernel_error']}")
     r = out["resources"]

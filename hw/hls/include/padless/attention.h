@@ -67,9 +67,8 @@ template <int K, int L>
 inline void topk_insert(int32_t score[K], int32_t idx[K], int &cnt, const int32_t cs[L], const int32_t ci[L],
                         const bool cv[L]) {
 #pragma HLS INLINE
-    int32_t nscore[K], nidx[K];
-#pragma HLS ARRAY_PARTITION variable = nscore complete dim = 1
-#pragma HLS ARRAY_PARTITION variable = nidx complete dim = 1
+    PADLESS_REGS(int32_t, nscore, K);
+    PADLESS_REGS(int32_t, nidx, K);
     for (int s = 0; s < K; s++) {
 #pragma HLS UNROLL
         nscore[s] = score[s];
@@ -182,9 +181,8 @@ seqs:
 #endif
             PADLESS_LOOP_END(sel_copy, t);
             if (sparse) {
-                int16_t tq[Q4_MAX], tk[Q4_MAX];
-#pragma HLS ARRAY_PARTITION variable = tq complete dim = 1
-#pragma HLS ARRAY_PARTITION variable = tk complete dim = 1
+                PADLESS_REGS(int16_t, tq, Q4_MAX);
+                PADLESS_REGS(int16_t, tk, Q4_MAX);
                 quant4_thresholds(mq, tq);
                 quant4_thresholds(mk, tk);
                 // pass B: K_h to 4 bits, LANES-interleaved (key i in lane i % LANES)
@@ -231,11 +229,9 @@ seqs:
                 }
 #else
                 {
-                    int32_t sc[A::K_MAX], si[A::K_MAX];
-#pragma HLS ARRAY_PARTITION variable = sc complete dim = 1
-#pragma HLS ARRAY_PARTITION variable = si complete dim = 1
-                    int8_t q4[A::D];
-#pragma HLS ARRAY_PARTITION variable = q4 complete dim = 1
+                    PADLESS_REGS(int32_t, sc, A::K_MAX);
+                    PADLESS_REGS(int32_t, si, A::K_MAX);
+                    PADLESS_REGS(int8_t, q4, A::D);
                     int cnt = 0, i = 0, cb = 0;
                     for (int64_t it = 0; it < trip; it++) {
                         PADLESS_PIPELINE(sel_query, it);
@@ -246,8 +242,9 @@ seqs:
                             }
                             cnt = 0;
                         }
-                        int32_t cs[A::LANES], ci[A::LANES];
-                        bool cv[A::LANES];
+                        PADLESS_REGS(int32_t, cs, A::LANES);
+                        PADLESS_REGS(int32_t, ci, A::LANES);
+                        PADLESS_REGS(bool, cv, A::LANES);
                         for (int l = 0; l < A::LANES; l++) {
 #pragma HLS UNROLL
                             const int key = cb * A::LANES + l;
@@ -310,8 +307,7 @@ void attn_qk(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(QH) 
             PADLESS_READ_LOCK(IX, IQ, ixq);
             PADLESS_LOOP(att_qk, D_QK);
             const int64_t trip = (int64_t)t * kf;
-            int8_t qrow[A::D];
-#pragma HLS ARRAY_PARTITION variable = qrow complete dim = 1
+            PADLESS_REGS(int8_t, qrow, A::D);
             int32_t mx = 0;
             int i = 0, f = 0;
             for (int64_t it = 0; it < trip; it++) {
@@ -323,9 +319,9 @@ void attn_qk(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(QH) 
                     }
                 }
                 score_w<A::APE> sw;
-                int32_t acc[A::APE];
-                int32_t key[A::APE];
-                bool valid[A::APE];
+                PADLESS_REGS(int32_t, acc, A::APE);
+                PADLESS_REGS(int32_t, key, A::APE);
+                PADLESS_REGS(bool, valid, A::APE);
                 for (int p = 0; p < A::APE; p++) {
 #pragma HLS UNROLL
                     const int slot = f * A::APE + p;
@@ -450,8 +446,7 @@ void attn_pv(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(e_w<A:
             PADLESS_READ_LOCK(IX, IV, ixv);
             PADLESS_LOOP(att_pv, D_PV);
             const int64_t trip = (int64_t)t * kf;
-            int32_t acc[A::D];
-#pragma HLS ARRAY_PARTITION variable = acc complete dim = 1
+            PADLESS_REGS(int32_t, acc, A::D);
             uint32_t factor = 0;
             int i = 0, f = 0;
             for (int64_t it = 0; it < trip; it++) {

@@ -158,8 +158,7 @@ void load_elems(const vec<uint8_t, AXI> *mem, int64_t off, int64_t n, STORE &sto
     for (int64_t k = 0; k < n; k++) store(k, src + k * E);
 #else
     const int CB = 2 * (E > AXI ? E : AXI);
-    uint8_t buf[CB];
-#pragma HLS ARRAY_PARTITION variable = buf complete dim = 1
+    PADLESS_REGS(uint8_t, buf, CB);
     int have = 0;
     int64_t next_beat = off / AXI, k = 0;
     for (int64_t it = 0; it < trip; it++) {

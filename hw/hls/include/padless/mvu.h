@@ -139,8 +139,7 @@ template <int N> inline int32_t dot8(const act_t *x, const wgt_t *w) {
 template <class C, class W>
 inline void fold_dense(W &w, int64_t word, const typename C::x_t xv[C::SIMD], typename C::acc_t acc[C::PE]) {
 #pragma HLS INLINE
-    typename mvu_words<C>::word_t wv[C::PE];
-#pragma HLS ARRAY_PARTITION variable = wv complete dim = 1
+    PADLESS_REGS(typename mvu_words<C>::word_t, wv, C::PE);
     for (int p = 0; p < C::PE; p++) {
 #pragma HLS UNROLL
         wv[p] = w[p / 2][(p % 2) * C::REGION + word];
@@ -377,8 +376,7 @@ void mvu_rows(int t, W &w, I &ix, int64_t base, PADLESS_FIFO_REF(vec<typename C:
 #else
     (void)dense_cs;
     (void)wsum_cs;
-    typename C::acc_t acc[C::PE];
-#pragma HLS ARRAY_PARTITION variable = acc complete dim = 1
+    PADLESS_REGS(typename C::acc_t, acc, C::PE);
     for (int p = 0; p < C::PE; p++) acc[p] = 0;
     int r = 0, k = 0, nf = 0, sf = 0;
     int64_t word = base;
@@ -397,8 +395,7 @@ void mvu_rows(int t, W &w, I &ix, int64_t base, PADLESS_FIFO_REF(vec<typename C:
         if (k < C::NF * C::SF) {
             // the operand window from the row being multiplied (xb on odd rows, xa on even): a 2:1 mux per
             // input in front of one fold instance, never two folds (one per buffer) for the binder to share
-            x_t xw[C::XWIN];
-#pragma HLS ARRAY_PARTITION variable = xw complete dim = 1
+            PADLESS_REGS(x_t, xw, C::XWIN);
             for (int j = 0; j < C::XWIN; j++) {
 #pragma HLS UNROLL
                 xw[j] = odd ? (x_t)xb[sf * C::XWIN + j] : (x_t)xa[sf * C::XWIN + j];

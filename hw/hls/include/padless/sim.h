@@ -93,6 +93,12 @@
 // {bias, m, shift} requantization entry): AGGREGATE compact=bit packs each element into one word of the
 // sum of its fields' widths (UG1399 "pragma HLS aggregate"; as finn-hlslib's ap_uint<SIMD * W> weight words),
 // so a bank is one memory of WDEPTH words of SIMD * 8 bits, never one memory per struct member.
+// Small arrays of registers (a fold's operands and accumulators, top-k slots): completely partitioned, so
+// every element is its own register with its own read and write ports.
+#define PADLESS_REGS(T, NAME_, N_) \
+    T NAME_[N_];                   \
+    PADLESS_PRAGMA(HLS ARRAY_PARTITION variable = NAME_ complete dim = 1)
+#define PADLESS_GLOBAL_REGS(T, NAME_, N_) static T NAME_[N_]
 #define PADLESS_STATIC_RAM2D_PRAGMAS(NAME_, IMPL_) \
     PADLESS_PRAGMA(HLS AGGREGATE variable = NAME_ compact = bit) \
     PADLESS_PRAGMA(HLS ARRAY_PARTITION variable = NAME_ complete dim = 1) \
@@ -131,6 +137,8 @@
     ::padless::sim::ram1d<T, N> name(#name, ::padless::sim::part_##kind, factor, #impl)
 #define PADLESS_RAM1D_REG(T, name, N) ::padless::sim::ram1d<T, N> name(#name, ::padless::sim::part_complete, N, "reg")
 #define PADLESS_RAM2D(T, name, BANKS, N, impl) ::padless::sim::ram2d<T, BANKS, N> name(#name, #impl)
+#define PADLESS_REGS(T, NAME_, N_) ::padless::sim::regs<T, N_> NAME_
+#define PADLESS_GLOBAL_REGS(T, NAME_, N_) static ::padless::sim::regs<T, N_> NAME_
 #define PADLESS_STATIC_RAM2D_PRAGMAS(NAME_, IMPL_)
 #define PADLESS_STATIC_TABLE_PRAGMAS(NAME_, IMPL_)
 

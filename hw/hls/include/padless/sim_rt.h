@@ -803,6 +803,17 @@ template <typename T, int64_t N> class ram1d {
     std::unique_ptr<T[]> data_;
 };
 
+// T name[N] completely partitioned into registers (PADLESS_REGS): a port per element, so no access pattern
+// can exceed its ports and the checker has nothing to count; held inline (no allocation: folds declare
+// these per iteration). Decays to T* as the array does under Vitis.
+template <typename T, int64_t N> struct regs {
+    T d[N];
+    inline T &operator[](int64_t i) { return d[i]; }
+    inline const T &operator[](int64_t i) const { return d[i]; }
+    inline operator T *() { return d; }
+    inline operator const T *() const { return d; }
+};
+
 // T name[BANKS][N]: dim 1 completely partitioned (BANKS memories of N words each).
 template <typename T, int64_t BANKS, int64_t N> class ram2d {
   public:
