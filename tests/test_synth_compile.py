@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from padless.cli import main as cli_main
-from padless.synth_check import COMPILERS, DECL_DIR, compile_synthesis
+from padless.synth_check import COMPILERS, DECL_DIR, compile_synthesis, kernel_arrays
 
 #: The generated variants (a `padless compile --config` each); `rounding: nearest` keeps the compile fast
 #: and changes no hardware parameter.
@@ -83,6 +83,35 @@ def test_declarations_hold_only_documented_members(variants, tmp_path):
     assert not res["ok"] and any("peek" in e for e in res["compilers"]["clang++"]["errors"])
     # the declarations are never part of a generated project (a Vitis build uses Vitis's headers)
     assert not any(p.name in {q.name for q in DECL_DIR.iterdir()} for p in (src / "hls").rglob("*.h"))
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_every_array_is_port_checked(variants, variant):
+    """Every array the synthesis branch declares (globals and locals; counted from the code) goes through a
+    port-checked macro: arrays_checked == arrays_declared, and the count covers the memories we know of."""
+    arr = kernel_arrays(variants(variant, "u280"))
+    assert arr["unchecked"] == [] and arr["checked"] == arr["declared"]
+    names = set(arr["declared"])
+    for must in ("padless_encoder.cpp:w_qkv", "padless_encoder.cpp:gelu_tab", "padless_encoder.cpp:scal",
+                 "padless_encoder.cpp:q_blk", "mvu.h:xa", "mvu.h:acc", "layer.h:rbuf_a", "attention.h:nscore"):
+        assert must in names
+
+
+def test_a_plain_array_is_counted_unchecked(variants, tmp_path):
+    """A plain C array in the synthesis branch (here one added to the residual stage) is declared but not
+    checked; one inside the C-simulation-only branch is not part of the kernel; a struct member is not an
+    array of its own."""
+    d = tmp_path / "hls"
+    shutil.copytree(variants("dense", "u280") / "hls", d)
+    layer = d / "include" / "padless" / "layer.h"
+    text = layer.read_text()
+    anchor = "    PADLESS_RAM1D_REG(act_t, rbuf_b, H);\n"
+    assert anchor in text
+    layer.write_text(text.replace(anchor, anchor + "    int32_t scratch[H], more[2][H];\n#ifndef __SYNTHESIS__\n"
+                                  "    int32_t csim_only[H];\n#endif\n"))
+    arr = kernel_arrays(d)
+    assert arr["unchecked"] == ["layer.h:more", "layer.h:scratch"]
+    assert len(arr["declared"]) == len(arr["checked"]) + 2
 
 
 def test_check_cli_synth(variants, capsys):
