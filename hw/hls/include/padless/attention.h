@@ -50,7 +50,7 @@ struct att_cfg {
 };
 
 // Requantization of one context channel.
-struct ctxrq_t {
+struct ctx_rq_t {
     uint32_t m;  // < 2^31
     uint8_t shift;
 };
@@ -428,10 +428,10 @@ void attn_exp(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(score
 }
 
 // P.V of APE kept keys a cycle into D accumulators; at the row end the context channels of the head.
-template <class A, class KH, class IX, class CB, class CRQ>
+template <class A, class KH, class IX, class CB, class CTX_RQ>
 void attn_pv(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(e_w<A::APE>) ein,
              PADLESS_FIFO_REF(uint32_t) fin, PADLESS_BLOCKS_REF(KH) vh, PADLESS_BLOCKS_REF(IX) ixv,
-             PADLESS_BLOCKS_REF(CB, PADLESS_SEQ_BLOCKS) ctxb, PADLESS_FIFO_REF(desc_t) dout, CRQ &crq, int slot, int layer) {
+             PADLESS_BLOCKS_REF(CB, PADLESS_SEQ_BLOCKS) ctxb, PADLESS_FIFO_REF(desc_t) dout, CTX_RQ &ctx_rq, int slot, int layer) {
     for (int j = 0; j < num_seqs; j++) {
         desc_t d = din.read();
         dout.write(d);
@@ -480,7 +480,7 @@ void attn_pv(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(e_w<A:
                 if (f == kf - 1) {
                     for (int c = 0; c < A::D; c++) {
 #pragma HLS UNROLL
-                        ctxrq_t q = crq[c][(int64_t)slot * A::HEADS + h];
+                        ctx_rq_t q = ctx_rq[c][(int64_t)slot * A::HEADS + h];
                         CTX[0][i * A::HEADS + h][c] = (act_t)requant<8, 28, 31>((sbits<28>)acc[c], (ubits<31>)q.m, (ubits<6>)q.shift);
                     }
                     f = 0;

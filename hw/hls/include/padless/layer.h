@@ -25,19 +25,19 @@ namespace padless {
 static const int D_LN = 64;   // sums -> mean 3 + variance 6 + isqrt 23 + 2^31 / std divider 26 + output 6
 
 // Per-output-channel requantization of a residual addend (int8 in, 22 bits out).
-struct rrq_t {
+struct res_rq_t {
     uint32_t m;  // < 2^31
     uint8_t shift;
 };
 // LayerNorm output parameters of one channel (|m| < 2^24).
-struct lnp_t {
+struct ln_param_t {
     int32_t m;
     int64_t b;
 };
 // Activation requantization of one FFN channel: int8 = saturate(requantize(g, m, shift) + zp); zp = 0 for
 // a symmetric grid, in [-128, 0] for an asymmetric one (quant `zero_point: [act]`; FFN down's bias holds
 // -W zp, so the MVU is unchanged).
-struct arq_t {
+struct act_rq_t {
     uint32_t m;
     uint8_t shift;
     int8_t zp;
@@ -136,11 +136,11 @@ template <class C, int H, class R> struct res_pre {
     }
 };
 
-template <class C, class RQ, class RRQ, class R> struct res_sink {
+template <class C, class RQ, class RES_RQ, class R> struct res_sink {
     PADLESS_FIFO_REF(yword_t<C::PE>) yout;
     PADLESS_FIFO_REF(rowstat_t) sout;
     RQ &rq;
-    RRQ &rrq;
+    RES_RQ &res_rq;
     int64_t base;
     R &ra, &rb;
     int64_t sum, sumsq;
@@ -152,7 +152,7 @@ template <class C, class RQ, class RRQ, class R> struct res_sink {
         for (int p = 0; p < C::PE; p++) {
 #pragma HLS UNROLL
             typename mvu_words<C>::rq_t q = rq[p][base + nf];
-            rrq_t rr = rrq[p][base + nf];
+            res_rq_t rr = res_rq[p][base + nf];
             // accumulator + int32 bias: 33 bits after int8 inputs, 41 after int16 (|acc| < 2^36)
             const int AB = C::XBITS == 8 ? 33 : 41;
             int32_t y1 = (int32_t)requant<RESIDUAL_BITS, AB, 31>((sbits<AB>)((int64_t)acc[p] + q.bias), (ubits<31>)q.m,
@@ -176,10 +176,10 @@ template <class C, class RQ, class RRQ, class R> struct res_sink {
     }
 };
 
-template <class C, int H, class W, class I, class RQ, class RRQ>
+template <class C, int H, class W, class I, class RQ, class RES_RQ>
 void res_stage(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(vec<typename C::x_t, C::VEC>) xin,
                PADLESS_FIFO_REF(vec<act_t, C::VEC>) rin, PADLESS_FIFO_REF(yword_t<C::PE>) yout,
-               PADLESS_FIFO_REF(rowstat_t) sout, PADLESS_FIFO_REF(desc_t) dout, W &w, I &ix, RQ &rq, RRQ &rrq,
+               PADLESS_FIFO_REF(rowstat_t) sout, PADLESS_FIFO_REF(desc_t) dout, W &w, I &ix, RQ &rq, RES_RQ &res_rq,
                int slot, int layer, const int8_t *dense_cs, const int32_t *wsum_cs) {
     static_assert(C::OUT == H, "a residual stage outputs the hidden size");
     PADLESS_RAM1D_REG(act_t, rbuf_a, H);
@@ -190,7 +190,7 @@ void res_stage(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(vec<
         PADLESS_JOB_BEGIN(d.seq, layer);
         typedef decltype(rbuf_a) R;
         res_pre<C, H, R> pre{rin, rbuf_a, rbuf_b};
-        res_sink<C, RQ, RRQ, R> sink{yout, sout, rq, rrq, (int64_t)slot * C::NF, rbuf_a, rbuf_b, 0, 0};
+        res_sink<C, RQ, RES_RQ, R> sink{yout, sout, rq, res_rq, (int64_t)slot * C::NF, rbuf_a, rbuf_b, 0, 0};
         mvu_rows<C>(d.len, w, ix, (int64_t)slot * C::WORDS, xin, pre, sink, dense_cs, wsum_cs);
         PADLESS_JOB_END(d.seq, layer);
     }
@@ -214,10 +214,10 @@ inline int64_t ffn_activation(int64_t u, const layer_scalars_t &s, const gelu_se
     return u > 0 ? u : 0;
 }
 
-template <class C, class AT, int ABITS, class RQ, class ARQ, class GT> struct up_sink {
+template <class C, class AT, int ABITS, class RQ, class ACT_RQ, class GT> struct up_sink {
     PADLESS_FIFO_REF(vec<AT, C::VEC>) aout;
     RQ &rq;
-    ARQ &arq;
+    ACT_RQ &act_rq;
     GT &gt;  // the GELU table, one bank (copy) per lane
     const layer_scalars_t &sc;
     int64_t base, gbase;
@@ -229,7 +229,7 @@ template <class C, class AT, int ABITS, class RQ, class ARQ, class GT> struct up
         for (int p = 0; p < C::PE; p++) {
 #pragma HLS UNROLL
             typename mvu_words<C>::rq_t q = rq[p][base + nf];
-            arq_t aq = arq[p][base + nf];
+            act_rq_t aq = act_rq[p][base + nf];
             int64_t u = requant<GELU_IN_BITS, 33, 31>((sbits<33>)((int64_t)acc[p] + q.bias), (ubits<31>)q.m, (ubits<6>)q.shift);
             const gelu_seg_t seg = gt[p][gbase + gelu_segment((sbits<16>)u, sc.gelu_lo, sc.gelu_k)];
             int64_t g = ffn_activation(u, sc, seg);
@@ -243,17 +243,17 @@ template <class C, class AT, int ABITS, class RQ, class ARQ, class GT> struct up
     }
 };
 
-template <class C, class AT, int ABITS, class W, class I, class RQ, class ARQ, class GT>
+template <class C, class AT, int ABITS, class W, class I, class RQ, class ACT_RQ, class GT>
 void up_stage(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(vec<act_t, C::VEC>) xin,
               PADLESS_FIFO_REF(vec<AT, C::VEC>) aout, PADLESS_FIFO_REF(vec<act_t, C::VEC>) hout,
-              PADLESS_FIFO_REF(desc_t) dout, W &w, I &ix, RQ &rq, ARQ &arq, GT &gt, const layer_scalars_t &sc, int slot,
+              PADLESS_FIFO_REF(desc_t) dout, W &w, I &ix, RQ &rq, ACT_RQ &act_rq, GT &gt, const layer_scalars_t &sc, int slot,
               int layer, const int8_t *dense_cs, const int32_t *wsum_cs) {
     for (int j = 0; j < num_seqs; j++) {
         desc_t d = din.read();
         dout.write(d);
         PADLESS_JOB_BEGIN(d.seq, layer);
         fwd_pre<C> pre{hout};
-        up_sink<C, AT, ABITS, RQ, ARQ, GT> sink{aout, rq, arq, gt, sc, (int64_t)slot * C::NF,
+        up_sink<C, AT, ABITS, RQ, ACT_RQ, GT> sink{aout, rq, act_rq, gt, sc, (int64_t)slot * C::NF,
                                                 (int64_t)slot * GELU_SEGMENTS, {}};
         mvu_rows<C>(d.len, w, ix, (int64_t)slot * C::WORDS, xin, pre, sink, dense_cs, wsum_cs);
         PADLESS_JOB_END(d.seq, layer);
@@ -261,10 +261,10 @@ void up_stage(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(vec<a
 }
 
 // ---- LayerNorm --------------------------------------------------------------------------------------
-template <int H, int PE, int VEC, class LNP>
+template <int H, int PE, int VEC, class LN_PARAM>
 void ln_stage(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(yword_t<PE>) yin,
               PADLESS_FIFO_REF(rowstat_t) sin, PADLESS_FIFO_REF(vec<act_t, VEC>) xout, PADLESS_FIFO_REF(desc_t) dout,
-              LNP &lnp, int shift, int slot, int layer) {
+              LN_PARAM &ln_param, int shift, int slot, int layer) {
     const int NF = H / PE;
     for (int j = 0; j < num_seqs; j++) {
         desc_t d = din.read();
@@ -285,7 +285,7 @@ void ln_stage(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(yword
             const int pos = (f * PE) % VEC;
             for (int p = 0; p < PE; p++) {
 #pragma HLS UNROLL
-                lnp_t q = lnp[p][(int64_t)slot * NF + f];
+                ln_param_t q = ln_param[p][(int64_t)slot * NF + f];
                 word.v[pos + p] = ln_out(yw.v[p], row, (sbits<25>)q.m, (sbits<41>)q.b, (ubits<6>)shift);
             }
             if (pos + PE == VEC) xout.write(word);
