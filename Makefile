@@ -13,8 +13,9 @@ BOARD  ?= u280
 OUT    ?= out/$(MODEL)-$(BOARD)
 PYTEST_ARGS ?=
 # Debian tools the tests and flows use: C++ compiler for csim, tclsh to check generated TCL, yosys for the
-# RTL lint and resource tests (tests/test_rtl_lint.py, bench/rtl_bench.py): none of them is skipped in CI.
-APT_TOOLS := g++:g++ make:make tclsh:tcl yosys:yosys
+# RTL lint and resource tests (tests/test_rtl_lint.py, bench/rtl_bench.py), clang++ for the synthesis-branch
+# compile of the kernel (tests/test_synth_compile.py, `padless check DIR --synth`): none of them is skipped in CI.
+APT_TOOLS := g++:g++ clang++:clang make:make tclsh:tcl yosys:yosys
 
 .PHONY: install test test-fast run csim bitstream report sim bench bench-csim clean distclean help
 

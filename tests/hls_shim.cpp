@@ -221,21 +221,21 @@ static void p_exp(PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(score_w<2>) s, 
                   PADLESS_FIFO_REF(e_w<2>) e, PADLESS_FIFO_REF(uint32_t) f, PADLESS_FIFO_REF(desc_t) dout) {
     attn_exp<AC>(1, din, s, m, e, f, dout, 0);
 }
-template <class CRQ>
+template <class CTX_RQ>
 static void p_pv(PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(e_w<2>) e, PADLESS_FIFO_REF(uint32_t) f,
                  PADLESS_BLOCKS_REF(t_kh_blk) vh, PADLESS_BLOCKS_REF(t_ix_blk) ixv, PADLESS_BLOCKS_REF(t_ctx_blk) cb,
-                 PADLESS_FIFO_REF(desc_t) dout, CRQ &crq) {
-    attn_pv<AC, t_kh_blk, t_ix_blk, t_ctx_blk>(1, din, e, f, vh, ixv, cb, dout, crq, 0, 0);
+                 PADLESS_FIFO_REF(desc_t) dout, CTX_RQ &ctx_rq) {
+    attn_pv<AC, t_kh_blk, t_ix_blk, t_ctx_blk>(1, din, e, f, vh, ixv, cb, dout, ctx_rq, 0, 0);
 }
 
 extern "C" int64_t t_attention(const int8_t *q, const int8_t *k, const int8_t *v, int n, int keep, uint32_t score_m,
                                int score_shift, const uint32_t *ctx_m, const uint8_t *ctx_shift, int8_t *ctx) {
-    ::padless::sim::ram2d<ctxrq_t, AD, AHEADS> crq("crq", "bram");
+    ::padless::sim::ram2d<ctx_rq_t, AD, AHEADS> ctx_rq("ctx_rq", "bram");
     for (int c = 0; c < AH; c++) {
-        ctxrq_t r;
+        ctx_rq_t r;
         r.m = ctx_m[c];
         r.shift = ctx_shift[c];
-        crq[c % AD][c / AD] = r;
+        ctx_rq[c % AD][c / AD] = r;
     }
     ::padless::sim::begin_run();
     try {
@@ -262,7 +262,7 @@ extern "C" int64_t t_attention(const int8_t *q, const int8_t *k, const int8_t *v
         PADLESS_PROCESS(region, p_sel, d0, qb, kb, vb, qh, kh, ixq, vh, ixv, d1);
         PADLESS_PROCESS(region, p_qk, d1, qh, kh, ixq, scores, maxes, d2, score_m, (uint8_t)score_shift);
         PADLESS_PROCESS(region, p_exp, d2, scores, maxes, exps, factors, d3);
-        region.spawn("p_pv", [&]() { p_pv(d3, exps, factors, vh, ixv, cb, d4, crq); });
+        region.spawn("p_pv", [&]() { p_pv(d3, exps, factors, vh, ixv, cb, d4, ctx_rq); });
         PADLESS_PROCESS(region, drain_ctx, n, d4, cb, ctx);
         PADLESS_REGION_END(region);
     } catch (...) {
@@ -300,12 +300,12 @@ static void drain_ln(int t, PADLESS_FIFO_REF(mword_t) x, PADLESS_FIFO_REF(desc_t
     }
 }
 extern "C" int64_t t_layernorm(const int32_t *y, int t, const int32_t *m, const int64_t *b, int shift, int8_t *out) {
-    ::padless::sim::ram2d<lnp_t, LPE, LH / LPE> lnp("lnp", "bram");
+    ::padless::sim::ram2d<ln_param_t, LPE, LH / LPE> ln_param("ln_param", "bram");
     for (int c = 0; c < LH; c++) {
-        lnp_t q;
+        ln_param_t q;
         q.m = m[c];
         q.b = b[c];
-        lnp[c % LPE][c / LPE] = q;
+        ln_param[c % LPE][c / LPE] = q;
     }
     ::padless::sim::begin_run();
     try {
@@ -316,7 +316,7 @@ extern "C" int64_t t_layernorm(const int32_t *y, int t, const int32_t *m, const 
         PADLESS_FIFO(desc_t, d0, 4);
         PADLESS_FIFO(desc_t, d1, 4);
         PADLESS_PROCESS(region, feed_ln, t, y, yw, st, d0);
-        region.spawn("ln", [&]() { ln_stage<LH, LPE, MVEC>(1, d0, yw, st, xo, d1, lnp, shift, 0, 0); });
+        region.spawn("ln", [&]() { ln_stage<LH, LPE, MVEC>(1, d0, yw, st, xo, d1, ln_param, shift, 0, 0); });
         PADLESS_PROCESS(region, drain_ln, t, xo, d1, out);
         PADLESS_REGION_END(region);
     } catch (...) {
@@ -400,5 +400,38 @@ template <int FACTOR> static int64_t scan(const int8_t *src) {
 extern "C" int64_t t_port_scan(int partitioned, const int8_t *src, int64_t *sum) {
     ::padless::sim::begin_run();
     *sum = partitioned ? scan<8>(src) : scan<1>(src);
+    return ::padless::sim::state.port_violations;
+}
+
+// The FFN-up lanes' GELU lookups as up_sink does them (gelu_segment -> the lane's bank of the table ->
+// i_gelu_pwl_seg), LANES lanes a pipelined iteration, from a table of BANKS copies (gelu_tab's layout: one
+// port a bank): BANKS = LANES gives each lane its own copy (no violation), BANKS = 1 is the unpartitioned
+// table read by every lane (a violation each iteration). Returns the port violations; o: the outputs.
+template <int BANKS> static void gelu_lanes(const int64_t *x, int n, int lo, int k, const int32_t *sl, const int64_t *ic,
+                                            int64_t *o) {
+    const int LANES = 4;
+    static ::padless::sim::ram2d<gelu_seg_t, BANKS, GELU_SEGMENTS> gelu_tab("gelu_tab", "lutram", 1);
+    for (int s = 0; s < GELU_SEGMENTS; s++) {
+        gelu_seg_t e;
+        e.slope = sl[s];
+        e.icpt = ic[s];
+        for (int b = 0; b < BANKS; b++) gelu_tab[b][s] = e;
+    }
+    PADLESS_LOOP(gelu_fold, 4);
+    for (int i = 0; i < n / LANES; i++) {
+        PADLESS_PIPELINE(gelu_fold, i);
+        for (int p = 0; p < LANES; p++) {
+            const sbits<16> u = (sbits<16>)x[i * LANES + p];
+            const gelu_seg_t seg = gelu_tab[p % BANKS][gelu_segment(u, lo, k)];
+            o[i * LANES + p] = i_gelu_pwl_seg(u, lo, k, seg.slope, seg.icpt);
+        }
+    }
+    PADLESS_LOOP_END(gelu_fold, n / LANES);
+}
+extern "C" int64_t t_gelu_lanes(int banks, const int64_t *x, int n, int lo, int k, const int32_t *sl, const int64_t *ic,
+                                int64_t *o) {
+    ::padless::sim::begin_run();
+    if (banks == 1) gelu_lanes<1>(x, n, lo, k, sl, ic, o);
+    else gelu_lanes<4>(x, n, lo, k, sl, ic, o);
     return ::padless::sim::state.port_violations;
 }

@@ -46,8 +46,9 @@ def test_alveo_connectivity_and_commands(alveo):
     bundles = m_axi_bundles((alveo.path / "hls" / "padless_encoder.cpp").read_text())
     assert bundles == ["gmem0", "gmem1", "gmem2", "gmem3", "gmem4"]  # act_rd, act_res, act_wr, desc, weights
     assert "nk=padless_encoder:1:padless_encoder_1" in cfg
-    for i, b in enumerate(bundles):  # each bundle on its own HBM pseudo channel
-        assert f"sp=padless_encoder_1.m_axi_{b}:HBM[{i}]" in cfg
+    # the three activation bundles receive one host buffer: one pseudo channel; desc and weights the next
+    for b, bank in zip(bundles, ["HBM[0]", "HBM[0]", "HBM[0]", "HBM[1]", "HBM[2]"]):
+        assert f"sp=padless_encoder_1.m_axi_{b}:{bank}" in cfg
     assert f"freqHz={int(board.clock_MHz * 1e6)}:padless_encoder_1" in cfg
     out = _make_n(alveo.path)
     assert f"v++ -l -t hw --platform {board.platform} --config bitstream/connectivity.cfg" in out
@@ -59,6 +60,28 @@ def test_ddr_board_maps_to_ddr_banks(alveo):
     from padless.codegen.bitstream import memory_banks
     banks = memory_banks(load_board("u200"), ["gmem0", "gmem1", "gmem2", "gmem3", "gmem4"])
     assert [b for _, b in banks] == ["DDR[0]", "DDR[1]", "DDR[2]", "DDR[3]", "DDR[0]"]
+    ports = {"act_rd": "gmem0", "act_res": "gmem1", "act_wr": "gmem2", "desc": "gmem3", "weights": "gmem4"}
+    banks = memory_banks(load_board("u200"), ["gmem0", "gmem1", "gmem2", "gmem3", "gmem4"], ports)
+    assert [b for _, b in banks] == ["DDR[0]", "DDR[0]", "DDR[0]", "DDR[1]", "DDR[2]"]
+
+
+@pytest.mark.parametrize("board", ["u280", "u200", "u55c"])
+def test_ports_given_one_buffer_sit_on_one_memory(alveo, board, tmp_path):
+    """XRT binds a buffer to the ports connected to its memory: parse the generated connectivity.cfg and
+    check every port the host gives one buffer (the pynq backend's HOST_BUFFERS) sits on one memory, and
+    buffers that are different are on the memories the host allocates them in."""
+    from padless.codegen.bitstream import HOST_BUFFERS, buffer_memories, m_axi_ports, read_connectivity
+    d = tmp_path / board
+    shutil.copytree(alveo.path, d)
+    proj = load_project(d)
+    generate(proj, board)
+    sp = read_connectivity(d / "bitstream" / "connectivity.cfg")
+    ports = m_axi_ports((d / "hls" / "padless_encoder.cpp").read_text())
+    assert set(sp) == set(ports.values())
+    for buf, names in HOST_BUFFERS.items():
+        mems = {sp[ports[p]] for p in names}
+        assert len(mems) == 1, f"{buf}: ports {names} on {mems}"
+    assert buffer_memories(proj) == {buf: sp[ports[names[0]]] for buf, names in HOST_BUFFERS.items()}
 
 
 @pytest.mark.skipif(TCLSH is None, reason="tclsh not installed (make install adds it)")

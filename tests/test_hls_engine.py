@@ -36,7 +36,7 @@ def lib(request, tmp_path_factory):
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     lib = ctypes.CDLL(str(out))
     for name in ("t_mvu_dense", "t_mvu_sparse", "t_attention", "t_layernorm", "t_fifo_pair", "t_port_scan",
-                 "t_dsp_mul2_mismatches"):
+                 "t_dsp_mul2_mismatches", "t_gelu_lanes"):
         getattr(lib, name).restype = ctypes.c_int64
     lib.padless_sim_configure.argtypes = [ctypes.c_int] * 7
     lib.t_dsp_mul2_mismatches.argtypes = [ctypes.c_int]
@@ -262,3 +262,25 @@ def test_port_checker_catches_an_unpartitioned_array(lib):
     assert lib.t_port_scan(0, P(src), ctypes.byref(s)) == 8  # every iteration needs 8 reads of 2 ports
     v = report(lib)["violations"][0]
     assert v["array"] == "buf" and v["loop"] == "scan_loop" and v["accesses"] == 3 and v["ports"] == 2
+
+
+def test_port_checker_catches_one_gelu_table_read_by_every_lane(lib):
+    """The FFN-up lanes read the GELU table at II = 1: one copy per lane (gelu_tab's layout) passes, one
+    unpartitioned table (one port) read by four lanes in one iteration is a violation every iteration; the
+    outputs are intops.i_gelu_pwl either way."""
+    t = intops.gelu_pwl_table(0.01)
+    sl, ic = t["slope"].astype(np.int32), t["icpt"].astype(np.int64)
+    rng = np.random.default_rng(3)
+    lo, k = int(t["lo"]), int(t["k"])
+    u = rng.integers(lo, min(lo + (64 << k), 32768), 4 * 64).astype(np.int64)  # inside the table's segments
+    want = intops.i_gelu_pwl(u, t["lo"], t["k"], t["slope"], t["icpt"])
+    g = np.zeros_like(u)
+    configure(lib, threaded=0, ports=1)
+    assert lib.t_gelu_lanes(4, P(u), len(u), int(t["lo"]), int(t["k"]), P(sl), P(ic), P(g)) == 0
+    np.testing.assert_array_equal(g, want)
+    configure(lib, threaded=0, ports=1)
+    n = lib.t_gelu_lanes(1, P(u), len(u), int(t["lo"]), int(t["k"]), P(sl), P(ic), P(g))
+    np.testing.assert_array_equal(g, want)
+    v = report(lib)["violations"][0]
+    assert v["array"] == "gelu_tab" and v["loop"] == "gelu_fold" and v["ports"] == 1 and v["accesses"] == 2
+    assert n >= 60  # (nearly) every one of the 64 iterations: four lanes on one segment is rare

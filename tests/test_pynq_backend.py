@@ -166,6 +166,24 @@ def test_project_that_does_not_match(project, device, tmp_path):
         _bitstream_files(project, kernel_interface(project))
 
 
+def test_buffers_bound_to_their_ports_memory(project, device, texts):
+    """Each host buffer is allocated in the memory bitstream/connectivity.cfg connects its ports to, and the
+    simulated device refuses (as XRT does) a buffer in another bank."""
+    from padless.codegen.bitstream import buffer_memories
+    mems = buffer_memories(project)
+    assert mems == {"act": "HBM[0]", "desc": "HBM[1]", "weights": "HBM[2]"}  # tiny_project is a u280 project
+    ids = project.tokenize(texts[:4], truncate=True)
+    with _closing(PynqBackend(project, device=device)) as b:
+        run_hidden(project, b, ids, max_tokens=64)
+        assert device.bank_of(b._bufs["act"].device_address) == "HBM[0]"
+        assert device.bank_of(b._bufs["desc"].device_address) == "HBM[1]"
+        assert device.bank_of(b.weights.device_address) == "HBM[2]"
+        wrong = device.memory("HBM[1]").allocate(b._bufs["act"].shape, np.int8)
+        b._bufs["act"] = wrong  # the activation buffer in the descriptors' bank
+        with pytest.raises(DeviceError, match="act_rd.*HBM\\[1\\].*connected to HBM\\[0\\]"):
+            run_hidden(project, b, ids, max_tokens=64)
+
+
 def test_device_memory_is_separate_until_synced(device):
     buf = device.allocate((16,), np.int8)
     buf[:] = 7

@@ -130,17 +130,22 @@ PADLESS_GLOBAL_RAM2D(up_word_t, w_up, C_UP::WBANKS, C_UP::WDEPTH, PADLESS_WEIGHT
 PADLESS_GLOBAL_RAM2D(up_iword_t, i_up, C_UP::WBANKS, IWORDS(C_UP), PADLESS_WEIGHT_IMPL_UP);
 PADLESS_GLOBAL_RAM2D(down_word_t, w_down, C_DOWN::WBANKS, C_DOWN::WDEPTH, PADLESS_WEIGHT_IMPL_DOWN);
 PADLESS_GLOBAL_RAM2D(down_iword_t, i_down, C_DOWN::WBANKS, IWORDS(C_DOWN), PADLESS_WEIGHT_IMPL_DOWN);
+// Per-channel tables: rq_<mvu> the MVU's requantization {bias, m, shift}; res_rq_<mvu> the residual addend's
+// requantization; ln_param_<n> LayerNorm's output {m, b}; act_rq_up the FFN activation's requantization (+ zero
+// point); ctx_rq the context's. Their storage macros (PADLESS_TIMPL_*) carry the resource estimate's names.
 PADLESS_GLOBAL_TABLE(rq_t, rq_qkv, PADLESS_PE_QKV, LBUF *C_QKV::NF, PADLESS_TIMPL_RQ_QKV);
 PADLESS_GLOBAL_TABLE(rq_t, rq_out, PADLESS_PE_OUT, LBUF *C_OUT::NF, PADLESS_TIMPL_RQ_OUT);
 PADLESS_GLOBAL_TABLE(rq_t, rq_up, PADLESS_PE_UP, LBUF *C_UP::NF, PADLESS_TIMPL_RQ_UP);
 PADLESS_GLOBAL_TABLE(rq_t, rq_down, PADLESS_PE_DOWN, LBUF *C_DOWN::NF, PADLESS_TIMPL_RQ_DOWN);
-PADLESS_GLOBAL_TABLE(rrq_t, rrq_out, PADLESS_PE_OUT, LBUF *C_OUT::NF, PADLESS_TIMPL_RRQ_OUT);
-PADLESS_GLOBAL_TABLE(rrq_t, rrq_down, PADLESS_PE_DOWN, LBUF *C_DOWN::NF, PADLESS_TIMPL_RRQ_DOWN);
-PADLESS_GLOBAL_TABLE(lnp_t, lnp_1, PADLESS_PE_OUT, LBUF *C_OUT::NF, PADLESS_TIMPL_LNP_1);
-PADLESS_GLOBAL_TABLE(lnp_t, lnp_2, PADLESS_PE_DOWN, LBUF *C_DOWN::NF, PADLESS_TIMPL_LNP_2);
-PADLESS_GLOBAL_TABLE(arq_t, arq_up, PADLESS_PE_UP, LBUF *C_UP::NF, PADLESS_TIMPL_ARQ_UP);
-PADLESS_GLOBAL_TABLE(ctxrq_t, crq, HD, LBUF *PADLESS_HEADS, PADLESS_TIMPL_CRQ);
-static layer_scalars_t scal[LBUF];
+PADLESS_GLOBAL_TABLE(res_rq_t, res_rq_out, PADLESS_PE_OUT, LBUF *C_OUT::NF, PADLESS_TIMPL_RRQ_OUT);
+PADLESS_GLOBAL_TABLE(res_rq_t, res_rq_down, PADLESS_PE_DOWN, LBUF *C_DOWN::NF, PADLESS_TIMPL_RRQ_DOWN);
+PADLESS_GLOBAL_TABLE(ln_param_t, ln_param_1, PADLESS_PE_OUT, LBUF *C_OUT::NF, PADLESS_TIMPL_LNP_1);
+PADLESS_GLOBAL_TABLE(ln_param_t, ln_param_2, PADLESS_PE_DOWN, LBUF *C_DOWN::NF, PADLESS_TIMPL_LNP_2);
+PADLESS_GLOBAL_TABLE(act_rq_t, act_rq_up, PADLESS_PE_UP, LBUF *C_UP::NF, PADLESS_TIMPL_ARQ_UP);
+PADLESS_GLOBAL_TABLE(ctx_rq_t, ctx_rq, HD, LBUF *PADLESS_HEADS, PADLESS_TIMPL_CRQ);
+// the GELU table: one copy per FFN-up lane (bank p is lane p's), each lane's 64 x LBUF entries in LUTRAM
+PADLESS_GLOBAL_TABLE(gelu_seg_t, gelu_tab, PADLESS_PE_UP, LBUF *GELU_SEGMENTS, lutram);
+PADLESS_GLOBAL_REGS(layer_scalars_t, scal, LBUF);
 static bool weights_loaded = false;
 
 #ifndef __SYNTHESIS__
@@ -229,11 +234,11 @@ template <int PE, class T, class RQ> struct store_pair {  // {int64 m, int64 shi
         set(q, le64(b), le64(b + 8));
         rq[c % PE][base + c / PE] = q;
     }
-    static void set(rrq_t &q, int64_t m, int64_t s) {
+    static void set(res_rq_t &q, int64_t m, int64_t s) {
         q.m = (uint32_t)m;
         q.shift = (uint8_t)s;
     }
-    static void set(lnp_t &q, int64_t m, int64_t bb) {
+    static void set(ln_param_t &q, int64_t m, int64_t bb) {
         q.m = (int32_t)m;
         q.b = bb;
     }
@@ -241,27 +246,32 @@ template <int PE, class T, class RQ> struct store_pair {  // {int64 m, int64 shi
 struct store_act {  // {int64 m, int32 shift, int32 zero point} per FFN channel
     int64_t base;
     inline void operator()(int64_t c, const uint8_t *b) {
-        arq_t q;
+        act_rq_t q;
         q.m = (uint32_t)le64(b);
         q.shift = (uint8_t)le32(b + 8);
         q.zp = (int8_t)le32(b + 12);
-        arq_up[c % PADLESS_PE_UP][base + c / PADLESS_PE_UP] = q;
+        act_rq_up[c % PADLESS_PE_UP][base + c / PADLESS_PE_UP] = q;
     }
 };
 struct store_ctx {
     int64_t base;
     inline void operator()(int64_t c, const uint8_t *b) {
-        ctxrq_t q;
+        ctx_rq_t q;
         q.m = (uint32_t)le64(b);
         q.shift = (uint8_t)le64(b + 8);
-        crq[c % HD][base + c / HD] = q;
+        ctx_rq[c % HD][base + c / HD] = q;
     }
 };
-struct store_gelu {
-    layer_scalars_t &s;
+struct store_gelu {  // segment k of the layer's GELU table, into every lane's copy
+    int64_t base;
     inline void operator()(int64_t k, const uint8_t *b) {
-        s.slope[k] = (int32_t)le64(b);
-        s.icpt[k] = le64(b + 8);
+        gelu_seg_t e;
+        e.slope = (int32_t)le64(b);
+        e.icpt = le64(b + 8);
+        for (int p = 0; p < PADLESS_PE_UP; p++) {
+#pragma HLS UNROLL
+            gelu_tab[p][base + k] = e;
+        }
     }
 };
 struct store_scalars {
@@ -302,17 +312,17 @@ static void load_layer(const wbeat_t *mem, int layer, int slot) {
     load_mvu<C_DOWN>(mem, sec[WS_DOWN_W], sec[WS_DOWN_RQ], slot, w_down, i_down, rq_down);
     store_ctx sc{(int64_t)slot * PADLESS_HEADS};
     load_elems<16, AXI>(mem, sec[WS_CTX], H, sc);
-    store_pair<PADLESS_PE_OUT, rrq_t, decltype(rrq_out)> sra{rrq_out, (int64_t)slot * C_OUT::NF};
+    store_pair<PADLESS_PE_OUT, res_rq_t, decltype(res_rq_out)> sra{res_rq_out, (int64_t)slot * C_OUT::NF};
     load_elems<16, AXI>(mem, sec[WS_RES_ATTN], H, sra);
-    store_pair<PADLESS_PE_OUT, lnp_t, decltype(lnp_1)> sl1{lnp_1, (int64_t)slot * C_OUT::NF};
+    store_pair<PADLESS_PE_OUT, ln_param_t, decltype(ln_param_1)> sl1{ln_param_1, (int64_t)slot * C_OUT::NF};
     load_elems<16, AXI>(mem, sec[WS_LN_ATTN], H, sl1);
     store_act sac{(int64_t)slot * C_UP::NF};
     load_elems<16, AXI>(mem, sec[WS_ACT], F, sac);
-    store_pair<PADLESS_PE_DOWN, rrq_t, decltype(rrq_down)> srf{rrq_down, (int64_t)slot * C_DOWN::NF};
+    store_pair<PADLESS_PE_DOWN, res_rq_t, decltype(res_rq_down)> srf{res_rq_down, (int64_t)slot * C_DOWN::NF};
     load_elems<16, AXI>(mem, sec[WS_RES_FFN], H, srf);
-    store_pair<PADLESS_PE_DOWN, lnp_t, decltype(lnp_2)> sl2{lnp_2, (int64_t)slot * C_DOWN::NF};
+    store_pair<PADLESS_PE_DOWN, ln_param_t, decltype(ln_param_2)> sl2{ln_param_2, (int64_t)slot * C_DOWN::NF};
     load_elems<16, AXI>(mem, sec[WS_LN_FFN], H, sl2);
-    store_gelu sg{scal[slot]};
+    store_gelu sg{(int64_t)slot * GELU_SEGMENTS};
     load_elems<16, AXI>(mem, sec[WS_GELU], GELU_SEGMENTS, sg);
     store_scalars ss{scal[slot]};
     load_elems<8, AXI>(mem, sec[WS_SCALARS], 11, ss);
@@ -336,14 +346,14 @@ static void p_res_loader(int64_t beats, const abeat_t *act, int64_t row0, PADLES
                          PADLESS_FIFO_REF(word_t) x) {
     res_loader<H, VEC, AXI>(beats, act, row0, din, x);
 }
-static void p_qkv(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(word_t) x, PADLESS_BLOCKS_REF(qkv_blk_t) qb,
-                  PADLESS_BLOCKS_REF(qkv_blk_t) kb, PADLESS_BLOCKS_REF(qkv_blk_t) vb, PADLESS_FIFO_REF(desc_t) dout,
+static void p_qkv(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(word_t) x, PADLESS_BLOCKS_REF(qkv_blk_t, PADLESS_SEQ_BLOCKS) qb,
+                  PADLESS_BLOCKS_REF(qkv_blk_t, PADLESS_SEQ_BLOCKS) kb, PADLESS_BLOCKS_REF(qkv_blk_t, PADLESS_SEQ_BLOCKS) vb, PADLESS_FIFO_REF(desc_t) dout,
                   int slot, int layer) {
     qkv_stage<C_QKV, H, HD, qkv_blk_t>(n, din, x, qb, kb, vb, dout, w_qkv, i_qkv, rq_qkv, slot, layer, DENSE_W(dc_qkv, slot),
                                    DENSE_S(dc_qkv, slot));
 }
-static void p_select(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(qkv_blk_t) qb,
-                     PADLESS_BLOCKS_REF(qkv_blk_t) kb, PADLESS_BLOCKS_REF(qkv_blk_t) vb, PADLESS_BLOCKS_REF(qh_blk_t) qh,
+static void p_select(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(qkv_blk_t, PADLESS_SEQ_BLOCKS) qb,
+                     PADLESS_BLOCKS_REF(qkv_blk_t, PADLESS_SEQ_BLOCKS) kb, PADLESS_BLOCKS_REF(qkv_blk_t, PADLESS_SEQ_BLOCKS) vb, PADLESS_BLOCKS_REF(qh_blk_t) qh,
                      PADLESS_BLOCKS_REF(kh_blk_t) kh, PADLESS_BLOCKS_REF(ix_blk_t) ixq, PADLESS_BLOCKS_REF(kh_blk_t) vh,
                      PADLESS_BLOCKS_REF(ix_blk_t) ixv, PADLESS_FIFO_REF(desc_t) dout, int layer) {
     select_stage<A, qkv_blk_t, qh_blk_t, kh_blk_t, ix_blk_t>(n, din, qb, kb, vb, qh, kh, ixq, vh, ixv, dout, layer);
@@ -359,14 +369,14 @@ static void p_attn_exp(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(sco
     attn_exp<A>(n, din, s, m, e, fac, dout, layer);
 }
 static void p_attn_pv(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(ew_t) e, PADLESS_FIFO_REF(uint32_t) fac,
-                      PADLESS_BLOCKS_REF(kh_blk_t) vh, PADLESS_BLOCKS_REF(ix_blk_t) ixv, PADLESS_BLOCKS_REF(ctx_blk_t) cb,
+                      PADLESS_BLOCKS_REF(kh_blk_t) vh, PADLESS_BLOCKS_REF(ix_blk_t) ixv, PADLESS_BLOCKS_REF(ctx_blk_t, PADLESS_SEQ_BLOCKS) cb,
                       PADLESS_FIFO_REF(desc_t) dout, int slot, int layer) {
-    attn_pv<A, kh_blk_t, ix_blk_t, ctx_blk_t>(n, din, e, fac, vh, ixv, cb, dout, crq, slot, layer);
+    attn_pv<A, kh_blk_t, ix_blk_t, ctx_blk_t>(n, din, e, fac, vh, ixv, cb, dout, ctx_rq, slot, layer);
 }
 // attention: a nested dataflow region of three processes
 static void p_attention(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(qh_blk_t) qh,
                         PADLESS_BLOCKS_REF(kh_blk_t) kh, PADLESS_BLOCKS_REF(ix_blk_t) ixq, PADLESS_BLOCKS_REF(kh_blk_t) vh,
-                        PADLESS_BLOCKS_REF(ix_blk_t) ixv, PADLESS_BLOCKS_REF(ctx_blk_t) cb, PADLESS_FIFO_REF(desc_t) dout,
+                        PADLESS_BLOCKS_REF(ix_blk_t) ixv, PADLESS_BLOCKS_REF(ctx_blk_t, PADLESS_SEQ_BLOCKS) cb, PADLESS_FIFO_REF(desc_t) dout,
                         uint32_t score_m, uint8_t score_shift, int slot, int layer) {
     PADLESS_REGION_BEGIN(attention);
     PADLESS_FIFO(desc_t, d_exp, DEPTH_DESC);
@@ -380,34 +390,34 @@ static void p_attention(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(
     PADLESS_PROCESS(attention, p_attn_pv, n, d_pv, exps, factors, vh, ixv, cb, dout, slot, layer);
     PADLESS_REGION_END(attention);
 }
-static void p_ctx(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(ctx_blk_t) cb, PADLESS_FIFO_REF(word_t) x,
+static void p_ctx(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(ctx_blk_t, PADLESS_SEQ_BLOCKS) cb, PADLESS_FIFO_REF(word_t) x,
                   PADLESS_FIFO_REF(desc_t) dout, int layer) {
     ctx_stream<H, HD, VEC, ctx_blk_t>(n, din, cb, x, dout, layer);
 }
 static void p_out(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(word_t) x, PADLESS_FIFO_REF(word_t) r,
                   PADLESS_FIFO_REF(y1_t) y, PADLESS_FIFO_REF(rowstat_t) s, PADLESS_FIFO_REF(desc_t) dout, int slot,
                   int layer) {
-    res_stage<C_OUT, H>(n, din, x, r, y, s, dout, w_out, i_out, rq_out, rrq_out, slot, layer, DENSE_W(dc_out, slot),
+    res_stage<C_OUT, H>(n, din, x, r, y, s, dout, w_out, i_out, rq_out, res_rq_out, slot, layer, DENSE_W(dc_out, slot),
                         DENSE_S(dc_out, slot));
 }
 static void p_ln1(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(y1_t) y, PADLESS_FIFO_REF(rowstat_t) s,
                   PADLESS_FIFO_REF(word_t) x, PADLESS_FIFO_REF(desc_t) dout, uint8_t shift, int slot, int layer) {
-    ln_stage<H, PADLESS_PE_OUT, VEC>(n, din, y, s, x, dout, lnp_1, shift, slot, layer);
+    ln_stage<H, PADLESS_PE_OUT, VEC>(n, din, y, s, x, dout, ln_param_1, shift, slot, layer);
 }
 static void p_up(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(word_t) x, PADLESS_FIFO_REF(aword_t) a,
                  PADLESS_FIFO_REF(word_t) hf, PADLESS_FIFO_REF(desc_t) dout, int slot, int layer) {
-    up_stage<C_UP, ffn_act_t, PADLESS_ACT_BITS>(n, din, x, a, hf, dout, w_up, i_up, rq_up, arq_up, scal[slot], slot,
+    up_stage<C_UP, ffn_act_t, PADLESS_ACT_BITS>(n, din, x, a, hf, dout, w_up, i_up, rq_up, act_rq_up, gelu_tab, scal[slot], slot,
                                                 layer, DENSE_W(dc_up, slot), DENSE_S(dc_up, slot));
 }
 static void p_down(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(aword_t) a, PADLESS_FIFO_REF(word_t) hf,
                    PADLESS_FIFO_REF(y2_t) y, PADLESS_FIFO_REF(rowstat_t) s, PADLESS_FIFO_REF(desc_t) dout, int slot,
                    int layer) {
-    res_stage<C_DOWN, H>(n, din, a, hf, y, s, dout, w_down, i_down, rq_down, rrq_down, slot, layer,
+    res_stage<C_DOWN, H>(n, din, a, hf, y, s, dout, w_down, i_down, rq_down, res_rq_down, slot, layer,
                          DENSE_W(dc_down, slot), DENSE_S(dc_down, slot));
 }
 static void p_ln2(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(y2_t) y, PADLESS_FIFO_REF(rowstat_t) s,
                   PADLESS_FIFO_REF(word_t) x, PADLESS_FIFO_REF(desc_t) dout, uint8_t shift, int slot, int layer) {
-    ln_stage<H, PADLESS_PE_DOWN, VEC>(n, din, y, s, x, dout, lnp_2, shift, slot, layer);
+    ln_stage<H, PADLESS_PE_DOWN, VEC>(n, din, y, s, x, dout, ln_param_2, shift, slot, layer);
 }
 static void p_writer(int64_t beats, abeat_t *act, int64_t row0, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(word_t) x,
                      int layer) {
@@ -416,7 +426,7 @@ static void p_writer(int64_t beats, abeat_t *act, int64_t row0, PADLESS_FIFO_REF
 
 // One encoder layer over every sequence of the call. The layer's scalars come in by value (read from the
 // on-chip table by the layer loop, outside the region), so no process shares a global with another; the
-// GELU table (scal[slot]) is read by p_up alone, each weight memory by its MVU alone.
+// GELU table (gelu_tab, a copy per lane) is read by p_up alone, each weight memory by its MVU alone.
 static void layer_region(const abeat_t *act_rd, const abeat_t *act_res, abeat_t *act_wr, const desc_in_t *desc,
                          int num_seqs, int64_t beats, int64_t row_in, int64_t row_out, uint32_t score_m,
                          uint8_t score_shift, uint8_t ln1_shift, uint8_t ln2_shift, int slot, int layer) {
@@ -562,12 +572,16 @@ extern "C" int padless_encoder(const abeat_t *act_rd, const abeat_t *act_res, ab
     PADLESS_STATIC_TABLE_PRAGMAS(rq_out, PADLESS_TIMPL_RQ_OUT)
     PADLESS_STATIC_TABLE_PRAGMAS(rq_up, PADLESS_TIMPL_RQ_UP)
     PADLESS_STATIC_TABLE_PRAGMAS(rq_down, PADLESS_TIMPL_RQ_DOWN)
-    PADLESS_STATIC_TABLE_PRAGMAS(rrq_out, PADLESS_TIMPL_RRQ_OUT)
-    PADLESS_STATIC_TABLE_PRAGMAS(rrq_down, PADLESS_TIMPL_RRQ_DOWN)
-    PADLESS_STATIC_TABLE_PRAGMAS(lnp_1, PADLESS_TIMPL_LNP_1)
-    PADLESS_STATIC_TABLE_PRAGMAS(lnp_2, PADLESS_TIMPL_LNP_2)
-    PADLESS_STATIC_TABLE_PRAGMAS(arq_up, PADLESS_TIMPL_ARQ_UP)
-    PADLESS_STATIC_TABLE_PRAGMAS(crq, PADLESS_TIMPL_CRQ)
+    PADLESS_STATIC_TABLE_PRAGMAS(res_rq_out, PADLESS_TIMPL_RRQ_OUT)
+    PADLESS_STATIC_TABLE_PRAGMAS(res_rq_down, PADLESS_TIMPL_RRQ_DOWN)
+    PADLESS_STATIC_TABLE_PRAGMAS(ln_param_1, PADLESS_TIMPL_LNP_1)
+    PADLESS_STATIC_TABLE_PRAGMAS(ln_param_2, PADLESS_TIMPL_LNP_2)
+    PADLESS_STATIC_TABLE_PRAGMAS(act_rq_up, PADLESS_TIMPL_ARQ_UP)
+    PADLESS_STATIC_TABLE_PRAGMAS(ctx_rq, PADLESS_TIMPL_CRQ)
+    PADLESS_STATIC_TABLE_PRAGMAS(gelu_tab, lutram)
+    // the per-layer scalars: LBUF structs of registers (read by the layer loop, outside the region)
+#pragma HLS AGGREGATE variable = scal compact = bit
+#pragma HLS ARRAY_PARTITION variable = scal complete dim = 1
 #ifndef __SYNTHESIS__
     ::padless::sim::begin_run();
 #endif

@@ -3,7 +3,8 @@
 Writes, from the board file and the kernel the HLS code generator emitted (``hls/``):
 
 - Alveo (``flow: vitis``): ``bitstream/connectivity.cfg`` for ``v++ -l`` mapping each m_axi bundle of the
-  kernel to its own HBM pseudo channel or DDR bank (UG1393) and setting the kernel clock; the flow exports
+  kernel to an HBM pseudo channel or DDR bank, the ports that receive one host buffer to one bank (UG1393;
+  :data:`HOST_BUFFERS`), and setting the kernel clock; the flow exports
   the kernel as ``.xo`` (``vitis_hls -f run_hls.tcl``), links ``v++ -l --platform <board.platform>`` ->
   ``deploy/padless_encoder.xclbin``;
 - Zynq (``flow: vivado``): ``bitstream/zynq_bd.tcl``, a Vivado block design (PS with the board preset, the
@@ -62,9 +63,34 @@ def m_axi_bundles(kernel_source: str) -> list[str]:
     return out
 
 
-def memory_banks(board, bundles: list[str]) -> list[tuple[str, str]]:
-    """(bundle, v++ bank) pairs: HBM boards spread bundles over pseudo channels ``HBM[i]``; DDR boards
-    over ``DDR[i]`` round robin. Raises ProjectError for a board with no off-chip memory for v++."""
+#: The host's buffers and the kernel's m_axi ports each is given (the pynq backend and the simulated device
+#: bind them so): one activation buffer to the three activation ports (the kernel reads layer l's half and
+#: writes the other half of the same buffer), the descriptors, the weights image.
+HOST_BUFFERS = {"act": ("act_rd", "act_res", "act_wr"), "desc": ("desc",), "weights": ("weights",)}
+
+
+def m_axi_ports(kernel_source: str) -> dict[str, str]:
+    """``{port: bundle}`` of a kernel's ``#pragma HLS INTERFACE m_axi port=... bundle=...`` lines (a port
+    without ``bundle=`` is in Vitis HLS's default ``gmem``)."""
+    out = {}
+    for m in re.finditer(r"#pragma\s+HLS\s+INTERFACE\s+m_axi\b([^\n]*)", kernel_source, flags=re.I):
+        p = re.search(r"port\s*=\s*(\w+)", m.group(1))
+        b = re.search(r"bundle\s*=\s*(\w+)", m.group(1))
+        if p:
+            out[p.group(1)] = b.group(1) if b else "gmem"
+    return out
+
+
+def memory_banks(board, bundles: list[str], ports: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    """(bundle, v++ bank) pairs for ``v++ --connectivity.sp``.
+
+    XRT binds a buffer to a kernel argument only when the buffer sits in a memory the argument's port is
+    connected to (UG1393, "Mapping Kernel Ports to Memory"; XRT's "Memory bank and kernel argument
+    compatibility"): every bundle whose port receives one host buffer (:data:`HOST_BUFFERS`, ports mapped to
+    bundles by ``ports`` = :func:`m_axi_ports`) goes to that buffer's one bank. Buffers take the banks in
+    order, round robin: ``HBM[i]`` pseudo channels on HBM boards, ``DDR[i]`` on DDR boards; a bundle with no
+    known buffer takes the next bank. Without ``ports`` each bundle is its own buffer. Raises ProjectError for
+    a board with no off-chip memory for v++."""
     mem = next((m for m in board.memories if m.kind.upper().startswith("HBM")), None)
     kind = "HBM"
     if mem is None:
@@ -72,7 +98,60 @@ def memory_banks(board, bundles: list[str]) -> list[tuple[str, str]]:
         kind = "DDR"
     if mem is None:
         raise ProjectError(f"board {board.name} has no HBM or DDR memory for the v++ link")
-    return [(b, f"{kind}[{i % mem.banks}]") for i, b in enumerate(bundles)]
+    buffer_of = {}
+    if ports:
+        for buf, names in HOST_BUFFERS.items():
+            for n in names:
+                if n in ports:
+                    buffer_of[ports[n]] = buf
+    slots: dict[str, int] = {}
+    out = []
+    for b in bundles:
+        key = buffer_of.get(b, "bundle:" + b)
+        if key not in slots:
+            slots[key] = len(slots)
+        out.append((b, f"{kind}[{slots[key] % mem.banks}]"))
+    return out
+
+
+def read_connectivity(path) -> dict[str, str]:
+    """``{bundle: memory}`` of a ``connectivity.cfg``'s ``sp=<kernel>_1.m_axi_<bundle>:<memory>`` lines."""
+    out = {}
+    for line in Path(path).read_text().splitlines():
+        m = re.match(r"\s*sp\s*=\s*\w+\.m_axi_(\w+)\s*:\s*([A-Za-z]+\[[0-9:]+\])\s*$", line)
+        if m:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+def port_memories(project) -> dict[str, str]:
+    """``{port: memory}`` (``"HBM[0]"``, ``"DDR[1]"``) of the project's kernel from its
+    ``bitstream/connectivity.cfg`` (what ``v++ -l`` links); ``{}`` for a project without one (Zynq boards:
+    every port reaches the PS DDR)."""
+    root = Path(project.path)
+    cfg = root / "bitstream" / "connectivity.cfg"
+    top = (project.manifest.get("hls") or {}).get("top") or "padless_encoder"
+    src = root / "hls" / f"{checked_name(top, 'the kernel top (manifest hls.top)')}.cpp"
+    if not cfg.is_file() or cfg.is_symlink() or not src.is_file():
+        return {}
+    banks = read_connectivity(cfg)
+    return {p: banks[b] for p, b in m_axi_ports(src.read_text()).items() if b in banks}
+
+
+def buffer_memories(project) -> dict[str, str]:
+    """``{host buffer: memory}`` (:data:`HOST_BUFFERS`) from :func:`port_memories`. Raises ProjectError when
+    the ports one buffer is given to sit on different memories (XRT could not bind it)."""
+    pm = port_memories(project)
+    out = {}
+    for buf, ports in HOST_BUFFERS.items():
+        mems = sorted({pm[p] for p in ports if p in pm})
+        if len(mems) > 1:
+            raise ProjectError(f"{Path(project.path) / 'bitstream' / 'connectivity.cfg'} connects the ports "
+                               f"{', '.join(ports)} (one host buffer) to {', '.join(mems)}: XRT binds a buffer to one "
+                               "memory; regenerate it with `padless bitstream DIR`")
+        if mems:
+            out[buf] = mems[0]
+    return out
 
 
 def generate(project, board) -> dict:
@@ -108,8 +187,8 @@ def generate(project, board) -> dict:
     common = {"version": __version__, "board": board, "kernel": kernel, "export": export, "clock_MHz": float(clk)}
     if board.flow == "vitis":
         tools = ["vitis_hls", "v++"]
-        text = env.get_template("connectivity.cfg.j2").render(banks=memory_banks(board, bundles),
-                                                             memory=memory_banks(board, bundles)[0][1].split("[")[0], **common)
+        banks = memory_banks(board, bundles, m_axi_ports(src.read_text()))
+        text = env.get_template("connectivity.cfg.j2").render(banks=banks, memory=banks[0][1].split("[")[0], **common)
         fsutil.write_text(root / "bitstream" / "connectivity.cfg", text, root)
         files.append("bitstream/connectivity.cfg")
     else:

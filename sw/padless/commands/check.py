@@ -9,7 +9,14 @@ the checks that stand in for csynth here (docs/hls.md, "Checks without Vitis"):
   iteration that needs more accesses of one bank than its ports is a violation (it would not reach II=1);
 * the deadlock check: the dataflow processes run concurrently over FIFOs and blocks of their declared
   depths; a run where every process waits is a deadlock;
-* the static resource estimate (BRAM, URAM, DSP, LUT) against the board.
+* the static resource estimate (BRAM, URAM, DSP, LUT) against the board;
+* the arrays: every array the kernel declares, counted from its code as Vitis reads it
+  (:func:`padless.synth_check.kernel_arrays`: ``arrays_declared``), and how many of them go through the
+  port-checked declaration macros (``arrays_checked``); a plain C array the checker cannot see fails.
+
+With ``--synth`` it also compiles the kernel's ``__SYNTHESIS__`` branch with g++ and clang++
+(:mod:`padless.synth_check`: the code csynth reads, against the open-source ap_types and declarations of the
+documented hls::stream / stream_of_blocks API); ``--synth`` alone (no texts) runs only that compile.
 
 Exits non-zero when any check fails.
 """
@@ -27,7 +34,10 @@ def register(sub) -> None:
                                    "with the port checker and the deadlock check; compare with the golden "
                                    "model; report the resource estimate. Exit status 1 when a check fails.")
     p.add_argument("project", metavar="DIR", help="project folder written by `padless compile`")
-    add_input_args(p, texts=True)
+    add_input_args(p, texts=True, required=False)
+    p.add_argument("--synth", action="store_true",
+                   help="also compile the kernel's __SYNTHESIS__ branch with g++ and clang++ (-std=c++14 "
+                        "-fsyntax-only); alone, without texts, only that")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -35,7 +45,8 @@ def register(sub) -> None:
 def check(project, ids) -> dict:
     """The checks on token-id lists ``ids``: ``{"sequences", "tokens", "bit_exact", "mismatches",
     "port_violations", "violations", "deadlock", "deadlock_report", "kernel_error" (a non-deadlock failure
-    status of the kernel, else None), "resources"}``."""
+    status of the kernel, else None), "resources", "arrays_declared", "arrays_checked" (counts),
+    "arrays_unchecked" (``file:name`` of the plain arrays)}``."""
     import numpy as np
 
     from ..csim import CsimLibrary
@@ -62,21 +73,38 @@ def check(project, ids) -> dict:
     viol = sum(int(r["port_violations"]) for r in reps)
     first = [v for r in reps for v in r["violations"]][:8]
     res = project.manifest.get("resources") or {}
+    from ..synth_check import kernel_arrays
+    arrays = kernel_arrays(project.path / "hls")
     return {"sequences": len(ids), "tokens": int(len(x)), "bit_exact": mismatches == 0,
             "mismatches": mismatches, "port_violations": viol, "violations": first, "deadlock": deadlock,
-            "deadlock_report": report if deadlock else "", "kernel_error": failed, "resources": res}
+            "deadlock_report": report if deadlock else "", "kernel_error": failed, "resources": res,
+            "arrays_declared": len(arrays["declared"]), "arrays_checked": len(arrays["checked"]),
+            "arrays_unchecked": arrays["unchecked"]}
 
 
 def run(args) -> int:
     from ..errors import InputError
     from ..project import load_project
     project = load_project(args.project)
+    has_texts = any(getattr(args, k, None) for k in ("input", "dataset", "text"))
+    if not has_texts and not args.synth:
+        raise InputError("check needs texts (--input, --text or --dataset), or --synth for the synthesis-branch "
+                         "compile alone")
+    synth = None
+    if args.synth:
+        from ..synth_check import compile_synthesis
+        synth = compile_synthesis(project.path / "hls")
+    if not has_texts:
+        return _report_synth(synth, args)
     ids, _lens, what = read_input(args, project)
     if ids is None:
         raise InputError("check needs texts (--input, --text or --dataset)")
     out = check(project, ids)
     ok = (out["bit_exact"] and out["port_violations"] == 0 and not out["deadlock"] and not out["kernel_error"]
-          and out["resources"].get("fits", True))
+          and out["resources"].get("fits", True) and out["arrays_checked"] == out["arrays_declared"])
+    if synth is not None:
+        out["synthesis"] = synth
+        ok = ok and synth["ok"]
     if args.json:
         print(json.dumps(out, indent=2, sort_keys=True))
         return 0 if ok else 1
@@ -88,12 +116,36 @@ def run(args) -> int:
         print(f"    array {v['array']} in loop {v['loop']}: bank {v['bank']} needs {v['accesses']} accesses, has "
               f"{v['ports']} ports")
     print(f"  deadlock: {'YES: ' + out['deadlock_report'] if out['deadlock'] else 'no'}")
+    print(f"  arrays port-checked: {out['arrays_checked']} of {out['arrays_declared']} declared"
+          + (f" (plain: {', '.join(out['arrays_unchecked'])})" if out["arrays_unchecked"] else ""))
     if out["kernel_error"]:
         print(f"  kernel error: {out['kernel_error']}")
     r = out["resources"]
     if r:
         print("  resources: " + ", ".join(f"{k} {r[k]['used']:,}/{r[k]['limit']:,}" for k in ("dsp", "bram_36k", "uram", "lut")
                                           if k in r) + f"  -> {'fits' if r.get('fits') else 'DOES NOT FIT'}")
+    if synth is not None:
+        _print_synth(synth)
     print("  result: " + ("PASS" if ok else "FAIL"))
     sys.stdout.flush()
     return 0 if ok else 1
+
+
+def _print_synth(synth: dict) -> None:
+    for cc, r in synth["compilers"].items():
+        print(f"  synthesis branch, {cc} -std={synth['std']} -fsyntax-only: "
+              + ("compiles" if r["ok"] else "FAILS") + f" ({r['seconds']:.1f} s)")
+        for e in r["errors"][:8]:
+            print(f"    {e}")
+
+
+def _report_synth(synth: dict, args) -> int:
+    """``--synth`` alone: the synthesis-branch compile's report; exit 1 when a compiler rejects the code."""
+    if args.json:
+        print(json.dumps({"synthesis": synth}, indent=2, sort_keys=True))
+    else:
+        print(f"padless check: synthesis branch of {args.project}")
+        _print_synth(synth)
+        print("  result: " + ("PASS" if synth["ok"] else "FAIL"))
+    sys.stdout.flush()
+    return 0 if synth["ok"] else 1

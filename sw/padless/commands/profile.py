@@ -35,9 +35,10 @@ def parse_lengths(text: str) -> list[int]:
     return out
 
 
-def add_input_args(p, texts: bool = False) -> None:
-    """The input options shared by profile and check: --input, --dataset/--limit, --lengths or --text."""
-    src = p.add_mutually_exclusive_group(required=True)
+def add_input_args(p, texts: bool = False, required: bool = True) -> None:
+    """The input options shared by profile and check: --input, --dataset/--limit, --lengths or --text
+    (``required``: one of them must be given)."""
+    src = p.add_mutually_exclusive_group(required=required)
     src.add_argument("--input", metavar="FILE", help="one text per line (tokenized with the model's tokenizer)")
     src.add_argument("--dataset", metavar="NAME", help=f"a real dataset ({', '.join(DATASETS)})")
     if texts:

@@ -32,6 +32,7 @@ import warnings
 
 import numpy as np
 
+from ..codegen.bitstream import port_memories
 from ..errors import DeviceError
 from .backends.pynq import (AP_DONE, AP_IDLE, AP_READY, AP_START, CTRL, KernelInterface, _import_pynq,
                             kernel_interface)
@@ -60,6 +61,7 @@ class _Window:
         self.regs = np.zeros(iface.addr_range // 4, dtype=np.uint32)
         self.regs[CTRL // 4] = AP_IDLE
         self.runs = 0
+        self.port_memories: dict[str, str] = {}  # m_axi port -> memory it is connected to (Alveo projects)
 
 
 class SimDevice(pynq.Device):
@@ -85,10 +87,17 @@ class SimDevice(pynq.Device):
         self._next = MEM_BASE
         self._windows: dict[int, _Window] = {}
         self._next_ctrl = CTRL_BASE
+        self._bank: dict[int, str | None] = {}  # device address -> memory bank ("HBM[0]"), None: default
 
     # ---- memory -------------------------------------------------------------------------------
-    def allocate(self, shape, dtype, **kwargs):
-        """A ``PynqBuffer`` of ``shape``/``dtype`` in host memory with its own device memory."""
+    def memory(self, tag: str) -> "SimMemory":
+        """The memory bank ``tag`` (``"HBM[0]"``, ``"DDR[1]"``) as a pynq ``allocate`` target, as an Alveo
+        overlay's ``ol.HBM0`` is."""
+        return SimMemory(self, tag)
+
+    def allocate(self, shape, dtype, bank: str | None = None, **kwargs):
+        """A ``PynqBuffer`` of ``shape``/``dtype`` in host memory with its own device memory, in memory bank
+        ``bank`` (None: the device's default memory)."""
         from pynq.buffer import PynqBuffer
         buf = PynqBuffer(shape, dtype, device=self, device_address=0, bo=0, coherent=False)
         nbytes = max(int(buf.nbytes), 1)
@@ -96,6 +105,7 @@ class SimDevice(pynq.Device):
             addr = self._next
             self._next += (nbytes + ALIGN - 1) // ALIGN * ALIGN
             self._mem[addr] = np.zeros(nbytes, dtype=np.uint8)
+            self._bank[addr] = bank
         buf.device_address, buf.bo, buf.offset = addr, addr, 0
         # pynq's freebuffer() returns ``pointer`` to ``return_to`` (the path pynq's own memory pools use).
         buf.memory, buf.pointer, buf.return_to = self, addr, self
@@ -105,10 +115,20 @@ class SimDevice(pynq.Device):
     def return_pointer(self, pointer: int) -> None:
         with self._lock:
             self._mem.pop(pointer, None)
+            self._bank.pop(pointer, None)
 
     @property
     def live_buffers(self) -> int:
         return len(self._mem)
+
+    def bank_of(self, addr: int) -> str | None:
+        """The memory bank of the buffer holding device address ``addr`` (None: the default memory)."""
+        with self._lock:
+            regions = [(b, m.size, self._bank.get(b)) for b, m in self._mem.items()]
+        for base, size, bank in regions:
+            if base <= addr < base + size:
+                return bank
+        return None
 
     def _region(self, addr: int, nbytes: int) -> np.ndarray:
         with self._lock:  # another thread may allocate or free meanwhile
@@ -147,6 +167,7 @@ class SimDevice(pynq.Device):
             hls = project.manifest.get("hls") or {}
             w.max_tokens, w.max_seq = int(hls.get("max_tokens") or 0), int(hls.get("max_seq") or 0)
             w.weight_bytes = int(project.file("weights").stat().st_size)
+            w.port_memories = port_memories(project)
             self._windows[base] = w
         return base
 
@@ -185,12 +206,26 @@ class SimDevice(pynq.Device):
         lo = int(w.regs[a.offset // 4])
         return lo | (int(w.regs[a.offset // 4 + 1]) << 32) if a.width == 8 else lo
 
+    def _check_banks(self, w: _Window) -> None:
+        """XRT's binding rule: a buffer given to an m_axi port must sit in a memory that port is connected to
+        (bitstream/connectivity.cfg). Raises DeviceError naming the port, the buffer's bank and the port's."""
+        for port, mem in w.port_memories.items():
+            if w.iface.arg(port) is None:
+                continue
+            got = self.bank_of(self._arg(w, port))
+            if got != mem:
+                raise DeviceError(f"simulated device: the buffer given to port {port} of {w.iface.name} is in "
+                                  f"{got or 'the default memory'}, but the port is connected to {mem} "
+                                  "(bitstream/connectivity.cfg): XRT cannot bind it; allocate it with "
+                                  f"target=<overlay>.{mem.replace('[', '').replace(']', '')}")
+
     def _start(self, w: _Window) -> None:
         w.regs[0] = AP_START  # running: not idle, not done
         if w.hang:
             return
         status = 0
         try:
+            self._check_banks(w)
             seqs, tokens, mode = self._arg(w, "num_seqs"), self._arg(w, "num_tokens"), self._arg(w, "mode")
             seqs, tokens = np.int32(np.uint32(seqs)), np.int32(np.uint32(tokens))  # the C ints the kernel sees
             hidden = w.hidden
@@ -204,6 +239,16 @@ class SimDevice(pynq.Device):
             if w.iface.ap_return is not None:
                 w.regs[w.iface.ap_return // 4] = np.uint32(status & 0xFFFFFFFF)
             w.regs[0] = AP_DONE | AP_IDLE | AP_READY
+
+
+class SimMemory:
+    """One memory bank of the simulated device (``SimDevice.memory(tag)``): a pynq ``allocate`` target."""
+
+    def __init__(self, device: SimDevice, tag: str):
+        self.device, self.tag = device, tag
+
+    def allocate(self, shape, dtype, **kwargs):
+        return self.device.allocate(shape, dtype, bank=self.tag, **kwargs)
 
 
 class _CsimKernel:

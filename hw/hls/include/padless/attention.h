@@ -50,7 +50,7 @@ struct att_cfg {
 };
 
 // Requantization of one context channel.
-struct ctxrq_t {
+struct ctx_rq_t {
     uint32_t m;  // < 2^31
     uint8_t shift;
 };
@@ -67,9 +67,8 @@ template <int K, int L>
 inline void topk_insert(int32_t score[K], int32_t idx[K], int &cnt, const int32_t cs[L], const int32_t ci[L],
                         const bool cv[L]) {
 #pragma HLS INLINE
-    int32_t nscore[K], nidx[K];
-#pragma HLS ARRAY_PARTITION variable = nscore complete dim = 1
-#pragma HLS ARRAY_PARTITION variable = nidx complete dim = 1
+    PADLESS_REGS(int32_t, nscore, K);
+    PADLESS_REGS(int32_t, nidx, K);
     for (int s = 0; s < K; s++) {
 #pragma HLS UNROLL
         nscore[s] = score[s];
@@ -120,8 +119,8 @@ inline void topk_insert(int32_t score[K], int32_t idx[K], int &cnt, const int32_
 // QB: the Q, K, V blocks [1][MAX_SEQ * HEADS][D] (row i, head h: word i * HEADS + h); QH: [1][MAX_SEQ][D];
 // KH, VH: [APE][MAX_SEQ][D]; IX: [1][MAX_SEQ][K_MAX].
 template <class A, class QB, class QH, class KH, class IX>
-void select_stage(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(QB) qb, PADLESS_BLOCKS_REF(QB) kb,
-                  PADLESS_BLOCKS_REF(QB) vb, PADLESS_BLOCKS_REF(QH) qh, PADLESS_BLOCKS_REF(KH) kh,
+void select_stage(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(QB, PADLESS_SEQ_BLOCKS) qb, PADLESS_BLOCKS_REF(QB, PADLESS_SEQ_BLOCKS) kb,
+                  PADLESS_BLOCKS_REF(QB, PADLESS_SEQ_BLOCKS) vb, PADLESS_BLOCKS_REF(QH) qh, PADLESS_BLOCKS_REF(KH) kh,
                   PADLESS_BLOCKS_REF(IX) ixq, PADLESS_BLOCKS_REF(KH) vh, PADLESS_BLOCKS_REF(IX) ixv,
                   PADLESS_FIFO_REF(desc_t) dout, int layer) {
     typedef vec<int8_t, A::D> k4word_t;
@@ -182,9 +181,8 @@ seqs:
 #endif
             PADLESS_LOOP_END(sel_copy, t);
             if (sparse) {
-                int16_t tq[Q4_MAX], tk[Q4_MAX];
-#pragma HLS ARRAY_PARTITION variable = tq complete dim = 1
-#pragma HLS ARRAY_PARTITION variable = tk complete dim = 1
+                PADLESS_REGS(int16_t, tq, Q4_MAX);
+                PADLESS_REGS(int16_t, tk, Q4_MAX);
                 quant4_thresholds(mq, tq);
                 quant4_thresholds(mk, tk);
                 // pass B: K_h to 4 bits, LANES-interleaved (key i in lane i % LANES)
@@ -231,11 +229,9 @@ seqs:
                 }
 #else
                 {
-                    int32_t sc[A::K_MAX], si[A::K_MAX];
-#pragma HLS ARRAY_PARTITION variable = sc complete dim = 1
-#pragma HLS ARRAY_PARTITION variable = si complete dim = 1
-                    int8_t q4[A::D];
-#pragma HLS ARRAY_PARTITION variable = q4 complete dim = 1
+                    PADLESS_REGS(int32_t, sc, A::K_MAX);
+                    PADLESS_REGS(int32_t, si, A::K_MAX);
+                    PADLESS_REGS(int8_t, q4, A::D);
                     int cnt = 0, i = 0, cb = 0;
                     for (int64_t it = 0; it < trip; it++) {
                         PADLESS_PIPELINE(sel_query, it);
@@ -246,8 +242,9 @@ seqs:
                             }
                             cnt = 0;
                         }
-                        int32_t cs[A::LANES], ci[A::LANES];
-                        bool cv[A::LANES];
+                        PADLESS_REGS(int32_t, cs, A::LANES);
+                        PADLESS_REGS(int32_t, ci, A::LANES);
+                        PADLESS_REGS(bool, cv, A::LANES);
                         for (int l = 0; l < A::LANES; l++) {
 #pragma HLS UNROLL
                             const int key = cb * A::LANES + l;
@@ -310,8 +307,7 @@ void attn_qk(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(QH) 
             PADLESS_READ_LOCK(IX, IQ, ixq);
             PADLESS_LOOP(att_qk, D_QK);
             const int64_t trip = (int64_t)t * kf;
-            int8_t qrow[A::D];
-#pragma HLS ARRAY_PARTITION variable = qrow complete dim = 1
+            PADLESS_REGS(int8_t, qrow, A::D);
             int32_t mx = 0;
             int i = 0, f = 0;
             for (int64_t it = 0; it < trip; it++) {
@@ -323,9 +319,9 @@ void attn_qk(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(QH) 
                     }
                 }
                 score_w<A::APE> sw;
-                int32_t acc[A::APE];
-                int32_t key[A::APE];
-                bool valid[A::APE];
+                PADLESS_REGS(int32_t, acc, A::APE);
+                PADLESS_REGS(int32_t, key, A::APE);
+                PADLESS_REGS(bool, valid, A::APE);
                 for (int p = 0; p < A::APE; p++) {
 #pragma HLS UNROLL
                     const int slot = f * A::APE + p;
@@ -432,10 +428,10 @@ void attn_exp(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(score
 }
 
 // P.V of APE kept keys a cycle into D accumulators; at the row end the context channels of the head.
-template <class A, class KH, class IX, class CB, class CRQ>
+template <class A, class KH, class IX, class CB, class CTX_RQ>
 void attn_pv(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(e_w<A::APE>) ein,
              PADLESS_FIFO_REF(uint32_t) fin, PADLESS_BLOCKS_REF(KH) vh, PADLESS_BLOCKS_REF(IX) ixv,
-             PADLESS_BLOCKS_REF(CB) ctxb, PADLESS_FIFO_REF(desc_t) dout, CRQ &crq, int slot, int layer) {
+             PADLESS_BLOCKS_REF(CB, PADLESS_SEQ_BLOCKS) ctxb, PADLESS_FIFO_REF(desc_t) dout, CTX_RQ &ctx_rq, int slot, int layer) {
     for (int j = 0; j < num_seqs; j++) {
         desc_t d = din.read();
         dout.write(d);
@@ -450,8 +446,7 @@ void attn_pv(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(e_w<A:
             PADLESS_READ_LOCK(IX, IV, ixv);
             PADLESS_LOOP(att_pv, D_PV);
             const int64_t trip = (int64_t)t * kf;
-            int32_t acc[A::D];
-#pragma HLS ARRAY_PARTITION variable = acc complete dim = 1
+            PADLESS_REGS(int32_t, acc, A::D);
             uint32_t factor = 0;
             int i = 0, f = 0;
             for (int64_t it = 0; it < trip; it++) {
@@ -485,7 +480,7 @@ void attn_pv(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(e_w<A:
                 if (f == kf - 1) {
                     for (int c = 0; c < A::D; c++) {
 #pragma HLS UNROLL
-                        ctxrq_t q = crq[c][(int64_t)slot * A::HEADS + h];
+                        ctx_rq_t q = ctx_rq[c][(int64_t)slot * A::HEADS + h];
                         CTX[0][i * A::HEADS + h][c] = (act_t)requant<8, 28, 31>((sbits<28>)acc[c], (ubits<31>)q.m, (ubits<6>)q.shift);
                     }
                     f = 0;

@@ -143,15 +143,28 @@ inline int64_t i_gelu(int64_t x, int64_t b_int, int64_t c_int, int r, int64_t on
 }
 
 // Piecewise-linear integer GELU (intops.i_gelu_pwl): 64 segments of 2^k steps from lo; a 64-entry ROM
-// and one 17 x 16-bit multiply per element; |out| < 2^16.
-inline int64_t i_gelu_pwl(sbits<16> x, int32_t lo, int k, const int32_t slope[GELU_SEGMENTS],
-                          const int64_t icpt[GELU_SEGMENTS]) {
+// and one 17 x 16-bit multiply per element; |out| < 2^16. Written as the segment index (the ROM address,
+// clamped into the table), then the segment's line on the entry read there, so each lane can read its
+// own copy of the table (layer.h gelu_tab, one bank a lane).
+inline int gelu_segment(sbits<16> x, int32_t lo, int k) {
+#pragma HLS INLINE
+    if (x < lo) return 0;
+    int64_t s = ((int64_t)x - lo) >> k;
+    return s >= GELU_SEGMENTS ? GELU_SEGMENTS - 1 : (int)s;
+}
+inline int64_t i_gelu_pwl_seg(sbits<16> x, int32_t lo, int k, int32_t slope_s, int64_t icpt_s) {
 #pragma HLS INLINE
     if (x < lo) return 0;
     int64_t s = ((int64_t)x - lo) >> k;
     if (s >= GELU_SEGMENTS) return x;
-    sbits<36> v = (sbits<36>)slope[s] * (sbits<36>)x + (sbits<36>)icpt[s] + ((sbits<36>)1 << (GELU_FRAC_BITS - 1));
+    sbits<36> v = (sbits<36>)slope_s * (sbits<36>)x + (sbits<36>)icpt_s + ((sbits<36>)1 << (GELU_FRAC_BITS - 1));
     return (int64_t)(v >> GELU_FRAC_BITS);
+}
+inline int64_t i_gelu_pwl(sbits<16> x, int32_t lo, int k, const int32_t slope[GELU_SEGMENTS],
+                          const int64_t icpt[GELU_SEGMENTS]) {
+#pragma HLS INLINE
+    const int s = gelu_segment(x, lo, k);
+    return i_gelu_pwl_seg(x, lo, k, slope[s], icpt[s]);
 }
 
 // FFN activation kinds of weights.bin (codegen/weights.py ACT_KIND).

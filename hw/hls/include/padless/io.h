@@ -74,14 +74,6 @@
 #define PADLESS_MAXI_WAIT(NAME_) NAME_.wait()
 #endif
 
-// A register array (complete partition). sim.h defines it where the port checker counts such arrays;
-// this fallback keeps io.h self-contained.
-#ifndef PADLESS_REGS
-#define PADLESS_REGS(T, NAME_, N_) \
-    T NAME_[N_];                   \
-    PADLESS_PRAGMA(HLS ARRAY_PARTITION variable = NAME_ complete dim = 1)
-#endif
-
 namespace padless {
 
 // Pipeline depth of a burst loop after its beat arrived (the beat register, the word assembly and the

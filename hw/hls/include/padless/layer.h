@@ -25,31 +25,36 @@ namespace padless {
 static const int D_LN = 64;   // sums -> mean 3 + variance 6 + isqrt 23 + 2^31 / std divider 26 + output 6
 
 // Per-output-channel requantization of a residual addend (int8 in, 22 bits out).
-struct rrq_t {
+struct res_rq_t {
     uint32_t m;  // < 2^31
     uint8_t shift;
 };
 // LayerNorm output parameters of one channel (|m| < 2^24).
-struct lnp_t {
+struct ln_param_t {
     int32_t m;
     int64_t b;
 };
 // Activation requantization of one FFN channel: int8 = saturate(requantize(g, m, shift) + zp); zp = 0 for
 // a symmetric grid, in [-128, 0] for an asymmetric one (quant `zero_point: [act]`; FFN down's bias holds
 // -W zp, so the MVU is unchanged).
-struct arq_t {
+struct act_rq_t {
     uint32_t m;
     uint8_t shift;
     int8_t zp;
 };
-// Per-layer scalars and the piecewise-linear GELU table (weights.bin `scalars`, `gelu_slope/icpt`).
+// Per-layer scalars (weights.bin `scalars`).
 struct layer_scalars_t {
     uint32_t score_m;
     uint8_t score_shift, ln1_shift, ln2_shift, act_kind;
     int64_t gelu_b, gelu_c, gelu_one;
     int32_t gelu_r, gelu_lo, gelu_k;
-    int32_t slope[GELU_SEGMENTS];
-    int64_t icpt[GELU_SEGMENTS];
+};
+// One segment of the piecewise-linear GELU table (weights.bin `gelu_slope/icpt`): the kernel keeps one copy
+// of each layer's GELU_SEGMENTS entries per FFN-up lane (gelu_tab[PE_UP][LBUF * GELU_SEGMENTS]), so the PE
+// lanes of a fold read PE banks, one read each, at II = 1.
+struct gelu_seg_t {
+    int32_t slope;
+    int64_t icpt;
 };
 
 // ---- QKV ------------------------------------------------------------------------------------------
@@ -90,7 +95,7 @@ template <class C, int H, int D, class QL, class RQ> struct qkv_sink {
 
 template <class C, int H, int D, class QB, class W, class I, class RQ>
 void qkv_stage(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(vec<act_t, C::VEC>) xin,
-               PADLESS_BLOCKS_REF(QB) qb, PADLESS_BLOCKS_REF(QB) kb, PADLESS_BLOCKS_REF(QB) vb,
+               PADLESS_BLOCKS_REF(QB, PADLESS_SEQ_BLOCKS) qb, PADLESS_BLOCKS_REF(QB, PADLESS_SEQ_BLOCKS) kb, PADLESS_BLOCKS_REF(QB, PADLESS_SEQ_BLOCKS) vb,
                PADLESS_FIFO_REF(desc_t) dout, W &w, I &ix, RQ &rq, int slot, int layer, const int8_t *dense_cs,
                const int32_t *wsum_cs) {
     for (int j = 0; j < num_seqs; j++) {
@@ -115,14 +120,14 @@ template <int PE> struct yword_t {
     int32_t v[PE];  // residual sums, |y| < 2^23
 };
 
-template <class C, int H> struct res_pre {
+template <class C, int H, class R> struct res_pre {
     PADLESS_FIFO_REF(vec<act_t, C::VEC>) rin;
-    act_t *ra, *rb;  // the residual rows of even / odd rows (register double buffer)
+    R &ra, &rb;  // the residual rows of even / odd rows (register double buffer, PADLESS_RAM1D_REG)
     template <class V> inline void word(int row, int k, const V &) {
 #pragma HLS INLINE
         if (k < H / C::VEC) {
             vec<act_t, C::VEC> wd = rin.read();
-            act_t *dst = (row & 1) ? rb : ra;
+            R &dst = (row & 1) ? rb : ra;
             for (int v = 0; v < C::VEC; v++) {
 #pragma HLS UNROLL
                 dst[k * C::VEC + v] = wd.v[v];
@@ -131,23 +136,23 @@ template <class C, int H> struct res_pre {
     }
 };
 
-template <class C, class RQ, class RRQ> struct res_sink {
+template <class C, class RQ, class RES_RQ, class R> struct res_sink {
     PADLESS_FIFO_REF(yword_t<C::PE>) yout;
     PADLESS_FIFO_REF(rowstat_t) sout;
     RQ &rq;
-    RRQ &rrq;
+    RES_RQ &res_rq;
     int64_t base;
-    act_t *ra, *rb;
+    R &ra, &rb;
     int64_t sum, sumsq;
     inline void fold(int r, int nf, const typename C::acc_t *acc) {
 #pragma HLS INLINE
         yword_t<C::PE> yw;
-        const act_t *res = (r & 1) ? rb : ra;
+        R &res = (r & 1) ? rb : ra;
         int64_t s = 0, s2 = 0;
         for (int p = 0; p < C::PE; p++) {
 #pragma HLS UNROLL
             typename mvu_words<C>::rq_t q = rq[p][base + nf];
-            rrq_t rr = rrq[p][base + nf];
+            res_rq_t rr = res_rq[p][base + nf];
             // accumulator + int32 bias: 33 bits after int8 inputs, 41 after int16 (|acc| < 2^36)
             const int AB = C::XBITS == 8 ? 33 : 41;
             int32_t y1 = (int32_t)requant<RESIDUAL_BITS, AB, 31>((sbits<AB>)((int64_t)acc[p] + q.bias), (ubits<31>)q.m,
@@ -171,10 +176,10 @@ template <class C, class RQ, class RRQ> struct res_sink {
     }
 };
 
-template <class C, int H, class W, class I, class RQ, class RRQ>
+template <class C, int H, class W, class I, class RQ, class RES_RQ>
 void res_stage(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(vec<typename C::x_t, C::VEC>) xin,
                PADLESS_FIFO_REF(vec<act_t, C::VEC>) rin, PADLESS_FIFO_REF(yword_t<C::PE>) yout,
-               PADLESS_FIFO_REF(rowstat_t) sout, PADLESS_FIFO_REF(desc_t) dout, W &w, I &ix, RQ &rq, RRQ &rrq,
+               PADLESS_FIFO_REF(rowstat_t) sout, PADLESS_FIFO_REF(desc_t) dout, W &w, I &ix, RQ &rq, RES_RQ &res_rq,
                int slot, int layer, const int8_t *dense_cs, const int32_t *wsum_cs) {
     static_assert(C::OUT == H, "a residual stage outputs the hidden size");
     PADLESS_RAM1D_REG(act_t, rbuf_a, H);
@@ -183,8 +188,9 @@ void res_stage(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(vec<
         desc_t d = din.read();
         dout.write(d);
         PADLESS_JOB_BEGIN(d.seq, layer);
-        res_pre<C, H> pre{rin, rbuf_a.data(), rbuf_b.data()};
-        res_sink<C, RQ, RRQ> sink{yout, sout, rq, rrq, (int64_t)slot * C::NF, rbuf_a.data(), rbuf_b.data(), 0, 0};
+        typedef decltype(rbuf_a) R;
+        res_pre<C, H, R> pre{rin, rbuf_a, rbuf_b};
+        res_sink<C, RQ, RES_RQ, R> sink{yout, sout, rq, res_rq, (int64_t)slot * C::NF, rbuf_a, rbuf_b, 0, 0};
         mvu_rows<C>(d.len, w, ix, (int64_t)slot * C::WORDS, xin, pre, sink, dense_cs, wsum_cs);
         PADLESS_JOB_END(d.seq, layer);
     }
@@ -199,19 +205,22 @@ template <class C> struct fwd_pre {
     }
 };
 
-inline int64_t ffn_activation(int64_t u, const layer_scalars_t &s) {
+// The FFN activation of one lane: `seg` is the lane's GELU table entry at gelu_segment(u) (read by the
+// caller from the lane's own bank; unused by the other kinds).
+inline int64_t ffn_activation(int64_t u, const layer_scalars_t &s, const gelu_seg_t &seg) {
 #pragma HLS INLINE
-    if (s.act_kind == ACT_GELU_PWL) return i_gelu_pwl((sbits<16>)u, s.gelu_lo, s.gelu_k, s.slope, s.icpt);
+    if (s.act_kind == ACT_GELU_PWL) return i_gelu_pwl_seg((sbits<16>)u, s.gelu_lo, s.gelu_k, seg.slope, seg.icpt);
     if (s.act_kind == ACT_GELU_IBERT) return i_gelu(u, s.gelu_b, s.gelu_c, s.gelu_r, s.gelu_one);
     return u > 0 ? u : 0;
 }
 
-template <class C, class AT, int ABITS, class RQ, class ARQ> struct up_sink {
+template <class C, class AT, int ABITS, class RQ, class ACT_RQ, class GT> struct up_sink {
     PADLESS_FIFO_REF(vec<AT, C::VEC>) aout;
     RQ &rq;
-    ARQ &arq;
+    ACT_RQ &act_rq;
+    GT &gt;  // the GELU table, one bank (copy) per lane
     const layer_scalars_t &sc;
-    int64_t base;
+    int64_t base, gbase;
     vec<AT, C::VEC> word;
     inline void fold(int r, int nf, const typename C::acc_t *acc) {
 #pragma HLS INLINE
@@ -220,9 +229,10 @@ template <class C, class AT, int ABITS, class RQ, class ARQ> struct up_sink {
         for (int p = 0; p < C::PE; p++) {
 #pragma HLS UNROLL
             typename mvu_words<C>::rq_t q = rq[p][base + nf];
-            arq_t aq = arq[p][base + nf];
+            act_rq_t aq = act_rq[p][base + nf];
             int64_t u = requant<GELU_IN_BITS, 33, 31>((sbits<33>)((int64_t)acc[p] + q.bias), (ubits<31>)q.m, (ubits<6>)q.shift);
-            int64_t g = ffn_activation(u, sc);
+            const gelu_seg_t seg = gt[p][gbase + gelu_segment((sbits<16>)u, sc.gelu_lo, sc.gelu_k)];
+            int64_t g = ffn_activation(u, sc, seg);
             // requantized to ABITS + 8 bits, + the zero point, saturated to ABITS: equal to saturating once
             // after the add (|zp| <= 128 < 2^(ABITS + 7) - 2^(ABITS - 1)), as intops.requantize(g, m, shift,
             // ABITS, zp) defines it. ABITS: 8, or 16 under `quant: {precision: {act: 16}}` (zp 0 then)
@@ -233,27 +243,28 @@ template <class C, class AT, int ABITS, class RQ, class ARQ> struct up_sink {
     }
 };
 
-template <class C, class AT, int ABITS, class W, class I, class RQ, class ARQ>
+template <class C, class AT, int ABITS, class W, class I, class RQ, class ACT_RQ, class GT>
 void up_stage(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(vec<act_t, C::VEC>) xin,
               PADLESS_FIFO_REF(vec<AT, C::VEC>) aout, PADLESS_FIFO_REF(vec<act_t, C::VEC>) hout,
-              PADLESS_FIFO_REF(desc_t) dout, W &w, I &ix, RQ &rq, ARQ &arq, const layer_scalars_t &sc, int slot,
+              PADLESS_FIFO_REF(desc_t) dout, W &w, I &ix, RQ &rq, ACT_RQ &act_rq, GT &gt, const layer_scalars_t &sc, int slot,
               int layer, const int8_t *dense_cs, const int32_t *wsum_cs) {
     for (int j = 0; j < num_seqs; j++) {
         desc_t d = din.read();
         dout.write(d);
         PADLESS_JOB_BEGIN(d.seq, layer);
         fwd_pre<C> pre{hout};
-        up_sink<C, AT, ABITS, RQ, ARQ> sink{aout, rq, arq, sc, (int64_t)slot * C::NF, {}};
+        up_sink<C, AT, ABITS, RQ, ACT_RQ, GT> sink{aout, rq, act_rq, gt, sc, (int64_t)slot * C::NF,
+                                                (int64_t)slot * GELU_SEGMENTS, {}};
         mvu_rows<C>(d.len, w, ix, (int64_t)slot * C::WORDS, xin, pre, sink, dense_cs, wsum_cs);
         PADLESS_JOB_END(d.seq, layer);
     }
 }
 
 // ---- LayerNorm --------------------------------------------------------------------------------------
-template <int H, int PE, int VEC, class LNP>
+template <int H, int PE, int VEC, class LN_PARAM>
 void ln_stage(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(yword_t<PE>) yin,
               PADLESS_FIFO_REF(rowstat_t) sin, PADLESS_FIFO_REF(vec<act_t, VEC>) xout, PADLESS_FIFO_REF(desc_t) dout,
-              LNP &lnp, int shift, int slot, int layer) {
+              LN_PARAM &ln_param, int shift, int slot, int layer) {
     const int NF = H / PE;
     for (int j = 0; j < num_seqs; j++) {
         desc_t d = din.read();
@@ -274,7 +285,7 @@ void ln_stage(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(yword
             const int pos = (f * PE) % VEC;
             for (int p = 0; p < PE; p++) {
 #pragma HLS UNROLL
-                lnp_t q = lnp[p][(int64_t)slot * NF + f];
+                ln_param_t q = ln_param[p][(int64_t)slot * NF + f];
                 word.v[pos + p] = ln_out(yw.v[p], row, (sbits<25>)q.m, (sbits<41>)q.b, (ubits<6>)shift);
             }
             if (pos + PE == VEC) xout.write(word);
@@ -290,7 +301,7 @@ void ln_stage(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(yword
 // channel words. One block word a cycle (D <= VEC: a channel word every VEC / D cycles; D > VEC: a block
 // word feeds D / VEC channel words, one a cycle).
 template <int H, int D, int VEC, class CB>
-void ctx_stream(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(CB) cb,
+void ctx_stream(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(CB, PADLESS_SEQ_BLOCKS) cb,
                 PADLESS_FIFO_REF(vec<act_t, VEC>) xout, PADLESS_FIFO_REF(desc_t) dout, int layer) {
     const int G = D < VEC ? D : VEC;      // elements moved a cycle
     const int PER_ROW = H / G;

@@ -94,6 +94,8 @@ struct mvu_cfg {
     static const int NF = OUT / PE;
     static const int SF = SPARSE ? (IN / BANK) / NBPC : IN / SIMD;
     static const int WIN = IN / VEC;                              // input words per row
+    // operand window of one fold: the SIMD inputs (dense), or the NBPC banks of BANK inputs (sparse)
+    static const int XWIN = SPARSE ? NBPC * BANK : SIMD;
     static const int WORDS = NF * SF;                             // weight words per bank and layer
     static const int ITER = cmax<NF * SF, WIN>::value;            // cycles per row
     static const int DEPTH = D_MVU + log2c<SIMD>::value;
@@ -133,20 +135,14 @@ template <int N> inline int32_t dot8(const act_t *x, const wgt_t *w) {
 
 // --- the synthesizable fold: PE outputs x SIMD inputs of one cycle --------------------------------
 // Dense: pairs of output rows share each input on one DSP (dsp_mul2).
-template <class C, class W, class X>
-inline void fold_dense(W &w, int64_t word, X &xrow, int sf, typename C::acc_t acc[C::PE]) {
+// xv: the fold's SIMD inputs (the operand window, chosen from the row buffers before the fold).
+template <class C, class W>
+inline void fold_dense(W &w, int64_t word, const typename C::x_t xv[C::SIMD], typename C::acc_t acc[C::PE]) {
 #pragma HLS INLINE
-    typename mvu_words<C>::word_t wv[C::PE];
-#pragma HLS ARRAY_PARTITION variable = wv complete dim = 1
+    PADLESS_REGS(typename mvu_words<C>::word_t, wv, C::PE);
     for (int p = 0; p < C::PE; p++) {
 #pragma HLS UNROLL
         wv[p] = w[p / 2][(p % 2) * C::REGION + word];
-    }
-    typename C::x_t xv[C::SIMD];
-#pragma HLS ARRAY_PARTITION variable = xv complete dim = 1
-    for (int j = 0; j < C::SIMD; j++) {
-#pragma HLS UNROLL
-        xv[j] = xrow[sf * C::SIMD + j];
     }
     if (C::XBITS != 8) {  // 16 x 8-bit products, one DSP each
         for (int p = 0; p < C::PE; p++) {
@@ -183,9 +179,10 @@ inline void fold_dense(W &w, int64_t word, X &xrow, int sf, typename C::acc_t ac
 }
 
 // Sparse: lane (b, s) of the cycle takes bank b = sf * NBPC + b of the input row at in-bank index
-// idx & (BANK - 1) (masked: never outside its bank), times its kept weight.
-template <class C, class W, class I, class X>
-inline void fold_sparse(W &w, I &ix, int64_t word, X &xrow, int sf, typename C::acc_t acc[C::PE]) {
+// idx & (BANK - 1) (masked: never outside its bank), times its kept weight. xw: the cycle's NBPC banks of
+// the input row (the operand window, chosen from the row buffers before the fold).
+template <class C, class W, class I>
+inline void fold_sparse(W &w, I &ix, int64_t word, const typename C::x_t xw[C::XWIN], typename C::acc_t acc[C::PE]) {
 #pragma HLS INLINE
     for (int p = 0; p < C::PE; p++) {
 #pragma HLS UNROLL
@@ -194,9 +191,8 @@ inline void fold_sparse(W &w, I &ix, int64_t word, X &xrow, int sf, typename C::
         typename C::acc_t s = 0;
         for (int j = 0; j < C::SIMD; j++) {
 #pragma HLS UNROLL
-            const int b = sf * C::NBPC + j / C::P_MAX;
-            const int pos = b * C::BANK + ((int)iv.v[j] & (C::BANK - 1));
-            s += (sbits<C::XBITS + 8>)((sbits<C::XBITS + 8>)wv.v[j] * (sbits<C::XBITS + 8>)(typename C::x_t)xrow[pos]);
+            const int pos = (j / C::P_MAX) * C::BANK + ((int)iv.v[j] & (C::BANK - 1));
+            s += (sbits<C::XBITS + 8>)((sbits<C::XBITS + 8>)wv.v[j] * (sbits<C::XBITS + 8>)xw[pos]);
         }
         acc[p] += s;
     }
@@ -309,105 +305,89 @@ void mvu_rows(int t, W &w, I &ix, int64_t base, PADLESS_FIFO_REF(vec<typename C:
     }
     PADLESS_LOOP_END(mvu_prologue, C::WIN);
 
+    // Main loop: ITER iterations a row; iteration k of row r prefetches word k of row r + 1 (k < WIN) into the
+    // other row buffer and, k < NF SF, runs fold (nf, sf) of row r; a neuron fold's end hands its PE
+    // accumulators to the sink. One loop for every form: the C-simulation fast form differs only by the
+    // switches in the body (PADLESS_CSIM_FAST), where it takes the products of a whole row (or, untimed, of
+    // every row) from the dense weight copy instead of folding PE x SIMD a cycle. The channel accesses and
+    // the iterations they happen at are the same, so the timed csim counts the same cycles in both forms.
     PADLESS_LOOP(mvu_main, C::DEPTH);
     const int64_t trip = (int64_t)t * C::ITER;
+    PADLESS_REGS(typename C::acc_t, acc, C::PE);
+    for (int p = 0; p < C::PE; p++) {
+#pragma HLS UNROLL
+        acc[p] = 0;
+    }
 #if PADLESS_CSIM_FAST && !defined(__SYNTHESIS__)
     (void)w;
     (void)ix;
     typedef typename C::acc_t acc_t;  // native int32 / int64 in this form
     static_assert(C::IN <= ROW_MAX && C::OUT <= ROW_MAX, "the fast form's row buffers hold ROW_MAX elements");
+    // untimed and unchecked: every row's products at once (weights read once a sequence), from the words of
+    // the sequence read ahead; timed or port-checked: one row's products at the row's first iteration
+    const bool bulk = !::padless::sim::cfg.timed && !::padless::sim::cfg.ports;
     alignas(64) acc_t yrow[C::OUT];
-    if (!::padless::sim::cfg.timed && !::padless::sim::cfg.ports) {
-        // Untimed: read the rest of the sequence first and multiply all rows at once (weights read once);
-        // the observers see every word and fold in the loop's order, so the bits are the same.
-        std::vector<x_t> xs((size_t)t * C::IN);
-        memcpy(xs.data(), xa.data(), C::IN * sizeof(x_t));
-        std::vector<xword_t> words((size_t)t * C::WIN);
-        for (int r = 1; r < t; r++)
-            for (int k = 0; k < C::WIN; k++) {
-                words[(size_t)r * C::WIN + k] = xin.read();
-                memcpy(xs.data() + (size_t)r * C::IN + k * C::VEC, words[(size_t)r * C::WIN + k].v,
-                       C::VEC * sizeof(x_t));
-            }
-        std::vector<acc_t> ys((size_t)t * C::OUT);
-        if (::padless::sim::cfg.compute) rows_gemm(xs.data(), t, C::IN, dense_cs, wsum_cs, C::OUT, ys.data());
-        for (int r = 0; r < t; r++) {
-            const int64_t it0 = (int64_t)r * C::ITER;
-            int k_read = 0, nf = 0;
-            const bool more = r + 1 < t;
-            while ((more && k_read < C::WIN) || nf < C::NF) {
-                int64_t kr = (more && k_read < C::WIN) ? k_read : INT64_MAX;
-                int64_t kf = nf < C::NF ? (int64_t)nf * C::SF + C::SF - 1 : INT64_MAX;
-                if (kr <= kf) {
-                    PADLESS_PIPELINE(mvu_main, it0 + kr);
-                    pre.word(r + 1, (int)kr, words[(size_t)(r + 1) * C::WIN + kr]);
-                    k_read++;
-                } else {
-                    PADLESS_PIPELINE(mvu_main, it0 + kf);
-                    sink.fold(r, nf, ys.data() + (size_t)r * C::OUT + nf * C::PE);
-                    nf++;
-                }
-            }
-        }
-        PADLESS_LOOP_END(mvu_main, trip);
-        return;
-    }
-    for (int r = 0; r < t; r++) {
-        const int64_t it0 = (int64_t)r * C::ITER;
-        x_t *cur = (r & 1) ? xb.data() : xa.data();
-        x_t *nxt = (r & 1) ? xa.data() : xb.data();
-        if (::padless::sim::cfg.compute) row_gemv(cur, C::IN, dense_cs, wsum_cs, C::OUT, yrow);
-        else memset(yrow, 0, sizeof(yrow));
-        // channel events of this row in iteration order: prefetch reads (k < WIN), fold ends
-        int k_read = 0, nf = 0;
-        const bool more = r + 1 < t;
-        while ((more && k_read < C::WIN) || nf < C::NF) {
-            int64_t kr = (more && k_read < C::WIN) ? k_read : INT64_MAX;
-            int64_t kf = nf < C::NF ? (int64_t)nf * C::SF + C::SF - 1 : INT64_MAX;
-            if (kr <= kf) {
-                PADLESS_PIPELINE(mvu_main, it0 + kr);
-                xword_t wd = xin.read();
-                memcpy(nxt + kr * C::VEC, wd.v, C::VEC * sizeof(x_t));
-                pre.word(r + 1, (int)kr, wd);
-                k_read++;
-            } else {
-                PADLESS_PIPELINE(mvu_main, it0 + kf);
-                sink.fold(r, nf, yrow + nf * C::PE);
-                nf++;
-            }
-        }
-    }
+    std::vector<xword_t> words;
+    std::vector<acc_t> ys;
 #else
     (void)dense_cs;
     (void)wsum_cs;
-    typename C::acc_t acc[C::PE];
-#pragma HLS ARRAY_PARTITION variable = acc complete dim = 1
-    for (int p = 0; p < C::PE; p++) acc[p] = 0;
+#endif
     int r = 0, k = 0, nf = 0, sf = 0;
     int64_t word = base;
     for (int64_t it = 0; it < trip; it++) {
         PADLESS_PIPELINE(mvu_main, it);
         const bool odd = r & 1;
+#if PADLESS_CSIM_FAST && !defined(__SYNTHESIS__)
+        if (bulk && it == 0) {
+            std::vector<x_t> xs((size_t)t * C::IN);
+            memcpy(xs.data(), xa.data(), C::IN * sizeof(x_t));
+            words.resize((size_t)t * C::WIN);
+            for (int rr = 1; rr < t; rr++)
+                for (int kk = 0; kk < C::WIN; kk++) {
+                    words[(size_t)rr * C::WIN + kk] = xin.read();
+                    memcpy(xs.data() + (size_t)rr * C::IN + kk * C::VEC, words[(size_t)rr * C::WIN + kk].v,
+                           C::VEC * sizeof(x_t));
+                }
+            ys.assign((size_t)t * C::OUT, 0);
+            if (::padless::sim::cfg.compute) rows_gemm(xs.data(), t, C::IN, dense_cs, wsum_cs, C::OUT, ys.data());
+        }
+        if (!bulk && k == 0) {
+            if (::padless::sim::cfg.compute) row_gemv(odd ? xb.data() : xa.data(), C::IN, dense_cs, wsum_cs, C::OUT, yrow);
+            else memset(yrow, 0, sizeof(yrow));
+        }
+#endif
         if (r + 1 < t && k < C::WIN) {
+#if PADLESS_CSIM_FAST && !defined(__SYNTHESIS__)
+            xword_t wd = bulk ? words[(size_t)(r + 1) * C::WIN + k] : xin.read();
+            if (!bulk) memcpy((odd ? xa.data() : xb.data()) + k * C::VEC, wd.v, C::VEC * sizeof(x_t));
+#else
             xword_t wd = xin.read();
             for (int v = 0; v < C::VEC; v++) {
 #pragma HLS UNROLL
                 if (odd) xa[k * C::VEC + v] = wd.v[v];
                 else xb[k * C::VEC + v] = wd.v[v];
             }
+#endif
             pre.word(r + 1, k, wd);
         }
         if (k < C::NF * C::SF) {
-            if (C::SPARSE) {
-                if (odd) fold_sparse<C>(w, ix, word, xb, sf, acc);
-                else fold_sparse<C>(w, ix, word, xa, sf, acc);
-            } else {
-                if (odd) fold_dense<C>(w, word, xb, sf, acc);
-                else fold_dense<C>(w, word, xa, sf, acc);
+#if PADLESS_CSIM_FAST && !defined(__SYNTHESIS__)
+            if (sf == C::SF - 1) sink.fold(r, nf, (bulk ? ys.data() + (size_t)r * C::OUT : yrow) + nf * C::PE);
+#else
+            // the operand window from the row being multiplied (xb on odd rows, xa on even): a 2:1 mux per
+            // input in front of one fold instance, never two folds (one per buffer) for the binder to share
+            PADLESS_REGS(x_t, xw, C::XWIN);
+            for (int j = 0; j < C::XWIN; j++) {
+#pragma HLS UNROLL
+                xw[j] = odd ? (x_t)xb[sf * C::XWIN + j] : (x_t)xa[sf * C::XWIN + j];
             }
+            if (C::SPARSE) fold_sparse<C>(w, ix, word, xw, acc);
+            else fold_dense<C>(w, word, xw, acc);
+            if (sf == C::SF - 1) sink.fold(r, nf, acc);
+#endif
             word++;
             if (sf == C::SF - 1) {
-                sink.fold(r, nf, acc);
                 for (int p = 0; p < C::PE; p++) {
 #pragma HLS UNROLL
                     acc[p] = 0;
@@ -427,7 +407,6 @@ void mvu_rows(int t, W &w, I &ix, int64_t base, PADLESS_FIFO_REF(vec<typename C:
             k++;
         }
     }
-#endif
     PADLESS_LOOP_END(mvu_main, trip);
 }
 

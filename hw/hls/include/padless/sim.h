@@ -35,6 +35,13 @@
 
 #include <stdint.h>
 
+// Buffers of the Q/K/V and context stream-of-blocks channels (config.h sets it from the plan); a block
+// channel's reference type carries its depth (`PADLESS_BLOCKS_REF(T, DEPTH)`, DEPTH 2 when left out), as
+// hls::stream_of_blocks<T, DEPTH> does.
+#ifndef PADLESS_SEQ_BLOCKS
+#define PADLESS_SEQ_BLOCKS 2
+#endif
+
 #define PADLESS_STR_(x) #x
 #define PADLESS_PRAGMA(x) _Pragma(PADLESS_STR_(x))
 
@@ -82,10 +89,22 @@
     T NAME_[BANKS_][N_];                             \
     PADLESS_PRAGMA(HLS ARRAY_PARTITION variable = NAME_ complete dim = 1) \
     PADLESS_PRAGMA(HLS BIND_STORAGE variable = NAME_ type = ram_t2p impl = IMPL_)
+// Global memories (weights, per-channel tables) hold struct elements (a vec<wgt_t, SIMD> weight word, a
+// {bias, m, shift} requantization entry): AGGREGATE compact=bit packs each element into one word of the
+// sum of its fields' widths (UG1399 "pragma HLS aggregate"; as finn-hlslib's ap_uint<SIMD * W> weight words),
+// so a bank is one memory of WDEPTH words of SIMD * 8 bits, never one memory per struct member.
+// Small arrays of registers (a fold's operands and accumulators, top-k slots): completely partitioned, so
+// every element is its own register with its own read and write ports.
+#define PADLESS_REGS(T, NAME_, N_) \
+    T NAME_[N_];                   \
+    PADLESS_PRAGMA(HLS ARRAY_PARTITION variable = NAME_ complete dim = 1)
+#define PADLESS_GLOBAL_REGS(T, NAME_, N_) static T NAME_[N_]
 #define PADLESS_STATIC_RAM2D_PRAGMAS(NAME_, IMPL_) \
+    PADLESS_PRAGMA(HLS AGGREGATE variable = NAME_ compact = bit) \
     PADLESS_PRAGMA(HLS ARRAY_PARTITION variable = NAME_ complete dim = 1) \
     PADLESS_PRAGMA(HLS BIND_STORAGE variable = NAME_ type = ram_t2p impl = IMPL_)
 #define PADLESS_STATIC_TABLE_PRAGMAS(NAME_, IMPL_) \
+    PADLESS_PRAGMA(HLS AGGREGATE variable = NAME_ compact = bit) \
     PADLESS_PRAGMA(HLS ARRAY_PARTITION variable = NAME_ complete dim = 1) \
     PADLESS_PRAGMA(HLS BIND_STORAGE variable = NAME_ type = ram_2p impl = IMPL_)
 
@@ -96,7 +115,7 @@
 #define PADLESS_FIFO(T, name, depth) ::padless::sim::fifo<T> name(#name, depth)
 #define PADLESS_FIFO_REF(...) ::padless::sim::fifo<__VA_ARGS__>&
 #define PADLESS_BLOCKS(T, name, depth) ::padless::sim::blocks<T> name(#name, depth)
-#define PADLESS_BLOCKS_REF(...) ::padless::sim::blocks<__VA_ARGS__>&
+#define PADLESS_BLOCKS_REF(...) ::padless::sim::blocks_ref<__VA_ARGS__>&
 #define PADLESS_BLOCK2D(name, T, R, C, F) typedef ::padless::sim::blockram<T, R, C, F> name
 #define PADLESS_BLOCK3D(name, T, B, R, C) typedef ::padless::sim::blockram3<T, B, R, C> name
 #define PADLESS_BLOCKS_CYCLIC(chan, factor)
@@ -118,6 +137,8 @@
     ::padless::sim::ram1d<T, N> name(#name, ::padless::sim::part_##kind, factor, #impl)
 #define PADLESS_RAM1D_REG(T, name, N) ::padless::sim::ram1d<T, N> name(#name, ::padless::sim::part_complete, N, "reg")
 #define PADLESS_RAM2D(T, name, BANKS, N, impl) ::padless::sim::ram2d<T, BANKS, N> name(#name, #impl)
+#define PADLESS_REGS(T, NAME_, N_) ::padless::sim::regs<T, N_> NAME_
+#define PADLESS_GLOBAL_REGS(T, NAME_, N_) static ::padless::sim::regs<T, N_> NAME_
 #define PADLESS_STATIC_RAM2D_PRAGMAS(NAME_, IMPL_)
 #define PADLESS_STATIC_TABLE_PRAGMAS(NAME_, IMPL_)
 

@@ -520,6 +520,9 @@ template <typename T> class blocks : public chan_base {
     uint64_t wacq_ = 0, racq_ = 0;
     std::atomic<uint64_t> wrel_{0}, rrel_{0};
 };
+// A process's reference to a block channel: hls::stream_of_blocks<T, DEPTH>& under Vitis HLS, where DEPTH
+// is part of the type; the C-simulation channel holds its depth at run time.
+template <typename T, unsigned DEPTH = 2> using blocks_ref = blocks<T>;
 
 template <typename T> class write_lock {
   public:
@@ -799,6 +802,17 @@ template <typename T, int64_t N> class ram1d {
     int64_t factor_;
     port_tracker trk_;
     std::unique_ptr<T[]> data_;
+};
+
+// T name[N] completely partitioned into registers (PADLESS_REGS): a port per element, so no access pattern
+// can exceed its ports and the checker has nothing to count; held inline (no allocation: folds declare
+// these per iteration). Decays to T* as the array does under Vitis.
+template <typename T, int64_t N> struct regs {
+    T d[N];
+    inline T &operator[](int64_t i) { return d[i]; }
+    inline const T &operator[](int64_t i) const { return d[i]; }
+    inline operator T *() { return d; }
+    inline operator const T *() const { return d; }
 };
 
 // T name[BANKS][N]: dim 1 completely partitioned (BANKS memories of N words each).

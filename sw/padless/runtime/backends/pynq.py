@@ -476,7 +476,10 @@ class PynqBackend:
         if not wfile.is_file():
             raise ProjectError(f"kernel {self.iface.name} takes weights but {wfile} is missing; regenerate the project")
         blob = np.fromfile(wfile, dtype=np.uint8)
-        self.weights = pynq.allocate((blob.size,), dtype=np.uint8, target=self.device)
+        # each host buffer in the memory its ports are connected to (bitstream/connectivity.cfg; {} on Zynq)
+        from ...codegen.bitstream import buffer_memories
+        self.memories = buffer_memories(project)
+        self.weights = pynq.allocate((blob.size,), dtype=np.uint8, target=self._target("weights"))
         self.weights[:] = blob
         self.weights.sync_to_device()
         self._bufs: dict[str, object] = {}
@@ -490,6 +493,25 @@ class PynqBackend:
         self._ip_lock = _ip_lock(self.device, self.ip)
         if capacity_tokens:
             self._ensure(int(capacity_tokens), int(capacity_tokens))
+
+    def _target(self, buffer: str):
+        """The pynq ``allocate`` target of host buffer ``buffer`` (:data:`padless.codegen.bitstream.HOST_BUFFERS`):
+        the memory bank its kernel ports are connected to (an overlay's ``HBM0`` / ``DDR1`` memory, pynq's
+        name for the xclbin tag ``HBM[0]`` / ``DDR[1]``), else the device's default memory. Raises DeviceError
+        when the overlay has no such memory."""
+        mem = self.memories.get(buffer)
+        if mem is None:
+            return self.device
+        from ..simdevice import SimDevice
+        if isinstance(self.device, SimDevice):
+            return self.device.memory(mem)
+        tag = re.sub(r"[^A-Za-z0-9_]", "", mem)
+        target = (getattr(self.overlay, "mem_dict", {}) or {}).get(mem) and getattr(self.overlay, tag, None)
+        if target is None:
+            raise DeviceError(f"the overlay of {self.iface.name} has no memory {mem} (bitstream/connectivity.cfg "
+                              f"connects the {buffer} buffer's ports to it): the bitstream does not match the "
+                              "project; rebuild it with `make -C DIR bitstream`")
+        return target
 
     def _find_ip(self, overlay, driver):
         ips = {k: v for k, v in overlay.ip_dict.items() if v.get("type", "").rpartition(":")[0] == self.iface.vlnv.rpartition(":")[0]}
@@ -516,8 +538,8 @@ class PynqBackend:
         cap_t = max(tokens, self._cap_tokens, 64)
         cap_s = max(seqs, self._cap_seqs, 16)
         a = self.pynq.allocate
-        self._bufs = {"act": a((2 * cap_t * self.hidden,), dtype=np.int8, target=self.device),
-                      "desc": a((2 * cap_s,), dtype=np.int32, target=self.device)}
+        self._bufs = {"act": a((2 * cap_t * self.hidden,), dtype=np.int8, target=self._target("act")),
+                      "desc": a((2 * cap_s,), dtype=np.int32, target=self._target("desc"))}
         self._cap_tokens, self._cap_seqs = cap_t, cap_s
 
     def run(self, x: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -543,8 +565,10 @@ class PynqBackend:
                                   f"{self.iface.errors.get(status, 'unknown error code')} ({what})")
 
     def _values(self, act: int, desc: int, seqs: int, tokens: int, mode: int) -> dict:
-        by_role = {"act_rd": act, "act_res": act, "act_wr": act, "desc": desc,
-                   "weights": self.weights.device_address, "num_seqs": seqs, "num_tokens": tokens, "mode": mode}
+        from ...codegen.bitstream import HOST_BUFFERS
+        addr = {"act": act, "desc": desc, "weights": self.weights.device_address}
+        by_role = {port: addr[buf] for buf, ports in HOST_BUFFERS.items() for port in ports}
+        by_role.update(num_seqs=seqs, num_tokens=tokens, mode=mode)
         return {a.name: by_role[a.role] for a in self.iface.args}
 
     def _init(self) -> None:
