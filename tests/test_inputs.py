@@ -143,7 +143,7 @@ def test_csim_cache_that_cannot_be_read_or_written(tiny_project, tmp_path):
     for f in (lib, entry / "libpadless_csim.sha256"):
         f.unlink()
         f.mkdir()
-    with pytest.raises(ProjectError, match="csim cache .* cannot be read or written"):
+    with pytest.raises(ProjectError, match="csim cache (.* cannot be read or written|holds a folder at)"):
         build_library(tiny_project / "hls", cache=tmp_path / "c")
     assert not [p for p in entry.iterdir() if p.name.startswith("libpadless_csim.") and p.name.count(".") > 2]
     if os.geteuid() != 0:
