@@ -16,10 +16,11 @@ from padless.search import choice, power, results  # noqa: E402
 from padless.search.space import DEFAULT_SPACE, candidate_key, compile_config, enumerate_space, parse_space  # noqa: E402
 from padless.search.study import SearchOptions, open_study, run_search  # noqa: E402
 
-#: u280 and kv260, one algorithm configuration: kv260's modeled batch-1 latency (~30 us for the tiny model at
-#: 200 MHz) is far above LAT, u280's (~8 us at 300 MHz) below: one compile, one trial pruned by the model.
+#: u280 and kv260, one algorithm configuration: kv260's modeled batch-1 latency (~37 us for the tiny model at
+#: 200 MHz) is above 1.25 x LAT, u280's (~15 us at its 150 MHz default clock) below: one compile, one trial
+#: pruned by the model.
 SPACE = {"boards": ["u280", "kv260"], "attention": ["dense"], "weights": ["off"], "quant": ["int8"]}
-LAT = 15.0
+LAT = 20.0
 
 
 def _opts(tmp, out, cache, **kw):
@@ -146,7 +147,8 @@ def test_search_end_to_end_prunes_and_writes_schema(searched):
         assert k in o, k
     assert 0.5 <= o["agreement"] <= 1 and 0.9 < o["cosine"] <= 1.0001
     assert o["latency_us"] <= LAT and o["latency_p99_us"] >= o["latency_us"] and o["throughput_seq_s"] > 0
-    assert o["clock_MHz"] == 300.0 and o["resources"]["dsp"] > 0
+    from padless.boards import load_board
+    assert o["clock_MHz"] == load_board("u280").clock_MHz and o["resources"]["dsp"] > 0
     # energy = the power model at the simulated activity / throughput
     pw = power.power_w("u280", o["resources"], o["clock_MHz"], o["activity"])
     assert o["energy_uJ"] == pytest.approx(pw["total_W"] / o["throughput_seq_s"] * 1e6)

@@ -249,7 +249,8 @@ def evaluate(payload: dict) -> dict:
     clk = float(sched.get("clock_MHz") or (project.manifest.get("hls") or {}).get("engine", {}).get("clock_MHz"))
     res = {k: (v["used"] if isinstance(v, dict) else v) for k, v in (sched.get("resources") or {}).items()
            if k in ("dsp", "lut", "bram_36k", "uram")}
-    limits = {k: v["limit"] for k, v in (sched.get("resources") or {}).items() if isinstance(v, dict)}
+    limits = {k: v["limit"] for k, v in (sched.get("resources") or {}).items()
+              if isinstance(v, dict) and "limit" in v}
     obj = {"clock_MHz": clk, "resources": res, "resource_limits": limits,
            "fits": bool((sched.get("resources") or {}).get("fits", True)), "weights": sched.get("weights")}
     out = {"project": str(folder), "cache_hit": hit, "seconds_compile": round(t_compile, 2), "objectives": obj,

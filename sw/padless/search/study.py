@@ -345,7 +345,7 @@ def _drive(opts: SearchOptions, space: Space, out: Path, cons: dict, meta: dict)
                            "sources": {"model": ob.SOURCES["model"]}, "seconds": round(time.perf_counter() - t0, 2)}
                     if cheap["plan"]:
                         rec["objectives"]["resources"] = {k: v["used"] for k, v in cheap["plan"]["resources"].items()
-                                                          if isinstance(v, dict)}
+                                                          if isinstance(v, dict) and "used" in v}
                     _finish(study, trial, key, rec, cons)
                     seen[key] = trial.number
                     done += 1
