@@ -70,9 +70,6 @@ def main() -> int:
             p = load_project(d)
             cfg = EngineConfig.from_dict(p.manifest["hls"]["engine"])
             res = engine.resources(cfg, board)
-            engine.BEAT_ALIGNED_DENSE_WEIGHTS = True       # what dense weights without the carry buffer buy
-            pl_aligned = plan(p.model, bname, p.sparsity, lens)
-            engine.BEAT_ALIGNED_DENSE_WEIGHTS = False
             log(f"{bname} {mix}: profile on {len(lens)} sequences")
             t = time.perf_counter()
             out = profile(p, lengths=lens, baselines=False)
@@ -81,34 +78,33 @@ def main() -> int:
                          "folding": cfg.folding, "weights": "resident" if cfg.resident else "streamed",
                          "sim": {k: v for k, v in out.items() if not k.startswith("_")},
                          "res": {k: v for k, v in res.items() if k != "detail"},
-                         "aligned_estimate": pl_aligned["estimate"]["throughput_seq_s"],
-                         "aligned_folding": pl_aligned["engine"]["folding"], "wall": wall})
+                         "estimate": pl["estimate"]["throughput_seq_s"], "wall": wall})
             (work / f"{bname}-{mix}.json").write_text(json.dumps(rows[-1], default=float, indent=1))
             log(f"  {out['throughput_seq_s']:,.0f} seq/s at {out['clock_mhz']:g} MHz; upper bound "
                 f"{out['upper_bound']['throughput_seq_s']:,.0f} at {out['upper_bound']['clock_mhz']:g} MHz")
     lines = [
         "minilm-l6 (int8, dense attention), the engine planned for each mix's real lengths. **Simulated** = "
-        "`padless profile`, the timed C-simulation of the generated kernel, labelled as it prints it: at the "
-        "board's default kernel clock (boards/*.yaml `clock_source`: AutoBridge, FPGA'21: 147 MHz average for "
-        "unfloorplanned multi-SLR HLS dataflow designs on U250/U280, taken as 150 MHz; 200 MHz on Zynq "
-        "UltraScale+), II and depths declared, not synthesized. **Upper bound** = the same cycles at the "
-        "platform maximum with ideal memory (today's timed csim has no memory model, so its cycles are the "
-        "ideal-memory ones). Previous figure (before this issue): u280 dense vader-movie 12,503 seq/s at "
-        "300 MHz with an LUT count that left out the weight loader's carry buffers, i-GELU, y^2, the "
-        "corrections and adder trees, flip-flops and SLRs. **Beat-aligned weights (modeled)** = the DSE's "
-        "estimate once dense weights load without the carry buffer (`engine.BEAT_ALIGNED_DENSE_WEIGHTS`).",
+        "`padless profile`, the timed C-simulation of the generated kernel with its m_axi memory model (request "
+        "latency, outstanding requests, bursts, bank sharing: docs/performance-model.md, \"Memory\"), labelled as "
+        "it prints it: at the board's default kernel clock (boards/*.yaml `clock_source`: AutoBridge, FPGA'21: "
+        "147 MHz average for unfloorplanned multi-SLR HLS dataflow designs on U250/U280, taken as 150 MHz; "
+        "200 MHz on Zynq UltraScale+), II and depths declared, not synthesized. **Upper bound** = the timed csim "
+        "with ideal memory at the platform maximum clock. **DSE estimate** = the cycle model's figure for the "
+        "plan (`padless schedule`). Previous figure (before issue 24): u280 dense vader-movie 12,503 seq/s at "
+        "300 MHz, ideal memory, with a LUT count that left out the weight loader's carry buffers, i-GELU, y^2, "
+        "the corrections and adder trees, flip-flops and SLRs. Dense weights, per-channel records and scalars "
+        "now load in bursts without the carry buffer (io.h `load_elems`).",
         "",
         "| board | mix | seqs | tokens mean | weights | folding qkv/out/up/down | simulated seq/s (label) | "
-        "upper bound seq/s | beat-aligned weights, modeled seq/s (folding) | model error | profile wall s |",
+        "upper bound seq/s | DSE estimate seq/s | model error | profile wall s |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         s = r["sim"]
         fold = " / ".join(f"{a}x{b}" for a, b in r["folding"].values())
-        afold = " / ".join(f"{a}x{b}" for a, b in r["aligned_folding"].values())
         lines.append(f"| {r['board']} | {r['mix']} | {r['n']} | {r['tokens_mean']:.1f} | {r['weights']} | {fold} | "
                      f"{s['throughput_seq_s']:,.0f} ({s['label']}) | {s['upper_bound']['throughput_seq_s']:,.0f} at "
-                     f"{s['upper_bound']['clock_mhz']:g} MHz | {r['aligned_estimate']:,.0f} ({afold}) | "
+                     f"{s['upper_bound']['clock_mhz']:g} MHz | {r['estimate']:,.0f} | "
                      f"{s['model_error']:+.1%} | {r['wall']:.0f} |")
     lines += ["", "Resources of the same projects (static estimate, `engine.resources`), per SLR with the "
               "placement of the dataflow processes (`schedule/placement.py`):", "",
