@@ -293,3 +293,19 @@ def test_pool_reports_a_killed_worker_as_lost():
         assert res2["status"] == "failed" and not res2.get("lost_worker")
     finally:
         ex.close()
+
+
+def test_journal_never_written_through_a_link(tmp_path):
+    """Optuna appends to DIR/journal.log in place: a link there (or at its lock) is refused, the target untouched."""
+    import os
+
+    from padless.fsutil import WriteError
+    victim = tmp_path / "victim.log"
+    victim.write_text("mine\n")
+    for name in ("journal.log", "journal.log.lock"):
+        out = tmp_path / name.replace(".", "_")
+        out.mkdir()
+        os.symlink(victim, out / name)
+        with pytest.raises(WriteError, match="symbolic link"):
+            open_study(out)
+    assert victim.read_text() == "mine\n"

@@ -102,6 +102,9 @@ def open_study(out: Path, seed: int = 0, population: int = 10, create: bool = Tr
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     path = str(Path(out) / "journal.log")
+    from .. import fsutil
+    for name in (path, path + ".lock"):   # Optuna appends to the journal in place: never through a link
+        fsutil.check_target(name, root=Path(out))
     storage = JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
     # constraints: Trial.set_constraint per trial (Optuna 5; NSGA-II's constrained domination reads them)
     sampler = optuna.samplers.NSGAIISampler(population_size=int(population), seed=seed)
