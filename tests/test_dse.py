@@ -62,3 +62,29 @@ def test_estimate_is_the_schedule_model_of_the_host_calls(board):
     b = load_board(board)
     model = compare(cfg, lens, b.dsp * mac_per_dsp(b, cfg.sparse) * cfg.clock_MHz * 1e6)
     assert p["estimate"]["throughput_seq_s"] == pytest.approx(model["throughput_seq_s"], rel=0.01)
+
+
+def test_weight_placement_resident_or_streamed():
+    """``weights=`` forces the placement: resident has no weight load in a run (batch-1 latency), streamed
+    loads each layer before its region; the throughput choice (None) is one of the two; a resident
+    minilm-l6 does not fit zcu104 (every layer's weights on chip) and says so; a bad value is refused."""
+    from padless.errors import InputError
+    from padless.schedule.cost import call_cycles
+    from padless.schedule.engine import layer_fixed_cycles
+    res = plan(MINILM, "u280", None, SHORT, weights="resident")
+    stm = plan(MINILM, "u280", None, SHORT, weights="streamed")
+    auto = plan(MINILM, "u280", None, SHORT)
+    assert res["weights"] == "resident" and res["allocation"]["resident"] is True
+    assert stm["weights"] == "streamed" and auto["weights"] in ("resident", "streamed")
+    rc, sc = EngineConfig.from_dict(res["engine"]), EngineConfig.from_dict(stm["engine"])
+    assert layer_fixed_cycles(rc, 1)["weight_load"] == 0 and layer_fixed_cycles(sc, 1)["weight_load"] > 0
+    # batch-1 latency of a median-length sequence: the streamed call pays every layer's load
+    assert call_cycles(sc, [27]).cycles - call_cycles(rc, [27]).cycles > 0
+    assert call_cycles(sc, [27]).cycles >= sc.layers * layer_fixed_cycles(sc, 1)["weight_load"]
+    # the throughput choice is the faster of the two on the mix
+    faster = min((res, stm), key=lambda p: p["estimate"]["cycles_per_sequence"])
+    assert auto["weights"] == faster["weights"]
+    with pytest.raises(BoardTooSmallError, match="every layer of weights on chip"):
+        plan(MINILM, "zcu104", None, SHORT, weights="resident")
+    with pytest.raises(InputError, match="weights placement"):
+        plan(MINILM, "u280", None, SHORT, weights="hbm")

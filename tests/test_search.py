@@ -19,7 +19,7 @@ from padless.search.study import SearchOptions, open_study, run_search  # noqa: 
 #: u280 and kv260, one algorithm configuration: kv260's modeled batch-1 latency (~37 us for the tiny model at
 #: 200 MHz) is above 1.25 x LAT, u280's (~15 us at its 150 MHz default clock) below: one compile, one trial
 #: pruned by the model.
-SPACE = {"boards": ["u280", "kv260"], "attention": ["dense"], "weights": ["off"], "quant": ["int8"]}
+SPACE = {"boards": ["u280", "kv260"], "attention": ["dense"], "weights": ["off"], "quant": ["int8"], "memory": ["auto"]}
 LAT = 20.0
 
 
@@ -76,13 +76,23 @@ def test_board_prices_and_power_cited():
 
 def test_space_labels_configs_and_errors():
     sp = parse_space(None)
-    assert sp.size() == 4 * 5 * 3 * 3 == len(enumerate_space(sp))
+    assert sp.size() == 4 * 5 * 3 * 3 * 2 == len(enumerate_space(sp))
     assert len({candidate_key(p) for p in enumerate_space(sp)}) == sp.size()
-    cfg = compile_config(sp, {"board": "kv260", "attention": "topk16", "weights": "bb0.5/16", "quant": "act16"})
+    cfg = compile_config(sp, {"board": "kv260", "attention": "topk16", "weights": "bb0.5/16", "quant": "act16",
+                              "memory": "streamed"})
     assert cfg == {"attention": {"topk": 16}, "weights": {"sparsity": 0.5, "bank": 16},
-                   "quant": {"zero_point": [], "precision": {"act": 16}}}
-    assert compile_config(sp, {"board": "u280", "attention": "dense", "weights": "dense", "quant": "zp-act"}) == \
-        {"quant": {"zero_point": ["act"]}}
+                   "quant": {"zero_point": [], "precision": {"act": 16}}, "schedule": {"weights": "streamed"}}
+    assert compile_config(sp, {"board": "u280", "attention": "dense", "weights": "dense", "quant": "zp-act",
+                               "memory": "resident"}) == \
+        {"quant": {"zero_point": ["act"]}, "schedule": {"weights": "resident"}}
+    # auto: the DSE takes the faster placement on the mix, so no schedule key
+    auto = parse_space({"memory": ["auto"]})
+    assert compile_config(auto, {"board": "u280", "attention": "dense", "weights": "dense", "quant": "int8",
+                                 "memory": "auto"}) == {"quant": {"zero_point": []}}
+    with pytest.raises(InputError, match="memory choice"):
+        parse_space({"memory": ["hbm"]})
+    with pytest.raises(InputError, match="base sets schedule"):
+        parse_space({"base": {"schedule": {"weights": "resident"}}})
     # the space round-trips through its JSON form (a resumed search compares it)
     assert parse_space(json.loads(json.dumps(sp.to_dict()))).choices() == sp.choices()
     with pytest.raises(InputError, match="exclude each other"):
@@ -94,12 +104,14 @@ def test_space_labels_configs_and_errors():
     with pytest.raises(InputError, match="varies"):
         parse_space({"base": {"attention": {"topk": 8}}})
     with pytest.raises(InputError, match="not in the search space"):
-        compile_config(sp, {"board": "u280", "attention": "topk7", "weights": "dense", "quant": "int8"})
+        compile_config(sp, {"board": "u280", "attention": "topk7", "weights": "dense", "quant": "int8",
+                            "memory": "streamed"})
     assert DEFAULT_SPACE["boards"] == ["u280", "u55c", "zcu104", "kv260"]
 
 
 def _t(n, board, status="complete", **o):
-    return {"number": n, "config": {"board": board, "attention": "dense", "weights": "dense", "quant": "int8"},
+    return {"number": n, "config": {"board": board, "attention": "dense", "weights": "dense", "quant": "int8",
+                                    "memory": "auto"},
             "status": status, "objectives": o}
 
 
@@ -196,7 +208,7 @@ def test_resume_requeues_interrupted_trial(tmp_path, cache, searched):
     from optuna.distributions import CategoricalDistribution
     from padless.search.study import _distributions
     sp = parse_space(SPACE)
-    study.enqueue_trial({"board": "u280", "attention": "dense", "weights": "dense", "quant": "int8"})
+    study.enqueue_trial({"board": "u280", "attention": "dense", "weights": "dense", "quant": "int8", "memory": "auto"})
     t = study.ask(_distributions(sp))      # left RUNNING: the driver "died" here
     assert t.params["board"] == "u280" and isinstance(_distributions(sp)["board"], CategoricalDistribution)
     doc = run_search(_opts(tmp_path, "res", cache, resume=True, trials=2))
@@ -228,7 +240,9 @@ def test_no_board_meets_latency(tmp_path, cache, capsys):
     doc = json.loads((tmp_path / "none" / "search.json").read_text())
     assert doc["device"] is None and doc["counts"]["pruned_by_model"] == 2
     (u,) = doc["unmet"]
-    assert u["constraint"] == "max_latency_us" and u["board"] == "u280" and u["source"] == "modeled"
+    best = min(doc["trials"], key=lambda t: t["objectives"]["model"]["latency_us"])
+    assert u["constraint"] == "max_latency_us" and u["source"] == "modeled"
+    assert u["board"] == best["config"]["board"] and u["best"] == pytest.approx(best["objectives"]["model"]["latency_us"])
     assert u["by"] == pytest.approx(u["best"] - 1.0) and "no board meets latency <= 1 us" in u["text"]
     # --report re-renders the same document from the journal
     capsys.readouterr()

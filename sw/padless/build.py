@@ -92,6 +92,13 @@ def check_config(cfg: dict, where: str = "config") -> dict:
             raise InputError(f"{where}: {sorted(clash)} given both at the top level and under sparsity; keep one")
         cfg = {**nested, **cfg}
     check_quant(cfg.get("quant"), where=f"{where}: ")
+    sch = cfg.get("schedule") or {}
+    unknown = set(sch) - set(SCHEDULE_KEYS)
+    if unknown:
+        raise InputError(f"{where}: schedule has unknown keys {sorted(map(str, unknown))} "
+                         f"(allowed: {', '.join(SCHEDULE_KEYS)})")
+    if "weights" in sch:
+        planning_weights_of(sch, where)
     return cfg
 
 
@@ -103,7 +110,8 @@ CONFIG_SECTIONS = {
     "calibration": "e.g. {dataset: vader-tweets, count: 256}",
     "sparsity": "attention / weights / tokens",
     "quant": "e.g. {gelu: pwl, rounding: gptq}",
-    "schedule": "e.g. {dataset: vader-movie, limit: 1000}: the length mix the DSE plans the engine for",
+    "schedule": "e.g. {dataset: vader-movie, limit: 1000, weights: resident}: the length mix the DSE plans the "
+                "engine for, and where the weights live (resident: every layer on chip; streamed: one layer)",
 }
 
 
@@ -332,7 +340,27 @@ def step_write_project(st: BuildState) -> BuildState:
     return st
 
 
-SCHEDULE_KEYS = ("dataset", "limit", "lengths")
+SCHEDULE_KEYS = ("dataset", "limit", "lengths", "weights")
+
+
+def planning_weights(st: BuildState) -> str | None:
+    """The config's weight placement (:func:`planning_weights_of` of its ``schedule``)."""
+    return planning_weights_of((st.config or {}).get("schedule") or {})
+
+
+def planning_weights_of(schedule: dict, where: str = "config") -> str | None:
+    """A ``schedule`` section's ``schedule: {weights: resident | streamed}`` (:data:`padless.schedule.dse.WEIGHT_PLACEMENTS`):
+    resident keeps every layer's weights on chip (loaded once by the init call: the batch-1 latency choice),
+    streamed one layer (loaded before each layer's region of every call); None (absent) lets the DSE take the
+    faster on the length mix. Raises InputError for another value."""
+    w = schedule.get("weights")
+    if w is None:
+        return None
+    from .schedule.dse import WEIGHT_PLACEMENTS
+    if not isinstance(w, str) or w not in WEIGHT_PLACEMENTS:
+        raise InputError(f"{where}: schedule.weights must be one of {', '.join(WEIGHT_PLACEMENTS)} (or absent: the DSE picks "
+                         f"the faster on the length mix), got {str(w)[:80]!r}")
+    return w
 
 
 def planning_lengths(st: BuildState) -> list[int] | None:
@@ -367,13 +395,14 @@ def planning_lengths(st: BuildState) -> list[int] | None:
 def step_schedule(st: BuildState) -> BuildState:
     """DSE for the board, balanced for the length mix the engine will see (:func:`planning_lengths`: the
     config's ``schedule`` workload, else the calibration text -- calibrate on long documents to plan for
-    long documents)."""
+    long documents), with the weights where ``schedule.weights`` puts them (:func:`planning_weights`)."""
     plan = _optional("padless.schedule.dse", "plan")
     if plan is not None:
         from .project import load_project, update_manifest
         model = load_project(st.out).model
         update_manifest(st.out, {"schedule": plan(model, st.board, st.sparsity, lengths=planning_lengths(st),
-                                                  act_bits=st.quant["precision"]["act"])})
+                                                  act_bits=st.quant["precision"]["act"],
+                                                  weights=planning_weights(st))})
     return st
 
 

@@ -40,12 +40,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..boards import Board, load_board
-from ..errors import PadlessError
+from ..errors import InputError, PadlessError
 from ..opcount import check_model, check_sparsity
 from .engine import (MVUS, EngineConfig, _replace, engine_config, mac_per_dsp, place_memories, process_cycles,
                      resources, simd_options, useful_macs)
 
-__all__ = ["plan", "BoardTooSmallError", "DEFAULT_LENGTH", "SAMPLE"]
+__all__ = ["plan", "BoardTooSmallError", "DEFAULT_LENGTH", "SAMPLE", "WEIGHT_PLACEMENTS"]
 
 #: Expected length when no distribution is given (tokens).
 DEFAULT_LENGTH = 128
@@ -128,7 +128,8 @@ def slr_caps(cap: float, mem_cap: float) -> dict:
 def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, Any] | None = None,
          lengths: Sequence[int] | None = None, clock_MHz: float | None = None,
          utilization_cap: float = 0.8, memory_cap: float = 0.9, max_seq: int | None = None,
-         act_bits: int = 8, achieved_ii: Mapping[str, int] | None = None) -> dict:
+         act_bits: int = 8, achieved_ii: Mapping[str, int] | None = None,
+         weights: str | None = None) -> dict:
     """Choose the engine's knobs for ``model`` on ``board``; JSON-serialisable.
 
     Args:
@@ -148,6 +149,11 @@ def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, An
             search weighs each process's busy cycles by its achieved II instead of the declared 1; the
             local search (step 4), which runs the declared-II cycle model, is skipped, and the estimate's
             cycle model still runs the declared loops.
+        weights: ``"resident"`` (every layer's weights on chip, loaded once by the init call: no weight load
+            in a run, the batch-1 latency choice), ``"streamed"`` (one layer on chip, loaded before each
+            layer's region: the load is shared by every sequence of the call) or None (default: both are
+            planned and the one with the fewer modeled cycles on the length mix wins -- a throughput
+            choice).
 
     Returns:
         ``{"board", "part", "flow", "platform", "clock_MHz", "weights" ("resident"|"streamed"),
@@ -159,17 +165,29 @@ def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, An
 
     Raises:
         BoardTooSmallError: the kernel at its smallest folding with one layer of weights on chip does not fit
-            the board at any maximum sequence length down to 64.
+            the board at any maximum sequence length down to 64 (with ``weights="resident"``: with every
+            layer's weights on chip).
+        InputError: ``weights`` is not resident, streamed or None.
     """
     global _ACHIEVED_II
     _ACHIEVED_II = {str(k): max(1, int(v)) for k, v in (achieved_ii or {}).items()}
     try:
-        return _plan(model, board, sparsity, lengths, clock_MHz, utilization_cap, memory_cap, max_seq, act_bits)
+        return _plan(model, board, sparsity, lengths, clock_MHz, utilization_cap, memory_cap, max_seq, act_bits,
+                     weights)
     finally:
         _ACHIEVED_II = {}
 
 
-def _plan(model, board, sparsity, lengths, clock_MHz, utilization_cap, memory_cap, max_seq, act_bits) -> dict:
+#: The weight placements :func:`plan` accepts (``weights=``; None: the faster of both on the mix).
+WEIGHT_PLACEMENTS = ("resident", "streamed")
+
+
+def _plan(model, board, sparsity, lengths, clock_MHz, utilization_cap, memory_cap, max_seq, act_bits,
+          weights=None) -> dict:
+    if weights is not None and weights not in WEIGHT_PLACEMENTS:
+        raise InputError(f"weights placement must be one of {', '.join(WEIGHT_PLACEMENTS)} (or absent: the faster "
+                         f"on the length mix), got {str(weights)[:80]!r}")
+    placements = (True, False) if weights is None else (weights == "resident",)
     board = load_board(board)
     check_model(model)
     sp = check_sparsity(sparsity)
@@ -194,7 +212,7 @@ def _plan(model, board, sparsity, lengths, clock_MHz, utilization_cap, memory_ca
     # the longest sequence the kernel holds: the model's, halved while nothing fits (small boards)
     seq_options = [mseq] + [m for m in (256, 128, 64) if m < mseq]
     for max_s in seq_options:
-        for resident in (True, False):
+        for resident in placements:
             start = engine_config(model, sparsity, board, dict(base, resident=resident), max_seq=max_s,
                                   act_bits=act_bits)
             start = _first_fit(start, board, mcap)
@@ -209,10 +227,12 @@ def _plan(model, board, sparsity, lengths, clock_MHz, utilization_cap, memory_ca
         if best is not None:
             break
     if best is None:
-        r = resources(engine_config(model, sparsity, board, dict(base, resident=False), max_seq=mseq,
+        one = placements == (True,)
+        r = resources(engine_config(model, sparsity, board, dict(base, resident=one), max_seq=mseq,
                                     act_bits=act_bits), board)
         raise BoardTooSmallError(
-            f"{model.get('name', 'the model')} does not fit {board.name} even with one layer of weights on chip "
+            f"{model.get('name', 'the model')} does not fit {board.name} even with "
+            f"{'every layer' if one else 'one layer'} of weights on chip "
             f"and one MAC lane per unit: needs {r['bram_36k']['used']:,} BRAM36 (has {board.bram_36k:,}), "
             f"{r['uram']['used']:,} URAM (has {board.uram:,}), {r['dsp']['used']:,} DSP (has {board.dsp:,}). "
             f"Choose a larger board, more weight sparsity, a smaller model or a shorter maximum sequence.")

@@ -144,7 +144,8 @@ def cheap_stage(shape: dict, board: str, config: dict, work: Workload, constrain
     from ..sparse.config import parse_sparsity
     sparsity = parse_sparsity({k: config.get(k) or {} for k in ("attention", "weights")}, num_layers=shape["num_layers"])
     try:
-        p = plan(shape, board, sparsity, lengths=work["lengths"], act_bits=act_bits(config))
+        p = plan(shape, board, sparsity, lengths=work["lengths"], act_bits=act_bits(config),
+                 weights=(config.get("schedule") or {}).get("weights"))
     except BoardTooSmallError as exc:
         return {"plan": None, "model": {}, "fits": False, "prune": f"does not fit {board}: {exc}"}
     cfg = EngineConfig.from_dict(p["engine"])

@@ -2,7 +2,7 @@
 tables (docs/search.md "Results").
 
 ``search.json``: ``{"format": "padless-search", "version": 1, "model", "dataset", "constraints", "space",
-"trials": [{number, config {board, attention, weights, quant, compile}, objectives, sources, status
+"trials": [{number, config {board, attention, weights, quant, memory, compile}, objectives, sources, status
 (complete | pruned | failed), reason, error, project, rebuild, seconds, cache_hit}], "pareto": [numbers],
 "per_board": {board: number | null}, "device": {board, config, objectives, number, price_USD, price_source,
 project, rebuild, test} | null, "unmet": [...], "duplicates": n, "requeued": [{number, requeued}], "run"}``.
@@ -22,7 +22,7 @@ from .space import PARAMS, config_hash
 __all__ = ["collect", "write_all", "summary_lines", "CSV_COLUMNS", "FORMAT"]
 
 FORMAT = "padless-search"
-CSV_COLUMNS = ("number", "board", "attention", "weights", "quant", "feasible", "agreement", "cosine",
+CSV_COLUMNS = ("number", "board", "attention", "weights", "quant", "memory", "feasible", "agreement", "cosine",
                "throughput_seq_s", "latency_us", "latency_p99_us", "energy_uJ", "power_W", "clock_MHz", "dsp",
                "lut", "bram_36k", "uram", "project", "rebuild")
 
@@ -172,7 +172,7 @@ Throughput and latency: simulated (timed C-simulation of the generated HLS) at t
 def _table(rows: list, cols: list) -> str:
     from markupsafe import escape
     h = "".join(f"<th>{escape(c)}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td class='{'l' if i < 6 else ''}'>{escape(v)}</td>" for i, v in enumerate(r)) + "</tr>"
+    body = "".join("<tr>" + "".join(f"<td class='{'l' if i < 7 else ''}'>{escape(v)}</td>" for i, v in enumerate(r)) + "</tr>"
                    for r in rows)
     return f"<table><tr>{h}</tr>{body}</table>"
 
@@ -181,12 +181,12 @@ def _row(t: dict) -> list:
     o = t["objectives"]
     f = lambda k, fmt: fmt.format(o[k]) if k in o else ""  # noqa: E731
     return [t["number"], t["config"]["board"], t["config"]["attention"], t["config"]["weights"], t["config"]["quant"],
-            t["status"] + (" *" if t.get("feasible") else ""), f("agreement", "{:.2%}"), f("cosine", "{:.4f}"),
+            t["config"].get("memory", "auto"), t["status"] + (" *" if t.get("feasible") else ""), f("agreement", "{:.2%}"), f("cosine", "{:.4f}"),
             f("throughput_seq_s", "{:,.0f}"), f("latency_us", "{:,.1f}"), f("energy_uJ", "{:,.1f}"),
             (o.get("resources") or {}).get("dsp", ""), t.get("reason") or t.get("error") or ""]
 
 
-COLS = ["#", "board", "attention", "weights", "quant", "status", "agreement", "cosine", "seq/s", "latency us",
+COLS = ["#", "board", "attention", "weights", "quant", "memory", "status", "agreement", "cosine", "seq/s", "latency us",
         "energy uJ", "DSP", "note"]
 
 
@@ -202,7 +202,8 @@ def choice_text(doc: dict) -> str:
         return "no device: " + unmet_message(doc.get("unmet") or [])
     o = d["objectives"]
     s = (f"{d['board']} (list price ${d['price_USD']:,.0f}, {d['price_source']}): trial #{d['number']} "
-         f"{d['config']['attention']} {d['config']['weights']} {d['config']['quant']}, agreement {o['agreement']:.2%}, "
+         f"{d['config']['attention']} {d['config']['weights']} {d['config']['quant']} "
+         f"{d['config'].get('memory', 'auto')}, agreement {o['agreement']:.2%}, "
          f"cosine {o['cosine']:.4f}, {o['throughput_seq_s']:,.0f} seq/s, {o['latency_us']:,.1f} us, "
          f"{o['energy_uJ']:,.1f} uJ/seq (estimated) at {o['clock_MHz']:.0f} MHz")
     if d.get("test"):
@@ -234,12 +235,12 @@ def summary_lines(doc: dict) -> list[str]:
     lines = [f"padless search: {doc['model']} on {doc['dataset']}; constraints: {constraint_text(doc['constraints'])}",
              f"  trials: {c['complete']} complete, {c['pruned']} pruned ({c['pruned_by_model']} by the model before "
              f"compiling), {c['failed']} failed; {c['compiled']} compiled; {doc['duplicates']} duplicate samples skipped"]
-    fmt = "  {:>4} {:<7} {:<13} {:<10} {:<7} {:>9} {:>7} {:>10} {:>10} {:>9}"
-    head = fmt.format("#", "board", "attention", "weights", "quant", "agreement", "cosine", "seq/s", "latency us", "uJ/seq")
+    fmt = "  {:>4} {:<7} {:<13} {:<10} {:<7} {:<8} {:>9} {:>7} {:>10} {:>10} {:>9}"
+    head = fmt.format("#", "board", "attention", "weights", "quant", "memory", "agreement", "cosine", "seq/s", "latency us", "uJ/seq")
     def row(t):
         o = t["objectives"]
         return fmt.format(t["number"], t["config"]["board"], t["config"]["attention"], t["config"]["weights"],
-                          t["config"]["quant"], f"{o['agreement']:.2%}", f"{o['cosine']:.4f}",
+                          t["config"]["quant"], t["config"].get("memory", "auto"), f"{o['agreement']:.2%}", f"{o['cosine']:.4f}",
                           f"{o['throughput_seq_s']:,.0f}", f"{o['latency_us']:,.1f}", f"{o['energy_uJ']:,.1f}")
     lines.append(f"Pareto front ({len(doc['pareto'])} feasible points; simulated fidelity, throughput, latency; estimated energy):")
     lines.append(head)

@@ -9,7 +9,12 @@ Only knobs the generated kernel implements are searched (docs/search.md "Space")
   "Efficient and Effective Sparse LSTM on FPGA with Bank-Balanced Sparsity"), the sparse MVUs' format;
 - ``quant``: ``int8`` (symmetric), ``{zero_point: [act]}`` (the GELU output on an asymmetric int8 grid) or
   ``{precision: {act: 16}}`` (the GELU output int16, FFN down a 16 x 8-bit MVU); the last two exclude each
-  other (:func:`padless.quant.quantize.check_act_grid`).
+  other (:func:`padless.quant.quantize.check_act_grid`);
+- ``memory``: where the weights live, the DSE's two placements (:data:`padless.schedule.dse.WEIGHT_PLACEMENTS`):
+  ``streamed`` (one layer on chip, loaded before each layer's region of every call: the load is shared by a
+  call's sequences, so the throughput choice, but a batch-1 sequence waits for every layer's load) or
+  ``resident`` (every layer on chip, loaded once by the init call: no load in a run, less on-chip memory
+  bandwidth left for parallelism); ``auto`` lets the DSE take the faster on the length mix.
 
 A space file (``--space FILE.yaml``) gives any of these lists to narrow or widen the default, and ``base``:
 a compile config merged under every candidate (e.g. ``{quant: {rounding: nearest}}`` for a quick search).
@@ -34,13 +39,14 @@ __all__ = ["Space", "DEFAULT_SPACE", "load_space", "parse_space", "candidate_key
            "enumerate_space", "PARAMS"]
 
 #: The Optuna parameter names, in order.
-PARAMS = ("board", "attention", "weights", "quant")
+PARAMS = ("board", "attention", "weights", "quant", "memory")
 
 DEFAULT_SPACE = {
     "boards": ["u280", "u55c", "zcu104", "kv260"],
     "attention": ["dense", {"topk": 16}, {"topk": 32}, {"density": 0.25}, {"density": 0.5}],
     "weights": ["off", {"sparsity": 0.25, "bank": 16}, {"sparsity": 0.5, "bank": 16}],
     "quant": ["int8", {"zero_point": ["act"]}, {"precision": {"act": 16}}],
+    "memory": ["streamed", "resident"],
     "base": {},
 }
 
@@ -53,22 +59,24 @@ class Space:
     attention: dict
     weights: dict
     quant: dict
+    memory: dict = field(default_factory=lambda: {"streamed": "streamed", "resident": "resident"})
     base: dict = field(default_factory=dict)
     raw: dict = field(default_factory=dict)   # the lists as given (what to_dict returns)
 
     def choices(self) -> dict:
         """``{param: [labels]}`` in :data:`PARAMS` order (the Optuna categorical choices)."""
         return {"board": list(self.boards), "attention": list(self.attention), "weights": list(self.weights),
-                "quant": list(self.quant)}
+                "quant": list(self.quant), "memory": list(self.memory)}
 
     def size(self) -> int:
         """Number of distinct candidates (configurations)."""
-        return len(self.boards) * len(self.attention) * len(self.weights) * len(self.quant)
+        return len(self.boards) * len(self.attention) * len(self.weights) * len(self.quant) * len(self.memory)
 
     def to_dict(self) -> dict:
         """JSON form (recorded in the search's meta; a resumed search must have the same space)."""
         return {"boards": list(self.boards), "attention": self.raw.get("attention"),
-                "weights": self.raw.get("weights"), "quant": self.raw.get("quant"), "base": self.base}
+                "weights": self.raw.get("weights"), "quant": self.raw.get("quant"), "memory": self.raw.get("memory"),
+                "base": self.base}
 
 
 def _label_attention(a) -> tuple[str, dict | None]:
@@ -115,19 +123,28 @@ def _label_quant(q) -> tuple[str, dict]:
     return "zp-" + "+".join(zp), {"zero_point": zp}
 
 
+def _label_memory(m) -> tuple[str, str | None]:
+    from ..schedule.dse import WEIGHT_PLACEMENTS
+    if m in (None, "auto"):
+        return "auto", None
+    if not isinstance(m, str) or m not in WEIGHT_PLACEMENTS:
+        raise InputError(f"space: memory choice {m!r} must be auto, {' or '.join(WEIGHT_PLACEMENTS)}")
+    return m, m
+
+
 def parse_space(data: dict | None, where: str = "space") -> Space:
-    """A space mapping (keys ``boards``, ``attention``, ``weights``, ``quant``, ``base``; missing keys take the
-    default's) -> :class:`Space`. Raises InputError naming the bad entry, an unknown board or a duplicate."""
+    """A space mapping (keys ``boards``, ``attention``, ``weights``, ``quant``, ``memory``, ``base``; missing
+    keys take the default's) -> :class:`Space`. Raises InputError naming the bad entry, an unknown board or a duplicate."""
     from ..boards import load_board
     from ..build import check_config
     data = {} if data is None else data
     if not isinstance(data, dict):
-        raise InputError(f"{where} must be a mapping with keys boards, attention, weights, quant, base")
+        raise InputError(f"{where} must be a mapping with keys boards, attention, weights, quant, memory, base")
     unknown = set(data) - set(DEFAULT_SPACE)
     if unknown:
         raise InputError(f"{where}: unknown keys {sorted(map(str, unknown))} (allowed: {', '.join(DEFAULT_SPACE)})")
     full = {k: copy.deepcopy(data.get(k, v)) for k, v in DEFAULT_SPACE.items()}
-    for k in ("boards", "attention", "weights", "quant"):
+    for k in ("boards", "attention", "weights", "quant", "memory"):
         if not isinstance(full[k], list) or not full[k]:
             raise InputError(f"{where}: {k} must be a non-empty list")
     boards = []
@@ -137,7 +154,8 @@ def parse_space(data: dict | None, where: str = "space") -> Space:
             raise InputError(f"{where}: board {b} given twice")
         boards.append(name)
     out = {}
-    for k, fn in (("attention", _label_attention), ("weights", _label_weights), ("quant", _label_quant)):
+    for k, fn in (("attention", _label_attention), ("weights", _label_weights), ("quant", _label_quant),
+                  ("memory", _label_memory)):
         d = {}
         for c in full[k]:
             label, frag = fn(c)
@@ -149,7 +167,10 @@ def parse_space(data: dict | None, where: str = "space") -> Space:
     for key in ("attention", "weights"):
         if key in base:
             raise InputError(f"{where}: base sets {key}, which the search varies; give it as the {key} list")
-    raw = {k: full[k] for k in ("attention", "weights", "quant")}
+    if set(base.get("schedule") or {}):
+        raise InputError(f"{where}: base sets schedule; the search plans each candidate for the selection split's "
+                         "length mix and varies the weights' placement (give it as the memory list)")
+    raw = {k: full[k] for k in ("attention", "weights", "quant", "memory")}
     return Space(boards=boards, base=base, raw=json.loads(json.dumps(raw)), **out)
 
 
@@ -166,9 +187,9 @@ def load_space(path) -> Space:
 
 
 def compile_config(space: Space, params: dict) -> dict:
-    """The ``padless compile`` config of a candidate (``params``: ``{board, attention, weights, quant}``
-    labels): ``base`` merged with the candidate's attention, weights and quant. Raises InputError for a
-    label not in the space."""
+    """The ``padless compile`` config of a candidate (``params``: ``{board, attention, weights, quant, memory}``
+    labels): ``base`` merged with the candidate's attention, weights, quant and ``schedule: {weights: ...}``
+    (the placement; none for ``auto``). Raises InputError for a label not in the space."""
     for p in PARAMS:
         if params.get(p) not in space.choices()[p]:
             raise InputError(f"{p} {params.get(p)!r} is not in the search space ({', '.join(map(str, space.choices()[p]))})")
@@ -179,11 +200,13 @@ def compile_config(space: Space, params: dict) -> dict:
     if w:
         cfg["weights"] = dict(w)
     cfg["quant"] = {**(cfg.get("quant") or {}), **q}
+    if space.memory[params["memory"]]:
+        cfg["schedule"] = {"weights": space.memory[params["memory"]]}
     return cfg
 
 
 def candidate_key(params: dict) -> str:
-    """The identity of a discrete configuration: ``board|attention|weights|quant`` labels."""
+    """The identity of a discrete configuration: ``board|attention|weights|quant|memory`` labels."""
     return "|".join(str(params[p]) for p in PARAMS)
 
 

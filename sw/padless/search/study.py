@@ -355,7 +355,7 @@ def _drive(opts: SearchOptions, space: Space, out: Path, cons: dict, meta: dict)
                     prog.trial(trial.number, key, rec)
                     continue
                 plan = cheap["plan"]
-                ccfg = {**cfg, "schedule": {"lengths": list(work["lengths"])}}
+                ccfg = {**cfg, "schedule": {**(cfg.get("schedule") or {}), "lengths": list(work["lengths"])}}
                 inputs = {"padless": __import__("padless").__version__, "model": model_id, "board": params["board"],
                           "config": ccfg, "plan": plan["allocation"], "engine": plan["engine"]}
                 payload = {"model": opts.model, "board": params["board"], "compile_config": ccfg,
