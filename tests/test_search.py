@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 
 import pytest
 
@@ -187,6 +188,31 @@ def test_search_end_to_end_prunes_and_writes_schema(searched):
 
 
 @pytest.mark.slow
+def test_baseline_beside_the_choice(tmp_path, cache, searched, capsys):
+    """--baseline BOARD: the default project (the recipe's quant, no sparsity, the DSE's placement) on BOARD,
+    evaluated by the trials' own stages with no constraint, with its test split; printed beside the choice
+    and kept by --report."""
+    from padless.cli import main
+    doc = run_search(_opts(tmp_path, "base", cache, baseline="u280"))
+    b = doc["baseline"]
+    assert b["board"] == "u280" and b["config"] == {} and b["weights"] in ("resident", "streamed")
+    o = b["objectives"]
+    for k in ("agreement", "cosine", "throughput_seq_s", "latency_us", "energy_uJ", "clock_MHz", "model"):
+        assert k in o, k
+    assert b["sources"]["latency_us"].startswith("simulated") and b["test"]["n"] == 40
+    from padless.project import load_project
+    man = load_project(b["project"]).manifest
+    assert man["board"] == "u280" and not (man.get("sparsity") or {}).get("attention")
+    line = results.baseline_text(doc)
+    assert line.startswith("baseline (default project on u280") and "test split (40 texts)" in line
+    assert any(x.startswith("Beside it, baseline") for x in results.summary_lines(doc))
+    capsys.readouterr()
+    assert main(["search", "--report", str(tmp_path / "base")]) == 0
+    assert "Beside it, baseline (default project on u280" in capsys.readouterr().out
+    assert json.loads((tmp_path / "base" / "search.json").read_text())["baseline"]["board"] == "u280"
+
+
+@pytest.mark.slow
 def test_cache_hit_dedup_and_exhausted_space(tmp_path, cache, searched):
     """The same configurations again in a new search: the compiled project comes from the cache, and asking
     for more trials than the space holds evaluates each configuration once."""
@@ -323,3 +349,28 @@ def test_journal_never_written_through_a_link(tmp_path):
         with pytest.raises(WriteError, match="symbolic link"):
             open_study(out)
     assert victim.read_text() == "mine\n"
+
+
+def test_cache_sweeps_folders_of_killed_workers(tmp_path):
+    """A worker killed mid-compile leaves its temporary project and staging folders in the cache; the next
+    compile removes those of dead processes of this machine, and leaves a live process's, another machine's,
+    other names and links alone."""
+    import subprocess
+
+    from padless.search import objectives as ob
+    p = subprocess.Popen(["true"])
+    p.wait()
+    dead, live, key = p.pid, os.getpid(), "0123456789abcdef01234567"
+    names = {f".{key}.tmp-{ob._HOST}-{dead}-1": False, f"..{key}.tmp-{ob._HOST}-{dead}-1.padless-staging-x1": False,
+             f".{key}.tmp-{ob._HOST}-{live}-2": True, f".{key}.tmp-otherhost-{dead}-3": True, key: True}
+    for n in names:
+        (tmp_path / n).mkdir()
+        (tmp_path / n / "f").write_text("x")
+    target = tmp_path / "outside"
+    target.mkdir()
+    (tmp_path / f".{key}.tmp-{ob._HOST}-{dead}-4").symlink_to(target)
+    gone = ob._sweep_dead(tmp_path)
+    assert sorted(gone) == sorted(n for n, keep in names.items() if not keep)
+    for n, keep in names.items():
+        assert (tmp_path / n).is_dir() == keep
+    assert target.is_dir() and (tmp_path / f".{key}.tmp-{ob._HOST}-{dead}-4").is_symlink()

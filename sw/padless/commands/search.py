@@ -63,6 +63,8 @@ def register(sub) -> None:
     p.add_argument("--cache", help="project cache (default $PADLESS_CACHE/search or ~/.cache/padless/search)")
     p.add_argument("--sim-limit", type=positive_int, default=200, help="sequences of the timed csim's length mix")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--baseline", metavar="BOARD", help="also evaluate the default project on BOARD (the recipe's "
+                   "quantization, no sparsity, the DSE's placement) and print it beside the choice")
     p.add_argument("--no-test", action="store_true", help="skip the test-split fidelity of the chosen configuration")
     p.add_argument("--report", metavar="DIR", help="re-render search.json, pareto.csv and report.html of DIR")
     p.add_argument("--quiet", action="store_true")
@@ -79,6 +81,7 @@ def run(args) -> int:
         return 0
     if not args.model or not args.dataset or not args.out:
         raise InputError("search needs MODEL, --dataset NAME and --out DIR (or --report DIR to re-render one)")
+    from ..boards import load_board
     from ..search.space import load_space
     from ..search.study import SearchOptions, run_search
     opts = SearchOptions(
@@ -91,7 +94,8 @@ def run(args) -> int:
         trials=args.trials, time_budget=_positive(args.time_budget) if args.time_budget else None,
         resume=args.resume, address=args.address, cpus=args.cpus, jobs=args.jobs,
         space=load_space(args.space).to_dict() if args.space else None, cache=args.cache,
-        sim_limit=args.sim_limit, seed=args.seed, final_test=not args.no_test, quiet=args.quiet)
+        sim_limit=args.sim_limit, seed=args.seed, final_test=not args.no_test, quiet=args.quiet,
+        baseline=load_board(args.baseline).name if args.baseline else None)
     if args.jobs < 0:
         raise InputError(f"--jobs {args.jobs} must be >= 0")
     doc = run_search(opts)
@@ -121,6 +125,8 @@ def rerender(folder) -> dict:
             if prev.get("device") and doc.get("device") and prev["device"].get("number") == doc["device"]["number"]:
                 doc["device"]["test"] = prev["device"].get("test")
             doc["run"] = prev.get("run")
+            if prev.get("baseline"):
+                doc["baseline"] = prev["baseline"]
         except ValueError:
             pass
     results.write_all(d, doc)

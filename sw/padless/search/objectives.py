@@ -180,6 +180,42 @@ def fidelity_prune(fid: dict | None, constraints: dict) -> str | None:
 # ----------------------------------------------------------------------------------------- expensive stage
 
 
+#: This machine's name in the cache's temporary folder names (a cache may be shared by a cluster's nodes).
+_HOST = "".join(c if c.isalnum() or c in "-_" else "_" for c in os.uname().nodename)[:64] or "host"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sweep_dead(root: Path) -> list[str]:
+    """Remove the temporary compile folders (``.KEY.tmp-HOST-PID-NS``) and their compile staging folders
+    (``..KEY.tmp-HOST-PID-NS.padless-staging-*``) that a worker of this machine left when it was killed
+    (SIGKILL, out of memory: nothing ran to clean up); a folder of a live process or of another machine is
+    left alone. Links are never followed. Returns the names removed."""
+    import re
+    pat = re.compile(r"^\.{1,2}[0-9a-f]{24}\.tmp-(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)-\d+(\.padless-staging-.*)?$")
+    gone = []
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return gone
+    for e in entries:
+        m = pat.match(e.name)
+        if not m or m["host"] != _HOST or _pid_alive(int(m["pid"])):
+            continue
+        if e.is_dir(follow_symlinks=False):
+            shutil.rmtree(e.path, ignore_errors=True)
+            gone.append(e.name)
+    return gone
+
+
 def _ensure_project(payload: dict) -> tuple[Path, bool, float]:
     """The compiled project of ``payload`` from the cache, compiling it on a miss: into a private temporary
     folder, then renamed into place (a reader never sees half a project; two workers compiling the same
@@ -191,7 +227,8 @@ def _ensure_project(payload: dict) -> tuple[Path, bool, float]:
         raise InputError(f"{final} is a symbolic link; the search cache holds only real folders")
     if (final / "search-entry.json").is_file():
         return final, True, 0.0
-    tmp = root / f".{payload['project_key']}.tmp-{os.getpid()}-{time.monotonic_ns()}"
+    _sweep_dead(root)
+    tmp = root / f".{payload['project_key']}.tmp-{_HOST}-{os.getpid()}-{time.monotonic_ns()}"
     t0 = time.perf_counter()
     try:
         compile_project(payload["model"], board=payload["board"], out=tmp, config=payload["compile_config"],

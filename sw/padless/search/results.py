@@ -159,7 +159,7 @@ td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#eee}
 <p>Constraints: {{ cons }}. Trials: {{ doc.counts.complete }} complete, {{ doc.counts.pruned }} pruned
 ({{ doc.counts.pruned_by_model }} by the cycle model and resource estimate before compiling), {{ doc.counts.failed }} failed;
 {{ doc.duplicates }} duplicate samples skipped.</p>
-<h2>Device choice</h2><p>{{ choice }}</p>
+<h2>Device choice</h2><p>{{ choice }}</p>{% if baseline %}<p>Beside it, {{ baseline }}</p>{% endif %}
 {% for title, png in plots %}<figure style="display:inline-block"><img src="data:image/png;base64,{{ png }}" alt="{{ title }}"></figure>{% endfor %}
 <p>Agreement and cosine: simulated (golden integer model, bit-exact with the HLS csim) against fp32 on the selection split.
 Throughput and latency: simulated (timed C-simulation of the generated HLS) at the plan's clock. Energy: estimated
@@ -212,6 +212,23 @@ def choice_text(doc: dict) -> str:
     return s
 
 
+def baseline_text(doc: dict) -> str | None:
+    """One line for the default project evaluated beside the choice (``--baseline``), or None."""
+    b = doc.get("baseline")
+    if not b:
+        return None
+    if b.get("error"):
+        return f"baseline {b['board']}: not evaluated ({b['error']})"
+    o = b["objectives"]
+    s = (f"baseline (default project on {b['board']}, weights {b.get('weights')}): agreement {o['agreement']:.2%}, "
+         f"cosine {o['cosine']:.4f}, {o['throughput_seq_s']:,.0f} seq/s, {o['latency_us']:,.1f} us, "
+         f"{o['energy_uJ']:,.1f} uJ/seq (estimated) at {o['clock_MHz']:.0f} MHz")
+    if b.get("test"):
+        s += (f"; test split ({b['test']['n']} texts): agreement {b['test']['agreement']:.2%}, "
+              f"cosine {b['test']['cosine']:.4f}")
+    return s
+
+
 def write_all(out, doc: dict) -> None:
     """Write search.json, pareto.csv and report.html into ``out`` (atomically)."""
     from jinja2 import Environment
@@ -222,6 +239,7 @@ def write_all(out, doc: dict) -> None:
     nums = {t["number"]: t for t in doc["trials"]}
     env = Environment(autoescape=True)
     html = env.from_string(_HTML).render(doc=doc, cons=constraint_text(doc["constraints"]), choice=choice_text(doc),
+                                         baseline=baseline_text(doc),
                                          plots=_plots(doc),
                                          front=Markup(_table([_row(nums[n]) for n in doc["pareto"]], COLS)),
                                          table=Markup(_table([_row(t) for t in doc["trials"]], COLS)))
@@ -249,6 +267,8 @@ def summary_lines(doc: dict) -> list[str]:
     for b, n in doc["per_board"].items():
         lines.append(row(nums[n]) if n is not None else f"  {'-':>4} {b:<7} no feasible configuration")
     lines.append("Device choice: " + choice_text(doc))
+    if baseline_text(doc):
+        lines.append("Beside it, " + baseline_text(doc))
     d = doc.get("device")
     if d and d.get("rebuild"):
         lines.append(f"  project: {d.get('project')}")

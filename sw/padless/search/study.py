@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import InputError, PadlessError
 from . import objectives as ob
 from ._io import atomic_write, safe_dir
 from .space import PARAMS, Space, candidate_key, compile_config, config_hash, enumerate_space
@@ -69,6 +69,7 @@ class SearchOptions:
     use_ray: bool = False
     population: int = 10
     final_test: bool = True
+    baseline: str | None = None     # a board: the default project on it, evaluated beside the choice
     progress: bool | None = None    # None: a bar on a terminal, lines otherwise
     quiet: bool = False
 
@@ -395,6 +396,8 @@ def _drive(opts: SearchOptions, space: Space, out: Path, cons: dict, meta: dict)
     doc = results.collect(study, meta, out)
     if opts.final_test and doc.get("device"):
         doc["device"]["test"] = final_test(doc["device"], work, prog)
+    if opts.baseline:
+        doc["baseline"] = baseline(opts, space, shape, work, cache, model_id, prog)
     doc["run"] = {"wall_seconds": round(wall, 1), "executor": executor.name, "jobs": opts.jobs,
                   "interrupted_requeued": stale, "cache": str(cache)}
     prev = out / "search.json"
@@ -425,14 +428,51 @@ def _finish(study, trial, key: str, rec: dict, cons: dict) -> None:
         study.tell(trial, state=TrialState.FAIL)
 
 
-def final_test(device: dict, work, prog) -> dict | None:
-    """Fidelity of the chosen configuration on the test split (never seen by the search)."""
+def baseline(opts: SearchOptions, space: Space, shape: dict, work, cache: Path, model_id: dict, prog) -> dict:
+    """The default project on ``opts.baseline`` (the recipe's quantization, no sparsity, the DSE's own
+    weight placement, planned for the selection split's length mix: what ``padless compile MODEL --board B``
+    with ``schedule: {lengths: ...}`` builds), evaluated by the trials' own stages with no constraint
+    (latency, throughput, energy, selection-split fidelity), plus its test-split fidelity when the search
+    reports one. Returns ``{board, config, objectives, sources, project, test}``; a failure is recorded as
+    ``{board, error}`` (the search's result stands)."""
+    from ..boards import load_board
+    board = load_board(opts.baseline).name
+    cfg = dict(space.base)
+    ccfg = {**cfg, "schedule": {"lengths": list(work["lengths"])}}
+    prog.note(f"baseline: the default project on {board}")
+    try:
+        cheap = ob.cheap_stage(shape, board, cfg, work, {})
+        if cheap["plan"] is None:
+            return {"board": board, "config": cfg, "error": cheap["prune"]}
+        plan = cheap["plan"]
+        inputs = {"padless": __import__("padless").__version__, "model": model_id, "board": board,
+                  "config": ccfg, "plan": plan["allocation"], "engine": plan["engine"]}
+        fkey = config_hash({"model": model_id, "quant": None, "base": space.base, "attention": None,
+                            "weights": None, "selection": work["selection_hash"], "max_length": work["max_length"],
+                            "baseline": True})
+        payload = {"model": opts.model, "board": board, "compile_config": ccfg, "cache": str(cache),
+                   "project_key": config_hash(inputs)[:24], "project_inputs": inputs, "fidelity_key": fkey,
+                   "selection": work["selection"], "sim_lengths": work["sim_lengths"], "p50": work["p50"],
+                   "p99": work["p99"], "constraints": {}}
+        res = ob.evaluate(payload)
+    except PadlessError as exc:
+        return {"board": board, "config": cfg, "error": f"{type(exc).__name__}: {exc}"}
+    res["objectives"]["model"] = cheap["model"]
+    out = {"board": board, "config": cfg, "weights": plan["weights"], "objectives": res["objectives"],
+           "sources": res["sources"], "project": res["project"]}
+    if opts.final_test:
+        out["test"] = final_test(out, work, prog, "the baseline")
+    return out
+
+
+def final_test(device: dict, work, prog, what: str = "the chosen configuration") -> dict | None:
+    """Fidelity of the chosen configuration (or the baseline) on the test split (never seen by the search)."""
     from ..commands.eval import evaluate as eval_fidelity
     from ..project import load_project
     proj = device.get("project")
     if not proj or not Path(proj).is_dir():
         return None
-    prog.note(f"test split: {len(work['test']['texts'])} texts ({work['test']['name']}) on the chosen configuration")
+    prog.note(f"test split: {len(work['test']['texts'])} texts ({work['test']['name']}) on {what}")
     res = eval_fidelity(load_project(proj), work["test"]["texts"], work["test"]["labels"], "golden", show=False)
     return {"split": work["test"]["name"], "n": int(res["n"]), "agreement": float(res["agreement"]),
             "cosine": float(res["cosine_mean"]), "accuracy": float(res["accuracy"]),
