@@ -86,6 +86,10 @@ def test_weight_placement_resident_or_streamed():
     assert auto["weights"] == faster["weights"]
     with pytest.raises(BoardTooSmallError, match="every layer of weights on chip"):
         plan(MINILM, "zcu104", None, SHORT, weights="resident")
+    # under U280's totals, over one SLR's: the message says which SLR and what
+    with pytest.raises(BoardTooSmallError, match=r"under the board's totals, but a unit's memories sit in one SLR: SLR\d needs"):
+        plan(MINILM, "u280", {"attention": {"topk": 16}, "weights": {"sparsity": 0.25, "bank": 16}}, SHORT,
+             weights="resident")
     with pytest.raises(InputError, match="weights placement"):
         plan(MINILM, "u280", None, SHORT, weights="hbm")
 

@@ -374,3 +374,17 @@ def test_cache_sweeps_folders_of_killed_workers(tmp_path):
     for n, keep in names.items():
         assert (tmp_path / n).is_dir() == keep
     assert target.is_dir() and (tmp_path / f".{key}.tmp-{ob._HOST}-{dead}-4").is_symlink()
+
+
+def test_feasible_configuration_is_queued_on_cheaper_boards():
+    """Fidelity does not depend on the board, so a configuration that meets every constraint is tried on
+    each cheaper board of the space (cheapest first), leaving out what is evaluated, in flight or queued."""
+    from padless.search.study import cheaper_boards
+    sp = parse_space(None)
+    p = {"board": "u280", "attention": "topk16", "weights": "dense", "quant": "int8", "memory": "resident"}
+    got = cheaper_boards(sp, p, set())
+    assert [q["board"] for q in got] == ["kv260", "zcu104", "u55c"]
+    assert all({k: v for k, v in q.items() if k != "board"} == {k: v for k, v in p.items() if k != "board"} for q in got)
+    taken = {candidate_key({**p, "board": "zcu104"})}
+    assert [q["board"] for q in cheaper_boards(sp, p, taken)] == ["kv260", "u55c"]
+    assert cheaper_boards(sp, {**p, "board": "kv260"}, set()) == []

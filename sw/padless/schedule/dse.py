@@ -228,13 +228,24 @@ def _plan(model, board, sparsity, lengths, clock_MHz, utilization_cap, memory_ca
             break
     if best is None:
         one = placements == (True,)
-        r = resources(engine_config(model, sparsity, board, dict(base, resident=one), max_seq=mseq,
-                                    act_bits=act_bits), board)
+        small = engine_config(model, sparsity, board, dict(base, resident=one), max_seq=mseq, act_bits=act_bits)
+        for m in MVUS:   # the smallest folding, its memories placed as _first_fit tries them
+            small.folding[m] = list(_mvu_candidates(small, m, board.dsp_type)[0])
+        small = place_memories(small, board, mcap, 1.0) or small
+        r = resources(small, board, caps=slr_caps(1.0, mcap))
+        slr = ""
+        over = [(i, k, sl["used"][k], sl["limit"][k]) for i, sl in enumerate((r.get("slr") or {}).get("slrs") or [])
+                for k in ("bram_36k", "uram", "dsp", "lut") if sl["used"].get(k, 0) > sl["limit"].get(k, 0)]
+        names = {"bram_36k": "BRAM36", "uram": "URAM", "dsp": "DSP", "lut": "LUT"}
+        if over and len((r.get("slr") or {}).get("slrs") or []) > 1:
+            under = all(r[k]["used"] <= r[k]["limit"] for k in ("bram_36k", "uram", "dsp"))
+            slr = (("; under the board's totals, but" if under else "; and") + " a unit's memories sit in one SLR: " +
+                   ", ".join(f"SLR{i} needs {u:,} {names[k]} of its {lim:,}" for i, k, u, lim in over[:3]))
         raise BoardTooSmallError(
             f"{model.get('name', 'the model')} does not fit {board.name} even with "
             f"{'every layer' if one else 'one layer'} of weights on chip "
             f"and one MAC lane per unit: needs {r['bram_36k']['used']:,} BRAM36 (has {board.bram_36k:,}), "
-            f"{r['uram']['used']:,} URAM (has {board.uram:,}), {r['dsp']['used']:,} DSP (has {board.dsp:,}). "
+            f"{r['uram']['used']:,} URAM (has {board.uram:,}), {r['dsp']['used']:,} DSP (has {board.dsp:,}){slr}. "
             f"Choose a larger board, more weight sparsity, a smaller model or a shorter maximum sequence.")
     cfg = best[0]
     if not _ACHIEVED_II:   # the local search runs the declared-II cycle model: skipped under achieved II

@@ -59,6 +59,8 @@ def collect(study, meta: dict, out: Path | None = None) -> dict:
             rec["error"] = r.get("error") or ua.get("error")
         if "requeued_from" in ua:
             rec["requeued_from"] = ua["requeued_from"]
+        if "cheaper_than" in ua:
+            rec["cheaper_than"] = ua["cheaper_than"]
         trials.append(rec)
     boards = list(meta["space"]["boards"])
     try:

@@ -307,6 +307,17 @@ def _drive(opts: SearchOptions, space: Space, out: Path, cons: dict, meta: dict)
                   f"selection {len(work['selection']['texts'])} texts ({work['selection']['name']}), length mix "
                   f"p50 {work['p50']} / p99 {work['p99']} tokens")
     inflight = {}      # handle -> (trial, key, payload)
+    queued = set()     # keys enqueued and not asked yet (an enqueued trial's params are its fixed_params)
+    for t in trials:
+        fixed = t.system_attrs.get("fixed_params") or {}
+        if t.state == TrialState.WAITING and all(p in fixed for p in PARAMS):
+            queued.add(candidate_key(fixed))
+    for t in trials:   # a resumed search: what an earlier run found feasible, on the cheaper boards too
+        o = (t.user_attrs.get("result") or {}).get("objectives") or {}
+        if t.state == TrialState.COMPLETE and all(v <= 0 for v in _constraint_values(o, cons).values()):
+            for p in cheaper_boards(space, {q: t.params[q] for q in PARAMS}, set(seen) | queued):
+                study.enqueue_trial(p, user_attrs={"cheaper_than": t.number})
+                queued.add(candidate_key(p))
     dup_streak = 0
     unseen = [p for p in enumerate_space(space)]
     try:
@@ -389,6 +400,13 @@ def _drive(opts: SearchOptions, space: Space, out: Path, cons: dict, meta: dict)
                 fidelity[trial.user_attrs["fidelity_key"]] = {"agreement": o["agreement"], "cosine": o["cosine"]}
             done += 1
             prog.trial(trial.number, key, res)
+            if res["status"] == "complete" and all(v <= 0 for v in _constraint_values(o, cons).values()):
+                busy = {v[1] for v in inflight.values()}
+                for p in cheaper_boards(space, {q: trial.params[q] for q in PARAMS}, set(seen) | busy | queued):
+                    study.enqueue_trial(p, user_attrs={"cheaper_than": trial.number})
+                    queued.add(candidate_key(p))
+                    prog.note(f"trial #{trial.number} meets every constraint on {trial.params['board']}: its "
+                              f"configuration queued on the cheaper {p['board']}")
     finally:
         executor.close()
         prog.close()
@@ -410,6 +428,26 @@ def _drive(opts: SearchOptions, space: Space, out: Path, cons: dict, meta: dict)
             pass
     results.write_all(out, doc)
     return doc
+
+
+def cheaper_boards(space: Space, params: dict, taken: set) -> list[dict]:
+    """The configuration ``params`` on each board of the space with a lower list price (boards/*.yaml
+    ``price``), cheapest first, leaving out keys in ``taken`` (evaluated, in flight or queued).
+
+    The device choice is the cheapest board whose best configuration meets every constraint, but the
+    sampler's objectives (fidelity, throughput, latency, energy) do not see price; fidelity does not depend
+    on the board (the same model, quantization and sparsity give the same bits on every board), so a
+    configuration that meets every constraint is worth trying on each cheaper board, where only the
+    hardware stages (cycle model, timed csim) can still fail it."""
+    from .power import board_facts
+    price = {b: board_facts(b)["price"]["list_USD"] for b in space.boards}
+    here = price[params["board"]]
+    out = []
+    for b in sorted((b for b in space.boards if price[b] < here), key=lambda b: price[b]):
+        p = {**params, "board": b}
+        if candidate_key(p) not in taken:
+            out.append(p)
+    return out
 
 
 def _finish(study, trial, key: str, rec: dict, cons: dict) -> None:
