@@ -151,6 +151,8 @@ def test_check_cli_synth(variants, capsys):
     assert cli_main(["check", str(proj), "--synth", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["synthesis"]["ok"] and set(out["synthesis"]["compilers"]) == set(COMPILERS)
+    mem = out["synthesis"]["memories"]
+    assert mem["ok"] and "gelu_tab" in mem["checked"] and "ctx_rq" in mem["checked"]
 
 
 @pytest.mark.slow
