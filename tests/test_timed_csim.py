@@ -83,8 +83,8 @@ def test_forms_match_through_the_carry_buffer_loader_and_top_k(tmp_path, texts):
     """25% bank-balanced weights on kv260 (a bank of 16 keeps 12) with top-k attention, the plan's allocation
     set to streamed weights (the loader runs before every layer's region, inside the timed call) and one bank a
     cycle in the attention output MVU (a sparse word of 24 bytes, which neither divides nor is divided by the
-    16-byte m_axi beat: load_elems runs its carry-buffer loop): the fast form's switches in the loader, the selection and the
-    MVU count the synthesizable form's cycles and compute its bits."""
+    16-byte m_axi beat: load_elems runs its carry-buffer loop): the fast form's switches in the loader, the
+    selection and the MVU count the synthesizable form's cycles and compute its bits."""
     from padless.build import compile_project
     out = tmp_path / "sp25"
     compile_project("tiny", board="kv260", out=out, calib_count=16,

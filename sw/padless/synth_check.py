@@ -216,7 +216,8 @@ def kernel_arrays(hls_dir) -> dict:
 # ---- the kernel's global memories against the resource estimate -------------------------------------------
 #: A global weight memory or per-channel table of padless_encoder.cpp: (element type, name, banks, depth, impl).
 _GLOBAL_DECL = __import__("re").compile(
-    r"^\s*PADLESS_GLOBAL_(?:RAM2D|TABLE)\s*\(\s*([^,]+?)\s*,\s*(\w+)\s*,\s*([^,]+?)\s*,\s*([^,]+?)\s*,\s*(\w+)\s*\)\s*;",
+    r"^\s*PADLESS_GLOBAL_(?:RAM2D|TABLE)\s*\(\s*([^,]+?)\s*,\s*(\w+)\s*,"
+    r"\s*([^,]+?)\s*,\s*([^,]+?)\s*,\s*(\w+)\s*\)\s*;",
     __import__("re").M)
 
 
@@ -231,7 +232,8 @@ def global_memories(hls_dir) -> dict:
     hls_dir = _hls_folder(hls_dir)
     defines = dict(re.findall(r"^\s*#\s*define\s+(\w+)\s+(\w+)\s*$", (hls_dir / "config.h").read_text(), re.M))
     out = {}
-    for t, name, banks, depth, impl in _GLOBAL_DECL.findall(_synthesis_view((hls_dir / "padless_encoder.cpp").read_text())):
+    code = _synthesis_view((hls_dir / "padless_encoder.cpp").read_text())
+    for t, name, banks, depth, impl in _GLOBAL_DECL.findall(code):
         out[name] = {"type": t, "banks": banks, "depth": depth, "impl": defines.get(impl, impl)}
     return out
 
