@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from padless.cli import main as cli_main
-from padless.synth_check import COMPILERS, DECL_DIR, compile_synthesis, kernel_arrays
+from padless.synth_check import COMPILERS, DECL_DIR, check_memories, compile_synthesis, kernel_arrays
 
 #: The generated variants (a `padless compile --config` each); `rounding: nearest` keeps the compile fast
 #: and changes no hardware parameter.
@@ -114,11 +114,45 @@ def test_a_plain_array_is_counted_unchecked(variants, tmp_path):
     assert len(arr["declared"]) == len(arr["checked"]) + 2
 
 
+@pytest.mark.parametrize("variant,board", [("dense", "u280"), ("weights50", "u280"), ("dense", "kv260")])
+def test_estimate_memories_are_the_kernel_arrays(variants, variant, board):
+    """The resource estimate's memories are the kernel's global arrays (issue 24, items 2 and 3): each under the
+    kernel's name (res_rq_out, ln_param_1, act_rq_up, ctx_rq, ...: config.h binds it as PADLESS_TIMPL_<NAME>),
+    with the kernel's bank count and depth as the compiler evaluates them on the synthesis branch, and its
+    binding; the GELU table counted once per FFN-up lane (gelu_tab[PE_UP][LBUF x 64], LUTRAM)."""
+    import math
+
+    from padless.codegen.hls import kernel_config
+    from padless.project import load_project
+    from padless.schedule.engine import MVUS, resources, table_impls
+    proj = variants(variant, board)
+    p = load_project(proj)
+    cfg = kernel_config(p, p.board)
+    r = resources(cfg, p.board)
+    mems = r["detail"]["memories"]
+    res = check_memories(proj, mems)
+    assert res["ok"], res
+    assert set(table_impls(cfg)) | {"gelu_tab"} | {f"w_{m}" for m in MVUS} <= set(res["checked"])
+    # the kernel's only globals the estimate leaves out: a dense kernel's unused 1-deep index arrays
+    assert set(res["unestimated"]) == (set() if cfg.sparse else {f"i_{m}" for m in MVUS})
+    g = next(m for m in mems if m["name"] == "gelu_tab")
+    pe_up = cfg.folding["up"][0]
+    assert (g["copies"], g["depth"], g["impl"]) == (pe_up, (cfg.layers if cfg.resident else 1) * 64, "lutram")
+    assert g["lut"] == pe_up * math.ceil(96 * g["depth"] / 64) and r["detail"]["process"]["p_up"]["lut"] >= g["lut"]
+    # an estimate with one GELU table (no copies), or with it in block RAM, disagrees with the kernel
+    one = [dict(m, copies=1) if m["name"] == "gelu_tab" else m for m in mems]
+    assert check_memories(proj, one)["shape_mismatch"] == ["gelu_tab"]
+    bram = [dict(m, impl="bram") if m["name"] == "gelu_tab" else m for m in mems]
+    assert check_memories(proj, bram)["impl_mismatch"] == [("gelu_tab", "bram", "lutram")]
+
+
 def test_check_cli_synth(variants, capsys):
     proj = variants("topk", "u280")
     assert cli_main(["check", str(proj), "--synth", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["synthesis"]["ok"] and set(out["synthesis"]["compilers"]) == set(COMPILERS)
+    mem = out["synthesis"]["memories"]
+    assert mem["ok"] and "gelu_tab" in mem["checked"] and "ctx_rq" in mem["checked"]
 
 
 @pytest.mark.slow

@@ -79,6 +79,37 @@ def test_cycles_depend_on_lengths_only_and_match_across_forms(tiny_project, text
     np.testing.assert_array_equal(y_synth, y_fast)
 
 
+def test_forms_match_through_the_carry_buffer_loader_and_top_k(tmp_path, texts):
+    """25% bank-balanced weights on kv260 (a bank of 16 keeps 12) with top-k attention, the plan's allocation
+    set to streamed weights (the loader runs before every layer's region, inside the timed call) and one bank a
+    cycle in the attention output MVU (a sparse word of 24 bytes, which neither divides nor is divided by the
+    16-byte m_axi beat: load_elems runs its carry-buffer loop): the fast form's switches in the loader, the
+    selection and the MVU count the synthesizable form's cycles and compute its bits."""
+    from padless.build import compile_project
+    out = tmp_path / "sp25"
+    compile_project("tiny", board="kv260", out=out, calib_count=16,
+                    config={"weights": {"sparsity": 0.25, "bank": 16}, "attention": {"topk": 8},
+                            "quant": {"rounding": "nearest"}})
+    p = load_project(out)
+    sched = dict(p.manifest["schedule"])
+    alloc = dict(sched.get("allocation") or {})
+    sched["allocation"] = {**alloc, "resident": False, "simd": {**(alloc.get("simd") or {}), "out": 12}}
+    update_manifest(out, {"schedule": sched})
+    generate(load_project(out), p.board)
+    p = load_project(out)
+    eng = p.manifest["hls"]["engine"]
+    assert eng["p_max"] == 12 and eng["resident"] is False and eng["folding"]["out"][1] == 12
+    from padless.codegen.hls import kernel_config
+    from padless.schedule.engine import weight_loads
+    assert [w["name"] for w in weight_loads(kernel_config(p, p.board)) if w["carry"]] == ["w_out"]
+    x, off = _pack(_rows(p, p.tokenize(texts[:6] + texts[-2:], truncate=True)))
+    y_fast, fast, _ = _timed(p, x, off)
+    y_synth, synth, _ = _timed(p, x, off, form="synth")
+    assert fast == synth > 0
+    np.testing.assert_array_equal(y_fast, y_synth)
+    np.testing.assert_array_equal(y_fast, run_encoder(p.quantized, x, off, p.sparsity))
+
+
 def test_longer_sequences_cost_more_and_padding_costs_cycles(tiny_project):
     p = load_project(tiny_project)
     short = profile(p, lengths=[8] * 12, baselines=False)
@@ -178,3 +209,50 @@ def test_dse_estimate_agrees_with_the_timed_csim_on_a_heavy_tailed_mix(tiny_proj
     res = profile(p, lengths=lens, baselines=False)
     err = pl["estimate"]["throughput_seq_s"] / res["throughput_seq_s"] - 1
     assert abs(err) <= 0.10, (err, pl["estimate"]["throughput_seq_s"], res["throughput_seq_s"])
+
+
+@pytest.fixture(scope="module")
+def minilm_projects(tmp_path_factory):
+    """Real minilm-l6 u280 projects by variant, compiled on first use: dense, top-k attention (the dense
+    project's plan with `attention: {topk: 16}`, regenerated), 50% bank-balanced weights. `rounding: nearest`
+    and a short calibration keep the compiles fast and change no hardware parameter."""
+    from padless.build import compile_project
+    base = tmp_path_factory.mktemp("minilm-forms")
+    made = {}
+
+    def get(variant):
+        if variant in made:
+            return made[variant]
+        cfg = {"quant": {"rounding": "nearest", "gptq_calibration": None}}
+        if variant == "topk":
+            d = base / "topk"
+            shutil.copytree(get("dense"), d)
+            update_manifest(d, {"sparsity": {**load_project(d).sparsity, "attention": {"topk": 16}}})
+            generate(load_project(d), load_project(d).board)
+        else:
+            if variant == "weights50":
+                cfg["weights"] = {"sparsity": 0.5, "bank": 16}
+            d = base / variant
+            compile_project("minilm-l6", board="u280", out=d, config=cfg, calib_count=16)
+        made[variant] = d
+        return d
+    return get
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["dense", "topk", "weights50"])
+def test_fast_and_synth_forms_count_the_same_cycles_on_minilm(variant, minilm_projects):
+    """Issue 24, item 7 on the real minilm-l6 projects: every loop is one code path, the fast form a switch
+    inside its body (MVU folds, the selection's copy and top-k, Q.K / P.V, the weight loader), so the timed
+    csim of the fast form (what `padless profile` runs) counts exactly the synthesizable form's cycles, and
+    both compute the golden model's bits, on real sentences (two VADER movie snippets and a Reuters article)."""
+    p = load_project(minilm_projects(variant))
+    if variant == "topk":
+        assert p.sparsity["attention"] == {"topk": 16}
+    texts = load_dataset("vader-movie", limit=2).texts + load_dataset("reuters", limit=1).texts
+    x, off = _pack(_rows(p, p.tokenize(texts, truncate=True)))
+    y_fast, fast, _ = _timed(p, x, off)
+    y_synth, synth, _ = _timed(p, x, off, form="synth")
+    assert fast == synth > 0
+    np.testing.assert_array_equal(y_fast, y_synth)
+    np.testing.assert_array_equal(y_fast, run_encoder(p.quantized, x, off, p.sparsity))

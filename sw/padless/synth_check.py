@@ -211,3 +211,86 @@ def kernel_arrays(hls_dir) -> dict:
                     plain.add(f"{f.name}:{name}")
     declared = sorted(checked | plain)
     return {"declared": declared, "checked": sorted(checked), "unchecked": sorted(plain - checked)}
+
+
+# ---- the kernel's global memories against the resource estimate -------------------------------------------
+#: A global weight memory or per-channel table of padless_encoder.cpp: (element type, name, banks, depth, impl).
+_GLOBAL_DECL = __import__("re").compile(
+    r"^\s*PADLESS_GLOBAL_(?:RAM2D|TABLE)\s*\(\s*([^,]+?)\s*,\s*(\w+)\s*,"
+    r"\s*([^,]+?)\s*,\s*([^,]+?)\s*,\s*(\w+)\s*\)\s*;",
+    __import__("re").M)
+
+
+def global_memories(hls_dir) -> dict:
+    """The global memories the kernel declares (``PADLESS_GLOBAL_RAM2D`` / ``PADLESS_GLOBAL_TABLE`` in the
+    generated ``padless_encoder.cpp``: ``T name[banks][depth]``, dim 1 completely partitioned, one memory a
+    bank): ``{name: {"type", "banks", "depth", "impl"}}`` with ``banks`` / ``depth`` the C++ expressions as
+    written and ``impl`` the BIND_STORAGE implementation (``lutram``, ``bram``, ``uram``), resolved through
+    config.h when the declaration names a macro (``PADLESS_TIMPL_<NAME>``, ``PADLESS_WEIGHT_IMPL_<MVU>``).
+    Raises ProjectError when the folder holds no generated kernel."""
+    import re
+    hls_dir = _hls_folder(hls_dir)
+    defines = dict(re.findall(r"^\s*#\s*define\s+(\w+)\s+(\w+)\s*$", (hls_dir / "config.h").read_text(), re.M))
+    out = {}
+    code = _synthesis_view((hls_dir / "padless_encoder.cpp").read_text())
+    for t, name, banks, depth, impl in _GLOBAL_DECL.findall(code):
+        out[name] = {"type": t, "banks": banks, "depth": depth, "impl": defines.get(impl, impl)}
+    return out
+
+
+def check_memories(hls_dir, memories, compiler: str = "g++", timeout: float = 600.0) -> dict:
+    """Compare the resource estimate's memories with the arrays the kernel declares, the shapes evaluated by
+    the compiler on the synthesis branch (the code Vitis reads; ``-fsyntax-only``, one ``static_assert`` a
+    memory: ``sizeof`` of the array over its bank and over its element).
+
+    Args:
+        hls_dir: a generated project's ``hls`` folder, or the project folder.
+        memories: the estimate's memories (``resources()["detail"]["memories"]``, manifest
+            ``resources.detail.memories``): ``{"name", "copies", "depth", "impl"}`` each.
+        compiler: the C++ compiler.
+
+    Returns:
+        ``{"ok", "checked": [names compared], "shape_mismatch": [names whose copies x depth differ from the
+        kernel's banks x depth], "impl_mismatch": [(name, estimate, kernel)], "unestimated": [kernel globals
+        the estimate does not list], "errors": [compiler lines]}``; ``ok`` when nothing mismatches (an
+        unestimated global is reported, not failed: a dense kernel's 1-deep index arrays).
+
+    Raises:
+        ProjectError: no generated kernel. ToolMissingError: the compiler or ap_types missing.
+    """
+    import re
+    hls_dir = _hls_folder(hls_dir)
+    kernel = global_memories(hls_dir)
+    est = {m["name"]: m for m in memories if m["name"] in kernel}
+    asserts = []
+    for name, m in sorted(est.items()):
+        asserts.append(f"static_assert(sizeof({name}) / sizeof({name}[0]) == {int(m['copies'])}LL && "
+                       f"sizeof({name}[0]) / sizeof({name}[0][0]) == {int(m['depth'])}LL, "
+                       f"\"padless-shape-mismatch:{name}\");")
+    if shutil.which(compiler) is None:
+        raise ToolMissingError(f"{compiler} is not on PATH: the memory check compiles with it (make install)")
+    with tempfile.TemporaryDirectory(prefix="padless-mem-") as tmp:
+        entry = Path(tmp) / "mem_entry.cpp"
+        entry.write_text(ENTRY + "\n".join(asserts) + "\n")
+        try:
+            p = subprocess.run(command(compiler, hls_dir, entry), capture_output=True, text=True, timeout=timeout,
+                               cwd=tmp)
+            rc, err = p.returncode, p.stderr
+        except subprocess.TimeoutExpired:
+            rc, err = -1, f"{compiler} ran past {timeout:.0f} s"
+    bad = sorted(set(re.findall(r"padless-shape-mismatch:(\w+)", err)))
+    errors = [ln.strip() for ln in err.splitlines() if "error" in ln and "padless-shape-mismatch" not in ln][:20]
+    impl = [(n, m["impl"], kernel[n]["impl"]) for n, m in sorted(est.items()) if m["impl"] != kernel[n]["impl"]]
+    return {"ok": rc == 0 and not bad and not impl, "checked": sorted(est), "shape_mismatch": bad,
+            "impl_mismatch": impl, "unestimated": sorted(set(kernel) - set(est)), "errors": errors}
+
+
+def _hls_folder(hls_dir) -> Path:
+    hls_dir = Path(hls_dir).resolve()
+    if (hls_dir / "hls" / "padless_encoder.cpp").is_file():
+        hls_dir = hls_dir / "hls"
+    top = hls_dir / "padless_encoder.cpp"
+    if not top.is_file() or top.is_symlink() or not (hls_dir / "config.h").is_file():
+        raise ProjectError(f"{hls_dir} holds no generated kernel (padless_encoder.cpp, config.h): run "
+                           "`padless compile` first")
+    return hls_dir

@@ -16,7 +16,10 @@ the checks that stand in for csynth here (docs/hls.md, "Checks without Vitis"):
 
 With ``--synth`` it also compiles the kernel's ``__SYNTHESIS__`` branch with g++ and clang++
 (:mod:`padless.synth_check`: the code csynth reads, against the open-source ap_types and declarations of the
-documented hls::stream / stream_of_blocks API); ``--synth`` alone (no texts) runs only that compile.
+documented hls::stream / stream_of_blocks API), and compares the resource estimate's memories with the
+kernel's global arrays (names, banks x depth as the compiler sizes them, binding:
+:func:`padless.synth_check.check_memories`; ``synthesis.memories`` in the JSON); ``--synth`` alone (no
+texts) runs only these.
 
 Exits non-zero when any check fails.
 """
@@ -94,6 +97,8 @@ def run(args) -> int:
     if args.synth:
         from ..synth_check import compile_synthesis
         synth = compile_synthesis(project.path / "hls")
+        synth["memories"] = _memories_against_estimate(project)
+        synth["ok"] = synth["ok"] and synth["memories"]["ok"]
     if not has_texts:
         return _report_synth(synth, args)
     ids, _lens, what = read_input(args, project)
@@ -131,12 +136,28 @@ def run(args) -> int:
     return 0 if ok else 1
 
 
+def _memories_against_estimate(project) -> dict:
+    """The resource estimate's memories against the kernel's global arrays as the compiler sizes them
+    (:func:`padless.synth_check.check_memories`): the estimate of the project's kernel config."""
+    from ..codegen.hls import kernel_config
+    from ..schedule.engine import resources
+    from ..synth_check import check_memories
+    board = project.board
+    mems = resources(kernel_config(project, board), board)["detail"]["memories"]
+    return check_memories(project.path / "hls", mems)
+
+
 def _print_synth(synth: dict) -> None:
     for cc, r in synth["compilers"].items():
         print(f"  synthesis branch, {cc} -std={synth['std']} -fsyntax-only: "
               + ("compiles" if r["ok"] else "FAILS") + f" ({r['seconds']:.1f} s)")
         for e in r["errors"][:8]:
             print(f"    {e}")
+    m = synth.get("memories")
+    if m is not None:
+        bad = m["shape_mismatch"] + [f"{n} ({e} in the estimate, {k} in the kernel)" for n, e, k in m["impl_mismatch"]]
+        print(f"  estimate memories vs the kernel's arrays: {len(m['checked'])} compared, "
+              + ("all match" if m["ok"] else "MISMATCH: " + ", ".join(bad or m["errors"][:3])))
 
 
 def _report_synth(synth: dict, args) -> int:

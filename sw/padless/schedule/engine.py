@@ -31,6 +31,7 @@ import numpy as np
 from ..boards import Board, load_board
 from ..errors import InputError, PadlessError
 from ..opcount import attention_k, check_model, check_sparsity
+from ..quant.intops import GELU_SEGMENTS
 
 __all__ = ["EngineConfig", "DEPTHS", "PROCESSES", "MVUS", "engine_config", "legal_pe", "legal_simd",
            "process_cycles", "resources", "channel_depths", "axi_bytes", "mac_per_dsp", "ResourceError",
@@ -481,12 +482,17 @@ def memories(cfg: EngineConfig) -> list[dict]:
             mems.append({"name": f"i_{m}", "width_bits": mm["SIMD"] * cfg.index_bits, "depth": depth,
                          "copies": pairs, "impl": cfg.weight_impl[m]})
         mems.append(_table(f"rq_{m}", 72, L * mm["NF"], mm["PE"]))
-    for name, mvu in (("rrq_out", "out"), ("lnp_1", "out"), ("arq_up", "up"), ("rrq_down", "down"), ("lnp_2", "down")):
+    for name, mvu in (("res_rq_out", "out"), ("ln_param_1", "out"), ("act_rq_up", "up"), ("res_rq_down", "down"),
+                      ("ln_param_2", "down")):
         mm = cfg.mvu(mvu)
-        # lnp_t {int32 m; int64 b}, rrq_t {uint32 m; uint8 shift}, arq_t {uint32 m; uint8 shift; int8 zp}
-        width = 96 if name.startswith("lnp") else 48 if name.startswith("arq") else 40
+        # ln_param_t {int32 m; int64 b}, res_rq_t {uint32 m; uint8 shift}, act_rq_t {uint32 m; uint8 shift; int8 zp}
+        width = 96 if name.startswith("ln_param") else 48 if name.startswith("act_rq") else 40
         mems.append(_table(name, width, L * mm["NF"], mm["PE"]))
-    mems.append(_table("crq", 40, L * cfg.heads, cfg.head_dim))
+    mems.append(_table("ctx_rq", 40, L * cfg.heads, cfg.head_dim))
+    # the GELU table, one copy per FFN-up lane (padless_encoder.cpp gelu_tab[PE_UP][LBUF * GELU_SEGMENTS],
+    # gelu_seg_t {int32 slope; int64 icpt} packed to 96 bits, bound to LUTRAM): each lane reads its own bank
+    mems.append({"name": "gelu_tab", "width_bits": 96, "depth": L * GELU_SEGMENTS, "copies": cfg.folding["up"][0],
+                 "impl": "lutram"})
     d, S = cfg.head_dim, cfg.max_seq
     for name in ("q_blk", "k_blk", "v_blk", "ctx_blk"):  # head-row words [S * heads][d], seq_blocks buffers
         mems.append({"name": name, "width_bits": 8 * d, "depth": S * cfg.heads, "copies": cfg.seq_blocks,
@@ -507,6 +513,9 @@ def memories(cfg: EngineConfig) -> list[dict]:
 
 #: The per-head blocks (select -> attention), placed together in block RAM or LUTRAM.
 HEAD_BLOCKS = ("qh_blk", "kh_blk", "vh_blk", "ixq_blk", "ixv_blk")
+#: The per-channel parameter tables besides each MVU's ``rq_<mvu>``, by their names in the kernel
+#: (padless_encoder.cpp; config.h binds each with ``PADLESS_TIMPL_<NAME>``).
+PARAM_TABLES = ("res_rq_out", "ln_param_1", "act_rq_up", "res_rq_down", "ln_param_2", "ctx_rq")
 #: Arrays of at most this many bits a bank go to LUTRAM (the per-channel requantization tables; Vitis
 #: maps small unbound arrays the same way).
 LUTRAM_BITS = 2048
@@ -522,7 +531,7 @@ def _table(name: str, width_bits: int, depth: int, banks: int) -> dict:
 def table_impls(cfg: EngineConfig) -> dict:
     """``{table: "lutram" | "bram"}`` of the per-channel tables (config.h PADLESS_TIMPL_<NAME>)."""
     return {m["name"]: m["impl"] for m in memories(cfg)
-            if m["name"].startswith(("rq_", "rrq_", "lnp_", "arq_")) or m["name"] == "crq"}
+            if m["name"] in PARAM_TABLES or m["name"].startswith("rq_")}
 
 
 def _fifos(cfg: EngineConfig) -> list[dict]:

@@ -146,8 +146,10 @@ seqs:
             int16_t mq = 0, mk = 0;
             // pass A: the head's rows into the head blocks; max |Q_h|, |K_h|
             PADLESS_LOOP(sel_copy, D_SEL_COPY);
-#if PADLESS_CSIM_FAST && !defined(__SYNTHESIS__)
             for (int i = 0; i < t; i++) {
+                PADLESS_PIPELINE(sel_copy, i);
+#if PADLESS_CSIM_FAST && !defined(__SYNTHESIS__)
+                // fast form: the row's bytes by memcpy (no per-element port bookkeeping)
                 const int8_t *qr = Q->row(0, (int64_t)i * A::HEADS + h), *kr = K->row(0, (int64_t)i * A::HEADS + h);
                 const int8_t *vr = V->row(0, (int64_t)i * A::HEADS + h);
                 memcpy(QO->row(0, i), qr, A::D);
@@ -160,10 +162,7 @@ seqs:
                     mq = aq > mq ? aq : mq;
                     mk = ak > mk ? ak : mk;
                 }
-            }
 #else
-            for (int i = 0; i < t; i++) {
-                PADLESS_PIPELINE(sel_copy, i);
                 for (int c = 0; c < A::D; c++) {
 #pragma HLS UNROLL
                     int8_t qv = Q[0][i * A::HEADS + h][c], kv = K[0][i * A::HEADS + h][c], vv = V[0][i * A::HEADS + h][c];
@@ -177,8 +176,8 @@ seqs:
                     mq = aq > mq ? aq : mq;
                     mk = ak > mk ? ak : mk;
                 }
-            }
 #endif
+            }
             PADLESS_LOOP_END(sel_copy, t);
             if (sparse) {
                 PADLESS_REGS(int16_t, tq, Q4_MAX);
@@ -197,82 +196,87 @@ seqs:
                     k4[i % A::LANES][i / A::LANES] = w;
                 }
                 PADLESS_LOOP_END(sel_k4, t);
-                // pass C: per query, LANES keys a cycle through the estimate and the top-k network
+                // pass C: per query, LANES keys a cycle through the estimate and the top-k network. One loop for
+                // both forms: the fast form differs only by the switch in the body, where a query's last cycle
+                // takes its kept keys from a partial sort of all its estimates instead of inserting LANES
+                // candidates a cycle into the top-k network (same ranking: ranks_before); the iterations, and so
+                // the timed csim's cycles, are the same.
                 PADLESS_LOOP(sel_query, D_SEL);
                 const int64_t trip = (int64_t)t * nc;
 #if PADLESS_CSIM_FAST && !defined(__SYNTHESIS__)
-                if (::padless::sim::cfg.compute) {
-                    std::vector<int32_t> est(t);
-                    std::vector<int32_t> order(t);
-                    for (int i = 0; i < t; i++) {
-                        int8_t q4[A::D];
-                        for (int c = 0; c < A::D; c++) q4[c] = quant4(Q->row(0, i * A::HEADS + h)[c], tq);
-                        for (int key = 0; key < t; key++) {
-                            const int8_t *kw = k4.data(key % A::LANES, key / A::LANES)->v;
-                            int32_t s = 0;
-                            for (int c = 0; c < A::D; c++) s += (int32_t)q4[c] * (int32_t)kw[c];
-                            est[key] = s;
-                            order[key] = key;
-                        }
-                        const int kk = d.keep;
-                        std::partial_sort(order.begin(), order.begin() + kk, order.end(), [&](int32_t a, int32_t b) {
-                            return ranks_before(est[a], a, est[b], b);
-                        });
-                        kidx_t *iq = IQ->row(0, i), *iv = IV->row(0, i);
-                        for (int s = 0; s < kk; s++) iq[s] = iv[s] = (kidx_t)order[s];
-                    }
-                } else {
-                    for (int i = 0; i < t; i++) {  // timing only: any valid keys
-                        kidx_t *iq = IQ->row(0, i), *iv = IV->row(0, i);
-                        for (int s = 0; s < d.keep; s++) iq[s] = iv[s] = (kidx_t)s;
-                    }
-                }
+                std::vector<int32_t> est(::padless::sim::cfg.compute ? t : 0), order(est.size());
 #else
-                {
-                    PADLESS_REGS(int32_t, sc, A::K_MAX);
-                    PADLESS_REGS(int32_t, si, A::K_MAX);
-                    PADLESS_REGS(int8_t, q4, A::D);
-                    int cnt = 0, i = 0, cb = 0;
-                    for (int64_t it = 0; it < trip; it++) {
-                        PADLESS_PIPELINE(sel_query, it);
-                        if (cb == 0) {
-                            for (int c = 0; c < A::D; c++) {
-#pragma HLS UNROLL
-                                q4[c] = quant4(Q[0][i * A::HEADS + h][c], tq);
+                PADLESS_REGS(int32_t, sc, A::K_MAX);
+                PADLESS_REGS(int32_t, si, A::K_MAX);
+                PADLESS_REGS(int8_t, q4, A::D);
+                int cnt = 0;
+#endif
+                int i = 0, cb = 0;
+                for (int64_t it = 0; it < trip; it++) {
+                    PADLESS_PIPELINE(sel_query, it);
+#if PADLESS_CSIM_FAST && !defined(__SYNTHESIS__)
+                    if (cb == nc - 1) {
+                        kidx_t *iq = IQ->row(0, i), *iv = IV->row(0, i);
+                        const int kk = d.keep;
+                        if (::padless::sim::cfg.compute) {
+                            int8_t q4f[A::D];
+                            const int8_t *qr = Q->row(0, (int64_t)i * A::HEADS + h);
+                            for (int c = 0; c < A::D; c++) q4f[c] = quant4(qr[c], tq);
+                            for (int key = 0; key < t; key++) {
+                                const int8_t *kw = k4.data(key % A::LANES, key / A::LANES)->v;
+                                int32_t e = 0;
+                                for (int c = 0; c < A::D; c++) e += (int32_t)q4f[c] * (int32_t)kw[c];
+                                est[key] = e;
+                                order[key] = key;
                             }
-                            cnt = 0;
-                        }
-                        PADLESS_REGS(int32_t, cs, A::LANES);
-                        PADLESS_REGS(int32_t, ci, A::LANES);
-                        PADLESS_REGS(bool, cv, A::LANES);
-                        for (int l = 0; l < A::LANES; l++) {
-#pragma HLS UNROLL
-                            const int key = cb * A::LANES + l;
-                            vec<int8_t, A::D> kw = k4[l][cb];
-                            int32_t s = 0;
-                            for (int c = 0; c < A::D; c++) {
-#pragma HLS UNROLL
-                                s += (int32_t)q4[c] * (int32_t)kw.v[c];
-                            }
-                            cs[l] = s;
-                            ci[l] = key;
-                            cv[l] = key < t;
-                        }
-                        topk_insert<A::K_MAX, A::LANES>(sc, si, cnt, cs, ci, cv);
-                        if (cb == nc - 1) {
-                            for (int s = 0; s < A::K_MAX; s++) {
-#pragma HLS UNROLL
-                                IQ[0][i][s] = (kidx_t)si[s];
-                                IV[0][i][s] = (kidx_t)si[s];
-                            }
-                            cb = 0;
-                            i++;
+                            std::partial_sort(order.begin(), order.begin() + kk, order.end(), [&](int32_t x, int32_t y) {
+                                return ranks_before(est[x], x, est[y], y);
+                            });
+                            for (int s = 0; s < kk; s++) iq[s] = iv[s] = (kidx_t)order[s];
                         } else {
-                            cb++;
+                            for (int s = 0; s < kk; s++) iq[s] = iv[s] = (kidx_t)s;  // timing only: any valid keys
                         }
                     }
-                }
+#else
+                    if (cb == 0) {
+                        for (int c = 0; c < A::D; c++) {
+#pragma HLS UNROLL
+                            q4[c] = quant4(Q[0][i * A::HEADS + h][c], tq);
+                        }
+                        cnt = 0;
+                    }
+                    PADLESS_REGS(int32_t, cs, A::LANES);
+                    PADLESS_REGS(int32_t, ci, A::LANES);
+                    PADLESS_REGS(bool, cv, A::LANES);
+                    for (int l = 0; l < A::LANES; l++) {
+#pragma HLS UNROLL
+                        const int key = cb * A::LANES + l;
+                        vec<int8_t, A::D> kw = k4[l][cb];
+                        int32_t e = 0;
+                        for (int c = 0; c < A::D; c++) {
+#pragma HLS UNROLL
+                            e += (int32_t)q4[c] * (int32_t)kw.v[c];
+                        }
+                        cs[l] = e;
+                        ci[l] = key;
+                        cv[l] = key < t;
+                    }
+                    topk_insert<A::K_MAX, A::LANES>(sc, si, cnt, cs, ci, cv);
+                    if (cb == nc - 1) {
+                        for (int s = 0; s < A::K_MAX; s++) {
+#pragma HLS UNROLL
+                            IQ[0][i][s] = (kidx_t)si[s];
+                            IV[0][i][s] = (kidx_t)si[s];
+                        }
+                    }
 #endif
+                    if (cb == nc - 1) {
+                        cb = 0;
+                        i++;
+                    } else {
+                        cb++;
+                    }
+                }
                 PADLESS_LOOP_END(sel_query, trip);
             }
         }

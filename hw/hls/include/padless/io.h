@@ -205,7 +205,10 @@ wr_seqs:
 // store a cycle); E > AXI gathers E / AXI beats into an element (II = 1) -- no carry buffer. Other sizes
 // (sparse packed words of odd SIMD) go through the carry buffer: 2 x max(E, AXI) bytes, register-
 // partitioned, one element a cycle (a beat read whenever it holds fewer than E bytes: single-beat reads).
-// The C-simulation fast form copies the bytes directly and charges the loop's cycles.
+// One loop for both C-simulation forms: the fast form differs only by switches in the body, where an element's
+// bytes come straight from the image at the iteration the element is stored instead of being gathered or
+// shifted through the carry buffer; the beats are read through the same m_axi port at the same iterations,
+// so the timed csim charges the same cycles.
 template <int E, int AXI, class STORE>
 void load_elems(const vec<uint8_t, AXI> *mem_ptr, int64_t off, int64_t n, STORE &store) {
     typedef vec<uint8_t, AXI> beat_t;
@@ -216,33 +219,8 @@ void load_elems(const vec<uint8_t, AXI> *mem_ptr, int64_t off, int64_t n, STORE 
     const int EPB = E < AXI ? AXI / E : 1;  // elements a beat
     const int BPE = E > AXI ? E / AXI : 1;  // beats an element
 #if PADLESS_CSIM_FAST && !defined(__SYNTHESIS__)
-    if (::padless::sim::cfg.timed) {  // the loop's cycles (its beats through the memory model), not its copies
-        if (tiles) {
-            ::padless::sim::loop wload("wload", EPB, D_AXI);
-            PADLESS_MAXI_BURST(mem, base, beats);
-            for (int64_t i = 0; i < beats; i++) {
-                wload.at(i);
-                (void)(beat_t)mem[base + i];
-            }
-            wload.end(beats);
-        } else {  // the carry-buffer loop's iterations and single-beat reads, without the byte shuffling
-            const int64_t trip = E <= AXI ? n : beats;
-            ::padless::sim::loop wload("wload", 1, D_AXI);
-            int64_t have = 0, next_beat = base;
-            for (int64_t it = 0; it < trip; it++) {
-                wload.at(it);
-                if (E > AXI || have < E) {
-                    (void)(beat_t)mem[next_beat++];
-                    have += AXI;
-                }
-                if (have >= E) have -= E;
-            }
-            wload.end(trip);
-        }
-    }
-    const uint8_t *src = (const uint8_t *)mem_ptr + off;
-    for (int64_t k = 0; k < n; k++) store(k, src + k * E);
-#else
+    const uint8_t *src = (const uint8_t *)mem_ptr + off;  // the fast form's elements, straight from the image
+#endif
     if (tiles) {
         PADLESS_REGS(uint8_t, el, (E > AXI ? E : AXI));
 #ifndef __SYNTHESIS__
@@ -269,11 +247,17 @@ void load_elems(const vec<uint8_t, AXI> *mem_ptr, int64_t off, int64_t n, STORE 
                 }
             } else {
                 const int part = (int)(i % BPE);
+#if PADLESS_CSIM_FAST && !defined(__SYNTHESIS__)
+                // fast form: the element's bytes from the image at its last beat, not gathered beat by beat
+                (void)el;
+                if (part == BPE - 1) store(i / BPE, src + (i / BPE) * E);
+#else
                 for (int b = 0; b < AXI; b++) {
 #pragma HLS UNROLL
                     el[part * AXI + b] = beat.v[b];
                 }
                 if (part == BPE - 1) store(i / BPE, el);
+#endif
             }
         }
 #ifndef __SYNTHESIS__
@@ -290,24 +274,33 @@ void load_elems(const vec<uint8_t, AXI> *mem_ptr, int64_t off, int64_t n, STORE 
             PADLESS_PIPELINE(wload, it);
             if (E > AXI || have < E) {
                 beat_t beat = mem[next_beat++];
+#if PADLESS_CSIM_FAST && !defined(__SYNTHESIS__)
+                (void)beat;  // fast form: the beat's timing only; the bytes come from the image at the store
+#else
                 for (int b = 0; b < CB; b++) {
 #pragma HLS UNROLL
                     if (b >= have && b < have + AXI) buf[b] = beat.v[b - have];
                 }
+#endif
                 have += AXI;
             }
             if (have >= E && k < n) {
+#if PADLESS_CSIM_FAST && !defined(__SYNTHESIS__)
+                (void)buf;
+                store(k, src + k * E);
+                k++;
+#else
                 store(k++, buf);
                 for (int b = 0; b < CB; b++) {
 #pragma HLS UNROLL
                     buf[b] = b + E < CB ? buf[b + E] : (uint8_t)0;
                 }
+#endif
                 have -= E;
             }
         }
         PADLESS_LOOP_END(wload, trip);
     }
-#endif
 }
 
 inline int32_t le32(const uint8_t *b) {

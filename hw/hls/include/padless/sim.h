@@ -27,9 +27,10 @@
 //     }
 //     PADLESS_LOOP_END(name, trip);
 //
-// so the II and depth the timed csim counts sit next to the pragma Vitis reads. A C-simulation fast
-// form may skip iterations without I/O (PADLESS_PIPELINE is then called only at the iterations that
-// touch a channel, in increasing order); the clock arithmetic is the same.
+// so the II and depth the timed csim counts sit next to the pragma Vitis reads. The C-simulation fast
+// form (PADLESS_CSIM_FAST) runs the same loop: it differs only by `#if PADLESS_CSIM_FAST` switches inside
+// the body, so both forms issue the same iterations and channel accesses and count the same cycles.
+// (loop::at also accepts skipped iterations, i increasing: the clock arithmetic is the same.)
 #ifndef PADLESS_SIM_H
 #define PADLESS_SIM_H
 
