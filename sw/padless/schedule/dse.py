@@ -66,7 +66,8 @@ def _mvu_candidates(cfg: EngineConfig, mvu: str, dsp_type: str) -> list[tuple[in
     inp, out = cfg.shape(mvu)
     vec = cfg.vec
     pes = [p for p in (1, 2, 4, 8, 16, 32, 64) if p <= vec and vec % p == 0
-           and (cfg.hidden if mvu == "qkv" else out) % p == 0 and (mvu != "qkv" or p <= 2 * cfg.head_dim)]
+           and (cfg.hidden if mvu == "qkv" else out) % p == 0 and (mvu != "qkv" or p <= 2 * cfg.head_dim)
+           and (p >= 2 or not cfg.paired)]   # pe-pair: the two rows of a pair are lanes 2q, 2q + 1
     if cfg.sparse:
         nb = inp // cfg.bank
         simds = [n * cfg.p_max for n in (1, 2, 4, 8, 16, 32, 64, 128, 256) if nb % n == 0]
@@ -252,7 +253,7 @@ def _plan(model, board, sparsity, lengths, clock_MHz, utilization_cap, memory_ca
     per_seq = ct.cycles / len(sample)
     busy = _busy(cfg, uniq, w)
     bott = max(busy, key=lambda g: busy[g])
-    mpd = mac_per_dsp(board, cfg.sparse)
+    mpd = mac_per_dsp(board, cfg.sparse, cfg.paired)
     peak = board.dsp * mpd * clk * 1e6
     macs = float(np.mean([useful_macs(cfg, int(t)) for t in sample]))
     thr = clk * 1e6 / per_seq
