@@ -21,7 +21,7 @@ that holds it. The layout therefore depends on the project's folding (PE, SIMD o
     unused slots. Sparse pattern ``pe-pair`` (rows 2i and 2i + 1 share their in-bank indices): first the
     value words, ``(nf, sf, p)`` order, SIMD int8 each (lanes as above), then, at the next 64-byte boundary
     of the section, ONE index word per PE pair in the order ``(nf, sf, q)`` (pair ``q`` = lanes 2q, 2q + 1):
-    ``ceil(SIMD * index_bits / 8)`` bytes, lane ``j``'s index at bits ``[j * index_bits, (j + 1) *
+    :func:`pair_index_bytes` (``ceil(SIMD * index_bits / 8)`` rounded up to tile an m_axi beat), lane ``j``'s index at bits ``[j * index_bits, (j + 1) *
     index_bits)`` of the word's little-endian bit stream (two 4-bit indices a byte for bank 16): a quarter
     of the row pattern's index bytes, half of them from the sharing and half from the bit packing.
   - ``<mvu>.rq``: per output channel 16 bytes ``{int32 bias, int32 m, int32 shift, 0}``.
@@ -133,8 +133,14 @@ def sparse_words(w: np.ndarray, pe: int, simd: int, bank: int, per_bank: int, p_
 
 
 def pair_index_bytes(simd: int, ibits: int) -> int:
-    """Bytes of one pe-pair index word: SIMD indices of ``ibits`` bits, bit-packed, rounded up to a byte."""
-    return (int(simd) * int(ibits) + 7) // 8
+    """Bytes of one pe-pair index word: SIMD indices of ``ibits`` bits, bit-packed, rounded up to a power
+    of two up to 64 bytes or to a multiple of 64 beyond, so that every m_axi beat of 8 to 64 bytes holds
+    whole words or whole beats make a word (the kernel's loader then runs plain bursts, no carry buffer:
+    io.h ``load_elems``). E.g. 16 x 4 bits: 8 bytes; 192 x 4 bits: 96 -> 128 bytes."""
+    raw = (int(simd) * int(ibits) + 7) // 8
+    if raw <= 64:
+        return 1 << (raw - 1).bit_length()
+    return (raw + 63) // 64 * 64
 
 
 def pe_pair_words(w: np.ndarray, pe: int, simd: int, bank: int, per_bank: int, p_max: int) -> bytes:
@@ -159,10 +165,14 @@ def pe_pair_words(w: np.ndarray, pe: int, simd: int, bank: int, per_bank: int, p
     vw = np.ascontiguousarray(v.reshape(out // pe, pe, sf, simd).transpose(0, 2, 1, 3)).tobytes()
     iw = ix.reshape(out // pe, pe // 2, sf, simd).transpose(0, 2, 1, 3).reshape(-1, simd)
     nbytes = pair_index_bytes(simd, ib)
-    if (simd * ib) % 8 == 0:       # whole bytes a word: one stream
+    if simd * ib == 8 * nbytes:    # the words fill their bytes: one stream
         words = _pack_bits(iw.reshape(-1), ib).tobytes()
     else:
-        words = b"".join(_pack_bits(row, ib).tobytes().ljust(nbytes, b"\0") for row in iw)
+        packed = np.zeros((iw.shape[0], nbytes), np.uint8)
+        for r, row in enumerate(iw):
+            bits = _pack_bits(row, ib)
+            packed[r, :bits.size] = bits
+        words = packed.tobytes()
     return vw + bytes(_align(len(vw)) - len(vw)) + words
 
 

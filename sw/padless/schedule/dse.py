@@ -42,7 +42,7 @@ import numpy as np
 from ..boards import Board, load_board
 from ..errors import InputError, PadlessError
 from ..opcount import check_model, check_sparsity
-from .engine import (MVUS, EngineConfig, _replace, engine_config, mac_per_dsp, place_memories, process_cycles,
+from .engine import (MVUS, banks_per_cycle_options, EngineConfig, _replace, engine_config, mac_per_dsp, place_memories, process_cycles,
                      resources, simd_options, useful_macs)
 
 __all__ = ["plan", "BoardTooSmallError", "DEFAULT_LENGTH", "SAMPLE", "WEIGHT_PLACEMENTS"]
@@ -70,7 +70,7 @@ def _mvu_candidates(cfg: EngineConfig, mvu: str, dsp_type: str) -> list[tuple[in
            and (p >= 2 or not cfg.paired)]   # pe-pair: the two rows of a pair are lanes 2q, 2q + 1
     if cfg.sparse:
         nb = inp // cfg.bank
-        simds = [n * cfg.p_max for n in (1, 2, 4, 8, 16, 32, 64, 128, 256) if nb % n == 0]
+        simds = [n * cfg.p_max for n in banks_per_cycle_options(nb, cfg.paired)]
     else:
         simds = simd_options(inp, cfg.axi)
     # weight words of at least 64 bits pack into block RAM and UltraRAM without waste

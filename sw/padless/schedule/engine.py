@@ -94,16 +94,24 @@ def simd_options(inp: int, axi: int = 64) -> list[int]:
     return [s for s in range(1, inp + 1) if inp % s == 0 and ((s <= axi and axi % s == 0) or s % axi == 0)]
 
 
+def banks_per_cycle_options(nb: int, paired: bool) -> list[int]:
+    """Banks a sparse MVU may cover a cycle (NBPC) for ``nb`` banks a row: powers of two dividing ``nb``
+    (pattern row), or every divisor of ``nb`` (pattern pe-pair: e.g. all 24 banks of a 384-wide row, one
+    synapse fold a neuron fold; the loader's words stay beat-aligned, :func:`pair_index_bytes`)."""
+    if paired:
+        return [n for n in range(1, nb + 1) if nb % n == 0]
+    return [n for n in (1, 2, 4, 8, 16, 32, 64, 128, 256) if nb % n == 0]
+
+
 def legal_simd(inp: int, want: int, sparse: dict | None = None, axi: int = 64) -> int:
-    """Dense: the largest of :func:`simd_options` <= ``want``. Sparse (``{"bank", "p_max"}``): ``NBPC *
-    p_max`` with NBPC the largest power of two dividing the bank count, NBPC * p_max <= max(want, p_max)."""
+    """Dense: the largest of :func:`simd_options` <= ``want``. Sparse (``{"bank", "p_max"[, "paired"]}``):
+    ``NBPC * p_max`` with NBPC the largest of :func:`banks_per_cycle_options` with NBPC * p_max <=
+    max(want, p_max)."""
     want = max(1, int(want))
     if sparse:
         nb, p = inp // sparse["bank"], sparse["p_max"]
-        nbpc = _pow2_floor(max(1, want // p))
-        while nbpc > 1 and nb % nbpc:
-            nbpc //= 2
-        return nbpc * p
+        opts = banks_per_cycle_options(nb, bool(sparse.get("paired")))
+        return max([n for n in opts if n * p <= max(want, p)] or [1]) * p
     return max([s for s in simd_options(inp, axi) if s <= want] or [1])
 
 
@@ -254,7 +262,7 @@ def engine_config(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None, 
         bank = int(wcfg["bank"])
         per_bank = [kept_per_bank(bank, r) for r in layer_ratios(wcfg, L)]
         p_max, ibits = max(per_bank), index_bits(bank)
-        sparse_info = {"bank": bank, "p_max": p_max}
+        sparse_info = {"bank": bank, "p_max": p_max, "paired": pattern == "pe-pair"}
     folding = {}
     for m in MVUS:
         inp, out = {"qkv": (H, 3 * H), "out": (H, H), "up": (H, F), "down": (F, H)}[m]

@@ -95,7 +95,10 @@ struct mvu_cfg {
     static const bool SPARSE = SPARSE_ != 0;
     static const bool PAIRED = SPARSE_ == 2;                      // pattern pe-pair: one index word a lane pair
     static const int BANK = BANK_, P_MAX = P_MAX_, IBITS = IBITS_;
-    static const int IBYTES = (SIMD_ * IBITS_ + 7) / 8;           // a pe-pair index word in weights.bin
+    // a pe-pair index word in weights.bin: SIMD x IBITS bits, rounded up to a power of two up to 64 bytes
+    // or a multiple of 64 beyond, so that it tiles every m_axi beat (codegen/weights.py pair_index_bytes)
+    static const int IRAW = (SIMD_ * IBITS_ + 7) / 8;
+    static const int IBYTES = IRAW <= 64 ? (1 << log2c<IRAW>::value) : (IRAW + 63) / 64 * 64;
     static const int NBPC = SPARSE ? SIMD / P_MAX : 1;          // banks per cycle (sparse)
     static const int NF = OUT / PE;
     static const int SF = SPARSE ? (IN / BANK) / NBPC : IN / SIMD;
