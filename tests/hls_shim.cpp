@@ -85,6 +85,7 @@ int t_topk(const int32_t *est, int n, int32_t *out) {
 static const int MIN = 64, MOUT = 48, MVEC = 16;
 typedef mvu_cfg<MIN, MOUT, 4, 16, MVEC, 1> CD;                    // dense: PE 4, SIMD 16
 typedef mvu_cfg<MIN, MOUT, 4, 8, MVEC, 1, true, 16, 4, 4> CS;     // sparse: bank 16, 4 slots, 2 banks/cycle
+typedef mvu_cfg<MIN, MOUT, 4, 8, MVEC, 1, 2, 16, 4, 4> CP;        // the same in pattern pe-pair
 typedef vec<act_t, MVEC> mword_t;
 
 template <class C> struct store_sink {
@@ -123,10 +124,12 @@ static int64_t run_mvu(const int8_t *x, int t, const uint8_t *words, const lin_r
     typedef typename mvu_words<C>::word_t word_t;
     typedef typename mvu_words<C>::iword_t iword_t;
     ::padless::sim::ram2d<word_t, C::WBANKS, C::WDEPTH> w("w", "uram");
-    ::padless::sim::ram2d<iword_t, C::WBANKS, C::WDEPTH> ix("ix", "uram");
+    ::padless::sim::ram2d<iword_t, C::WBANKS, C::IDEPTH> ix("ix", "uram");
     std::vector<int8_t> dense((size_t)C::OUT * C::IN, 0);
     std::vector<int32_t> wsum(C::OUT, 0);
-    const int E = C::SPARSE ? 2 * C::SIMD : C::SIMD;
+    const int E = C::SPARSE && !C::PAIRED ? 2 * C::SIMD : C::SIMD;
+    // pe-pair: the pairs' bit-packed index words follow the value words at the next 64-byte boundary
+    const uint8_t *iwords = words + ((int64_t)C::WORDS * C::PE * C::SIMD + 63) / 64 * 64;
     for (int64_t k = 0; k < (int64_t)C::WORDS * C::PE; k++) {  // weights.bin word order (nf, sf, p)
         const uint8_t *b = words + k * E;
         const int p = (int)(k % C::PE);
@@ -134,15 +137,22 @@ static int64_t run_mvu(const int8_t *x, int t, const uint8_t *words, const lin_r
         const int nf = (int)(word / C::SF), sf = (int)(word % C::SF), o = nf * C::PE + p;
         word_t wv;
         iword_t iv;
+        const uint8_t *ib = iwords + (word * C::WBANKS + p / 2) * C::IBYTES;
         for (int j = 0; j < C::SIMD; j++) {
             wv.v[j] = (int8_t)b[j];
-            iv.v[j] = C::SPARSE ? b[C::SIMD + j] : 0;
+            if (C::PAIRED) {
+                int v = 0;
+                for (int t = 0; t < C::IBITS; t++) v |= ((ib[(j * C::IBITS + t) / 8] >> ((j * C::IBITS + t) % 8)) & 1) << t;
+                iv.v[j] = v;
+            } else {
+                iv.v[j] = C::SPARSE ? b[C::SIMD + j] : 0;
+            }
             const int pos = C::SPARSE ? (sf * C::NBPC + j / C::P_MAX) * C::BANK + ((int)iv.v[j] & (C::BANK - 1))
                                       : sf * C::SIMD + j;
             dense[(size_t)o * C::IN + pos] += wv.v[j];
         }
         w[p / 2][a] = wv;
-        ix[p / 2][a] = iv;
+        if (C::SPARSE) ix[p / 2][C::PAIRED ? word : a] = iv;   // dense: no index memory (IDEPTH 1)
     }
     for (int o = 0; o < C::OUT; o++)
         for (int i = 0; i < C::IN; i++) wsum[o] += dense[(size_t)o * C::IN + i];
@@ -159,6 +169,12 @@ static int64_t run_mvu(const int8_t *x, int t, const uint8_t *words, const lin_r
     return ::padless::sim::me().clk;
 }
 
+template <class C> static void shape_of(int *out) {
+    int v[11] = {C::IN, C::OUT, C::PE, C::SIMD, C::VEC, C::SPARSE ? C::BANK : 0, C::SPARSE ? C::P_MAX : 0, C::WIN,
+                 C::ITER, C::DEPTH, D_READ};
+    memcpy(out, v, sizeof v);
+}
+
 extern "C" {
 int64_t t_mvu_dense(const int8_t *x, int t, const uint8_t *words, const lin_rq_t *rq, int32_t *y) {
     return run_mvu<CD>(x, t, words, rq, y);
@@ -166,12 +182,41 @@ int64_t t_mvu_dense(const int8_t *x, int t, const uint8_t *words, const lin_rq_t
 int64_t t_mvu_sparse(const int8_t *x, int t, const uint8_t *words, const lin_rq_t *rq, int32_t *y) {
     return run_mvu<CS>(x, t, words, rq, y);
 }
-int t_mvu_shape(int sparse, int *out) {  // IN, OUT, PE, SIMD, VEC, BANK, P_MAX, WIN, ITER, DEPTH, D_READ
-    int v[11] = {MIN, MOUT, sparse ? CS::PE : CD::PE, sparse ? CS::SIMD : CD::SIMD, MVEC, sparse ? CS::BANK : 0,
-                 sparse ? CS::P_MAX : 0, sparse ? CS::WIN : CD::WIN, sparse ? CS::ITER : CD::ITER,
-                 sparse ? CS::DEPTH : CD::DEPTH, D_READ};
-    memcpy(out, v, sizeof v);
+int64_t t_mvu_pair(const int8_t *x, int t, const uint8_t *words, const lin_rq_t *rq, int32_t *y) {
+    return run_mvu<CP>(x, t, words, rq, y);
+}
+// IN, OUT, PE, SIMD, VEC, BANK, P_MAX, WIN, ITER, DEPTH, D_READ of the dense (0), row (1), pe-pair (2) MVU
+int t_mvu_shape(int sparse, int *out) {
+    if (sparse == 2) shape_of<CP>(out);
+    else if (sparse) shape_of<CS>(out);
+    else shape_of<CD>(out);
     return 11;
+}
+// fold_pair, the pe-pair sparse fold, on every (w0, w1, x) int8 triple: one kept column a cycle (SIMD 1) at
+// in-bank index x & 15 of a 16-input bank, the two lanes' weights w0, w1 on the packed DSP product. Returns
+// the lanes whose accumulator differs from w0 x, w1 x.
+int64_t t_fold_pair_mismatches() {
+    typedef mvu_cfg<16, 2, 2, 1, 16, 1, 2, 16, 1, 4> C;
+    typedef mvu_words<C>::word_t word_t;
+    typedef mvu_words<C>::iword_t iword_t;
+    word_t w[1][2];
+    iword_t ix[1][1];
+    act_t xw[C::XWIN];
+    int64_t bad = 0;
+    for (int a = -128; a < 128; a++) {
+        const int pos = a & 15;
+        for (int j = 0; j < C::XWIN; j++) xw[j] = (act_t)(j == pos ? a : 99 - j);   // decoys at other indices
+        ix[0][0].v[0] = pos;
+        for (int w0 = -128; w0 < 128; w0++)
+            for (int w1 = -128; w1 < 128; w1++) {
+                w[0][0].v[0] = (wgt_t)w0;
+                w[0][1].v[0] = (wgt_t)w1;
+                acc_t acc[2] = {0, 0};
+                fold_pair<C>(w, ix, 0, xw, acc);
+                bad += (acc[0] != w0 * a) + (acc[1] != w1 * a);
+            }
+    }
+    return bad;
 }
 }
 

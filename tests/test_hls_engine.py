@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from padless.codegen.hls import HW_INCLUDE
-from padless.codegen.weights import dense_words, sparse_words
+from padless.codegen.weights import dense_words, pe_pair_words, sparse_words
 from padless.csim import ap_types_dir, compiler
 from padless.quant import intops
 from padless.quant.quantize import QLinear
@@ -35,7 +35,7 @@ def lib(request, tmp_path_factory):
            f"-I{HW_INCLUDE.parent}", f"-I{ap_types_dir()}", str(SHIM), "-o", str(out)]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     lib = ctypes.CDLL(str(out))
-    for name in ("t_mvu_dense", "t_mvu_sparse", "t_attention", "t_layernorm", "t_fifo_pair", "t_port_scan",
+    for name in ("t_mvu_dense", "t_mvu_sparse", "t_mvu_pair", "t_fold_pair_mismatches", "t_attention", "t_layernorm", "t_fifo_pair", "t_port_scan",
                  "t_dsp_mul2_mismatches", "t_gelu_lanes"):
         getattr(lib, name).restype = ctypes.c_int64
     lib.padless_sim_configure.argtypes = [ctypes.c_int] * 7
@@ -113,6 +113,13 @@ def test_packed_dsp_product_is_exact_for_every_int8_triple(lib):
     assert lib.t_dsp_mul2_mismatches(0) == 0   # the C-simulation's native 27/18/45-bit fields
 
 
+def test_pe_pair_fold_is_exact_for_every_int8_triple(lib):
+    """The pe-pair sparse fold (mvu.h fold_pair): one input chosen by the pair's shared in-bank index, times
+    the two lanes' kept weights on one packed DSP product, for every (w0, w1, x) int8 triple, in both forms
+    (the synthesizable form's ap_int fields of dsp_mul2_ap are checked above on the same triples)."""
+    assert lib.t_fold_pair_mismatches() == 0
+
+
 def test_topk_network_ranks_like_selection(lib):
     rng = np.random.default_rng(1)
     cases = [rng.integers(-50, 50, n).astype(np.int32) for n in (1, 2, 3, 5, 16, 17, 64, 100)]
@@ -145,13 +152,19 @@ def _rq(out, rng):
     return rq
 
 
-@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("sparse", [0, 1, 2], ids=["dense", "row", "pe-pair"])
 @pytest.mark.parametrize("t", [1, 2, 7, 33])
 def test_mvu_matches_qlinear_and_its_cycle_formula(lib, sparse, t):
     sh = _shape(lib, sparse)
     rng = np.random.default_rng(t + 10 * sparse)
     w = rng.integers(-127, 128, (sh["OUT"], sh["IN"])).astype(np.int8)
-    if sparse:
+    if sparse == 2:   # rows 2i, 2i + 1 share their columns; row 1 leaves a shared column at 0 (int8 rounding)
+        w = prune_weight(w, sh["BANK"], 1 - sh["P_MAX"] / sh["BANK"], rows=2)
+        w[0, : sh["BANK"]] = 0
+        w[1, : sh["BANK"]] = 0
+        w[0, sh["BANK"] - 1], w[1, sh["BANK"] - 1], w[0, 2] = 99, -128, -77
+        words = pe_pair_words(w, sh["PE"], sh["SIMD"], sh["BANK"], sh["P_MAX"], sh["P_MAX"])
+    elif sparse:
         w = prune_weight(w, sh["BANK"], 1 - sh["P_MAX"] / sh["BANK"])
         w[0, sh["BANK"] - 1] = 99          # a kept entry at the bank's last in-bank index
         w[0, : sh["BANK"] - 1] = 0
@@ -164,7 +177,7 @@ def test_mvu_matches_qlinear_and_its_cycle_formula(lib, sparse, t):
     rq = _rq(sh["OUT"], rng)
     y = np.zeros((t, sh["OUT"]), np.int32)
     configure(lib, timed=1, exact=1)
-    fn = lib.t_mvu_sparse if sparse else lib.t_mvu_dense
+    fn = (lib.t_mvu_dense, lib.t_mvu_sparse, lib.t_mvu_pair)[sparse]
     cycles = fn(P(x), t, P(words), P(rq), P(y))
     assert cycles > 0
     ql = QLinear(w=w, bias=rq["bias"].astype(np.int64), w_scale=np.ones(sh["OUT"]), m=rq["m"].astype(np.int64),

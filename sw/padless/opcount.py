@@ -94,9 +94,14 @@ def check_sparsity(sparsity: Mapping[str, Any] | None) -> dict:
                 str(i).isdigit() and isinstance(r, (int, float)) and 0 <= r < 1 for i, r in layers.items()):
             raise InputError(f"per-layer weight ratios must map a layer index (0, 1, ...) -> ratio in [0, 1), "
                              f"got {layers!r}")
+        pattern = w.get("pattern", "row")
+        if pattern not in ("row", "pe-pair"):
+            raise InputError(f"weights pattern must be row or pe-pair, got {pattern!r}")
         w = {"sparsity": float(s), "bank": b}
         if layers:
             w["layers"] = {str(int(i)): float(r) for i, r in layers.items()}
+        if pattern != "row":
+            w["pattern"] = pattern
     t = dict(sp.get("tokens") or {})
     if t:
         keep = t.get("keep", 1.0)
@@ -139,7 +144,8 @@ def weight_layout(out_features: int, in_features: int, weights_cfg: Mapping[str,
 
     Dense: ``kept_per_row = in``, no index. Bank-balanced (Cao et al. FPGA 2019): each row splits into
     ``in / B`` banks of B weights and keeps ``ceil((1 - s) * B)`` per bank; each kept weight carries a
-    ``ceil(log2 B)``-bit in-bank index. Returns ``kept_per_row``, ``kept`` (weights), ``value_bytes``,
+    ``ceil(log2 B)``-bit in-bank index, one per kept weight (``pattern: row``) or one per kept slot of a pair
+    of output rows (``pattern: pe-pair``: the two rows share it, half the index bits). Returns ``kept_per_row``, ``kept`` (weights), ``value_bytes``,
     ``index_bits``, ``index_bytes`` (rounded up), ``bias_bytes`` (int32), ``bytes`` (all).
 
     Raises:
@@ -157,7 +163,7 @@ def weight_layout(out_features: int, in_features: int, weights_cfg: Mapping[str,
     else:
         kept_per_row, idx_bits = in_features, 0
     kept = out_features * kept_per_row
-    index_bits = kept * idx_bits
+    index_bits = kept * idx_bits // (2 if cfg.get("pattern") == "pe-pair" and out_features % 2 == 0 else 1)
     bias = 4 * out_features
     return {"kept_per_row": kept_per_row, "kept": kept, "value_bytes": kept, "index_bits": index_bits,
             "index_bytes": (index_bits + 7) // 8, "bias_bytes": bias,
@@ -168,7 +174,10 @@ def layer_weight_config(w: dict, i: int) -> dict:
     """The weights config of layer ``i``: its per-layer ratio (``layers``) where given, else the global one."""
     if not w or "layers" not in w:
         return w
-    return {"sparsity": w["layers"].get(str(i), w["sparsity"]), "bank": w["bank"]}
+    out = {"sparsity": w["layers"].get(str(i), w["sparsity"]), "bank": w["bank"]}
+    if "pattern" in w:
+        out["pattern"] = w["pattern"]
+    return out
 
 
 def _layer(dims: dict, n_in: int, n: int, sp: dict) -> dict:

@@ -120,7 +120,7 @@ typedef mvu_words<C_UP>::iword_t up_iword_t;
 typedef mvu_words<C_DOWN>::word_t down_word_t;
 typedef mvu_words<C_DOWN>::iword_t down_iword_t;
 typedef mvu_words<C_QKV>::rq_t rq_t;
-#define IWORDS(C) (PADLESS_SPARSE_WEIGHTS ? C::WDEPTH : 1)
+#define IWORDS(C) (C::IDEPTH)   // index words: one per lane (pattern row), per lane pair (pe-pair), none
 
 PADLESS_GLOBAL_RAM2D(qkv_word_t, w_qkv, C_QKV::WBANKS, C_QKV::WDEPTH, PADLESS_WEIGHT_IMPL_QKV);
 PADLESS_GLOBAL_RAM2D(qkv_iword_t, i_qkv, C_QKV::WBANKS, IWORDS(C_QKV), PADLESS_WEIGHT_IMPL_QKV);
@@ -167,10 +167,12 @@ template <class C, class W, class I> static void make_dense(W &w, I &ix, int slo
                 const int o = nf * C::PE + p;
                 const int8_t *wv = w.data(p / 2, a)->v;
                 int8_t *row = dc.w.data() + (size_t)o * C::IN;
+                // the lane's index word: its own (pattern row), its pair's (pe-pair: no lane offset)
+                const int64_t ia = C::PAIRED ? a - (p % 2) * C::REGION : C::SPARSE ? a : 0;
                 for (int j = 0; j < C::SIMD; j++) {
                     if (C::SPARSE) {
                         const int b = sf * C::NBPC + j / C::P_MAX;
-                        const int pos = b * C::BANK + ((int)ix.data(p / 2, (C::SPARSE ? a : 0))->v[j] & (C::BANK - 1));
+                        const int pos = b * C::BANK + ((int)ix.data(p / 2, ia)->v[j] & (C::BANK - 1));
                         row[pos] = (int8_t)(row[pos] + wv[j]);
                     } else {
                         row[sf * C::SIMD + j] = wv[j];
@@ -208,11 +210,32 @@ template <class C, class W, class I> struct store_words {
         typename mvu_words<C>::word_t wv;
         for (int j = 0; j < C::SIMD; j++) wv.v[j] = (wgt_t)b[j];
         w[p / 2][a] = wv;
-        if (C::SPARSE) {
+        if (C::SPARSE && !C::PAIRED) {
             typename mvu_words<C>::iword_t iv;
             for (int j = 0; j < C::SIMD; j++) iv.v[j] = b[C::SIMD + j];
             ix[p / 2][C::SPARSE ? a : 0] = iv;
         }
+    }
+};
+// pe-pair index words: element k = (nf * SF + sf) * (PE / 2) + q, lane j's index at bits [j IBITS, (j + 1)
+// IBITS) of the element's little-endian bit stream (weights.bin, codegen/weights.py pe_pair_words)
+template <class C, class I> struct store_iwords {
+    I &ix;
+    int64_t base;
+    inline void operator()(int64_t k, const uint8_t *b) {
+        const int q = (int)(k % C::WBANKS);   // WBANKS = PE / 2 lane pairs
+        typename mvu_words<C>::iword_t iv;
+        for (int j = 0; j < C::SIMD; j++) {
+#pragma HLS UNROLL
+            int v = 0;
+            for (int t = 0; t < C::IBITS; t++) {
+#pragma HLS UNROLL
+                const int bit = j * C::IBITS + t;
+                v |= ((b[bit / 8] >> (bit % 8)) & 1) << t;
+            }
+            iv.v[j] = v;
+        }
+        ix[q][base + k / C::WBANKS] = iv;
     }
 };
 template <class C, class RQ> struct store_rq {
@@ -297,9 +320,14 @@ struct store_scalars {
 
 template <class C, class W, class I, class RQ>
 static void load_mvu(const wbeat_t *mem, int64_t off_w, int64_t off_rq, int slot, W &w, I &ix, RQ &rq) {
-    const int E = C::SPARSE ? 2 * C::SIMD : C::SIMD;
+    const int E = C::SPARSE && !C::PAIRED ? 2 * C::SIMD : C::SIMD;
     store_words<C, W, I> sw{w, ix, (int64_t)slot * C::WORDS};
     load_elems<E, AXI>(mem, off_w, (int64_t)C::WORDS * C::PE, sw);
+    if (C::PAIRED) {  // the pairs' index words, at the next 64-byte boundary of the section
+        store_iwords<C, I> si{ix, (int64_t)slot * C::WORDS};
+        const int64_t vbytes = ((int64_t)C::WORDS * C::PE * C::SIMD + 63) / 64 * 64;
+        load_elems<C::IBYTES, AXI>(mem, off_w + vbytes, (int64_t)C::WORDS * C::WBANKS, si);
+    }
     store_rq<C, RQ> sr{rq, (int64_t)slot * C::NF};
     load_elems<16, AXI>(mem, off_rq, C::OUT, sr);
 }

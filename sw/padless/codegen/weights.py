@@ -18,7 +18,12 @@ that holds it. The layout therefore depends on the project's folding (PE, SIMD o
     (bank-balanced, :mod:`padless.sparse.weights`): a word covers ``NBPC = SIMD / P_MAX`` banks of the row,
     ``SIMD`` int8 values then ``SIMD`` uint8 in-bank indices; lane ``j`` holds slot ``j % P_MAX`` of bank
     ``sf * NBPC + j // P_MAX``; a layer keeping ``P < P_MAX`` per bank has zero values (index 0) in the
-    unused slots.
+    unused slots. Sparse pattern ``pe-pair`` (rows 2i and 2i + 1 share their in-bank indices): first the
+    value words, ``(nf, sf, p)`` order, SIMD int8 each (lanes as above), then, at the next 64-byte boundary
+    of the section, ONE index word per PE pair in the order ``(nf, sf, q)`` (pair ``q`` = lanes 2q, 2q + 1):
+    :func:`pair_index_bytes` (``ceil(SIMD * index_bits / 8)`` rounded up to tile an m_axi beat), lane ``j``'s index at bits ``[j * index_bits, (j + 1) *
+    index_bits)`` of the word's little-endian bit stream (two 4-bit indices a byte for bank 16): a quarter
+    of the row pattern's index bytes, half of them from the sharing and half from the bit packing.
   - ``<mvu>.rq``: per output channel 16 bytes ``{int32 bias, int32 m, int32 shift, 0}``.
   - ``ctx`` (H), ``res_attn`` (H), ``res_ffn`` (H): per channel ``{int64 m, int64 shift}``; ``act`` (F): per
     channel ``{int64 m, int32 shift, int32 zero point}`` (zero point 0 for a symmetric grid, so a symmetric
@@ -71,6 +76,7 @@ class WeightsLayout:
     index_bits: int = 0
     p_max: int = 0
     per_bank: list = field(default_factory=list)
+    pattern: str = "row"
 
     @property
     def sparse(self) -> bool:
@@ -80,7 +86,7 @@ class WeightsLayout:
         return {"version": VERSION, "sections": list(SECTIONS), "offsets": self.offsets.tolist(),
                 "nbytes": self.nbytes.tolist(), "total_bytes": self.total_bytes, "bank": self.bank,
                 "index_bits": self.index_bits, "p_max": self.p_max, "per_bank": list(self.per_bank),
-                "folding": {k: list(v) for k, v in self.folding.items()}}
+                "pattern": self.pattern, "folding": {k: list(v) for k, v in self.folding.items()}}
 
 
 def _align(n: int) -> int:
@@ -126,6 +132,50 @@ def sparse_words(w: np.ndarray, pe: int, simd: int, bank: int, per_bank: int, p_
     return np.ascontiguousarray(np.concatenate([vw, iw.view(np.int8)], axis=3)).tobytes()
 
 
+def pair_index_bytes(simd: int, ibits: int) -> int:
+    """Bytes of one pe-pair index word: SIMD indices of ``ibits`` bits, bit-packed, rounded up to a power
+    of two up to 64 bytes or to a multiple of 64 beyond, so that every m_axi beat of 8 to 64 bytes holds
+    whole words or whole beats make a word (the kernel's loader then runs plain bursts, no carry buffer:
+    io.h ``load_elems``). E.g. 16 x 4 bits: 8 bytes; 192 x 4 bits: 96 -> 128 bytes."""
+    raw = (int(simd) * int(ibits) + 7) // 8
+    if raw <= 64:
+        return 1 << (raw - 1).bit_length()
+    return (raw + 63) // 64 * 64
+
+
+def pe_pair_words(w: np.ndarray, pe: int, simd: int, bank: int, per_bank: int, p_max: int) -> bytes:
+    """pe-pair bank-balanced ``(out, in)`` int8 -> the kernel's section: value words ``(nf, sf, p)`` of SIMD
+    int8, zero padding to 64 bytes, then one bit-packed index word per PE pair, ``(nf, sf, q)`` (module
+    docstring). Raises ProjectError for a folding that does not tile the matrix or an odd PE, InputError
+    (from :func:`padless.sparse.weights.pack_pe_pair`) for a matrix that does not follow the pattern."""
+    from ..sparse.weights import _pack_bits, _unpack_bits, index_bits, pack_pe_pair
+    out, inp = w.shape
+    nb = inp // bank
+    if simd % p_max or nb % (simd // p_max) or out % pe or pe % 2:
+        raise ProjectError(f"pe-pair SIMD {simd} must be a multiple of {p_max} slots covering whole banks "
+                           f"({nb} banks per row), PE {pe} must be even and divide {out}")
+    ib = index_bits(bank)
+    vals, packed = pack_pe_pair(w, bank, per_bank)
+    idx = _unpack_bits(packed, vals.size // 2, ib).reshape(out // 2, nb, per_bank)
+    v = np.zeros((out, nb, p_max), np.int8)
+    ix = np.zeros((out // 2, nb, p_max), np.int64)
+    v[:, :, :per_bank] = vals
+    ix[:, :, :per_bank] = idx
+    sf = nb // (simd // p_max)
+    vw = np.ascontiguousarray(v.reshape(out // pe, pe, sf, simd).transpose(0, 2, 1, 3)).tobytes()
+    iw = ix.reshape(out // pe, pe // 2, sf, simd).transpose(0, 2, 1, 3).reshape(-1, simd)
+    nbytes = pair_index_bytes(simd, ib)
+    if simd * ib == 8 * nbytes:    # the words fill their bytes: one stream
+        words = _pack_bits(iw.reshape(-1), ib).tobytes()
+    else:
+        packed = np.zeros((iw.shape[0], nbytes), np.uint8)
+        for r, row in enumerate(iw):
+            bits = _pack_bits(row, ib)
+            packed[r, :bits.size] = bits
+        words = packed.tobytes()
+    return vw + bytes(_align(len(vw)) - len(vw)) + words
+
+
 def _pairs(a, b) -> bytes:
     return np.stack([np.asarray(a, np.int64), np.asarray(b, np.int64)], axis=-1).astype("<i8").tobytes()
 
@@ -136,7 +186,9 @@ def _layer_sections(layer, folding: dict, sparse: dict | None, layer_idx: int) -
     for mvu in MVUS:
         w, bias, m, shift = mvu_matrix(layer, mvu)
         pe, simd = folding[mvu]
-        if sparse:
+        if sparse and sparse.get("rows", 1) == 2:
+            out.append(pe_pair_words(w, pe, simd, sparse["bank"], sparse["per_bank"][layer_idx], sparse["p_max"]))
+        elif sparse:
             out.append(sparse_words(w, pe, simd, sparse["bank"], sparse["per_bank"][layer_idx], sparse["p_max"]))
         else:
             out.append(dense_words(w, pe, simd))
@@ -166,15 +218,17 @@ def _layer_sections(layer, folding: dict, sparse: dict | None, layer_idx: int) -
 
 
 def sparse_config(qe, weights_cfg: dict | None) -> dict | None:
-    """``{"bank", "per_bank": [P per layer], "index_bits", "p_max"}`` for a bank-balanced sparsity config,
-    else None."""
+    """``{"bank", "per_bank": [P per layer], "index_bits", "p_max", "rows"}`` for a bank-balanced sparsity
+    config (``rows`` 2 for pattern pe-pair), else None."""
     if not weights_cfg or float(weights_cfg.get("sparsity", 0) or 0) <= 0 and not weights_cfg.get("layers"):
         return None
+    from ..sparse.config import pattern_rows
     from ..sparse.weights import index_bits, kept_per_bank, layer_ratios
     bank = int(weights_cfg["bank"])
     ratios = layer_ratios(weights_cfg, qe.num_layers)
     per_bank = [kept_per_bank(bank, r) for r in ratios]
-    return {"bank": bank, "per_bank": per_bank, "index_bits": index_bits(bank), "p_max": max(per_bank)}
+    return {"bank": bank, "per_bank": per_bank, "index_bits": index_bits(bank), "p_max": max(per_bank),
+            "rows": pattern_rows(weights_cfg)}
 
 
 def write_weights(qe, path, weights_cfg: dict | None, folding: dict, root=None) -> WeightsLayout:
@@ -206,7 +260,7 @@ def write_weights(qe, path, weights_cfg: dict | None, folding: dict, root=None) 
     p_max = sparse["p_max"] if sparse else 0
     fold = [int(folding[k][0]) for k in MVUS] + [int(folding[k][1]) for k in MVUS]
     header = MAGIC + struct.pack("<10I8I2IQ", VERSION, L, m["hidden_size"], m["num_heads"], m["intermediate_size"],
-                                 1 if sparse else 0, bank, ibits, p_max, n_sec, *fold, 0, 0, total)
+                                 (1 | (2 if sparse.get("rows", 1) == 2 else 0)) if sparse else 0, bank, ibits, p_max, n_sec, *fold, 0, 0, total)
     buf = bytearray(total)
     buf[:len(header)] = header
     table = np.stack([offsets, nbytes], axis=-1).astype("<u8").tobytes()
@@ -217,13 +271,15 @@ def write_weights(qe, path, weights_cfg: dict | None, folding: dict, root=None) 
     write_bytes(path, bytes(buf), root)   # atomic, never through a link
     return WeightsLayout(offsets=offsets, nbytes=nbytes, total_bytes=total, bank=bank, index_bits=ibits,
                          p_max=p_max, per_bank=list(sparse["per_bank"]) if sparse else [],
+                         pattern="pe-pair" if sparse and sparse.get("rows", 1) == 2 else "row",
                          folding={k: tuple(int(x) for x in folding[k]) for k in MVUS})
 
 
 def read_header(path) -> dict:
     """Parse and check the header and section table of a ``weights.bin``.
 
-    Returns ``{"version", "num_layers", "hidden", "heads", "ffn", "sparse", "bank", "index_bits", "p_max",
+    Returns ``{"version", "num_layers", "hidden", "heads", "ffn", "sparse", "pattern" (row / pe-pair, None
+    when dense), "bank", "index_bits", "p_max",
     "folding", "total_bytes", "offsets", "nbytes"}``. Raises ProjectError for a wrong magic, version or
     size, or a section table pointing outside the file.
     """
@@ -241,6 +297,7 @@ def read_header(path) -> dict:
     if np.any(table[..., 0] + table[..., 1] > len(data)):
         raise ProjectError(f"{path}: a section lies outside the file; recompile the project")
     return {"version": ver, "num_layers": L, "hidden": hid, "heads": heads, "ffn": ffn, "sparse": bool(flags & 1),
+            "pattern": ("pe-pair" if flags & 2 else "row") if flags & 1 else None,
             "bank": bank, "index_bits": ibits, "p_max": p_max,
             "folding": {k: (pe[i], simd[i]) for i, k in enumerate(MVUS)}, "total_bytes": total,
             "offsets": table[..., 0], "nbytes": table[..., 1]}

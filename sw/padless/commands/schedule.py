@@ -150,7 +150,7 @@ def schedule_figures(manifest: dict, lengths: list[int], batch_size: int = 32, f
         raise InputError(f"a sequence of {max(lengths)} tokens exceeds the kernel's maximum of {cfg.max_seq}")
     clock = clock_of(manifest, board)
     cfg.clock_MHz = clock["clock_MHz"]
-    peak = board.dsp * mac_per_dsp(board, cfg.sparse) * cfg.clock_MHz * 1e6
+    peak = board.dsp * mac_per_dsp(board, cfg.sparse, cfg.paired) * cfg.clock_MHz * 1e6
     fixed_length = resolve_fixed_length(fixed_length, lengths, cfg.max_seq)
     out = compare(cfg, lengths, peak, batch_size=batch_size, fixed_length=fixed_length, keep_intervals=keep_intervals)
     out["fixed_length"] = fixed_length

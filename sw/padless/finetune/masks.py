@@ -20,7 +20,7 @@ import torch
 from ..errors import InputError
 from ..sparse.attention import keep_count
 from ..sparse.selection import Q4_MAX
-from ..sparse.weights import bank_balanced_mask, kept_per_bank
+from ..sparse.weights import bank_balanced_mask, is_pattern_balanced
 
 __all__ = ["cubic_sparsity", "weight_mask", "is_bank_balanced", "attention_keep_mask", "quantize4_float"]
 
@@ -37,22 +37,23 @@ def cubic_sparsity(step: int, ramp_steps: int, final: float) -> float:
     return float(final) * frac
 
 
-def weight_mask(weight: torch.Tensor, bank: int, sparsity: float) -> torch.Tensor:
+def weight_mask(weight: torch.Tensor, bank: int, sparsity: float, rows: int = 1) -> torch.Tensor:
     """``(out, in)`` float weight -> ``(out, in)`` bool keep-mask, exactly ``kept_per_bank(bank, sparsity)``
-    True per bank of ``bank`` consecutive inputs (largest ``|w|``, ties to the lower in-bank index).
-    Raises InputError when ``bank`` does not divide ``in``."""
+    True per bank of ``bank`` consecutive inputs (largest ``|w|``, ties to the lower in-bank index); with
+    ``rows`` 2 (``pattern: pe-pair``) rows 2i and 2i + 1 share the kept columns (largest summed ``|w|``).
+    Raises InputError when ``bank`` does not divide ``in`` or pe-pair meets an odd row count."""
     w = weight.detach().cpu().numpy()
     if sparsity <= 0:
         return torch.ones(weight.shape, dtype=torch.bool)
-    return torch.from_numpy(bank_balanced_mask(w, bank, sparsity))
+    return torch.from_numpy(bank_balanced_mask(w, bank, sparsity, rows=rows))
 
 
-def is_bank_balanced(weight: torch.Tensor | np.ndarray, bank: int, sparsity: float) -> bool:
-    """True when every bank of ``bank`` inputs of the ``(out, in)`` weight has at most
-    ``kept_per_bank(bank, sparsity)`` non-zeros (exactly that many unless training drove a kept weight to 0)."""
+def is_bank_balanced(weight: torch.Tensor | np.ndarray, bank: int, sparsity: float, rows: int = 1) -> bool:
+    """True when every bank of ``bank`` inputs of the ``(out, in)`` weight uses at most
+    ``kept_per_bank(bank, sparsity)`` columns per row (``rows`` 1) or per pair of rows 2i, 2i + 1 (``rows``
+    2, pattern pe-pair): exactly that many unless training drove a kept weight to 0."""
     w = np.asarray(weight.detach().cpu().numpy() if isinstance(weight, torch.Tensor) else weight)
-    nz = (w.reshape(w.shape[0], -1, bank) != 0).sum(axis=2)
-    return bool((nz <= kept_per_bank(bank, sparsity)).all())
+    return is_pattern_balanced(w, bank, sparsity, rows)
 
 
 def quantize4_float(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

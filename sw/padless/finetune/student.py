@@ -133,11 +133,13 @@ class SparseStudent(nn.Module):
         cubic schedule) from the current (already masked) weights, and zero the pruned weights. A weight
         pruned earlier is 0, so it stays pruned while the ratio grows."""
         bank = int(self.weights_cfg.get("bank", 16)) if self.weights_cfg else 16
+        from ..sparse.config import pattern_rows
+        rows = pattern_rows(self.weights_cfg)
         with torch.no_grad():
             for i, mods in enumerate(self.linears):
                 s = self.ratios[i] * float(fraction)
                 for name, mod in zip(LINEAR_NAMES, mods):
-                    m = weight_mask(mod.weight, bank, s)
+                    m = weight_mask(mod.weight, bank, s, rows)
                     self.mask(i, name).copy_(m)
                     mod.weight.mul_(m)
 

@@ -42,7 +42,7 @@ import numpy as np
 from ..boards import Board, load_board
 from ..errors import InputError, PadlessError
 from ..opcount import check_model, check_sparsity
-from .engine import (MVUS, EngineConfig, _replace, engine_config, mac_per_dsp, place_memories, process_cycles,
+from .engine import (MVUS, banks_per_cycle_options, EngineConfig, _replace, engine_config, mac_per_dsp, place_memories, process_cycles,
                      resources, simd_options, useful_macs)
 
 __all__ = ["plan", "BoardTooSmallError", "DEFAULT_LENGTH", "SAMPLE", "WEIGHT_PLACEMENTS"]
@@ -66,10 +66,11 @@ def _mvu_candidates(cfg: EngineConfig, mvu: str, dsp_type: str) -> list[tuple[in
     inp, out = cfg.shape(mvu)
     vec = cfg.vec
     pes = [p for p in (1, 2, 4, 8, 16, 32, 64) if p <= vec and vec % p == 0
-           and (cfg.hidden if mvu == "qkv" else out) % p == 0 and (mvu != "qkv" or p <= 2 * cfg.head_dim)]
+           and (cfg.hidden if mvu == "qkv" else out) % p == 0 and (mvu != "qkv" or p <= 2 * cfg.head_dim)
+           and (p >= 2 or not cfg.paired)]   # pe-pair: the two rows of a pair are lanes 2q, 2q + 1
     if cfg.sparse:
         nb = inp // cfg.bank
-        simds = [n * cfg.p_max for n in (1, 2, 4, 8, 16, 32, 64, 128, 256) if nb % n == 0]
+        simds = [n * cfg.p_max for n in banks_per_cycle_options(nb, cfg.paired)]
     else:
         simds = simd_options(inp, cfg.axi)
     # weight words of at least 64 bits pack into block RAM and UltraRAM without waste
@@ -263,7 +264,7 @@ def _plan(model, board, sparsity, lengths, clock_MHz, utilization_cap, memory_ca
     per_seq = ct.cycles / len(sample)
     busy = _busy(cfg, uniq, w)
     bott = max(busy, key=lambda g: busy[g])
-    mpd = mac_per_dsp(board, cfg.sparse)
+    mpd = mac_per_dsp(board, cfg.sparse, cfg.paired)
     peak = board.dsp * mpd * clk * 1e6
     macs = float(np.mean([useful_macs(cfg, int(t)) for t in sample]))
     thr = clk * 1e6 / per_seq

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..boards import Board, load_board
 from ..errors import InputError, PadlessError
+from ..codegen.weights import pair_index_bytes
 from ..opcount import attention_k, check_model, check_sparsity
 from ..quant.intops import GELU_SEGMENTS
 
@@ -70,17 +71,19 @@ def axi_bytes(board: Board) -> int:
     return int(bits) // 8
 
 
-def mac_per_dsp(board: Board, sparse_weights: bool) -> int:
-    """int8 MACs one DSP slice does per cycle in the MVUs: 2 for dense weights on DSP48E2 (the kernel
-    packs two products sharing an input, AMD WP486), else 1 (bank-balanced rows share no input;
+def mac_per_dsp(board: Board, sparse_weights: bool, paired: bool = False) -> int:
+    """int8 MACs one DSP slice does per cycle in the MVUs: 2 for dense weights, or sparse weights in pattern
+    pe-pair (``paired``: rows 2i and 2i + 1 share their kept columns), on DSP48E2 (the kernel packs two
+    products sharing an input, AMD WP486), else 1 (pattern row: bank-balanced rows share no input;
     DSP48E1 has a 25 x 18 multiplier)."""
-    return 2 if board.dsp_type == "DSP48E2" and not sparse_weights else 1
+    return 2 if board.dsp_type == "DSP48E2" and (not sparse_weights or paired) else 1
 
 
-def legal_pe(out: int, vec: int, want: int, cap: int | None = None) -> int:
-    """Largest power of two <= ``want`` (and <= ``cap``) dividing both ``out`` and the channel word ``vec``."""
-    pe = _pow2_floor(min(max(1, int(want)), vec, cap or vec))
-    while pe > 1 and (out % pe or vec % pe):
+def legal_pe(out: int, vec: int, want: int, cap: int | None = None, min_pe: int = 1) -> int:
+    """Largest power of two <= ``want`` (and <= ``cap``) dividing both ``out`` and the channel word ``vec``,
+    at least ``min_pe`` (2 for pattern pe-pair: the two rows of a pair are the two lanes of one DSP)."""
+    pe = _pow2_floor(min(max(int(min_pe), int(want)), vec, cap or vec))
+    while pe > min_pe and (out % pe or vec % pe):
         pe //= 2
     return pe
 
@@ -92,16 +95,24 @@ def simd_options(inp: int, axi: int = 64) -> list[int]:
     return [s for s in range(1, inp + 1) if inp % s == 0 and ((s <= axi and axi % s == 0) or s % axi == 0)]
 
 
+def banks_per_cycle_options(nb: int, paired: bool) -> list[int]:
+    """Banks a sparse MVU may cover a cycle (NBPC) for ``nb`` banks a row: powers of two dividing ``nb``
+    (pattern row), or every divisor of ``nb`` (pattern pe-pair: e.g. all 24 banks of a 384-wide row, one
+    synapse fold a neuron fold; the loader's words stay beat-aligned, :func:`pair_index_bytes`)."""
+    if paired:
+        return [n for n in range(1, nb + 1) if nb % n == 0]
+    return [n for n in (1, 2, 4, 8, 16, 32, 64, 128, 256) if nb % n == 0]
+
+
 def legal_simd(inp: int, want: int, sparse: dict | None = None, axi: int = 64) -> int:
-    """Dense: the largest of :func:`simd_options` <= ``want``. Sparse (``{"bank", "p_max"}``): ``NBPC *
-    p_max`` with NBPC the largest power of two dividing the bank count, NBPC * p_max <= max(want, p_max)."""
+    """Dense: the largest of :func:`simd_options` <= ``want``. Sparse (``{"bank", "p_max"[, "paired"]}``):
+    ``NBPC * p_max`` with NBPC the largest of :func:`banks_per_cycle_options` with NBPC * p_max <=
+    max(want, p_max)."""
     want = max(1, int(want))
     if sparse:
         nb, p = inp // sparse["bank"], sparse["p_max"]
-        nbpc = _pow2_floor(max(1, want // p))
-        while nbpc > 1 and nb % nbpc:
-            nbpc //= 2
-        return nbpc * p
+        opts = banks_per_cycle_options(nb, bool(sparse.get("paired")))
+        return max([n for n in opts if n * p <= max(want, p)] or [1]) * p
     return max([s for s in simd_options(inp, axi) if s <= want] or [1])
 
 
@@ -124,6 +135,8 @@ class EngineConfig:
         k_max: largest kept-key count of a sparse sequence (top-k slots); keep: keys kept per query for
             n = 0 .. max_seq.
         bank, p_max, index_bits, per_bank: bank-balanced weights (0 / [] when dense).
+        pattern: ``"row"`` (every output row its own in-bank indices: one MAC per DSP) or ``"pe-pair"``
+            (lanes 2q, 2q + 1 share one index word: two MACs per DSP48E2, half the index memory).
         act_bits: width of the FFN activation (FFN down's input, PADLESS_ACT_BITS): 8, or 16 under
             ``quant: {precision: {act: 16}}`` (FFN down then does one 16 x 8-bit MAC per DSP).
         memory: the m_axi memory model of the five ports (:func:`padless.schedule.memory.memory_plan`:
@@ -152,6 +165,7 @@ class EngineConfig:
     p_max: int = 0
     index_bits: int = 0
     per_bank: list = field(default_factory=list)
+    pattern: str = "row"
     clock_MHz: float = 200.0
     weight_impl: dict = field(default_factory=lambda: {m: "uram" for m in MVUS})
     block_impl: str = "bram"
@@ -169,6 +183,11 @@ class EngineConfig:
     def sparse(self) -> bool:
         return self.bank > 0
 
+    @property
+    def paired(self) -> bool:
+        """Sparse weights in pattern pe-pair (PADLESS_SPARSE_WEIGHTS 2)."""
+        return self.sparse and self.pattern == "pe-pair"
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -184,9 +203,9 @@ class EngineConfig:
         return {"qkv": (H, 3 * H), "out": (H, H), "up": (H, F), "down": (F, H)}[mvu]
 
     def packed(self, mvu: str, dsp_type: str = "DSP48E2") -> bool:
-        """Whether the MVU does two MACs per DSP slice (WP486 packing): dense int8 weights and int8 inputs on
-        DSP48E2 (mvu.h fold_dense)."""
-        return dsp_type == "DSP48E2" and not self.sparse and (mvu != "down" or self.act_bits == 8)
+        """Whether the MVU does two MACs per DSP slice (WP486 packing): dense or pe-pair sparse int8 weights
+        and int8 inputs on DSP48E2 (mvu.h fold_dense, fold_pair)."""
+        return dsp_type == "DSP48E2" and (not self.sparse or self.paired) and (mvu != "down" or self.act_bits == 8)
 
     def mvu(self, mvu: str) -> dict:
         """The derived loop constants of one MVU (mvu_cfg in hw/hls/include/padless/mvu.h)."""
@@ -237,18 +256,20 @@ def engine_config(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None, 
     mseq = int(max_seq or model.get("max_seq_length") or model.get("max_positions", 512) or 512)
     wcfg = sp["weights"]
     sparse_info = None
-    per_bank, bank, ibits, p_max = [], 0, 0, 0
+    per_bank, bank, ibits, p_max, pattern = [], 0, 0, 0, "row"
     if wcfg and (float(wcfg.get("sparsity", 0) or 0) > 0 or wcfg.get("layers")):
+        pattern = str(wcfg.get("pattern", "row"))
         from ..sparse.weights import index_bits, kept_per_bank, layer_ratios
         bank = int(wcfg["bank"])
         per_bank = [kept_per_bank(bank, r) for r in layer_ratios(wcfg, L)]
         p_max, ibits = max(per_bank), index_bits(bank)
-        sparse_info = {"bank": bank, "p_max": p_max}
+        sparse_info = {"bank": bank, "p_max": p_max, "paired": pattern == "pe-pair"}
     folding = {}
     for m in MVUS:
         inp, out = {"qkv": (H, 3 * H), "out": (H, H), "up": (H, F), "down": (F, H)}[m]
         # qkv writes whole head rows: at most two D-wide words a fold (one per block port)
-        pe = legal_pe(H if m == "qkv" else out, vec, pe_w.get(stage[m], 16), 2 * (H // h) if m == "qkv" else None)
+        pe = legal_pe(H if m == "qkv" else out, vec, pe_w.get(stage[m], 16), 2 * (H // h) if m == "qkv" else None,
+                      min_pe=2 if pattern == "pe-pair" else 1)
         simd = legal_simd(inp, simd_w.get(stage[m], 16), sparse_info, axi)
         folding[m] = [pe, simd]
     att = sp["attention"]
@@ -264,6 +285,7 @@ def engine_config(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None, 
                         max_tokens=max(mseq, min(wave, 1 << 20)), vec=vec, axi=axi, resident=res, folding=folding,
                         att_pe=max(1, att_pe), sel_lanes=max(1, int(alloc.get("select_lanes", 2) or 2)),
                         k_max=int(k_max), keep=keep, bank=bank, p_max=p_max, index_bits=ibits, per_bank=per_bank,
+                        pattern=pattern,
                         clock_MHz=clock, weight_impl="uram" if board.uram > 0 else "bram", act_bits=int(act_bits))
 
 
@@ -417,7 +439,11 @@ def weight_load_cycles(cfg: EngineConfig) -> int:
         return max(t0 + trip - 1, last) + extra + D
     for m in MVUS:
         mm = cfg.mvu(m)
-        t = elems(t, mm["WORDS"] * mm["PE"], (2 if cfg.sparse else 1) * mm["SIMD"])
+        if cfg.paired:   # value words, then one bit-packed index word per PE pair
+            t = elems(t, mm["WORDS"] * mm["PE"], mm["SIMD"])
+            t = elems(t, mm["WORDS"] * (mm["PE"] // 2), pair_index_bytes(mm["SIMD"], cfg.index_bits))
+        else:
+            t = elems(t, mm["WORDS"] * mm["PE"], (2 if cfg.sparse else 1) * mm["SIMD"])
         t = elems(t, mm["OUT"], 16)  # rq records {bias, m, shift} in 16 bytes
     H, F = cfg.hidden, cfg.ffn
     for n in (H, H, H, F, H, H, 64):   # ctx, res_attn, ln_attn, act, res_ffn, ln_ffn, gelu: 16-byte pairs
@@ -479,7 +505,9 @@ def memories(cfg: EngineConfig) -> list[dict]:
         mems.append({"name": f"w_{m}", "width_bits": mm["SIMD"] * 8, "depth": depth, "copies": pairs,
                      "impl": cfg.weight_impl[m]})
         if cfg.sparse:
-            mems.append({"name": f"i_{m}", "width_bits": mm["SIMD"] * cfg.index_bits, "depth": depth,
+            # pe-pair: one index word per lane pair and word (REGION deep, one port); row: one per lane
+            mems.append({"name": f"i_{m}", "width_bits": mm["SIMD"] * cfg.index_bits,
+                         "depth": L * mm["WORDS"] if cfg.paired else depth,
                          "copies": pairs, "impl": cfg.weight_impl[m]})
         mems.append(_table(f"rq_{m}", 72, L * mm["NF"], mm["PE"]))
     for name, mvu in (("res_rq_out", "out"), ("ln_param_1", "out"), ("act_rq_up", "up"), ("res_rq_down", "down"),
@@ -564,7 +592,7 @@ def dsp_count(cfg: EngineConfig, dsp_type: str = "DSP48E2") -> dict:
     docs/performance-model.md, "Resources"). Keys: the MVUs (``qkv``, ``out``, ``up``, ``down``), ``ln1``,
     ``ln2``, ``attn_qk``, ``attn_exp``, ``attn_pv``, ``select``. Per output lane (PE) of an MVU:
 
-    * MACs: SIMD x ceil(PE / 2) packed (WP486) or SIMD x PE;
+    * MACs: SIMD x ceil(PE / 2) packed (WP486: dense, or sparse in pattern pe-pair) or SIMD x PE;
     * the requantizer's (acc + bias) x m multiply, :func:`dsp_mul` of the declared widths;
     * ``out`` / ``down``: the residual's requantization (9 x 32) and the LayerNorm sum of squares
       ``(int64_t)y * y`` of the residual sum (layer.h res_sink, int32 x int32: 4 DSP48E2);
@@ -632,8 +660,12 @@ def weight_loads(cfg: EngineConfig) -> list[dict]:
 
     out = []
     for m in MVUS:
-        e = (2 if cfg.sparse else 1) * cfg.folding[m][1]
+        simd = cfg.folding[m][1]
+        e = (2 if cfg.sparse and not cfg.paired else 1) * simd
         out.append({"name": f"w_{m}", "elem_bytes": e, "carry": carry(e)})
+        if cfg.paired:
+            ei = pair_index_bytes(simd, cfg.index_bits)
+            out.append({"name": f"i_{m}", "elem_bytes": ei, "carry": carry(ei)})
         out.append({"name": f"rq_{m}", "elem_bytes": 16, "carry": carry(16)})
     for name in ("ctx", "res_attn", "ln_attn", "act", "res_ffn", "ln_ffn", "gelu"):
         out.append({"name": name, "elem_bytes": 16, "carry": carry(16)})
@@ -664,7 +696,8 @@ def _mvu_logic(cfg: EngineConfig, m: str, dsp_type: str) -> dict:
         corr = 0
         trees = pe * adder_tree_luts(simd, xbits + 8)
     acc = pe * (48 if xbits != 8 else 32)                        # acc[p] += s
-    sel = pe * simd * mux_luts(cfg.bank, xbits) if cfg.sparse else 0   # BANK:1 input mux per sparse lane
+    # BANK:1 input mux per sparse lane; pe-pair: one per lane pair (both rows take the same input)
+    sel = (pe // 2 if cfg.paired else pe) * simd * mux_luts(cfg.bank, xbits) if cfg.sparse else 0
     rq = pe * (33 + 32)                                          # bias add, rounding add before the shift
     sink = 0
     if m in ("out", "down"):

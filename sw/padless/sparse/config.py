@@ -6,9 +6,12 @@
              | {density: 0.25, min_k: 8}   # keep max(min_k, ceil(0.25 n)) keys per query
     weights:   {sparsity: 0.5, bank: 16,   # bank-balanced magnitude pruning (Cao et al. FPGA 2019)
                 layers: {0: 0.3, 5: 0.6},  # optional per-layer ratios overriding `sparsity`
-                criterion: activation}     # optional: rank by |w| * ||x|| (Wanda) instead of |w|,
+                criterion: activation,     # optional: rank by |w| * ||x|| (Wanda) instead of |w|,
                                            # or sparsegpt: OBS mask + weight reconstruction on real
                                            # sentences (Frantar & Alistarh 2023, padless.sparse.sparsegpt)
+                pattern: pe-pair}          # optional: output rows 2i and 2i + 1 keep the same in-bank
+                                           # columns (one index set a pair; the sparse MVU then packs two
+                                           # MACs per DSP48E2 as dense does); default row (every row its own)
     tokens:    {layers: [2, 4], keep: 0.7} # cascade token pruning before layers 2 and 4 (SpAtten, HPCA 2021)
              | {layers: [2, 4], keep: 0.7, method: policy}  # learned TR-BERT policy (policy.npz in the
                                            # project; `keep` is the ratio its integer thresholds were
@@ -20,11 +23,12 @@ stable (writing and re-reading the manifest gives an equal dict, and parsing it 
 
     {"attention": {} | {"topk": k} | {"density": d, "min_k": m},
      "weights":   {} | {"sparsity": s, "bank": B, "criterion": "magnitude" | "activation" | "sparsegpt"
-                         [, "layers": {"<i>": s_i, ...}]},
+                         [, "layers": {"<i>": s_i, ...}] [, "pattern": "pe-pair"]},
      "tokens":    {} | {"layers": [i, ...], "keep": r, "method": "cascade" | "policy"}}
 
 Parts that do nothing are normalised to ``{}``: weight sparsity 0 (with no per-layer ratio above 0),
-token keep 1.0 (cascade) or no selection layer. A ``policy`` part with keep 1.0 stays: the learned policy
+token keep 1.0 (cascade) or no selection layer. ``pattern`` is stored only when it is not the default
+``row`` (so manifests written before the key existed parse to the same dict). A ``policy`` part with keep 1.0 stays: the learned policy
 still decides per token (threshold 0, i.e. sigmoid >= 0.5).
 """
 from __future__ import annotations
@@ -35,12 +39,18 @@ from typing import Any, Mapping
 from ..errors import InputError
 from ..inputs import brief
 
-__all__ = ["parse_sparsity", "DEFAULT_BANK", "TOKEN_METHODS", "WEIGHT_CRITERIA"]
+__all__ = ["parse_sparsity", "DEFAULT_BANK", "TOKEN_METHODS", "WEIGHT_CRITERIA", "WEIGHT_PATTERNS", "pattern_rows"]
 
 #: Bank size used when ``weights.sparsity`` is given without ``bank`` (16 int8 weights: one 128-bit word).
 DEFAULT_BANK = 16
 #: Weight-pruning ranking: |w| (magnitude) or |w| * ||x|| over calibration tokens (activation, Wanda).
 WEIGHT_CRITERIA = ("magnitude", "activation", "sparsegpt")
+#: Bank-balanced patterns: ``row`` (every output row keeps its own columns in each bank, Cao et al. FPGA
+#: 2019) and ``pe-pair`` (output rows 2i and 2i + 1 keep the same columns in each bank: one input feeds two
+#: kept weights, so the sparse MVU does two MACs per DSP48E2; docs/sparsity.md, "Pattern").
+WEIGHT_PATTERNS = ("row", "pe-pair")
+#: Output rows that share one kept-column set per bank, per pattern.
+PATTERN_ROWS = {"row": 1, "pe-pair": 2}
 #: Token-reduction methods: training-free cascade pruning (SpAtten) and the learned TR-BERT policy.
 TOKEN_METHODS = ("cascade", "policy")
 
@@ -92,10 +102,14 @@ def _weights(w: Any, num_layers: int | None) -> dict:
         return {}
     if not isinstance(w, Mapping):
         raise InputError(f"weights config must be a mapping like {{sparsity: 0.5, bank: 16}}, got {brief(w)}")
-    unknown = set(w) - {"sparsity", "bank", "layers", "criterion"}
+    unknown = set(w) - {"sparsity", "bank", "layers", "criterion", "pattern"}
     if unknown:
         raise InputError(f"weights config: unknown keys {sorted(unknown)} (allowed: sparsity, bank, layers, "
-                         "criterion)")
+                         "criterion, pattern)")
+    pattern = w.get("pattern", "row")
+    if pattern not in WEIGHT_PATTERNS:
+        raise InputError(f"weights pattern {brief(pattern)} is not available; choose row (each output row keeps "
+                         "its own columns per bank) or pe-pair (rows 2i and 2i + 1 share them: two MACs per DSP)")
     criterion = w.get("criterion", "magnitude")
     if criterion not in WEIGHT_CRITERIA:
         raise InputError(f"weights criterion {brief(criterion)} is not available; choose one of "
@@ -129,7 +143,19 @@ def _weights(w: Any, num_layers: int | None) -> dict:
     out = {"sparsity": s, "bank": int(bank), "criterion": criterion}
     if per_layer:
         out["layers"] = dict(sorted(per_layer.items(), key=lambda kv: int(kv[0])))
+    if pattern != "row":
+        out["pattern"] = pattern
     return out
+
+
+def pattern_rows(weights_cfg: Mapping[str, Any] | None) -> int:
+    """Output rows that share one kept-column set per bank under a (normalised or raw) weights config: 1
+    for ``pattern: row`` (the default), 2 for ``pe-pair``. Raises InputError for an unknown pattern."""
+    pattern = (weights_cfg or {}).get("pattern", "row")
+    if pattern not in PATTERN_ROWS:
+        raise InputError(f"weights pattern {brief(pattern)} is not available; choose one of "
+                         f"{', '.join(WEIGHT_PATTERNS)}")
+    return PATTERN_ROWS[pattern]
 
 
 def _tokens(t: Any, num_layers: int | None) -> dict:

@@ -39,7 +39,7 @@ DEFAULT_BLOCK = 128
 
 
 def obs_prune(weight: np.ndarray, hessian: np.ndarray, bank: int, sparsity: float, block: int = DEFAULT_BLOCK,
-              damp: float = DEFAULT_DAMP) -> np.ndarray:
+              damp: float = DEFAULT_DAMP, rows: int = 1) -> np.ndarray:
     """SparseGPT bank-balanced pruning of one Linear.
 
     Args:
@@ -49,6 +49,9 @@ def obs_prune(weight: np.ndarray, hessian: np.ndarray, bank: int, sparsity: floa
             ``kept_per_bank(bank, sparsity)`` weights.
         block: columns per lazy-update block (rounded down to a multiple of ``bank``, at least ``bank``).
         damp: dampening fraction of the mean diagonal.
+        rows: 2 for ``pattern: pe-pair``: output rows 2i and 2i + 1 drop the same columns of each bank, the
+            ``B - P`` of least summed saliency over the pair (the OBS error of a pair is the sum of its two
+            rows' errors, since each row's reconstruction is independent given the shared Hessian).
     Returns:
         ``(out, in)`` float32: the pruned and reconstructed weight. At most ``P`` entries of every bank are
         non-zero (exactly ``P`` unless a calibration input channel was always 0); the others are exactly 0.
@@ -63,6 +66,8 @@ def obs_prune(weight: np.ndarray, hessian: np.ndarray, bank: int, sparsity: floa
         raise InputError(f"Hessian must be ({in_f}, {in_f}) for a ({out_f}, {in_f}) weight, got {h.shape}")
     if in_f % bank:
         raise InputError(f"bank {bank} does not divide the input width {in_f}")
+    if rows not in (1, 2) or out_f % rows:
+        raise InputError(f"pattern pe-pair needs an even number of output rows, got {out_f}")
     keep = kept_per_bank(bank, sparsity)
     if keep >= bank:
         return w.astype(np.float32)
@@ -91,10 +96,12 @@ def obs_prune(weight: np.ndarray, hessian: np.ndarray, bank: int, sparsity: floa
             if j % bank == 0:
                 d = np.diag(u1)[j:j + bank]
                 sal = w1[:, j:j + bank] ** 2 / (d * d)[None, :]
-                # the (bank - keep) least salient of each bank; a stable sort sends ties to the lower index
-                order = np.argsort(sal, axis=1, kind="stable")
-                rows = np.arange(out_f)[:, None]
-                drop[rows, j + order[:, :pruned_per_bank]] = True
+                # the (bank - keep) least salient of each bank (of each row pair: summed); a stable sort
+                # sends ties to the lower index
+                sal = sal.reshape(out_f // rows, rows, bank).sum(axis=1)
+                order = np.repeat(np.argsort(sal, axis=1, kind="stable"), rows, axis=0)
+                ridx = np.arange(out_f)[:, None]
+                drop[ridx, j + order[:, :pruned_per_bank]] = True
             col = w1[:, j]
             q = np.where(drop[:, j], 0.0, col)
             e = (col - q) / u1[j, j]
@@ -132,7 +139,7 @@ def _hessian(spec: EncoderSpec, layer, xs: Sequence[np.ndarray], site: str) -> n
 
 
 def sparsegpt_layers(spec: EncoderSpec, ratios: Sequence[float], bank: int, token_ids,
-                     block: int = DEFAULT_BLOCK, damp: float = DEFAULT_DAMP, progress=None) -> list:
+                     block: int = DEFAULT_BLOCK, damp: float = DEFAULT_DAMP, progress=None, rows: int = 1) -> list:
     """Prune every Linear of every layer with :func:`obs_prune`, layer by layer and sub-layer by sub-layer.
 
     Args:
@@ -140,6 +147,7 @@ def sparsegpt_layers(spec: EncoderSpec, ratios: Sequence[float], bank: int, toke
         ratios: pruning ratio per layer (``len(spec.layers)``).
         bank: bank size ``B``. token_ids: calibration sentences (lists of token ids, real text).
         progress: optional callable ``(layer_index, linear_name)`` called after each Linear.
+        rows: 2 for ``pattern: pe-pair`` (:func:`obs_prune`).
     Returns:
         new layer objects (copies of ``spec.layers`` with pruned Linear weights).
     Raises:
@@ -164,7 +172,7 @@ def sparsegpt_layers(spec: EncoderSpec, ratios: Sequence[float], bank: int, toke
                 hess = _hessian(spec, new, xs, _INPUT_SITE[group[0]])
                 for name in group:
                     lin: LinearSpec = getattr(new, name)
-                    setattr(new, name, LinearSpec(weight=obs_prune(lin.weight, hess, bank, s, block, damp),
+                    setattr(new, name, LinearSpec(weight=obs_prune(lin.weight, hess, bank, s, block, damp, rows),
                                                   bias=lin.bias))
                     if progress is not None:
                         progress(i, name)

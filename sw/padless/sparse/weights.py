@@ -18,6 +18,13 @@ Storage (docs/sparsity.md, "Packed weight format"), for one ``(out, in)`` int8 m
   ``[j*b, (j+1)*b)``, stream bit ``t`` is bit ``t % 8`` of byte ``t // 8``; the last byte is zero-padded.
   For ``B = 16`` this is two 4-bit indices per byte, the lower slot in the low nibble.
 
+Pattern ``pe-pair`` (``weights: {pattern: pe-pair}``): output rows ``2i`` and ``2i + 1`` -- the two PE lanes of
+one DSP48E2 in the MVU -- keep the same ``per_bank`` in-bank columns in every bank (one kept set per row
+pair, chosen by the pair's summed score: the group-wise spirit of hierarchical / block-balanced pruning).
+One input then feeds two kept weights, so the sparse MVU packs two MACs per DSP as the dense one does (AMD
+WP486). Its packed form (:func:`pack_pe_pair`) keeps ``values`` per row, ``(out, nb, P)``, and ONE index
+per slot of a row pair: ``(out / 2, nb, P)`` entries in the same bit stream format, half the index bytes.
+
 The int8 quantizer maps a pruned (zero) float weight to 0, but it can also round a small kept weight to 0;
 such a bank then has fewer non-zeros than ``P``, and :func:`pack_bank_balanced` fills its spare slots with
 zero values at the lowest unused in-bank indices (so indices stay strictly ascending in every bank).
@@ -35,8 +42,8 @@ from ..ir import EncoderSpec, LinearSpec
 from ..opcount import check_sparsity, layer_weight_config
 
 __all__ = ["kept_per_bank", "index_bits", "layer_ratios", "bank_balanced_mask", "prune_weight", "prune_spec",
-           "pack_bank_balanced", "unpack_bank_balanced", "packed_nbytes", "input_norms",
-           "default_calibration_ids", "LINEAR_NAMES"]
+           "pack_bank_balanced", "unpack_bank_balanced", "pack_pe_pair", "unpack_pe_pair", "packed_nbytes",
+           "is_pattern_balanced", "input_norms", "default_calibration_ids", "LINEAR_NAMES"]
 
 #: The Linears of one encoder layer that are pruned (every one of them).
 LINEAR_NAMES = ("q", "k", "v", "o", "ffn_up", "ffn_down")
@@ -77,7 +84,17 @@ def _check_banks(shape: tuple, bank: int) -> int:
     return shape[1] // bank
 
 
-def bank_balanced_mask(w: np.ndarray, bank: int, sparsity: float, input_norm: np.ndarray | None = None) -> np.ndarray:
+def _check_rows(out: int, rows: int) -> int:
+    if rows not in (1, 2):
+        raise InputError(f"rows sharing a kept-column set must be 1 (pattern row) or 2 (pattern pe-pair), got {rows!r}")
+    if out % rows:
+        raise InputError(f"pattern pe-pair pairs output rows 2i and 2i + 1, but a matrix has {out} output rows "
+                         "(odd); use pattern: row for this model")
+    return rows
+
+
+def bank_balanced_mask(w: np.ndarray, bank: int, sparsity: float, input_norm: np.ndarray | None = None,
+                       rows: int = 1) -> np.ndarray:
     """Keep-mask of bank-balanced magnitude pruning.
 
     Args:
@@ -88,13 +105,17 @@ def bank_balanced_mask(w: np.ndarray, bank: int, sparsity: float, input_norm: np
         input_norm: optional ``(in,)`` L2 norm of each input channel over calibration tokens; the score is
             then ``|w_ij| * ||x_j||`` (activation-aware magnitude, Wanda: Sun et al., arXiv 2306.11695,
             section 3), else ``|w_ij|``.
+        rows: output rows that share one kept set per bank: 1 (``pattern: row``) or 2 (``pattern: pe-pair``:
+            rows 2i and 2i + 1 keep the columns of largest summed score ``score_2i,j + score_2i+1,j``).
     Returns:
-        ``(out, in)`` bool, True where the weight is kept; exactly ``kept_per_bank`` True per bank.
+        ``(out, in)`` bool, True where the weight is kept; exactly ``kept_per_bank`` True per bank, the same
+        columns in both rows of a pair when ``rows`` is 2.
     Raises:
-        InputError: a bank size that does not divide ``in``, a bad ratio.
+        InputError: a bank size that does not divide ``in``, a bad ratio, an odd row count for pe-pair.
     """
     w = np.asarray(w)
     nb = _check_banks(w.shape, bank)
+    _check_rows(w.shape[0], rows)
     p = kept_per_bank(bank, sparsity)
     mag = np.abs(w.astype(np.float64))
     if input_norm is not None:
@@ -102,20 +123,21 @@ def bank_balanced_mask(w: np.ndarray, bank: int, sparsity: float, input_norm: np
         if norm.shape != (w.shape[1],):
             raise InputError(f"input_norm must be ({w.shape[1]},), got {norm.shape}")
         mag = mag * norm[None, :]
-    mag = mag.reshape(w.shape[0], nb, bank)
+    mag = mag.reshape(w.shape[0] // rows, rows, nb, bank).sum(axis=1)
     order = np.argsort(-mag, axis=2, kind="stable")[:, :, :p]
     mask = np.zeros(mag.shape, dtype=bool)
     np.put_along_axis(mask, order, True, axis=2)
-    return mask.reshape(w.shape)
+    return np.repeat(mask, rows, axis=0).reshape(w.shape)
 
 
-def prune_weight(w: np.ndarray, bank: int, sparsity: float, input_norm: np.ndarray | None = None) -> np.ndarray:
+def prune_weight(w: np.ndarray, bank: int, sparsity: float, input_norm: np.ndarray | None = None,
+                 rows: int = 1) -> np.ndarray:
     """``(out, in)`` weights -> a copy with the pruned entries set to zero (same dtype); see
-    :func:`bank_balanced_mask`."""
+    :func:`bank_balanced_mask` (``rows`` 2: the pe-pair pattern)."""
     w = np.asarray(w)
     if sparsity == 0:
         return w.copy()
-    mask = bank_balanced_mask(w, bank, sparsity, input_norm)
+    mask = bank_balanced_mask(w, bank, sparsity, input_norm, rows)
     return np.where(mask, w, np.zeros((), dtype=w.dtype)).astype(w.dtype)
 
 
@@ -166,8 +188,9 @@ def prune_spec(spec: EncoderSpec, weights_cfg: Mapping[str, Any], token_ids=None
 
     Args:
         spec: the float model (not modified).
-        weights_cfg: ``{"sparsity": s, "bank": B[, "layers": {"<i>": s_i}]}`` (normalised by
-            :func:`padless.sparse.config.parse_sparsity`); per-layer ratios override ``s``.
+        weights_cfg: ``{"sparsity": s, "bank": B[, "layers": {"<i>": s_i}][, "pattern": "pe-pair"]}``
+            (normalised by :func:`padless.sparse.config.parse_sparsity`); per-layer ratios override ``s``;
+            ``pattern: pe-pair`` makes every criterion choose one kept set per bank per output-row pair.
         token_ids: optional real sentences (token id lists) for the data-aware criteria. ``activation``:
             the ranking score is ``|w| * ||x||`` (:func:`input_norms`; Wanda, Sun et al. arXiv 2306.11695)
             instead of ``|w|``. ``sparsegpt``: masks chosen by OBS saliency and the kept weights
@@ -186,6 +209,8 @@ def prune_spec(spec: EncoderSpec, weights_cfg: Mapping[str, Any], token_ids=None
     if "bank" not in cfg:
         raise InputError("weights config needs a bank size (weights: {sparsity: 0.5, bank: 16})")
     bank = int(cfg["bank"])
+    from .config import pattern_rows
+    rows = pattern_rows(cfg)
     ratios = layer_ratios(cfg, len(spec.layers))
     criterion = cfg.get("criterion", "magnitude")
     if criterion not in ("magnitude", "activation", "sparsegpt"):
@@ -202,7 +227,7 @@ def prune_spec(spec: EncoderSpec, weights_cfg: Mapping[str, Any], token_ids=None
     out.source = {**spec.source, "weight_sparsity": {**cfg, "ratios": ratios, "norms_from": cal_source}}
     if criterion == "sparsegpt":
         from .sparsegpt import sparsegpt_layers
-        out.layers = sparsegpt_layers(spec, ratios, bank, token_ids, progress=progress)
+        out.layers = sparsegpt_layers(spec, ratios, bank, token_ids, progress=progress, rows=rows)
         return out
     if criterion == "activation":
         norms = input_norms(spec, token_ids)
@@ -211,7 +236,7 @@ def prune_spec(spec: EncoderSpec, weights_cfg: Mapping[str, Any], token_ids=None
         new = copy.copy(layer)
         for name in LINEAR_NAMES:
             lin: LinearSpec = getattr(layer, name)
-            w = prune_weight(lin.weight, bank, s, nrm.get(name)).astype(np.float32)
+            w = prune_weight(lin.weight, bank, s, nrm.get(name), rows).astype(np.float32)
             setattr(new, name, LinearSpec(weight=w, bias=lin.bias))
         out.layers.append(new)
     return out
@@ -290,8 +315,80 @@ def unpack_bank_balanced(values: np.ndarray, indices: np.ndarray, in_features: i
     return dense.reshape(out, in_features)
 
 
-def packed_nbytes(out_features: int, in_features: int, bank: int, per_bank: int) -> dict:
-    """Bytes of the packed format: ``{"values", "indices", "total"}`` (bias not included)."""
+def _pair_slots(w: np.ndarray, bank: int, per_bank: int | None) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(out, in)`` int8 pe-pair matrix -> (banks ``(out, nb, B)`` int64, slot indices ``(out / 2, nb, P)``, P)."""
+    w = np.asarray(w)
+    nb = _check_banks(w.shape, bank)
+    _check_rows(w.shape[0], 2)
+    if w.size and (w.min() < -128 or w.max() > 127):
+        raise InputError("pack_pe_pair expects int8 weights (quantize first)")
+    banks = w.reshape(w.shape[0], nb, bank).astype(np.int64)
+    nz = (banks != 0).reshape(w.shape[0] // 2, 2, nb, bank).any(axis=1)   # kept by either row of the pair
+    counts = nz.sum(axis=2)
+    p = int(per_bank) if per_bank is not None else max(1, int(counts.max(initial=0)))
+    if not 1 <= p <= bank:
+        raise InputError(f"per_bank must be in [1, {bank}], got {p}")
+    if counts.size and counts.max() > p:
+        q, b = np.unravel_index(int(np.argmax(counts)), counts.shape)
+        raise InputError(f"rows {2 * q} and {2 * q + 1} bank {b} use {int(counts[q, b])} different columns, more "
+                         f"than {p} per bank: the matrix does not follow pattern pe-pair at this ratio (prune it "
+                         "with prune_weight(..., rows=2) first)")
+    order = np.argsort(~nz, axis=2, kind="stable")[:, :, :p]
+    return banks, np.sort(order, axis=2), p
+
+
+def pack_pe_pair(w_int8: np.ndarray, bank: int, per_bank: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Pack a pe-pair bank-balanced int8 matrix (rows 2i and 2i + 1 use at most ``per_bank`` columns of
+    every bank between them) into values per row and one index set per row pair (module docstring).
+
+    Args:
+        w_int8: ``(out, in)`` int8, ``out`` even. bank: B (divides ``in``). per_bank: slots P (default the
+            largest count of columns a pair uses in a bank, at least 1).
+    Returns:
+        ``(values, indices)``: ``values`` ``(out, in / B, P)`` int8 (row ``o``'s weight at each slot of its
+        pair, zero where that row has none); ``indices`` the ``(out / 2) * (in / B) * P`` in-bank indices,
+        (pair, bank, slot) order, as the little-endian bit stream of :func:`pack_bank_balanced`.
+    Raises:
+        InputError: a pair using more than ``per_bank`` columns of a bank, an odd row count, a bank that does
+            not divide ``in``, values outside int8.
+    """
+    banks, idx, _ = _pair_slots(w_int8, bank, per_bank)
+    values = np.take_along_axis(banks, np.repeat(idx, 2, axis=0), axis=2).astype(np.int8)
+    return values, _pack_bits(idx, index_bits(bank))
+
+
+def unpack_pe_pair(values: np.ndarray, indices: np.ndarray, in_features: int, bank: int) -> np.ndarray:
+    """Inverse of :func:`pack_pe_pair`: ``(out, in / B, P)`` values + the pair index stream -> ``(out,
+    in_features)`` int8. Raises InputError for inconsistent shapes, an odd row count or indices outside
+    the bank."""
+    values = np.asarray(values)
+    if values.ndim != 3:
+        raise InputError(f"values must be (out, in / bank, per_bank), got shape {values.shape}")
+    out, nb, p = values.shape
+    _check_rows(out, 2)
+    if nb * bank != in_features:
+        raise InputError(f"{nb} banks of {bank} do not make {in_features} input features")
+    idx = _unpack_bits(indices, values.size // 2, index_bits(bank)).reshape(out // 2, nb, p)
+    if idx.size and idx.max() >= bank:
+        raise InputError(f"an in-bank index {int(idx.max())} is outside the bank of {bank}")
+    dense = np.zeros((out, nb, bank), dtype=np.int8)
+    np.put_along_axis(dense, np.repeat(idx, 2, axis=0), values.astype(np.int8), axis=2)
+    return dense.reshape(out, in_features)
+
+
+def is_pattern_balanced(w: np.ndarray, bank: int, sparsity: float, rows: int = 1) -> bool:
+    """True when every bank of the ``(out, in)`` matrix uses at most ``kept_per_bank(bank, sparsity)``
+    columns per group of ``rows`` output rows (1: each row on its own; 2: rows 2i and 2i + 1 together)."""
+    w = np.asarray(w)
+    nb = _check_banks(w.shape, bank)
+    _check_rows(w.shape[0], rows)
+    nz = (w.reshape(w.shape[0] // rows, rows, nb, bank) != 0).any(axis=1).sum(axis=2)
+    return bool((nz <= kept_per_bank(bank, sparsity)).all())
+
+
+def packed_nbytes(out_features: int, in_features: int, bank: int, per_bank: int, rows: int = 1) -> dict:
+    """Bytes of the packed format: ``{"values", "indices", "total"}`` (bias not included); ``rows`` 2 for
+    pattern pe-pair (one index per slot of a row pair)."""
     kept = out_features * (in_features // bank) * per_bank
-    idx = (kept * index_bits(bank) + 7) // 8
+    idx = (kept // rows * index_bits(bank) + 7) // 8
     return {"values": kept, "indices": idx, "total": kept + idx}

@@ -12,7 +12,10 @@
 //
 // Dense weights use the DSP48E2 packing of AMD WP486: output rows p and p + 1 share the input value, so
 // their two int8 products come from one multiplier (dsp_mul2): PE x SIMD MACs on ceil(PE / 2) x SIMD DSPs.
-// Sparse rows do not share inputs (each has its own in-bank indices): one DSP per MAC. An MVU with 16-bit
+// Sparse rows in pattern row do not share inputs (each has its own in-bank indices): one DSP per MAC. In
+// pattern pe-pair (SPARSE 2) lanes 2q and 2q + 1 keep the same in-bank columns, so one index word and one
+// input per kept column feed both lanes' weights through the same packed product as dense (fold_pair):
+// two MACs per DSP again, and the index memory is one word per pair (REGION deep). An MVU with 16-bit
 // inputs (FFN down under `quant: {precision: {act: 16}}`: X_T = int16_t) does one 16 x 8-bit MAC per DSP
 // (the 27 x 18 multiplier; two products of 24 bits leave no guard bits in its 45-bit field) and
 // accumulates in 48 bits (the DSP48E2 accumulator width; |acc| < 2^36 for IN <= 2^12).
@@ -78,7 +81,8 @@ template <> struct mvu_acc<16> {
     typedef sbits<48> type;
 };
 
-template <int IN_, int OUT_, int PE_, int SIMD_, int VEC_, int LBUF_, bool SPARSE_ = false, int BANK_ = 1,
+// SPARSE_: 0 dense, 1 bank-balanced (pattern row), 2 bank-balanced pattern pe-pair.
+template <int IN_, int OUT_, int PE_, int SIMD_, int VEC_, int LBUF_, int SPARSE_ = 0, int BANK_ = 1,
           int P_MAX_ = 1, int IBITS_ = 1, int XBITS_ = 8>
 struct mvu_cfg {
     static const int IN = IN_, OUT = OUT_, PE = PE_, SIMD = SIMD_, VEC = VEC_, LBUF = LBUF_;
@@ -88,8 +92,13 @@ struct mvu_cfg {
     static const int ACC_BITS = XBITS_ == 8 ? 32 : 48;
     typedef typename mvu_elem<XBITS_>::type x_t;
     typedef typename mvu_acc<XBITS_>::type acc_t;
-    static const bool SPARSE = SPARSE_;
+    static const bool SPARSE = SPARSE_ != 0;
+    static const bool PAIRED = SPARSE_ == 2;                      // pattern pe-pair: one index word a lane pair
     static const int BANK = BANK_, P_MAX = P_MAX_, IBITS = IBITS_;
+    // a pe-pair index word in weights.bin: SIMD x IBITS bits, rounded up to a power of two up to 64 bytes
+    // or a multiple of 64 beyond, so that it tiles every m_axi beat (codegen/weights.py pair_index_bytes)
+    static const int IRAW = (SIMD_ * IBITS_ + 7) / 8;
+    static const int IBYTES = IRAW <= 64 ? (1 << log2c<IRAW>::value) : (IRAW + 63) / 64 * 64;
     static const int NBPC = SPARSE ? SIMD / P_MAX : 1;          // banks per cycle (sparse)
     static const int NF = OUT / PE;
     static const int SF = SPARSE ? (IN / BANK) / NBPC : IN / SIMD;
@@ -104,12 +113,16 @@ struct mvu_cfg {
     static const int WBANKS = PE >= 2 ? PE / 2 : 1;
     static const int64_t REGION = (int64_t)LBUF * WORDS;          // words of one lane, all layers on chip
     static const int64_t WDEPTH = PE >= 2 ? 2 * REGION : REGION;
+    // index memories (one per weight memory): a word per lane (row), a word per lane pair (pe-pair), none
+    static const int64_t IDEPTH = !SPARSE ? 1 : PAIRED ? REGION : WDEPTH;
     static_assert(OUT % PE == 0, "PE must divide the output size");
     static_assert(VEC % PE == 0, "PE must divide the channel word width VEC");
     static_assert(IN % VEC == 0, "VEC must divide the input size");
     static_assert(SPARSE || IN % SIMD == 0, "SIMD must divide the input size");
     static_assert(!SPARSE || (SIMD % P_MAX == 0 && (IN / BANK) % NBPC == 0), "sparse SIMD = banks per cycle x P_MAX");
     static_assert(XBITS == 8 || XBITS == 16, "MVU inputs are int8 or int16");
+    static_assert(SPARSE_ >= 0 && SPARSE_ <= 2, "SPARSE is 0 (dense), 1 (pattern row) or 2 (pattern pe-pair)");
+    static_assert(!PAIRED || PE % 2 == 0, "pattern pe-pair needs an even PE: a pair's rows are lanes 2q, 2q + 1");
 };
 
 // The weights of one MVU: PE banks of SIMD-wide words (+ in-bank index words when sparse), and the
@@ -195,6 +208,37 @@ inline void fold_sparse(W &w, I &ix, int64_t word, const typename C::x_t xw[C::X
             s += (sbits<C::XBITS + 8>)((sbits<C::XBITS + 8>)wv.v[j] * (sbits<C::XBITS + 8>)xw[pos]);
         }
         acc[p] += s;
+    }
+}
+
+// Sparse, pattern pe-pair: lanes 2q and 2q + 1 share the index word ix[q][word]; lane j of the cycle takes
+// the input at bank sf * NBPC + j / P_MAX, in-bank index idx & (BANK - 1), ONCE for both rows, and the two
+// kept weights multiply it on one DSP48E2 (dsp_mul2, AMD WP486: the same packed product and correction as
+// fold_dense). 16-bit inputs: two 16 x 8-bit products, one DSP each, on the shared input.
+template <class C, class W, class I>
+inline void fold_pair(W &w, I &ix, int64_t word, const typename C::x_t xw[C::XWIN], typename C::acc_t acc[C::PE]) {
+#pragma HLS INLINE
+    for (int q = 0; q < C::PE / 2; q++) {
+#pragma HLS UNROLL
+        typename mvu_words<C>::word_t w0 = w[q][word];
+        typename mvu_words<C>::word_t w1 = w[q][C::REGION + word];
+        typename mvu_words<C>::iword_t iv = ix[q][word];
+        typename C::acc_t s1 = 0, s2 = 0;
+        for (int j = 0; j < C::SIMD; j++) {
+#pragma HLS UNROLL
+            const int pos = (j / C::P_MAX) * C::BANK + ((int)iv.v[j] & (C::BANK - 1));
+            const typename C::x_t xv = xw[pos];
+            if (C::XBITS == 8) {
+                prod2_t pr = dsp_mul2(w0.v[j], w1.v[j], (int8_t)xv);
+                s1 += pr.p1;
+                s2 += pr.p2;
+            } else {
+                s1 += (sbits<24>)((sbits<24>)w0.v[j] * (sbits<24>)xv);
+                s2 += (sbits<24>)((sbits<24>)w1.v[j] * (sbits<24>)xv);
+            }
+        }
+        acc[2 * q] += s1;
+        acc[2 * q + 1] += s2;
     }
 }
 
@@ -382,7 +426,8 @@ void mvu_rows(int t, W &w, I &ix, int64_t base, PADLESS_FIFO_REF(vec<typename C:
 #pragma HLS UNROLL
                 xw[j] = odd ? (x_t)xb[sf * C::XWIN + j] : (x_t)xa[sf * C::XWIN + j];
             }
-            if (C::SPARSE) fold_sparse<C>(w, ix, word, xw, acc);
+            if (C::PAIRED) fold_pair<C>(w, ix, word, xw, acc);
+            else if (C::SPARSE) fold_sparse<C>(w, ix, word, xw, acc);
             else fold_dense<C>(w, word, xw, acc);
             if (sf == C::SF - 1) sink.fold(r, nf, acc);
 #endif
