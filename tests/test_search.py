@@ -77,7 +77,7 @@ def test_board_prices_and_power_cited():
 
 def test_space_labels_configs_and_errors():
     sp = parse_space(None)
-    assert sp.size() == 4 * 5 * 3 * 3 * 2 == len(enumerate_space(sp))
+    assert sp.size() == 4 * 5 * 4 * 3 * 2 == len(enumerate_space(sp))
     assert len({candidate_key(p) for p in enumerate_space(sp)}) == sp.size()
     cfg = compile_config(sp, {"board": "kv260", "attention": "topk16", "weights": "bb0.5/16", "quant": "act16",
                               "memory": "streamed"})
@@ -90,6 +90,11 @@ def test_space_labels_configs_and_errors():
     auto = parse_space({"memory": ["auto"]})
     assert compile_config(auto, {"board": "u280", "attention": "dense", "weights": "dense", "quant": "int8",
                                  "memory": "auto"}) == {"quant": {"zero_point": []}}
+    pp = compile_config(sp, {"board": "u280", "attention": "dense", "weights": "bb0.5/16-pe-pair", "quant": "int8",
+                             "memory": "streamed"})
+    assert pp["weights"] == {"sparsity": 0.5, "bank": 16, "pattern": "pe-pair"}
+    with pytest.raises(InputError, match="weight pattern"):
+        parse_space({"weights": [{"sparsity": 0.5, "bank": 16, "pattern": "diagonal"}]})
     with pytest.raises(InputError, match="memory choice"):
         parse_space({"memory": ["hbm"]})
     with pytest.raises(InputError, match="base sets schedule"):

@@ -44,7 +44,8 @@ PARAMS = ("board", "attention", "weights", "quant", "memory")
 DEFAULT_SPACE = {
     "boards": ["u280", "u55c", "zcu104", "kv260"],
     "attention": ["dense", {"topk": 16}, {"topk": 32}, {"density": 0.25}, {"density": 0.5}],
-    "weights": ["off", {"sparsity": 0.25, "bank": 16}, {"sparsity": 0.5, "bank": 16}],
+    "weights": ["off", {"sparsity": 0.25, "bank": 16}, {"sparsity": 0.5, "bank": 16},
+                {"sparsity": 0.5, "bank": 16, "pattern": "pe-pair"}],
     "quant": ["int8", {"zero_point": ["act"]}, {"precision": {"act": 16}}],
     "memory": ["streamed", "resident"],
     "base": {},
@@ -95,14 +96,19 @@ def _label_attention(a) -> tuple[str, dict | None]:
 def _label_weights(w) -> tuple[str, dict | None]:
     if w in (None, "off", "dense", 0, {}):
         return "dense", None
-    if not isinstance(w, dict) or set(w) - {"sparsity", "bank"} or "sparsity" not in w:
-        raise InputError(f"space: weights choice {w!r} must be off or {{sparsity: S, bank: B}} "
-                         "(bank-balanced sparsity)")
-    s, b = w["sparsity"], w.get("bank", 16)
+    if not isinstance(w, dict) or set(w) - {"sparsity", "bank", "pattern"} or "sparsity" not in w:
+        raise InputError(f"space: weights choice {w!r} must be off or {{sparsity: S, bank: B[, pattern: P]}} "
+                         "(bank-balanced sparsity; pattern row or pe-pair)")
+    s, b, pat = w["sparsity"], w.get("bank", 16), w.get("pattern", "row")
+    from ..sparse.config import WEIGHT_PATTERNS
+    if pat not in WEIGHT_PATTERNS:
+        raise InputError(f"space: weight pattern {pat!r} must be one of {', '.join(WEIGHT_PATTERNS)}")
     if not isinstance(s, (int, float)) or isinstance(s, bool) or not 0 < s < 1:
         raise InputError(f"space: weight sparsity {s!r} must be in (0, 1)")
     if not isinstance(b, int) or isinstance(b, bool) or b < 2:
         raise InputError(f"space: weight bank {b!r} must be a whole number >= 2")
+    if pat != "row":
+        return f"bb{s}/{b}-{pat}", {"sparsity": s, "bank": b, "pattern": pat}
     return f"bb{s}/{b}", {"sparsity": s, "bank": b}
 
 
