@@ -448,10 +448,10 @@ static void p_writer(int64_t beats, abeat_t *act, int64_t row0, PADLESS_FIFO_REF
     writer<H, VEC, AXI>(beats, act, row0, din, x, layer);
 }
 #if PADLESS_TOKENS
-static void p_tsel(int n, PADLESS_FIFO_REF(uint32_t) recv, PADLESS_FIFO_REF(uint8_t) mask, int next_stage, bool acc,
-                   bool first, bool select, int layer) {
+static void p_tsel(int n, PADLESS_FIFO_REF(uint32_t) recv, PADLESS_FIFO_REF(uint8_t) mask, bool acc, bool first,
+                   bool select, int layer) {
     if (!acc) return;  // no later selection point: nothing to accumulate
-    token_select<PADLESS_MAX_SEQ, PADLESS_TR_IMP_BITS>(n, recv, mask, tr_imp, PADLESS_TR_LEN[next_stage], first, select,
+    token_select<PADLESS_MAX_SEQ, PADLESS_TR_IMP_BITS>(n, recv, mask, tr_imp, PADLESS_TR_STEP, first, select,
                                                       layer);
 }
 static void p_tr_writer(int64_t beats, abeat_t *act, int64_t row0, int64_t row_o, PADLESS_FIFO_REF(desc_t) din,
@@ -544,8 +544,7 @@ static void layer_region(const abeat_t *act_rd, const abeat_t *act_res, abeat_t 
     PADLESS_PROCESS(region, p_down, num_seqs, d_down, a_rows, h_fwd, y_ffn, st_ffn, d_ln2, slot, layer);
     PADLESS_PROCESS(region, p_ln2, num_seqs, d_ln2, y_ffn, st_ffn, out_rows, d_wr, ln2_shift, slot, layer);
 #if PADLESS_TOKENS
-    PADLESS_PROCESS(region, p_tsel, num_seqs, tr_recv, tmask, stage + 1 < PADLESS_TR_STAGES ? stage + 1 : stage, acc,
-                    layer == 0, wmode == 1, layer);
+    PADLESS_PROCESS(region, p_tsel, num_seqs, tr_recv, tmask, acc, layer == 0, wmode == 1, layer);
     PADLESS_PROCESS(region, p_tr_writer, beats, act_wr, row_out, row_o, d_wr, out_rows, tmask, stage, wmode,
                     stage == 0, layer);
 #else

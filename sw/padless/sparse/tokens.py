@@ -219,7 +219,8 @@ def kernel_tables(qe, tokens: dict | None, max_seq: int) -> dict | None:
 
     Returns ``{"layers": [i, ..] (selection points), "keep", "stages": len(layers) + 1, "stage": (L,) selection
     points at or before each layer, "last": the last selection layer (layers before it accumulate importance),
-    "len": (stages, max_seq + 1) surviving length per stage and input length, "imp_bits": bits of the
+    "len": (stages, max_seq + 1) surviving length per stage and input length, "step": (max_seq + 1,)
+    rows kept of n at one selection point, "imp_bits": bits of the
     importance accumulator (:func:`max_importance` over the accumulating layers), "carry_m", "carry_shift":
     (stages, hidden) per-channel :func:`carry_requant` of each selection point (the last row unused, zero)}``.
 
@@ -252,5 +253,6 @@ def kernel_tables(qe, tokens: dict | None, max_seq: int) -> dict | None:
     lens = np.array([stage_lengths(n, keep, len(sel)) for n in range(int(max_seq) + 1)], dtype=np.int64).T
     return {"layers": sel, "keep": keep, "stages": len(sel) + 1,
             "stage": [sum(1 for i in sel if i <= l) for l in range(L)], "last": last,
-            "len": lens.tolist(), "imp_bits": max(1, int(bound).bit_length()),
+            "len": lens.tolist(), "step": [keep_tokens(n, keep) if n else 0 for n in range(int(max_seq) + 1)],
+            "imp_bits": max(1, int(bound).bit_length()),
             "carry_m": cm.tolist(), "carry_shift": cs.tolist()}

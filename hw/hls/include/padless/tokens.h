@@ -63,7 +63,8 @@ void tr_desc_reader(int num_seqs, const desc_in_t *desc_ptr, const KT &keep, con
 //   rin:    per sequence {start, len, seq} then len received-attention sums (uint32, this layer's);
 //   mask:   (select) one keep bit per row, in row order, for tr_writer;
 //   imp:    tr_imp, [1][MAX_TOKENS] (row start + r: the r-th surviving row of the sequence);
-//   first:  this layer starts the accumulation (layer 0); kept: rows kept of a sequence of n (lens row).
+//   first:  this layer starts the accumulation (layer 0); kept[n]: rows kept of n surviving rows at one
+//           selection point (PADLESS_TR_STEP: keep_tokens(n, keep)).
 template <int MAX_SEQ, int IMP_BITS, class IMP, class LT>
 void token_select(int num_seqs, PADLESS_FIFO_REF(uint32_t) rin, PADLESS_FIFO_REF(uint8_t) mask, IMP &imp,
                   const LT &kept, bool first, bool select, int layer) {
