@@ -559,7 +559,7 @@ static int check_call(const desc_in_t *desc_ptr, int num_seqs, int num_tokens, i
     if (num_tokens < 1 || num_tokens > PADLESS_MAX_TOKENS) return PADLESS_ERR_TOKENS;
     if (num_seqs < 1 || num_seqs > num_tokens) return PADLESS_ERR_SEQS;
     int status = PADLESS_OK;
-    int64_t rows[PADLESS_TR_STAGES];
+    PADLESS_REGS(int64_t, rows, PADLESS_TR_STAGES);  // rows of a layer pass, per token-reduction stage
     for (int s = 0; s < PADLESS_TR_STAGES; s++) rows[s] = 0;
     PADLESS_MAXI(const desc_in_t, desc, desc_ptr, GMEM3);
     PADLESS_MAXI_BURST(desc, 0, num_seqs);
@@ -586,7 +586,7 @@ static int check_call(const desc_in_t *desc_ptr, int num_seqs, int num_tokens, i
 
 static int run_layers(const abeat_t *act_rd, const abeat_t *act_res, abeat_t *act_wr, const desc_in_t *desc,
                       const wbeat_t *weights, int num_seqs, int num_tokens) {
-    int64_t beats[PADLESS_TR_STAGES];
+    PADLESS_REGS(int64_t, beats, PADLESS_TR_STAGES);
     int status = check_call(desc, num_seqs, num_tokens, beats);
     if (status) return status;
     if (PADLESS_RESIDENT && !weights_loaded) return PADLESS_ERR_NO_WEIGHTS;

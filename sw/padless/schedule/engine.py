@@ -158,6 +158,28 @@ class EngineConfig:
     seq_blocks: int = 2
     act_bits: int = 8
     memory: dict = field(default_factory=dict)
+    tokens: dict = field(default_factory=dict)
+
+    def layer_lengths(self, lengths, layer: int):
+        """``(B,)`` rows each sequence of ``lengths`` has in layer ``layer`` under the kernel's cascade token
+        reduction (``tokens``: ``{"layers", "keep"}``; :func:`padless.sparse.tokens.keep_tokens` at every
+        selection point at or before ``layer``): the descriptors' lengths of that layer (tokens.h)."""
+        import numpy as np
+        lens = np.asarray(lengths, dtype=np.int64).reshape(-1)
+        t = self.tokens or {}
+        if not t:
+            return lens
+        from ..sparse.tokens import keep_fraction
+        p, q = keep_fraction(float(t["keep"]))
+        for i in sorted(t["layers"]):
+            if i <= layer:
+                lens = np.maximum(1, -(-p * lens // q))
+        return lens
+
+    def token_stage(self, layer: int) -> tuple:
+        """``(selection points at or before layer, accumulates received attention, selects after it)``."""
+        sel = sorted((self.tokens or {}).get("layers") or [])
+        return (sum(1 for i in sel if i <= layer), bool(sel) and layer < sel[-1], (layer + 1) in sel)
 
     def __post_init__(self):
         if isinstance(self.weight_impl, str):   # one memory type for every MVU
@@ -263,7 +285,18 @@ def engine_config(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None, 
                         max_tokens=max(mseq, min(wave, 1 << 20)), vec=vec, axi=axi, resident=res, folding=folding,
                         att_pe=max(1, att_pe), sel_lanes=max(1, int(alloc.get("select_lanes", 2) or 2)),
                         k_max=int(k_max), keep=keep, bank=bank, p_max=p_max, index_bits=ibits, per_bank=per_bank,
-                        clock_MHz=clock, weight_impl="uram" if board.uram > 0 else "bram", act_bits=int(act_bits))
+                        clock_MHz=clock, weight_impl="uram" if board.uram > 0 else "bram", act_bits=int(act_bits),
+                        tokens=kernel_tokens((sparsity or {}).get("tokens"), L))
+
+
+def kernel_tokens(tokens: Mapping[str, Any] | None, num_layers: int) -> dict:
+    """The token reduction the kernel runs (``EngineConfig.tokens``): ``{"layers", "keep"}`` for the cascade
+    with keep < 1, else ``{}`` (dense; the learned policy runs in the golden backend only)."""
+    t = dict(tokens or {})
+    sel = sorted(set(int(i) for i in (t.get("layers") or []) if 1 <= int(i) < int(num_layers)))
+    if not sel or t.get("method") == "policy" or float(t.get("keep", 1.0)) >= 1:
+        return {}
+    return {"layers": sel, "keep": float(t["keep"])}
 
 
 def act_bits_of(manifest_or_quant: Mapping[str, Any] | None) -> int:

@@ -14,7 +14,7 @@
 //                   sequence, streams {start, len, seq} and the len sums (layers before the last selection);
 //   token_select    accumulates them onto the per-row importance (tr_imp, on chip, MAX_TOKENS x 32 bits);
 //                   at the layer before a selection point it finds the (c-1)-th largest importance of the
-//                   sequence's rows 1..n-1 by a bitwise binary search (IMP_BITS counting passes), keeps
+//                   sequence's rows 1..n-1 by a bitwise binary search (IMP_BITS counting passes, 4 rows a cycle), keeps
 //                   [CLS], every row above it and the lowest-position rows equal to it (golden's stable
 //                   ranking), streams one keep bit a row to the writer and compacts tr_imp;
 //   tr_writer       at a selection layer writes a kept row to the next free row of its sequence (in order)
@@ -31,7 +31,8 @@
 
 namespace padless {
 
-static const int D_TSEL = 4;  // importance read 2 + add/compare 1 + write 1
+static const int D_TSEL = 4;     // importance read 2 + add/compare 1 + write 1
+static const int TSEL_LANES = 4;  // importances compared a cycle in the counting passes (loc: cyclic 4 banks)
 
 // A stand-in for the received-attention stream when the kernel has no token reduction (never written).
 struct no_recv_t {
@@ -69,7 +70,7 @@ template <int MAX_SEQ, int IMP_BITS, class IMP, class LT>
 void token_select(int num_seqs, PADLESS_FIFO_REF(uint32_t) rin, PADLESS_FIFO_REF(uint8_t) mask, IMP &imp,
                   const LT &kept, bool first, bool select, int layer) {
     static_assert(IMP_BITS >= 1 && IMP_BITS <= 32, "importance fits 32 bits");
-    PADLESS_RAM1D(uint32_t, loc, MAX_SEQ, cyclic, 1, bram);
+    PADLESS_RAM1D(uint32_t, loc, MAX_SEQ, cyclic, TSEL_LANES, bram);
 tsel_seqs:
     for (int j = 0; j < num_seqs; j++) {
         const int64_t start = (int32_t)rin.read();
@@ -87,27 +88,37 @@ tsel_seqs:
         PADLESS_LOOP_END(tsel_acc, n);
         if (select) {
             const int want = (int)kept[n <= MAX_SEQ ? n : 0] - 1;  // rows kept besides [CLS]
-            // thr: the largest value with #{r >= 1: loc[r] >= thr} >= want (the want-th largest importance)
+            // thr: the largest value with #{r >= 1: loc[r] >= thr} >= want (the want-th largest importance);
+            // each pass counts TSEL_LANES rows a cycle (an adder tree of comparisons: depth + 2)
+            const int groups = n > 1 ? (n + TSEL_LANES - 1) / TSEL_LANES : 0;
             uint32_t thr = 0;
         tsel_bits:
             for (int b = IMP_BITS - 1; b >= 0; b--) {
                 const uint32_t cand = thr | ((uint32_t)1 << b);
                 int cnt = 0;
-                PADLESS_LOOP(tsel_cnt, D_TSEL);
-                for (int r = 1; r < n; r++) {
-                    PADLESS_PIPELINE(tsel_cnt, r - 1);
-                    cnt += (uint32_t)loc[r] >= cand ? 1 : 0;
+                PADLESS_LOOP(tsel_cnt, D_TSEL + 2);
+                for (int g = 0; g < groups; g++) {
+                    PADLESS_PIPELINE(tsel_cnt, g);
+                    for (int u = 0; u < TSEL_LANES; u++) {
+#pragma HLS UNROLL
+                        const int r = g * TSEL_LANES + u;
+                        if (r >= 1 && r < n) cnt += (uint32_t)loc[r] >= cand ? 1 : 0;
+                    }
                 }
-                PADLESS_LOOP_END(tsel_cnt, n - 1);
+                PADLESS_LOOP_END(tsel_cnt, groups);
                 if (cnt >= want) thr = cand;
             }
             int above = 0;
-            PADLESS_LOOP(tsel_gt, D_TSEL);
-            for (int r = 1; r < n; r++) {
-                PADLESS_PIPELINE(tsel_gt, r - 1);
-                above += (uint32_t)loc[r] > thr ? 1 : 0;
+            PADLESS_LOOP(tsel_gt, D_TSEL + 2);
+            for (int g = 0; g < groups; g++) {
+                PADLESS_PIPELINE(tsel_gt, g);
+                for (int u = 0; u < TSEL_LANES; u++) {
+#pragma HLS UNROLL
+                    const int r = g * TSEL_LANES + u;
+                    if (r >= 1 && r < n) above += (uint32_t)loc[r] > thr ? 1 : 0;
+                }
             }
-            PADLESS_LOOP_END(tsel_gt, n - 1);
+            PADLESS_LOOP_END(tsel_gt, groups);
             const int ties = want - above;  // rows equal to thr kept: the first `ties` of them
             int eq = 0, w = 0;
             PADLESS_LOOP(tsel_keep, D_TSEL);
