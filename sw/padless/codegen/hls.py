@@ -75,6 +75,9 @@ def config_params(project, board, engine, layout: wmod.WeightsLayout) -> dict:
     from ..schedule.engine import table_impls
     from ..sparse.tokens import kernel_tables
     tr = kernel_tables(project.quantized, project.sparsity.get("tokens"), engine.max_seq)
+    if tr:
+        from ..schedule.engine import rcv_impl
+        tr["rcv_impl"] = rcv_impl(engine)
     return {"tr": tr, "version": __version__, "model": project.model, "board": board, "e": engine, "layout": layout,
             "table_impls": table_impls(engine),
             "sections": wmod.SECTIONS, "section_offsets": layout.offsets.tolist(), "attention_desc": desc}

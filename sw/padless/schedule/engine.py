@@ -535,7 +535,19 @@ def memories(cfg: EngineConfig) -> list[dict]:
     # the 4-bit key estimates, held as int8 (attention.h k4word_t), LANES banks
     mems.append({"name": "k4", "width_bits": 8 * d, "depth": math.ceil(S / cfg.sel_lanes), "copies": cfg.sel_lanes,
                  "impl": "lutram"})
+    if cfg.tokens:   # token reduction (tokens.h): every row's importance and original position (a call's rows),
+        # the received-attention accumulators (RCV_COPIES x ATT_PE), token_select's row buffer (4 banks)
+        mems.append({"name": "tr_imp", "width_bits": 32, "depth": cfg.max_tokens, "copies": 1, "impl": "bram"})
+        mems.append({"name": "tr_pos", "width_bits": 16, "depth": cfg.max_tokens, "copies": 1, "impl": "bram"})
+        mems.append({"name": "rcv", "width_bits": 32, "depth": S, "copies": 4 * cfg.att_pe, "impl": rcv_impl(cfg)})
+        mems.append({"name": "tsel_loc", "width_bits": 32, "depth": math.ceil(S / 4), "copies": 4, "impl": "bram"})
     return mems
+
+
+def rcv_impl(cfg: EngineConfig) -> str:
+    """Storage of one received-attention accumulator bank (config.h PADLESS_TR_RCV_IMPL): LUTRAM when a bank
+    (max_seq x 32 bits) holds at most 2 Kb, else block RAM."""
+    return "lutram" if 32 * cfg.max_seq <= LUTRAM_BITS else "bram"
 
 
 #: The per-head blocks (select -> attention), placed together in block RAM or LUTRAM.

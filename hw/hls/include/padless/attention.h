@@ -433,12 +433,15 @@ void attn_exp(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(score
 // read-modified-written at most every RCV_COPIES iterations), and per sequence {start, len, seq} and the len
 // sums go to rout (a t-cycle loop after the heads that also clears the accumulators).
 static const int RCV_COPIES = 4;
+#ifndef PADLESS_TR_RCV_IMPL
+#define PADLESS_TR_RCV_IMPL bram  // config.h: lutram when a bank (MAX_SEQ x 32 bits) holds at most 2 Kb
+#endif
 template <class A, class KH, class IX, class CB, class CTX_RQ, class RECV>
 void attn_pv(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(e_w<A::APE>) ein,
              PADLESS_FIFO_REF(uint32_t) fin, PADLESS_BLOCKS_REF(KH) vh, PADLESS_BLOCKS_REF(IX) ixv,
              PADLESS_BLOCKS_REF(CB, PADLESS_SEQ_BLOCKS) ctxb, PADLESS_FIFO_REF(desc_t) dout, CTX_RQ &ctx_rq, int slot, int layer,
              RECV &rout, bool recv_on) {
-    PADLESS_RAM2D(uint32_t, rcv, RCV_COPIES * A::APE, A::MAX_SEQ, bram);
+    PADLESS_RAM2D(uint32_t, rcv, RCV_COPIES * A::APE, A::MAX_SEQ, PADLESS_TR_RCV_IMPL);
     if (recv_on) {
         PADLESS_LOOP(rcv_clear, 2);
         for (int k = 0; k < A::MAX_SEQ; k++) {
