@@ -204,3 +204,25 @@ def test_timed_csim_cycles_vs_model(tr_project, tmp_path):
     dense = profile(load_project(d), lengths=lens, baselines=False)
     assert abs(dense["model_error"]) <= 0.10
     assert tr["cycles"] < 0.9 * dense["cycles"], (tr["cycles"], dense["cycles"])
+
+
+def test_onnx_export_equals_golden(tr_project, movie, tmp_path):
+    """The exported integer core runs the cascade too: onnxruntime = golden on real sentences (one at a time,
+    a length-1 sequence, and a batch of equal-length sequences)."""
+    ort = pytest.importorskip("onnxruntime")
+    from padless.export_onnx import export_onnx
+    p = tr_project
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(str(export_onnx(p.path, tmp_path / "m.onnx", core_only=True)), opts,
+                                providers=["CPUExecutionProvider"])
+    ids = p.tokenize(movie[:30], truncate=True)
+    rows = _rows(p, ids) + [_rows(p, ids[:1])[0][:1]]
+    for x in rows:
+        want = run_encoder(p.quantized, x, np.array([0, len(x)]), p.sparsity)
+        np.testing.assert_array_equal(sess.run(None, {"hidden_in": x[None]})[0][0], want)
+    n = len(rows[0])
+    same = np.stack([r for r in rows if len(r) == n][:1] + [np.roll(rows[0], 1, axis=0)])
+    got = sess.run(None, {"hidden_in": same})[0]
+    for g, x in zip(got, same):
+        np.testing.assert_array_equal(g, run_encoder(p.quantized, x, np.array([0, n]), p.sparsity))
