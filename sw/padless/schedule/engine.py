@@ -830,22 +830,15 @@ def check_fits(cfg: EngineConfig, board: Board | str) -> dict:
 
 def useful_macs(cfg: EngineConfig, t: int, k: int | None = None) -> int:
     """int8 MACs of one sequence of ``t`` tokens through every layer that the kernel's DSPs do usefully:
-    kept weights of the four MVUs, and Q.K and P.V on the kept keys."""
-    if k is None:
-        k = cfg.keep[min(t, cfg.max_seq)]
-    kk = min(k, t)
-    per_layer = 0
-    for m in MVUS:
-        inp, out = cfg.shape(m)
-        kept_in = inp if not cfg.sparse else None
-        per_layer += t * out * (kept_in if kept_in is not None else 0)
-    if cfg.sparse:
-        total = 0
-        for layer in range(cfg.layers):
-            p = cfg.per_bank[layer]
-            for m in MVUS:
-                inp, out = cfg.shape(m)
-                total += t * out * (inp // cfg.bank) * p
-        per_layer_attn = 2 * cfg.heads * t * kk * cfg.head_dim
-        return int(total + cfg.layers * per_layer_attn)
-    return int(cfg.layers * (per_layer + 2 * cfg.heads * t * kk * cfg.head_dim))
+    kept weights of the four MVUs, and Q.K and P.V on the kept keys; under token reduction
+    (``cfg.tokens``) each layer at its surviving length (:meth:`EngineConfig.layer_lengths`)."""
+    total = 0
+    for layer in range(cfg.layers):
+        tl = int(cfg.layer_lengths([t], layer)[0]) if cfg.tokens else int(t)
+        kk = min(cfg.keep[min(tl, cfg.max_seq)] if k is None else k, tl)
+        for m in MVUS:
+            inp, out = cfg.shape(m)
+            kept = (inp // cfg.bank) * cfg.per_bank[layer] if cfg.sparse else inp
+            total += tl * out * kept
+        total += 2 * cfg.heads * tl * kk * cfg.head_dim
+    return int(total)
