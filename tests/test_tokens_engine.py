@@ -226,3 +226,15 @@ def test_onnx_export_equals_golden(tr_project, movie, tmp_path):
     got = sess.run(None, {"hidden_in": same})[0]
     for g, x in zip(got, same):
         np.testing.assert_array_equal(g, run_encoder(p.quantized, x, np.array([0, n]), p.sparsity))
+
+
+def test_dse_plans_for_the_kept_fraction(tr_project):
+    """The DSE's estimate on a real length mix counts the surviving rows: the token-reduction plan's modeled
+    cycles per sequence are below the dense plan's, and its engine carries the token config the kernel runs."""
+    from padless.schedule.dse import plan
+    p = tr_project
+    lens = [len(i) for i in p.tokenize(load_dataset("vader-movie", limit=200).texts, truncate=True)]
+    dense = plan(p.model, "u280", {**p.sparsity, "tokens": {}}, lengths=lens)
+    tr = plan(p.model, "u280", p.sparsity, lengths=lens)
+    assert tr["engine"]["tokens"] == {"layers": [1, 3], "keep": 0.6} and dense["engine"]["tokens"] == {}
+    assert tr["estimate"]["cycles_per_sequence"] < 0.9 * dense["estimate"]["cycles_per_sequence"]
