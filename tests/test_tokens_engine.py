@@ -238,3 +238,23 @@ def test_dse_plans_for_the_kept_fraction(tr_project):
     tr = plan(p.model, "u280", p.sparsity, lengths=lens)
     assert tr["engine"]["tokens"] == {"layers": [1, 3], "keep": 0.6} and dense["engine"]["tokens"] == {}
     assert tr["estimate"]["cycles_per_sequence"] < 0.9 * dense["estimate"]["cycles_per_sequence"]
+
+
+@pytest.mark.slow
+def test_minilm_tr07_equals_golden(tmp_path_factory):
+    """configs/minilm-l6-tr07.yaml (keep 0.7 before layers 2 and 4) on minilm-l6: csim = golden on real VADER
+    movie snippets and Reuters articles (the compiled maximum of 256 tokens, truncated)."""
+    import yaml
+    from pathlib import Path
+    cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "minilm-l6-tr07.yaml").read_text())
+    assert cfg["tokens"] == {"layers": [2, 4], "keep": 0.7}
+    cfg["quant"] = {"rounding": "nearest", "gptq_calibration": None}
+    cfg["schedule"]["limit"] = 200
+    out = tmp_path_factory.mktemp("minilm-tr07") / "proj"
+    compile_project("minilm-l6", board="u280", out=out, calib_count=64, config=cfg)
+    p = load_project(out)
+    ids = p.tokenize(load_dataset("vader-movie", limit=60).texts + load_dataset("reuters", limit=4).texts,
+                     truncate=True)
+    x, off = _pack(_rows(p, ids))
+    got, _ = _csim(p, x, off)
+    np.testing.assert_array_equal(got, run_encoder(p.quantized, x, off, p.sparsity))
