@@ -545,9 +545,10 @@ def memories(cfg: EngineConfig) -> list[dict]:
 
 
 def rcv_impl(cfg: EngineConfig) -> str:
-    """Storage of one received-attention accumulator bank (config.h PADLESS_TR_RCV_IMPL): LUTRAM when a bank
-    (max_seq x 32 bits) holds at most 2 Kb, else block RAM."""
-    return "lutram" if 32 * cfg.max_seq <= LUTRAM_BITS else "bram"
+    """Storage of one received-attention accumulator bank (config.h PADLESS_TR_RCV_IMPL): 4 x ATT_PE banks of
+    max_seq x 32 bits, each read-modified-written every cycle; LUTRAM when a bank holds at most 8 Kb
+    (max_seq <= 256: 128 LUTs a bank instead of a block RAM each), else block RAM."""
+    return "lutram" if 32 * cfg.max_seq <= 4 * LUTRAM_BITS else "bram"
 
 
 #: The per-head blocks (select -> attention), placed together in block RAM or LUTRAM.

@@ -433,8 +433,12 @@ void attn_exp(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(score
 // read-modified-written at most every RCV_COPIES iterations), and per sequence {start, len, seq} and the len
 // sums go to rout (a t-cycle loop after the heads that also clears the accumulators).
 static const int RCV_COPIES = 4;
+// A stand-in for the received-attention stream when the kernel has no token reduction (never written).
+struct no_recv_t {
+    inline void write(uint32_t) {}
+};
 #ifndef PADLESS_TR_RCV_IMPL
-#define PADLESS_TR_RCV_IMPL bram  // config.h: lutram when a bank (MAX_SEQ x 32 bits) holds at most 2 Kb
+#define PADLESS_TR_RCV_IMPL bram  // config.h: lutram when a bank (MAX_SEQ x 32 bits) holds at most 8 Kb
 #endif
 template <class A, class KH, class IX, class CB, class CTX_RQ, class RECV>
 void attn_pv(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(e_w<A::APE>) ein,

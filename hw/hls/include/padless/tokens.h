@@ -34,11 +34,6 @@ namespace padless {
 static const int D_TSEL = 4;     // importance read 2 + add/compare 1 + write 1
 static const int TSEL_LANES = 4;  // importances compared a cycle in the counting passes (loc: cyclic 4 banks)
 
-// A stand-in for the received-attention stream when the kernel has no token reduction (never written).
-struct no_recv_t {
-    inline void write(uint32_t) {}
-};
-
 // desc_reader with the layer's surviving length: lens[len] (a row of PADLESS_TR_LEN); `keep` (top-k keys
 // per query) is looked up at the shortened length, as golden's attention sees it.
 template <int MAX_SEQ, class KT, class LT>
