@@ -258,3 +258,11 @@ def test_minilm_tr07_equals_golden(tmp_path_factory):
     x, off = _pack(_rows(p, ids))
     got, _ = _csim(p, x, off)
     np.testing.assert_array_equal(got, run_encoder(p.quantized, x, off, p.sparsity))
+
+
+def test_make_csim_testbench(tr_project):
+    """The generated testbench (hls/tb.cpp: a 3-region activation buffer, the output region) passes."""
+    import subprocess
+    res = subprocess.run(["make", "-C", str(tr_project.path), "csim"], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "PASS" in res.stdout
