@@ -11,7 +11,9 @@
 //
 //   act_*:   the activation buffer, 2 x num_tokens rows of HIDDEN int8: the host writes the layer-0
 //            input into rows [0, num_tokens); layer l reads half l % 2 and writes half (l + 1) % 2, so
-//            the output is in half LAYERS % 2. The three ports carry the same address.
+//            the output is in half LAYERS % 2. The three ports carry the same address. With token reduction
+//            (PADLESS_TOKENS, tokens.h) 3 x num_tokens rows: survivors stay compacted in the two halves and
+//            the output, in input order, is rows [2 num_tokens, 3 num_tokens).
 //   desc:    num_seqs descriptors {int32 start, int32 len}, in the order the host's length-aware
 //            scheduler chose: the engine runs the sequences in that order.
 //   weights: the weights.bin image (docs/hls.md, "weights.bin version 2").
