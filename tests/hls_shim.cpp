@@ -270,7 +270,8 @@ template <class CTX_RQ>
 static void p_pv(PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(e_w<2>) e, PADLESS_FIFO_REF(uint32_t) f,
                  PADLESS_BLOCKS_REF(t_kh_blk) vh, PADLESS_BLOCKS_REF(t_ix_blk) ixv, PADLESS_BLOCKS_REF(t_ctx_blk) cb,
                  PADLESS_FIFO_REF(desc_t) dout, CTX_RQ &ctx_rq) {
-    attn_pv<AC, t_kh_blk, t_ix_blk, t_ctx_blk>(1, din, e, f, vh, ixv, cb, dout, ctx_rq, 0, 0);
+    no_recv_t no_recv;  // no token reduction: the received-attention stream is never written
+    attn_pv<AC, t_kh_blk, t_ix_blk, t_ctx_blk>(1, din, e, f, vh, ixv, cb, dout, ctx_rq, 0, 0, no_recv, false);
 }
 
 extern "C" int64_t t_attention(const int8_t *q, const int8_t *k, const int8_t *v, int n, int keep, uint32_t score_m,

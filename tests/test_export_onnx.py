@@ -111,9 +111,9 @@ def test_export_errors(tiny_project, tmp_path, capsys):
     sparse = tmp_path / "sparse"
     shutil.copytree(tiny_project, sparse)
     m = json.loads((sparse / "manifest.json").read_text())
-    m["sparsity"] = {"attention": {}, "weights": {}, "tokens": {"layers": [1], "keep": 0.5, "method": "cascade"}}
+    m["sparsity"] = {"attention": {}, "weights": {}, "tokens": {"layers": [1], "keep": 0.5, "method": "policy"}}
     (sparse / "manifest.json").write_text(json.dumps(m))
-    with pytest.raises(InputError, match="does not implement token reduction"):
+    with pytest.raises(InputError, match="cascade token reduction only"):
         export_onnx(sparse, tmp_path / "s.onnx")
     with pytest.raises(ProjectError):
         export_onnx(tmp_path, tmp_path / "y.onnx")

@@ -1,4 +1,4 @@
-"""The kernel's ``__SYNTHESIS__`` branch compiles (issue 24, item 1): every generated variant (dense, top-k,
+"""The kernel's ``__SYNTHESIS__`` branch compiles (issue 24, item 1): every generated variant (dense, top-k, token reduction,
 density, 50% bank-balanced weights, int16 GELU output, zero point) on u280, zcu104 and kv260, with g++ and
 clang++ at -std=c++14 -fsyntax-only, against the open-source ap_types and padless's declarations of the
 documented hls::stream / stream_of_blocks API (padless.synth_check, the code `padless check --synth` runs)."""
@@ -21,6 +21,7 @@ VARIANTS = {
     "weights50": {"weights": {"sparsity": 0.5, "bank": 16}},
     "act16": {"quant": {"precision": {"act": 16}}},
     "zero_point": {"quant": {"zero_point": ["act"]}},
+    "tokens": {"tokens": {"layers": [1], "keep": 0.7}},
 }
 BOARDS = ("u280", "zcu104", "kv260")
 

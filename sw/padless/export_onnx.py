@@ -36,8 +36,10 @@ So the *integer core* (int8 layer-0 input -> int8 last hidden state) equals the 
 Attention sparsity (4-bit Q/K top-k selection, DAC 2022 section 3.2, ``topk`` or ``density``) is
 exported too: ``quantize4`` per (sequence, head), a ``MatMulInteger`` estimate, ``TopK`` (ties to the
 lower key index, as the ONNX contract and :func:`padless.sparse.selection.topk_indices` both say) and a
-``ScatterElements`` mask over which the integer softmax runs. Limitations: token reduction is refused
-with a clear error; one call takes a ``(batch, seq)`` batch of sequences of the *same* length with no
+``ScatterElements`` mask over which the integer softmax runs. Cascade token reduction (``tokens: {layers,
+keep}``) too (:class:`_Tokens`: ``ReduceSum`` of the probabilities, ``TopK``, ``GatherElements``,
+``ScatterElements`` of the carried rows). Limitations: the learned token policy is refused with a clear
+error; one call takes a ``(batch, seq)`` batch of sequences of the *same* length with no
 attention mask (padless never pads: run sequences of different lengths in separate calls).
 """
 from __future__ import annotations
@@ -256,7 +258,8 @@ def _selection_mask(B: _Builder, qh8: str, kh8: str, scores: str, cfg: dict) -> 
     return B.op("ScatterElements", zeros, idx, ones, axis=3)
 
 
-def _attention(B: _Builder, q: str, k: str, v: str, L, num_heads: int, H: int, cfg: dict | None) -> str:
+def _attention(B: _Builder, q: str, k: str, v: str, L, num_heads: int, H: int, cfg: dict | None,
+               probs: list | None = None) -> str:
     """Integer attention of :func:`padless.sparse.attention.attention_heads` over ``(batch, seq, H)``:
     dense, or top-k with the softmax over the kept keys only (masked: dropped keys get probability 0,
     the max and the denominator cover the kept keys, so the integers equal the gathered form)."""
@@ -274,6 +277,8 @@ def _attention(B: _Builder, q: str, k: str, v: str, L, num_heads: int, H: int, c
         p = B.i_softmax(scores, _selection_mask(B, qh, heads(k, [0, 2, 1, 3]), scores, cfg))
     else:
         p = B.i_softmax(scores)                                                 # uint12-valued
+    if probs is not None:
+        probs.append(p)                                                         # (b, h, n, n) int64
     # P (uint12, [0, 4095]) x V (int8) as two int8 x int8 MatMulInteger: p = 128 p_hi + p_lo with p_hi in
     # [0, 31] and p_lo in [0, 127], both int8 (uint8 x int8 saturates on AVX2 without VNNI, module docstring).
     # Bound: |p_part . v| <= n * 127 * 128 < 2^31 for n < 2^17 keys, so both int32 sums are exact and the
@@ -286,10 +291,12 @@ def _attention(B: _Builder, q: str, k: str, v: str, L, num_heads: int, H: int, c
     return B.requantize(ctx, L.ctx_m, L.ctx_shift, 8)
 
 
-def _layer(B: _Builder, x: str, L, num_heads: int, H: int, attention: dict | None = None) -> str:
-    """One layer of :func:`padless.golden.run_layer` (int64 tensors holding int8 values)."""
+def _layer(B: _Builder, x: str, L, num_heads: int, H: int, attention: dict | None = None,
+           probs: list | None = None) -> str:
+    """One layer of :func:`padless.golden.run_layer` (int64 tensors holding int8 values); with ``probs`` (a
+    list) the ``(b, h, n, n)`` uint12 attention probabilities are appended to it."""
     q, k, v = B.qlinear(x, L.q, "q"), B.qlinear(x, L.k, "k"), B.qlinear(x, L.v, "v")
-    ctx = _attention(B, q, k, v, L, num_heads, H, attention)
+    ctx = _attention(B, q, k, v, L, num_heads, H, attention, probs)
     res = B.op("Add", B.qlinear(ctx, L.o, "o"),
                B.requantize(x, L.res_attn_m, L.res_attn_shift, intops.RESIDUAL_BITS))
     h = B.i_layernorm(res, L.ln_attn_m, L.ln_attn_b, L.ln_attn_shift, H)
@@ -307,14 +314,69 @@ def _layer(B: _Builder, x: str, L, num_heads: int, H: int, attention: dict | Non
 
 
 def _check_supported(project) -> dict | None:
-    """The attention config to export (None: dense); refuses token reduction."""
+    """The attention config to export (None: dense); refuses the learned token policy."""
     sp = project.sparsity or {}
     tokens = sp.get("tokens") or {}
-    if tokens and tokens.get("layers") and (tokens.get("method") == "policy" or float(tokens.get("keep", 1.0)) < 1):
+    if tokens and tokens.get("layers") and tokens.get("method") == "policy":
         raise InputError(
-            f"{project.path}: the ONNX export does not implement token reduction (this project drops tokens "
-            f"with {tokens}); recompile without `tokens:` to export it")
+            f"{project.path}: the ONNX export implements cascade token reduction only, not the learned policy "
+            f"({tokens}); recompile with `tokens: {{method: cascade}}` (or without `tokens:`) to export it")
     return sp.get("attention") or None
+
+
+class _Tokens:
+    """Cascade token reduction in the graph (:func:`padless.golden.run_encoder`, docs/sparsity.md section 3)
+    over a ``(batch, n, H)`` int64 batch of equal-length sequences: ``imp`` ``(batch, n)`` the accumulated
+    received attention, ``pos`` ``(batch, n)`` each surviving row's original position, ``out`` the output
+    ``(batch, seq, H)``: at a selection point every surviving row is first written there carried
+    (requantized to the output scale, ``ScatterElements``); survivors overwrite theirs later. The kept rows:
+    ``TopK`` of the importance with [CLS]'s set above every other (``2^40``) and ``k = max(1, ceil(p n / q))``
+    -- larger first, equal values to the lower index (the ONNX TopK contract, golden's stable ranking) --
+    then the kept indices in ascending order (a second ``TopK``, smallest first), ``GatherElements``."""
+
+    def __init__(self, B: _Builder, qe, tokens: dict, x: str, H: int):
+        from .sparse.tokens import keep_fraction
+        P = B.onnx.TensorProto
+        self.B, self.qe, self.H = B, qe, H
+        self.layers = sorted(int(i) for i in tokens["layers"])
+        self.p, self.q = keep_fraction(float(tokens["keep"]))
+        bn = B.op("Slice", B.op("Shape", x), B.i64([0]), B.i64([2]))               # (batch, n)
+        n = B.op("Gather", B.op("Shape", x), B.i64(1), axis=0)
+        self.pos = B.op("Expand", B.op("Unsqueeze", B.op("Range", B.i64(0), n, B.i64(1)), B.i64([0])), bn)
+        self.imp = B.op("ConstantOfShape", bn, value=B.helper.make_tensor("z", P.INT64, [1], [0]))
+        self.out = B.op("ConstantOfShape", B.op("Shape", x), value=B.helper.make_tensor("z", P.INT64, [1], [0]))
+
+    def accumulates(self, layer: int) -> bool:
+        return layer < self.layers[-1]
+
+    def add(self, probs: str) -> None:
+        self.imp = self.B.op("Add", self.imp, self.B.op("ReduceSum", probs, self.B.i64([1, 2]), keepdims=0))
+
+    def _rows(self, idx: str, x: str) -> str:   # (b, n) row indices -> (b, n, H) for GatherElements / Scatter
+        B = self.B
+        shape = B.op("Concat", B.op("Shape", idx), B.i64([self.H]), axis=0)
+        return B.op("Expand", B.op("Unsqueeze", idx, B.i64([2])), shape)
+
+    def select(self, layer: int, x: str) -> str:
+        """Before ``layer``: carry every surviving row to the output, keep the selected ones."""
+        from .sparse.tokens import carry_requant
+        B = self.B
+        m, shift = carry_requant(self.qe, layer)
+        self.out = B.op("ScatterElements", self.out, self._rows(self.pos, x), B.requantize(x, m, shift, 8), axis=1)
+        n = B.op("Gather", B.op("Shape", x), B.i64(1), axis=0)
+        c = B.op("Max", B.i64(1), B.op("Div", B.op("Add", B.op("Mul", n, B.i64(self.p)), B.i64(self.q - 1)),
+                                         B.i64(self.q)))
+        c = B.op("Reshape", c, B.i64([1]))
+        col = B.op("Range", B.i64(0), n, B.i64(1))
+        ranked = B.op("Where", B.op("Equal", col, B.i64(0)), B.i64(1 << 40), self.imp)
+        _, top = B.op("TopK", ranked, c, axis=1, largest=1, sorted=1, nout=2)
+        keep, _ = B.op("TopK", top, c, axis=1, largest=0, sorted=1, nout=2)   # ascending: original order
+        self.imp = B.op("GatherElements", self.imp, keep, axis=1)
+        self.pos = B.op("GatherElements", self.pos, keep, axis=1)
+        return B.op("GatherElements", x, self._rows(keep, x), axis=1)
+
+    def finish(self, x: str) -> str:
+        return self.B.op("ScatterElements", self.out, self._rows(self.pos, x), x, axis=1)
 
 
 def build_onnx_model(project, core_only: bool = False):
@@ -326,7 +388,7 @@ def build_onnx_model(project, core_only: bool = False):
     ``core_only``: input ``hidden_in`` ``(batch, seq, hidden)`` int8 (the quantized layer-0 input, as
     :func:`padless.golden.quantize_input` makes it), output ``hidden_int8``.
 
-    Raises InputError for a project with attention top-k or token reduction (not exported).
+    Raises InputError for a project with the learned token policy (not exported).
     """
     import onnx
     from onnx import TensorProto as P, helper
@@ -368,10 +430,25 @@ def build_onnx_model(project, core_only: bool = False):
         q8 = B.op("QuantizeLinear", emb, B.const(in_scale.astype(np.float32), name="input_scale"),
                   B.const(np.zeros(H, np.int8), name="input_zero_point"), axis=2, out="hidden_in_int8")
         x = B.op("Max", B.cast(q8, P.INT64), B.i64(-127))  # the golden model's symmetric int8 range
+    tok = (project.sparsity or {}).get("tokens") or {}
+    tr = None
+    if tok.get("layers") and float(tok.get("keep", 1.0)) < 1:
+        B.prefix = "tokens."
+        tr = _Tokens(B, qe, tok, x, H)
+        bad = [i for i in tr.layers if not 1 <= i < len(qe.layers)]
+        if bad:
+            raise InputError(f"token selection layers {bad} are outside 1..{len(qe.layers) - 1}")
     for i, L in enumerate(qe.layers):
         B.prefix = f"layer{i}."
-        x = _layer(B, x, L, heads, H, attention)
+        if tr is not None and i in tr.layers:
+            x = tr.select(i, x)
+        probs = [] if tr is not None and tr.accumulates(i) else None
+        x = _layer(B, x, L, heads, H, attention, probs)
+        if probs:
+            tr.add(probs[0])
     B.prefix = "output."
+    if tr is not None:
+        x = tr.finish(x)
     y8 = B.op("Cast", x, to=P.INT8, out="hidden_int8")
     outputs = [helper.make_tensor_value_info("hidden_int8", P.INT8, ["batch", "seq", H])]
     if not core_only:

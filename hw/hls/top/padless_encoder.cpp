@@ -11,7 +11,9 @@
 //
 //   act_*:   the activation buffer, 2 x num_tokens rows of HIDDEN int8: the host writes the layer-0
 //            input into rows [0, num_tokens); layer l reads half l % 2 and writes half (l + 1) % 2, so
-//            the output is in half LAYERS % 2. The three ports carry the same address.
+//            the output is in half LAYERS % 2. The three ports carry the same address. With token reduction
+//            (PADLESS_TOKENS, tokens.h) 3 x num_tokens rows: survivors stay compacted in the two halves and
+//            the output, in input order, is rows [2 num_tokens, 3 num_tokens).
 //   desc:    num_seqs descriptors {int32 start, int32 len}, in the order the host's length-aware
 //            scheduler chose: the engine runs the sequences in that order.
 //   weights: the weights.bin image (docs/hls.md, "weights.bin version 2").
@@ -29,6 +31,7 @@
 #include "padless/attention.h"
 #include "padless/io.h"
 #include "padless/layer.h"
+#include "padless/tokens.h"
 
 using namespace padless;
 
@@ -39,6 +42,11 @@ using namespace padless;
 #define AXI PADLESS_AXI_BYTES
 #define LBUF (PADLESS_RESIDENT ? PADLESS_LAYERS : 1)
 #define PADLESS_MAXI_DEPTH_ACT (PADLESS_MAX_TOKENS * (H / AXI))  // beats of one half of the activation buffer
+#ifndef PADLESS_TOKENS
+#define PADLESS_TOKENS 0     // token reduction (tokens.h): 0 off; else the act buffer has a third region, the output
+#define PADLESS_ACT_REGIONS 2
+#define PADLESS_TR_STAGES 1
+#endif
 #ifndef PADLESS_ACT_BITS
 #define PADLESS_ACT_BITS 8   // the FFN activation (FFN down's input): 8, or 16 (quant: {precision: {act: 16}})
 #endif
@@ -100,6 +108,9 @@ static const int DEPTH_E = 2 * KF_MAX + D_EXP + 4;
 static const int DEPTH_ROWSTAT = 4;
 static const int DEPTH_Y1 = 2 * (H / PADLESS_PE_OUT) + 4;
 static const int DEPTH_Y2 = 2 * (H / PADLESS_PE_DOWN) + 4;
+// token reduction: a sequence's received sums (+ 3 header words), its keep bits
+static const int DEPTH_RECV = PADLESS_MAX_SEQ + 8;
+static const int DEPTH_MASK = 2 * PADLESS_MAX_SEQ + 4;
 
 // ---- on-chip weights and parameters ----------------------------------------------------------------
 #ifdef __SYNTHESIS__
@@ -147,6 +158,16 @@ PADLESS_GLOBAL_TABLE(ctx_rq_t, ctx_rq, HD, LBUF *PADLESS_HEADS, PADLESS_TIMPL_CT
 PADLESS_GLOBAL_TABLE(gelu_seg_t, gelu_tab, PADLESS_PE_UP, LBUF *GELU_SEGMENTS, lutram);
 PADLESS_GLOBAL_REGS(layer_scalars_t, scal, LBUF);
 static bool weights_loaded = false;
+#if PADLESS_TOKENS
+// token reduction: the accumulated importance and the original position of each surviving row (row start + r
+// of the call), owned by token_select and the writer respectively
+PADLESS_GLOBAL_RAM2D(uint32_t, tr_imp, 1, PADLESS_MAX_TOKENS, PADLESS_TR_IMPL);
+PADLESS_GLOBAL_RAM2D(uint16_t, tr_pos, 1, PADLESS_MAX_TOKENS, PADLESS_TR_IMPL);
+typedef PADLESS_FIFO_REF(uint32_t) recv_ref_t;
+#else
+typedef no_recv_t &recv_ref_t;
+static no_recv_t no_recv;
+#endif
 
 #ifndef __SYNTHESIS__
 // C-simulation fast form: each MVU's weights of each on-chip layer as a dense row-major int8 matrix and
@@ -363,8 +384,13 @@ static void load_layer(const wbeat_t *mem, int layer, int slot) {
 }
 
 // ---- the processes of a layer's dataflow region ------------------------------------------------------
-static void p_desc(int num_seqs, const desc_in_t *desc, PADLESS_FIFO_REF(desc_t) d) {
+static void p_desc(int num_seqs, const desc_in_t *desc, PADLESS_FIFO_REF(desc_t) d, int stage) {
+#if PADLESS_TOKENS
+    tr_desc_reader<PADLESS_MAX_SEQ>(num_seqs, desc, PADLESS_KEEP, PADLESS_TR_LEN[stage], d);
+#else
+    (void)stage;
     desc_reader<PADLESS_MAX_SEQ>(num_seqs, desc, PADLESS_KEEP, d);
+#endif
 }
 static void p_loader(int64_t beats, const abeat_t *act, int64_t row0, PADLESS_FIFO_REF(desc_t) din,
                      PADLESS_FIFO_REF(desc_t) dq, PADLESS_FIFO_REF(desc_t) dr, PADLESS_FIFO_REF(word_t) x) {
@@ -398,14 +424,14 @@ static void p_attn_exp(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(sco
 }
 static void p_attn_pv(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(ew_t) e, PADLESS_FIFO_REF(uint32_t) fac,
                       PADLESS_BLOCKS_REF(kh_blk_t) vh, PADLESS_BLOCKS_REF(ix_blk_t) ixv, PADLESS_BLOCKS_REF(ctx_blk_t, PADLESS_SEQ_BLOCKS) cb,
-                      PADLESS_FIFO_REF(desc_t) dout, int slot, int layer) {
-    attn_pv<A, kh_blk_t, ix_blk_t, ctx_blk_t>(n, din, e, fac, vh, ixv, cb, dout, ctx_rq, slot, layer);
+                      PADLESS_FIFO_REF(desc_t) dout, int slot, int layer, recv_ref_t recv, bool recv_on) {
+    attn_pv<A, kh_blk_t, ix_blk_t, ctx_blk_t>(n, din, e, fac, vh, ixv, cb, dout, ctx_rq, slot, layer, recv, recv_on);
 }
 // attention: a nested dataflow region of three processes
 static void p_attention(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(qh_blk_t) qh,
                         PADLESS_BLOCKS_REF(kh_blk_t) kh, PADLESS_BLOCKS_REF(ix_blk_t) ixq, PADLESS_BLOCKS_REF(kh_blk_t) vh,
                         PADLESS_BLOCKS_REF(ix_blk_t) ixv, PADLESS_BLOCKS_REF(ctx_blk_t, PADLESS_SEQ_BLOCKS) cb, PADLESS_FIFO_REF(desc_t) dout,
-                        uint32_t score_m, uint8_t score_shift, int slot, int layer) {
+                        uint32_t score_m, uint8_t score_shift, int slot, int layer, recv_ref_t recv, bool recv_on) {
     PADLESS_REGION_BEGIN(attention);
     PADLESS_FIFO(desc_t, d_exp, DEPTH_DESC);
     PADLESS_FIFO(desc_t, d_pv, DEPTH_DESC);
@@ -415,7 +441,7 @@ static void p_attention(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(
     PADLESS_FIFO(uint32_t, factors, 4);
     PADLESS_PROCESS(attention, p_attn_qk, n, din, qh, kh, ixq, scores, row_max, d_exp, score_m, score_shift, layer);
     PADLESS_PROCESS(attention, p_attn_exp, n, d_exp, scores, row_max, exps, factors, d_pv, layer);
-    PADLESS_PROCESS(attention, p_attn_pv, n, d_pv, exps, factors, vh, ixv, cb, dout, slot, layer);
+    PADLESS_PROCESS(attention, p_attn_pv, n, d_pv, exps, factors, vh, ixv, cb, dout, slot, layer, recv, recv_on);
     PADLESS_REGION_END(attention);
 }
 static void p_ctx(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_BLOCKS_REF(ctx_blk_t, PADLESS_SEQ_BLOCKS) cb, PADLESS_FIFO_REF(word_t) x,
@@ -451,14 +477,38 @@ static void p_writer(int64_t beats, abeat_t *act, int64_t row0, PADLESS_FIFO_REF
                      int layer) {
     writer<H, VEC, AXI>(beats, act, row0, din, x, layer);
 }
+#if PADLESS_TOKENS
+static void p_tsel(int n, PADLESS_FIFO_REF(uint32_t) recv, PADLESS_FIFO_REF(uint8_t) mask, bool acc, bool first,
+                   bool select, int layer) {
+    if (!acc) return;  // no later selection point: nothing to accumulate
+    token_select<PADLESS_MAX_SEQ, PADLESS_TR_IMP_BITS>(n, recv, mask, tr_imp, PADLESS_TR_STEP, first, select,
+                                                      layer);
+}
+static void p_tr_writer(int64_t beats, abeat_t *act, int64_t row0, int64_t row_o, PADLESS_FIFO_REF(desc_t) din,
+                        PADLESS_FIFO_REF(word_t) x, PADLESS_FIFO_REF(uint8_t) mask, int sel, int mode, bool first,
+                        int layer) {
+    tr_writer<H, VEC, AXI>(beats, act, row0, row_o, din, x, mask, tr_pos, PADLESS_TR_CARRY_M[sel], PADLESS_TR_CARRY_SHIFT[sel],
+                          mode, first, layer);
+}
+#endif
 
 // One encoder layer over every sequence of the call. The layer's scalars come in by value (read from the
 // on-chip table by the layer loop, outside the region), so no process shares a global with another; the
 // GELU table (gelu_tab, a copy per lane) is read by p_up alone, each weight memory by its MVU alone.
+// Token reduction (PADLESS_TOKENS): stage = selection points passed (PADLESS_TR_STAGE[layer]); acc: this
+// layer's received attention is accumulated (a later selection point exists); wmode: the writer's mode
+// (tokens.h: 0 plain, 1 selection after this layer, 2 the last layer); row_o: the output region's first row.
 static void layer_region(const abeat_t *act_rd, const abeat_t *act_res, abeat_t *act_wr, const desc_in_t *desc,
                          int num_seqs, int64_t beats, int64_t row_in, int64_t row_out, uint32_t score_m,
-                         uint8_t score_shift, uint8_t ln1_shift, uint8_t ln2_shift, int slot, int layer) {
+                         uint8_t score_shift, uint8_t ln1_shift, uint8_t ln2_shift, int slot, int layer, int stage,
+                         bool acc, int wmode, int64_t row_o) {
     PADLESS_REGION_BEGIN(region);
+#if PADLESS_TOKENS
+    PADLESS_FIFO(uint32_t, tr_recv, DEPTH_RECV);
+    PADLESS_FIFO(uint8_t, tmask, DEPTH_MASK);
+#else
+#define tr_recv no_recv
+#endif
     PADLESS_FIFO(desc_t, d_src, DEPTH_DESC);
     PADLESS_FIFO(desc_t, d_qkv, DEPTH_DESC);
     PADLESS_FIFO(desc_t, d_res, DEPTH_DESC_RES);
@@ -509,30 +559,38 @@ static void layer_region(const abeat_t *act_rd, const abeat_t *act_res, abeat_t 
     PADLESS_HEAD_BLOCKS_IMPL(vh_blk, PADLESS_HEAD_IMPL);
     PADLESS_HEAD_BLOCKS_IMPL(ixq_blk, PADLESS_HEAD_IMPL);
     PADLESS_HEAD_BLOCKS_IMPL(ixv_blk, PADLESS_HEAD_IMPL);
-    PADLESS_PROCESS(region, p_desc, num_seqs, desc, d_src);
+    PADLESS_PROCESS(region, p_desc, num_seqs, desc, d_src, stage);
     PADLESS_PROCESS(region, p_loader, beats, act_rd, row_in, d_src, d_qkv, d_res, x_rows);
     PADLESS_PROCESS(region, p_res_loader, beats, act_res, row_in, d_res, res_rows);
     PADLESS_PROCESS(region, p_qkv, num_seqs, d_qkv, x_rows, q_blk, k_blk, v_blk, d_sel, slot, layer);
     PADLESS_PROCESS(region, p_select, num_seqs, d_sel, q_blk, k_blk, v_blk, qh_blk, kh_blk, ixq_blk, vh_blk, ixv_blk,
                     d_att, layer);
     PADLESS_PROCESS(region, p_attention, num_seqs, d_att, qh_blk, kh_blk, ixq_blk, vh_blk, ixv_blk, ctx_blk, d_ctx,
-                    score_m, score_shift, slot, layer);
+                    score_m, score_shift, slot, layer, tr_recv, acc);
     PADLESS_PROCESS(region, p_ctx, num_seqs, d_ctx, ctx_blk, ctx_rows, d_out, layer);
     PADLESS_PROCESS(region, p_out, num_seqs, d_out, ctx_rows, res_rows, y_attn, st_attn, d_ln1, slot, layer);
     PADLESS_PROCESS(region, p_ln1, num_seqs, d_ln1, y_attn, st_attn, h_rows, d_up, ln1_shift, slot, layer);
     PADLESS_PROCESS(region, p_up, num_seqs, d_up, h_rows, a_rows, h_fwd, d_down, slot, layer);
     PADLESS_PROCESS(region, p_down, num_seqs, d_down, a_rows, h_fwd, y_ffn, st_ffn, d_ln2, slot, layer);
     PADLESS_PROCESS(region, p_ln2, num_seqs, d_ln2, y_ffn, st_ffn, out_rows, d_wr, ln2_shift, slot, layer);
+#if PADLESS_TOKENS
+    PADLESS_PROCESS(region, p_tsel, num_seqs, tr_recv, tmask, acc, layer == 0, wmode == 1, layer);
+    PADLESS_PROCESS(region, p_tr_writer, beats, act_wr, row_out, row_o, d_wr, out_rows, tmask, stage, wmode,
+                    stage == 0, layer);
+#else
     PADLESS_PROCESS(region, p_writer, beats, act_wr, row_out, d_wr, out_rows, layer);
+#endif
     PADLESS_REGION_END(region);
+#undef tr_recv
 }
 
 // Checks every descriptor before anything runs; returns the status and the beats of one layer pass.
-static int check_call(const desc_in_t *desc_ptr, int num_seqs, int num_tokens, int64_t &beats) {
+static int check_call(const desc_in_t *desc_ptr, int num_seqs, int num_tokens, int64_t beats[PADLESS_TR_STAGES]) {
     if (num_tokens < 1 || num_tokens > PADLESS_MAX_TOKENS) return PADLESS_ERR_TOKENS;
     if (num_seqs < 1 || num_seqs > num_tokens) return PADLESS_ERR_SEQS;
     int status = PADLESS_OK;
-    int64_t rows = 0;
+    PADLESS_REGS(int64_t, rows, PADLESS_TR_STAGES);  // rows of a layer pass, per token-reduction stage
+    for (int s = 0; s < PADLESS_TR_STAGES; s++) rows[s] = 0;
     PADLESS_MAXI(const desc_in_t, desc, desc_ptr, GMEM3);
     PADLESS_MAXI_BURST(desc, 0, num_seqs);
     PADLESS_LOOP(check_desc, D_AXI);
@@ -541,16 +599,24 @@ static int check_call(const desc_in_t *desc_ptr, int num_seqs, int num_tokens, i
         desc_in_t d = desc[j];
         if (d.len < 1 || d.len > PADLESS_MAX_SEQ) status = status ? status : PADLESS_ERR_SEQLEN;
         if (d.start < 0 || (int64_t)d.start + d.len > num_tokens) status = status ? status : PADLESS_ERR_OFFSETS;
-        rows += d.len;
+#if PADLESS_TOKENS
+        const int len = d.len >= 1 && d.len <= PADLESS_MAX_SEQ ? d.len : 0;
+        for (int s = 0; s < PADLESS_TR_STAGES; s++) {
+#pragma HLS UNROLL
+            rows[s] += PADLESS_TR_LEN[s][len];
+        }
+#else
+        rows[0] += d.len;
+#endif
     }
     PADLESS_LOOP_END(check_desc, num_seqs);
-    beats = rows * (H / AXI);
+    for (int s = 0; s < PADLESS_TR_STAGES; s++) beats[s] = rows[s] * (H / AXI);
     return status;
 }
 
 static int run_layers(const abeat_t *act_rd, const abeat_t *act_res, abeat_t *act_wr, const desc_in_t *desc,
                       const wbeat_t *weights, int num_seqs, int num_tokens) {
-    int64_t beats = 0;
+    PADLESS_REGS(int64_t, beats, PADLESS_TR_STAGES);
     int status = check_call(desc, num_seqs, num_tokens, beats);
     if (status) return status;
     if (PADLESS_RESIDENT && !weights_loaded) return PADLESS_ERR_NO_WEIGHTS;
@@ -561,9 +627,20 @@ layers:
 #ifndef __SYNTHESIS__
         ::padless::sim::state.layer = l;
 #endif
-        layer_region(act_rd, act_res, act_wr, desc, num_seqs, beats, (int64_t)(l % 2) * num_tokens,
+#if PADLESS_TOKENS
+        const int stage = PADLESS_TR_STAGE[l];
+        const bool acc = l < PADLESS_TR_LAST;
+        const int wmode = l + 1 < PADLESS_LAYERS && PADLESS_TR_STAGE[l + 1] != stage ? 1 : (l == PADLESS_LAYERS - 1 ? 2 : 0);
+        // a selection layer's output stays in its half (compacted); the output region is rows [2T, 3T)
+#else
+        const int stage = 0;
+        const bool acc = false;
+        const int wmode = 0;
+#endif
+        layer_region(act_rd, act_res, act_wr, desc, num_seqs, beats[stage], (int64_t)(l % 2) * num_tokens,
                      (int64_t)((l + 1) % 2) * num_tokens, scal[slot].score_m, scal[slot].score_shift,
-                     scal[slot].ln1_shift, scal[slot].ln2_shift, slot, l);
+                     scal[slot].ln1_shift, scal[slot].ln2_shift, slot, l, stage, acc, wmode,
+                     (int64_t)2 * num_tokens);
     }
     return PADLESS_OK;
 }
@@ -573,9 +650,9 @@ extern "C" int padless_encoder(const abeat_t *act_rd, const abeat_t *act_res, ab
 // m_axi: burst length and outstanding requests per bundle from the plan (config.h PADLESS_MAXI_*_GMEMn,
 // padless.schedule.memory: the longest burst inside a 4 KB page, enough requests in flight to cover the
 // board memory's latency at the port's bandwidth share); every mover's loop is address base + i.
-#pragma HLS INTERFACE m_axi port = act_rd offset = slave bundle = gmem0 depth = 2 * PADLESS_MAXI_DEPTH_ACT max_read_burst_length = PADLESS_MAXI_BURST_GMEM0 num_read_outstanding = PADLESS_MAXI_OUT_GMEM0 max_write_burst_length = 2 num_write_outstanding = 1
-#pragma HLS INTERFACE m_axi port = act_res offset = slave bundle = gmem1 depth = 2 * PADLESS_MAXI_DEPTH_ACT max_read_burst_length = PADLESS_MAXI_BURST_GMEM1 num_read_outstanding = PADLESS_MAXI_OUT_GMEM1 max_write_burst_length = 2 num_write_outstanding = 1
-#pragma HLS INTERFACE m_axi port = act_wr offset = slave bundle = gmem2 depth = 2 * PADLESS_MAXI_DEPTH_ACT max_write_burst_length = PADLESS_MAXI_BURST_GMEM2 num_write_outstanding = PADLESS_MAXI_OUT_GMEM2 max_read_burst_length = 2 num_read_outstanding = 1
+#pragma HLS INTERFACE m_axi port = act_rd offset = slave bundle = gmem0 depth = PADLESS_ACT_REGIONS * PADLESS_MAXI_DEPTH_ACT max_read_burst_length = PADLESS_MAXI_BURST_GMEM0 num_read_outstanding = PADLESS_MAXI_OUT_GMEM0 max_write_burst_length = 2 num_write_outstanding = 1
+#pragma HLS INTERFACE m_axi port = act_res offset = slave bundle = gmem1 depth = PADLESS_ACT_REGIONS * PADLESS_MAXI_DEPTH_ACT max_read_burst_length = PADLESS_MAXI_BURST_GMEM1 num_read_outstanding = PADLESS_MAXI_OUT_GMEM1 max_write_burst_length = 2 num_write_outstanding = 1
+#pragma HLS INTERFACE m_axi port = act_wr offset = slave bundle = gmem2 depth = PADLESS_ACT_REGIONS * PADLESS_MAXI_DEPTH_ACT max_write_burst_length = PADLESS_MAXI_BURST_GMEM2 num_write_outstanding = PADLESS_MAXI_OUT_GMEM2 max_read_burst_length = 2 num_read_outstanding = 1
 #pragma HLS INTERFACE m_axi port = desc offset = slave bundle = gmem3 depth = PADLESS_MAX_TOKENS max_read_burst_length = PADLESS_MAXI_BURST_GMEM3 num_read_outstanding = PADLESS_MAXI_OUT_GMEM3 max_write_burst_length = 2 num_write_outstanding = 1
 #pragma HLS INTERFACE m_axi port = weights offset = slave bundle = gmem4 depth = PADLESS_WEIGHT_BYTES / AXI max_read_burst_length = PADLESS_MAXI_BURST_GMEM4 num_read_outstanding = PADLESS_MAXI_OUT_GMEM4 max_write_burst_length = 2 num_write_outstanding = 1
 #pragma HLS INTERFACE s_axilite port = act_rd
@@ -607,6 +684,10 @@ extern "C" int padless_encoder(const abeat_t *act_rd, const abeat_t *act_res, ab
     PADLESS_STATIC_TABLE_PRAGMAS(act_rq_up, PADLESS_TIMPL_ACT_RQ_UP)
     PADLESS_STATIC_TABLE_PRAGMAS(ctx_rq, PADLESS_TIMPL_CTX_RQ)
     PADLESS_STATIC_TABLE_PRAGMAS(gelu_tab, lutram)
+#if PADLESS_TOKENS
+    PADLESS_STATIC_RAM2D_PRAGMAS(tr_imp, PADLESS_TR_IMPL)
+    PADLESS_STATIC_RAM2D_PRAGMAS(tr_pos, PADLESS_TR_IMPL)
+#endif
     // the per-layer scalars: LBUF structs of registers (read by the layer loop, outside the region)
 #pragma HLS AGGREGATE variable = scal compact = bit
 #pragma HLS ARRAY_PARTITION variable = scal complete dim = 1

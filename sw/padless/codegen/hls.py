@@ -73,7 +73,12 @@ def config_params(project, board, engine, layout: wmod.WeightsLayout) -> dict:
     att = project.sparsity.get("attention") or {}
     desc = "dense" if not att else ", ".join(f"{k} {v}" for k, v in att.items())
     from ..schedule.engine import table_impls
-    return {"version": __version__, "model": project.model, "board": board, "e": engine, "layout": layout,
+    from ..sparse.tokens import kernel_tables
+    tr = kernel_tables(project.quantized, project.sparsity.get("tokens"), engine.max_seq)
+    if tr:
+        from ..schedule.engine import rcv_impl
+        tr["rcv_impl"] = rcv_impl(engine)
+    return {"tr": tr, "version": __version__, "model": project.model, "board": board, "e": engine, "layout": layout,
             "table_impls": table_impls(engine),
             "sections": wmod.SECTIONS, "section_offsets": layout.offsets.tolist(), "attention_desc": desc}
 
@@ -142,7 +147,8 @@ def generate(project, board, max_tokens: int | None = None, max_seq: int | None 
     common = {"version": __version__, "model": model, "board": board, "project_name": project_name(model["name"]),
               "python": sys.executable}
     fsutil.write_text(hls / "tb.cpp", env.get_template("tb.cpp.j2").render(
-        tv_dir="tv", weights_path="../weights.bin", layers=engine.layers, **common), root)
+        tv_dir="tv", weights_path="../weights.bin", layers=engine.layers,
+        act_regions=3 if params["tr"] else 2, out_region=2 if params["tr"] else engine.layers % 2, **common), root)
     fsutil.write_text(hls / "run_hls.tcl", env.get_template("run_hls.tcl.j2").render(
         headers=["config.h"] + headers, clock_MHz=float(engine.clock_MHz), **common), root)
     fsutil.write_text(root / "Makefile", env.get_template("Makefile.j2").render(**common), root)
@@ -152,7 +158,11 @@ def generate(project, board, max_tokens: int | None = None, max_seq: int | None 
             "parallelism": {m.upper(): {"pe": p, "simd": s_} for m, (p, s_) in engine.folding.items()},
             "weights_layout": layout.to_dict(), "test_vectors": tv,
             "sparsity": {"attention": project.sparsity.get("attention") or {},
-                         "weights": project.sparsity.get("weights") or {}}}
+                         "weights": project.sparsity.get("weights") or {},
+                         "tokens": project.sparsity.get("tokens") or {}},
+            # the activation buffer: regions of num_tokens rows; the output is in region out_region
+            "act_regions": 3 if params["tr"] else 2,
+            "out_region": 2 if params["tr"] else engine.layers % 2}
     resources = {k: v for k, v in res.items() if k != "detail"}
     files = {"weights": "weights.bin", "hls_kernel": "hls/padless_encoder.cpp", "hls_config": "hls/config.h",
              "hls_tcl": "hls/run_hls.tcl", "hls_tb": "hls/tb.cpp", "makefile": "Makefile"}

@@ -166,6 +166,7 @@ class SimDevice(pynq.Device):
             w = _Window(base, iface, engine, name, hang, int(project.model["hidden_size"]))
             hls = project.manifest.get("hls") or {}
             w.max_tokens, w.max_seq = int(hls.get("max_tokens") or 0), int(hls.get("max_seq") or 0)
+            w.act_regions = int(hls.get("act_regions") or 2)   # 3 with token reduction (the output region)
             w.weight_bytes = int(project.file("weights").stat().st_size)
             w.port_memories = port_memories(project)
             self._windows[base] = w
@@ -229,7 +230,7 @@ class SimDevice(pynq.Device):
             seqs, tokens, mode = self._arg(w, "num_seqs"), self._arg(w, "num_tokens"), self._arg(w, "mode")
             seqs, tokens = np.int32(np.uint32(seqs)), np.int32(np.uint32(tokens))  # the C ints the kernel sees
             hidden = w.hidden
-            rows = 2 * max(int(tokens), 0)
+            rows = getattr(w, "act_regions", 2) * max(int(tokens), 0)
             act = {r: self._region(self._arg(w, r), rows * hidden) for r in ("act_rd", "act_res", "act_wr")}
             desc = self._region(self._arg(w, "desc"), 8 * max(int(seqs), 0))
             weights = self._region(self._arg(w, "weights"), w.weight_bytes)
@@ -285,7 +286,8 @@ class _CsimKernel:
 
 class _GoldenKernel:
     """The kernel's C contract executed by the golden model (no g++ here): the same statuses and the
-    same output rows (layer-0 input in rows [0, tokens) of the buffer, output in half LAYERS % 2)."""
+    same output rows (layer-0 input in rows [0, tokens) of the buffer, output in region ``out_region``
+    of ``act_regions`` x tokens rows: half LAYERS % 2, or the third region with token reduction)."""
 
     name = "golden"
 
@@ -295,6 +297,8 @@ class _GoldenKernel:
         hls = project.manifest.get("hls") or {}
         self.max_tokens, self.max_seq = int(hls.get("max_tokens") or 1 << 30), int(hls.get("max_seq") or 1 << 30)
         self.hidden, self.layers = int(project.model["hidden_size"]), int(project.model["num_layers"])
+        self.regions = int(hls.get("act_regions") or 2)
+        self.out_region = int(hls.get("out_region", self.layers % 2))
 
     def call(self, act: dict, desc, weights, seqs: int, tokens: int, mode: int) -> int:
         if mode == 1:
@@ -310,9 +314,9 @@ class _GoldenKernel:
             return 4
         if np.any(d[:, 0] < 0) or np.any(d[:, 0] + d[:, 1] > tokens):
             return 3
-        x = act["act_rd"].view(np.int8).reshape(2 * tokens, self.hidden)[:tokens]
-        out = act["act_wr"].view(np.int8).reshape(2 * tokens, self.hidden)
-        base = (self.layers % 2) * tokens
+        x = act["act_rd"].view(np.int8).reshape(self.regions * tokens, self.hidden)[:tokens]
+        out = act["act_wr"].view(np.int8).reshape(self.regions * tokens, self.hidden)
+        base = self.out_region * tokens
         for s, n in d:
             out[base + s: base + s + n] = self.golden.run(x[s:s + n].copy(), np.array([0, n], np.int64))
         return 0

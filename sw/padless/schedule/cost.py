@@ -117,6 +117,14 @@ def _layer(cfg: EngineConfig, lens: np.ndarray, t0: int, keep_intervals: dict | 
     # head-level state of select and attention
     relHead = [start0, start0]  # release time of the two most recent head slots (by attention)
     endQK = endE = endPV = start0
+    # token reduction (tokens.h): pv clears its received-attention accumulators once (max_seq cycles) and,
+    # after a sequence's heads, streams its sums (a t-cycle loop); token_select accumulates them and, before
+    # a selection point, runs imp_bits + 1 counting passes and the keep pass, whose bits the writer waits for
+    _, acc, select = cfg.token_stage(layer)
+    if acc:
+        endPV = start0 + cfg.max_seq + 1
+    imp_bits = (max(cfg.tokens["layers"]) * h * cfg.max_seq << 12).bit_length() if cfg.tokens else 0
+    tsel_end = start0
     nb = cfg.seq_blocks
     relCtx = [start0] * nb      # ctx block releases (by ctx_stream), seq_blocks buffers
     chain_end = {c[0]: start0 for c in chain}
@@ -159,6 +167,15 @@ def _layer(cfg: EngineConfig, lens: np.ndarray, t0: int, keep_intervals: dict | 
                 att_start = sQK
             endQK, endE, endPV = eQK, eE, ePV
             relHead = [relHead[1], max(eQK, ePV)]
+        if acc:
+            endPV += t + 2
+            tsel_start = max(tsel_end, endPV)
+            tsel_end = tsel_start + t + 3
+            if select:
+                groups = -(-t // 4) if t > 1 else 0   # TSEL_LANES rows a cycle, depth D_TSEL + 2
+                tsel_end += (imp_bits + 1) * ((groups - 1 + 6) if groups else 0)
+                mask_ready = tsel_end + 4
+                tsel_end += t + 3
         endS_prev = sS
         relSel[j] = sS
         rec("p_select", j, first_sel, sS)
@@ -169,6 +186,8 @@ def _layer(cfg: EngineConfig, lens: np.ndarray, t0: int, keep_intervals: dict | 
         for name, r_row, over, lag in chain:
             prev_end = chain_end[name]
             s = max(prev_end, up_start)
+            if select and name == "p_writer":
+                s = max(s, mask_ready)
             e = max(s + over + t * r_row, up_end + r_row + (over if name != "p_ctx" else 0) // 4)
             starts[name], ends[name] = s, e
             up_start, up_end = s + lag, e
@@ -206,17 +225,22 @@ def call_cycles(cfg: EngineConfig, lengths: Sequence[int], keep_intervals: bool 
     t = fx["desc"]   # check_call: the descriptors once
     intervals: dict | None = {} if keep_intervals else None
     per_layer = []
+    seen: dict = {}
+    busy: dict = {}
     for layer in range(cfg.layers):
-        if intervals is None and per_layer:   # every layer region runs the same loops: time-invariant
-            per_layer.append(per_layer[-1])
-            t += per_layer[-1]
-            continue
-        t0 = t + fx["weight_load"]
-        t1 = _layer(cfg, lens, t0, intervals, layer)
-        per_layer.append(t1 - t)
-        t = t1
-    table = seq_process_table(cfg, lens)
-    busy = {p: int(v.sum()) * cfg.layers for p, v in table.items()}
+        # layer regions with the same lengths and token-reduction duties run the same loops: time-invariant
+        key = cfg.token_stage(layer)
+        if intervals is None and key in seen:
+            per_layer.append(seen[key])
+            t += seen[key]
+        else:
+            t0 = t + fx["weight_load"]
+            t1 = _layer(cfg, cfg.layer_lengths(lens, layer), t0, intervals, layer)
+            per_layer.append(t1 - t)
+            seen[key] = t1 - t
+            t = t1
+        for p, v in seq_process_table(cfg, cfg.layer_lengths(lens, layer)).items():
+            busy[p] = busy.get(p, 0) + int(v.sum())
     return CallTiming(cycles=int(t), busy=busy, layer_cycles=np.asarray([per_layer], dtype=np.int64),
                       intervals=intervals or {})
 

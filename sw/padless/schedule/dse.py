@@ -101,8 +101,20 @@ _ACHIEVED_II: dict = {}
 
 def _busy(cfg: EngineConfig, uniq: np.ndarray, w: np.ndarray) -> dict:
     """Expected busy cycles per process group (weights w over the unique lengths), each process's times its
-    achieved II when the plan has one (:data:`_ACHIEVED_II`)."""
-    rows = [process_cycles(cfg, int(t)) for t in uniq]
+    achieved II when the plan has one (:data:`_ACHIEVED_II`). Under token reduction (``cfg.tokens``) a
+    layer's processes see the surviving rows: the cycles are the mean over the layers of each length's
+    surviving length in that layer (the expected kept fraction, per process: attention shrinks
+    quadratically, the MVUs linearly)."""
+    uniq = np.asarray(uniq, dtype=np.int64)
+    per_layer = [cfg.layer_lengths(uniq, l) for l in range(cfg.layers)] if cfg.tokens else [uniq]
+    memo: dict = {}
+
+    def pc(t: int) -> dict:
+        if t not in memo:
+            memo[t] = process_cycles(cfg, t)
+        return memo[t]
+    rows = [{p: float(np.mean([pc(int(ls[i]))[p] for ls in per_layer])) for p in pc(int(uniq[i]))}
+            for i in range(len(uniq))]
     tot = {p: float(np.dot([r[p] for r in rows], w)) * _ACHIEVED_II.get(p, 1) for p in rows[0]}
     return {"qkv": tot["p_qkv"], "out": tot["p_out"], "up": tot["p_up"], "down": tot["p_down"],
             "select": tot["p_select"], "attn": max(tot["p_attn_qk"], tot["p_attn_exp"], tot["p_attn_pv"]),

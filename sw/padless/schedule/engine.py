@@ -173,6 +173,28 @@ class EngineConfig:
     seq_blocks: int = 2
     act_bits: int = 8
     memory: dict = field(default_factory=dict)
+    tokens: dict = field(default_factory=dict)
+
+    def layer_lengths(self, lengths, layer: int):
+        """``(B,)`` rows each sequence of ``lengths`` has in layer ``layer`` under the kernel's cascade token
+        reduction (``tokens``: ``{"layers", "keep"}``; :func:`padless.sparse.tokens.keep_tokens` at every
+        selection point at or before ``layer``): the descriptors' lengths of that layer (tokens.h)."""
+        import numpy as np
+        lens = np.asarray(lengths, dtype=np.int64).reshape(-1)
+        t = self.tokens or {}
+        if not t:
+            return lens
+        from ..sparse.tokens import keep_fraction
+        p, q = keep_fraction(float(t["keep"]))
+        for i in sorted(t["layers"]):
+            if i <= layer:
+                lens = np.maximum(1, -(-p * lens // q))
+        return lens
+
+    def token_stage(self, layer: int) -> tuple:
+        """``(selection points at or before layer, accumulates received attention, selects after it)``."""
+        sel = sorted((self.tokens or {}).get("layers") or [])
+        return (sum(1 for i in sel if i <= layer), bool(sel) and layer < sel[-1], (layer + 1) in sel)
 
     def __post_init__(self):
         if isinstance(self.weight_impl, str):   # one memory type for every MVU
@@ -286,7 +308,18 @@ def engine_config(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None, 
                         att_pe=max(1, att_pe), sel_lanes=max(1, int(alloc.get("select_lanes", 2) or 2)),
                         k_max=int(k_max), keep=keep, bank=bank, p_max=p_max, index_bits=ibits, per_bank=per_bank,
                         pattern=pattern,
-                        clock_MHz=clock, weight_impl="uram" if board.uram > 0 else "bram", act_bits=int(act_bits))
+                        clock_MHz=clock, weight_impl="uram" if board.uram > 0 else "bram", act_bits=int(act_bits),
+                        tokens=kernel_tokens((sparsity or {}).get("tokens"), L))
+
+
+def kernel_tokens(tokens: Mapping[str, Any] | None, num_layers: int) -> dict:
+    """The token reduction the kernel runs (``EngineConfig.tokens``): ``{"layers", "keep"}`` for the cascade
+    with keep < 1, else ``{}`` (dense; the learned policy runs in the golden backend only)."""
+    t = dict(tokens or {})
+    sel = sorted(set(int(i) for i in (t.get("layers") or []) if 1 <= int(i) < int(num_layers)))
+    if not sel or t.get("method") == "policy" or float(t.get("keep", 1.0)) >= 1:
+        return {}
+    return {"layers": sel, "keep": float(t["keep"])}
 
 
 def act_bits_of(manifest_or_quant: Mapping[str, Any] | None) -> int:
@@ -536,7 +569,20 @@ def memories(cfg: EngineConfig) -> list[dict]:
     # the 4-bit key estimates, held as int8 (attention.h k4word_t), LANES banks
     mems.append({"name": "k4", "width_bits": 8 * d, "depth": math.ceil(S / cfg.sel_lanes), "copies": cfg.sel_lanes,
                  "impl": "lutram"})
+    if cfg.tokens:   # token reduction (tokens.h): every row's importance and original position (a call's rows),
+        # the received-attention accumulators (RCV_COPIES x ATT_PE), token_select's row buffer (4 banks)
+        mems.append({"name": "tr_imp", "width_bits": 32, "depth": cfg.max_tokens, "copies": 1, "impl": "bram"})
+        mems.append({"name": "tr_pos", "width_bits": 16, "depth": cfg.max_tokens, "copies": 1, "impl": "bram"})
+        mems.append({"name": "rcv", "width_bits": 32, "depth": S, "copies": 4 * cfg.att_pe, "impl": rcv_impl(cfg)})
+        mems.append({"name": "tsel_loc", "width_bits": 32, "depth": math.ceil(S / 4), "copies": 4, "impl": "bram"})
     return mems
+
+
+def rcv_impl(cfg: EngineConfig) -> str:
+    """Storage of one received-attention accumulator bank (config.h PADLESS_TR_RCV_IMPL): 4 x ATT_PE banks of
+    max_seq x 32 bits, each read-modified-written every cycle; LUTRAM when a bank holds at most 8 Kb
+    (max_seq <= 256: 128 LUTs a bank instead of a block RAM each), else block RAM."""
+    return "lutram" if 32 * cfg.max_seq <= 4 * LUTRAM_BITS else "bram"
 
 
 #: The per-head blocks (select -> attention), placed together in block RAM or LUTRAM.
@@ -827,22 +873,15 @@ def check_fits(cfg: EngineConfig, board: Board | str) -> dict:
 
 def useful_macs(cfg: EngineConfig, t: int, k: int | None = None) -> int:
     """int8 MACs of one sequence of ``t`` tokens through every layer that the kernel's DSPs do usefully:
-    kept weights of the four MVUs, and Q.K and P.V on the kept keys."""
-    if k is None:
-        k = cfg.keep[min(t, cfg.max_seq)]
-    kk = min(k, t)
-    per_layer = 0
-    for m in MVUS:
-        inp, out = cfg.shape(m)
-        kept_in = inp if not cfg.sparse else None
-        per_layer += t * out * (kept_in if kept_in is not None else 0)
-    if cfg.sparse:
-        total = 0
-        for layer in range(cfg.layers):
-            p = cfg.per_bank[layer]
-            for m in MVUS:
-                inp, out = cfg.shape(m)
-                total += t * out * (inp // cfg.bank) * p
-        per_layer_attn = 2 * cfg.heads * t * kk * cfg.head_dim
-        return int(total + cfg.layers * per_layer_attn)
-    return int(cfg.layers * (per_layer + 2 * cfg.heads * t * kk * cfg.head_dim))
+    kept weights of the four MVUs, and Q.K and P.V on the kept keys; under token reduction
+    (``cfg.tokens``) each layer at its surviving length (:meth:`EngineConfig.layer_lengths`)."""
+    total = 0
+    for layer in range(cfg.layers):
+        tl = int(cfg.layer_lengths([t], layer)[0]) if cfg.tokens else int(t)
+        kk = min(cfg.keep[min(tl, cfg.max_seq)] if k is None else k, tl)
+        for m in MVUS:
+            inp, out = cfg.shape(m)
+            kept = (inp // cfg.bank) * cfg.per_bank[layer] if cfg.sparse else inp
+            total += tl * out * kept
+        total += 2 * cfg.heads * tl * kk * cfg.head_dim
+    return int(total)

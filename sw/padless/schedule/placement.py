@@ -45,7 +45,9 @@ _LOAD = {"ctx": "p_attn_pv", "res_attn": "p_out", "ln_attn": "p_ln1", "act": "p_
 _MEMORY = {"res_rq_out": "p_out", "ln_param_1": "p_ln1", "act_rq_up": "p_up", "gelu_tab": "p_up",
            "res_rq_down": "p_down", "ln_param_2": "p_ln2", "ctx_rq": "p_attn_pv", "q_blk": "p_qkv", "k_blk": "p_qkv",
            "v_blk": "p_qkv", "ctx_blk": "p_attn_pv", "qh_blk": "p_select", "kh_blk": "p_select", "vh_blk": "p_select",
-           "ixq_blk": "p_select", "ixv_blk": "p_select", "k4": "p_select"}
+           "ixq_blk": "p_select", "ixv_blk": "p_select", "k4": "p_select",
+           # token reduction: token_select sits beside attention (placed with p_attn_pv), tr_pos is the writer's
+           "tr_imp": "p_attn_pv", "rcv": "p_attn_pv", "tsel_loc": "p_attn_pv", "tr_pos": "p_writer"}
 # FIFOs of the region (padless_encoder.cpp): name -> (producer, consumer)
 _FIFO = {"d_src": ("p_desc", "p_loader"), "d_qkv": ("p_loader", "p_qkv"), "d_res": ("p_loader", "p_res_loader"),
          "d_sel": ("p_qkv", "p_select"), "d_att": ("p_select", "p_attn_qk"), "d_exp": ("p_attn_qk", "p_attn_exp"),

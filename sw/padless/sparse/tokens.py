@@ -52,7 +52,7 @@ from ..errors import InputError, ProjectError
 from ..quant import intops
 
 __all__ = ["keep_tokens", "keep_fraction", "select_tokens", "carry_requant", "carry_rows", "max_importance",
-           "IMPORTANCE_BITS", "PolicyPoint", "policy_logits", "select_by_logits", "POLICY_MID_BITS"]
+           "IMPORTANCE_BITS", "PolicyPoint", "stage_lengths", "kernel_tables", "policy_logits", "select_by_logits", "POLICY_MID_BITS"]
 
 #: Width of the importance accumulator in hardware (unsigned).
 IMPORTANCE_BITS = 32
@@ -202,3 +202,57 @@ def select_by_logits(logits: np.ndarray, offsets: np.ndarray, threshold: int) ->
     starts = offsets[:-1][offsets[:-1] < offsets[1:]]
     mask[starts] = True
     return mask
+
+
+def stage_lengths(n: int, keep: float, points: int) -> list[int]:
+    """Surviving length of a sequence of ``n`` tokens after 0, 1, .. ``points`` cascade selection points
+    (``(points + 1,)`` list; :func:`keep_tokens` applied in turn). ``n == 0`` stays 0."""
+    out = [int(n)]
+    for _ in range(int(points)):
+        out.append(keep_tokens(out[-1], keep) if out[-1] else 0)
+    return out
+
+
+def kernel_tables(qe, tokens: dict | None, max_seq: int) -> dict | None:
+    """What the HLS kernel's config.h needs to run cascade token reduction (hw/hls/include/padless/tokens.h),
+    or None without token reduction.
+
+    Returns ``{"layers": [i, ..] (selection points), "keep", "stages": len(layers) + 1, "stage": (L,) selection
+    points at or before each layer, "last": the last selection layer (layers before it accumulate importance),
+    "len": (stages, max_seq + 1) surviving length per stage and input length, "step": (max_seq + 1,)
+    rows kept of n at one selection point, "imp_bits": bits of the
+    importance accumulator (:func:`max_importance` over the accumulating layers), "carry_m", "carry_shift":
+    (stages, hidden) per-channel :func:`carry_requant` of each selection point (the last row unused, zero)}``.
+
+    Raises InputError for the learned policy (``method: policy``: the kernel runs the cascade only) and for a
+    selection point outside ``1 .. L-1``; ProjectError when the importance would not fit 32 bits."""
+    t = tokens or {}
+    if t.get("method") == "policy":
+        raise InputError("the HLS kernel runs cascade token reduction only; the learned policy (tokens method "
+                         "'policy') runs in the golden backend: use --backend golden, or `tokens: {method: cascade}`")
+    sel = sorted(set(int(i) for i in (t.get("layers") or [])))
+    keep = float(t.get("keep", 1.0))
+    if not sel or keep >= 1:
+        return None
+    L = len(qe.layers)
+    bad = [i for i in sel if not 1 <= i < L]
+    if bad:
+        raise InputError(f"token selection layers {bad} are outside 1..{L - 1}; fix `tokens: layers:` in the config")
+    heads = int(qe.model["num_heads"])
+    last = sel[-1]
+    bound = last * heads * int(max_seq) << intops.PROB_BITS   # a probability is at most 2^12
+    if bound >= 1 << IMPORTANCE_BITS:
+        raise ProjectError(f"token importance over {last} layers x {heads} heads x {max_seq} tokens needs more than "
+                           f"{IMPORTANCE_BITS} bits; use a shorter maximum sequence or earlier selection layers")
+    hidden = int(qe.model.get("hidden_size") or np.asarray(qe.output_scale).size)
+    cm = np.zeros((len(sel) + 1, hidden), dtype=np.int64)
+    cs = np.zeros((len(sel) + 1, hidden), dtype=np.int64)
+    for k, i in enumerate(sel):
+        m, s = carry_requant(qe, i)
+        cm[k], cs[k] = np.broadcast_to(m, (hidden,)), np.broadcast_to(s, (hidden,))
+    lens = np.array([stage_lengths(n, keep, len(sel)) for n in range(int(max_seq) + 1)], dtype=np.int64).T
+    return {"layers": sel, "keep": keep, "stages": len(sel) + 1,
+            "stage": [sum(1 for i in sel if i <= l) for l in range(L)], "last": last,
+            "len": lens.tolist(), "step": [keep_tokens(n, keep) if n else 0 for n in range(int(max_seq) + 1)],
+            "imp_bits": max(1, int(bound).bit_length()),
+            "carry_m": cm.tolist(), "carry_shift": cs.tolist()}

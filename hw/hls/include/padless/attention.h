@@ -432,14 +432,44 @@ void attn_exp(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(score
 }
 
 // P.V of APE kept keys a cycle into D accumulators; at the row end the context channels of the head.
-template <class A, class KH, class IX, class CB, class CTX_RQ>
+// Token reduction (tokens.h): with recv_on, every kept probability is also added to its key's received-
+// attention sum (RCV_COPIES x APE replicated accumulators: lane p, query i % RCV_COPIES, so an address is
+// read-modified-written at most every RCV_COPIES iterations), and per sequence {start, len, seq} and the len
+// sums go to rout (a t-cycle loop after the heads that also clears the accumulators).
+static const int RCV_COPIES = 4;
+// A stand-in for the received-attention stream when the kernel has no token reduction (never written).
+struct no_recv_t {
+    inline void write(uint32_t) {}
+};
+#ifndef PADLESS_TR_RCV_IMPL
+#define PADLESS_TR_RCV_IMPL bram  // config.h: lutram when a bank (MAX_SEQ x 32 bits) holds at most 8 Kb
+#endif
+template <class A, class KH, class IX, class CB, class CTX_RQ, class RECV>
 void attn_pv(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(e_w<A::APE>) ein,
              PADLESS_FIFO_REF(uint32_t) fin, PADLESS_BLOCKS_REF(KH) vh, PADLESS_BLOCKS_REF(IX) ixv,
-             PADLESS_BLOCKS_REF(CB, PADLESS_SEQ_BLOCKS) ctxb, PADLESS_FIFO_REF(desc_t) dout, CTX_RQ &ctx_rq, int slot, int layer) {
+             PADLESS_BLOCKS_REF(CB, PADLESS_SEQ_BLOCKS) ctxb, PADLESS_FIFO_REF(desc_t) dout, CTX_RQ &ctx_rq, int slot, int layer,
+             RECV &rout, bool recv_on) {
+    PADLESS_RAM2D(uint32_t, rcv, RCV_COPIES * A::APE, A::MAX_SEQ, PADLESS_TR_RCV_IMPL);
+    if (recv_on) {
+        PADLESS_LOOP(rcv_clear, 2);
+        for (int k = 0; k < A::MAX_SEQ; k++) {
+            PADLESS_PIPELINE(rcv_clear, k);
+            for (int b = 0; b < RCV_COPIES * A::APE; b++) {
+#pragma HLS UNROLL
+                rcv[b][k] = 0;
+            }
+        }
+        PADLESS_LOOP_END(rcv_clear, A::MAX_SEQ);
+    }
     for (int j = 0; j < num_seqs; j++) {
         desc_t d = din.read();
         dout.write(d);
         PADLESS_JOB_BEGIN(d.seq, layer);
+        if (recv_on) {
+            rout.write((uint32_t)d.start);
+            rout.write((uint32_t)d.len);
+            rout.write((uint32_t)d.seq);
+        }
         const int t = d.len;
         const bool sparse = d.keep < t;
         const int k = sparse ? d.keep : t;
@@ -470,6 +500,10 @@ void attn_pv(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(e_w<A:
                     int32_t kk = sparse ? (int32_t)(kidx_t)IV[0][i][slot < A::K_MAX ? slot : 0] : slot;
                     const int32_t key = valid && kk < A::MAX_SEQ ? kk : 0;
                     const int32_t prob = valid ? (int32_t)softmax_prob((ubits<22>)ew.e[p], (ubits<24>)factor) : 0;
+                    if (recv_on && valid) {
+                        const int b = (i % RCV_COPIES) * A::APE + p;
+                        rcv[b][key] = (uint32_t)rcv[b][key] + (uint32_t)prob;
+                    }
 #if PADLESS_CSIM_FAST && !defined(__SYNTHESIS__)
                     const int8_t *vr = VI->row(p, key);
                     if (::padless::sim::cfg.compute)
@@ -494,6 +528,20 @@ void attn_pv(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(e_w<A:
                 }
             }
             PADLESS_LOOP_END(att_pv, trip);
+        }
+        if (recv_on) {
+            PADLESS_LOOP(rcv_out, 3);
+            for (int k = 0; k < t; k++) {
+                PADLESS_PIPELINE(rcv_out, k);
+                uint32_t sum = 0;
+                for (int b = 0; b < RCV_COPIES * A::APE; b++) {
+#pragma HLS UNROLL
+                    sum += (uint32_t)rcv[b][k];
+                    rcv[b][k] = 0;
+                }
+                rout.write(sum);
+            }
+            PADLESS_LOOP_END(rcv_out, t);
         }
         PADLESS_JOB_END(d.seq, layer);
     }

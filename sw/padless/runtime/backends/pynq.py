@@ -444,6 +444,14 @@ class PynqBackend:
         self.pynq = pynq
         self.timeout_s = float(timeout_s)
         self.hidden = int(project.model["hidden_size"])
+        hls = project.manifest.get("hls") or {}
+        tokens_cfg = (project.sparsity or {}).get("tokens") or {}
+        if tokens_cfg.get("method") == "policy":
+            raise ProjectError(f"{project.path} uses the learned token policy ({tokens_cfg}); the kernel runs cascade "
+                               "token reduction only: use --backend golden")
+        # the activation buffer: act_regions x tokens rows (3 with token reduction), the output in out_region
+        self.act_regions = int(hls.get("act_regions") or 2)
+        self.out_region = int(hls.get("out_region", int(project.model["num_layers"]) % 2))
         self.iface = kernel_interface(project)
         # importing simdevice registers the simulated device with pynq's probe (probed only when
         # PADLESS_SIM_DEVICE=1), so a named pynq backend finds it as `auto` does
@@ -538,7 +546,7 @@ class PynqBackend:
         cap_t = max(tokens, self._cap_tokens, 64)
         cap_s = max(seqs, self._cap_seqs, 16)
         a = self.pynq.allocate
-        self._bufs = {"act": a((2 * cap_t * self.hidden,), dtype=np.int8, target=self._target("act")),
+        self._bufs = {"act": a((self.act_regions * cap_t * self.hidden,), dtype=np.int8, target=self._target("act")),
                       "desc": a((2 * cap_s,), dtype=np.int32, target=self._target("desc"))}
         self._cap_tokens, self._cap_seqs = cap_t, cap_s
 
@@ -606,11 +614,11 @@ class PynqBackend:
         desc[: 2 * seqs] = d.reshape(-1)
         act.sync_to_device()
         desc.sync_to_device()
-        # the activation buffer holds 2 x tokens rows: this call's halves start at act's address
+        # the activation buffer holds act_regions x tokens rows: this call's regions start at act's address
         self._start(self._values(act.device_address, desc.device_address, seqs, tokens, MODE_RUN),
                     f"a pack of {tokens} tokens in {seqs} sequences")
         act.sync_from_device()
-        half = (int(self.project.model["num_layers"]) % 2) * tokens * self.hidden
+        half = self.out_region * tokens * self.hidden
         return np.array(act[half: half + tokens * self.hidden], dtype=np.int8).reshape(tokens, self.hidden)
 
     def _order(self, lens: np.ndarray) -> np.ndarray:

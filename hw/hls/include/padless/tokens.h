@@ -1,0 +1,200 @@
+// padless HLS library: token reduction in the engine (cascade token pruning by accumulated attention),
+// bit for bit padless.golden.run_encoder with sparsity tokens {layers, keep} (sw/padless/sparse/tokens.py;
+// SpAtten, Wang et al., HPCA 2021, arXiv 2012.09852, section 3.1; TR-BERT's carried rows, Ye et al.,
+// NAACL 2021). docs/hls.md "Token reduction" has the block diagram.
+//
+// The layer regions run the surviving rows only: layer l's descriptors have length
+// PADLESS_TR_LEN[PADLESS_TR_STAGE[l]][len] (the kept count of padless.sparse.tokens.keep_tokens applied at
+// every selection point up to l, a compile-time table: the cascade's count depends on the length alone).
+// Survivors stay compacted at the front of their sequence's rows [start, start + len_l) in both halves of
+// the activation buffer; a third region, rows [2T, 3T), receives the output in input order.
+//
+//   attn_pv         (attention.h) adds every kept probability to the received-attention accumulator of its
+//                   key (lane- and query-replicated RAMs, no read-after-write hazard at II = 1) and, per
+//                   sequence, streams {start, len, seq} and the len sums (layers before the last selection);
+//   token_select    accumulates them onto the per-row importance (tr_imp, on chip, MAX_TOKENS x 32 bits);
+//                   at the layer before a selection point it finds the (c-1)-th largest importance of the
+//                   sequence's rows 1..n-1 by a bitwise binary search (IMP_BITS counting passes, 4 rows a cycle), keeps
+//                   [CLS], every row above it and the lowest-position rows equal to it (golden's stable
+//                   ranking), streams one keep bit a row to the writer and compacts tr_imp;
+//   tr_writer       at a selection layer writes a kept row to the next free row of its sequence (in order)
+//                   and a removed row, requantized per channel to the output scale (golden's carry_rows),
+//                   to its original position in the output region; tr_pos (on chip) holds each surviving
+//                   row's original position; after the last layer every survivor goes to its original
+//                   position in the output region.
+#ifndef PADLESS_TOKENS_H
+#define PADLESS_TOKENS_H
+
+#include "intops.h"
+#include "io.h"
+#include "sim.h"
+
+namespace padless {
+
+static const int D_TSEL = 4;     // importance read 2 + add/compare 1 + write 1
+static const int TSEL_LANES = 4;  // importances compared a cycle in the counting passes (loc: cyclic 4 banks)
+
+// desc_reader with the layer's surviving length: lens[len] (a row of PADLESS_TR_LEN); `keep` (top-k keys
+// per query) is looked up at the shortened length, as golden's attention sees it.
+template <int MAX_SEQ, class KT, class LT>
+void tr_desc_reader(int num_seqs, const desc_in_t *desc_ptr, const KT &keep, const LT &lens,
+                    PADLESS_FIFO_REF(desc_t) dout) {
+    PADLESS_MAXI(const desc_in_t, desc, desc_ptr, GMEM3);
+    PADLESS_MAXI_BURST(desc, 0, num_seqs);
+    PADLESS_LOOP(ld_desc, D_AXI);
+    for (int j = 0; j < num_seqs; j++) {
+        PADLESS_PIPELINE(ld_desc, j);
+        desc_in_t di = desc[j];
+        desc_t d;
+        d.start = di.start;
+        d.len = lens[di.len <= MAX_SEQ ? di.len : 0];
+        d.keep = keep[d.len <= MAX_SEQ ? d.len : 0];
+        d.seq = j;
+        dout.write(d);
+    }
+    PADLESS_LOOP_END(ld_desc, num_seqs);
+}
+
+// The importance of every surviving row, and the selection before the next layer.
+//   rin:    per sequence {start, len, seq} then len received-attention sums (uint32, this layer's);
+//   mask:   (select) one keep bit per row, in row order, for tr_writer;
+//   imp:    tr_imp, [1][MAX_TOKENS] (row start + r: the r-th surviving row of the sequence);
+//   first:  this layer starts the accumulation (layer 0); kept[n]: rows kept of n surviving rows at one
+//           selection point (PADLESS_TR_STEP: keep_tokens(n, keep)).
+template <int MAX_SEQ, int IMP_BITS, class IMP, class LT>
+void token_select(int num_seqs, PADLESS_FIFO_REF(uint32_t) rin, PADLESS_FIFO_REF(uint8_t) mask, IMP &imp,
+                  const LT &kept, bool first, bool select, int layer) {
+    static_assert(IMP_BITS >= 1 && IMP_BITS <= 32, "importance fits 32 bits");
+    PADLESS_RAM1D(uint32_t, loc, MAX_SEQ, cyclic, TSEL_LANES, bram);
+tsel_seqs:
+    for (int j = 0; j < num_seqs; j++) {
+        const int64_t start = (int32_t)rin.read();
+        const int n = (int32_t)rin.read();
+        const int seq = (int32_t)rin.read();
+        PADLESS_JOB_BEGIN(seq, layer);
+        PADLESS_LOOP(tsel_acc, D_TSEL);
+        for (int r = 0; r < n; r++) {
+            PADLESS_PIPELINE(tsel_acc, r);
+            uint32_t v = rin.read();
+            if (!first) v += (uint32_t)imp[0][start + r];
+            loc[r] = v;
+            if (!select) imp[0][start + r] = v;
+        }
+        PADLESS_LOOP_END(tsel_acc, n);
+        if (select) {
+            const int want = (int)kept[n <= MAX_SEQ ? n : 0] - 1;  // rows kept besides [CLS]
+            // thr: the largest value with #{r >= 1: loc[r] >= thr} >= want (the want-th largest importance);
+            // each pass counts TSEL_LANES rows a cycle (an adder tree of comparisons: depth + 2)
+            const int groups = n > 1 ? (n + TSEL_LANES - 1) / TSEL_LANES : 0;
+            uint32_t thr = 0;
+        tsel_bits:
+            for (int b = IMP_BITS - 1; b >= 0; b--) {
+                const uint32_t cand = thr | ((uint32_t)1 << b);
+                int cnt = 0;
+                PADLESS_LOOP(tsel_cnt, D_TSEL + 2);
+                for (int g = 0; g < groups; g++) {
+                    PADLESS_PIPELINE(tsel_cnt, g);
+                    for (int u = 0; u < TSEL_LANES; u++) {
+#pragma HLS UNROLL
+                        const int r = g * TSEL_LANES + u;
+                        if (r >= 1 && r < n) cnt += (uint32_t)loc[r] >= cand ? 1 : 0;
+                    }
+                }
+                PADLESS_LOOP_END(tsel_cnt, groups);
+                if (cnt >= want) thr = cand;
+            }
+            int above = 0;
+            PADLESS_LOOP(tsel_gt, D_TSEL + 2);
+            for (int g = 0; g < groups; g++) {
+                PADLESS_PIPELINE(tsel_gt, g);
+                for (int u = 0; u < TSEL_LANES; u++) {
+#pragma HLS UNROLL
+                    const int r = g * TSEL_LANES + u;
+                    if (r >= 1 && r < n) above += (uint32_t)loc[r] > thr ? 1 : 0;
+                }
+            }
+            PADLESS_LOOP_END(tsel_gt, groups);
+            const int ties = want - above;  // rows equal to thr kept: the first `ties` of them
+            int eq = 0, w = 0;
+            PADLESS_LOOP(tsel_keep, D_TSEL);
+            for (int r = 0; r < n; r++) {
+                PADLESS_PIPELINE(tsel_keep, r);
+                const uint32_t v = loc[r];
+                bool keep = r == 0 || v > thr;
+                if (r > 0 && v == thr) {
+                    keep = eq < ties;
+                    eq++;
+                }
+                mask.write(keep ? 1 : 0);
+                if (keep) {
+                    imp[0][start + w] = v;
+                    w++;
+                }
+            }
+            PADLESS_LOOP_END(tsel_keep, n);
+        }
+        PADLESS_JOB_END(seq, layer);
+    }
+}
+
+// The layer output rows (writer of io.h) with token reduction. mode 0: as writer; mode 1 (the layer before a
+// selection point): kept rows (mask bit 1) to rows start, start + 1, ... of the output half, removed rows
+// requantized per channel (cm, cs: PADLESS_TR_CARRY_M/_SHIFT rows, the dyadic carry_requant) to row_o + start + original position; mode 2 (the last layer): every row to
+// row_o + start + original position. pos: tr_pos, [1][MAX_TOKENS], the original position of each
+// surviving row (first selection: the row index itself).
+template <int H, int VEC, int AXI, class POS, class CM, class CS>
+void tr_writer(int64_t total_beats, vec<act_t, AXI> *act_ptr, int64_t row0, int64_t row_o,
+               PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(vec<act_t, VEC>) xin, PADLESS_FIFO_REF(uint8_t) mask,
+               POS &pos, const CM &cm, const CS &cs, int mode, bool first, int layer) {
+    if (mode == 0) {
+        writer<H, VEC, AXI>(total_beats, act_ptr, row0, din, xin, layer);
+        return;
+    }
+    typedef vec<act_t, AXI> beat_t;
+    PADLESS_MAXI(beat_t, act, act_ptr, GMEM2);
+    const int BPW = VEC / AXI, BPR = H / AXI;
+    vec<act_t, VEC> w;
+tr_wr_seqs:
+    for (int64_t done = 0; done < total_beats;) {
+        const desc_t d = din.read();
+        PADLESS_JOB_BEGIN(d.seq, layer);
+        const int64_t n = (int64_t)d.len * BPR;
+        int kept = 0, p = 0;
+        bool keep = true;
+        int64_t dst = 0;
+        PADLESS_LOOP(tr_wr_rows, D_AXI);
+        for (int64_t i = 0; i < n; i++) {
+            PADLESS_PIPELINE(tr_wr_rows, i);
+            const int bw = (int)(i % BPW);
+            const int rb = (int)(i % BPR);
+            const int r = (int)(i / BPR);
+            if (bw == 0) w = xin.read();
+            if (rb == 0) {
+                p = first ? r : (int)pos[0][d.start + r];
+                keep = mode == 1 ? mask.read() != 0 : false;
+                dst = keep ? (row0 + d.start + kept) * BPR : (row_o + d.start + p) * BPR;
+                PADLESS_MAXI_BURST(act, dst, BPR);  // one row: a burst of H / AXI beats
+            }
+            beat_t b;
+            for (int v = 0; v < AXI; v++) {
+#pragma HLS UNROLL
+                const act_t x = w.v[bw * AXI + v];
+                const int c = rb * AXI + v;
+                b.v[v] = mode == 1 && !keep ? (act_t)requant<8, 8, 31>((sbits<8>)x, (ubits<31>)cm[c], (ubits<6>)cs[c]) : x;
+            }
+            act[dst + rb] = b;
+            if (rb == BPR - 1 && keep) {
+                pos[0][d.start + kept] = p;
+                kept++;
+            }
+        }
+        PADLESS_LOOP_END(tr_wr_rows, n);
+        PADLESS_MAXI_WAIT(act);
+        PADLESS_JOB_END(d.seq, layer);
+        done += n;
+    }
+}
+
+}  // namespace padless
+
+#endif  // PADLESS_TOKENS_H
