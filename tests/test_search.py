@@ -393,3 +393,19 @@ def test_feasible_configuration_is_queued_on_cheaper_boards():
     taken = {candidate_key({**p, "board": "zcu104"})}
     assert [q["board"] for q in cheaper_boards(sp, p, taken)] == ["kv260", "u55c"]
     assert cheaper_boards(sp, {**p, "board": "kv260"}, set()) == []
+
+
+def test_base_tokens_reach_the_cheap_stage():
+    """Token reduction given through the space's base (not a knob yet) is planned by the cheap stage's DSE:
+    the engine carries it and the modeled throughput on the mix is higher than without it."""
+    from padless.search.objectives import cheap_stage
+    shape = {"name": "minilm-l6", "hidden_size": 384, "num_heads": 12, "head_dim": 32, "intermediate_size": 1536,
+             "num_layers": 6, "max_positions": 512, "max_seq_length": 256}
+    work = {"lengths": [27] * 60 + [53] * 10, "p50": 27}
+    params = {"board": "u280", "attention": "dense", "weights": "dense", "quant": "int8", "memory": "auto"}
+    tr = parse_space({"boards": ["u280"], "memory": ["auto"], "base": {"tokens": {"layers": [2, 4], "keep": 0.7}}})
+    plain = parse_space({"boards": ["u280"], "memory": ["auto"]})
+    a = cheap_stage(shape, "u280", compile_config(tr, params), work, {})
+    b = cheap_stage(shape, "u280", compile_config(plain, params), work, {})
+    assert a["plan"]["engine"]["tokens"] == {"layers": [2, 4], "keep": 0.7} and not b["plan"]["engine"].get("tokens")
+    assert a["model"]["throughput_seq_s"] > 1.2 * b["model"]["throughput_seq_s"]

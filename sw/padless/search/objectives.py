@@ -142,7 +142,8 @@ def cheap_stage(shape: dict, board: str, config: dict, work: Workload, constrain
     from ..schedule.dse import BoardTooSmallError, plan
     from ..schedule.engine import EngineConfig
     from ..sparse.config import parse_sparsity
-    sparsity = parse_sparsity({k: config.get(k) or {} for k in ("attention", "weights")}, num_layers=shape["num_layers"])
+    sparsity = parse_sparsity({k: config.get(k) or {} for k in ("attention", "weights", "tokens")},
+                              num_layers=shape["num_layers"])
     try:
         p = plan(shape, board, sparsity, lengths=work["lengths"], act_bits=act_bits(config),
                  weights=(config.get("schedule") or {}).get("weights"))
