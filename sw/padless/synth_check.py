@@ -271,6 +271,19 @@ def check_memories(hls_dir, memories, compiler: str = "g++", timeout: float = 60
         raise ToolMissingError(f"{compiler} is not on PATH: the memory check compiles with it (make install)")
     with tempfile.TemporaryDirectory(prefix="padless-mem-") as tmp:
         entry = Path(tmp) / "mem_entry.cpp"
+        # the globals this configuration declares: a declaration under a configuration switch that is off
+        # (#if PADLESS_TOKENS, ...) is not in the preprocessed synthesis branch
+        entry.write_text(ENTRY)
+        pre = [a for a in command(compiler, hls_dir, entry) if a != "-fsyntax-only"][:1] + ["-E", "-P"] + \
+            [a for a in command(compiler, hls_dir, entry) if a != "-fsyntax-only"][1:]
+        try:
+            text = subprocess.run(pre, capture_output=True, text=True, timeout=timeout, cwd=tmp).stdout
+        except subprocess.TimeoutExpired:
+            text = ""
+        if text:
+            kernel = {n: v for n, v in kernel.items() if re.search(rf"\b{re.escape(n)}\b", text)}
+            est = {n: m for n, m in est.items() if n in kernel}
+            asserts = [a for a in asserts if re.search(r"padless-shape-mismatch:(\w+)", a)[1] in est]
         entry.write_text(ENTRY + "\n".join(asserts) + "\n")
         try:
             p = subprocess.run(command(compiler, hls_dir, entry), capture_output=True, text=True, timeout=timeout,
