@@ -9,6 +9,39 @@ from padless.golden import quantize_input, run_encoder
 from padless.reference import embed
 
 
+def input_rows(project, ids) -> list:
+    """Each sequence's int8 input rows ``(tokens, hidden)``: the host's embedding, quantized at the project's
+    input scale (what the host hands the kernel)."""
+    scale = np.asarray(project.quantized.input_scale)
+    return [quantize_input(embed(project.host, i), scale) for i in ids]
+
+
+def pack_rows(rows) -> tuple:
+    """Sequences' rows packed back to back, no padding: ``(tokens, hidden) int8`` and the offsets
+    ``(sequences + 1,) int64``."""
+    x = np.concatenate(rows).astype(np.int8)
+    off = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
+    return x, off
+
+
+def streamed_copy(project_dir, dest, board: str):
+    """A copy of the project at ``dest`` whose plan streams the weights (one layer on chip, loaded before each
+    layer's region, so the loader runs inside the timed call), the kernel regenerated; returns it loaded."""
+    import shutil
+
+    from padless.codegen.hls import generate
+    from padless.project import load_project, update_manifest
+    shutil.copytree(project_dir, dest)
+    p = load_project(dest)
+    sched = dict(p.manifest.get("schedule") or {})
+    sched["allocation"] = {**(sched.get("allocation") or {}), "resident": False}
+    update_manifest(dest, {"schedule": sched})
+    generate(load_project(dest), board)
+    p = load_project(dest)
+    assert p.manifest["hls"]["engine"]["resident"] is False
+    return p
+
+
 def assert_csim_equals_golden(project, ids, cache, form: str) -> None:
     """``run_hidden`` through the golden backend and through ``CsimBackend(form=form)``: equal arrays."""
     from padless.runtime.backends import get_backend

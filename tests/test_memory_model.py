@@ -178,24 +178,13 @@ def test_timed_csim_with_the_memory_model_agrees_with_the_cycle_model(tiny_proje
     costs cycles the ideal memory does not, every mover's access is part of a declared burst, the cycle
     model follows the timed csim within 10% with and without the memory model, and the fast and the
     synthesizable form run the same cycles."""
-    import shutil
-
     import numpy as np
+    from crosscheck import streamed_copy
 
-    from padless.codegen.hls import generate
     from padless.data.datasets import load_dataset
-    from padless.project import load_project, update_manifest
     from padless.runtime.backends.csim import CsimBackend
     from padless.runtime.profile import profile
-    d = tmp_path / "streamed"
-    shutil.copytree(tiny_project, d)
-    p = load_project(d)
-    sched = dict(p.manifest.get("schedule") or {})
-    sched["allocation"] = {**(sched.get("allocation") or {}), "resident": False}
-    update_manifest(d, {"schedule": sched})
-    generate(load_project(d), "u280")
-    p = load_project(d)
-    assert p.manifest["hls"]["engine"]["resident"] is False
+    p = streamed_copy(tiny_project, tmp_path / "streamed", "u280")
     texts = load_dataset("vader-movie", limit=30).texts + load_dataset("reuters", limit=6).texts
     lens = [len(i) for i in p.tokenize(texts, truncate=True)]
     real = profile(p, lengths=lens, baselines=False)

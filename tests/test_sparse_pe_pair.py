@@ -351,22 +351,12 @@ def test_streamed_pe_pair_engine_cycles_agree_with_the_model(pair_project, tmp_p
     """A streamed pe-pair engine loads every layer's value words and pair index words over m_axi before its
     region: every access is part of a burst (no carry buffer, no single beat), the cycle model (the weight
     load included) follows the timed csim within 10%, and the bits equal golden."""
-    import shutil
+    from crosscheck import streamed_copy
 
-    from padless.codegen.hls import generate
     from padless.golden import run_encoder
-    from padless.project import load_project, update_manifest
     from padless.runtime.backends.csim import CsimBackend
     from padless.runtime.profile import profile
-    d = tmp_path / "streamed"
-    shutil.copytree(pair_project.path, d)
-    p = load_project(d)
-    sched = dict(p.manifest.get("schedule") or {})
-    sched["allocation"] = {**(sched.get("allocation") or {}), "resident": False}
-    update_manifest(d, {"schedule": sched})
-    generate(load_project(d), "u280")
-    p = load_project(d)
-    assert p.manifest["hls"]["engine"]["resident"] is False
+    p = streamed_copy(pair_project.path, tmp_path / "streamed", "u280")
     lens = [5, 17, 40, 9, 23, 2, 31, 12]
     res = profile(p, lengths=lens, baselines=False)
     assert abs(res["model_error"]) <= 0.10, res["model_error"]

@@ -13,28 +13,17 @@ import pytest
 from padless.cli import main as cli_main
 from padless.codegen.hls import generate
 from padless.data.datasets import load_dataset
-from padless.golden import quantize_input, run_encoder
+from padless.golden import run_encoder
 from padless.project import load_project, update_manifest
-from padless.reference import embed
 from padless.runtime.backends.csim import CsimBackend
 from padless.runtime.profile import profile
+from crosscheck import input_rows, pack_rows
 
 
 @pytest.fixture(scope="module")
 def texts():
     """Real text, short and long: VADER movie snippets and Reuters articles."""
     return load_dataset("vader-movie", limit=24).texts + load_dataset("reuters", limit=6).texts
-
-
-def _rows(project, ids):
-    scale = np.asarray(project.quantized.input_scale)
-    return [quantize_input(embed(project.host, i), scale) for i in ids]
-
-
-def _pack(rows):
-    x = np.concatenate(rows).astype(np.int8)
-    off = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
-    return x, off
 
 
 def _timed(project, x, off, form="fast", compute=True):
@@ -49,7 +38,7 @@ def _timed(project, x, off, form="fast", compute=True):
 def test_timed_bits_equal_untimed_and_golden(tiny_project, texts):
     p = load_project(tiny_project)
     ids = p.tokenize(texts, truncate=True)
-    x, off = _pack(_rows(p, ids))
+    x, off = pack_rows(input_rows(p, ids))
     want = run_encoder(p.quantized, x, off, p.sparsity)
     untimed = CsimBackend(p)
     try:
@@ -65,7 +54,7 @@ def test_timed_bits_equal_untimed_and_golden(tiny_project, texts):
 def test_cycles_depend_on_lengths_only_and_match_across_forms(tiny_project, texts):
     p = load_project(tiny_project)
     ids = p.tokenize(texts[:8], truncate=True)
-    x, off = _pack(_rows(p, ids))
+    x, off = pack_rows(input_rows(p, ids))
     _, real, _ = _timed(p, x, off)
     # other values of the same lengths, and no arithmetic at all: the same cycles
     rng = np.random.default_rng(3)
@@ -102,7 +91,7 @@ def test_forms_match_through_the_carry_buffer_loader_and_top_k(tmp_path, texts):
     from padless.codegen.hls import kernel_config
     from padless.schedule.engine import weight_loads
     assert [w["name"] for w in weight_loads(kernel_config(p, p.board)) if w["carry"]] == ["w_out"]
-    x, off = _pack(_rows(p, p.tokenize(texts[:6] + texts[-2:], truncate=True)))
+    x, off = pack_rows(input_rows(p, p.tokenize(texts[:6] + texts[-2:], truncate=True)))
     y_fast, fast, _ = _timed(p, x, off)
     y_synth, synth, _ = _timed(p, x, off, form="synth")
     assert fast == synth > 0
@@ -153,7 +142,7 @@ def test_model_agrees_with_top_k_attention_and_three_sequence_blocks(tiny_projec
     # and the bits still equal golden with three blocks in flight
     ids = p.tokenize(load_dataset("reuters", limit=3).texts + load_dataset("vader-movie", limit=6).texts,
                      truncate=True)
-    x, off = _pack(_rows(p, ids))
+    x, off = pack_rows(input_rows(p, ids))
     y, _, _ = _timed(p, x, off)
     np.testing.assert_array_equal(y, run_encoder(p.quantized, x, off, p.sparsity))
 
@@ -250,7 +239,7 @@ def test_fast_and_synth_forms_count_the_same_cycles_on_minilm(variant, minilm_pr
     if variant == "topk":
         assert p.sparsity["attention"] == {"topk": 16}
     texts = load_dataset("vader-movie", limit=2).texts + load_dataset("reuters", limit=1).texts
-    x, off = _pack(_rows(p, p.tokenize(texts, truncate=True)))
+    x, off = pack_rows(input_rows(p, p.tokenize(texts, truncate=True)))
     y_fast, fast, _ = _timed(p, x, off)
     y_synth, synth, _ = _timed(p, x, off, form="synth")
     assert fast == synth > 0

@@ -16,12 +16,12 @@ from padless.build import compile_project
 from padless.codegen.hls import generate
 from padless.data.datasets import load_dataset
 from padless.errors import InputError, ProjectError
-from padless.golden import quantize_input, run_encoder
+from padless.golden import run_encoder
 from padless.opcount import layer_tokens
 from padless.project import load_project, update_manifest
-from padless.reference import embed
 from padless.runtime.backends.csim import CsimBackend
 from padless.sparse.tokens import kernel_tables, keep_tokens, stage_lengths
+from crosscheck import input_rows, pack_rows
 
 TOK = {"layers": [1, 3], "keep": 0.6}
 
@@ -61,17 +61,6 @@ def tr_project(bert4, tmp_path_factory):
 @pytest.fixture(scope="module")
 def movie():
     return load_dataset("vader-movie", limit=120).texts
-
-
-def _rows(project, ids):
-    scale = np.asarray(project.quantized.input_scale)
-    return [quantize_input(embed(project.host, i), scale) for i in ids]
-
-
-def _pack(rows):
-    x = np.concatenate(rows).astype(np.int8)
-    off = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
-    return x, off
 
 
 def _csim(project, x, off, form="fast", **sim):
@@ -118,12 +107,12 @@ def test_csim_equals_golden_on_real_sentences(tr_project, movie):
     """Real VADER snippets plus a length-1 sequence and one of the compiled maximum, in one pack."""
     p = tr_project
     ids = p.tokenize(movie, truncate=True)
-    rows = _rows(p, ids)
+    rows = input_rows(p, ids)
     hidden = p.model["hidden_size"]
     rows.append(rows[0][:1])                                          # length 1
     long = np.concatenate(rows)[: p.manifest["hls"]["max_seq"]]
     rows.append(long)                                                  # the compiled maximum
-    x, off = _pack(rows)
+    x, off = pack_rows(rows)
     want = run_encoder(p.quantized, x, off, p.sparsity)
     dense = run_encoder(p.quantized, x, off, {**p.sparsity, "tokens": {}})
     assert (want != dense).any(axis=1).mean() > 0.5, "token reduction must change the output"
@@ -137,7 +126,7 @@ def test_synth_form_and_deadlock_check(tr_project, movie):
     port checker on: same bits, no deadlock, no port violation."""
     p = tr_project
     ids = p.tokenize(movie[:16], truncate=True)
-    x, off = _pack(_rows(p, ids))
+    x, off = pack_rows(input_rows(p, ids))
     got, reports = _csim(p, x, off, form="synth", exact_depth=True, ports=True)
     np.testing.assert_array_equal(got, run_encoder(p.quantized, x, off, p.sparsity))
     assert reports and all(r["port_violations"] == 0 and not r.get("deadlock") for r in reports)
@@ -153,7 +142,7 @@ def test_reduced_to_cls_alone(tr_project, movie, tmp_path):
     p = load_project(d)
     ids = [i for i in p.tokenize(movie, truncate=True) if len(i) <= 10][:12]
     assert ids and all(stage_lengths(len(i), 0.1, 1)[1] == 1 for i in ids)
-    x, off = _pack(_rows(p, ids))
+    x, off = pack_rows(input_rows(p, ids))
     got, _ = _csim(p, x, off)
     np.testing.assert_array_equal(got, run_encoder(p.quantized, x, off, p.sparsity))
 
@@ -217,7 +206,7 @@ def test_onnx_export_equals_golden(tr_project, movie, tmp_path):
     sess = ort.InferenceSession(str(export_onnx(p.path, tmp_path / "m.onnx", core_only=True)), opts,
                                 providers=["CPUExecutionProvider"])
     ids = p.tokenize(movie[:30], truncate=True)
-    rows = _rows(p, ids) + [_rows(p, ids[:1])[0][:1]]
+    rows = input_rows(p, ids) + [input_rows(p, ids[:1])[0][:1]]
     for x in rows:
         want = run_encoder(p.quantized, x, np.array([0, len(x)]), p.sparsity)
         np.testing.assert_array_equal(sess.run(None, {"hidden_in": x[None]})[0][0], want)
@@ -255,7 +244,7 @@ def test_minilm_tr07_equals_golden(tmp_path_factory):
     p = load_project(out)
     ids = p.tokenize(load_dataset("vader-movie", limit=60).texts + load_dataset("reuters", limit=4).texts,
                      truncate=True)
-    x, off = _pack(_rows(p, ids))
+    x, off = pack_rows(input_rows(p, ids))
     got, _ = _csim(p, x, off)
     np.testing.assert_array_equal(got, run_encoder(p.quantized, x, off, p.sparsity))
 

@@ -386,10 +386,10 @@ static void load_layer(const wbeat_t *mem, int layer, int slot) {
 // ---- the processes of a layer's dataflow region ------------------------------------------------------
 static void p_desc(int num_seqs, const desc_in_t *desc, PADLESS_FIFO_REF(desc_t) d, int stage) {
 #if PADLESS_TOKENS
-    tr_desc_reader<PADLESS_MAX_SEQ>(num_seqs, desc, PADLESS_KEEP, PADLESS_TR_LEN[stage], d);
+    desc_reader<PADLESS_MAX_SEQ>(num_seqs, desc, PADLESS_KEEP, PADLESS_TR_LEN[stage], d);
 #else
     (void)stage;
-    desc_reader<PADLESS_MAX_SEQ>(num_seqs, desc, PADLESS_KEEP, d);
+    desc_reader<PADLESS_MAX_SEQ>(num_seqs, desc, PADLESS_KEEP, same_len(), d);
 #endif
 }
 static void p_loader(int64_t beats, const abeat_t *act, int64_t row0, PADLESS_FIFO_REF(desc_t) din,

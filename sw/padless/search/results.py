@@ -202,12 +202,16 @@ def choice_text(doc: dict) -> str:
     d = doc.get("device")
     if not d:
         return "no device: " + unmet_message(doc.get("unmet") or [])
+    return (f"{d['board']} (list price ${d['price_USD']:,.0f}, {d['price_source']}): trial #{d['number']} "
+            f"{d['config']['attention']} {d['config']['weights']} {d['config']['quant']} "
+            f"{d['config'].get('memory', 'auto')}, " + _figures(d))
+
+
+def _figures(d: dict) -> str:
+    """A chosen configuration's (or the baseline's) figures, and its test split when it has one."""
     o = d["objectives"]
-    s = (f"{d['board']} (list price ${d['price_USD']:,.0f}, {d['price_source']}): trial #{d['number']} "
-         f"{d['config']['attention']} {d['config']['weights']} {d['config']['quant']} "
-         f"{d['config'].get('memory', 'auto')}, agreement {o['agreement']:.2%}, "
-         f"cosine {o['cosine']:.4f}, {o['throughput_seq_s']:,.0f} seq/s, {o['latency_us']:,.1f} us, "
-         f"{o['energy_uJ']:,.1f} uJ/seq (estimated) at {o['clock_MHz']:.0f} MHz")
+    s = (f"agreement {o['agreement']:.2%}, cosine {o['cosine']:.4f}, {o['throughput_seq_s']:,.0f} seq/s, "
+         f"{o['latency_us']:,.1f} us, {o['energy_uJ']:,.1f} uJ/seq (estimated) at {o['clock_MHz']:.0f} MHz")
     if d.get("test"):
         s += (f"; test split ({d['test']['n']} texts): agreement {d['test']['agreement']:.2%}, "
               f"cosine {d['test']['cosine']:.4f}")
@@ -221,14 +225,7 @@ def baseline_text(doc: dict) -> str | None:
         return None
     if b.get("error"):
         return f"baseline {b['board']}: not evaluated ({b['error']})"
-    o = b["objectives"]
-    s = (f"baseline (default project on {b['board']}, weights {b.get('weights')}): agreement {o['agreement']:.2%}, "
-         f"cosine {o['cosine']:.4f}, {o['throughput_seq_s']:,.0f} seq/s, {o['latency_us']:,.1f} us, "
-         f"{o['energy_uJ']:,.1f} uJ/seq (estimated) at {o['clock_MHz']:.0f} MHz")
-    if b.get("test"):
-        s += (f"; test split ({b['test']['n']} texts): agreement {b['test']['agreement']:.2%}, "
-              f"cosine {b['test']['cosine']:.4f}")
-    return s
+    return f"baseline (default project on {b['board']}, weights {b.get('weights')}): " + _figures(b)
 
 
 def write_all(out, doc: dict) -> None:

@@ -315,9 +315,7 @@ def _drive(opts: SearchOptions, space: Space, out: Path, cons: dict, meta: dict)
     for t in trials:   # a resumed search: what an earlier run found feasible, on the cheaper boards too
         o = (t.user_attrs.get("result") or {}).get("objectives") or {}
         if t.state == TrialState.COMPLETE and all(v <= 0 for v in _constraint_values(o, cons).values()):
-            for p in cheaper_boards(space, {q: t.params[q] for q in PARAMS}, set(seen) | queued):
-                study.enqueue_trial(p, user_attrs={"cheaper_than": t.number})
-                queued.add(candidate_key(p))
+            _queue_cheaper(study, space, t, set(seen), queued, None)
     dup_streak = 0
     unseen = [p for p in enumerate_space(space)]
     try:
@@ -368,12 +366,7 @@ def _drive(opts: SearchOptions, space: Space, out: Path, cons: dict, meta: dict)
                     continue
                 plan = cheap["plan"]
                 ccfg = {**cfg, "schedule": {**(cfg.get("schedule") or {}), "lengths": list(work["lengths"])}}
-                inputs = {"padless": __import__("padless").__version__, "model": model_id, "board": params["board"],
-                          "config": ccfg, "plan": plan["allocation"], "engine": plan["engine"]}
-                payload = {"model": opts.model, "board": params["board"], "compile_config": ccfg,
-                           "cache": str(cache), "project_key": config_hash(inputs)[:24], "project_inputs": inputs,
-                           "fidelity_key": fkey, "selection": work["selection"], "sim_lengths": work["sim_lengths"],
-                           "p50": work["p50"], "p99": work["p99"], "constraints": cons}
+                payload = _payload(opts.model, model_id, params["board"], ccfg, plan, cache, fkey, work, cons)
                 trial.set_user_attr("modeled", cheap["model"])
                 inflight[executor.submit(payload)] = (trial, key, payload, cheap)
             if not inflight:
@@ -401,12 +394,7 @@ def _drive(opts: SearchOptions, space: Space, out: Path, cons: dict, meta: dict)
             done += 1
             prog.trial(trial.number, key, res)
             if res["status"] == "complete" and all(v <= 0 for v in _constraint_values(o, cons).values()):
-                busy = {v[1] for v in inflight.values()}
-                for p in cheaper_boards(space, {q: trial.params[q] for q in PARAMS}, set(seen) | busy | queued):
-                    study.enqueue_trial(p, user_attrs={"cheaper_than": trial.number})
-                    queued.add(candidate_key(p))
-                    prog.note(f"trial #{trial.number} meets every constraint on {trial.params['board']}: its "
-                              f"configuration queued on the cheaper {p['board']}")
+                _queue_cheaper(study, space, trial, set(seen) | {v[1] for v in inflight.values()}, queued, prog)
     finally:
         executor.close()
         prog.close()
@@ -428,6 +416,17 @@ def _drive(opts: SearchOptions, space: Space, out: Path, cons: dict, meta: dict)
             pass
     results.write_all(out, doc)
     return doc
+
+
+def _queue_cheaper(study, space: Space, trial, taken: set, queued: set, prog) -> None:
+    """Enqueue ``trial``'s configuration (it meets every constraint) on each cheaper board of the space not
+    in ``taken`` or ``queued`` (:func:`cheaper_boards`); ``queued`` grows by what is enqueued."""
+    for p in cheaper_boards(space, {q: trial.params[q] for q in PARAMS}, taken | queued):
+        study.enqueue_trial(p, user_attrs={"cheaper_than": trial.number})
+        queued.add(candidate_key(p))
+        if prog is not None:
+            prog.note(f"trial #{trial.number} meets every constraint on {trial.params['board']}: its "
+                      f"configuration queued on the cheaper {p['board']}")
 
 
 def cheaper_boards(space: Space, params: dict, taken: set) -> list[dict]:
@@ -466,6 +465,18 @@ def _finish(study, trial, key: str, rec: dict, cons: dict) -> None:
         study.tell(trial, state=TrialState.FAIL)
 
 
+def _payload(model: str, model_id: dict, board: str, ccfg: dict, plan: dict, cache: Path, fkey: str, work,
+             cons: dict) -> dict:
+    """The expensive stage's input (:func:`padless.search.objectives.evaluate`): plain data, its project keyed
+    by (padless version, model, board, compile config, the DSE's plan)."""
+    inputs = {"padless": __import__("padless").__version__, "model": model_id, "board": board, "config": ccfg,
+              "plan": plan["allocation"], "engine": plan["engine"]}
+    return {"model": model, "board": board, "compile_config": ccfg, "cache": str(cache),
+            "project_key": config_hash(inputs)[:24], "project_inputs": inputs, "fidelity_key": fkey,
+            "selection": work["selection"], "sim_lengths": work["sim_lengths"], "p50": work["p50"],
+            "p99": work["p99"], "constraints": cons}
+
+
 def baseline(opts: SearchOptions, space: Space, shape: dict, work, cache: Path, model_id: dict, prog) -> dict:
     """The default project on ``opts.baseline`` (the recipe's quantization, no sparsity, the DSE's own
     weight placement, planned for the selection split's length mix: what ``padless compile MODEL --board B``
@@ -483,15 +494,10 @@ def baseline(opts: SearchOptions, space: Space, shape: dict, work, cache: Path, 
         if cheap["plan"] is None:
             return {"board": board, "config": cfg, "error": cheap["prune"]}
         plan = cheap["plan"]
-        inputs = {"padless": __import__("padless").__version__, "model": model_id, "board": board,
-                  "config": ccfg, "plan": plan["allocation"], "engine": plan["engine"]}
         fkey = config_hash({"model": model_id, "quant": None, "base": space.base, "attention": None,
                             "weights": None, "selection": work["selection_hash"], "max_length": work["max_length"],
                             "baseline": True})
-        payload = {"model": opts.model, "board": board, "compile_config": ccfg, "cache": str(cache),
-                   "project_key": config_hash(inputs)[:24], "project_inputs": inputs, "fidelity_key": fkey,
-                   "selection": work["selection"], "sim_lengths": work["sim_lengths"], "p50": work["p50"],
-                   "p99": work["p99"], "constraints": {}}
+        payload = _payload(opts.model, model_id, board, ccfg, plan, cache, fkey, work, {})
         res = ob.evaluate(payload)
     except PadlessError as exc:
         return {"board": board, "config": cfg, "error": f"{type(exc).__name__}: {exc}"}

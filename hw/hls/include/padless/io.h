@@ -86,8 +86,17 @@ struct desc_in_t {
     int32_t len;
 };
 
-template <int MAX_SEQ, class KT>
-void desc_reader(int num_seqs, const desc_in_t *desc_ptr, const KT &keep, PADLESS_FIFO_REF(desc_t) dout) {
+// The length a layer sees of a descriptor's sequence: the descriptor's own (no token reduction), or a
+// row of a compile-time table (token reduction: PADLESS_TR_LEN[stage], tokens.h).
+struct same_len {
+    int operator[](int n) const { return n; }
+};
+
+// Descriptors from m_axi, one a cycle, with the layer's length (lens[len]) and the top-k keys per query at
+// that length (keep[len], as golden's attention sees it).
+template <int MAX_SEQ, class KT, class LT>
+void desc_reader(int num_seqs, const desc_in_t *desc_ptr, const KT &keep, const LT &lens,
+                 PADLESS_FIFO_REF(desc_t) dout) {
     PADLESS_MAXI(const desc_in_t, desc, desc_ptr, GMEM3);
     PADLESS_MAXI_BURST(desc, 0, num_seqs);
     PADLESS_LOOP(ld_desc, D_AXI);
@@ -96,8 +105,8 @@ void desc_reader(int num_seqs, const desc_in_t *desc_ptr, const KT &keep, PADLES
         desc_in_t di = desc[j];
         desc_t d;
         d.start = di.start;
-        d.len = di.len;
-        d.keep = keep[di.len <= MAX_SEQ ? di.len : 0];
+        d.len = lens[di.len <= MAX_SEQ ? di.len : 0];
+        d.keep = keep[d.len <= MAX_SEQ ? d.len : 0];
         d.seq = j;
         dout.write(d);
     }

@@ -34,27 +34,6 @@ namespace padless {
 static const int D_TSEL = 4;     // importance read 2 + add/compare 1 + write 1
 static const int TSEL_LANES = 4;  // importances compared a cycle in the counting passes (loc: cyclic 4 banks)
 
-// desc_reader with the layer's surviving length: lens[len] (a row of PADLESS_TR_LEN); `keep` (top-k keys
-// per query) is looked up at the shortened length, as golden's attention sees it.
-template <int MAX_SEQ, class KT, class LT>
-void tr_desc_reader(int num_seqs, const desc_in_t *desc_ptr, const KT &keep, const LT &lens,
-                    PADLESS_FIFO_REF(desc_t) dout) {
-    PADLESS_MAXI(const desc_in_t, desc, desc_ptr, GMEM3);
-    PADLESS_MAXI_BURST(desc, 0, num_seqs);
-    PADLESS_LOOP(ld_desc, D_AXI);
-    for (int j = 0; j < num_seqs; j++) {
-        PADLESS_PIPELINE(ld_desc, j);
-        desc_in_t di = desc[j];
-        desc_t d;
-        d.start = di.start;
-        d.len = lens[di.len <= MAX_SEQ ? di.len : 0];
-        d.keep = keep[d.len <= MAX_SEQ ? d.len : 0];
-        d.seq = j;
-        dout.write(d);
-    }
-    PADLESS_LOOP_END(ld_desc, num_seqs);
-}
-
 // The importance of every surviving row, and the selection before the next layer.
 //   rin:    per sequence {start, len, seq} then len received-attention sums (uint32, this layer's);
 //   mask:   (select) one keep bit per row, in row order, for tr_writer;
