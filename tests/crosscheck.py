@@ -61,7 +61,7 @@ def assert_csim_equals_golden(project, ids, cache, form: str) -> None:
 
 def assert_onnx_core_equals_golden(project, ids, onnx_path) -> None:
     """The exported integer core (``export --onnx``, ``core_only``) under onnxruntime: the golden output of
-    every sequence."""
+    every sequence, with the project's sparsity (top-k attention, token reduction) as golden runs it."""
     ort = pytest.importorskip("onnxruntime")
     from padless.export_onnx import export_onnx
     opts = ort.SessionOptions()
@@ -71,4 +71,5 @@ def assert_onnx_core_equals_golden(project, ids, onnx_path) -> None:
     qe = project.quantized
     for s in ids:
         x = quantize_input(embed(project.host, s), np.asarray(qe.input_scale))
-        assert np.array_equal(sess.run(None, {"hidden_in": x[None]})[0][0], run_encoder(qe, x, np.array([0, len(x)])))
+        assert np.array_equal(sess.run(None, {"hidden_in": x[None]})[0][0],
+                              run_encoder(qe, x, np.array([0, len(x)]), project.sparsity))
