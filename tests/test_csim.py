@@ -10,7 +10,7 @@ import pytest
 from padless.build import compile_project
 from padless.codegen.hls import generate
 from padless.data.datasets import load_dataset
-from padless.errors import InputError, ToolMissingError
+from padless.errors import InputError, ProjectError, ToolMissingError
 from padless.project import load_project, update_manifest
 from padless.runtime.backends import get_backend
 from padless.runtime.backends.csim import CsimBackend
@@ -78,7 +78,29 @@ def test_ibert_gelu_equals_golden(tmp_path, sentences, csim_cache):
     compile_project("tiny", board="u280", out=out, config={"quant": {"gelu": "ibert"}})
     p = load_project(out)
     assert p.manifest["quant"]["gelu"] == "ibert" and p.quantized.layers[0].act == "gelu"
+    # the kernel builds the i-GELU alone (config.h PADLESS_ACT_KIND 1), the default project the PWL alone
+    assert "#define PADLESS_ACT_KIND 1\n" in (out / "hls" / "config.h").read_text()
     _compare(p, sentences[:60], csim_cache)
+
+
+def test_relu_model_equals_golden(tmp_path, tiny_dir, sentences, csim_cache):
+    """A ReLU encoder (a user's transformers folder with hidden_act relu): the kernel builds the ReLU alone
+    (PADLESS_ACT_KIND 0) and stays bit-exact; a project whose quantized layers disagree with the planned
+    activation is refused at code generation."""
+    from probes import make_bert_folder
+    assert "#define PADLESS_ACT_KIND 2\n" in (tiny_dir / "hls" / "config.h").read_text()
+    folder = make_bert_folder(tmp_path / "relu", act="relu")
+    out = tmp_path / "prj"
+    compile_project(str(folder), board="kv260", out=out, calib_count=16, config={"quant": {"rounding": "nearest"}})
+    p = load_project(out)
+    assert p.quantized.layers[0].act == "relu" and p.manifest["hls"]["engine"]["act_kind"] == "relu"
+    assert "#define PADLESS_ACT_KIND 0\n" in (out / "hls" / "config.h").read_text()
+    _compare(p, sentences[:40], csim_cache)
+    before = (out / "hls" / "config.h").read_bytes()
+    p.quantized.layers[0].act = "gelu-pwl"
+    with pytest.raises(ProjectError, match="FFN activation"):
+        generate(p, "kv260")
+    assert (out / "hls" / "config.h").read_bytes() == before   # refused before anything is written
 
 
 def test_pack_split_and_limits(tiny_dir, csim_cache):

@@ -202,6 +202,16 @@ def test_progress_mode_and_plain_lines(monkeypatch):
     buf = io.StringIO()
     assert list(P.progress_bar(range(5), desc="GPTQ", file=buf)) == [0, 1, 2, 3, 4]
     assert buf.getvalue().splitlines()[-1].startswith("GPTQ: 5/5 it (100%)")
+    # tqdm's delay (compile's step bar): work that ends, or fails, within it prints no line at all
+    buf = io.StringIO()
+    with P.progress_bar(total=3, desc="compile", unit="step", file=buf, delay=60.0) as bar:
+        bar.update(3)
+    assert buf.getvalue() == ""
+    buf = io.StringIO()
+    bar = P.progress_bar(total=3, desc="compile", unit="step", file=buf, delay=1e-9)
+    bar.update(1)
+    bar.close()
+    assert buf.getvalue().splitlines()[-1].startswith("compile: 1/3 step")
 
 
 def test_main_job_log_has_no_bar_frames(tmp_path, tiny_project):

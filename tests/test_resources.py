@@ -40,8 +40,16 @@ def test_added_terms_are_counted():
     dsp = dsp_count(cfg)
     pe_up, pe_out, pe_down = cfg.folding["up"][0], cfg.folding["out"][0], cfg.folding["down"][0]
     mm = cfg.mvu("up")
-    # i-GELU (2 x 8), PWL GELU 17 x 16 (1), activation rq 35 x 32 (4), requantizer 33 x 32 (4) per lane
-    assert dsp["up"] == -(-mm["PE"] // 2) * mm["SIMD"] + pe_up * (4 + 1 + 4 + 16)
+    # the default PWL GELU 17 x 16 (1), activation rq 35 x 32 (4), requantizer 33 x 32 (4) per lane; only
+    # the configured activation is built: I-BERT's i-GELU is 2 x 8 instead of the PWL's 1, ReLU none
+    macs = -(-mm["PE"] // 2) * mm["SIMD"]
+    assert cfg.act_kind == "gelu-pwl" and dsp["up"] == macs + pe_up * (4 + 1 + 4)
+    assert dsp_count(dataclasses.replace(cfg, act_kind="gelu"))["up"] == macs + pe_up * (4 + 16 + 4)
+    assert dsp_count(dataclasses.replace(cfg, act_kind="relu"))["up"] == macs + pe_up * (4 + 4)
+    assert engine.act_kind({"activation": "relu"}, "ibert") == "relu"
+    assert engine_config(MINILM, {}, "u280", {}, gelu="ibert").act_kind == "gelu"
+    with pytest.raises(engine.InputError, match="quant.gelu"):
+        engine.act_kind(MINILM, "erf")
     # residual rq 9 x 32 (2) + y^2 32 x 32 (4) + requantizer (4) per lane
     assert dsp["out"] == -(-pe_out // 2) * cfg.folding["out"][1] + pe_out * (4 + 2 + 4)
     assert dsp["down"] == -(-pe_down // 2) * cfg.folding["down"][1] + pe_down * (4 + 2 + 4)

@@ -401,7 +401,7 @@ def step_schedule(st: BuildState) -> BuildState:
         from .project import load_project, update_manifest
         model = load_project(st.out).model
         update_manifest(st.out, {"schedule": plan(model, st.board, st.sparsity, lengths=planning_lengths(st),
-                                                  act_bits=st.quant["precision"]["act"],
+                                                  act_bits=st.quant["precision"]["act"], gelu=st.quant["gelu"],
                                                   weights=planning_weights(st))})
     return st
 
@@ -479,7 +479,12 @@ def compile_project(model: str, board: str = DEFAULT_BOARD, out=None, config: di
     from .staging import project_update
     with project_update(out, own=own_names(out)) as staging:   # locked; the old project stays until the end
         st.out = staging
+        from .progress import progress_bar   # a bar on a terminal, a plain line now and then in a log
+        # nothing in the first 5 s: a compile that fails at once ends in its one error line
+        bar = progress_bar(total=len(STEPS), desc="compile", unit="step", disable=not progress, leave=False,
+                           delay=5.0)
         for step in STEPS:
+            bar.set_postfix_str(step.__name__.removeprefix("step_"))
             t = time.perf_counter()
             try:
                 st = step(st)
@@ -488,5 +493,7 @@ def compile_project(model: str, board: str = DEFAULT_BOARD, out=None, config: di
                 raise InputError(f"{step.__name__.removeprefix('step_')}: {where}: {exc.strerror or exc}; check "
                                  "the path and its permissions (and --out)") from exc
             st.log.append((step.__name__.removeprefix("step_"), time.perf_counter() - t) + st.notes.pop(step.__name__, ()))
+            bar.update(1)
+        bar.close()
     st.out = Path(out)
     return st

@@ -46,7 +46,7 @@ class LineProgress:
     ``set_description``, ``close``, iteration, context manager, ``n``, ``total``), printing plain lines."""
 
     def __init__(self, iterable: Iterable | None = None, total: int | None = None, desc: str = "",
-                 unit: str = "it", initial: int = 0, file=None, **_ignored):
+                 unit: str = "it", initial: int = 0, file=None, delay: float = 0.0, **_ignored):
         self.iterable = iterable
         if total is None and iterable is not None and hasattr(iterable, "__len__"):
             total = len(iterable)
@@ -59,10 +59,13 @@ class LineProgress:
         self._last_step = -1
         self._last_n = None
         self._closed = False
+        self.delay = float(delay or 0.0)   # tqdm's ``delay``: no line before this many seconds
         self._line(force=True)
 
     def _line(self, force: bool = False) -> None:
         now = time.perf_counter()
+        if now - self._t0 < self.delay:
+            return
         step = (self.n * LINE_STEPS // self.total) if self.total else self.n
         if not force and (step == self._last_step or now - self._last_t < MIN_LINE_SECONDS):
             return
@@ -97,7 +100,7 @@ class LineProgress:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            if self.n != self._last_n:
+            if self.n != self._last_n and (self._last_n is not None or self.delay <= 0):
                 self._line(force=True)
 
     def __iter__(self):

@@ -51,7 +51,7 @@ def kernel_config(project, board, max_tokens: int | None = None, max_seq: int | 
     ``DEFAULT_MAX_TOKENS``), never below ``max_seq``, ``max_seq`` default the project's
     truncation length (``Project.model_max_length``: sentence-transformers' ``max_seq_length``, else the model's
     maximum positions)."""
-    from ..schedule.engine import act_bits_of, engine_config
+    from ..schedule.engine import act_bits_of, engine_config, gelu_of
     sched = project.manifest.get("schedule") or {}
     planned = sched.get("allocation") or {}
     wave = int(planned.get("wave_tokens") or 0)
@@ -59,7 +59,7 @@ def kernel_config(project, board, max_tokens: int | None = None, max_seq: int | 
     eng = sched.get("engine") or {}
     cfg = engine_config(project.model, project.sparsity, board, planned,
                         max_seq=max_seq or eng.get("max_seq") or project.model_max_length, max_tokens=mt,
-                        act_bits=act_bits_of(project.manifest))
+                        act_bits=act_bits_of(project.manifest), gelu=gelu_of(project.manifest))
     # the plan's memory placement and block count (the DSE sized them for this board)
     for knob in ("weight_impl", "block_impl", "head_impl", "seq_blocks"):
         if knob in eng:
@@ -72,14 +72,14 @@ def config_params(project, board, engine, layout: wmod.WeightsLayout) -> dict:
     """Everything config.h.j2 needs."""
     att = project.sparsity.get("attention") or {}
     desc = "dense" if not att else ", ".join(f"{k} {v}" for k, v in att.items())
-    from ..schedule.engine import table_impls
+    from ..schedule.engine import ACT_KINDS, table_impls
     from ..sparse.tokens import kernel_tables
     tr = kernel_tables(project.quantized, project.sparsity.get("tokens"), engine.max_seq)
     if tr:
         from ..schedule.engine import rcv_impl
         tr["rcv_impl"] = rcv_impl(engine)
     return {"tr": tr, "version": __version__, "model": project.model, "board": board, "e": engine, "layout": layout,
-            "table_impls": table_impls(engine),
+            "table_impls": table_impls(engine), "act_kinds": ACT_KINDS,
             "sections": wmod.SECTIONS, "section_offsets": layout.offsets.tolist(), "attention_desc": desc}
 
 
@@ -117,8 +117,9 @@ def generate(project, board, max_tokens: int | None = None, max_seq: int | None 
         max_seq: longest sequence the kernel accepts (sizes its sequence blocks); default the plan's
             (``manifest["schedule"]["engine"]["max_seq"]``), else the project's truncation length.
     Returns the ``manifest["hls"]`` dict. Raises ProjectError when the HLS sources are missing from this
-    padless checkout, InputError for a model the engine cannot run, ResourceError when the kernel does not
-    fit the board (with what exceeds which limit).
+    padless checkout or when the quantized layers' FFN activation is not the one the kernel builds (the
+    manifest's ``quant.gelu`` and model ``activation``; nothing is written then), InputError for a model the
+    engine cannot run, ResourceError when the kernel does not fit the board (with what exceeds which limit).
     """
     from ..boards import load_board
     from ..project import record_generated, update_manifest
@@ -128,6 +129,11 @@ def generate(project, board, max_tokens: int | None = None, max_seq: int | None 
         raise ProjectError(f"the HLS sources are missing ({HW_INCLUDE}); use a padless source checkout")
     model = project.model
     engine = kernel_config(project, board, max_tokens, max_seq)
+    acts = sorted({L.act for L in project.quantized.layers})
+    if acts != [engine.act_kind]:   # the kernel builds one FFN activation; weights.bin must use it everywhere
+        raise ProjectError(f"the quantized layers use FFN activation(s) {acts}, but the kernel is planned for "
+                           f"{engine.act_kind!r} (quant.gelu {project.manifest.get('quant', {}).get('gelu')!r}, "
+                           f"model activation {project.model.get('activation')!r}); recompile the project")
     res = check_fits(engine, board)
     root = Path(project.path)
     hls = root / "hls"

@@ -27,8 +27,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    import sys
-
     from ..build import compile_project, load_config
     from ..data.datasets import read_lines
     from ..build import check_alpha
@@ -38,7 +36,7 @@ def run(args) -> int:
     config = load_config(args.config) if args.config else {}
     texts = read_lines(args.calib) if args.calib else None
     st = compile_project(args.model, board=args.board, out=args.out, config=config, calib_texts=texts,
-                         calib_count=args.calib_count, alpha=args.alpha, progress=not args.quiet and sys.stderr.isatty(),
+                         calib_count=args.calib_count, alpha=args.alpha, progress=not args.quiet,
                          force=args.force, max_length=args.max_length)
     if not args.quiet:
         spec = st.spec

@@ -26,8 +26,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    import sys
-
     import torch
 
     from ..errors import InputError
@@ -41,7 +39,7 @@ def run(args) -> int:
         raise InputError(f"--threads must be >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
     res = finetune(args.model, args.config, args.out, steps=args.steps, resume=args.resume,
-                   stop_after=args.stop_after, progress=not args.quiet and sys.stderr.isatty())
+                   stop_after=args.stop_after, progress=not args.quiet)
     if not args.quiet:
         state = "finished" if res["finished"] else "stopped (resume with --resume)"
         loss = "" if res["loss_first"] is None else f"; loss {res['loss_first']:.4f} -> {res['loss_last']:.4f}"

@@ -124,9 +124,10 @@ def engine_of(manifest: dict, lengths: list[int] | None = None):
     from ..schedule.engine import EngineConfig
     if (manifest.get("hls") or {}).get("engine"):
         return EngineConfig.from_dict(manifest["hls"]["engine"])
-    from ..schedule.engine import act_bits_of
+    from ..schedule.engine import act_bits_of, gelu_of
     sched = manifest.get("schedule") or plan(manifest["model"], manifest["board"], manifest.get("sparsity") or {},
-                                             lengths, act_bits=act_bits_of(manifest))
+                                             lengths, act_bits=act_bits_of(manifest),
+                                             gelu=gelu_of(manifest))
     if "engine" not in sched:
         raise ProjectError("the project's schedule comes from an older padless; recompile the project")
     return EngineConfig.from_dict(sched["engine"])

@@ -142,7 +142,7 @@ def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, An
          lengths: Sequence[int] | None = None, clock_MHz: float | None = None,
          utilization_cap: float = 0.8, memory_cap: float = 0.9, max_seq: int | None = None,
          act_bits: int = 8, achieved_ii: Mapping[str, int] | None = None,
-         weights: str | None = None) -> dict:
+         weights: str | None = None, gelu: str = "pwl") -> dict:
     """Choose the engine's knobs for ``model`` on ``board``; JSON-serialisable.
 
     Args:
@@ -167,6 +167,8 @@ def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, An
             layer's region: the load is shared by every sequence of the call) or None (default: both are
             planned and the one with the fewer modeled cycles on the length mix wins -- a throughput
             choice).
+        gelu: the project's ``quant.gelu`` (``pwl`` or ``ibert``): with the model's ``activation`` it sets the
+            one FFN activation the kernel builds and the DSE prices (:func:`padless.schedule.engine.act_kind`).
 
     Returns:
         ``{"board", "part", "flow", "platform", "clock_MHz", "weights" ("resident"|"streamed"),
@@ -186,7 +188,7 @@ def plan(model: Mapping[str, Any], board: Board | str, sparsity: Mapping[str, An
     _ACHIEVED_II = {str(k): max(1, int(v)) for k, v in (achieved_ii or {}).items()}
     try:
         return _plan(model, board, sparsity, lengths, clock_MHz, utilization_cap, memory_cap, max_seq, act_bits,
-                     weights)
+                     weights, gelu)
     finally:
         _ACHIEVED_II = {}
 
@@ -196,7 +198,7 @@ WEIGHT_PLACEMENTS = ("resident", "streamed")
 
 
 def _plan(model, board, sparsity, lengths, clock_MHz, utilization_cap, memory_cap, max_seq, act_bits,
-          weights=None) -> dict:
+          weights=None, gelu="pwl") -> dict:
     if weights is not None and weights not in WEIGHT_PLACEMENTS:
         raise InputError(f"weights placement must be one of {', '.join(WEIGHT_PLACEMENTS)} (or absent: the faster "
                          f"on the length mix), got {str(weights)[:80]!r}")
@@ -227,7 +229,7 @@ def _plan(model, board, sparsity, lengths, clock_MHz, utilization_cap, memory_ca
     for max_s in seq_options:
         for resident in placements:
             start = engine_config(model, sparsity, board, dict(base, resident=resident), max_seq=max_s,
-                                  act_bits=act_bits)
+                                  act_bits=act_bits, gelu=gelu)
             start = _first_fit(start, board, mcap)
             if start is None:
                 continue
@@ -241,7 +243,8 @@ def _plan(model, board, sparsity, lengths, clock_MHz, utilization_cap, memory_ca
             break
     if best is None:
         one = placements == (True,)
-        small = engine_config(model, sparsity, board, dict(base, resident=one), max_seq=mseq, act_bits=act_bits)
+        small = engine_config(model, sparsity, board, dict(base, resident=one), max_seq=mseq, act_bits=act_bits,
+                              gelu=gelu)
         for m in MVUS:   # the smallest folding, its memories placed as _first_fit tries them
             small.folding[m] = list(_mvu_candidates(small, m, board.dsp_type)[0])
         small = place_memories(small, board, mcap, 1.0) or small

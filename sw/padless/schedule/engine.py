@@ -139,6 +139,10 @@ class EngineConfig:
             (lanes 2q, 2q + 1 share one index word: two MACs per DSP48E2, half the index memory).
         act_bits: width of the FFN activation (FFN down's input, PADLESS_ACT_BITS): 8, or 16 under
             ``quant: {precision: {act: 16}}`` (FFN down then does one 16 x 8-bit MAC per DSP).
+        act_kind: the FFN activation the kernel builds (PADLESS_ACT_KIND; :data:`ACT_KINDS`): ``"gelu-pwl"``
+            (the 64-segment piecewise-linear integer GELU, ``quant: {gelu: pwl}``, the default), ``"gelu"``
+            (I-BERT i-GELU, ``quant: {gelu: ibert}``) or ``"relu"`` (a ReLU model). Only that datapath is
+            built: the I-BERT i-GELU's two int64 products cost 16 DSP48E2 a FFN-up lane.
         memory: the m_axi memory model of the five ports (:func:`padless.schedule.memory.memory_plan`:
             latency, outstanding requests, burst length, cycles a beat per bundle; empty: ideal memory).
         clock_MHz: kernel clock. weight_impl: ``{mvu: "uram" | "bram"}`` for each MVU's weight (and index)
@@ -172,6 +176,7 @@ class EngineConfig:
     head_impl: str = "bram"
     seq_blocks: int = 2
     act_bits: int = 8
+    act_kind: str = "gelu-pwl"
     memory: dict = field(default_factory=dict)
     tokens: dict = field(default_factory=dict)
 
@@ -253,12 +258,15 @@ def _vec_for(model: dict) -> int:
 
 def engine_config(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None, board: Board | str,
                   allocation: Mapping[str, Any] | None = None, max_seq: int | None = None,
-                  max_tokens: int | None = None, resident: bool | None = None, act_bits: int = 8) -> EngineConfig:
+                  max_tokens: int | None = None, resident: bool | None = None, act_bits: int = 8,
+                  gelu: str = "pwl") -> EngineConfig:
     """The kernel configuration for ``model`` on ``board`` from a plan's allocation (``pe``/``simd`` per
     MVU stage and ``attn``, ``select_lanes``, ``resident``, ``wave_tokens``), rounded to what the kernel
     accepts: PE a power of two dividing the output size and the channel word, SIMD a power of two dividing
     the input size (sparse: whole banks a cycle), attention PE a power of two. ``act_bits``: the FFN
-    activation's width (the project's ``quant.precision.act``, :func:`act_bits_of`).
+    activation's width (the project's ``quant.precision.act``, :func:`act_bits_of`); ``gelu``: the project's
+    ``quant.gelu`` (``pwl`` or ``ibert``, :func:`gelu_of`), which with the model's ``activation`` sets the one
+    FFN activation the kernel builds (:func:`act_kind`).
 
     Raises InputError for a model the engine cannot run (head count not dividing the hidden size, no
     channel word dividing both the hidden and FFN sizes).
@@ -309,6 +317,7 @@ def engine_config(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None, 
                         k_max=int(k_max), keep=keep, bank=bank, p_max=p_max, index_bits=ibits, per_bank=per_bank,
                         pattern=pattern,
                         clock_MHz=clock, weight_impl="uram" if board.uram > 0 else "bram", act_bits=int(act_bits),
+                        act_kind=act_kind(model, gelu),
                         tokens=kernel_tokens((sparsity or {}).get("tokens"), L))
 
 
@@ -328,6 +337,32 @@ def act_bits_of(manifest_or_quant: Mapping[str, Any] | None) -> int:
     q = manifest_or_quant or {}
     q = q.get("quant", q) if isinstance(q.get("quant", None), Mapping) else q
     return int(((q.get("precision") or {}).get("act")) or 8)
+
+
+#: FFN activation kinds of the kernel: EngineConfig.act_kind -> PADLESS_ACT_KIND (intops.h ActKind, the
+#: ``act_kind`` scalar of weights.bin: codegen/weights.py ACT_KIND).
+ACT_KINDS = {"relu": 0, "gelu": 1, "gelu-pwl": 2}
+
+
+def gelu_of(manifest_or_quant: Mapping[str, Any] | None) -> str:
+    """The integer GELU of a project (a manifest, or its ``quant`` section): ``quant.gelu``, ``"pwl"``
+    unless it says ``"ibert"``."""
+    q = manifest_or_quant or {}
+    q = q.get("quant", q) if isinstance(q.get("quant", None), Mapping) else q
+    return str(q.get("gelu") or "pwl")
+
+
+def act_kind(model: Mapping[str, Any], gelu: str = "pwl") -> str:
+    """The FFN activation the kernel builds (:data:`ACT_KINDS`) for ``model`` (its ``activation``: ``gelu``
+    or ``relu``) quantized with ``gelu`` (``quant.gelu``: ``pwl`` or ``ibert``); the quantizer makes the
+    same choice per layer (padless.quant.quantize: ``gelu-pwl``, ``gelu`` or ``relu``).
+
+    Raises InputError for a ``gelu`` other than pwl / ibert."""
+    if gelu not in ("pwl", "ibert"):
+        raise InputError(f"quant.gelu {gelu!r} is not pwl or ibert")
+    if str(model.get("activation", "gelu")) == "relu":
+        return "relu"
+    return "gelu-pwl" if gelu == "pwl" else "gelu"
 
 
 def place_memories(cfg: EngineConfig, board: Board, memory_cap: float = 1.0,
@@ -644,8 +679,8 @@ def dsp_count(cfg: EngineConfig, dsp_type: str = "DSP48E2") -> dict:
       ``(int64_t)y * y`` of the residual sum (layer.h res_sink, int32 x int32: 4 DSP48E2);
     * ``up``: the piecewise-linear GELU's 17 x 16 product, the activation requantizer (35 x 32) and the
       I-BERT i-GELU's two ``int64_t`` products ``t * t`` and ``x * (erf + one)`` (intops.h i_gelu,
-      :func:`dsp_mul_trunc` 64 x 64 -> 64: 8 DSP48E2 each). The GELU kind is a run-time scalar of
-      weights.bin (``act_kind``), so both datapaths are built whatever ``quant.gelu`` selects.
+      :func:`dsp_mul_trunc` 64 x 64 -> 64: 8 DSP48E2 each): only the kind the kernel builds
+      (``cfg.act_kind``, PADLESS_ACT_KIND; ReLU: neither).
     """
     out = {}
     for m in MVUS:
@@ -657,8 +692,9 @@ def dsp_count(cfg: EngineConfig, dsp_type: str = "DSP48E2") -> dict:
         if m in ("out", "down"):
             extra = mm["PE"] * (dsp_mul(9, 32, dsp_type) + dsp_mul(32, 32, dsp_type))  # residual rq, y^2
         if m == "up":
-            extra = mm["PE"] * (dsp_mul(17, 16, dsp_type) + dsp_mul(35, 32, dsp_type)      # PWL GELU + act rq
-                                + 2 * dsp_mul_trunc(64, 64, 64, dsp_type))               # i-GELU t*t, x*(erf+1)
+            gelu = {"gelu-pwl": dsp_mul(17, 16, dsp_type),                     # PWL GELU slope x input
+                    "gelu": 2 * dsp_mul_trunc(64, 64, 64, dsp_type)}.get(cfg.act_kind, 0)   # i-GELU t*t, x*(erf+1)
+            extra = mm["PE"] * (gelu + dsp_mul(35, 32, dsp_type))                      # + the act requantizer
         out[m] = macs + rq + extra
     for ln, mvu in (("ln1", "out"), ("ln2", "down")):
         pe = cfg.folding[mvu][0]
@@ -751,8 +787,9 @@ def _mvu_logic(cfg: EngineConfig, m: str, dsp_type: str) -> dict:
     if m == "up":
         # i-GELU (int64): |x|, min, + b, + c, sign select, >> r (a 64-bit barrel shifter: 6 levels of 2:1,
         # three in a LUT6), + one: about 64 x 10 LUTs; the PWL GELU: the segment index (a 32-bit shift),
-        # the 36-bit multiply-add's rounding add, two comparisons: about 200
-        sink = pe * (64 * 10 + 200)
+        # the 36-bit multiply-add's rounding add, two comparisons: about 200; ReLU: a sign select, 16.
+        # Only the kind the kernel builds (cfg.act_kind).
+        sink = pe * {"gelu": 64 * 10, "gelu-pwl": 200}.get(cfg.act_kind, 16)
     lut = corr + trees + acc + sel + rq + sink
     # one register per adder bit (every level of the tree and the correction pipelined at II = 1), the
     # weight words and the input operands registered once, the accumulators
@@ -767,8 +804,8 @@ def lut_estimate(cfg: EngineConfig, dsp_type: str = "DSP48E2") -> dict:
     * an MVU (:func:`_mvu_logic`): packed-product sign corrections (27 LUTs per pair of rows and input),
       the adder trees of the fold (:func:`adder_tree_luts`: one LUT per adder bit), the accumulators, a
       BANK:1 8-bit input multiplexer per sparse lane (:func:`mux_luts`), the requantizer's adds, and the
-      sink's datapath (residual adds and the LayerNorm sums in ``out``/``down``; the i-GELU and PWL GELU
-      in ``up``, both always built);
+      sink's datapath (residual adds and the LayerNorm sums in ``out``/``down``; the FFN activation the
+      kernel builds in ``up``: PWL GELU, i-GELU or ReLU);
     * ``weight_loader``: the carry buffers of the load_elems instances that have one (:func:`carry_buffer`,
       :func:`weight_loads`);
     * 30 per 4-bit product lane and 43 per top-k comparator slot and lane (yosys on

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, PadlessError
+from ..schedule.engine import gelu_of
 from ._io import atomic_write
 from .power import LABEL as POWER_LABEL
 from .power import energy_uj, power_w
@@ -146,6 +147,7 @@ def cheap_stage(shape: dict, board: str, config: dict, work: Workload, constrain
                               num_layers=shape["num_layers"])
     try:
         p = plan(shape, board, sparsity, lengths=work["lengths"], act_bits=act_bits(config),
+                 gelu=gelu_of(config),
                  weights=(config.get("schedule") or {}).get("weights"))
     except BoardTooSmallError as exc:
         return {"plan": None, "model": {}, "fits": False, "prune": f"does not fit {board}: {exc}"}

@@ -206,12 +206,30 @@ template <class C> struct fwd_pre {
 };
 
 // The FFN activation of one lane: `seg` is the lane's GELU table entry at gelu_segment(u) (read by the
-// caller from the lane's own bank; unused by the other kinds).
+// caller from the lane's own bank; unused by the other kinds). Only the kind the project was quantized with
+// is built (PADLESS_ACT_KIND, config.h; codegen refuses a weights.bin whose layers use another): the I-BERT
+// i-GELU's two int64 products are 16 DSP48E2 a lane, which a PWL-GELU kernel does not pay for. A library
+// user without config.h gets the run-time choice of weights.bin's act_kind scalar (all three built).
+#ifndef PADLESS_ACT_KIND
+#define PADLESS_ACT_KIND (-1)
+#endif
+static_assert(ACT_RELU == 0 && ACT_GELU_IBERT == 1 && ACT_GELU_PWL == 2, "PADLESS_ACT_KIND numbers ActKind");
 inline int64_t ffn_activation(int64_t u, const layer_scalars_t &s, const gelu_seg_t &seg) {
 #pragma HLS INLINE
+#if PADLESS_ACT_KIND == 2  // ACT_GELU_PWL
+    return i_gelu_pwl_seg((sbits<16>)u, s.gelu_lo, s.gelu_k, seg.slope, seg.icpt);
+#elif PADLESS_ACT_KIND == 1  // ACT_GELU_IBERT
+    (void)seg;
+    return i_gelu(u, s.gelu_b, s.gelu_c, s.gelu_r, s.gelu_one);
+#elif PADLESS_ACT_KIND == 0  // ACT_RELU
+    (void)s;
+    (void)seg;
+    return u > 0 ? u : 0;
+#else
     if (s.act_kind == ACT_GELU_PWL) return i_gelu_pwl_seg((sbits<16>)u, s.gelu_lo, s.gelu_k, seg.slope, seg.icpt);
     if (s.act_kind == ACT_GELU_IBERT) return i_gelu(u, s.gelu_b, s.gelu_c, s.gelu_r, s.gelu_one);
     return u > 0 ? u : 0;
+#endif
 }
 
 template <class C, class AT, int ABITS, class RQ, class ACT_RQ, class GT> struct up_sink {
