@@ -687,6 +687,9 @@ extern "C" int padless_encoder(const abeat_t *act_rd, const abeat_t *act_res, ab
 #if PADLESS_TOKENS
     PADLESS_STATIC_RAM2D_PRAGMAS(tr_imp, PADLESS_TR_IMPL)
     PADLESS_STATIC_RAM2D_PRAGMAS(tr_pos, PADLESS_TR_IMPL)
+    // the carry requantizers (config.h ROMs, [stages][H]): tr_writer reads AXI channels a cycle
+#pragma HLS ARRAY_PARTITION variable = PADLESS_TR_CARRY_M cyclic factor = PADLESS_AXI_BYTES dim = 2
+#pragma HLS ARRAY_PARTITION variable = PADLESS_TR_CARRY_SHIFT cyclic factor = PADLESS_AXI_BYTES dim = 2
 #endif
     // the per-layer scalars: LBUF structs of registers (read by the layer loop, outside the region)
 #pragma HLS AGGREGATE variable = scal compact = bit

@@ -436,7 +436,7 @@ void attn_exp(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(score
 // attention sum (RCV_COPIES x APE replicated accumulators: lane p, query i % RCV_COPIES, so an address is
 // read-modified-written at most every RCV_COPIES iterations), and per sequence {start, len, seq} and the len
 // sums go to rout (a t-cycle loop after the heads that also clears the accumulators).
-static const int RCV_COPIES = 4;
+static const int RCV_COPIES = 4;  // = the DEPENDENCE distance on rcv in attn_pv
 // A stand-in for the received-attention stream when the kernel has no token reduction (never written).
 struct no_recv_t {
     inline void write(uint32_t) {}
@@ -485,6 +485,9 @@ void attn_pv(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(e_w<A:
             int i = 0, f = 0;
             for (int64_t it = 0; it < trip; it++) {
                 PADLESS_PIPELINE(att_pv, it);
+                // rcv: copy (i % RCV_COPIES, p) is read-modified-written by query i only, and each query
+                // adds to distinct keys, so an address recurs no sooner than RCV_COPIES iterations later
+#pragma HLS DEPENDENCE variable = rcv type = inter direction = RAW dependent = true distance = 4
                 if (f == 0) {
                     factor = fin.read();
                     for (int c = 0; c < A::D; c++) {
