@@ -5,10 +5,11 @@ the same real sentences; fidelity against fp32 beside each row.
     python bench/sparsity_engine_bench.py --board u280 --board zcu104 --workdir /tmp/spe \\
         [--movie 1000] [--reuters 300] [--jobs 2] [--fidelity FILE.json] [--no-write]
 
-For each board and configuration (:data:`CONFIGS`) it runs ``padless compile minilm-l6 --board B --config C``
-with ``quant: {rounding: nearest}`` (the kernel, its plan and its cycles do not depend on the weight values,
-so the quick quantization gives the plan and the timing the shipped configs get) and ``schedule: {dataset:
-vader-movie, limit: 1000}`` (the DSE plans for the movie mix), unless the project folder is already there.
+For each board, configuration (:data:`CONFIGS`) and mix it runs ``padless compile minilm-l6 --board B
+--config C`` with ``quant: {rounding: nearest}`` (the kernel, its plan and its cycles do not depend on the
+weight values, so the quick quantization gives the plan and the timing the shipped configs get) and
+``schedule: {dataset: D, limit: N}`` (the DSE plans the engine for the mix it runs: vader-movie 1000 or
+reuters 300), unless the project folder is already there.
 Then the timed C-simulation of each generated kernel (:func:`padless.runtime.profile.profile`, the same
 run as ``padless profile``, without the padded baselines) on the first ``--movie`` VADER movie snippets and
 the first ``--reuters`` Reuters articles, truncated at the kernel's longest sequence; ``--jobs`` runs go at
@@ -54,17 +55,17 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def compiled(workdir: Path, board: str, name: str) -> Path:
-    """The project of ``name`` on ``board`` (compiled once; reused when its manifest is there)."""
+def compiled(workdir: Path, board: str, name: str, dataset: str, limit: int) -> Path:
+    """The project of ``name`` on ``board`` planned by the DSE for the first ``limit`` texts of ``dataset``
+    (compiled once; reused when its manifest is there)."""
     from padless.build import compile_project
-    out = workdir / board / name
+    out = workdir / board / (name if dataset == "vader-movie" else f"{name}@{dataset}")
     if (out / "manifest.json").is_file():
         return out
-    cfg = dict(CONFIGS[name][1], quant={"rounding": "nearest"},
-               schedule={"dataset": "vader-movie", "limit": 1000})
+    cfg = dict(CONFIGS[name][1], quant={"rounding": "nearest"}, schedule={"dataset": dataset, "limit": limit})
     t = time.time()
     compile_project(MODEL, board=board, out=out, config=cfg)
-    log(f"compiled {board}/{name} in {time.time() - t:.0f} s")
+    log(f"compiled {board}/{out.name} in {time.time() - t:.0f} s")
     return out
 
 
@@ -87,7 +88,7 @@ def timed(path: str, dataset: str, limit: int) -> dict:
     eng = p.manifest["hls"]["engine"]
     res = p.manifest.get("resources") or {}
     busy = sorted(r["stage_busy"].items(), key=lambda kv: -kv[1])[:3]
-    return {"throughput_seq_s": r["throughput_seq_s"], "cycles": r["cycles"], "model_error": r["model_error"],
+    return {"project": path, "throughput_seq_s": r["throughput_seq_s"], "cycles": r["cycles"], "model_error": r["model_error"],
             "clock_MHz": r["clock_MHz"], "tokens": r["tokens"], "sequences": r["sequences"],
             "busy": ", ".join(f"{k} {v:.0%}" for k, v in busy), "wall_s": time.time() - t,
             "folding": " / ".join(f"{eng['folding'][m][0]}x{eng['folding'][m][1]}" for m in ("qkv", "out", "up", "down")),
@@ -96,9 +97,10 @@ def timed(path: str, dataset: str, limit: int) -> dict:
 
 
 def table(board: str, runs: dict, fidelity: dict) -> str:
-    rows = ["| configuration | folding qkv / out / up / down (PE x SIMD) | DSP | weights | movie seq/s | vs dense "
-            "| Reuters seq/s | vs dense | model error (movie, Reuters) | busiest (movie) | agreement / cosine vs fp32 |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| configuration | movie: folding qkv / out / up / down (PE x SIMD), attention lanes | DSP | weights "
+            "| movie seq/s | vs dense | Reuters: folding, attention lanes | Reuters seq/s | vs dense "
+            "| model error (movie, Reuters) | busiest (movie) | agreement / cosine vs fp32 |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, (label, _) in CONFIGS.items():
         m, r = runs.get((board, name, "movie")), runs.get((board, name, "reuters"))
         dm, dr = runs.get((board, "dense", "movie")), runs.get((board, "dense", "reuters"))
@@ -110,9 +112,10 @@ def table(board: str, runs: dict, fidelity: dict) -> str:
         rx = f"**{r['throughput_seq_s'] / dr['throughput_seq_s']:.2f}x**" if r and dr else "--"
         mx = f"**{m['throughput_seq_s'] / dm['throughput_seq_s']:.2f}x**" if dm else "--"
         err = f"{m['model_error']:+.2%}, " + (f"{r['model_error']:+.2%}" if r else "--")
-        rows.append(f"| {label} | {m['folding']}, attn {m['att_pe']} | {m['dsp']:,} | "
-                    f"{'resident' if m['resident'] else 'streamed'} | {m['throughput_seq_s']:,.0f} | {mx} | {rs} | {rx} | "
-                    f"{err} | {m['busy']} | {fid} |")
+        rf = f"{r['folding']}, {r['att_pe']}" if r else "--"
+        rows.append(f"| {label} | {m['folding']}, {m['att_pe']} | {m['dsp']:,} | "
+                    f"{'resident' if m['resident'] else 'streamed'} | {m['throughput_seq_s']:,.0f} | {mx} | {rf} | {rs} "
+                    f"| {rx} | {err} | {m['busy']} | {fid} |")
     return "\n".join(rows)
 
 
@@ -136,15 +139,19 @@ def main() -> None:
     wd = Path(a.workdir)
     fidelity = json.loads(Path(a.fidelity).read_text()) if a.fidelity else {}
     t0 = time.time()
-    projects = {(b, n): compiled(wd, b, n) for b in a.board for n in names}
+    limits = {"movie": a.movie, "reuters": a.reuters}
+    # every engine planned for the mix it runs (a movie-planned engine spends its DSPs on the MVUs and can
+    # starve the attention that long Reuters articles need)
+    projects = {(b, n, tag): compiled(wd, b, n, ds, limits[tag]) for b in a.board for n in names
+                for ds, tag in MIXES if limits[tag] > 0}
     cache = wd / "runs.json"
     done = {tuple(k.split("|")): v for k, v in (json.loads(cache.read_text()) if cache.is_file() else {}).items()}
-    jobs = [(b, n, tag, ds, lim) for (b, n) in projects for ds, tag in MIXES
-            for lim in [a.movie if tag == "movie" else a.reuters]
-            if lim > 0 and (b, n, tag) not in done]
+    done = {k: v for k, v in done.items() if v.get("project") == str(projects.get(k))}  # runs of these projects
+    jobs = [(b, n, tag, ds, limits[tag]) for (b, n, tag) in projects for ds, t in MIXES if t == tag
+            and (b, n, tag) not in done]
     log(f"{len(jobs)} timed csim runs to do ({len(done)} cached in {cache})")
     with cf.ProcessPoolExecutor(max_workers=max(1, a.jobs)) as ex:
-        futs = {ex.submit(timed, str(projects[(b, n)]), ds, lim): (b, n, tag) for b, n, tag, ds, lim in jobs}
+        futs = {ex.submit(timed, str(projects[(b, n, tag)]), ds, lim): (b, n, tag) for b, n, tag, ds, lim in jobs}
         for fut in cf.as_completed(futs):
             key = futs[fut]
             done[key] = fut.result()
@@ -158,9 +165,9 @@ def main() -> None:
     srcs = sorted({f.get("source", "") for f in fidelity.values() if f.get("source")})
     body = (f"minilm-l6; movie = the first {a.movie:,} VADER movie snippets, Reuters = the first {a.reuters} "
             "Reuters articles (cut at the kernel's longest sequence). Every project: `padless compile minilm-l6 "
-            "--board B --config C` with `quant: {rounding: nearest}` and `schedule: {dataset: vader-movie, limit: "
-            "1000}` (the DSE plans each engine for the movie mix, 80% of each SLR's DSPs and LUTs, 90% of its "
-            "memories). **Simulated** = the timed C-simulation of each generated kernel (II and depths declared, "
+            "--board B --config C` with `quant: {rounding: nearest}` and `schedule: {dataset: D, limit: N}`: the "
+            f"DSE plans each engine for the mix it runs (vader-movie {a.movie:,} or reuters {a.reuters}; 80% of "
+            "each SLR's DSPs and LUTs, 90% of its memories), so a configuration has one engine per mix. **Simulated** = the timed C-simulation of each generated kernel (II and depths declared, "
             "not synthesized; m_axi through the board's memory model) at the board's default clock; vs dense = "
             "the same board's dense row in this run; model error = the Python cycle model / simulated - 1. "
             f"Wall time of the whole run: {(time.time() - t0) / 60:.0f} min.\n\n" + "\n\n".join(parts) +

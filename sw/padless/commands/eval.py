@@ -149,8 +149,8 @@ def run(args) -> int:
     if args.max_length is not None:
         project.check_max_length(args.max_length)
     res = evaluate(project, texts, labels, args.backend, args.truncate, args.max_tokens,
-                   show=not args.json and sys.stderr.isatty(),
-                   max_length=args.max_length, reference=args.reference)  # bars only on a terminal
+                   show=True,
+                   max_length=args.max_length, reference=args.reference)  # a bar on a terminal, plain lines in a log (stderr)
     if args.json:
         print(json.dumps({k: v for k, v in res.items() if k != "lengths"}))
     else:
