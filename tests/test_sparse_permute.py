@@ -180,3 +180,46 @@ def test_compile_refuses_permute_with_pattern_row_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("padless: error:") and "permute" in err[0]
     assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.slow
+def test_finetune_honours_permute(tmp_path):
+    """`padless finetune` with permute: magnitude masks grow on the reordered teacher; the student keeps
+    pattern pe-pair and compile-time pruning (which re-plans the pairing) leaves it as it is."""
+    pytest.importorskip("torch")
+    import torch
+    from padless.finetune import finetune
+    from padless.models import resolve_model
+    torch.set_num_threads(2)
+    cfg = {"weights": PERM,
+           "train": {"steps": 4, "batch_size": 4, "max_len": 16, "lr": 1e-3, "ramp": 0.5, "mask_every": 2,
+                     "checkpoint_every": 4, "texts_per_dataset": 16, "seed": 1, "init": "magnitude"}}
+    res = finetune("tiny", cfg, tmp_path / "ft", progress=False)
+    assert res["finished"]
+    spec, _ = resolve_model(str(tmp_path / "ft"))
+    again = prune_spec(spec, PERM)
+    for a, b in zip(spec.layers, again.layers):
+        for name in LINEAR_NAMES:
+            assert is_pattern_balanced(getattr(a, name).weight, 16, 0.5, rows=2)
+            assert np.array_equal(getattr(a, name).weight, getattr(b, name).weight)
+
+
+def test_large_groups_bound_the_loss_and_still_pair(monkeypatch):
+    """Above _EXACT_ELEMS the loss is exact for each row's most promising partners and an upper bound
+    elsewhere; the matching still finds the lossless pairing of the interleaved patterns."""
+    import padless.sparse.permute as permute
+    rng = np.random.default_rng(3)
+    s = rng.random((24, 32))
+    exact, _ = pair_loss(s, 16, 4)
+    monkeypatch.setattr(permute, "_EXACT_ELEMS", 24 * 32 * 4)            # 4 exact partners a row
+    bound, _ = pair_loss(s, 16, 4)
+    off = ~np.eye(24, dtype=bool)
+    assert (bound[off] >= exact[off] - 1e-5).all()
+    assert (np.isclose(bound, exact, rtol=1e-5, atol=1e-5) & off).sum(axis=1).min() >= 4
+    patterns = rng.permutation(16).reshape(4, 4)
+    owner = [0, 1, 2, 3] * 4
+    t = np.full((16, 16), 1e-3)
+    for row, p in enumerate(owner):
+        t[row, patterns[p]] = rng.random(4) + 1
+    perm = pair_rows([t], 16, 4)
+    assert all(owner[a] == owner[b] for a, b in perm.reshape(-1, 2))

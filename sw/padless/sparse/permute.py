@@ -37,13 +37,20 @@ Linears that share the permutation: q and k) split into ``nb = in / B`` banks an
   Pairs are ordered by their lower original row, lower row first, so the permutation stays close to the
   identity.
 
+Large groups (``n^2 * in`` above :data:`_EXACT_ELEMS`, MiniLM's FFN: 0.9 G partial-sort elements, ~40 s a
+layer): ``K_ab`` is at least what the pair keeps with ``a``'s own kept columns, ``R_a + sum(S_b over a's
+mask)``, or with ``b``'s; one ``(n, in) x (in, n)`` product gives that bound for every pair, the exact
+``L`` is then computed for each row's ``c = _EXACT_ELEMS / (n * in)`` partners of smallest bounded loss
+(113 for MiniLM's FFN) and the bound is kept elsewhere. The final comparison with the identity is exact.
+
 Importance per criterion: ``magnitude`` ``|w|``; ``activation`` ``|w| * ||x||`` (Wanda, the ranking that
 criterion prunes by); ``sparsegpt`` ``(|w| * ||x||)^2``: the OBS saliency ``w^2 / [H^-1]_jj`` with the
 diagonal approximation ``H ~ diag(||x||^2)`` (SparseGPT sums saliency over a pair). ``||x||`` is the L2
 norm of each input channel over calibration tokens (:func:`padless.sparse.weights.input_norms`).
 
-Cost on MiniLM-L6 (``F`` 1536, hidden 384, ``B`` 16): the FFN group dominates, ``1536^2 * 384`` ~ 0.9 G
-partial-sort elements a layer (seconds on one core); Q/K and V groups are per head (``d`` 32), negligible.
+Cost on MiniLM-L6 (``F`` 1536, hidden 384, ``B`` 16): the FFN group dominates (one 1536 x 384 x 1536
+product, 67 M partial-sort elements, the greedy matching's sort of 1.2 M pair losses and the 2-opt passes:
+seconds a layer); Q/K and V groups are per head (``d`` 32), exact, negligible.
 """
 from __future__ import annotations
 
@@ -63,6 +70,9 @@ __all__ = ["pair_loss", "pair_rows", "pairing_kept", "plan_permutations", "apply
 MAX_PASSES = 50
 #: Rows of the loss matrix computed at once (bounds memory: chunk * n * in * 4 bytes).
 _CHUNK_ELEMS = 1 << 24
+#: Largest ``n^2 * in`` of a group whose pair losses are all computed exactly (partial sorts of ``B``
+#: values); larger groups get exact losses for their most promising partners only (``pair_loss``).
+_EXACT_ELEMS = 1 << 26
 
 
 def importance(w: np.ndarray, criterion: str = "magnitude", input_norm: np.ndarray | None = None) -> np.ndarray:
@@ -97,23 +107,44 @@ def pair_loss(scores: np.ndarray, bank: int, per_bank: int) -> tuple[np.ndarray,
         bank: B; per_bank: P kept per bank.
     Returns:
         ``(L, R)``: ``L`` ``(n, n)`` float64 symmetric, ``L_ab = R_a + R_b - K_ab`` (module docstring; the
-        diagonal is meaningless); ``R`` ``(n,)`` the importance each row keeps on its own.
+        diagonal is meaningless); ``R`` ``(n,)`` the importance each row keeps on its own. Exact when
+        ``n^2 * in <= _EXACT_ELEMS``; above that, exact for each row's ``c = _EXACT_ELEMS / (n * in)`` most
+        promising partners and an upper bound elsewhere (module docstring, "Large groups").
     Raises:
         InputError: a bank that does not divide ``in``.
     """
     s = np.asarray(scores, dtype=np.float64)
     nb = _check_banks(s.shape, bank)
-    n = s.shape[0]
+    n, width = s.shape
     sb = s.reshape(n, nb, bank)
     r = _top_sum(sb, per_bank).sum(-1)
-    kept = np.empty((n, n), dtype=np.float64)
     s32 = sb.astype(np.float32)
-    chunk = max(1, _CHUNK_ELEMS // max(1, n * s.shape[1]))
+    if n * n * width <= _EXACT_ELEMS:
+        kept = np.empty((n, n), dtype=np.float64)
+        chunk = max(1, _CHUNK_ELEMS // max(1, n * width))
+        for a in range(0, n, chunk):
+            both = s32[a:a + chunk, None] + s32[None]                  # (c, n, nb, B)
+            kept[a:a + chunk] = _top_sum(both, per_bank).sum(-1, dtype=np.float64)
+        kept = (kept + kept.T) / 2                                      # float32 rounding: make it symmetric
+        return r[:, None] + r[None, :] - kept, r
+    # Large groups: K_ab >= R_a + sum of s_b over a's own kept columns (the pair could use a's mask), and
+    # the same with b's mask: one (n, in) x (in, n) product gives that lower bound of K for every pair.
+    top = np.argsort(-sb, axis=2, kind="stable")[:, :, :per_bank]
+    mask = np.zeros(sb.shape, dtype=np.float64)
+    np.put_along_axis(mask, top, 1.0, axis=2)
+    g = mask.reshape(n, width) @ s.T                                    # g[a, b] = s_b on a's kept columns
+    lower = np.maximum(r[:, None] + g, (r[:, None] + g).T)
+    loss = r[:, None] + r[None, :] - lower
+    np.fill_diagonal(loss, np.inf)
+    c = max(1, min(n - 1, _EXACT_ELEMS // (n * width)))
+    cand = np.argpartition(loss, c - 1, axis=1)[:, :c]                 # (n, c) most promising partners
+    chunk = max(1, _CHUNK_ELEMS // max(1, c * width))
     for a in range(0, n, chunk):
-        both = s32[a:a + chunk, None] + s32[None]                      # (c, n, nb, B)
-        kept[a:a + chunk] = _top_sum(both, per_bank).sum(-1, dtype=np.float64)
-    kept = (kept + kept.T) / 2                                          # float32 rounding: make it symmetric
-    return r[:, None] + r[None, :] - kept, r
+        rows = np.arange(a, min(n, a + chunk))
+        both = s32[rows, None] + s32[cand[rows]]                        # (chunk, c, nb, B)
+        kept = _top_sum(both, per_bank).sum(-1, dtype=np.float64)
+        loss[rows[:, None], cand[rows]] = r[rows, None] + r[cand[rows]] - kept
+    return np.minimum(loss, loss.T), r
 
 
 def _greedy(loss: np.ndarray) -> np.ndarray:
