@@ -223,3 +223,20 @@ def test_large_groups_bound_the_loss_and_still_pair(monkeypatch):
         t[row, patterns[p]] = rng.random(4) + 1
     perm = pair_rows([t], 16, 4)
     assert all(owner[a] == owner[b] for a, b in perm.reshape(-1, 2))
+
+
+def test_integer_model_of_the_permuted_spec_is_bit_exact(tiny_spec, ids, norms):
+    """Calibrated and quantized afresh, the permuted dense model's integer encoder (per-channel scales,
+    integer Q.K^T, 4-bit top-k selection, the FFN) gives the same int8 outputs as the original's."""
+    from padless.golden import quantize_input, run_encoder
+    from padless.quant.calibrate import calibrate
+    from padless.quant.quantize import quantize_encoder
+    from padless.reference import embed
+    permuted, _ = permute_spec(tiny_spec, {**PERM, "criterion": "activation"}, norms)
+    sp = parse_sparsity({"attention": {"topk": 4}})
+    qa = quantize_encoder(tiny_spec, calibrate(tiny_spec, ids[:8]))
+    qb = quantize_encoder(permuted, calibrate(permuted, ids[:8]))
+    for s in ids[8:]:
+        x = quantize_input(embed(tiny_spec, s), np.asarray(qa.input_scale))
+        off = np.array([0, len(x)])
+        np.testing.assert_array_equal(run_encoder(qb, x, off, sp), run_encoder(qa, x, off, sp))
