@@ -28,7 +28,8 @@ from padless.models import Tokenizer, resolve_model  # noqa: E402
 from padless.reference import encode_fp32, pool  # noqa: E402
 from padless.sparse.weights import prune_spec  # noqa: E402
 
-FORMS = (("row", {}), ("pe-pair", {"pattern": "pe-pair"}), ("pe-pair + permute", {"pattern": "pe-pair", "permute": True}))
+FORMS = (("row", {}), ("pe-pair", {"pattern": "pe-pair"}),
+         ("pe-pair + permute", {"pattern": "pe-pair", "permute": True}))
 
 
 def embeddings(spec, ids) -> np.ndarray:

@@ -132,7 +132,8 @@ def test_pruned_permuted_model_keeps_the_pattern_and_more_importance(tiny_spec, 
         groups = [([sc["ffn_up"]], plan["ffn"])]
         for h in range(tiny_spec.num_heads):
             blk = slice(h * d, (h + 1) * d)
-            groups += [([sc["q"][blk], sc["k"][blk]], plan["qk"][blk] - h * d), ([sc["v"][blk]], plan["v"][blk] - h * d)]
+            groups += [([sc["q"][blk], sc["k"][blk]], plan["qk"][blk] - h * d),
+                       ([sc["v"][blk]], plan["v"][blk] - h * d)]
         for mats, perm in groups:
             new = sum(pairing_kept(m, 16, p, perm) for m in mats)
             old = sum(pairing_kept(m, 16, p) for m in mats)

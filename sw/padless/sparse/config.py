@@ -31,8 +31,9 @@ stable (writing and re-reading the manifest gives an equal dict, and parsing it 
 
 Parts that do nothing are normalised to ``{}``: weight sparsity 0 (with no per-layer ratio above 0),
 token keep 1.0 (cascade) or no selection layer. ``pattern`` is stored only when it is not the default
-``row`` (so manifests written before the key existed parse to the same dict), ``permute`` only when true. A ``policy`` part with keep 1.0 stays: the learned policy
-still decides per token (threshold 0, i.e. sigmoid >= 0.5).
+``row`` (so manifests written before the key existed parse to the same dict), ``permute`` only when true.
+A ``policy`` part with keep 1.0 stays: the learned policy still decides per token (threshold 0, i.e. sigmoid
+>= 0.5).
 """
 from __future__ import annotations
 
