@@ -97,6 +97,10 @@ def check_sparsity(sparsity: Mapping[str, Any] | None) -> dict:
         pattern = w.get("pattern", "row")
         if pattern not in ("row", "pe-pair"):
             raise InputError(f"weights pattern must be row or pe-pair, got {pattern!r}")
+        permute = w.get("permute", False)
+        if not isinstance(permute, bool) or (permute and pattern != "pe-pair"):
+            raise InputError(f"weights permute must be true (pattern pe-pair only) or false, got {permute!r} "
+                             f"with pattern {pattern}")
         w = {"sparsity": float(s), "bank": b}
         if layers:
             w["layers"] = {str(int(i)): float(r) for i, r in layers.items()}

@@ -464,7 +464,12 @@ def finetune(model: str, config=None, out: str | Path | None = None, steps: int 
                   disable=not progress, dynamic_ncols=True) as bar:
             pruned = prune_spec(spec, {**sp["weights"], "criterion": "sparsegpt"},
                                 token_ids=[ids[i] for i in pick], progress=lambda i, name: bar.update(1))
-        start = bert_from_spec(pruned)
+        start = bert_from_spec(pruned)      # weights permute: prune_spec reordered the channels first
+    elif sp["weights"].get("permute"):
+        # magnitude masks grow on the teacher with its pe-pair rows paired (the same function: the teacher's
+        # hidden states and attention maps, the distillation targets, are those of the reordered copy)
+        from ..sparse.permute import permute_spec
+        start = bert_from_spec(permute_spec(spec, {**sp["weights"], "criterion": "magnitude"})[0])
     else:
         start = copy.deepcopy(teacher)
     student = SparseStudent(start, sp["weights"], sp["attention"])

@@ -9,9 +9,12 @@
                 criterion: activation,     # optional: rank by |w| * ||x|| (Wanda) instead of |w|,
                                            # or sparsegpt: OBS mask + weight reconstruction on real
                                            # sentences (Frantar & Alistarh 2023, padless.sparse.sparsegpt)
-                pattern: pe-pair}          # optional: output rows 2i and 2i + 1 keep the same in-bank
+                pattern: pe-pair,          # optional: output rows 2i and 2i + 1 keep the same in-bank
                                            # columns (one index set a pair; the sparse MVU then packs two
                                            # MACs per DSP48E2 as dense does); default row (every row its own)
+                permute: true}             # optional, pe-pair only: first reorder FFN / V / Q-K channels
+                                           # (function-preserving) so similar rows share a pair
+                                           # (padless.sparse.permute); default false
     tokens:    {layers: [2, 4], keep: 0.7} # cascade token pruning before layers 2 and 4 (SpAtten, HPCA 2021)
              | {layers: [2, 4], keep: 0.7, method: policy}  # learned TR-BERT policy (policy.npz in the
                                            # project; `keep` is the ratio its integer thresholds were
@@ -23,13 +26,14 @@ stable (writing and re-reading the manifest gives an equal dict, and parsing it 
 
     {"attention": {} | {"topk": k} | {"density": d, "min_k": m},
      "weights":   {} | {"sparsity": s, "bank": B, "criterion": "magnitude" | "activation" | "sparsegpt"
-                         [, "layers": {"<i>": s_i, ...}] [, "pattern": "pe-pair"]},
+                         [, "layers": {"<i>": s_i, ...}] [, "pattern": "pe-pair"] [, "permute": true]},
      "tokens":    {} | {"layers": [i, ...], "keep": r, "method": "cascade" | "policy"}}
 
 Parts that do nothing are normalised to ``{}``: weight sparsity 0 (with no per-layer ratio above 0),
 token keep 1.0 (cascade) or no selection layer. ``pattern`` is stored only when it is not the default
-``row`` (so manifests written before the key existed parse to the same dict). A ``policy`` part with keep 1.0 stays: the learned policy
-still decides per token (threshold 0, i.e. sigmoid >= 0.5).
+``row`` (so manifests written before the key existed parse to the same dict), ``permute`` only when true.
+A ``policy`` part with keep 1.0 stays: the learned policy still decides per token (threshold 0, i.e. sigmoid
+>= 0.5).
 """
 from __future__ import annotations
 
@@ -102,14 +106,15 @@ def _weights(w: Any, num_layers: int | None) -> dict:
         return {}
     if not isinstance(w, Mapping):
         raise InputError(f"weights config must be a mapping like {{sparsity: 0.5, bank: 16}}, got {brief(w)}")
-    unknown = set(w) - {"sparsity", "bank", "layers", "criterion", "pattern"}
+    unknown = set(w) - {"sparsity", "bank", "layers", "criterion", "pattern", "permute"}
     if unknown:
         raise InputError(f"weights config: unknown keys {sorted(unknown)} (allowed: sparsity, bank, layers, "
-                         "criterion, pattern)")
+                         "criterion, pattern, permute)")
     pattern = w.get("pattern", "row")
     if pattern not in WEIGHT_PATTERNS:
         raise InputError(f"weights pattern {brief(pattern)} is not available; choose row (each output row keeps "
                          "its own columns per bank) or pe-pair (rows 2i and 2i + 1 share them: two MACs per DSP)")
+    permute = _permute(w.get("permute", False), pattern)
     criterion = w.get("criterion", "magnitude")
     if criterion not in WEIGHT_CRITERIA:
         raise InputError(f"weights criterion {brief(criterion)} is not available; choose one of "
@@ -145,7 +150,20 @@ def _weights(w: Any, num_layers: int | None) -> dict:
         out["layers"] = dict(sorted(per_layer.items(), key=lambda kv: int(kv[0])))
     if pattern != "row":
         out["pattern"] = pattern
+    if permute:
+        out["permute"] = True
     return out
+
+
+def _permute(value: Any, pattern: str) -> bool:
+    """Validate ``weights.permute`` (a boolean; true only with pattern pe-pair)."""
+    if not isinstance(value, bool):
+        raise InputError(f"weights permute must be true or false, got {brief(value)}")
+    if value and pattern != "pe-pair":
+        raise InputError("weights permute pairs similar output rows for pattern pe-pair; with pattern "
+                         f"{pattern} every row keeps its own columns already: remove permute or set "
+                         "pattern: pe-pair")
+    return value
 
 
 def pattern_rows(weights_cfg: Mapping[str, Any] | None) -> int:

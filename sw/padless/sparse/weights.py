@@ -190,7 +190,10 @@ def prune_spec(spec: EncoderSpec, weights_cfg: Mapping[str, Any], token_ids=None
         spec: the float model (not modified).
         weights_cfg: ``{"sparsity": s, "bank": B[, "layers": {"<i>": s_i}][, "pattern": "pe-pair"]}``
             (normalised by :func:`padless.sparse.config.parse_sparsity`); per-layer ratios override ``s``;
-            ``pattern: pe-pair`` makes every criterion choose one kept set per bank per output-row pair.
+            ``pattern: pe-pair`` makes every criterion choose one kept set per bank per output-row pair;
+            with ``permute: true`` the output channels are first reordered (function-preserving: FFN
+            intermediate channels, V and Q/K head-dim channels, :mod:`padless.sparse.permute`) so that rows
+            of similar importance share a pair.
         token_ids: optional real sentences (token id lists) for the data-aware criteria. ``activation``:
             the ranking score is ``|w| * ||x||`` (:func:`input_norms`; Wanda, Sun et al. arXiv 2306.11695)
             instead of ``|w|``. ``sparsegpt``: masks chosen by OBS saliency and the kept weights
@@ -223,13 +226,15 @@ def prune_spec(spec: EncoderSpec, weights_cfg: Mapping[str, Any], token_ids=None
             token_ids, cal_source = default_calibration_ids(spec, count), f"{CALIB_DATASET} (first {count})"
         else:
             cal_source = f"{len(token_ids)} given sentences"
+    if cfg.get("permute"):
+        spec, norms = _permuted(spec, cfg, criterion, token_ids, rows)
     out = copy.copy(spec)
     out.source = {**spec.source, "weight_sparsity": {**cfg, "ratios": ratios, "norms_from": cal_source}}
     if criterion == "sparsegpt":
         from .sparsegpt import sparsegpt_layers
         out.layers = sparsegpt_layers(spec, ratios, bank, token_ids, progress=progress, rows=rows)
         return out
-    if criterion == "activation":
+    if criterion == "activation" and not cfg.get("permute"):
         norms = input_norms(spec, token_ids)
     out.layers = []
     for layer, s, nrm in zip(spec.layers, ratios, norms):
@@ -240,6 +245,25 @@ def prune_spec(spec: EncoderSpec, weights_cfg: Mapping[str, Any], token_ids=None
             setattr(new, name, LinearSpec(weight=w, bias=lin.bias))
         out.layers.append(new)
     return out
+
+
+def _permuted(spec: EncoderSpec, cfg: Mapping[str, Any], criterion: str, token_ids, rows: int):
+    """``weights: {permute: true}``: the spec with its pe-pair row pairing applied
+    (:mod:`padless.sparse.permute`) and the per-layer input norms the activation criterion prunes it by
+    (the dense model's, permuted; empty dicts for the other criteria). The pairing of a data-aware
+    criterion reads the norms of the first :data:`CALIB_COUNT` calibration sentences."""
+    from .permute import permute_norms, permute_spec
+    if rows != 2:
+        raise InputError("weights permute pairs similar output rows for pattern pe-pair; pattern row keeps every "
+                         "row's own columns already: remove permute or set pattern: pe-pair")
+    dense_norms = None
+    if criterion != "magnitude":
+        ids = list(token_ids)
+        dense_norms = input_norms(spec, ids if criterion == "activation" else ids[:CALIB_COUNT])
+    permuted, plans = permute_spec(spec, cfg, dense_norms)
+    if criterion == "activation":
+        return permuted, permute_norms(dense_norms, plans)
+    return permuted, [{} for _ in spec.layers]
 
 
 def _pack_bits(entries: np.ndarray, bits: int) -> np.ndarray:
