@@ -214,6 +214,21 @@ def test_progress_mode_and_plain_lines(monkeypatch):
     assert buf.getvalue().splitlines()[-1].startswith("compile: 1/3 step")
 
 
+def test_bad_config_ends_in_one_line_however_slow_the_model_loads(tmp_path, capsys, monkeypatch):
+    """compile's step progress starts after the steps that check the input: on a loaded machine (here a
+    clock that moves 10 s a reading) a bad config still ends in its one error line and nothing else."""
+    from padless import progress as P
+    from padless.cli import main
+    clock = iter(range(0, 10**9, 10))
+    monkeypatch.setattr(P.time, "perf_counter", lambda: float(next(clock)))
+    monkeypatch.setenv("PADLESS_PROGRESS", "lines")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("weights: {sparsity: 0.5, bank: 16, pattern: diagonal}\n")
+    assert main(["compile", "tiny", "--config", str(cfg), "--out", str(tmp_path / "p")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("padless: error: weights pattern"), err
+
+
 def test_main_job_log_has_no_bar_frames(tmp_path, tiny_project):
     """The eval step of `make run` into a file: plain lines, no carriage returns."""
     code = ("import sys; from padless.commands.eval import evaluate; from padless.project import load_project; "

@@ -436,6 +436,8 @@ def step_record_generated(st: BuildState) -> BuildState:
     return st
 
 
+#: The first steps, which check the user's input (no progress display while they run).
+CHECKED_BEFORE = (step_load_board, step_load_model, step_sparsity_config, step_quant_config)
 STEPS = [step_load_board, step_load_model, step_sparsity_config, step_quant_config, step_sparsify_weights,
          step_calibrate, step_quantize, step_write_project, step_schedule, step_codegen, step_bitstream_flow,
          step_record_generated]
@@ -480,11 +482,15 @@ def compile_project(model: str, board: str = DEFAULT_BOARD, out=None, config: di
     with project_update(out, own=own_names(out)) as staging:   # locked; the old project stays until the end
         st.out = staging
         from .progress import progress_bar   # a bar on a terminal, a plain line now and then in a log
-        # nothing in the first 5 s: a compile that fails at once ends in its one error line
-        bar = progress_bar(total=len(STEPS), desc="compile", unit="step", disable=not progress, leave=False,
-                           delay=5.0)
-        for step in STEPS:
-            bar.set_postfix_str(step.__name__.removeprefix("step_"))
+        bar = None
+        for i, step in enumerate(STEPS):
+            if bar is None and step not in CHECKED_BEFORE:
+                # the steps that check the input (board, model, sparsity and quant config) come first and
+                # show nothing, whatever the machine's load: bad input ends in its one error line
+                bar = progress_bar(total=len(STEPS), initial=i, desc="compile", unit="step", disable=not progress,
+                                   leave=False, delay=5.0)
+            if bar is not None:
+                bar.set_postfix_str(step.__name__.removeprefix("step_"))
             t = time.perf_counter()
             try:
                 st = step(st)
@@ -493,7 +499,9 @@ def compile_project(model: str, board: str = DEFAULT_BOARD, out=None, config: di
                 raise InputError(f"{step.__name__.removeprefix('step_')}: {where}: {exc.strerror or exc}; check "
                                  "the path and its permissions (and --out)") from exc
             st.log.append((step.__name__.removeprefix("step_"), time.perf_counter() - t) + st.notes.pop(step.__name__, ()))
-            bar.update(1)
-        bar.close()
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
     st.out = Path(out)
     return st
