@@ -138,7 +138,6 @@ def main() -> None:
         names.insert(0, "dense")
     wd = Path(a.workdir)
     fidelity = json.loads(Path(a.fidelity).read_text()) if a.fidelity else {}
-    t0 = time.time()
     limits = {"movie": a.movie, "reuters": a.reuters}
     # every engine planned for the mix it runs (a movie-planned engine spends its DSPs on the MVUs and can
     # starve the attention that long Reuters articles need)
@@ -170,8 +169,13 @@ def main() -> None:
             "each SLR's DSPs and LUTs, 90% of its memories), so a configuration has one engine per mix. **Simulated** = the timed C-simulation of each generated kernel (II and depths declared, "
             "not synthesized; m_axi through the board's memory model) at the board's default clock; vs dense = "
             "the same board's dense row in this run; model error = the Python cycle model / simulated - 1. "
-            f"Wall time of the whole run: {(time.time() - t0) / 60:.0f} min.\n\n" + "\n\n".join(parts) +
-            ("\n\nFidelity: " + "; ".join(srcs) if srcs else
+            f"Timed csim runs: {len(done)}, {sum(v['wall_s'] for v in done.values()) / 60:.0f} min of wall time "
+            f"in all ({a.jobs} at once on this machine).\n\n" + "\n\n".join(parts) +
+            ("\n\nFidelity (the same for every board and mix: the integer model does not depend on the plan): "
+             + "; ".join(srcs) + ". Weights from the shipped configs (dense: the recipe's defaults; "
+             "`configs/minilm-l6-w50.yaml`, `-w75.yaml`: SparseGPT pe-pair + GPTQ), top-k and token reduction "
+             "set on those projects (`python bench/sparsity_fidelity_bench.py --dense D --w50 W50 --w75 W75 "
+             "--out F.json`; the quantized model does not depend on attention or tokens)." if srcs else
              "\n\nFidelity: not given to this run (`--fidelity`)."))
     print(body)
     if not a.no_write:
