@@ -305,19 +305,9 @@ def pack_bank_balanced(w_int8: np.ndarray, bank: int, per_bank: int | None = Non
     if w.size and (w.min() < -128 or w.max() > 127):
         raise InputError("pack_bank_balanced expects int8 weights (quantize first)")
     banks = w.reshape(w.shape[0], nb, bank).astype(np.int64)
-    nz = banks != 0
-    counts = nz.sum(axis=2)
-    p = int(per_bank) if per_bank is not None else max(1, int(counts.max(initial=0)))
-    if not 1 <= p <= bank:
-        raise InputError(f"per_bank must be in [1, {bank}], got {p}")
-    if counts.size and counts.max() > p:
-        r, b = np.unravel_index(int(np.argmax(counts)), counts.shape)
-        raise InputError(f"row {r} bank {b} has {int(counts[r, b])} non-zeros, more than {p} per bank: the matrix "
-                         "is not bank-balanced at this ratio (prune it with prune_weight first)")
-    # Slots: the non-zeros, then the lowest zero positions as padding; a stable sort on "is zero" puts the
-    # non-zeros first, each group in ascending index order; the chosen P positions are then sorted.
-    order = np.argsort(~nz, axis=2, kind="stable")[:, :, :p]
-    idx = np.sort(order, axis=2)
+    idx, p = _choose_slots(banks != 0, bank, per_bank, lambda r, b, c, p: (
+        f"row {r} bank {b} has {c} non-zeros, more than {p} per bank: the matrix is not bank-balanced at this "
+        "ratio (prune it with prune_weight first)"))
     values = np.take_along_axis(banks, idx, axis=2).astype(np.int8)
     return values, _pack_bits(idx, index_bits(bank))
 
@@ -339,6 +329,23 @@ def unpack_bank_balanced(values: np.ndarray, indices: np.ndarray, in_features: i
     return dense.reshape(out, in_features)
 
 
+def _choose_slots(nz: np.ndarray, bank: int, per_bank: int | None, overfull) -> tuple[np.ndarray, int]:
+    """The ``P`` slots of every bank from its kept mask ``nz`` ``(rows, nb, B)`` bool: the kept positions, then
+    the lowest unkept ones as padding, in ascending in-bank order (a stable sort on "not kept" puts the kept
+    first, each group in index order; the chosen P positions are then sorted) -> (``(rows, nb, P)`` indices,
+    P). ``P`` defaults to the largest kept count (at least 1). Raises InputError for P outside ``[1, B]`` or a
+    bank keeping more than P, with ``overfull(row, bank, count, P)`` as the message."""
+    counts = nz.sum(axis=2)
+    p = int(per_bank) if per_bank is not None else max(1, int(counts.max(initial=0)))
+    if not 1 <= p <= bank:
+        raise InputError(f"per_bank must be in [1, {bank}], got {p}")
+    if counts.size and counts.max() > p:
+        r, b = np.unravel_index(int(np.argmax(counts)), counts.shape)
+        raise InputError(overfull(int(r), int(b), int(counts[r, b]), p))
+    order = np.argsort(~nz, axis=2, kind="stable")[:, :, :p]
+    return np.sort(order, axis=2), p
+
+
 def _pair_slots(w: np.ndarray, bank: int, per_bank: int | None) -> tuple[np.ndarray, np.ndarray, int]:
     """``(out, in)`` int8 pe-pair matrix -> (banks ``(out, nb, B)`` int64, slot indices ``(out / 2, nb, P)``, P)."""
     w = np.asarray(w)
@@ -348,17 +355,10 @@ def _pair_slots(w: np.ndarray, bank: int, per_bank: int | None) -> tuple[np.ndar
         raise InputError("pack_pe_pair expects int8 weights (quantize first)")
     banks = w.reshape(w.shape[0], nb, bank).astype(np.int64)
     nz = (banks != 0).reshape(w.shape[0] // 2, 2, nb, bank).any(axis=1)   # kept by either row of the pair
-    counts = nz.sum(axis=2)
-    p = int(per_bank) if per_bank is not None else max(1, int(counts.max(initial=0)))
-    if not 1 <= p <= bank:
-        raise InputError(f"per_bank must be in [1, {bank}], got {p}")
-    if counts.size and counts.max() > p:
-        q, b = np.unravel_index(int(np.argmax(counts)), counts.shape)
-        raise InputError(f"rows {2 * q} and {2 * q + 1} bank {b} use {int(counts[q, b])} different columns, more "
-                         f"than {p} per bank: the matrix does not follow pattern pe-pair at this ratio (prune it "
-                         "with prune_weight(..., rows=2) first)")
-    order = np.argsort(~nz, axis=2, kind="stable")[:, :, :p]
-    return banks, np.sort(order, axis=2), p
+    idx, p = _choose_slots(nz, bank, per_bank, lambda q, b, c, p: (
+        f"rows {2 * q} and {2 * q + 1} bank {b} use {c} different columns, more than {p} per bank: the matrix "
+        "does not follow pattern pe-pair at this ratio (prune it with prune_weight(..., rows=2) first)"))
+    return banks, idx, p
 
 
 def pack_pe_pair(w_int8: np.ndarray, bank: int, per_bank: int | None = None) -> tuple[np.ndarray, np.ndarray]:
