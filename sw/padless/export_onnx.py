@@ -314,40 +314,78 @@ def _layer(B: _Builder, x: str, L, num_heads: int, H: int, attention: dict | Non
 
 
 def _check_supported(project) -> dict | None:
-    """The attention config to export (None: dense); refuses the learned token policy."""
-    sp = project.sparsity or {}
-    tokens = sp.get("tokens") or {}
-    if tokens and tokens.get("layers") and tokens.get("method") == "policy":
-        raise InputError(
-            f"{project.path}: the ONNX export implements cascade token reduction only, not the learned policy "
-            f"({tokens}); recompile with `tokens: {{method: cascade}}` (or without `tokens:`) to export it")
-    return sp.get("attention") or None
+    """The attention config to export (None: dense)."""
+    return (project.sparsity or {}).get("attention") or None
+
+
+def _token_policy(project, tokens: dict, select_at: list[int]):
+    """The project's integer TR-BERT policy (:class:`padless.sparse.policy.QuantPolicy`) for a ``method:
+    policy`` config, else None. Raises InputError, as :func:`padless.golden.run_encoder` does, when the
+    project has no ``policy.npz`` or the policy lacks a selection point of ``select_at``."""
+    if tokens.get("method") != "policy" or not select_at:
+        return None
+    policy = getattr(project.quantized, "token_policy", None)
+    if policy is None:
+        raise InputError(f"{project.path}: tokens method 'policy' needs the trained policy (policy.npz, "
+                         "files.token_policy in the manifest), which this project lacks: train one with `padless "
+                         "train-policy PROJECT`, or recompile with `tokens: {method: cascade}` (without a policy "
+                         "the export runs cascade token reduction only)")
+    missing = [i for i in select_at if i not in policy.points]
+    if missing:
+        raise InputError(f"{project.path}: the token policy has no selection point for layer(s) {missing} (it has "
+                         f"{sorted(policy.points)}); retrain it for `tokens: layers: {select_at}`")
+    return policy
+
+
+def _policy_logits(B: _Builder, pt, x: str) -> str:
+    """:func:`padless.sparse.tokens.policy_logits` of ``(b, n, hidden)`` int64 (int8 values) -> ``(b, n)``
+    int64 (int32 range): ``MatMulInteger`` by ``W1`` (int8 x int8) + int32 ``b1``, the dyadic requantize to
+    int16 (:meth:`_Builder.requantize`, :func:`padless.quant.intops.requantize`), the encoder's
+    piecewise-linear integer GELU (:meth:`_Builder.i_gelu_pwl`), requantize to int8, then the ``32 -> 1``
+    int8 ``MatMulInteger`` + ``b2``. Row-wise: no row depends on another (TR-BERT, Ye et al., NAACL 2021)."""
+    from .sparse.tokens import POLICY_MID_BITS
+    acc = B.op("Add", B.matmul_int(x, np.asarray(pt.w1).T, "policy.w1"),
+               B.const(np.asarray(pt.b1, _I64), name=f"{B.prefix}policy.b1_int32"))
+    u = B.requantize(acc, pt.m1, pt.shift1, POLICY_MID_BITS)
+    g = B.i_gelu_pwl(u, pt.gelu_lo, pt.gelu_k, pt.gelu_slope, pt.gelu_icpt)
+    a = B.requantize(g, pt.m_act, pt.shift_act, 8)
+    z = B.op("Add", B.matmul_int(a, np.asarray(pt.w2).reshape(-1, 1), "policy.w2"), B.i64(int(pt.b2)))
+    return B.op("Squeeze", z, B.i64([2]))
 
 
 class _Tokens:
-    """Cascade token reduction in the graph (:func:`padless.golden.run_encoder`, docs/sparsity.md section 3)
-    over a ``(batch, n, H)`` int64 batch of equal-length sequences: ``imp`` ``(batch, n)`` the accumulated
-    received attention, ``pos`` ``(batch, n)`` each surviving row's original position, ``out`` the output
-    ``(batch, seq, H)``: at a selection point every surviving row is first written there carried
-    (requantized to the output scale, ``ScatterElements``); survivors overwrite theirs later. The kept rows:
-    ``TopK`` of the importance with [CLS]'s set above every other (``2^40``) and ``k = max(1, ceil(p n / q))``
-    -- larger first, equal values to the lower index (the ONNX TopK contract, golden's stable ranking) --
-    then the kept indices in ascending order (a second ``TopK``, smallest first), ``GatherElements``."""
+    """Token reduction in the graph (:func:`padless.golden.run_encoder`, docs/sparsity.md "Token reduction")
+    over a ``(batch, n, H)`` int64 batch: ``pos`` ``(batch, n)`` each surviving row's original position,
+    ``out`` the output ``(batch, seq, H)``: at a selection point every surviving row is first written there
+    carried (requantized to the output scale with :func:`padless.sparse.tokens.carry_requant`,
+    ``ScatterElements``); survivors overwrite theirs later. The kept rows, as ascending indices ``(batch, c)``,
+    are then gathered (``GatherElements``), so survivors keep their order.
 
-    def __init__(self, B: _Builder, qe, tokens: dict, x: str, H: int):
+    Cascade (``policy`` None; any batch of equal-length sequences): ``imp`` ``(batch, n)`` the accumulated
+    received attention; ``TopK`` of the importance with [CLS]'s set above every other (``2^40``) and
+    ``k = max(1, ceil(p n / q))`` -- larger first, equal values to the lower index (the ONNX TopK contract,
+    golden's stable ranking) -- then the kept indices in ascending order (a second ``TopK``, smallest first).
+
+    Learned policy (``policy`` a :class:`padless.sparse.policy.QuantPolicy`; ``batch`` must be 1, the graph
+    runs it per sequence, :func:`_per_sequence`): :func:`_policy_logits`, keep iff ``logit >= threshold`` or
+    the row is the first ([CLS]), ``NonZero`` of that mask: a data-dependent count, in ascending order
+    (:func:`padless.sparse.tokens.select_by_logits`)."""
+
+    def __init__(self, B: _Builder, qe, tokens: dict, x: str, H: int, policy=None):
         from .sparse.tokens import keep_fraction
         P = B.onnx.TensorProto
-        self.B, self.qe, self.H = B, qe, H
-        self.layers = sorted(int(i) for i in tokens["layers"])
-        self.p, self.q = keep_fraction(float(tokens["keep"]))
+        self.B, self.qe, self.H, self.policy = B, qe, H, policy
+        self.layers = sorted(set(int(i) for i in tokens["layers"]))
+        self.p, self.q = keep_fraction(float(tokens.get("keep", 1.0)))
         bn = B.op("Slice", B.op("Shape", x), B.i64([0]), B.i64([2]))               # (batch, n)
         n = B.op("Gather", B.op("Shape", x), B.i64(1), axis=0)
         self.pos = B.op("Expand", B.op("Unsqueeze", B.op("Range", B.i64(0), n, B.i64(1)), B.i64([0])), bn)
-        self.imp = B.op("ConstantOfShape", bn, value=B.helper.make_tensor("z", P.INT64, [1], [0]))
+        self.imp = None if policy is not None else \
+            B.op("ConstantOfShape", bn, value=B.helper.make_tensor("z", P.INT64, [1], [0]))
         self.out = B.op("ConstantOfShape", B.op("Shape", x), value=B.helper.make_tensor("z", P.INT64, [1], [0]))
 
     def accumulates(self, layer: int) -> bool:
-        return layer < self.layers[-1]
+        return self.policy is None and layer < self.layers[-1]
 
     def add(self, probs: str) -> None:
         self.imp = self.B.op("Add", self.imp, self.B.op("ReduceSum", probs, self.B.i64([1, 2]), keepdims=0))
@@ -357,12 +395,8 @@ class _Tokens:
         shape = B.op("Concat", B.op("Shape", idx), B.i64([self.H]), axis=0)
         return B.op("Expand", B.op("Unsqueeze", idx, B.i64([2])), shape)
 
-    def select(self, layer: int, x: str) -> str:
-        """Before ``layer``: carry every surviving row to the output, keep the selected ones."""
-        from .sparse.tokens import carry_requant
+    def _cascade_keep(self, x: str) -> str:
         B = self.B
-        m, shift = carry_requant(self.qe, layer)
-        self.out = B.op("ScatterElements", self.out, self._rows(self.pos, x), B.requantize(x, m, shift, 8), axis=1)
         n = B.op("Gather", B.op("Shape", x), B.i64(1), axis=0)
         c = B.op("Max", B.i64(1), B.op("Div", B.op("Add", B.op("Mul", n, B.i64(self.p)), B.i64(self.q - 1)),
                                          B.i64(self.q)))
@@ -372,11 +406,51 @@ class _Tokens:
         _, top = B.op("TopK", ranked, c, axis=1, largest=1, sorted=1, nout=2)
         keep, _ = B.op("TopK", top, c, axis=1, largest=0, sorted=1, nout=2)   # ascending: original order
         self.imp = B.op("GatherElements", self.imp, keep, axis=1)
+        return keep
+
+    def _policy_keep(self, layer: int, x: str) -> str:
+        B = self.B
+        pt = self.policy.points[layer]
+        z = _policy_logits(B, pt, x)                                               # (1, n)
+        n = B.op("Gather", B.op("Shape", x), B.i64(1), axis=0)
+        first = B.op("Equal", B.op("Range", B.i64(0), n, B.i64(1)), B.i64(0))     # [CLS]
+        keep = B.op("Or", B.op("GreaterOrEqual", z, B.i64(int(pt.threshold))), first)
+        return B.op("Slice", B.op("NonZero", keep), B.i64([1]), B.i64([2]))      # (1, c) ascending
+
+    def select(self, layer: int, x: str) -> str:
+        """Before ``layer``: carry every surviving row to the output, keep the selected ones."""
+        from .sparse.tokens import carry_requant
+        B = self.B
+        m, shift = carry_requant(self.qe, layer)
+        self.out = B.op("ScatterElements", self.out, self._rows(self.pos, x), B.requantize(x, m, shift, 8), axis=1)
+        keep = self._cascade_keep(x) if self.policy is None else self._policy_keep(layer, x)
         self.pos = B.op("GatherElements", self.pos, keep, axis=1)
         return B.op("GatherElements", x, self._rows(keep, x), axis=1)
 
     def finish(self, x: str) -> str:
         return self.B.op("ScatterElements", self.out, self._rows(self.pos, x), x, axis=1)
+
+
+def _per_sequence(B: _Builder, x: str, H: int, body) -> str:
+    """An ONNX ``Loop`` over the batch of ``x`` ``(batch, n, H)`` int64: iteration ``b`` runs ``body`` (a
+    function that adds the nodes mapping a ``(1, n, H)`` tensor name to a ``(1, n, H)`` one) on sequence
+    ``b``; the scan output stacks the results to ``(batch, n, H)``. Used where the kept count differs per
+    sequence (the learned token policy), which a rectangular batch cannot hold. The body reads the weights
+    and constants from the outer graph's initializers (ONNX outer-scope references)."""
+    P, helper = B.onnx.TensorProto, B.helper
+    outer, B.nodes = B.nodes, []
+    it, cond = B.name("iter"), B.name("cond")
+    xb = B.op("Unsqueeze", B.op("Gather", x, it, axis=0), B.i64([0]))
+    yb = B.op("Squeeze", body(xb), B.i64([0]))
+    cond_out = B.op("Identity", cond)
+    graph = helper.make_graph(B.nodes, "padless_per_sequence",
+                              [helper.make_tensor_value_info(it, P.INT64, []),
+                               helper.make_tensor_value_info(cond, P.BOOL, [])],
+                              [helper.make_tensor_value_info(cond_out, P.BOOL, []),
+                               helper.make_tensor_value_info(yb, P.INT64, ["seq", H])])
+    B.nodes = outer
+    trips = B.op("Gather", B.op("Shape", x), B.i64(0), axis=0)
+    return B.op("Loop", trips, "", body=graph)
 
 
 def build_onnx_model(project, core_only: bool = False):
@@ -431,24 +505,33 @@ def build_onnx_model(project, core_only: bool = False):
                   B.const(np.zeros(H, np.int8), name="input_zero_point"), axis=2, out="hidden_in_int8")
         x = B.op("Max", B.cast(q8, P.INT64), B.i64(-127))  # the golden model's symmetric int8 range
     tok = (project.sparsity or {}).get("tokens") or {}
-    tr = None
-    if tok.get("layers") and float(tok.get("keep", 1.0)) < 1:
-        B.prefix = "tokens."
-        tr = _Tokens(B, qe, tok, x, H)
-        bad = [i for i in tr.layers if not 1 <= i < len(qe.layers)]
-        if bad:
-            raise InputError(f"token selection layers {bad} are outside 1..{len(qe.layers) - 1}")
-    for i, L in enumerate(qe.layers):
-        B.prefix = f"layer{i}."
-        if tr is not None and i in tr.layers:
-            x = tr.select(i, x)
-        probs = [] if tr is not None and tr.accumulates(i) else None
-        x = _layer(B, x, L, heads, H, attention, probs)
-        if probs:
-            tr.add(probs[0])
+    select_at = sorted(set(int(i) for i in (tok.get("layers") or [])))
+    if tok.get("method") != "policy" and float(tok.get("keep", 1.0)) >= 1:
+        select_at = []                  # cascade with keep 1.0 is dense; the policy decides at any keep
+    bad = [i for i in select_at if not 1 <= i < len(qe.layers)]
+    if bad:
+        raise InputError(f"token selection layers {bad} are outside 1..{len(qe.layers) - 1}")
+    policy = _token_policy(project, tok, select_at)
+
+    def encoder(x: str) -> str:
+        tr = None
+        if select_at:
+            B.prefix = "tokens."
+            tr = _Tokens(B, qe, tok, x, H, policy)
+        for i, L in enumerate(qe.layers):
+            B.prefix = f"layer{i}."
+            if tr is not None and i in tr.layers:
+                x = tr.select(i, x)
+            probs = [] if tr is not None and tr.accumulates(i) else None
+            x = _layer(B, x, L, heads, H, attention, probs)
+            if probs:
+                tr.add(probs[0])
+        B.prefix = "output."
+        return tr.finish(x) if tr is not None else x
+
+    # The learned policy keeps a data-dependent count per sequence: one sequence per Loop iteration.
+    x = _per_sequence(B, x, H, encoder) if policy is not None else encoder(x)
     B.prefix = "output."
-    if tr is not None:
-        x = tr.finish(x)
     y8 = B.op("Cast", x, to=P.INT8, out="hidden_int8")
     outputs = [helper.make_tensor_value_info("hidden_int8", P.INT8, ["batch", "seq", H])]
     if not core_only:
