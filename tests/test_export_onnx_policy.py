@@ -162,6 +162,33 @@ def test_cls_alone_and_nothing_removed(policy_project, movie_texts):
             assert np.array_equal(g, _golden(project, x)[0])
 
 
+def test_logit_equal_to_threshold_keeps_the_row(policy_project, movie_texts):
+    """``logit == threshold`` keeps the row (select_by_logits): thresholds set to logits that real rows
+    reach exactly, so the comparison's tie case decides rows in the graph too."""
+    from padless.golden import run_layer
+    from padless.sparse.tokens import policy_logits
+
+    base = load_project(policy_project)
+    xs = _inputs(base, base.tokenize(movie_texts.texts[52:60], truncate=True))
+    qe, pt = base.quantized, base.quantized.token_policy.points[1]
+    x = next(x for x in xs if len(x) >= 6)
+    z = policy_logits(pt, run_layer(qe.layers[0], x, np.array([0, len(x)]), qe.model["num_heads"]))
+    ties = 0
+    for row in range(1, len(x)):
+        t = int(z[row])
+        if (z[1:] == t).sum() != 1 or (z[1:] > t).sum() == 0:
+            continue  # one row exactly at the threshold, others above and below
+        project = _with_policy(load_project(policy_project), threshold=t)
+        sess = _session(build_onnx_model(project, core_only=True))
+        want, kept = _golden(project, x)
+        assert kept[row] and kept[1:].sum() == (z[1:] >= t).sum()
+        assert np.array_equal(sess.run(None, {"hidden_in": x[None]})[0][0], want)
+        ties += 1
+        if ties == 2:
+            break
+    assert ties == 2
+
+
 def test_two_selection_points(policy_project, movie_texts):
     """Selection before layers 1 and 2 of a 3-layer integer encoder (the tiny layers, the first repeated):
     the second point sees the compacted survivors of the first and maps them back to their positions."""
