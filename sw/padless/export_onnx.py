@@ -38,9 +38,14 @@ exported too: ``quantize4`` per (sequence, head), a ``MatMulInteger`` estimate, 
 lower key index, as the ONNX contract and :func:`padless.sparse.selection.topk_indices` both say) and a
 ``ScatterElements`` mask over which the integer softmax runs. Cascade token reduction (``tokens: {layers,
 keep}``) too (:class:`_Tokens`: ``ReduceSum`` of the probabilities, ``TopK``, ``GatherElements``,
-``ScatterElements`` of the carried rows). Limitations: the learned token policy is refused with a clear
-error; one call takes a ``(batch, seq)`` batch of sequences of the *same* length with no
-attention mask (padless never pads: run sequences of different lengths in separate calls).
+``ScatterElements`` of the carried rows). The learned TR-BERT token policy (``tokens: {method: policy}``,
+the project's ``policy.npz``; Ye et al., NAACL 2021) too, bit for bit with :func:`padless.golden.run_encoder`:
+:func:`_policy_logits` (the integer policy MLP of :func:`padless.sparse.tokens.policy_logits`), keep iff
+``logit >= threshold`` or the row is [CLS], ``NonZero`` of the mask for the survivors in order, the
+cascade's carry and scatter. Its kept count is data dependent per sequence, so a policy graph runs the
+encoder once per sequence of the batch in a ``Loop`` (:func:`_per_sequence`). Limitation: one call takes a
+``(batch, seq)`` batch of sequences of the *same* length with no attention mask (padless never pads: run
+sequences of different lengths in separate calls).
 """
 from __future__ import annotations
 
@@ -462,7 +467,11 @@ def build_onnx_model(project, core_only: bool = False):
     ``core_only``: input ``hidden_in`` ``(batch, seq, hidden)`` int8 (the quantized layer-0 input, as
     :func:`padless.golden.quantize_input` makes it), output ``hidden_int8``.
 
-    Raises InputError for a project with the learned token policy (not exported).
+    With the learned token policy (``tokens: {method: policy}``) the integer encoder runs inside a ``Loop``
+    over the batch (one sequence per iteration; same inputs and outputs).
+
+    Raises InputError for token selection layers outside ``1 .. L-1``, and for a ``method: policy`` project
+    without its trained policy (``policy.npz``) or whose policy lacks a configured selection layer.
     """
     import onnx
     from onnx import TensorProto as P, helper
