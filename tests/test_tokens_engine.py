@@ -96,7 +96,7 @@ def test_kernel_tables_follow_golden_count(tr_project):
     cfg = (p.path / "hls" / "config.h").read_text()
     assert "#define PADLESS_TOKENS 1" in cfg and "#define PADLESS_ACT_REGIONS 3" in cfg
     assert p.manifest["hls"]["act_regions"] == 3 and p.manifest["hls"]["out_region"] == 2
-    with pytest.raises(InputError, match="cascade token reduction only"):
+    with pytest.raises(ProjectError, match="train-policy"):   # the learned policy needs its policy.npz
         kernel_tables(p.quantized, {"layers": [1], "keep": 0.5, "method": "policy"}, 64)
     with pytest.raises(ProjectError, match="32 bits"):
         kernel_tables(p.quantized, {"layers": [3], "keep": 0.5}, 1 << 20)
@@ -165,13 +165,15 @@ def test_pynq_sim_equals_golden(tr_project, movie):
         np.testing.assert_array_equal(g, w)
 
 
-def test_policy_method_refused_by_the_kernel(tr_project, tmp_path):
+def test_kernel_generated_for_other_tokens_refused(tr_project, tmp_path):
+    """A manifest whose token reduction is not the one the HLS code was generated for (here: the learned
+    policy configured over a cascade kernel) is refused with what to regenerate."""
     d = tmp_path / "pol"
     shutil.copytree(tr_project.path, d)
     update_manifest(d, {"sparsity": {**tr_project.sparsity, "tokens": {"layers": [1], "keep": 0.5,
                                                                           "method": "policy"}}})
     p = load_project(d)
-    with pytest.raises(ProjectError, match="cascade token reduction only"):
+    with pytest.raises(ProjectError, match="regenerate"):
         CsimBackend(p)
 
 

@@ -85,7 +85,8 @@ def run_layer(layer: QLayer, x: np.ndarray, offsets: np.ndarray, num_heads: int,
 
 
 def run_encoder(qe: QuantizedEncoder, x: np.ndarray, offsets: np.ndarray,
-                sparsity: dict | None = None, kept_out: list | None = None, policy=None) -> np.ndarray:
+                sparsity: dict | None = None, kept_out: list | None = None, policy=None,
+                lengths_out: list | None = None) -> np.ndarray:
     """All layers over a packed batch: ``(tokens, hidden)`` int8 in -> ``(tokens, hidden)`` int8 out.
 
     ``sparsity`` is the normalised config (:func:`padless.sparse.config.parse_sparsity`): ``attention``
@@ -104,6 +105,9 @@ def run_encoder(qe: QuantizedEncoder, x: np.ndarray, offsets: np.ndarray,
 
     If ``kept_out`` is a list, a ``(tokens,)`` bool array is appended to it: True for the rows that ran
     through every layer (all True without token reduction), for hosts that pool the survivors only.
+    If ``lengths_out`` is a list, it receives a ``(B, points + 1)`` int64 array: each sequence's surviving
+    length before the first selection point and after each (the kernel's descriptor lengths per stage; the
+    cycle model's ``stage_lengths``).
 
     Raises PackingError for offsets that do not describe ``x``; InputError for a token selection point
     outside ``1 .. L-1``, or a policy config without a policy (or without a point for a selection layer).
@@ -124,6 +128,8 @@ def run_encoder(qe: QuantizedEncoder, x: np.ndarray, offsets: np.ndarray,
             h = run_layer(layer, h, offsets, heads, attention)
         if kept_out is not None:
             kept_out.append(np.ones(len(h), dtype=bool))
+        if lengths_out is not None:
+            lengths_out.append(np.diff(offsets)[:, None].astype(np.int64))
         return h.astype(np.int8)
 
     bad = [i for i in select_at if not 1 <= i < len(qe.layers)]
@@ -144,6 +150,7 @@ def run_encoder(qe: QuantizedEncoder, x: np.ndarray, offsets: np.ndarray,
     cur = offsets.copy()                            # offsets of the surviving pack
     importance = np.zeros(len(h), dtype=np.int64)   # accumulated over layers, per original row
     keep = float(tokens["keep"])
+    stage_lens = [np.diff(offsets)]
     for i, layer in enumerate(qe.layers):
         if i in select_at:
             m, shift = carry_requant(qe, i)
@@ -155,12 +162,15 @@ def run_encoder(qe: QuantizedEncoder, x: np.ndarray, offsets: np.ndarray,
             out[alive[~mask]] = carry_rows(h[~mask], m, shift)
             cur = np.concatenate([[0], np.cumsum(mask)]).astype(np.int64)[cur]
             h, alive = h[mask], alive[mask]
+            stage_lens.append(np.diff(cur))
         need = not use_policy and any(j > i for j in select_at)
         received = np.zeros(len(h), dtype=np.int64) if need else None
         h = run_layer(layer, h, cur, heads, attention, received)
         if received is not None:
             importance[alive] += received
     out[alive] = h
+    if lengths_out is not None:
+        lengths_out.append(np.stack(stage_lens, axis=1).astype(np.int64))
     if kept_out is not None:
         survived = np.zeros(len(out), dtype=bool)
         survived[alive] = True

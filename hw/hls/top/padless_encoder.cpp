@@ -47,6 +47,9 @@ using namespace padless;
 #define PADLESS_ACT_REGIONS 2
 #define PADLESS_TR_STAGES 1
 #endif
+#ifndef PADLESS_TR_POLICY
+#define PADLESS_TR_POLICY 0  // token reduction by the learned TR-BERT policy (tokens.h tr_policy): 4 act regions
+#endif
 #ifndef PADLESS_ACT_BITS
 #define PADLESS_ACT_BITS 8   // the FFN activation (FFN down's input): 8, or 16 (quant: {precision: {act: 16}})
 #endif
@@ -161,7 +164,9 @@ static bool weights_loaded = false;
 #if PADLESS_TOKENS
 // token reduction: the accumulated importance and the original position of each surviving row (row start + r
 // of the call), owned by token_select and the writer respectively
+#if !PADLESS_TR_POLICY
 PADLESS_GLOBAL_RAM2D(uint32_t, tr_imp, 1, PADLESS_MAX_TOKENS, PADLESS_TR_IMPL);
+#endif
 PADLESS_GLOBAL_RAM2D(uint16_t, tr_pos, 1, PADLESS_MAX_TOKENS, PADLESS_TR_IMPL);
 typedef PADLESS_FIFO_REF(uint32_t) recv_ref_t;
 #else
@@ -385,7 +390,7 @@ static void load_layer(const wbeat_t *mem, int layer, int slot) {
 
 // ---- the processes of a layer's dataflow region ------------------------------------------------------
 static void p_desc(int num_seqs, const desc_in_t *desc, PADLESS_FIFO_REF(desc_t) d, int stage) {
-#if PADLESS_TOKENS
+#if PADLESS_TOKENS && !PADLESS_TR_POLICY
     desc_reader<PADLESS_MAX_SEQ>(num_seqs, desc, PADLESS_KEEP, PADLESS_TR_LEN[stage], d);
 #else
     (void)stage;
@@ -393,8 +398,16 @@ static void p_desc(int num_seqs, const desc_in_t *desc, PADLESS_FIFO_REF(desc_t)
 #endif
 }
 static void p_loader(int64_t beats, const abeat_t *act, int64_t row0, PADLESS_FIFO_REF(desc_t) din,
-                     PADLESS_FIFO_REF(desc_t) dq, PADLESS_FIFO_REF(desc_t) dr, PADLESS_FIFO_REF(word_t) x) {
+                     PADLESS_FIFO_REF(desc_t) dq, PADLESS_FIFO_REF(desc_t) dr, PADLESS_FIFO_REF(word_t) x,
+                     int num_seqs, int64_t cnt_in) {
+#if PADLESS_TR_POLICY
+    // the learned policy: after a selection point the lengths are the counts the writer left at cnt_in
+    loader<H, VEC, AXI, PADLESS_MAX_TOKENS>(beats, act, row0, din, dq, dr, x, num_seqs, cnt_in, PADLESS_KEEP);
+#else
+    (void)num_seqs;
+    (void)cnt_in;
     loader<H, VEC, AXI>(beats, act, row0, din, dq, dr, x);
+#endif
 }
 static void p_res_loader(int64_t beats, const abeat_t *act, int64_t row0, PADLESS_FIFO_REF(desc_t) din,
                          PADLESS_FIFO_REF(word_t) x) {
@@ -477,18 +490,36 @@ static void p_writer(int64_t beats, abeat_t *act, int64_t row0, PADLESS_FIFO_REF
                      int layer) {
     writer<H, VEC, AXI>(beats, act, row0, din, x, layer);
 }
-#if PADLESS_TOKENS
+#if PADLESS_TOKENS && !PADLESS_TR_POLICY
 static void p_tsel(int n, PADLESS_FIFO_REF(uint32_t) recv, PADLESS_FIFO_REF(uint8_t) mask, bool acc, bool first,
                    bool select, int layer) {
     if (!acc) return;  // no later selection point: nothing to accumulate
     token_select<PADLESS_MAX_SEQ, PADLESS_TR_IMP_BITS>(n, recv, mask, tr_imp, PADLESS_TR_STEP, first, select,
                                                       layer);
 }
+#endif
+#if PADLESS_TOKENS
 static void p_tr_writer(int64_t beats, abeat_t *act, int64_t row0, int64_t row_o, PADLESS_FIFO_REF(desc_t) din,
                         PADLESS_FIFO_REF(word_t) x, PADLESS_FIFO_REF(uint8_t) mask, int sel, int mode, bool first,
-                        int layer) {
+                        int layer, int64_t cnt_out) {
     tr_writer<H, VEC, AXI>(beats, act, row0, row_o, din, x, mask, tr_pos, PADLESS_TR_CARRY_M[sel], PADLESS_TR_CARRY_SHIFT[sel],
-                          mode, first, layer);
+                          mode, first, layer, cnt_out);
+}
+#endif
+#if PADLESS_TR_POLICY
+static void p_policy(int n, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(word_t) x, PADLESS_FIFO_REF(desc_t) dout,
+                     PADLESS_FIFO_REF(word_t) y, PADLESS_FIFO_REF(uint8_t) mask, int pt, bool on, int layer) {
+    const int64_t *c = PADLESS_TR_POL_SC[pt];
+    pol_scalars_t sc;
+    sc.gelu_lo = (int32_t)c[0];
+    sc.gelu_k = (int32_t)c[1];
+    sc.m_act = (uint32_t)c[2];
+    sc.shift_act = (uint8_t)c[3];
+    sc.b2 = (int32_t)c[4];
+    sc.threshold = (int32_t)c[5];
+    tr_policy<H, VEC, PADLESS_TR_POL_PE>(n, din, x, dout, y, mask, PADLESS_TR_POL_W1[pt], PADLESS_TR_POL_B1[pt],
+                                         PADLESS_TR_POL_M1[pt], PADLESS_TR_POL_S1[pt], PADLESS_TR_POL_GS[pt],
+                                         PADLESS_TR_POL_GI[pt], PADLESS_TR_POL_W2[pt], sc, on, layer);
 }
 #endif
 
@@ -501,7 +532,7 @@ static void p_tr_writer(int64_t beats, abeat_t *act, int64_t row0, int64_t row_o
 static void layer_region(const abeat_t *act_rd, const abeat_t *act_res, abeat_t *act_wr, const desc_in_t *desc,
                          int num_seqs, int64_t beats, int64_t row_in, int64_t row_out, uint32_t score_m,
                          uint8_t score_shift, uint8_t ln1_shift, uint8_t ln2_shift, int slot, int layer, int stage,
-                         bool acc, int wmode, int64_t row_o) {
+                         bool acc, int wmode, int64_t row_o, int64_t cnt_in, int64_t cnt_out) {
     PADLESS_REGION_BEGIN(region);
 #if PADLESS_TOKENS
     PADLESS_FIFO(uint32_t, tr_recv, DEPTH_RECV);
@@ -532,6 +563,10 @@ static void layer_region(const abeat_t *act_rd, const abeat_t *act_res, abeat_t 
     PADLESS_FIFO(y2_t, y_ffn, DEPTH_Y2);
     PADLESS_FIFO(rowstat_t, st_ffn, DEPTH_ROWSTAT);
     PADLESS_FIFO(word_t, out_rows, DEPTH_ROW);
+#if PADLESS_TR_POLICY
+    PADLESS_FIFO(desc_t, d_pol, DEPTH_DESC);
+    PADLESS_FIFO(word_t, pol_rows, DEPTH_ROW);
+#endif
     PADLESS_BLOCKS(qkv_blk_t, q_blk, PADLESS_SEQ_BLOCKS);
     PADLESS_BLOCKS(qkv_blk_t, k_blk, PADLESS_SEQ_BLOCKS);
     PADLESS_BLOCKS(qkv_blk_t, v_blk, PADLESS_SEQ_BLOCKS);
@@ -560,7 +595,7 @@ static void layer_region(const abeat_t *act_rd, const abeat_t *act_res, abeat_t 
     PADLESS_HEAD_BLOCKS_IMPL(ixq_blk, PADLESS_HEAD_IMPL);
     PADLESS_HEAD_BLOCKS_IMPL(ixv_blk, PADLESS_HEAD_IMPL);
     PADLESS_PROCESS(region, p_desc, num_seqs, desc, d_src, stage);
-    PADLESS_PROCESS(region, p_loader, beats, act_rd, row_in, d_src, d_qkv, d_res, x_rows);
+    PADLESS_PROCESS(region, p_loader, beats, act_rd, row_in, d_src, d_qkv, d_res, x_rows, num_seqs, cnt_in);
     PADLESS_PROCESS(region, p_res_loader, beats, act_res, row_in, d_res, res_rows);
     PADLESS_PROCESS(region, p_qkv, num_seqs, d_qkv, x_rows, q_blk, k_blk, v_blk, d_sel, slot, layer);
     PADLESS_PROCESS(region, p_select, num_seqs, d_sel, q_blk, k_blk, v_blk, qh_blk, kh_blk, ixq_blk, vh_blk, ixv_blk,
@@ -573,10 +608,15 @@ static void layer_region(const abeat_t *act_rd, const abeat_t *act_res, abeat_t 
     PADLESS_PROCESS(region, p_up, num_seqs, d_up, h_rows, a_rows, h_fwd, d_down, slot, layer);
     PADLESS_PROCESS(region, p_down, num_seqs, d_down, a_rows, h_fwd, y_ffn, st_ffn, d_ln2, slot, layer);
     PADLESS_PROCESS(region, p_ln2, num_seqs, d_ln2, y_ffn, st_ffn, out_rows, d_wr, ln2_shift, slot, layer);
-#if PADLESS_TOKENS
+#if PADLESS_TR_POLICY
+    // the learned policy decides each row's keep bit from its output (tr_policy); no importance
+    PADLESS_PROCESS(region, p_policy, num_seqs, d_wr, out_rows, d_pol, pol_rows, tmask, stage, wmode == 1, layer);
+    PADLESS_PROCESS(region, p_tr_writer, beats, act_wr, row_out, row_o, d_pol, pol_rows, tmask, stage, wmode,
+                    stage == 0, layer, cnt_out);
+#elif PADLESS_TOKENS
     PADLESS_PROCESS(region, p_tsel, num_seqs, tr_recv, tmask, acc, layer == 0, wmode == 1, layer);
     PADLESS_PROCESS(region, p_tr_writer, beats, act_wr, row_out, row_o, d_wr, out_rows, tmask, stage, wmode,
-                    stage == 0, layer);
+                    stage == 0, layer, (int64_t)-1);
 #else
     PADLESS_PROCESS(region, p_writer, beats, act_wr, row_out, d_wr, out_rows, layer);
 #endif
@@ -599,7 +639,7 @@ static int check_call(const desc_in_t *desc_ptr, int num_seqs, int num_tokens, i
         desc_in_t d = desc[j];
         if (d.len < 1 || d.len > PADLESS_MAX_SEQ) status = status ? status : PADLESS_ERR_SEQLEN;
         if (d.start < 0 || (int64_t)d.start + d.len > num_tokens) status = status ? status : PADLESS_ERR_OFFSETS;
-#if PADLESS_TOKENS
+#if PADLESS_TOKENS && !PADLESS_TR_POLICY
         const int len = d.len >= 1 && d.len <= PADLESS_MAX_SEQ ? d.len : 0;
         for (int s = 0; s < PADLESS_TR_STAGES; s++) {
 #pragma HLS UNROLL
@@ -620,6 +660,9 @@ static int run_layers(const abeat_t *act_rd, const abeat_t *act_res, abeat_t *ac
     int status = check_call(desc, num_seqs, num_tokens, beats);
     if (status) return status;
     if (PADLESS_RESIDENT && !weights_loaded) return PADLESS_ERR_NO_WEIGHTS;
+    // the learned policy: the count beats (tr_writer) in the fourth region of act, one per sequence
+    const int64_t cnt0 = (int64_t)3 * num_tokens * (H / AXI);
+    int64_t pol_beats = beats[0];  // beats of a layer pass after the selection points so far
 layers:
     for (int l = 0; l < PADLESS_LAYERS; l++) {
         const int slot = PADLESS_RESIDENT ? l : 0;
@@ -629,7 +672,7 @@ layers:
 #endif
 #if PADLESS_TOKENS
         const int stage = PADLESS_TR_STAGE[l];
-        const bool acc = l < PADLESS_TR_LAST;
+        const bool acc = !PADLESS_TR_POLICY && l < PADLESS_TR_LAST;
         const int wmode = l + 1 < PADLESS_LAYERS && PADLESS_TR_STAGE[l + 1] != stage ? 1 : (l == PADLESS_LAYERS - 1 ? 2 : 0);
         // a selection layer's output stays in its half (compacted); the output region is rows [2T, 3T)
 #else
@@ -637,10 +680,21 @@ layers:
         const bool acc = false;
         const int wmode = 0;
 #endif
-        layer_region(act_rd, act_res, act_wr, desc, num_seqs, beats[stage], (int64_t)(l % 2) * num_tokens,
+        const int64_t layer_beats = PADLESS_TR_POLICY ? pol_beats : beats[stage];
+        layer_region(act_rd, act_res, act_wr, desc, num_seqs, layer_beats, (int64_t)(l % 2) * num_tokens,
                      (int64_t)((l + 1) % 2) * num_tokens, scal[slot].score_m, scal[slot].score_shift,
                      scal[slot].ln1_shift, scal[slot].ln2_shift, slot, l, stage, acc, wmode,
-                     (int64_t)2 * num_tokens);
+                     (int64_t)2 * num_tokens, PADLESS_TR_POLICY && stage > 0 ? cnt0 : (int64_t)-1,
+                     PADLESS_TR_POLICY && wmode == 1 ? cnt0 : (int64_t)-1);
+#if PADLESS_TR_POLICY
+        if (wmode == 1) {  // the rows the following layers run: the last count beat's running total
+            PADLESS_MAXI(const abeat_t, cnt, act_rd, GMEM0);
+            const abeat_t c = cnt[cnt0 + num_seqs - 1];
+            int64_t total = 0;
+            for (int v = 0; v < 4; v++) total |= (int64_t)(uint8_t)c.v[4 + v] << (8 * v);
+            pol_beats = total * (H / AXI);
+        }
+#endif
     }
     return PADLESS_OK;
 }
@@ -685,11 +739,25 @@ extern "C" int padless_encoder(const abeat_t *act_rd, const abeat_t *act_res, ab
     PADLESS_STATIC_TABLE_PRAGMAS(ctx_rq, PADLESS_TIMPL_CTX_RQ)
     PADLESS_STATIC_TABLE_PRAGMAS(gelu_tab, lutram)
 #if PADLESS_TOKENS
+#if !PADLESS_TR_POLICY
     PADLESS_STATIC_RAM2D_PRAGMAS(tr_imp, PADLESS_TR_IMPL)
+#endif
     PADLESS_STATIC_RAM2D_PRAGMAS(tr_pos, PADLESS_TR_IMPL)
     // the carry requantizers (config.h ROMs, [stages][H]): tr_writer reads AXI channels a cycle
 #pragma HLS ARRAY_PARTITION variable = PADLESS_TR_CARRY_M cyclic factor = PADLESS_AXI_BYTES dim = 2
 #pragma HLS ARRAY_PARTITION variable = PADLESS_TR_CARRY_SHIFT cyclic factor = PADLESS_AXI_BYTES dim = 2
+#endif
+#if PADLESS_TR_POLICY
+    // the policy's first layer (ROM [points][32][H]): PADLESS_TR_POL_PE rows x PADLESS_VEC columns a cycle
+#pragma HLS ARRAY_PARTITION variable = PADLESS_TR_POL_W1 cyclic factor = PADLESS_TR_POL_PE dim = 2
+#pragma HLS ARRAY_PARTITION variable = PADLESS_TR_POL_W1 cyclic factor = PADLESS_VEC dim = 3
+    // PADLESS_TR_POL_PE outputs' activation a cycle: their per-channel constants and GELU segments in parallel
+#pragma HLS ARRAY_PARTITION variable = PADLESS_TR_POL_GS complete dim = 2
+#pragma HLS ARRAY_PARTITION variable = PADLESS_TR_POL_GI complete dim = 2
+#pragma HLS ARRAY_PARTITION variable = PADLESS_TR_POL_M1 cyclic factor = PADLESS_TR_POL_PE dim = 2
+#pragma HLS ARRAY_PARTITION variable = PADLESS_TR_POL_S1 cyclic factor = PADLESS_TR_POL_PE dim = 2
+#pragma HLS ARRAY_PARTITION variable = PADLESS_TR_POL_B1 cyclic factor = PADLESS_TR_POL_PE dim = 2
+#pragma HLS ARRAY_PARTITION variable = PADLESS_TR_POL_W2 cyclic factor = PADLESS_TR_POL_PE dim = 2
 #endif
     // the per-layer scalars: LBUF structs of registers (read by the layer loop, outside the region)
 #pragma HLS AGGREGATE variable = scal compact = bit

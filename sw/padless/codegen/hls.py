@@ -76,8 +76,10 @@ def config_params(project, board, engine, layout: wmod.WeightsLayout) -> dict:
     from ..sparse.tokens import kernel_tables
     tr = kernel_tables(project.quantized, project.sparsity.get("tokens"), engine.max_seq)
     if tr:
-        from ..schedule.engine import rcv_impl
+        from ..schedule.engine import policy_pe, rcv_impl
         tr["rcv_impl"] = rcv_impl(engine)
+        tr["pol_pe"] = policy_pe(engine)
+        tr.setdefault("policy", None)
     return {"tr": tr, "version": __version__, "model": project.model, "board": board, "e": engine, "layout": layout,
             "table_impls": table_impls(engine), "act_kinds": ACT_KINDS,
             "sections": wmod.SECTIONS, "section_offsets": layout.offsets.tolist(), "attention_desc": desc}
@@ -154,7 +156,7 @@ def generate(project, board, max_tokens: int | None = None, max_seq: int | None 
               "python": sys.executable}
     fsutil.write_text(hls / "tb.cpp", env.get_template("tb.cpp.j2").render(
         tv_dir="tv", weights_path="../weights.bin", layers=engine.layers,
-        act_regions=3 if params["tr"] else 2, out_region=2 if params["tr"] else engine.layers % 2, **common), root)
+        act_regions=act_regions(params["tr"]), out_region=2 if params["tr"] else engine.layers % 2, **common), root)
     fsutil.write_text(hls / "run_hls.tcl", env.get_template("run_hls.tcl.j2").render(
         headers=["config.h"] + headers, clock_MHz=float(engine.clock_MHz), **common), root)
     fsutil.write_text(root / "Makefile", env.get_template("Makefile.j2").render(**common), root)
@@ -167,7 +169,7 @@ def generate(project, board, max_tokens: int | None = None, max_seq: int | None 
                          "weights": project.sparsity.get("weights") or {},
                          "tokens": project.sparsity.get("tokens") or {}},
             # the activation buffer: regions of num_tokens rows; the output is in region out_region
-            "act_regions": 3 if params["tr"] else 2,
+            "act_regions": act_regions(params["tr"]),
             "out_region": 2 if params["tr"] else engine.layers % 2}
     resources = {k: v for k, v in res.items() if k != "detail"}
     files = {"weights": "weights.bin", "hls_kernel": "hls/padless_encoder.cpp", "hls_config": "hls/config.h",
@@ -176,6 +178,12 @@ def generate(project, board, max_tokens: int | None = None, max_seq: int | None 
     update_manifest(root, {"hls": info, "resources": resources, "csynth": None}, files)
     record_generated(root)   # every hls/ file (headers, test vectors) with its checksum
     return info
+
+
+def act_regions(tr: dict | None) -> int:
+    """Regions of num_tokens rows in the activation buffer (config.h PADLESS_ACT_REGIONS): the two layer
+    halves; token reduction adds the output region; the learned policy a fourth, the writer's count beats."""
+    return (4 if tr.get("policy") else 3) if tr else 2
 
 
 def project_name(model_name: str) -> str:

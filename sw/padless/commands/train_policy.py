@@ -3,7 +3,8 @@
 Trains the float policy against the project's unpruned fp32 model on unlabelled real text (imitation
 warm-up on the cascade attention ranking, then REINFORCE; :mod:`padless.sparse.policy`), quantizes it for
 the project's integer model with thresholds calibrated for ``--keep`` on VADER tweets, writes
-``PROJECT/policy.npz`` and sets ``sparsity.tokens`` to ``{layers, keep, method: policy}`` in the manifest.
+``PROJECT/policy.npz``, sets ``sparsity.tokens`` to ``{layers, keep, method: policy}`` in the manifest and
+regenerates the project's HLS code (the kernel runs the policy: tokens.h tr_policy, its constants in config.h).
 """
 from __future__ import annotations
 
@@ -63,6 +64,17 @@ def run(args) -> int:
           for i in proj.tokenize(tweets, truncate=True)]
     qp = quantize_policy(policy, proj.quantized, xs, keep=args.keep if args.keep < 1 else None, record=record)
     path = install_policy(args.project, qp, args.keep)
+    if (proj.manifest.get("hls") or {}).get("engine"):
+        # the kernel runs the policy: its constants are config.h ROMs, so the HLS project is regenerated
+        from ..boards import load_board
+        from ..codegen.bitstream import generate as generate_flow
+        from ..codegen.hls import generate
+        proj = load_project(args.project)
+        board = load_board(proj.board)
+        generate(proj, board)
+        generate_flow(load_project(args.project), board)
+        from ..project import record_generated
+        record_generated(args.project)
     if not args.quiet:
         pts = qp.record["calibration"]["points"]
         print(f"token policy for layers {qp.layers} trained in {record['seconds']:.0f} s; kept on calibration: "

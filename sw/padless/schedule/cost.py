@@ -30,7 +30,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import InputError
-from .engine import DEPTHS, EngineConfig, layer_fixed_cycles, process_cycles, useful_macs
+from .engine import DEPTHS, EngineConfig, layer_fixed_cycles, policy_on, policy_pe, process_cycles, useful_macs
 from .memory import port, read_burst
 
 __all__ = ["CallTiming", "call_cycles", "stream_cycles", "seq_process_table"]
@@ -105,6 +105,25 @@ def _layer(cfg: EngineConfig, lens: np.ndarray, t0: int, keep_intervals: dict | 
         ("p_writer", int(math.ceil(BPR * max(1.0, P2.cpb) - 1e-9)), DA + P2.latency,
          int(math.ceil(BPR * max(1.0, P2.cpb) - 1e-9)) + DA),
     ]
+    _, acc, select = cfg.token_stage(layer)
+    policy = policy_on(cfg)
+    if policy:
+        # tokens.h tr_policy between ln2 and the writer: rows pass through (a word a cycle), or before a
+        # selection point per row the 32 accumulators (32 / PE passes over the row's words), the activation
+        # loop (PE outputs a cycle) and the row's words out; the writer then also writes a count beat a sequence
+        wpr_h = H // vec
+        if select:
+            g = 32 // policy_pe(cfg)
+            mac = g * wpr_h - 1 + D["D_POL"]
+            act = g - 1 + D["D_POL_ACT"]
+            per_row = mac + act + wpr_h + 1
+            pol = ("p_policy", per_row, 0, mac + act + 2)
+        else:
+            pol = ("p_policy", wpr_h, 1, wpr_h + 2)
+        chain.insert(len(chain) - 1, pol)
+        if select:
+            name, r_row, over, lag = chain[-1]
+            chain[-1] = (name, r_row, over + int(math.ceil(max(1.0, P2.cpb))), lag)
     # the descriptors' burst (desc_reader), then the loader's burst a sequence (io.h): a sequence's first
     # word reaches qkv after the request latency; the loader runs ahead of qkv by the x_rows FIFO (two rows)
     start0 = read_burst(1, P3, t0) + DA + 1
@@ -120,7 +139,9 @@ def _layer(cfg: EngineConfig, lens: np.ndarray, t0: int, keep_intervals: dict | 
     # token reduction (tokens.h): pv clears its received-attention accumulators once (max_seq cycles) and,
     # after a sequence's heads, streams its sums (a t-cycle loop); token_select accumulates them and, before
     # a selection point, runs imp_bits + 1 counting passes and the keep pass, whose bits the writer waits for
-    _, acc, select = cfg.token_stage(layer)
+    if policy and cfg.token_stage(layer)[0] > 0:
+        # the learned policy after a selection point: the loader first reads the call's count beats (one burst)
+        loader_end = max(loader_end, read_burst(n, P0, t0) + DA + 1)
     if acc:
         endPV = start0 + cfg.max_seq + 1
     imp_bits = (max(cfg.tokens["layers"]) * h * cfg.max_seq << 12).bit_length() if cfg.tokens else 0
@@ -186,7 +207,7 @@ def _layer(cfg: EngineConfig, lens: np.ndarray, t0: int, keep_intervals: dict | 
         for name, r_row, over, lag in chain:
             prev_end = chain_end[name]
             s = max(prev_end, up_start)
-            if select and name == "p_writer":
+            if select and not policy and name == "p_writer":
                 s = max(s, mask_ready)
             e = max(s + over + t * r_row, up_end + r_row + (over if name != "p_ctx" else 0) // 4)
             starts[name], ends[name] = s, e
@@ -197,6 +218,8 @@ def _layer(cfg: EngineConfig, lens: np.ndarray, t0: int, keep_intervals: dict | 
             cons = names[i + 1]
             r_cons = chain[i + 1][1]
             slack = 2 * r_cons + chain[i + 1][2]
+            if cons == "p_policy":   # a slow consumer: the row FIFO (2 H / VEC + 2 words) holds that many rows
+                slack = (depth_row // wpr) * r_cons + chain[i + 1][2]
             ends[names[i]] = max(ends[names[i]], ends[cons] - slack)
         for name in names:
             chain_start[name], chain_end[name] = starts[name], ends[name]
@@ -207,20 +230,38 @@ def _layer(cfg: EngineConfig, lens: np.ndarray, t0: int, keep_intervals: dict | 
     return int(end)
 
 
-def call_cycles(cfg: EngineConfig, lengths: Sequence[int], keep_intervals: bool = False) -> CallTiming:
+def call_cycles(cfg: EngineConfig, lengths: Sequence[int], keep_intervals: bool = False,
+                stage_lengths=None) -> CallTiming:
     """Modeled cycles of one call of the kernel on sequences of ``lengths`` tokens, in the order given
     (the descriptors' order).
 
-    Returns a :class:`CallTiming`: the makespan adds the descriptor check once before the layers, and
-    per layer a streamed engine's weight load before the region and the region (:func:`_layer`).
+    ``stage_lengths``: ``(B, points + 1)`` surviving lengths of each sequence per token-reduction stage (the
+    golden model's counts, :func:`padless.golden.run_encoder` ``lengths_out``) for the learned policy, whose
+    counts depend on the data; default :meth:`EngineConfig.layer_lengths` (exact for the cascade, the
+    expected kept fraction for the policy).
 
-    Raises InputError for an empty call or a length outside 1 .. max_seq.
+    Returns a :class:`CallTiming`: the makespan adds the descriptor check once before the layers, and
+    per layer a streamed engine's weight load before the region and the region (:func:`_layer`); with the
+    learned policy the layer loop's read of the kept total after each selection layer (one m_axi beat).
+
+    Raises InputError for an empty call, a length outside 1 .. max_seq, or stage lengths of another shape.
     """
     lens = np.asarray(lengths, dtype=np.int64).reshape(-1)
     if lens.size == 0:
         raise InputError("a call needs at least one sequence")
     if lens.min() < 1 or lens.max() > cfg.max_seq:
         raise InputError(f"sequence lengths must be in 1..{cfg.max_seq}, got {int(lens.min())}..{int(lens.max())}")
+    if stage_lengths is not None:
+        stage_lengths = np.asarray(stage_lengths, dtype=np.int64).reshape(len(lens), -1)
+        if stage_lengths.shape[1] != len((cfg.tokens or {}).get("layers") or []) + 1:
+            raise InputError(f"stage lengths need one column per token-reduction stage, got {stage_lengths.shape}")
+
+    def lengths_of(layer):
+        if stage_lengths is None:
+            return cfg.layer_lengths(lens, layer)
+        return stage_lengths[:, cfg.token_stage(layer)[0]]
+
+    P0 = port(cfg.memory, "gmem0")
     fx = layer_fixed_cycles(cfg, len(lens))
     t = fx["desc"]   # check_call: the descriptors once
     intervals: dict | None = {} if keep_intervals else None
@@ -235,11 +276,13 @@ def call_cycles(cfg: EngineConfig, lengths: Sequence[int], keep_intervals: bool 
             t += seen[key]
         else:
             t0 = t + fx["weight_load"]
-            t1 = _layer(cfg, cfg.layer_lengths(lens, layer), t0, intervals, layer)
+            t1 = _layer(cfg, lengths_of(layer), t0, intervals, layer)
+            if policy_on(cfg) and cfg.token_stage(layer)[2]:
+                t1 = read_burst(1, P0, t1) + 1   # the layer loop reads the kept total (tr_writer's last count beat)
             per_layer.append(t1 - t)
             seen[key] = t1 - t
             t = t1
-        for p, v in seq_process_table(cfg, cfg.layer_lengths(lens, layer)).items():
+        for p, v in seq_process_table(cfg, lengths_of(layer)).items():
             busy[p] = busy.get(p, 0) + int(v.sum())
     return CallTiming(cycles=int(t), busy=busy, layer_cycles=np.asarray([per_layer], dtype=np.int64),
                       intervals=intervals or {})

@@ -41,7 +41,7 @@ __all__ = ["EngineConfig", "DEPTHS", "PROCESSES", "MVUS", "engine_config", "lega
 #: Declared pipeline depths of the kernel's loops (hw/hls/include/padless/*.h: D_*). Keep in sync: a test
 #: reads them from the headers.
 DEPTHS = {"D_MVU": 14, "D_READ": 3, "D_AXI": 3, "D_SEL_COPY": 4, "D_SEL_K4": 4,
-          "D_SEL": 10, "D_QK": 16, "D_EXP": 60, "D_PV": 16, "D_LN": 64}
+          "D_SEL": 10, "D_QK": 16, "D_EXP": 60, "D_PV": 16, "D_LN": 64, "D_POL": 4, "D_POL_ACT": 8}
 #: The dataflow processes of a layer region, in pipeline order (names as the csim reports them).
 PROCESSES = ("p_desc", "p_loader", "p_res_loader", "p_qkv", "p_select", "p_attn_qk", "p_attn_exp", "p_attn_pv",
              "p_ctx", "p_out", "p_ln1", "p_up", "p_down", "p_ln2", "p_writer")
@@ -199,7 +199,8 @@ class EngineConfig:
     def token_stage(self, layer: int) -> tuple:
         """``(selection points at or before layer, accumulates received attention, selects after it)``."""
         sel = sorted((self.tokens or {}).get("layers") or [])
-        return (sum(1 for i in sel if i <= layer), bool(sel) and layer < sel[-1], (layer + 1) in sel)
+        policy = (self.tokens or {}).get("method") == "policy"   # nothing accumulates: the MLP decides
+        return (sum(1 for i in sel if i <= layer), bool(sel) and layer < sel[-1] and not policy, (layer + 1) in sel)
 
     def __post_init__(self):
         if isinstance(self.weight_impl, str):   # one memory type for every MVU
@@ -323,12 +324,33 @@ def engine_config(model: Mapping[str, Any], sparsity: Mapping[str, Any] | None, 
 
 def kernel_tokens(tokens: Mapping[str, Any] | None, num_layers: int) -> dict:
     """The token reduction the kernel runs (``EngineConfig.tokens``): ``{"layers", "keep"}`` for the cascade
-    with keep < 1, else ``{}`` (dense; the learned policy runs in the golden backend only)."""
+    with keep < 1, ``{"layers", "keep", "method": "policy"}`` for the learned policy (``keep``: its calibrated
+    kept fraction, what the cycle model and the DSE expect), else ``{}`` (dense)."""
     t = dict(tokens or {})
     sel = sorted(set(int(i) for i in (t.get("layers") or []) if 1 <= int(i) < int(num_layers)))
-    if not sel or t.get("method") == "policy" or float(t.get("keep", 1.0)) >= 1:
+    if t.get("method") == "policy" and sel:
+        return {"layers": sel, "keep": float(t.get("keep", 1.0)), "method": "policy"}
+    if not sel or float(t.get("keep", 1.0)) >= 1:
         return {}
     return {"layers": sel, "keep": float(t["keep"])}
+
+
+def policy_pe(cfg: EngineConfig) -> int:
+    """Policy outputs the kernel's tr_policy computes a cycle (config.h PADLESS_TR_POL_PE, each x VEC inputs):
+    the smallest power of two whose per-row cycles ``(32 / PE) (H / VEC + 1) + H / VEC + D_POL + D_POL_ACT``
+    (tokens.h) stay within the slowest MVU's cycles a row, so the policy does not bind a selection layer (32 at
+    most: then a row still costs its pipeline depths, which bind only tiny models)."""
+    wpr = cfg.hidden // cfg.vec
+    target = max(cfg.mvu(m)["ITER"] for m in MVUS)
+    pe = 1
+    while pe < 32 and (32 // pe) * (wpr + 1) + wpr + DEPTHS["D_POL"] + DEPTHS["D_POL_ACT"] > target:
+        pe *= 2
+    return pe
+
+
+def policy_on(cfg: EngineConfig) -> bool:
+    """The kernel runs the learned token policy (tokens.h tr_policy, PADLESS_TR_POLICY)."""
+    return bool(cfg.tokens) and cfg.tokens.get("method") == "policy"
 
 
 def act_bits_of(manifest_or_quant: Mapping[str, Any] | None) -> int:
@@ -604,7 +626,15 @@ def memories(cfg: EngineConfig) -> list[dict]:
     # the 4-bit key estimates, held as int8 (attention.h k4word_t), LANES banks
     mems.append({"name": "k4", "width_bits": 8 * d, "depth": math.ceil(S / cfg.sel_lanes), "copies": cfg.sel_lanes,
                  "impl": "lutram"})
-    if cfg.tokens:   # token reduction (tokens.h): every row's importance and original position (a call's rows),
+    if policy_on(cfg):   # the learned policy (tokens.h tr_policy): the original positions, the loader's
+        # per-sequence counts, the policy's first layer (a ROM per point, PE x VEC banks read a cycle)
+        mems.append({"name": "tr_pos", "width_bits": 16, "depth": cfg.max_tokens, "copies": 1, "impl": "bram"})
+        mems.append({"name": "ld_cnt", "width_bits": 16, "depth": cfg.max_tokens, "copies": 1, "impl": "bram"})
+        ppe = policy_pe(cfg)
+        depth = len(cfg.tokens["layers"]) * 32 * cfg.hidden // (ppe * cfg.vec)
+        mems.append({"name": "tr_pol_w1", "width_bits": 8, "depth": depth, "copies": ppe * cfg.vec,
+                     "impl": "lutram" if 8 * depth <= LUTRAM_BITS else "bram"})
+    elif cfg.tokens:   # token reduction (tokens.h): every row's importance and original position (a call's rows),
         # the received-attention accumulators (RCV_COPIES x ATT_PE), token_select's row buffer (4 banks)
         mems.append({"name": "tr_imp", "width_bits": 32, "depth": cfg.max_tokens, "copies": 1, "impl": "bram"})
         mems.append({"name": "tr_pos", "width_bits": 16, "depth": cfg.max_tokens, "copies": 1, "impl": "bram"})
@@ -671,7 +701,9 @@ def dsp_mul_trunc(a_bits: int, b_bits: int, out_bits: int, dsp_type: str = "DSP4
 def dsp_count(cfg: EngineConfig, dsp_type: str = "DSP48E2") -> dict:
     """DSP slices per unit, as the kernel's unrolled operators use them (docs/hls.md, "DSP budget";
     docs/performance-model.md, "Resources"). Keys: the MVUs (``qkv``, ``out``, ``up``, ``down``), ``ln1``,
-    ``ln2``, ``attn_qk``, ``attn_exp``, ``attn_pv``, ``select``. Per output lane (PE) of an MVU:
+    ``ln2``, ``attn_qk``, ``attn_exp``, ``attn_pv``, ``select``, and ``policy`` when the kernel runs the
+    learned token policy (:func:`policy_pe` x VEC int8 products, per output a 32 x 31 and an 18 x 31
+    requantizer, the GELU's 17 x 16 product and the 8 x 8 w2 product). Per output lane (PE) of an MVU:
 
     * MACs: SIMD x ceil(PE / 2) packed (WP486: dense, or sparse in pattern pe-pair) or SIMD x PE;
     * the requantizer's (acc + bias) x m multiply, :func:`dsp_mul` of the declared widths;
@@ -705,6 +737,10 @@ def dsp_count(cfg: EngineConfig, dsp_type: str = "DSP48E2") -> dict:
     out["attn_exp"] = ape + ape * dsp_mul(22, 24, dsp_type)
     out["attn_pv"] = ape * d + d * dsp_mul(28, 32, dsp_type)
     out["select"] = 0
+    if policy_on(cfg):   # tokens.h tr_policy: PE x VEC int8 products; per output the requantizers, the GELU line, w2
+        ppe = policy_pe(cfg)
+        out["policy"] = ppe * cfg.vec + ppe * (dsp_mul(32, 31, dsp_type) + dsp_mul(17, 16, dsp_type)
+                                               + dsp_mul(18, 31, dsp_type) + 1)
     return out
 
 

@@ -38,7 +38,8 @@ CHAIN = ("p_qkv", "p_select", "p_attn_qk", "p_attn_exp", "p_attn_pv", "p_ctx", "
 
 _UNIT = {"qkv": "p_qkv", "out": "p_out", "up": "p_up", "down": "p_down", "ln1": "p_ln1", "ln2": "p_ln2",
          "attn_qk": "p_attn_qk", "attn_exp": "p_attn_exp", "attn_pv": "p_attn_pv", "select": "p_select",
-         "fixed": "m_axi", "weight_loader": "m_axi"}
+         "fixed": "m_axi", "weight_loader": "m_axi",
+         "policy": "p_writer"}   # the learned token policy (tokens.h tr_policy) sits in front of the writer
 # load_elems instances (engine.weight_loads) -> the process whose memories they fill
 _LOAD = {"ctx": "p_attn_pv", "res_attn": "p_out", "ln_attn": "p_ln1", "act": "p_up", "res_ffn": "p_down",
          "ln_ffn": "p_ln2", "gelu": "p_up", "scalars": "m_axi"}
@@ -47,7 +48,9 @@ _MEMORY = {"res_rq_out": "p_out", "ln_param_1": "p_ln1", "act_rq_up": "p_up", "g
            "v_blk": "p_qkv", "ctx_blk": "p_attn_pv", "qh_blk": "p_select", "kh_blk": "p_select", "vh_blk": "p_select",
            "ixq_blk": "p_select", "ixv_blk": "p_select", "k4": "p_select",
            # token reduction: token_select sits beside attention (placed with p_attn_pv), tr_pos is the writer's
-           "tr_imp": "p_attn_pv", "rcv": "p_attn_pv", "tsel_loc": "p_attn_pv", "tr_pos": "p_writer"}
+           "tr_imp": "p_attn_pv", "rcv": "p_attn_pv", "tsel_loc": "p_attn_pv", "tr_pos": "p_writer",
+           # the learned policy: its first-layer ROM beside the writer, the count table in the loader
+           "tr_pol_w1": "p_writer", "ld_cnt": "p_loader"}
 # FIFOs of the region (padless_encoder.cpp): name -> (producer, consumer)
 _FIFO = {"d_src": ("p_desc", "p_loader"), "d_qkv": ("p_loader", "p_qkv"), "d_res": ("p_loader", "p_res_loader"),
          "d_sel": ("p_qkv", "p_select"), "d_att": ("p_select", "p_attn_qk"), "d_exp": ("p_attn_qk", "p_attn_exp"),

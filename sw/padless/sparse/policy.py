@@ -50,15 +50,13 @@ from torch import nn
 from ..errors import InputError, ProjectError
 from ..ir import EncoderSpec, LinearSpec
 from ..quant import intops
-from .tokens import POLICY_MID_BITS, PolicyPoint, carry_requant, policy_logits, select_by_logits
+from .tokens import POLICY_MID_BITS, POLICY_WIDTH, PolicyPoint, carry_requant, policy_logits, select_by_logits
 
 __all__ = ["TokenPolicy", "QuantPolicy", "PolicyTrainConfig", "train_policy", "quantize_policy",
            "save_policy", "load_policy", "install_policy", "POLICY_FILE", "POLICY_WIDTH", "pruned_forward"]
 
 #: File name of the integer policy in a project folder.
 POLICY_FILE = "policy.npz"
-#: Hidden width of the policy MLP (TR-BERT: 32).
-POLICY_WIDTH = 32
 
 
 class TokenPolicy(nn.Module):

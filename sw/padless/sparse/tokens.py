@@ -52,7 +52,7 @@ from ..errors import InputError, ProjectError
 from ..quant import intops
 
 __all__ = ["keep_tokens", "keep_fraction", "select_tokens", "carry_requant", "carry_rows", "max_importance",
-           "IMPORTANCE_BITS", "PolicyPoint", "stage_lengths", "kernel_tables", "policy_logits", "select_by_logits", "POLICY_MID_BITS"]
+           "IMPORTANCE_BITS", "POLICY_WIDTH", "PolicyPoint", "stage_lengths", "kernel_tables", "policy_logits", "select_by_logits", "POLICY_MID_BITS"]
 
 #: Width of the importance accumulator in hardware (unsigned).
 IMPORTANCE_BITS = 32
@@ -141,6 +141,8 @@ def max_importance(num_layers: int, num_heads: int, n: int) -> int:
 
 #: Width of the policy's hidden (GELU input) activations: int16, as the encoder's FFN GELU input.
 POLICY_MID_BITS = 16
+#: Hidden width of the policy MLP (TR-BERT: 32; the kernel's tokens.h POLICY_WIDTH).
+POLICY_WIDTH = 32
 
 
 @dataclass
@@ -224,20 +226,26 @@ def kernel_tables(qe, tokens: dict | None, max_seq: int) -> dict | None:
     importance accumulator (:func:`max_importance` over the accumulating layers), "carry_m", "carry_shift":
     (stages, hidden) per-channel :func:`carry_requant` of each selection point (the last row unused, zero)}``.
 
-    Raises InputError for the learned policy (``method: policy``: the kernel runs the cascade only) and for a
-    selection point outside ``1 .. L-1``; ProjectError when the importance would not fit 32 bits."""
+    The learned policy (``method: policy``) gives ``"policy": {"w1", "b1", "m1", "s1", "gs", "gi", "w2", "sc"}``
+    instead of the cascade's ``len`` / ``step`` / ``imp_bits`` (``last`` 0: nothing accumulates): per selection
+    point the :class:`PolicyPoint` constants (``sc``: gelu_lo, gelu_k, m_act, shift_act, b2, threshold), a
+    zero row for the unused last stage; the kept counts are data dependent (the kernel's writer counts them).
+
+    Raises InputError for a selection point outside ``1 .. L-1``, ProjectError when the importance would not
+    fit 32 bits or when the learned policy is configured but ``qe.token_policy`` (the project's policy.npz) is
+    missing or lacks a point."""
     t = tokens or {}
-    if t.get("method") == "policy":
-        raise InputError("the HLS kernel runs cascade token reduction only; the learned policy (tokens method "
-                         "'policy') runs in the golden backend: use --backend golden, or `tokens: {method: cascade}`")
+    use_policy = t.get("method") == "policy"
     sel = sorted(set(int(i) for i in (t.get("layers") or [])))
     keep = float(t.get("keep", 1.0))
-    if not sel or keep >= 1:
+    if not sel or (keep >= 1 and not use_policy):
         return None
     L = len(qe.layers)
     bad = [i for i in sel if not 1 <= i < L]
     if bad:
         raise InputError(f"token selection layers {bad} are outside 1..{L - 1}; fix `tokens: layers:` in the config")
+    if use_policy:
+        return _policy_tables(qe, sel, keep, L)
     heads = int(qe.model["num_heads"])
     last = sel[-1]
     bound = last * heads * int(max_seq) << intops.PROB_BITS   # a probability is at most 2^12
@@ -256,3 +264,40 @@ def kernel_tables(qe, tokens: dict | None, max_seq: int) -> dict | None:
             "len": lens.tolist(), "step": [keep_tokens(n, keep) if n else 0 for n in range(int(max_seq) + 1)],
             "imp_bits": max(1, int(bound).bit_length()),
             "carry_m": cm.tolist(), "carry_shift": cs.tolist()}
+
+
+def _policy_tables(qe, sel: list[int], keep: float, L: int) -> dict:
+    """:func:`kernel_tables` for the learned policy (the project's ``qe.token_policy``)."""
+    pol = getattr(qe, "token_policy", None)
+    if pol is None:
+        raise ProjectError("tokens method 'policy' needs the trained policy (policy.npz) in the project; run "
+                           "`padless train-policy PROJECT --layers ...` or use `tokens: {method: cascade}`")
+    missing = [i for i in sel if i not in pol.points]
+    if missing:
+        raise ProjectError(f"the project's token policy has no selection point for layer(s) {missing} (it has "
+                           f"{sorted(pol.points)}); retrain it with `padless train-policy --layers {' '.join(map(str, sel))}`")
+    hidden = int(qe.model.get("hidden_size") or np.asarray(qe.output_scale).size)
+    n = len(sel) + 1
+    z = lambda *shape: np.zeros((n,) + shape, dtype=np.int64)  # noqa: E731
+    tab = {"w1": z(POLICY_WIDTH, hidden), "b1": z(POLICY_WIDTH), "m1": z(POLICY_WIDTH), "s1": z(POLICY_WIDTH),
+           "gs": z(intops.GELU_SEGMENTS), "gi": z(intops.GELU_SEGMENTS), "w2": z(POLICY_WIDTH), "sc": z(6)}
+    cm = np.zeros((n, hidden), dtype=np.int64)
+    cs = np.zeros((n, hidden), dtype=np.int64)
+    for k, i in enumerate(sel):
+        pt = pol.points[i]
+        m, s = carry_requant(qe, i)
+        cm[k], cs[k] = np.broadcast_to(m, (hidden,)), np.broadcast_to(s, (hidden,))
+        w1 = np.asarray(pt.w1, np.int64)
+        if w1.shape != (POLICY_WIDTH, hidden):
+            raise ProjectError(f"the token policy of layer {i} has first-layer weights {w1.shape}, the kernel "
+                               f"needs ({POLICY_WIDTH}, {hidden}); retrain it")
+        tab["w1"][k] = w1
+        tab["b1"][k], tab["m1"][k], tab["s1"][k] = pt.b1, pt.m1, pt.shift1
+        tab["gs"][k], tab["gi"][k], tab["w2"][k] = pt.gelu_slope, pt.gelu_icpt, pt.w2
+        tab["sc"][k] = [pt.gelu_lo, pt.gelu_k, pt.m_act, pt.shift_act, pt.b2, pt.threshold]
+        if not (0 <= int(pt.m_act) < 1 << 31 and np.all((np.asarray(pt.m1) >= 0) & (np.asarray(pt.m1) < 1 << 31))):
+            raise ProjectError(f"the token policy of layer {i} has a requantization multiplier outside 31 bits; retrain it")
+    return {"layers": sel, "keep": keep, "method": "policy", "stages": n,
+            "stage": [sum(1 for i in sel if i <= l) for l in range(L)], "last": 0,
+            "carry_m": cm.tolist(), "carry_shift": cs.tolist(),
+            "policy": {k: v.tolist() for k, v in tab.items()}}

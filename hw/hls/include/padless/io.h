@@ -116,17 +116,39 @@ void desc_reader(int num_seqs, const desc_in_t *desc_ptr, const KT &keep, const 
 // Rows of the sequences, in descriptor order, from act (rows of H int8, AXI bytes a beat): per sequence
 // one burst of len * H / AXI beats from (row0 + start) * H / AXI. total_beats (the call's rows x H / AXI,
 // checked by the caller against the descriptors) ends the sequence loop.
-template <int H, int VEC, int AXI>
+// Data-dependent lengths (token reduction by the learned policy, tokens.h tr_writer): with cnt0 >= 0 the
+// loader first reads the num_seqs count beats at cnt0 (one burst) and gives each descriptor the length
+// there (and the top-k keys of that length, keep[len]) before it passes it on. CNT_MAX: at least num_seqs.
+struct no_keep {
+    int operator[](int n) const { return n; }
+};
+template <int H, int VEC, int AXI, int CNT_MAX = 1, class KT = no_keep>
 void loader(int64_t total_beats, const vec<act_t, AXI> *act_ptr, int64_t row0, PADLESS_FIFO_REF(desc_t) din,
-            PADLESS_FIFO_REF(desc_t) dq, PADLESS_FIFO_REF(desc_t) dr, PADLESS_FIFO_REF(vec<act_t, VEC>) xout) {
+            PADLESS_FIFO_REF(desc_t) dq, PADLESS_FIFO_REF(desc_t) dr, PADLESS_FIFO_REF(vec<act_t, VEC>) xout,
+            int num_seqs = 0, int64_t cnt0 = -1, const KT &keep = KT()) {
     static_assert(VEC % AXI == 0 && H % VEC == 0, "AXI beats must tile a channel word, words a row");
     typedef vec<act_t, AXI> beat_t;
     PADLESS_MAXI(const beat_t, act, act_ptr, GMEM0);
     const int BPW = VEC / AXI, BPR = H / AXI;
     vec<act_t, VEC> w;
+    PADLESS_RAM1D(uint16_t, cnt, CNT_MAX, cyclic, 1, bram);
+    if (cnt0 >= 0) {
+        PADLESS_MAXI_BURST(act, cnt0, num_seqs);
+        PADLESS_LOOP(ld_cnt, D_AXI);
+        for (int j = 0; j < num_seqs; j++) {
+            PADLESS_PIPELINE(ld_cnt, j);
+            const beat_t b = act[cnt0 + j];
+            cnt[j] = (uint16_t)((uint8_t)b.v[0] | ((uint16_t)(uint8_t)b.v[1] << 8));
+        }
+        PADLESS_LOOP_END(ld_cnt, num_seqs);
+    }
 ld_seqs:
     for (int64_t done = 0; done < total_beats;) {
-        const desc_t d = din.read();
+        desc_t d = din.read();
+        if (cnt0 >= 0) {
+            d.len = cnt[d.seq];
+            d.keep = keep[d.len];
+        }
         dq.write(d);
         dr.write(d);
         const int64_t base = (row0 + d.start) * BPR, n = (int64_t)d.len * BPR;

@@ -116,15 +116,120 @@ tsel_seqs:
     }
 }
 
+// ---- the learned TR-BERT policy (PADLESS_TR_POLICY; Ye et al., NAACL 2021, arXiv 2105.11618, section 3) ----
+// Bit for bit padless.sparse.tokens.policy_logits / select_by_logits. A point's constants are config.h ROMs
+// (PADLESS_TR_POL_*, one row per selection point, from the project's policy.npz).
+static const int POLICY_WIDTH = 32;  // hidden width of the policy MLP (TR-BERT: 32)
+static const int D_POL = 4;          // word read, PPE x VEC products + adder tree, accumulate
+static const int D_POL_ACT = 8;      // requantize (32 x 31), GELU segment + 17 x 16 multiply, requantize, w2 product
+struct pol_scalars_t {
+    int32_t gelu_lo;
+    int32_t gelu_k;
+    uint32_t m_act;   // GELU output (units of the int16 scale) -> int8: dyadic m < 2^31
+    uint8_t shift_act;
+    int32_t b2;       // int32 logit bias
+    int32_t threshold;  // keep iff logit >= threshold
+};
+
+// Between LayerNorm and the writer. on (the layer before a selection point): per row, the 32 policy
+// accumulators over the row's H / VEC words, PPE outputs x VEC inputs a cycle (the row is kept in buf),
+// then u = requantize(acc, m1, shift1) -> int16, g = i_gelu_pwl(u), a = requantize(g, m_act, shift_act) -> int8,
+// z = sum a w2 + b2 (PPE outputs a cycle: 32 / PPE cycles), one keep bit (z >= threshold, or the sequence's first row: [CLS]) to the
+// writer, then the row's words. Off: the rows pass through (one word a cycle).
+//   w1: [32][H] int8, b1: [32] int32, m1: [32] dyadic m < 2^31, s1: [32] shifts, gs / gi: [64] GELU segments
+//   (slope, intercept), w2: [32] int8.
+template <int H, int VEC, int PPE, class W1, class B1, class M1, class S1, class GS, class GI, class W2>
+void tr_policy(int num_seqs, PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(vec<act_t, VEC>) xin,
+               PADLESS_FIFO_REF(desc_t) dout, PADLESS_FIFO_REF(vec<act_t, VEC>) xout, PADLESS_FIFO_REF(uint8_t) mask,
+               const W1 &w1, const B1 &b1, const M1 &m1, const S1 &s1, const GS &gs, const GI &gi, const W2 &w2,
+               const pol_scalars_t &sc, bool on, int layer) {
+    static_assert(POLICY_WIDTH % PPE == 0, "PPE divides the policy width");
+    const int WPR = H / VEC, G = POLICY_WIDTH / PPE;
+    typedef vec<act_t, VEC> word_t;
+    PADLESS_REGS(word_t, buf, H / VEC);
+    PADLESS_REGS(int32_t, acc, POLICY_WIDTH);
+pol_seqs:
+    for (int j = 0; j < num_seqs; j++) {
+        const desc_t d = din.read();
+        dout.write(d);
+        PADLESS_JOB_BEGIN(d.seq, layer);
+        if (!on) {
+            const int64_t n = (int64_t)d.len * WPR;
+            PADLESS_LOOP(pol_pass, 2);
+            for (int64_t i = 0; i < n; i++) {
+                PADLESS_PIPELINE(pol_pass, i);
+                xout.write(xin.read());
+            }
+            PADLESS_LOOP_END(pol_pass, n);
+        } else {
+        pol_rows:
+            for (int r = 0; r < d.len; r++) {
+                PADLESS_LOOP(pol_mac, D_POL);
+                for (int i = 0; i < G * WPR; i++) {
+                    PADLESS_PIPELINE(pol_mac, i);
+                    const int g = i / WPR, w = i % WPR;
+                    word_t x;
+                    if (g == 0) {
+                        x = xin.read();
+                        buf[w] = x;
+                    } else {
+                        x = buf[w];
+                    }
+                    for (int p = 0; p < PPE; p++) {
+#pragma HLS UNROLL
+                        const int o = g * PPE + p;
+                        int32_t s = w == 0 ? (int32_t)b1[o] : acc[o];
+                        for (int v = 0; v < VEC; v++) {
+#pragma HLS UNROLL
+                            s += (int32_t)x.v[v] * (int32_t)w1[o][w * VEC + v];
+                        }
+                        acc[o] = s;
+                    }
+                }
+                PADLESS_LOOP_END(pol_mac, G * WPR);
+                int64_t z = sc.b2;
+                PADLESS_LOOP(pol_act, D_POL_ACT);
+                for (int g = 0; g < G; g++) {
+                    PADLESS_PIPELINE(pol_act, g);
+                    int64_t zg = 0;
+                    for (int p = 0; p < PPE; p++) {
+#pragma HLS UNROLL
+                        const int o = g * PPE + p;
+                        const sbits<16> u = (sbits<16>)requant<16, 32, 31>((sbits<32>)acc[o], (ubits<31>)m1[o], (ubits<6>)s1[o]);
+                        const int seg = gelu_segment(u, sc.gelu_lo, sc.gelu_k);
+                        const int64_t gv = i_gelu_pwl_seg(u, sc.gelu_lo, sc.gelu_k, (int32_t)gs[seg], (int64_t)gi[seg]);
+                        const int64_t a = requant<8, 18, 31>((sbits<18>)gv, (ubits<31>)sc.m_act, (ubits<6>)sc.shift_act);
+                        zg += a * (int64_t)w2[o];
+                    }
+                    z += zg;
+                }
+                PADLESS_LOOP_END(pol_act, G);
+                mask.write(r == 0 || z >= (int64_t)sc.threshold ? 1 : 0);
+                PADLESS_LOOP(pol_fwd, 2);
+                for (int w = 0; w < WPR; w++) {
+                    PADLESS_PIPELINE(pol_fwd, w);
+                    xout.write(buf[w]);
+                }
+                PADLESS_LOOP_END(pol_fwd, WPR);
+            }
+        }
+        PADLESS_JOB_END(d.seq, layer);
+    }
+}
+
 // The layer output rows (writer of io.h) with token reduction. mode 0: as writer; mode 1 (the layer before a
 // selection point): kept rows (mask bit 1) to rows start, start + 1, ... of the output half, removed rows
 // requantized per channel (cm, cs: PADLESS_TR_CARRY_M/_SHIFT rows, the dyadic carry_requant) to row_o + start + original position; mode 2 (the last layer): every row to
 // row_o + start + original position. pos: tr_pos, [1][MAX_TOKENS], the original position of each
 // surviving row (first selection: the row index itself).
+// cnt0 >= 0 (the learned policy, mode 1: data-dependent counts): after each sequence one beat at
+// cnt0 + seq holds {int32 kept rows, int32 kept rows of the call so far} (little endian), for the next layers'
+// loader (their lengths) and the layer loop (their beats).
 template <int H, int VEC, int AXI, class POS, class CM, class CS>
 void tr_writer(int64_t total_beats, vec<act_t, AXI> *act_ptr, int64_t row0, int64_t row_o,
                PADLESS_FIFO_REF(desc_t) din, PADLESS_FIFO_REF(vec<act_t, VEC>) xin, PADLESS_FIFO_REF(uint8_t) mask,
-               POS &pos, const CM &cm, const CS &cs, int mode, bool first, int layer) {
+               POS &pos, const CM &cm, const CS &cs, int mode, bool first, int layer, int64_t cnt0 = -1) {
+    static_assert(AXI >= 8, "a count beat holds two int32");
     if (mode == 0) {
         writer<H, VEC, AXI>(total_beats, act_ptr, row0, din, xin, layer);
         return;
@@ -133,6 +238,7 @@ void tr_writer(int64_t total_beats, vec<act_t, AXI> *act_ptr, int64_t row0, int6
     PADLESS_MAXI(beat_t, act, act_ptr, GMEM2);
     const int BPW = VEC / AXI, BPR = H / AXI;
     vec<act_t, VEC> w;
+    int32_t total = 0;
 tr_wr_seqs:
     for (int64_t done = 0; done < total_beats;) {
         const desc_t d = din.read();
@@ -168,6 +274,16 @@ tr_wr_seqs:
             }
         }
         PADLESS_LOOP_END(tr_wr_rows, n);
+        if (mode == 1 && cnt0 >= 0) {
+            total += kept;
+            beat_t c;
+            for (int v = 0; v < AXI; v++) {
+#pragma HLS UNROLL
+                c.v[v] = (act_t)(v < 4 ? (kept >> (8 * v)) & 255 : v < 8 ? (total >> (8 * (v - 4))) & 255 : 0);
+            }
+            PADLESS_MAXI_BURST(act, cnt0 + d.seq, 1);
+            act[cnt0 + d.seq] = c;
+        }
         PADLESS_MAXI_WAIT(act);
         PADLESS_JOB_END(d.seq, layer);
         done += n;

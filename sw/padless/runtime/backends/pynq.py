@@ -445,11 +445,8 @@ class PynqBackend:
         self.timeout_s = float(timeout_s)
         self.hidden = int(project.model["hidden_size"])
         hls = project.manifest.get("hls") or {}
-        tokens_cfg = (project.sparsity or {}).get("tokens") or {}
-        if tokens_cfg.get("method") == "policy":
-            raise ProjectError(f"{project.path} uses the learned token policy ({tokens_cfg}); the kernel runs cascade "
-                               "token reduction only: use --backend golden")
-        # the activation buffer: act_regions x tokens rows (3 with token reduction), the output in out_region
+        # the activation buffer: act_regions x tokens rows (3 with token reduction, 4 with the learned policy),
+        # the output in out_region
         self.act_regions = int(hls.get("act_regions") or 2)
         self.out_region = int(hls.get("out_region", int(project.model["num_layers"]) % 2))
         self.iface = kernel_interface(project)
