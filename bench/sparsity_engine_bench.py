@@ -106,8 +106,10 @@ def table(board: str, runs: dict, fidelity: dict) -> str:
         dm, dr = runs.get((board, "dense", "movie")), runs.get((board, "dense", "reuters"))
         if m is None:
             continue
-        f = fidelity.get(name)
+        f, ft = fidelity.get(name), fidelity.get(name + "/ft")
         fid = f"{f['agreement']:.1%} / {f['cosine_mean']:.4f}" if f else "--"
+        if ft:   # the same configuration on the fine-tuned student (padless finetune, then compile)
+            fid += f"; fine-tuned {ft['agreement']:.1%} / {ft['cosine_mean']:.4f}"
         rs = f"{r['throughput_seq_s']:,.0f}" if r else "--"
         rx = f"**{r['throughput_seq_s'] / dr['throughput_seq_s']:.2f}x**" if r and dr else "--"
         mx = f"**{m['throughput_seq_s'] / dm['throughput_seq_s']:.2f}x**" if dm else "--"
@@ -161,7 +163,8 @@ def main() -> None:
     for b in a.board:
         clk = next((v["clock_MHz"] for k, v in done.items() if k[0] == b), None)
         parts.append(f"### {b} ({clk:g} MHz, the board's default clock)\n\n{table(b, done, fidelity)}")
-    srcs = sorted({f.get("source", "") for f in fidelity.values() if f.get("source")})
+    srcs = sorted({f.get("source", "") for k, f in fidelity.items() if f.get("source") and "/ft" not in k})
+    ft_src = sorted({f.get("source", "") for k, f in fidelity.items() if f.get("source") and "/ft" in k})
     body = (f"minilm-l6; movie = the first {a.movie:,} VADER movie snippets, Reuters = the first {a.reuters} "
             "Reuters articles (cut at the kernel's longest sequence). Every project: `padless compile minilm-l6 "
             "--board B --config C` with `quant: {rounding: nearest}` and `schedule: {dataset: D, limit: N}`: the "
@@ -175,7 +178,14 @@ def main() -> None:
              + "; ".join(srcs) + ". Weights from the shipped configs (dense: the recipe's defaults; "
              "`configs/minilm-l6-w50.yaml`, `-w75.yaml`: SparseGPT pe-pair + GPTQ), top-k and token reduction "
              "set on those projects (`python bench/sparsity_fidelity_bench.py --dense D --w50 W50 --w75 W75 "
-             "--out F.json`; the quantized model does not depend on attention or tokens)." if srcs else
+             "--out F.json`; the quantized model does not depend on attention or tokens)."
+             + (" Fine-tuned (the second figure of a weights row): " + "; ".join(ft_src) + ". The student: `padless "
+                "finetune minilm-l6 --config F --out S` with `weights: {sparsity: 0.5 or 0.75, bank: 16, pattern: "
+                "pe-pair, permute: true}` and `train: {steps: 400, datasets: [vader-movie-train, vader-tweets, "
+                "reuters]}` (sparse distillation against the fp32 teacher, docs/finetune.md; 839 s for 50% on this "
+                "machine), compiled with `padless compile S --board u280` (its trained sparsity, the recipe's "
+                "quantization), the top-k / tokens of the row set on it as above (`--student-w50 P --student-w75 P`)."
+                if ft_src else "") if srcs else
              "\n\nFidelity: not given to this run (`--fidelity`)."))
     print(body)
     if not a.no_write:

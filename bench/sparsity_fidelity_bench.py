@@ -1,7 +1,7 @@
 """Fidelity of every issue-26 configuration against fp32 on held-out text, for the side-by-side table of
 bench/sparsity_engine_bench.py (``--fidelity``).
 
-    python bench/sparsity_fidelity_bench.py --dense DIR --w50 DIR [--w75 DIR] [--student-w50 DIR] \\
+    python bench/sparsity_fidelity_bench.py --dense DIR --w50 DIR [--w75 DIR] [--student-w50 DIR] [--student-w75 DIR] \\
         [--limit 1000] --out FILE.json
 
 DIR: projects compiled with the real quantization (the shipped configs: ``padless compile minilm-l6 --board
@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--w50", required=True)
     ap.add_argument("--w75", default=None)
     ap.add_argument("--student-w50", default=None, help="a project compiled from a fine-tuned 50%% pe-pair student")
+    ap.add_argument("--student-w75", default=None, help="a project compiled from a fine-tuned 75%% pe-pair student")
     ap.add_argument("--student-label", default="fine-tuned")
     ap.add_argument("--limit", type=int, default=1000)
     ap.add_argument("--out", required=True)
@@ -53,8 +54,9 @@ def main() -> None:
         w = cfg.get("weights") or {}
         base = "dense" if not w else ("w75" if w.get("sparsity") == 0.75 else "w50")
         jobs.append((name, bases[base], cfg, "one-shot"))
-        if a.student_w50 and base == "w50":
-            jobs.append((f"{name}/ft", a.student_w50, cfg, a.student_label))
+        student = {"w50": a.student_w50, "w75": a.student_w75}.get(base)
+        if student:
+            jobs.append((f"{name}/ft", student, cfg, a.student_label))
     ref = None   # the fp32 teacher's embeddings: one model (minilm-l6) for every project, computed once
     for name, path, cfg, kind in jobs:
         if name in res or not path:

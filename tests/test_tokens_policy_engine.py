@@ -186,20 +186,11 @@ def test_dse_plans_for_the_expected_fraction(pol_project):
     than the rows it removes save; on minilm-l6 they are a few percent of a row: docs/benchmarks.md.)"""
     from padless.schedule.dse import plan
     p, _ = pol_project
-    lens = [len(i) for i in p.tokenize(load_dataset("vader-movie", limit=200).texts, truncate=True)]
+    lens = [len(i) for i in p.tokenize(load_dataset("vader-movie", limit=100).texts, truncate=True)]
     pol = plan(p.model, "u280", p.sparsity, lengths=lens)
     full = plan(p.model, "u280", {**p.sparsity, "tokens": {**p.sparsity["tokens"], "keep": 1.0}}, lengths=lens)
     assert pol["engine"]["tokens"] == {"layers": LAYERS, "keep": 0.6, "method": "policy"}
     assert pol["estimate"]["cycles_per_sequence"] < 0.9 * full["estimate"]["cycles_per_sequence"]
-
-
-def test_make_csim_testbench(pol_project):
-    """The generated testbench (a 4-region activation buffer) passes against golden's vectors."""
-    import subprocess
-    p, _ = pol_project
-    res = subprocess.run(["make", "-C", str(p.path), "csim"], capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert "PASS" in res.stdout
 
 
 def test_train_policy_command_regenerates_the_kernel(bert4, pol_project, movie, tmp_path):  # noqa: F811

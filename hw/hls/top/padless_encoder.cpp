@@ -13,7 +13,8 @@
 //            input into rows [0, num_tokens); layer l reads half l % 2 and writes half (l + 1) % 2, so
 //            the output is in half LAYERS % 2. The three ports carry the same address. With token reduction
 //            (PADLESS_TOKENS, tokens.h) 3 x num_tokens rows: survivors stay compacted in the two halves and
-//            the output, in input order, is rows [2 num_tokens, 3 num_tokens).
+//            the output, in input order, is rows [2 num_tokens, 3 num_tokens); with the learned policy
+//            (PADLESS_TR_POLICY) 4 x num_tokens rows, the fourth region holding the writer's count beats.
 //   desc:    num_seqs descriptors {int32 start, int32 len}, in the order the host's length-aware
 //            scheduler chose: the engine runs the sequences in that order.
 //   weights: the weights.bin image (docs/hls.md, "weights.bin version 2").

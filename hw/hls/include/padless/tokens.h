@@ -22,6 +22,10 @@
 //                   to its original position in the output region; tr_pos (on chip) holds each surviving
 //                   row's original position; after the last layer every survivor goes to its original
 //                   position in the output region.
+// The learned TR-BERT policy (PADLESS_TR_POLICY; padless.sparse.tokens.policy_logits): tr_policy between
+// LayerNorm and the writer decides each row's keep bit from the row itself (no importance), so the counts
+// depend on the data: the writer leaves each sequence's count in the activation buffer's fourth region, the
+// loader of the following layers reads them (io.h) and the layer loop the total (docs/hls.md).
 #ifndef PADLESS_TOKENS_H
 #define PADLESS_TOKENS_H
 
