@@ -128,3 +128,16 @@ def test_activation_aware_prune_spec_on_real_text(tiny_spec, movie_texts):
     assert not np.array_equal(act.layers[1].ffn_down.weight != 0, mag.layers[1].ffn_down.weight != 0)
     assert ((act.layers[0].o.weight != 0).reshape(-1, 16).sum(axis=1) == 8).all()
     assert act.source["weight_sparsity"]["norms_from"] == "6 given sentences"
+
+
+def test_compile_step_prunes_per_layer_only_configs(tiny_spec):
+    """`weights: {layers: {1: 0.5}}` with no global ratio still prunes layer 1 (and only it) at compile time."""
+    from pathlib import Path
+    from padless.build import BuildState, step_sparsify_weights
+    from padless.sparse.config import parse_sparsity
+    sp = parse_sparsity({"weights": {"layers": {1: 0.5}, "bank": 16}}, num_layers=2)
+    st = step_sparsify_weights(BuildState(model="tiny", board_name="u280", out=Path("."), spec=tiny_spec,
+                                          sparsity=sp))
+    w0, w1 = st.spec.layers[0].q.weight, st.spec.layers[1].q.weight
+    assert (w0 != 0).mean() > 0.9
+    assert ((w1 != 0).reshape(w1.shape[0], -1, 16).sum(axis=2) == 8).all()

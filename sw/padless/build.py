@@ -208,8 +208,10 @@ def step_sparsity_config(st: BuildState) -> BuildState:
 
 
 def step_sparsify_weights(st: BuildState) -> BuildState:
+    """Prune the weights when the global ratio or any per-layer ratio (``weights.layers``) is above 0."""
     w = st.sparsity.get("weights") or {}
-    if float(w.get("sparsity", 0) or 0) > 0:
+    per_layer = [float(v) for v in (w.get("layers") or {}).values()]   # parse_sparsity: {"<i>": ratio}
+    if float(w.get("sparsity", 0) or 0) > 0 or any(r > 0 for r in per_layer):
         prune = _optional("padless.sparse.weights", "prune_spec")
         if prune is None:
             raise InputError("weight sparsity is not available in this padless build; remove `weights:` from the config")
