@@ -38,6 +38,26 @@ namespace padless {
 static const int D_TSEL = 4;     // importance read 2 + add/compare 1 + write 1
 static const int TSEL_LANES = 4;  // importances compared a cycle in the counting passes (loc: cyclic 4 banks)
 
+// Rows 1..n-1 of a sequence whose importance is >= v (strict: > v), TSEL_LANES rows a cycle (an adder
+// tree of comparisons: depth D_TSEL + 2); groups = ceil(n / TSEL_LANES) (0 for n <= 1).
+template <class LOC> int tsel_count(LOC &loc, int n, int groups, uint32_t v, bool strict) {
+    int cnt = 0;
+    PADLESS_LOOP(tsel_count, D_TSEL + 2);
+    for (int g = 0; g < groups; g++) {
+        PADLESS_PIPELINE(tsel_count, g);
+        for (int u = 0; u < TSEL_LANES; u++) {
+#pragma HLS UNROLL
+            const int r = g * TSEL_LANES + u;
+            if (r >= 1 && r < n) {
+                const uint32_t x = loc[r];
+                cnt += (strict ? x > v : x >= v) ? 1 : 0;
+            }
+        }
+    }
+    PADLESS_LOOP_END(tsel_count, groups);
+    return cnt;
+}
+
 // The importance of every surviving row, and the selection before the next layer.
 //   rin:    per sequence {start, len, seq} then len received-attention sums (uint32, this layer's);
 //   mask:   (select) one keep bit per row, in row order, for tr_writer;
@@ -73,30 +93,9 @@ tsel_seqs:
         tsel_bits:
             for (int b = IMP_BITS - 1; b >= 0; b--) {
                 const uint32_t cand = thr | ((uint32_t)1 << b);
-                int cnt = 0;
-                PADLESS_LOOP(tsel_cnt, D_TSEL + 2);
-                for (int g = 0; g < groups; g++) {
-                    PADLESS_PIPELINE(tsel_cnt, g);
-                    for (int u = 0; u < TSEL_LANES; u++) {
-#pragma HLS UNROLL
-                        const int r = g * TSEL_LANES + u;
-                        if (r >= 1 && r < n) cnt += (uint32_t)loc[r] >= cand ? 1 : 0;
-                    }
-                }
-                PADLESS_LOOP_END(tsel_cnt, groups);
-                if (cnt >= want) thr = cand;
+                if (tsel_count(loc, n, groups, cand, false) >= want) thr = cand;
             }
-            int above = 0;
-            PADLESS_LOOP(tsel_gt, D_TSEL + 2);
-            for (int g = 0; g < groups; g++) {
-                PADLESS_PIPELINE(tsel_gt, g);
-                for (int u = 0; u < TSEL_LANES; u++) {
-#pragma HLS UNROLL
-                    const int r = g * TSEL_LANES + u;
-                    if (r >= 1 && r < n) above += (uint32_t)loc[r] > thr ? 1 : 0;
-                }
-            }
-            PADLESS_LOOP_END(tsel_gt, groups);
+            const int above = tsel_count(loc, n, groups, thr, true);
             const int ties = want - above;  // rows equal to thr kept: the first `ties` of them
             int eq = 0, w = 0;
             PADLESS_LOOP(tsel_keep, D_TSEL);
