@@ -158,8 +158,10 @@ PADLESS_GLOBAL_TABLE(ln_param_t, ln_param_1, PADLESS_PE_OUT, LBUF *C_OUT::NF, PA
 PADLESS_GLOBAL_TABLE(ln_param_t, ln_param_2, PADLESS_PE_DOWN, LBUF *C_DOWN::NF, PADLESS_TIMPL_LN_PARAM_2);
 PADLESS_GLOBAL_TABLE(act_rq_t, act_rq_up, PADLESS_PE_UP, LBUF *C_UP::NF, PADLESS_TIMPL_ACT_RQ_UP);
 PADLESS_GLOBAL_TABLE(ctx_rq_t, ctx_rq, HD, LBUF *PADLESS_HEADS, PADLESS_TIMPL_CTX_RQ);
-// the GELU table: one copy per FFN-up lane (bank p is lane p's), each lane's 64 x LBUF entries in LUTRAM
-PADLESS_GLOBAL_TABLE(gelu_seg_t, gelu_tab, PADLESS_PE_UP, LBUF *GELU_SEGMENTS, lutram);
+// the GELU table: one copy per FFN-up lane (bank p is lane p's), each lane's 64 x LBUF entries in LUTRAM;
+// a kernel built for i-GELU or ReLU (PADLESS_ACT_KIND 1 / 0) never reads it: one entry, not loaded
+#define GELU_TAB_DEPTH (PADLESS_ACT_KIND == 0 || PADLESS_ACT_KIND == 1 ? 1 : LBUF * GELU_SEGMENTS)
+PADLESS_GLOBAL_TABLE(gelu_seg_t, gelu_tab, PADLESS_PE_UP, GELU_TAB_DEPTH, lutram);
 PADLESS_GLOBAL_REGS(layer_scalars_t, scal, LBUF);
 static bool weights_loaded = false;
 #if PADLESS_TOKENS
@@ -377,8 +379,10 @@ static void load_layer(const wbeat_t *mem, int layer, int slot) {
     load_elems<16, AXI>(mem, sec[WS_RES_FFN], H, srf);
     store_pair<PADLESS_PE_DOWN, ln_param_t, decltype(ln_param_2)> sl2{ln_param_2, (int64_t)slot * C_DOWN::NF};
     load_elems<16, AXI>(mem, sec[WS_LN_FFN], H, sl2);
-    store_gelu sg{(int64_t)slot * GELU_SEGMENTS};
-    load_elems<16, AXI>(mem, sec[WS_GELU], GELU_SEGMENTS, sg);
+    if (GELU_TAB_DEPTH > 1) {
+        store_gelu sg{(int64_t)slot * GELU_SEGMENTS};
+        load_elems<16, AXI>(mem, sec[WS_GELU], GELU_SEGMENTS, sg);
+    }
     store_scalars ss{scal[slot]};
     load_elems<8, AXI>(mem, sec[WS_SCALARS], 11, ss);
 #ifndef __SYNTHESIS__

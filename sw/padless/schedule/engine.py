@@ -608,9 +608,10 @@ def memories(cfg: EngineConfig) -> list[dict]:
         mems.append(_table(name, width, L * mm["NF"], mm["PE"]))
     mems.append(_table("ctx_rq", 40, L * cfg.heads, cfg.head_dim))
     # the GELU table, one copy per FFN-up lane (padless_encoder.cpp gelu_tab[PE_UP][LBUF * GELU_SEGMENTS],
-    # gelu_seg_t {int32 slope; int64 icpt} packed to 96 bits, bound to LUTRAM): each lane reads its own bank
-    mems.append({"name": "gelu_tab", "width_bits": 96, "depth": L * GELU_SEGMENTS, "copies": cfg.folding["up"][0],
-                 "impl": "lutram"})
+    # gelu_seg_t {int32 slope; int64 icpt} packed to 96 bits, bound to LUTRAM): each lane reads its own bank;
+    # one entry in a kernel built for i-GELU or ReLU (GELU_TAB_DEPTH: never read there)
+    mems.append({"name": "gelu_tab", "width_bits": 96, "depth": L * GELU_SEGMENTS if cfg.act_kind == "gelu-pwl" else 1,
+                 "copies": cfg.folding["up"][0], "impl": "lutram"})
     d, S = cfg.head_dim, cfg.max_seq
     for name in ("q_blk", "k_blk", "v_blk", "ctx_blk"):  # head-row words [S * heads][d], seq_blocks buffers
         mems.append({"name": name, "width_bits": 8 * d, "depth": S * cfg.heads, "copies": cfg.seq_blocks,

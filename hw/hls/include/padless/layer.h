@@ -249,7 +249,12 @@ template <class C, class AT, int ABITS, class RQ, class ACT_RQ, class GT> struct
             typename mvu_words<C>::rq_t q = rq[p][base + nf];
             act_rq_t aq = act_rq[p][base + nf];
             int64_t u = requant<GELU_IN_BITS, 33, 31>((sbits<33>)((int64_t)acc[p] + q.bias), (ubits<31>)q.m, (ubits<6>)q.shift);
+#if PADLESS_ACT_KIND == 0 || PADLESS_ACT_KIND == 1  // no GELU table in this kernel (padless_encoder.cpp)
+            const gelu_seg_t seg = gelu_seg_t();
+            (void)gbase;
+#else
             const gelu_seg_t seg = gt[p][gbase + gelu_segment((sbits<16>)u, sc.gelu_lo, sc.gelu_k)];
+#endif
             int64_t g = ffn_activation(u, sc, seg);
             // requantized to ABITS + 8 bits, + the zero point, saturated to ABITS: equal to saturating once
             // after the add (|zp| <= 128 < 2^(ABITS + 7) - 2^(ABITS - 1)), as intops.requantize(g, m, shift,
