@@ -219,7 +219,14 @@ def step_sparsify_weights(st: BuildState) -> BuildState:
         if w.get("criterion") == "activation" and st.calib_texts is not None:
             from .models import Tokenizer
             token_ids = Tokenizer(st.spec.tokenizer_path, st.spec.max_positions).encode(st.calib_texts[:64], truncate=True)
-        st.spec = prune(st.spec, w, token_ids=token_ids)
+        # the pe-pair permutation (3 groups a layer) and SparseGPT (6 Linears a layer) take minutes on minilm
+        steps = len(st.spec.layers) * (3 * bool(w.get("permute")) + 6 * (w.get("criterion") == "sparsegpt"))
+        if st.progress and steps:
+            from .progress import progress_bar
+            with progress_bar(total=steps, desc="sparsify weights", unit="step", leave=False) as bar:
+                st.spec = prune(st.spec, w, token_ids=token_ids, progress=lambda *_: bar.update(1))
+        else:
+            st.spec = prune(st.spec, w, token_ids=token_ids)
     return st
 
 

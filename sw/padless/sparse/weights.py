@@ -201,7 +201,8 @@ def prune_spec(spec: EncoderSpec, weights_cfg: Mapping[str, Any], token_ids=None
             (:mod:`padless.sparse.sparsegpt`). With no ids, :func:`default_calibration_ids`
             (``SPARSEGPT_CALIB_COUNT`` sentences for sparsegpt: its FFN-down Hessian is 1536 x 1536 on
             MiniLM and needs many more tokens than that).
-        progress: optional callable ``(layer_index, linear_name)`` after each Linear (sparsegpt only).
+        progress: optional callable ``(layer_index, name)`` after each Linear (sparsegpt) and after each
+            permuted group (``permute``: ``"qk"``, ``"v"``, ``"ffn"`` of each layer).
     Returns:
         a copy of ``spec`` whose Linear weights are pruned (biases, LayerNorms and embeddings untouched);
         ``spec.source["weight_sparsity"]`` records the config. Quantizing it keeps every pruned weight 0.
@@ -227,7 +228,7 @@ def prune_spec(spec: EncoderSpec, weights_cfg: Mapping[str, Any], token_ids=None
         else:
             cal_source = f"{len(token_ids)} given sentences"
     if cfg.get("permute"):
-        spec, norms = _permuted(spec, cfg, criterion, token_ids, rows)
+        spec, norms = _permuted(spec, cfg, criterion, token_ids, rows, progress)
     out = copy.copy(spec)
     out.source = {**spec.source, "weight_sparsity": {**cfg, "ratios": ratios, "norms_from": cal_source}}
     if criterion == "sparsegpt":
@@ -247,7 +248,7 @@ def prune_spec(spec: EncoderSpec, weights_cfg: Mapping[str, Any], token_ids=None
     return out
 
 
-def _permuted(spec: EncoderSpec, cfg: Mapping[str, Any], criterion: str, token_ids, rows: int):
+def _permuted(spec: EncoderSpec, cfg: Mapping[str, Any], criterion: str, token_ids, rows: int, progress=None):
     """``weights: {permute: true}``: the spec with its pe-pair row pairing applied
     (:mod:`padless.sparse.permute`) and the per-layer input norms the activation criterion prunes it by
     (the dense model's, permuted; empty dicts for the other criteria). The pairing of a data-aware
@@ -260,7 +261,7 @@ def _permuted(spec: EncoderSpec, cfg: Mapping[str, Any], criterion: str, token_i
     if criterion != "magnitude":
         ids = list(token_ids)
         dense_norms = input_norms(spec, ids if criterion == "activation" else ids[:CALIB_COUNT])
-    permuted, plans = permute_spec(spec, cfg, dense_norms)
+    permuted, plans = permute_spec(spec, cfg, dense_norms, progress)
     if criterion == "activation":
         return permuted, permute_norms(dense_norms, plans)
     return permuted, [{} for _ in spec.layers]
