@@ -182,7 +182,7 @@ def main() -> None:
              + (" Fine-tuned (the second figure of a weights row): " + "; ".join(ft_src) + ". The student: `padless "
                 "finetune minilm-l6 --config F --out S` with `weights: {sparsity: 0.5 or 0.75, bank: 16, pattern: "
                 "pe-pair, permute: true}` and `train: {steps: 400, datasets: [vader-movie-train, vader-tweets, "
-                "reuters]}` (sparse distillation against the fp32 teacher, docs/finetune.md; 839 s for 50% on this "
+                "reuters]}` (sparse distillation against the fp32 teacher, docs/finetune.md; 839 s for 50%, 582 s for 75% on this "
                 "machine), compiled with `padless compile S --board u280` (its trained sparsity, the recipe's "
                 "quantization), the top-k / tokens of the row set on it as above (`--student-w50 P --student-w75 P`)."
                 if ft_src else "") if srcs else
