@@ -180,6 +180,19 @@ def test_timed_csim_cycles_vs_model(pol_project, movie):
         call_cycles(cfg, np.diff(off), stage_lengths=lens[0][:, :2])
 
 
+def test_profile_counts_the_kept_rows_of_the_text(pol_project, movie):
+    """`padless profile` on real sentences: the model on golden's counts of those sentences agrees with the
+    simulation; lengths alone (no text to decide on) and the padded baselines are refused / skipped."""
+    from padless.runtime.profile import profile
+    p, _ = pol_project
+    ids = p.tokenize(movie[:24], truncate=True)
+    r = profile(p, sequences=ids)
+    assert abs(r["model_error"]) <= 0.02 and "expected_keep" in r["model"]
+    assert "baselines_note" in r and "padded_max" not in r
+    with pytest.raises(InputError, match="depend on the text"):
+        profile(p, lengths=[len(i) for i in ids])
+
+
 def test_dse_plans_for_the_expected_fraction(pol_project):
     """The DSE plans the policy engine for its calibrated kept fraction: fewer modeled cycles than the same
     policy expected to keep every row. (On this 64-wide model the policy's per-row pipeline depths cost more

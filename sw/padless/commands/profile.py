@@ -117,6 +117,8 @@ def run(args) -> int:
         if b in out:
             name = f"fixed {out['fixed_length']}" if b == "padded_fixed" else b
             print(f"  {name:<13} {out[b]['throughput_seq_s']:>10,.0f} seq/s   padless {out['speedup_vs'][b]:.2f}x faster")
+    if "baselines_note" in out:
+        print(f"  {out['baselines_note']}")
     print(f"  model (padless schedule): {out['model']['throughput_seq_s']:,.0f} seq/s, error {out['model_error']:+.1%}")
     ub = out["upper_bound"]
     print(f"  upper bound: {ub['throughput_seq_s']:,.0f} seq/s at the platform's {ub['clock_mhz']:g} MHz with ideal memory")

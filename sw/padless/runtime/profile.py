@@ -121,11 +121,13 @@ def profile(project, sequences: Sequence[Sequence[int]] | None = None, lengths: 
         throughput_seq_s, padded_tokens}, "speedup_vs" {baseline: x}, "model" {throughput_seq_s,
         throughput_tokens_s, efficiency_vs_peak, cycles, speedup_vs, baselines}, "model_error", "label"}`` (plus ``"_intervals"`` and ``"_outputs"``).
         With the learned token policy and ``sequences``, ``model`` counts golden's kept rows of these
-        sequences (``model["expected_keep"]``: the model on the calibrated kept fraction, as the DSE plans).
+        sequences (``model["expected_keep"]``: the model on the calibrated kept fraction, as the DSE plans);
+        its padded baselines are not run (``"baselines_note"`` says why).
 
     Raises:
         InputError: neither or both of sequences / lengths, an empty input, a sequence longer than the
-            kernel's maximum, ``fixed_length`` or ``batch_size`` below 1.
+            kernel's maximum, ``fixed_length`` or ``batch_size`` below 1, lengths alone for a kernel that runs
+            the learned token policy.
         ProjectError: no generated HLS code; ToolMissingError: no g++ / ap_types.
     """
     from ..boards import load_board
@@ -161,6 +163,11 @@ def profile(project, sequences: Sequence[Sequence[int]] | None = None, lengths: 
         if min(lens) < 1:
             raise InputError(f"every sequence needs at least one token, got a length of {min(lens)}")
         rows = [np.zeros((n, hidden), np.int8) for n in lens]
+    from ..schedule.engine import policy_on
+    policy = policy_on(cfg)
+    if policy and sequences is None:
+        raise InputError("this kernel runs the learned token policy, whose kept counts depend on the text: profile "
+                         "it on token sequences (padless profile --dataset or --input), not on lengths")
     if max(lens) > cfg.max_seq:
         raise InputError(f"a sequence of {max(lens)} tokens exceeds the kernel's maximum of {cfg.max_seq} "
                          f"(give --truncate, or recompile with a longer maximum)")
@@ -197,14 +204,20 @@ def profile(project, sequences: Sequence[Sequence[int]] | None = None, lengths: 
         ideal_cycles = main["cycles"]
         if IDEAL_MEMORY and not ideal_memory:   # the memory model was on: the same calls again with ideal memory
             saved = dict(backend.sim)
-            backend.sim.update(IDEAL_MEMORY, compute=False, record_jobs=False)
+            # (the learned policy decides on the computed rows: its timing needs the values)
+            backend.sim.update(IDEAL_MEMORY, compute=policy, record_jobs=False)
             ideal_cycles = _timed_run(backend, rows, order_fn, hidden, False)["cycles"]
             backend.sim.clear()
             backend.sim.update(saved)
         top = float(board.clock_max_MHz)
         out["upper_bound"] = {"clock_mhz": top, "memory": "ideal", "cycles": int(ideal_cycles),
                               "throughput_seq_s": len(lens) / (ideal_cycles / (top * 1e6))}
-        if baselines:
+        if policy and baselines:
+            # padded rows would go through the policy too, which keeps or drops them by their values: a padded
+            # engine with a learned policy is not the baseline this comparison means
+            out["baselines_note"] = ("padded baselines are not run for the learned token policy (its counts "
+                                     "depend on the rows, padding included)")
+        if baselines and not policy:
             backend.sim["compute"] = False
             backend.sim["record_jobs"] = False
             out["speedup_vs"] = {}
