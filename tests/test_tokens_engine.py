@@ -175,6 +175,11 @@ def test_kernel_generated_for_other_tokens_refused(tr_project, tmp_path):
     p = load_project(d)
     with pytest.raises(ProjectError, match="regenerate"):
         CsimBackend(p)
+    pytest.importorskip("pynq")
+    from padless.runtime import simdevice
+    from padless.runtime.backends.pynq import PynqBackend
+    with pytest.raises(ProjectError, match="regenerate"):   # the board backend checks it too
+        PynqBackend(p, device=simdevice.enable())
 
 
 def test_timed_csim_cycles_vs_model(tr_project, tmp_path):

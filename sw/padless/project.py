@@ -522,3 +522,17 @@ def _json_default(o):
     if isinstance(o, (np.floating,)):
         return float(o)
     raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
+
+
+def check_generated_sparsity(project) -> None:
+    """Raise ProjectError when the manifest's sparsity (attention, weights, tokens) is not the one the
+    project's HLS code was generated for (``manifest["hls"]["sparsity"]``): e.g. a policy installed, or the
+    config edited, without regenerating the kernel. A manifest without that record is not checked."""
+    built = (project.manifest.get("hls") or {}).get("sparsity")
+    if built is None:
+        return
+    for part in ("attention", "weights", "tokens"):
+        if (built.get(part) or {}) != (project.sparsity.get(part) or {}):
+            raise ProjectError(f"{project.path}: the HLS code was generated for {part} sparsity "
+                               f"{built.get(part) or {}} but the manifest says {project.sparsity.get(part) or {}}; "
+                               "regenerate it (padless compile, or padless.codegen.hls.generate)")

@@ -445,6 +445,10 @@ class PynqBackend:
         self.timeout_s = float(timeout_s)
         self.hidden = int(project.model["hidden_size"])
         hls = project.manifest.get("hls") or {}
+        # the kernel (and the bitstream built from it) must be the one the manifest's sparsity describes: the
+        # buffer layout and the golden reference follow the manifest
+        from ...project import check_generated_sparsity
+        check_generated_sparsity(project)
         # the activation buffer: act_regions x tokens rows (3 with token reduction, 4 with the learned policy),
         # the output in out_region
         self.act_regions = int(hls.get("act_regions") or 2)
