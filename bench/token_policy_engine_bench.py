@@ -35,7 +35,6 @@ def log(msg: str) -> None:
 def timed(path: str, limit: int) -> dict:
     """One timed csim run of a project on the first ``limit`` VADER movie snippets (worker process)."""
     from padless.data.datasets import load_dataset
-    from padless.golden import run_encoder
     from padless.project import load_project
     from padless.runtime.profile import profile
     p = load_project(path)
@@ -48,17 +47,13 @@ def timed(path: str, limit: int) -> dict:
            "clock_MHz": r["clock_MHz"], "tokens": r["tokens"], "wall_s": time.time() - t,
            "expected_keep": (r["model"].get("expected_keep") or {}).get("error"),
            "busy": ", ".join(f"{k} {v:.0%}" for k, v in sorted(r["stage_busy"].items(), key=lambda kv: -kv[1])[:3])}
-    # rows each layer runs: golden's per-stage counts of the same sequences (the kernel's, bit for bit)
-    from padless.golden import quantize_input
-    from padless.reference import embed
-    scale = p.quantized.input_scale
-    import numpy as np
-    rows = [quantize_input(embed(p.host, s), scale) for s in seqs]
-    x = np.concatenate(rows).astype(np.int8)
-    off = np.concatenate([[0], np.cumsum([len(s) for s in rows])]).astype(np.int64)
-    st = []
-    run_encoder(p.quantized, x, off, p.sparsity, lengths_out=st)
-    out["stage_rows"] = [int(v) for v in st[0].sum(axis=0)]
+    # rows each stage runs: golden's counts (the profile's model uses them for the policy; the cascade's
+    # depend on the lengths alone)
+    from padless.schedule.engine import EngineConfig
+    cfg = EngineConfig.from_dict(p.manifest["hls"]["engine"])
+    firsts = [0] + sorted((cfg.tokens or {}).get("layers") or [])   # the first layer of each stage
+    out["stage_rows"] = r["model"].get("stage_rows") or [
+        int(cfg.layer_lengths([len(s) for s in seqs], first).sum()) for first in firsts]
     return out
 
 

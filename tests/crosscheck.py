@@ -59,6 +59,25 @@ def assert_csim_equals_golden(project, ids, cache, form: str) -> None:
         np.testing.assert_array_equal(c, g)
 
 
+def assert_pynq_sim_equals_golden(project, ids, max_tokens: int = 200) -> None:
+    """``run_hidden`` through the pynq backend on the simulated device (the kernel's csim behind pynq's API,
+    padless.runtime.simdevice) and through golden, in packs of at most ``max_tokens`` rows: equal arrays."""
+    pytest.importorskip("pynq")
+    from padless.runtime import simdevice
+    from padless.runtime.backends.golden import GoldenBackend
+    from padless.runtime.backends.pynq import PynqBackend
+    from padless.runtime.host import run_hidden
+    b = PynqBackend(project, device=simdevice.enable())
+    try:
+        got = run_hidden(project, b, ids, max_tokens=max_tokens)
+    finally:
+        b.close()
+    want = run_hidden(project, GoldenBackend(project), ids, max_tokens=max_tokens)
+    assert len(got) == len(want) == len(ids)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+
 def assert_onnx_core_equals_golden(project, ids, onnx_path) -> None:
     """The exported integer core (``export --onnx``, ``core_only``) under onnxruntime: the golden output of
     every sequence, with the project's sparsity (top-k attention, token reduction) as golden runs it."""

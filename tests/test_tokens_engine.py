@@ -21,7 +21,7 @@ from padless.opcount import layer_tokens
 from padless.project import load_project, update_manifest
 from padless.runtime.backends.csim import CsimBackend
 from padless.sparse.tokens import kernel_tables, keep_tokens, stage_lengths
-from crosscheck import input_rows, pack_rows
+from crosscheck import assert_pynq_sim_equals_golden, input_rows, pack_rows
 
 TOK = {"layers": [1, 3], "keep": 0.6}
 
@@ -148,21 +148,7 @@ def test_reduced_to_cls_alone(tr_project, movie, tmp_path):
 
 
 def test_pynq_sim_equals_golden(tr_project, movie):
-    pytest.importorskip("pynq")
-    from padless.runtime import simdevice
-    from padless.runtime.backends.golden import GoldenBackend
-    from padless.runtime.backends.pynq import PynqBackend
-    from padless.runtime.host import run_hidden
-    p = tr_project
-    ids = p.tokenize(movie[:40], truncate=True)
-    b = PynqBackend(p, device=simdevice.enable())
-    try:
-        got = run_hidden(p, b, ids, max_tokens=200)
-    finally:
-        b.close()
-    want = run_hidden(p, GoldenBackend(p), ids, max_tokens=200)
-    for g, w in zip(got, want):
-        np.testing.assert_array_equal(g, w)
+    assert_pynq_sim_equals_golden(tr_project, tr_project.tokenize(movie[:40], truncate=True))
 
 
 def test_kernel_generated_for_other_tokens_refused(tr_project, tmp_path):

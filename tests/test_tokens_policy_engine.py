@@ -24,7 +24,7 @@ from padless.project import load_project
 from padless.runtime.backends.csim import CsimBackend
 from padless.schedule.engine import EngineConfig, policy_pe
 from padless.sparse.tokens import kernel_tables
-from crosscheck import input_rows, pack_rows
+from crosscheck import assert_pynq_sim_equals_golden, input_rows, pack_rows
 from test_tokens_engine import bert4  # noqa: F401  (the module fixture)
 
 LAYERS = [1, 3]
@@ -84,6 +84,14 @@ def test_kernel_tables_and_config(pol_project):
         kernel_tables(p.quantized, {"layers": [2], "keep": 0.6, "method": "policy"}, 64)
     with pytest.raises(InputError, match="outside"):
         kernel_tables(p.quantized, {"layers": [4], "keep": 0.6, "method": "policy"}, 64)
+    # a policy.npz whose constants do not fit the kernel's arrays never reaches config.h
+    from padless.sparse.policy import QuantPolicy
+    for field, bad in (("b1", np.full(32, 1 << 40)), ("shift1", np.full(32, 70)), ("threshold", 1 << 33),
+                       ("gelu_slope", np.zeros(3, np.int64))):
+        hostile = dataclasses.replace(p.quantized)
+        hostile.token_policy = QuantPolicy(points={**qp.points, 1: dataclasses.replace(qp.points[1], **{field: bad})})
+        with pytest.raises(ProjectError, match="retrain it"):
+            kernel_tables(hostile, p.sparsity["tokens"], 64)
 
 
 def test_csim_equals_golden_on_real_sentences(pol_project, movie):
@@ -137,21 +145,8 @@ def test_reduced_to_cls_alone(pol_project, movie, tmp_path):
 
 
 def test_pynq_sim_equals_golden(pol_project, movie):
-    pytest.importorskip("pynq")
-    from padless.runtime import simdevice
-    from padless.runtime.backends.golden import GoldenBackend
-    from padless.runtime.backends.pynq import PynqBackend
-    from padless.runtime.host import run_hidden
     p, _ = pol_project
-    ids = p.tokenize(movie[:40], truncate=True)
-    b = PynqBackend(p, device=simdevice.enable())
-    try:
-        got = run_hidden(p, b, ids, max_tokens=200)
-    finally:
-        b.close()
-    want = run_hidden(p, GoldenBackend(p), ids, max_tokens=200)
-    for g, w in zip(got, want):
-        np.testing.assert_array_equal(g, w)
+    assert_pynq_sim_equals_golden(p, p.tokenize(movie[:40], truncate=True))
 
 
 def test_timed_csim_cycles_vs_model(pol_project, movie):
@@ -188,6 +183,8 @@ def test_profile_counts_the_kept_rows_of_the_text(pol_project, movie):
     ids = p.tokenize(movie[:24], truncate=True)
     r = profile(p, sequences=ids)
     assert abs(r["model_error"]) <= 0.02 and "expected_keep" in r["model"]
+    st = r["model"]["stage_rows"]   # golden's surviving rows per stage, the input's first
+    assert len(st) == 3 and st[0] == r["tokens"] and st[0] >= st[1] >= st[2] >= len(ids)
     assert "baselines_note" in r and "padded_max" not in r
     with pytest.raises(InputError, match="depend on the text"):
         profile(p, lengths=[len(i) for i in ids])
@@ -217,6 +214,7 @@ def test_train_policy_command_regenerates_the_kernel(bert4, pol_project, movie, 
                  "--imitation-steps", "2", "--rl-steps", "1", "--calib", "8", "--quiet"]) == 0
     q = load_project(d)
     assert q.sparsity["tokens"] == {"layers": [2], "keep": 0.5, "method": "policy"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tp"]   # edited in a staging copy, swapped in
     assert "PADLESS_TR_POL_W1" in (d / "hls" / "config.h").read_text()
     x, off = pack_rows(input_rows(q, q.tokenize(movie[:10], truncate=True)))
     got, _ = _csim(q, x, off)

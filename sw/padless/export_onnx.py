@@ -329,17 +329,9 @@ def _token_policy(project, tokens: dict, select_at: list[int]):
     project has no ``policy.npz`` or the policy lacks a selection point of ``select_at``."""
     if tokens.get("method") != "policy" or not select_at:
         return None
-    policy = getattr(project.quantized, "token_policy", None)
-    if policy is None:
-        raise InputError(f"{project.path}: tokens method 'policy' needs the trained policy (policy.npz, "
-                         "files.token_policy in the manifest), which this project lacks: train one with `padless "
-                         "train-policy PROJECT`, or recompile with `tokens: {method: cascade}` (without a policy "
-                         "the export runs cascade token reduction only)")
-    missing = [i for i in select_at if i not in policy.points]
-    if missing:
-        raise InputError(f"{project.path}: the token policy has no selection point for layer(s) {missing} (it has "
-                         f"{sorted(policy.points)}); retrain it for `tokens: layers: {select_at}`")
-    return policy
+    from .sparse.tokens import require_policy
+    return require_policy(getattr(project.quantized, "token_policy", None), select_at, InputError,
+                          f"{project.path}: ")
 
 
 def _policy_logits(B: _Builder, pt, x: str) -> str:

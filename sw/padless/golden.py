@@ -20,7 +20,7 @@ from .packing import check_offsets
 from .quant import intops
 from .quant.quantize import QLayer, QuantizedEncoder
 from .sparse.attention import attention_heads
-from .sparse.tokens import carry_requant, carry_rows, policy_logits, select_by_logits, select_tokens
+from .sparse.tokens import carry_requant, carry_rows, policy_logits, require_policy, select_by_logits, select_tokens
 
 
 def quantize_input(x: np.ndarray, scale: float) -> np.ndarray:
@@ -137,14 +137,7 @@ def run_encoder(qe: QuantizedEncoder, x: np.ndarray, offsets: np.ndarray,
         raise InputError(f"token selection layers {bad} are outside 1..{len(qe.layers) - 1} for this "
                          f"{len(qe.layers)}-layer model; fix `tokens: layers:` in the config")
     if use_policy:
-        policy = policy if policy is not None else getattr(qe, "token_policy", None)
-        if policy is None:
-            raise InputError("tokens method 'policy' needs the trained policy (policy.npz in the project); "
-                             "load it with padless.sparse.policy.load_policy and pass policy=")
-        missing = [i for i in select_at if i not in policy.points]
-        if missing:
-            raise InputError(f"the token policy has no selection point for layer(s) {missing} "
-                             f"(it has {sorted(policy.points)}); retrain it for `tokens: layers: {select_at}`")
+        policy = require_policy(policy if policy is not None else getattr(qe, "token_policy", None), select_at)
     out = np.empty(h.shape, dtype=np.int64)
     alive = np.arange(len(h))                       # original row of each surviving row
     cur = offsets.copy()                            # offsets of the surviving pack

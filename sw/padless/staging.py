@@ -167,3 +167,18 @@ def project_update(out, own: Iterable[str] = ()) -> Iterator[Path]:
         if created and staging is not None:
             with contextlib.suppress(OSError):
                 out.rmdir()   # only when still empty: no half-made folder stays behind
+
+
+@contextlib.contextmanager
+def project_edit(out) -> Iterator[Path]:
+    """Change an existing project atomically (``padless train-policy``: a policy installed and the kernel
+    regenerated): :func:`project_update` with the project's current files hard-linked into the staging
+    folder first (nothing is copied). Write only through :mod:`padless.fsutil` there (a temporary name, then
+    a rename), so the linked originals are never modified; on a clean exit the edited folder replaces
+    ``out``, on an error or an interrupt ``out`` is unchanged. Raises as :func:`project_update`."""
+    from .project import own_names
+    src = Path(os.path.realpath(out))
+    with project_update(src, own=own_names(src)) as staging:
+        for entry in os.scandir(src):
+            _carry(Path(entry.path), staging / entry.name)
+        yield staging

@@ -4,7 +4,8 @@ Trains the float policy against the project's unpruned fp32 model on unlabelled 
 warm-up on the cascade attention ranking, then REINFORCE; :mod:`padless.sparse.policy`), quantizes it for
 the project's integer model with thresholds calibrated for ``--keep`` on VADER tweets, writes
 ``PROJECT/policy.npz``, sets ``sparsity.tokens`` to ``{layers, keep, method: policy}`` in the manifest and
-regenerates the project's HLS code (the kernel runs the policy: tokens.h tr_policy, its constants in config.h).
+regenerates the project's HLS code (the kernel runs the policy: tokens.h tr_policy, its constants in config.h),
+all in a staging copy that replaces the project in one rename (:func:`padless.staging.project_edit`).
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     import sys
+    from pathlib import Path
 
     import torch
 
@@ -63,18 +65,19 @@ def run(args) -> int:
     xs = [quantize_input(embed(proj.host, i), proj.quantized.input_scale)
           for i in proj.tokenize(tweets, truncate=True)]
     qp = quantize_policy(policy, proj.quantized, xs, keep=args.keep if args.keep < 1 else None, record=record)
-    path = install_policy(args.project, qp, args.keep)
-    if (proj.manifest.get("hls") or {}).get("engine"):
-        # the kernel runs the policy: its constants are config.h ROMs, so the HLS project is regenerated
-        from ..boards import load_board
-        from ..codegen.bitstream import generate as generate_flow
-        from ..codegen.hls import generate
-        proj = load_project(args.project)
-        board = load_board(proj.board)
-        generate(proj, board)
-        generate_flow(load_project(args.project), board)
-        from ..project import record_generated
-        record_generated(args.project)
+    from ..staging import project_edit
+    with project_edit(args.project) as staged:   # the project changes all at once, or not at all
+        path = Path(args.project) / install_policy(staged, qp, args.keep).name
+        if (proj.manifest.get("hls") or {}).get("engine"):
+            # the kernel runs the policy: its constants are config.h ROMs, so the HLS project is regenerated
+            from ..boards import load_board
+            from ..codegen.bitstream import generate as generate_flow
+            from ..codegen.hls import generate
+            from ..project import record_generated
+            board = load_board(proj.board)
+            generate(load_project(staged), board)
+            generate_flow(load_project(staged), board)
+            record_generated(staged)
     if not args.quiet:
         pts = qp.record["calibration"]["points"]
         print(f"token policy for layers {qp.layers} trained in {record['seconds']:.0f} s; kept on calibration: "

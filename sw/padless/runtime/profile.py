@@ -121,7 +121,8 @@ def profile(project, sequences: Sequence[Sequence[int]] | None = None, lengths: 
         throughput_seq_s, padded_tokens}, "speedup_vs" {baseline: x}, "model" {throughput_seq_s,
         throughput_tokens_s, efficiency_vs_peak, cycles, speedup_vs, baselines}, "model_error", "label"}`` (plus ``"_intervals"`` and ``"_outputs"``).
         With the learned token policy and ``sequences``, ``model`` counts golden's kept rows of these
-        sequences (``model["expected_keep"]``: the model on the calibrated kept fraction, as the DSE plans);
+        sequences (``model["expected_keep"]``: the model on the calibrated kept fraction, as the DSE plans;
+        ``model["stage_rows"]``: golden's surviving rows before the first selection point and after each);
         its padded baselines are not run (``"baselines_note"`` says why).
 
     Raises:
@@ -240,14 +241,13 @@ def profile(project, sequences: Sequence[Sequence[int]] | None = None, lengths: 
     out["model"] = {**{k: model[k] for k in keys}, "speedup_vs": model["speedup_vs"],
                     "baselines": {b: {k: f[k] for k in keys} for b, f in model["baselines"].items()}}
     out["model_error"] = model["throughput_seq_s"] / out["throughput_seq_s"] - 1.0
-    from ..schedule.engine import policy_on
-    if policy_on(cfg) and sequences is not None:
+    if policy:   # (sequences given: lengths alone were refused above)
         # the learned token policy: the kept counts depend on the text. The model above plans with the
         # expected kept fraction (what the DSE sees); the model on golden's per-stage counts of these very
         # sequences, call by call in the engine's order, is what the kernel is held to
         from ..golden import run_encoder
         from ..schedule.cost import call_cycles
-        exact = 0
+        exact, stage_rows = 0, 0
         for call in _calls(lens, backend.max_tokens):
             cl = [lens[i] for i in call]
             x = np.concatenate([rows[i] for i in call]).astype(np.int8)
@@ -256,8 +256,10 @@ def profile(project, sequences: Sequence[Sequence[int]] | None = None, lengths: 
             run_encoder(project.quantized, x, off, project.sparsity, lengths_out=st)
             order = engine_order(cl, cfg)
             exact += call_cycles(cfg, np.asarray(cl)[order], stage_lengths=st[0][order]).cycles
+            stage_rows = stage_rows + st[0].sum(axis=0)
         out["model"]["expected_keep"] = {"cycles": model["cycles"], "throughput_seq_s": model["throughput_seq_s"],
                                          "error": out["model_error"]}
+        out["model"]["stage_rows"] = [int(v) for v in stage_rows]   # rows each stage's layers run, in all
         out["model"]["cycles"] = int(exact)
         out["model"]["throughput_seq_s"] = len(lens) / (exact / (clk * 1e6))
         out["model_error"] = out["model"]["throughput_seq_s"] / out["throughput_seq_s"] - 1.0

@@ -113,7 +113,8 @@ def _layer(cfg: EngineConfig, lens: np.ndarray, t0: int, keep_intervals: dict | 
         # loop (PE outputs a cycle) and the row's words out; the writer then also writes a count beat a sequence
         wpr_h = H // vec
         if select:
-            g = 32 // policy_pe(cfg)
+            from ..sparse.tokens import POLICY_WIDTH
+            g = POLICY_WIDTH // policy_pe(cfg)
             mac = g * wpr_h - 1 + D["D_POL"]
             act = g - 1 + D["D_POL_ACT"]
             per_row = mac + act + wpr_h + 1

@@ -340,10 +340,11 @@ def policy_pe(cfg: EngineConfig) -> int:
     the smallest power of two whose per-row cycles ``(32 / PE) (H / VEC + 1) + H / VEC + D_POL + D_POL_ACT``
     (tokens.h) stay within the slowest MVU's cycles a row, so the policy does not bind a selection layer (32 at
     most: then a row still costs its pipeline depths, which bind only tiny models)."""
+    from ..sparse.tokens import POLICY_WIDTH
     wpr = cfg.hidden // cfg.vec
     target = max(cfg.mvu(m)["ITER"] for m in MVUS)
     pe = 1
-    while pe < 32 and (32 // pe) * (wpr + 1) + wpr + DEPTHS["D_POL"] + DEPTHS["D_POL_ACT"] > target:
+    while pe < POLICY_WIDTH and (POLICY_WIDTH // pe) * (wpr + 1) + wpr + DEPTHS["D_POL"] + DEPTHS["D_POL_ACT"] > target:
         pe *= 2
     return pe
 
@@ -631,8 +632,9 @@ def memories(cfg: EngineConfig) -> list[dict]:
         # per-sequence counts, the policy's first layer (a ROM per point, PE x VEC banks read a cycle)
         mems.append({"name": "tr_pos", "width_bits": 16, "depth": cfg.max_tokens, "copies": 1, "impl": "bram"})
         mems.append({"name": "ld_cnt", "width_bits": 16, "depth": cfg.max_tokens, "copies": 1, "impl": "bram"})
+        from ..sparse.tokens import POLICY_WIDTH
         ppe = policy_pe(cfg)
-        depth = len(cfg.tokens["layers"]) * 32 * cfg.hidden // (ppe * cfg.vec)
+        depth = len(cfg.tokens["layers"]) * POLICY_WIDTH * cfg.hidden // (ppe * cfg.vec)
         mems.append({"name": "tr_pol_w1", "width_bits": 8, "depth": depth, "copies": ppe * cfg.vec,
                      "impl": "lutram" if 8 * depth <= LUTRAM_BITS else "bram"})
     elif cfg.tokens:   # token reduction (tokens.h): every row's importance and original position (a call's rows),

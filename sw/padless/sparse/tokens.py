@@ -52,7 +52,7 @@ from ..errors import InputError, ProjectError
 from ..quant import intops
 
 __all__ = ["keep_tokens", "keep_fraction", "select_tokens", "carry_requant", "carry_rows", "max_importance",
-           "IMPORTANCE_BITS", "POLICY_WIDTH", "PolicyPoint", "stage_lengths", "kernel_tables", "policy_logits", "select_by_logits", "POLICY_MID_BITS"]
+           "IMPORTANCE_BITS", "POLICY_WIDTH", "PolicyPoint", "stage_lengths", "kernel_tables", "policy_logits", "select_by_logits", "POLICY_MID_BITS", "require_policy"]
 
 #: Width of the importance accumulator in hardware (unsigned).
 IMPORTANCE_BITS = 32
@@ -252,12 +252,7 @@ def kernel_tables(qe, tokens: dict | None, max_seq: int) -> dict | None:
     if bound >= 1 << IMPORTANCE_BITS:
         raise ProjectError(f"token importance over {last} layers x {heads} heads x {max_seq} tokens needs more than "
                            f"{IMPORTANCE_BITS} bits; use a shorter maximum sequence or earlier selection layers")
-    hidden = int(qe.model.get("hidden_size") or np.asarray(qe.output_scale).size)
-    cm = np.zeros((len(sel) + 1, hidden), dtype=np.int64)
-    cs = np.zeros((len(sel) + 1, hidden), dtype=np.int64)
-    for k, i in enumerate(sel):
-        m, s = carry_requant(qe, i)
-        cm[k], cs[k] = np.broadcast_to(m, (hidden,)), np.broadcast_to(s, (hidden,))
+    cm, cs = _carry_tables(qe, sel)
     lens = np.array([stage_lengths(n, keep, len(sel)) for n in range(int(max_seq) + 1)], dtype=np.int64).T
     return {"layers": sel, "keep": keep, "stages": len(sel) + 1,
             "stage": [sum(1 for i in sel if i <= l) for l in range(L)], "last": last,
@@ -266,37 +261,63 @@ def kernel_tables(qe, tokens: dict | None, max_seq: int) -> dict | None:
             "carry_m": cm.tolist(), "carry_shift": cs.tolist()}
 
 
+def require_policy(policy, select_at, error=InputError, where: str = ""):
+    """The integer policy (:class:`padless.sparse.policy.QuantPolicy`) that ``tokens: {method: policy}`` with
+    selection points ``select_at`` needs, checked: the one place golden, the kernel tables and the ONNX export
+    look it up. Raises ``error`` (InputError, or ProjectError for a project's kernel), its message prefixed by
+    ``where``, when ``policy`` is None (no policy.npz) or lacks a point of ``select_at``."""
+    if policy is None:
+        raise error(f"{where}tokens method 'policy' needs the trained policy (policy.npz in the project; in Python "
+                    "padless.sparse.policy.load_policy, passed as policy=): train one with `padless train-policy "
+                    "PROJECT --layers ...`, or use `tokens: {method: cascade}`")
+    missing = [i for i in select_at if i not in policy.points]
+    if missing:
+        raise error(f"{where}the token policy has no selection point for layer(s) {missing} (it has "
+                    f"{sorted(policy.points)}); retrain it with `padless train-policy PROJECT --layers "
+                    f"{' '.join(map(str, select_at))}`")
+    return policy
+
+
+def _carry_tables(qe, sel: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """``(stages, hidden)`` int64 :func:`carry_requant` ``m`` and ``shift`` of each selection point of ``sel``
+    (config.h PADLESS_TR_CARRY_M / _SHIFT; the last row, after the last point, zero)."""
+    hidden = int(qe.model.get("hidden_size") or np.asarray(qe.output_scale).size)
+    cm = np.zeros((len(sel) + 1, hidden), dtype=np.int64)
+    cs = np.zeros((len(sel) + 1, hidden), dtype=np.int64)
+    for k, i in enumerate(sel):
+        m, s = carry_requant(qe, i)
+        cm[k], cs[k] = np.broadcast_to(m, (hidden,)), np.broadcast_to(s, (hidden,))
+    return cm, cs
+
+
 def _policy_tables(qe, sel: list[int], keep: float, L: int) -> dict:
     """:func:`kernel_tables` for the learned policy (the project's ``qe.token_policy``)."""
-    pol = getattr(qe, "token_policy", None)
-    if pol is None:
-        raise ProjectError("tokens method 'policy' needs the trained policy (policy.npz) in the project; run "
-                           "`padless train-policy PROJECT --layers ...` or use `tokens: {method: cascade}`")
-    missing = [i for i in sel if i not in pol.points]
-    if missing:
-        raise ProjectError(f"the project's token policy has no selection point for layer(s) {missing} (it has "
-                           f"{sorted(pol.points)}); retrain it with `padless train-policy --layers {' '.join(map(str, sel))}`")
-    hidden = int(qe.model.get("hidden_size") or np.asarray(qe.output_scale).size)
+    pol = require_policy(getattr(qe, "token_policy", None), sel, ProjectError)
+    cm, cs = _carry_tables(qe, sel)
+    hidden = cm.shape[1]
     n = len(sel) + 1
     z = lambda *shape: np.zeros((n,) + shape, dtype=np.int64)  # noqa: E731
     tab = {"w1": z(POLICY_WIDTH, hidden), "b1": z(POLICY_WIDTH), "m1": z(POLICY_WIDTH), "s1": z(POLICY_WIDTH),
            "gs": z(intops.GELU_SEGMENTS), "gi": z(intops.GELU_SEGMENTS), "w2": z(POLICY_WIDTH), "sc": z(6)}
-    cm = np.zeros((n, hidden), dtype=np.int64)
-    cs = np.zeros((n, hidden), dtype=np.int64)
+    i32 = (-(1 << 31), (1 << 31) - 1)
+    # every constant in the range of the config.h array it lands in (tokens.h pol_scalars_t; a policy.npz is
+    # a file of the project folder, checked like any input): name -> (value, shape, (lo, hi))
     for k, i in enumerate(sel):
         pt = pol.points[i]
-        m, s = carry_requant(qe, i)
-        cm[k], cs[k] = np.broadcast_to(m, (hidden,)), np.broadcast_to(s, (hidden,))
-        w1 = np.asarray(pt.w1, np.int64)
-        if w1.shape != (POLICY_WIDTH, hidden):
-            raise ProjectError(f"the token policy of layer {i} has first-layer weights {w1.shape}, the kernel "
-                               f"needs ({POLICY_WIDTH}, {hidden}); retrain it")
-        tab["w1"][k] = w1
-        tab["b1"][k], tab["m1"][k], tab["s1"][k] = pt.b1, pt.m1, pt.shift1
-        tab["gs"][k], tab["gi"][k], tab["w2"][k] = pt.gelu_slope, pt.gelu_icpt, pt.w2
-        tab["sc"][k] = [pt.gelu_lo, pt.gelu_k, pt.m_act, pt.shift_act, pt.b2, pt.threshold]
-        if not (0 <= int(pt.m_act) < 1 << 31 and np.all((np.asarray(pt.m1) >= 0) & (np.asarray(pt.m1) < 1 << 31))):
-            raise ProjectError(f"the token policy of layer {i} has a requantization multiplier outside 31 bits; retrain it")
+        fields = {"w1": (pt.w1, (POLICY_WIDTH, hidden), (-128, 127)), "b1": (pt.b1, (POLICY_WIDTH,), i32),
+                  "m1": (pt.m1, (POLICY_WIDTH,), (0, (1 << 31) - 1)), "s1": (pt.shift1, (POLICY_WIDTH,), (0, 62)),
+                  "gs": (pt.gelu_slope, (intops.GELU_SEGMENTS,), i32),
+                  "gi": (pt.gelu_icpt, (intops.GELU_SEGMENTS,), (-(1 << 62), 1 << 62)),
+                  "w2": (pt.w2, (POLICY_WIDTH,), (-128, 127)),
+                  "sc": ([pt.gelu_lo, pt.gelu_k, pt.m_act, pt.shift_act, pt.b2, pt.threshold], (6,),
+                         (np.array([i32[0], 0, 0, 0, i32[0], i32[0]]), np.array([i32[1], 15, (1 << 31) - 1, 62,
+                                                                                 i32[1], i32[1]])))}
+        for name, (v, shape, (lo, hi)) in fields.items():
+            v = np.asarray(v, dtype=np.int64)
+            if v.shape != shape or np.any(v < lo) or np.any(v > hi):
+                raise ProjectError(f"the token policy of layer {i}: {name} has shape {v.shape} or values outside "
+                                   f"what the kernel holds (shape {shape}); retrain it with `padless train-policy`")
+            tab[name][k] = v
     return {"layers": sel, "keep": keep, "method": "policy", "stages": n,
             "stage": [sum(1 for i in sel if i <= l) for l in range(L)], "last": 0,
             "carry_m": cm.tolist(), "carry_shift": cs.tolist(),
